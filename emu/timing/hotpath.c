@@ -1,0 +1,58 @@
+#include <string.h>
+#include "hotpath.h"
+
+typedef int (*uc_emu_stop_fn)(void *uc);
+static uc_emu_stop_fn emu_stop;
+
+/* Defined by cffi from the extern "Python" declaration in _build_hotpath.py. */
+static void hotpath_block_miss(int vcpu_index, uint64_t address, uint32_t size_bytes);
+
+void hotpath_set_emu_stop(uintptr_t uc_emu_stop_address)
+{
+    emu_stop = (uc_emu_stop_fn)uc_emu_stop_address;
+}
+
+static inline struct hotpath_block_cost *slot_for(struct hotpath_vcpu *vcpu, uint64_t address)
+{
+    /* Blocks start at arbitrary byte addresses; mix the bits so that code laid
+     * out at page-aligned offsets does not collide in one slot. */
+    uint64_t h = address * 0x9E3779B97F4A7C15ull;
+    return &vcpu->table[(h >> 40) & vcpu->table_mask];
+}
+
+void hotpath_store_block(struct hotpath_vcpu *vcpu, uint64_t address, uint32_t size_bytes,
+                         uint32_t instructions, uint64_t cycles)
+{
+    struct hotpath_block_cost *slot = slot_for(vcpu, address);
+    slot->address = address;
+    slot->size_bytes = size_bytes;
+    slot->instructions = instructions;
+    slot->cycles = cycles;
+}
+
+void hotpath_clear_blocks(struct hotpath_vcpu *vcpu)
+{
+    memset(vcpu->table, 0, sizeof(struct hotpath_block_cost) * ((size_t)vcpu->table_mask + 1));
+}
+
+void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *user_data)
+{
+    struct hotpath_vcpu *vcpu = (struct hotpath_vcpu *)user_data;
+    struct hotpath_block_cost *slot = slot_for(vcpu, address);
+    if (slot->address != address || slot->size_bytes != size_bytes) {
+        vcpu->block_misses++;
+        hotpath_block_miss(vcpu->vcpu_index, address, size_bytes);
+        slot = slot_for(vcpu, address);
+    }
+    vcpu->cycles += slot->cycles;
+    vcpu->instructions += slot->instructions;
+    if (vcpu->cycles >= vcpu->deadline_cycles && !vcpu->deadline_reached) {
+        vcpu->deadline_reached = 1;
+        emu_stop(uc);
+    }
+}
+
+uintptr_t hotpath_on_block_address(void)
+{
+    return (uintptr_t)&hotpath_on_block;
+}

@@ -1,0 +1,39 @@
+/* The per-block hot path, compiled with cffi when the package installs.
+ *
+ * Unicorn calls hotpath_on_block() before every translated block runs. It
+ * charges the block's instruction count and cycle cost to the vCPU's clock
+ * from a per-vCPU cache keyed by (guest virtual address, block size); a miss
+ * calls back into Python once (hotpath_block_miss) to decode the block with
+ * capstone and price it from the cost profile. When the clock reaches the
+ * deadline the scheduler set, the block hook asks Unicorn to stop after this
+ * block, which is how quanta and --max-cycles end.
+ */
+#include <stdint.h>
+
+struct hotpath_block_cost {
+    uint64_t address;       /* guest virtual address of the block; 0 = empty */
+    uint32_t size_bytes;    /* Unicorn's block size: a different size is a different block */
+    uint32_t instructions;
+    uint64_t cycles;
+};
+
+struct hotpath_vcpu {
+    /* Owned by the hot path (written per block). */
+    uint64_t cycles;            /* this vCPU's clock */
+    uint64_t instructions;      /* retired, counted per block entry */
+    uint64_t block_misses;
+    /* Owned by the scheduler (Python). */
+    uint64_t deadline_cycles;   /* stop once cycles >= this */
+    uint32_t deadline_reached;  /* set by the hot path, cleared by Python */
+    uint32_t table_mask;        /* table has table_mask + 1 entries (power of two) */
+    struct hotpath_block_cost *table;
+    void *uc;                   /* the uc_engine* of this vCPU, for emu_stop */
+    int vcpu_index;             /* passed back to Python on a miss */
+};
+
+void hotpath_set_emu_stop(uintptr_t uc_emu_stop_address);
+void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *user_data);
+uintptr_t hotpath_on_block_address(void);
+void hotpath_store_block(struct hotpath_vcpu *vcpu, uint64_t address, uint32_t size_bytes,
+                         uint32_t instructions, uint64_t cycles);
+void hotpath_clear_blocks(struct hotpath_vcpu *vcpu);

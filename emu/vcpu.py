@@ -1,0 +1,334 @@
+"""One virtual CPU: a Unicorn instance over the machine's shared physical memory.
+
+Unicorn runs in ``UC_TLB_VIRTUAL`` mode: every TLB fill comes to
+``_on_tlb_fill``, which walks the page tables at this vCPU's CR3 (the
+emulator's own CR3: Unicorn's paging is off). A failed walk records the #PF
+and makes Unicorn stop with UC_ERR_EXCEPTION at the faulting instruction
+(DESIGN.md, measured); SYSCALL, interrupts/faults (UC_HOOK_INTR) and invalid
+opcodes likewise stop the vCPU and are delivered to the kernel's
+``TrapHandler`` from ``run`` -- one place, after Unicorn has returned, so the
+kernel never runs inside a Unicorn callback.
+
+Per-block cycle accounting is the C hot path (emu/timing/hotpath.c),
+registered straight with libunicorn so no Python runs per block.
+"""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import unicorn
+import unicorn.x86_const as x86
+from unicorn.unicorn_py3 import unicorn as uc_module
+
+from emu import firmware
+from emu.memory import PAGE_SIZE
+from emu.mmu.pagewalk import ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, is_canonical, walk
+from emu.timing._hotpath import ffi, lib as hotpath
+from emu.traps import (
+    GP, PF, PF_INSTR, PF_USER, PF_WRITE, UD, CpuException, exception_for_vector,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from emu.machine import Machine
+
+# The user-visible register file that survives a fault-recovery context
+# restore and a task switch. Order matters only for readability.
+GPR_NAMES = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
+_REG_IDS = {name: getattr(x86, f"UC_X86_REG_{name.upper()}") for name in GPR_NAMES}
+_REG_IDS.update(rip=x86.UC_X86_REG_RIP, rflags=x86.UC_X86_REG_RFLAGS,
+                fs_base=x86.UC_X86_REG_FS_BASE, gs_base=x86.UC_X86_REG_GS_BASE,
+                mxcsr=x86.UC_X86_REG_MXCSR, fpcw=x86.UC_X86_REG_FPCW,
+                fpsw=x86.UC_X86_REG_FPSW, fptag=x86.UC_X86_REG_FPTAG)
+for _i in range(16):
+    _REG_IDS[f"xmm{_i}"] = getattr(x86, f"UC_X86_REG_XMM{_i}")
+for _i in range(8):
+    _REG_IDS[f"st{_i}"] = getattr(x86, f"UC_X86_REG_ST{_i}")
+USER_REGISTER_NAMES = tuple(_REG_IDS)
+REGISTER_IDS = dict(_REG_IDS)
+
+RFLAGS_IF = 1 << 9
+RFLAGS_RESERVED_1 = 1 << 1
+# The stop reasons ``run`` reports to the machine's scheduler.
+STOP_DEADLINE = "deadline"
+STOP_TRAP = "trap"
+STOP_IDLE = "idle"
+
+_UC_MEM_READ = unicorn.UC_MEM_READ
+_UC_MEM_WRITE = unicorn.UC_MEM_WRITE
+_UC_MEM_FETCH = unicorn.UC_MEM_FETCH
+_ACCESS_FROM_UC = {_UC_MEM_READ: ACCESS_READ, _UC_MEM_WRITE: ACCESS_WRITE, _UC_MEM_FETCH: ACCESS_FETCH}
+# emu_start's "until" address. Unicorn translates it (and the byte before it)
+# through the TLB-fill hook when a run starts, so it must be mapped: a byte in
+# the middle of the firmware's GDT page, which is never executed.
+_END_ADDRESS = firmware.FIRMWARE_VADDR + firmware.GDT_OFFSET + 0x800
+
+_uclib = uc_module.uclib
+_uclib.uc_hook_add.restype = ctypes.c_int
+hotpath.hotpath_set_emu_stop(ctypes.cast(_uclib.uc_emu_stop, ctypes.c_void_p).value)
+BLOCK_TABLE_ENTRIES = 1 << 14
+
+# Every VCpu registers here so the one cffi miss callback finds its owner.
+_VCPUS_BY_HANDLE: dict[int, "VCpu"] = {}
+
+
+def _block_miss_failed(exc_type, exc_value, _traceback) -> None:
+    # Pricing must never kill the guest: a block whose bytes cannot be read
+    # back (it faulted on fetch anyway) is charged nothing; the fault that
+    # follows is delivered normally.
+    return None
+
+
+@ffi.def_extern(onerror=_block_miss_failed)
+def hotpath_block_miss(handle: int, address: int, size_bytes: int) -> None:
+    vcpu = _VCPUS_BY_HANDLE[handle]
+    try:
+        instructions, cycles = vcpu.machine.price_block(vcpu, address, size_bytes)
+    except CpuException:
+        instructions, cycles = 0, 0
+    hotpath.hotpath_store_block(vcpu.clock, address, size_bytes, instructions, cycles)
+
+
+@dataclass
+class PendingTrap:
+    kind: str                       # "syscall" | "exception"
+    exception: CpuException | None = None
+
+
+class VCpu:
+    """A vCPU. Fields: ``index`` (CPU number), ``cr3`` (owned by the kernel
+    through ``write_cr3``), ``clock`` (the C hot-path counters: cycles,
+    instructions, deadline)."""
+
+    _next_handle = 0
+
+    def __init__(self, machine: "Machine", index: int):
+        self.machine = machine
+        self.index = index
+        self.cr3 = 0
+        self.halted = False
+        self.pending: PendingTrap | None = None
+        self.uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64)
+        self.uc.ctl_set_tlb_mode(unicorn.UC_TLB_VIRTUAL)
+        memory = machine.memory
+        self.uc.mem_map_ptr(0, memory.size_bytes, unicorn.UC_PROT_ALL, memory.host_address)
+
+        VCpu._next_handle += 1
+        self._handle = VCpu._next_handle
+        _VCPUS_BY_HANDLE[self._handle] = self
+        self._block_table = ffi.new("struct hotpath_block_cost[]", BLOCK_TABLE_ENTRIES)
+        self.clock = ffi.new("struct hotpath_vcpu *")
+        self.clock.table = self._block_table
+        self.clock.table_mask = BLOCK_TABLE_ENTRIES - 1
+        self.clock.vcpu_index = self._handle
+        self.clock.deadline_cycles = (1 << 64) - 1
+        self.clock.uc = ffi.cast("void *", self.uc._uch.value)
+
+        self._install_hooks()
+        self._clean_user_context = None
+        self._boot()
+
+    # ---- set-up ---------------------------------------------------------
+
+    def _install_hooks(self) -> None:
+        uc = self.uc
+        uc.hook_add(unicorn.UC_HOOK_TLB_FILL, self._on_tlb_fill)
+        uc.hook_add(unicorn.UC_HOOK_INSN, self._on_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
+        uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
+        uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
+        # The block hook is C: add it through libunicorn directly.
+        self._block_hook_handle = ctypes.c_size_t()
+        status = _uclib.uc_hook_add(
+            self.uc._uch, ctypes.byref(self._block_hook_handle), ctypes.c_int(unicorn.UC_HOOK_BLOCK),
+            ctypes.c_void_p(hotpath.hotpath_on_block_address()),
+            ctypes.c_void_p(int(ffi.cast("uintptr_t", self.clock))),
+            ctypes.c_uint64(1), ctypes.c_uint64(0))
+        if status != 0:
+            raise RuntimeError(f"uc_hook_add(block) failed: {status}")
+
+    def _boot(self) -> None:
+        """Power-on: run the firmware's iretq into CPL3 and save that clean context."""
+        uc = self.uc
+        uc.reg_write(x86.UC_X86_REG_CS, firmware.KERNEL_CS)
+        uc.reg_write(x86.UC_X86_REG_SS, firmware.KERNEL_DS)
+        uc.reg_write(x86.UC_X86_REG_GDTR, (0, firmware.FIRMWARE_VADDR + firmware.GDT_OFFSET,
+                                          firmware.GDT_LIMIT, 0))
+        rsp, frame = firmware.boot_iret_frame(RFLAGS_RESERVED_1 | RFLAGS_IF)
+        self.machine.memory.write(rsp - firmware.FIRMWARE_VADDR, frame)
+        uc.reg_write(x86.UC_X86_REG_RSP, rsp)
+        self._booting = True
+        uc.emu_start(firmware.FIRMWARE_VADDR + firmware.ENTRY_STUB_OFFSET, _END_ADDRESS)
+        self._booting = False
+        if uc.reg_read(x86.UC_X86_REG_CS) & 3 != 3:
+            raise RuntimeError("vCPU failed to enter CPL3 at boot")
+        self._clean_user_context = uc.context_save()
+        self._flush_unicorn_tlb()
+
+    # ---- registers ------------------------------------------------------
+
+    def read_register(self, name: str):
+        return self.uc.reg_read(REGISTER_IDS[name])
+
+    def write_register(self, name: str, value) -> None:
+        self.uc.reg_write(REGISTER_IDS[name], value)
+
+    def save_user_registers(self) -> dict:
+        read = self.uc.reg_read
+        return {name: read(reg_id) for name, reg_id in REGISTER_IDS.items()}
+
+    def load_user_registers(self, registers: dict) -> None:
+        """Enter user mode with ``registers``: restore the clean CPL3 context
+        first, which also drops the pending-exception state QEMU keeps after a
+        fault (without it the next fault is promoted to #DF; DESIGN.md)."""
+        self.uc.context_restore(self._clean_user_context)
+        write = self.uc.reg_write
+        for name, value in registers.items():
+            write(REGISTER_IDS[name], value)
+
+    # ---- memory management ------------------------------------------------
+
+    def _flush_unicorn_tlb(self) -> None:
+        # The Python binding has no wrapper for UC_CTL_TLB_FLUSH in 2.1.x.
+        self.uc.ctl(unicorn.UC_CTL_TLB_FLUSH, unicorn.UC_CTL_IO_WRITE)
+
+    def write_cr3(self, value: int) -> None:
+        """MOV to CR3 (without PCID: flushes all non-global translations)."""
+        self.cr3 = value
+        self._flush_unicorn_tlb()
+
+    def flush_tlb(self) -> None:
+        self._flush_unicorn_tlb()
+
+    def invalidate_code(self, start: int, size: int) -> None:
+        """Forget translated blocks and their costs for guest code that changed or was unmapped."""
+        self.uc.ctl_remove_cache(start, start + size)
+        hotpath.hotpath_clear_blocks(self.clock)
+
+    def translate(self, vaddr: int, access: int = ACCESS_READ, user_mode: bool = True) -> int:
+        """Guest virtual -> physical through this vCPU's page tables; raises PF."""
+        if not is_canonical(vaddr):
+            raise GP(0)
+        firmware_offset = vaddr - firmware.FIRMWARE_VADDR
+        if 0 <= firmware_offset < firmware.FIRMWARE_SIZE_BYTES:
+            return firmware_offset
+        translation = walk(self.machine.memory, self.cr3, vaddr, access, user_mode)
+        return translation.paddr_page | (vaddr & (PAGE_SIZE - 1))
+
+    def _on_tlb_fill(self, uc, vaddr, uc_access, entry, _user_data) -> bool:
+        firmware_offset = vaddr - firmware.FIRMWARE_VADDR
+        if 0 <= firmware_offset < firmware.FIRMWARE_SIZE_BYTES:
+            # The trampoline window has its own fixed translation (firmware.py).
+            entry.paddr = firmware_offset & ~(PAGE_SIZE - 1)
+            entry.perms = unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC | (
+                unicorn.UC_PROT_WRITE if firmware_offset >= firmware.BOOT_STACK_OFFSET else 0)
+            return True
+        access = _ACCESS_FROM_UC.get(uc_access, ACCESS_READ)
+        user_mode = True  # after boot the vCPU only ever runs at CPL3
+        if not is_canonical(vaddr):
+            # A non-canonical address is #GP, not #PF (SDM Vol. 3A §3.3.7.1).
+            self.pending = PendingTrap("exception", GP(0))
+            return False
+        try:
+            translation = walk(self.machine.memory, self.cr3, vaddr, access, user_mode)
+        except PF as fault:
+            self.pending = PendingTrap("exception", fault)
+            return False
+        perms = unicorn.UC_PROT_READ
+        # Grant write only once the page is dirty, so the first write to a
+        # clean page comes back here and the walker sets Dirty (SDM §4.8).
+        if translation.writable and translation.dirty:
+            perms |= unicorn.UC_PROT_WRITE
+        if translation.executable:
+            perms |= unicorn.UC_PROT_EXEC
+        entry.paddr = translation.paddr_page
+        entry.perms = perms
+        return True
+
+    # ---- traps ------------------------------------------------------------
+
+    def _on_syscall(self, uc, _user_data) -> None:
+        self.pending = PendingTrap("syscall")
+        uc.emu_stop()
+
+    def _on_interrupt(self, uc, vector, _user_data) -> None:
+        self.pending = PendingTrap("exception", exception_for_vector(vector))
+        uc.emu_stop()
+
+    def _on_invalid_opcode(self, uc, _user_data) -> bool:
+        handler: Callable | None = self.machine.invalid_opcode_handler
+        if handler is not None:
+            try:
+                if handler(self):
+                    return True
+            except CpuException as exc:
+                self.pending = PendingTrap("exception", exc)
+                return False
+        self.pending = PendingTrap("exception", UD(0))
+        return False
+
+    # ---- running ------------------------------------------------------------
+
+    @property
+    def cycles(self) -> int:
+        return self.clock.cycles
+
+    @property
+    def instructions(self) -> int:
+        return self.clock.instructions
+
+    def charge(self, cycles: int) -> None:
+        """Add the cost of something done outside translated code (a trap, a kernel path)."""
+        self.clock.cycles += cycles
+
+    def run(self, deadline_cycles: int) -> str:
+        """Run guest code until a trap or until the clock reaches ``deadline_cycles``.
+
+        Traps are delivered to the machine's trap handler before returning.
+        """
+        clock = self.clock
+        clock.deadline_cycles = deadline_cycles
+        clock.deadline_reached = 0
+        if clock.cycles >= deadline_cycles:
+            return STOP_DEADLINE
+        self.pending = None
+        uc = self.uc
+        rip = uc.reg_read(x86.UC_X86_REG_RIP)
+        try:
+            uc.emu_start(rip, _END_ADDRESS)
+        except unicorn.UcError as error:
+            if self.pending is None:
+                self.pending = PendingTrap("exception", self._exception_for_uc_error(error, rip))
+        pending = self.pending
+        if pending is None:
+            if clock.deadline_reached:
+                self.machine.trap_handler.handle_deadline(self)
+                return STOP_DEADLINE
+            # emu_start returned without a reason: treat like a deadline so
+            # the scheduler re-evaluates (it cannot spin: RIP moved or a
+            # trap will be reported next time).
+            return STOP_DEADLINE
+        self.pending = None
+        handler = self.machine.trap_handler
+        if pending.kind == "syscall":
+            handler.handle_syscall(self)
+        else:
+            # Resume from a clean context: QEMU keeps a pending-exception
+            # state after a fault reported to a hook (DESIGN.md, measured).
+            self.load_user_registers(self.save_user_registers())
+            handler.handle_exception(self, pending.exception)
+        return STOP_TRAP
+
+    def _exception_for_uc_error(self, error: unicorn.UcError, rip: int) -> CpuException:
+        errno = error.errno
+        if errno in (unicorn.UC_ERR_INSN_INVALID,):
+            return UD(0)
+        if errno in (unicorn.UC_ERR_READ_UNMAPPED, unicorn.UC_ERR_WRITE_UNMAPPED,
+                     unicorn.UC_ERR_FETCH_UNMAPPED):
+            # A translation pointed outside physical memory: a bus error.
+            exc = CpuException(0)
+            exc.vector = 18  # #MC
+            return exc
+        exc = GP(0)
+        return exc

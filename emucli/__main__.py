@@ -1,0 +1,5 @@
+import sys
+
+from emucli.main import main
+
+sys.exit(main())

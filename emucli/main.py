@@ -1,0 +1,146 @@
+"""``emu run [options] PROGRAM [ARGS...]`` -- run a static x86-64 Linux program.
+
+Exit status contract (DESIGN.md): the guest's exit status; 128+signo and one
+stderr line when a signal killed it; 2 and one line for bad input; 124 when
+--max-cycles ended the run first.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+EXIT_USAGE = 2
+EXIT_CYCLE_LIMIT = 124
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as for every other bad input
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="emu", description="Cycle-approximate x86-64 emulator with a toy Linux kernel.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser("run", help="run a static x86-64 ELF or an assembly source")
+    run.add_argument("--cpus", type=_positive_int, default=1, help="number of vCPUs (1-64)")
+    run.add_argument("--stats", metavar="FILE", help="write statistics JSON to FILE ('-' for stderr)")
+    run.add_argument("--max-cycles", type=_positive_int, metavar="N", help="stop after N cycles (exit 124)")
+    run.add_argument("--seed", type=_int, default=0, help="seed for AT_RANDOM and getrandom (default 0)")
+    run.add_argument("--cmdline", default="", metavar="'key=value ...'", help="kernel policy parameters")
+    run.add_argument("--memory", type=_positive_int, metavar="MIB", default=1024,
+                     help="guest physical memory in MiB (default 1024)")
+    run.add_argument("program", help="static ELF executable, or .s/.S/.asm source")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
+    return parser
+
+
+def parse_cmdline(text: str) -> dict[str, str]:
+    params = {}
+    for word in text.split():
+        key, _, value = word.partition("=")
+        params[key] = value
+    return params
+
+
+def guest_environment() -> list[str]:
+    return [f"{key}={value}" for key, value in os.environ.items()]
+
+
+def run_command(options) -> int:
+    from emu.machine import Machine
+    from kernel.kernel import Kernel, KernelConfig
+    from kernel.loader.image import LoadError
+
+    argv = [options.program, *options.args]
+    try:
+        machine = Machine(cpus=options.cpus, memory_bytes=options.memory << 20, max_cycles=options.max_cycles)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    config = KernelConfig(argv=argv, envp=guest_environment(), seed=options.seed,
+                          cmdline=parse_cmdline(options.cmdline))
+    kernel = Kernel(machine, config)
+    try:
+        kernel.start(options.program)
+    except LoadError as error:
+        print(f"emu: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        machine.run()
+    finally:
+        sys.stdout.flush()
+    if kernel.fatal_message:
+        print(kernel.fatal_message, file=sys.stderr)
+    if options.stats:
+        write_stats(options.stats, machine, kernel)
+    if machine.cycle_limit_reached and kernel.init_process.exit_status is None:
+        print(f"emu: cycle limit {options.max_cycles} reached", file=sys.stderr)
+        return EXIT_CYCLE_LIMIT
+    return kernel.exit_status()
+
+
+def collect_stats(machine, kernel) -> dict:
+    counters = kernel.counters
+    stats = {
+        "cycles": machine.elapsed_cycles,
+        "instructions": sum(vcpu.instructions for vcpu in machine.vcpus),
+        "per_cpu": [{"cpu": vcpu.index, "cycles": vcpu.cycles, "instructions": vcpu.instructions}
+                    for vcpu in machine.vcpus],
+    }
+    for name in ("context_switches", "ipis", "tlb_shootdowns", "tlb_flushes", "invlpgb", "nm_faults",
+                 "xstate_allocs", "xrstors_skipped", "vfree_ipis", "rseq_aborts", "signals",
+                 "syscalls", "page_faults"):
+        stats[name] = counters.get(name, 0)
+    stats["syscall_counts"] = {str(number): count for number, count in sorted(kernel.syscall_counts.items())}
+    stats["exit_status"] = kernel.exit_status()
+    return stats
+
+
+def write_stats(destination: str, machine, kernel) -> None:
+    text = json.dumps(collect_stats(machine, kernel), indent=2, sort_keys=False) + "\n"
+    if destination == "-":
+        sys.stderr.write(text)
+    else:
+        with open(destination, "w") as handle:
+            handle.write(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        options = parser.parse_args(argv)
+        if options.command == "run":
+            return run_command(options)
+    except UsageError as error:
+        print(f"emu: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("emu: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

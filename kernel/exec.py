@@ -1,0 +1,144 @@
+"""execve's second half: map a ProgramImage into a fresh mm and build the initial stack.
+
+The stack is laid out as Linux's binfmt_elf create_elf_tables() leaves it
+(x86-64 psABI §3.4.1): from the top, an 8-byte zero, the execfn string, the
+environment and argument strings, the platform string, 16 random bytes, then
+(16-byte aligned) the auxiliary vector, envp, argv and argc at RSP.
+"""
+from __future__ import annotations
+
+import random
+import struct
+from dataclasses import dataclass
+
+from emu.memory import PAGE_SIZE
+from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, ProgramImage, Segment
+from kernel.mm.frames import FrameAllocator
+from kernel.mm.mm import (
+    MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_PRIVATE, STACK_LIMIT_BYTES, STACK_TOP, MmStruct,
+    page_align_down, page_align_up,
+)
+
+# Auxiliary vector tags (include/uapi/linux/auxvec.h, arch/x86/include/uapi/asm/auxvec.h).
+AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
+AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
+AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 23, 25, 26, 31, 51
+
+PLATFORM = b"x86_64"
+# Where the kernel puts synthesized ELF headers for images without their own
+# (assembly sources): the page below .text, where GNU ld puts them.
+SYNTHETIC_HEADER_VADDR = 0x400000
+GUEST_UID = GUEST_GID = 1000
+# Initially populated stack: enough for the strings and tables of any sane
+# argv/envp; the rest of the 8 MiB stack VMA faults in on demand.
+INITIAL_STACK_PAGES = 32
+
+
+@dataclass
+class InitialState:
+    rip: int
+    rsp: int
+    brk: int
+
+
+def synthesize_program_headers(image: ProgramImage) -> Segment:
+    """ELF header + PT_PHDR + one PT_LOAD per segment, mapped read-only at 0x400000."""
+    phnum = 1 + len(image.segments) + 1
+    phdrs = []
+    header_size = 64 + 56 * phnum
+    phdrs.append(struct.pack("<IIQQQQQQ", 6, 4, 64, SYNTHETIC_HEADER_VADDR + 64,
+                             SYNTHETIC_HEADER_VADDR + 64, 56 * phnum, 56 * phnum, 8))  # PT_PHDR, R
+    phdrs.append(struct.pack("<IIQQQQQQ", 1, 4, 0, SYNTHETIC_HEADER_VADDR, SYNTHETIC_HEADER_VADDR,
+                             header_size, header_size, PAGE_SIZE))
+    for seg in image.segments:
+        flags = ((4 if seg.prot & PROT_READ else 0) | (2 if seg.prot & PROT_WRITE else 0)
+                 | (1 if seg.prot & PROT_EXEC else 0))
+        phdrs.append(struct.pack("<IIQQQQQQ", 1, flags, 0, seg.vaddr, seg.vaddr, len(seg.data),
+                                 seg.mem_size_bytes, PAGE_SIZE))
+    ehdr = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, b"\0" * 7,
+                       2, 62, 1, image.entry, 64, 0, 0, 64, 56, phnum, 64, 0, 0)
+    data = ehdr + b"".join(phdrs)
+    image.phdr_vaddr = SYNTHETIC_HEADER_VADDR + 64
+    image.phent_bytes = 56
+    image.phnum = phnum
+    return Segment(vaddr=SYNTHETIC_HEADER_VADDR, data=data, mem_size_bytes=len(data), prot=PROT_READ)
+
+
+def map_image(mm: MmStruct, image: ProgramImage) -> int:
+    """Map every segment (eagerly populated); return the initial program break."""
+    segments = list(image.segments)
+    if image.phdr_vaddr is None:
+        segments.insert(0, synthesize_program_headers(image))
+    # Pages shared by two segments get the union of their permissions, as the
+    # two overlapping mmaps binfmt_elf would make leave the later one's prot;
+    # the union never refuses an access the program makes.
+    page_prot: dict[int, int] = {}
+    for seg in segments:
+        for page in range(page_align_down(seg.vaddr), page_align_up(seg.vaddr + seg.mem_size_bytes), PAGE_SIZE):
+            page_prot[page] = page_prot.get(page, 0) | seg.prot
+    # One VMA per run of pages with the same protection.
+    for page, prot in sorted(page_prot.items()):
+        vma = mm.find_vma(page - PAGE_SIZE) if page else None
+        if vma is not None and vma.end == page and vma.prot == prot and vma.name == "image":
+            vma.end = page + PAGE_SIZE
+        else:
+            mm.add_vma(page, page + PAGE_SIZE, prot, MAP_PRIVATE, "image")
+        mm.populate(page, prot)
+    for seg in segments:
+        mm.write_initial(seg.vaddr, seg.data)
+    end = max(seg.vaddr + seg.mem_size_bytes for seg in segments)
+    return page_align_up(end)
+
+
+def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str], envp: list[str],
+                seed: int, hwcap: int, hwcap2: int, minsigstksz: int) -> int:
+    """Create the stack VMA, write argc/argv/envp/auxv; return the initial RSP."""
+    stack_low = STACK_TOP - STACK_LIMIT_BYTES
+    mm.add_vma(stack_low, STACK_TOP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, "[stack]")
+    for page in range(STACK_TOP - INITIAL_STACK_PAGES * PAGE_SIZE, STACK_TOP, PAGE_SIZE):
+        mm.populate(page, PROT_READ | PROT_WRITE)
+
+    sp = STACK_TOP - 8                      # the terminating zero word at the very top
+
+    def push_bytes(data: bytes) -> int:
+        nonlocal sp
+        sp -= len(data)
+        mm.write_initial(sp, data)
+        return sp
+
+    execfn_addr = push_bytes(execfn.encode() + b"\0")
+    env_addrs = [push_bytes(s.encode() + b"\0") for s in reversed(envp)][::-1]
+    arg_addrs = [push_bytes(s.encode() + b"\0") for s in reversed(argv)][::-1]
+    sp &= ~0xF
+    platform_addr = push_bytes(PLATFORM + b"\0")
+    random_bytes = random.Random(seed).randbytes(16)
+    sp &= ~0xF
+    random_addr = push_bytes(random_bytes)
+    sp &= ~0xF
+
+    auxv = [
+        (AT_HWCAP, hwcap), (AT_PAGESZ, PAGE_SIZE), (AT_CLKTCK, 100),
+        (AT_PHDR, image.phdr_vaddr or 0), (AT_PHENT, image.phent_bytes), (AT_PHNUM, image.phnum),
+        (AT_BASE, 0), (AT_FLAGS, 0), (AT_ENTRY, image.entry),
+        (AT_UID, GUEST_UID), (AT_EUID, GUEST_UID), (AT_GID, GUEST_GID), (AT_EGID, GUEST_GID),
+        (AT_SECURE, 0), (AT_RANDOM, random_addr), (AT_HWCAP2, hwcap2),
+        (AT_EXECFN, execfn_addr), (AT_PLATFORM, platform_addr), (AT_MINSIGSTKSZ, minsigstksz),
+        (AT_NULL, 0),
+    ]
+    words = [len(argv), *arg_addrs, 0, *env_addrs, 0]
+    for key, value in auxv:
+        words += [key, value]
+    table = struct.pack(f"<{len(words)}Q", *words)
+    sp -= len(table)
+    sp &= ~0xF                               # RSP is 16-byte aligned at argc (psABI)
+    mm.write_initial(sp, table)
+    return sp
+
+
+def exec_image(frames: FrameAllocator, image: ProgramImage, execfn: str, argv: list[str], envp: list[str],
+               seed: int, hwcap: int, hwcap2: int, minsigstksz: int) -> tuple[MmStruct, InitialState]:
+    mm = MmStruct(frames)
+    brk = map_image(mm, image)
+    mm.start_brk = mm.brk = brk
+    rsp = build_stack(mm, image, execfn, argv, envp, seed, hwcap, hwcap2, minsigstksz)
+    return mm, InitialState(rip=image.entry, rsp=rsp, brk=brk)

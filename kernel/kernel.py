@@ -1,0 +1,252 @@
+"""The toy kernel: plays ring 0 for the machine's vCPUs (implements emu.traps.TrapHandler).
+
+It execs the first program, puts tasks on vCPUs, dispatches system calls
+through the explicit table in ``syscalls.py``, resolves page faults and turns
+every other fault into the Linux signal (arch/x86/kernel/traps.c semantics).
+"""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from emu.machine import Machine
+from emu.traps import (
+    VECTOR_AC, VECTOR_BP, VECTOR_DE, VECTOR_GP, VECTOR_MF, VECTOR_PF, VECTOR_SS, VECTOR_UD,
+    VECTOR_XM, CpuException, PF,
+)
+from emu.vcpu import VCpu
+from kernel import signals
+from kernel.errno import ENOSYS, SyscallError
+from kernel.exec import exec_image
+from kernel.loader import load_program
+from kernel.mm.frames import FrameAllocator, OutOfMemory
+from kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
+from kernel.task import TASK_EXITED, TASK_RUNNING, Process, Task, allocate_pid
+
+# Virtual time: the guest's clocks are derived from cycles at this rate.
+DEFAULT_TSC_HZ = 2_000_000_000
+# CLOCK_REALTIME at cycle 0 (2026-01-01T00:00:00Z), fixed so runs are reproducible.
+REALTIME_EPOCH_NS = 1_767_225_600 * 1_000_000_000
+
+# CPUID.1:EDX as Linux reports it in AT_HWCAP for the features this machine
+# executes: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat
+# pse36 clflush mmx fxsr sse sse2.
+HWCAP_CPUID1_EDX = 0x078BFBFF
+HWCAP2 = 0
+# AT_MINSIGSTKSZ: Linux reports the signal frame size for the largest xstate
+# the task may use (arch/x86/kernel/signal.c, get_sigframe_size). With the
+# legacy x87/SSE area (512 + 64-byte header) plus the frame and alignment it
+# is this value; the AMX issue grows it with the permitted features.
+MINSIGSTKSZ_LEGACY_XSTATE = 2048
+
+
+@dataclass
+class KernelConfig:
+    argv: list[str]
+    envp: list[str]
+    seed: int = 0
+    cmdline: dict[str, str] = field(default_factory=dict)
+    stdin: BinaryIO | None = None
+    stdout: BinaryIO | None = None
+    stderr: BinaryIO | None = None
+    tsc_hz: int = DEFAULT_TSC_HZ
+
+
+class GuestExit(Exception):
+    """Raised inside a syscall when the calling task has ended and must not resume."""
+
+
+class Kernel:
+    """Fields: ``machine``; ``frames`` (physical frame allocator); ``current``
+    (per-CPU running task, owned by the scheduler); ``processes`` (by pid);
+    ``counters`` (statistics); ``init_process`` (the program ``emu run`` started)."""
+
+    def __init__(self, machine: Machine, config: KernelConfig):
+        self.machine = machine
+        self.config = config
+        self.stdin = config.stdin if config.stdin is not None else sys.stdin.buffer
+        self.stdout = config.stdout if config.stdout is not None else sys.stdout.buffer
+        self.stderr = config.stderr if config.stderr is not None else sys.stderr.buffer
+        self.frames = FrameAllocator(machine.memory, machine.reserved_physical_bytes)
+        self.current: list[Task | None] = [None] * len(machine.vcpus)
+        self.processes: dict[int, Process] = {}
+        self.counters: Counter = Counter()
+        self.syscall_counts: Counter = Counter()
+        self.warned_syscalls: set[int] = set()
+        self.init_process: Process | None = None
+        self.fatal_message: str | None = None
+        machine.attach(self)
+        for vcpu in machine.vcpus:
+            vcpu.halted = True
+
+    # ---- starting programs ------------------------------------------------
+
+    def start(self, path: str) -> Process:
+        """exec ``path`` as the first process on CPU 0 (raises LoadError on bad input)."""
+        image = load_program(path, ELF_ET_DYN_BASE)
+        mm, initial = exec_image(self.frames, image, execfn=self.config.argv[0], argv=self.config.argv,
+                                 envp=self.config.envp, seed=self.config.seed, hwcap=HWCAP_CPUID1_EDX,
+                                 hwcap2=HWCAP2, minsigstksz=MINSIGSTKSZ_LEGACY_XSTATE)
+        mm.tlb_flush_hook = self.flush_tlb_mm_range
+        process = Process(pid=allocate_pid(), mm=mm, exe_path=path)
+        task = Task(tid=process.pid, process=process)
+        process.tasks.append(task)
+        self.processes[process.pid] = process
+        self.init_process = process
+        task.registers = initial_user_registers(initial.rip, initial.rsp)
+        self.switch_to(self.machine.vcpus[0], task)
+        return process
+
+    # ---- scheduling ---------------------------------------------------------
+
+    def switch_to(self, vcpu: VCpu, task: Task) -> None:
+        """Put ``task`` on ``vcpu``: load its mm and registers (switch_mm + switch_to)."""
+        previous = self.current[vcpu.index]
+        if previous is not None and previous.state == TASK_RUNNING:
+            previous.registers = vcpu.save_user_registers()
+        if previous is None or previous.mm is not task.mm:
+            if previous is not None:
+                previous.mm.cpus.discard(vcpu.index)
+            task.mm.cpus.add(vcpu.index)
+            vcpu.write_cr3(task.mm.pgd)
+        vcpu.load_user_registers(task.registers)
+        task.state = TASK_RUNNING
+        task.cpu = vcpu.index
+        self.current[vcpu.index] = task
+        vcpu.halted = False
+        self.counters["context_switches"] += previous is not None and previous is not task
+        self.return_to_user(vcpu, task)
+
+    def return_to_user(self, vcpu: VCpu, task: Task) -> None:
+        """Work done on every exit to user mode (exit_to_user_mode_prepare)."""
+        if task.rseq is not None and task.rseq_cpu_written != vcpu.index:
+            from kernel.syscalls import rseq_update_cpu_id
+            rseq_update_cpu_id(self, task, vcpu.index)
+
+    def task_on(self, vcpu: VCpu) -> Task:
+        task = self.current[vcpu.index]
+        if task is None:
+            raise RuntimeError(f"CPU {vcpu.index} trapped with no task")
+        return task
+
+    def exit_task(self, task: Task) -> None:
+        task.state = TASK_EXITED
+        if task.cpu is not None:
+            vcpu = self.machine.vcpus[task.cpu]
+            self.current[task.cpu] = None
+            vcpu.halted = True
+            task.mm.cpus.discard(task.cpu)
+            task.cpu = None
+
+    def exit_group(self, process: Process, status: int, signal: int | None = None) -> None:
+        """End every task of ``process`` (do_group_exit)."""
+        if process.exit_status is None:
+            process.exit_status = status & 0xFF
+            process.killed_by_signal = signal
+        for task in process.tasks:
+            if task.state != TASK_EXITED:
+                self.exit_task(task)
+        if process is self.init_process:
+            self.machine.stop()
+
+    # ---- time -------------------------------------------------------------
+
+    def now_ns(self, vcpu: VCpu) -> int:
+        """Monotonic guest time: this vCPU's clock converted at the TSC rate."""
+        return vcpu.cycles * 1_000_000_000 // self.config.tsc_hz
+
+    # ---- TLB -------------------------------------------------------------
+
+    def flush_tlb_mm_range(self, mm: MmStruct, start: int, end: int) -> None:
+        """Flush ``mm``'s stale translations on every CPU that has it loaded.
+
+        Every CPU in the mm's cpumask flushes now; the SMP issue replaces this
+        with the tlb_gen/IPI protocol of arch/x86/mm/tlb.c."""
+        for cpu in sorted(mm.cpus):
+            self.machine.vcpus[cpu].flush_tlb()
+        self.counters["tlb_flushes"] += 1
+
+    # ---- TrapHandler ------------------------------------------------------
+
+    def handle_syscall(self, vcpu: VCpu) -> None:
+        from kernel.syscalls import dispatch_syscall
+        task = self.task_on(vcpu)
+        self.counters["syscalls"] += 1
+        dispatch_syscall(self, vcpu, task)
+
+    def handle_exception(self, vcpu: VCpu, exc: CpuException) -> None:
+        task = self.task_on(vcpu)
+        rip = vcpu.read_register("rip")
+        if isinstance(exc, PF):
+            self.counters["page_faults"] += 1
+            try:
+                if task.mm.handle_page_fault(exc.address, exc.error_code):
+                    return
+            except OutOfMemory:
+                self.force_fatal_signal(task, signals.SIGBUS, rip, exc.address,
+                                        detail="out of guest physical memory")
+                return
+            self.force_fatal_signal(task, signals.SIGSEGV, rip, exc.address)
+            return
+        signo = signal_for_vector(exc.vector)
+        self.force_fatal_signal(task, signo, rip, None, detail=exc.name)
+
+    def handle_deadline(self, vcpu: VCpu) -> None:
+        """A quantum ended; with one runnable task per CPU there is nothing to switch."""
+
+    def handle_all_idle(self, machine: Machine) -> None:
+        # No task can run and nothing (timers, IPIs) can wake one: the run is over.
+        machine.stop()
+
+    # ---- signals ------------------------------------------------------------
+
+    def force_fatal_signal(self, task: Task, signo: int, rip: int, address: int | None,
+                           detail: str | None = None) -> None:
+        """A synchronous fault nobody handles: kill the thread group (default action)."""
+        self.counters["signals"] += 1
+        name = signals.signal_name(signo)
+        parts = [f"emu: guest killed by {name} at rip {rip:#x}"]
+        if address is not None:
+            parts.append(f"address {address:#x}")
+        if detail:
+            parts.append(detail)
+        self.fatal_message = ", ".join(parts)
+        self.exit_group(task.process, 128 + signo, signal=signo)
+
+    # ---- results ------------------------------------------------------------
+
+    def exit_status(self) -> int:
+        process = self.init_process
+        if process is None or process.exit_status is None:
+            return 0
+        return process.exit_status
+
+    def warn(self, message: str) -> None:
+        self.stderr.write(f"emu: {message}\n".encode())
+        self.stderr.flush()
+
+
+def initial_user_registers(rip: int, rsp: int) -> dict:
+    """Registers at process start (ELF_PLAT_INIT/start_thread: all GPRs zero)."""
+    registers = {name: 0 for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp",
+                                      "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")}
+    registers.update(rip=rip, rsp=rsp, rflags=0x202, fs_base=0, gs_base=0, mxcsr=0x1F80, fpcw=0x37F)
+    return registers
+
+
+def signal_for_vector(vector: int) -> int:
+    """The signal Linux sends for a user-mode exception (arch/x86/kernel/traps.c)."""
+    return {
+        VECTOR_DE: signals.SIGFPE,
+        VECTOR_BP: signals.SIGTRAP,
+        VECTOR_UD: signals.SIGILL,
+        VECTOR_GP: signals.SIGSEGV,
+        VECTOR_SS: signals.SIGBUS,
+        VECTOR_PF: signals.SIGSEGV,
+        VECTOR_AC: signals.SIGBUS,
+        VECTOR_MF: signals.SIGFPE,
+        VECTOR_XM: signals.SIGFPE,
+        18: signals.SIGBUS,
+    }.get(vector, signals.SIGSEGV)

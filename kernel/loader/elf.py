@@ -1,0 +1,73 @@
+"""Static x86-64 ELF executables (ET_EXEC and static-PIE) -> ProgramImage, via pyelftools.
+
+Refuses, with one line each, what Linux's binfmt_elf would refuse or what this
+machine cannot run: non-ELF files, 32-bit or non-x86-64 ELF, anything with a
+PT_INTERP (dynamically linked), truncated files.
+"""
+from __future__ import annotations
+
+import io
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.constants import P_FLAGS
+from elftools.elf.elffile import ELFFile
+
+from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, LoadError, ProgramImage, Segment
+
+ELF_MAGIC = b"\x7fELF"
+
+
+def is_elf(data: bytes) -> bool:
+    return data[:4] == ELF_MAGIC
+
+
+def load_elf(path: str, data: bytes, pie_load_bias: int) -> ProgramImage:
+    if not is_elf(data):
+        raise LoadError(f"{path}: not an ELF file or assembly source")
+    if len(data) < 64:
+        raise LoadError(f"{path}: truncated ELF file (no complete ELF header)")
+    if data[4] == 1:
+        raise LoadError(f"{path}: 32-bit ELF is not supported (x86-64 only)")
+    if data[4] != 2:
+        raise LoadError(f"{path}: invalid ELF class {data[4]}")
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        machine = elf.header["e_machine"]
+        elf_type = elf.header["e_type"]
+        segments = list(elf.iter_segments())
+    except (ELFError, Exception) as error:  # pyelftools raises several types on bad input
+        raise LoadError(f"{path}: truncated or malformed ELF file ({error})") from None
+    if machine != "EM_X86_64":
+        raise LoadError(f"{path}: ELF for {machine}, not x86-64")
+    if elf_type not in ("ET_EXEC", "ET_DYN"):
+        raise LoadError(f"{path}: ELF type {elf_type} is not an executable")
+    if any(seg["p_type"] == "PT_INTERP" for seg in segments):
+        raise LoadError(f"{path}: dynamically linked executable is not supported; build with -static")
+
+    bias = pie_load_bias if elf_type == "ET_DYN" else 0
+    image = ProgramImage(path=path, entry=elf.header["e_entry"] + bias, load_bias=bias)
+    phoff = elf.header["e_phoff"]
+    for seg in segments:
+        if seg["p_type"] != "PT_LOAD":
+            continue
+        offset, filesz, memsz = seg["p_offset"], seg["p_filesz"], seg["p_memsz"]
+        if offset + filesz > len(data):
+            raise LoadError(f"{path}: truncated ELF file (segment at offset {offset:#x} runs past the end)")
+        if memsz < filesz:
+            raise LoadError(f"{path}: malformed ELF segment (memory size below file size)")
+        flags = seg["p_flags"]
+        prot = ((PROT_READ if flags & P_FLAGS.PF_R else 0) | (PROT_WRITE if flags & P_FLAGS.PF_W else 0)
+                | (PROT_EXEC if flags & P_FLAGS.PF_X else 0))
+        image.segments.append(Segment(vaddr=seg["p_vaddr"] + bias, data=data[offset:offset + filesz],
+                                      mem_size_bytes=memsz, prot=prot))
+        # The program headers' address, as binfmt_elf computes AT_PHDR.
+        if offset <= phoff < offset + filesz:
+            image.phdr_vaddr = seg["p_vaddr"] + bias + (phoff - offset)
+    if not image.segments:
+        raise LoadError(f"{path}: ELF file has no loadable segments")
+    image.phent_bytes = elf.header["e_phentsize"]
+    image.phnum = elf.header["e_phnum"]
+    for seg in segments:
+        if seg["p_type"] == "PT_PHDR":
+            image.phdr_vaddr = seg["p_vaddr"] + bias
+    return image

@@ -1,0 +1,325 @@
+"""A process address space: VMAs over 4-level page tables, demand paging, uaccess.
+
+Mirrors the shape of Linux's ``struct mm_struct``/``vm_area_struct``: the VMA
+list says what may be mapped, the page tables say what is mapped now;
+anonymous memory is faulted in on first touch (do_anonymous_page), and the
+kernel's own accesses to user memory (copy_from_user/copy_to_user) fault pages
+in the same way and fail with -EFAULT outside any VMA.
+"""
+from __future__ import annotations
+
+import bisect
+import itertools
+from dataclasses import dataclass
+
+from emu.memory import PAGE_SIZE
+from emu.mmu.pagewalk import (
+    ACCESS_READ, ACCESS_WRITE, PHYS_ADDR_MASK, PTE_DIRTY, walk,
+)
+from emu.traps import PF, PF_PRESENT, PF_WRITE, PF_INSTR
+from kernel.errno import EFAULT, EINVAL, ENOMEM, SyscallError
+from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE
+from kernel.mm.frames import FrameAllocator, OutOfMemory
+from kernel.mm.pagetable import PageTables, pte_flags_for_prot
+
+# x86-64 user address space without ASLR (arch/x86/include/asm/page_64_types.h,
+# mm/util.c mmap_base): TASK_SIZE_MAX = 2^47 - 4096; the stack top sits just
+# below it and mmap_base one 128 MiB gap below the stack.
+TASK_SIZE = (1 << 47) - PAGE_SIZE
+STACK_TOP = TASK_SIZE
+STACK_LIMIT_BYTES = 8 << 20            # RLIMIT_STACK default
+MMAP_GAP_BYTES = 128 << 20
+MMAP_BASE = STACK_TOP - MMAP_GAP_BYTES
+MMAP_MIN_ADDR = 0x10000                 # vm.mmap_min_addr
+# Where Linux loads an ET_DYN program without an interpreter (ELF_ET_DYN_BASE, no ASLR).
+ELF_ET_DYN_BASE = 0x555555554000
+
+MAP_SHARED = 0x01
+MAP_PRIVATE = 0x02
+MAP_FIXED = 0x10
+MAP_ANONYMOUS = 0x20
+MAP_GROWSDOWN = 0x100
+MAP_NORESERVE = 0x4000
+MAP_POPULATE = 0x8000
+MAP_STACK = 0x20000
+MAP_FIXED_NOREPLACE = 0x100000
+
+_ctx_ids = itertools.count(1)
+
+
+def page_align_down(value: int) -> int:
+    return value & ~(PAGE_SIZE - 1)
+
+
+def page_align_up(value: int) -> int:
+    return (value + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
+
+@dataclass
+class VMA:
+    start: int
+    end: int            # exclusive
+    prot: int
+    flags: int
+    name: str = ""
+
+    def __contains__(self, vaddr: int) -> bool:
+        return self.start <= vaddr < self.end
+
+
+class MmStruct:
+    """Fields: ``pagetables`` (owned here), ``vmas`` (sorted by start),
+    ``start_brk``/``brk`` (the heap), ``ctx_id`` (never reused, as Linux's
+    mm->context.ctx_id), ``cpus`` (CPU numbers that have this mm loaded: the
+    mm_cpumask, maintained by the scheduler)."""
+
+    def __init__(self, frames: FrameAllocator):
+        self.frames = frames
+        self.memory = frames.memory
+        self.pagetables = PageTables(frames)
+        self.vmas: list[VMA] = []
+        self._starts: list[int] = []
+        self.start_brk = 0
+        self.brk = 0
+        self.ctx_id = next(_ctx_ids)
+        self.cpus: set[int] = set()
+        self.page_faults = 0
+        self.tlb_flush_hook = None   # set by the kernel: (mm, start, end) -> None
+
+    @property
+    def pgd(self) -> int:
+        return self.pagetables.pgd
+
+    # ---- VMAs -------------------------------------------------------------
+
+    def find_vma(self, vaddr: int) -> VMA | None:
+        index = bisect.bisect_right(self._starts, vaddr) - 1
+        if index >= 0 and vaddr < self.vmas[index].end:
+            return self.vmas[index]
+        return None
+
+    def _insert_vma(self, vma: VMA) -> None:
+        index = bisect.bisect_left(self._starts, vma.start)
+        self.vmas.insert(index, vma)
+        self._starts.insert(index, vma.start)
+
+    def _remove_vma(self, vma: VMA) -> None:
+        index = self.vmas.index(vma)
+        del self.vmas[index]
+        del self._starts[index]
+
+    def range_is_free(self, start: int, end: int) -> bool:
+        index = bisect.bisect_left(self._starts, end) - 1
+        return index < 0 or self.vmas[index].end <= start
+
+    def get_unmapped_area(self, length: int, hint: int = 0) -> int:
+        """Top-down search below MMAP_BASE, as arch_get_unmapped_area_topdown."""
+        if hint:
+            hint = page_align_up(hint)
+            if MMAP_MIN_ADDR <= hint and hint + length <= TASK_SIZE and self.range_is_free(hint, hint + length):
+                return hint
+        candidate_end = MMAP_BASE
+        for vma in reversed(self.vmas):
+            if vma.start >= candidate_end:
+                continue
+            if vma.end <= candidate_end - length:
+                break
+            candidate_end = min(candidate_end, vma.start)
+        start = candidate_end - length
+        if start < MMAP_MIN_ADDR or not self.range_is_free(start, start + length):
+            raise SyscallError(ENOMEM)
+        return start
+
+    def add_vma(self, start: int, end: int, prot: int, flags: int, name: str = "") -> VMA:
+        """Map [start, end) replacing anything there (MAP_FIXED semantics)."""
+        self.unmap_range(start, end)
+        vma = VMA(start, end, prot, flags, name)
+        self._insert_vma(vma)
+        return vma
+
+    def _split_vmas(self, start: int, end: int) -> list[VMA]:
+        """Split VMAs at start and end; return the VMAs fully inside [start, end)."""
+        inside = []
+        for vma in list(self.vmas):
+            if vma.end <= start or vma.start >= end:
+                continue
+            if vma.start < start:
+                self._remove_vma(vma)
+                self._insert_vma(VMA(vma.start, start, vma.prot, vma.flags, vma.name))
+                vma = VMA(start, vma.end, vma.prot, vma.flags, vma.name)
+                self._insert_vma(vma)
+            if vma.end > end:
+                self._remove_vma(vma)
+                self._insert_vma(VMA(end, vma.end, vma.prot, vma.flags, vma.name))
+                vma = VMA(vma.start, end, vma.prot, vma.flags, vma.name)
+                self._insert_vma(vma)
+            inside.append(vma)
+        return inside
+
+    def unmap_range(self, start: int, end: int) -> None:
+        removed = self._split_vmas(start, end)
+        if not removed:
+            return
+        for vma in removed:
+            self._remove_vma(vma)
+        freed_any = False
+        for vaddr, entry in list(self.pagetables.entries(start, end)):
+            self.pagetables.clear_entry(vaddr)
+            if entry & PHYS_ADDR_MASK:
+                self.frames.free(entry & PHYS_ADDR_MASK)
+            freed_any = True
+        if freed_any:
+            self.flush_tlb_range(start, end)
+
+    def mprotect(self, start: int, end: int, prot: int) -> None:
+        addr = start
+        for vma in sorted(self._split_vmas(start, end), key=lambda v: v.start):
+            if vma.start > addr:
+                raise SyscallError(ENOMEM)
+            addr = vma.end
+            vma.prot = prot
+        if addr < end:
+            raise SyscallError(ENOMEM)
+        changed = False
+        for vaddr, entry in list(self.pagetables.entries(start, end)):
+            # PROT_NONE keeps the frame in a non-present entry, so a later
+            # mprotect back to readable finds the same contents (Linux keeps
+            # such pages with _PAGE_PROTNONE for the same reason).
+            new_entry = (entry & PHYS_ADDR_MASK) | pte_flags_for_prot(prot) | (entry & PTE_DIRTY)
+            if new_entry != entry:
+                self.pagetables.set_entry(vaddr, new_entry)
+                changed = True
+        if changed:
+            self.flush_tlb_range(start, end)
+
+    def flush_tlb_range(self, start: int, end: int) -> None:
+        if self.tlb_flush_hook is not None:
+            self.tlb_flush_hook(self, start, end)
+
+    # ---- populating ---------------------------------------------------------
+
+    def populate(self, vaddr: int, prot: int) -> int:
+        """Back the page at ``vaddr`` with a zeroed frame; return its physical address."""
+        entry = self.pagetables.lookup(vaddr)
+        frame = entry & PHYS_ADDR_MASK
+        if not frame:
+            try:
+                frame = self.frames.alloc()
+            except OutOfMemory:
+                raise SyscallError(ENOMEM) from None
+        self.pagetables.set_entry(vaddr, frame | pte_flags_for_prot(prot))
+        return frame
+
+    def write_initial(self, vaddr: int, data: bytes) -> None:
+        """Write bytes into pages already populated (exec time, no permission checks)."""
+        offset = 0
+        while offset < len(data):
+            page = page_align_down(vaddr + offset)
+            entry = self.pagetables.lookup(page)
+            frame = entry & PHYS_ADDR_MASK
+            if not frame:
+                raise RuntimeError(f"write_initial to unpopulated page {page:#x}")
+            in_page = (vaddr + offset) - page
+            chunk = min(len(data) - offset, PAGE_SIZE - in_page)
+            self.memory.write(frame + in_page, data[offset:offset + chunk])
+            offset += chunk
+
+    # ---- faults -------------------------------------------------------------
+
+    def handle_page_fault(self, vaddr: int, error_code: int) -> bool:
+        """Resolve a user #PF (do_user_addr_fault). True: retry the instruction.
+        False: the access is invalid and the task gets SIGSEGV."""
+        vma = self.find_vma(vaddr)
+        if vma is None:
+            return False
+        if error_code & PF_WRITE and not vma.prot & PROT_WRITE:
+            return False
+        if error_code & PF_INSTR and not vma.prot & PROT_EXEC:
+            return False
+        if not error_code & (PF_WRITE | PF_INSTR) and not vma.prot & PROT_READ:
+            return False
+        if error_code & PF_PRESENT:
+            # Present page, permitted by the VMA: the PTE is stale relative to
+            # the VMA (cannot happen without COW); refuse rather than loop.
+            return False
+        try:
+            self.populate(page_align_down(vaddr), vma.prot)
+        except SyscallError:
+            raise OutOfMemory() from None
+        self.page_faults += 1
+        return True
+
+    def fault_code(self, vaddr: int) -> int:
+        """si_code for SIGSEGV at ``vaddr``: SEGV_MAPERR outside any VMA, else SEGV_ACCERR."""
+        from kernel.signals import SEGV_ACCERR, SEGV_MAPERR
+        return SEGV_ACCERR if self.find_vma(vaddr) else SEGV_MAPERR
+
+    # ---- uaccess --------------------------------------------------------------
+
+    def _user_paddr(self, vaddr: int, write: bool) -> int:
+        access = ACCESS_WRITE if write else ACCESS_READ
+        for _attempt in range(2):
+            try:
+                translation = walk(self.memory, self.pgd, vaddr, access, user_mode=True)
+                return translation.paddr_page | (vaddr & (PAGE_SIZE - 1))
+            except PF as fault:
+                if vaddr >= TASK_SIZE or not self.handle_page_fault(vaddr, fault.error_code):
+                    raise SyscallError(EFAULT) from None
+            except OutOfMemory:
+                raise SyscallError(EFAULT) from None
+        raise SyscallError(EFAULT)
+
+    def copy_from_user(self, vaddr: int, size: int) -> bytes:
+        if size < 0 or vaddr < 0 or vaddr + size > TASK_SIZE:
+            raise SyscallError(EFAULT)
+        out = bytearray()
+        while size > 0:
+            chunk = min(size, PAGE_SIZE - (vaddr & (PAGE_SIZE - 1)))
+            paddr = self._user_paddr(vaddr, write=False)
+            out += self.memory.view[paddr:paddr + chunk]
+            vaddr += chunk
+            size -= chunk
+        return bytes(out)
+
+    def copy_to_user(self, vaddr: int, data: bytes) -> None:
+        size = len(data)
+        if vaddr < 0 or vaddr + size > TASK_SIZE:
+            raise SyscallError(EFAULT)
+        offset = 0
+        while offset < size:
+            chunk = min(size - offset, PAGE_SIZE - ((vaddr + offset) & (PAGE_SIZE - 1)))
+            paddr = self._user_paddr(vaddr + offset, write=True)
+            self.memory.view[paddr:paddr + chunk] = data[offset:offset + chunk]
+            offset += chunk
+
+    def strncpy_from_user(self, vaddr: int, max_bytes: int) -> bytes:
+        """The NUL-terminated string at ``vaddr`` (without the NUL); EFAULT if unreadable,
+        ENAMETOOLONG-style truncation is the caller's business."""
+        out = bytearray()
+        while len(out) < max_bytes:
+            chunk = min(max_bytes - len(out), PAGE_SIZE - (vaddr & (PAGE_SIZE - 1)))
+            data = self.copy_from_user(vaddr, chunk)
+            nul = data.find(b"\0")
+            if nul >= 0:
+                out += data[:nul]
+                return bytes(out)
+            out += data
+            vaddr += chunk
+        return bytes(out)
+
+    # ---- teardown ---------------------------------------------------------------
+
+    def destroy(self) -> None:
+        for vma in list(self.vmas):
+            for vaddr, entry in list(self.pagetables.entries(vma.start, vma.end)):
+                frame = entry & PHYS_ADDR_MASK
+                if frame:
+                    self.frames.free(frame)
+        self.vmas.clear()
+        self._starts.clear()
+        self.pagetables.destroy()
+
+
+def check_user_range(addr: int, length: int) -> None:
+    if addr & (PAGE_SIZE - 1) or length < 0 or addr + length > TASK_SIZE:
+        raise SyscallError(EINVAL)

@@ -1,0 +1,116 @@
+"""Building and editing x86-64 4-level page tables in guest physical memory.
+
+The entries are the real hardware format (SDM Vol. 3A §4.5, Table 4-15..4-20)
+so the machine's page walker -- and a missing TLB flush -- behave as on
+hardware. Intermediate tables are created with P|RW|US and the leaf carries
+the real permissions, as Linux does for user mappings.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from emu.memory import PAGE_SIZE
+from emu.mmu.pagewalk import (
+    PHYS_ADDR_MASK, PTE_ACCESSED, PTE_DIRTY, PTE_NX, PTE_PRESENT, PTE_USER, PTE_WRITABLE,
+)
+from kernel.loader.image import PROT_EXEC, PROT_WRITE
+from kernel.mm.frames import FrameAllocator
+
+TABLE_FLAGS = PTE_PRESENT | PTE_WRITABLE | PTE_USER
+LEVEL_SHIFTS = (39, 30, 21)
+
+
+def pte_flags_for_prot(prot: int) -> int:
+    """Leaf PTE bits for a user mapping with PROT_* ``prot`` (PROT_NONE: not present)."""
+    if prot == 0:
+        return 0
+    flags = PTE_PRESENT | PTE_USER | PTE_ACCESSED
+    if prot & PROT_WRITE:
+        flags |= PTE_WRITABLE
+    if not prot & PROT_EXEC:
+        flags |= PTE_NX
+    return flags
+
+
+class PageTables:
+    """One address space's paging structures; ``pgd`` is the PML4's physical address."""
+
+    def __init__(self, frames: FrameAllocator):
+        self.frames = frames
+        self.memory = frames.memory
+        self.pgd = frames.alloc()
+        self.table_frames = 1
+
+    def _pte_slot(self, vaddr: int, create: bool) -> int | None:
+        """Physical address of the level-1 entry for ``vaddr`` (None if absent and not create)."""
+        qwords = self.memory.qwords
+        table = self.pgd
+        for shift in LEVEL_SHIFTS:
+            slot = table + ((vaddr >> shift) & 0x1FF) * 8
+            entry = qwords[slot >> 3]
+            if not entry & PTE_PRESENT:
+                if not create:
+                    return None
+                new_table = self.frames.alloc()
+                self.table_frames += 1
+                entry = new_table | TABLE_FLAGS
+                qwords[slot >> 3] = entry
+            table = entry & PHYS_ADDR_MASK
+        return table + ((vaddr >> 12) & 0x1FF) * 8
+
+    def lookup(self, vaddr: int) -> int:
+        """The leaf entry for ``vaddr`` (0 when there is none)."""
+        slot = self._pte_slot(vaddr, create=False)
+        return 0 if slot is None else self.memory.qwords[slot >> 3]
+
+    def map_page(self, vaddr: int, paddr: int, pte_flags: int) -> None:
+        slot = self._pte_slot(vaddr, create=True)
+        self.memory.qwords[slot >> 3] = (paddr & PHYS_ADDR_MASK) | pte_flags
+
+    def set_entry(self, vaddr: int, entry: int) -> None:
+        slot = self._pte_slot(vaddr, create=True)
+        self.memory.qwords[slot >> 3] = entry
+
+    def clear_entry(self, vaddr: int) -> int:
+        """Remove the leaf entry for ``vaddr``; return what it held (0 if none)."""
+        slot = self._pte_slot(vaddr, create=False)
+        if slot is None:
+            return 0
+        old = self.memory.qwords[slot >> 3]
+        self.memory.qwords[slot >> 3] = 0
+        return old
+
+    def entries(self, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """(vaddr, entry) for every non-zero leaf entry in [start, end)."""
+        vaddr = start
+        qwords = self.memory.qwords
+        while vaddr < end:
+            slot = self._pte_slot(vaddr, create=False)
+            if slot is None:
+                # Skip to the next page-table boundary (2 MiB).
+                vaddr = (vaddr | ((1 << 21) - 1)) + 1
+                continue
+            entry = qwords[slot >> 3]
+            if entry:
+                yield vaddr, entry
+            vaddr += PAGE_SIZE
+
+    def destroy(self) -> None:
+        """Free every table frame (leaf frames are freed by the owner first)."""
+        def free_level(table: int, depth: int) -> None:
+            if depth < 3:
+                for index in range(512):
+                    entry = self.memory.qwords[(table >> 3) + index]
+                    if entry & PTE_PRESENT:
+                        free_level(entry & PHYS_ADDR_MASK, depth + 1)
+            self.frames.free(table)
+        free_level(self.pgd, 0)
+        self.table_frames = 0
+
+
+def entry_frame(entry: int) -> int:
+    return entry & PHYS_ADDR_MASK
+
+
+def entry_is_dirty(entry: int) -> bool:
+    return bool(entry & PTE_DIRTY)

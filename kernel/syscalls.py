@@ -1,0 +1,813 @@
+"""The Linux x86-64 system call layer: numbers, arguments and errno as Linux has them.
+
+``SYSCALLS`` maps each number (arch/x86/entry/syscalls/syscall_64.tbl) to its
+implementation. Every implementation takes (kernel, vcpu, task, six raw
+argument registers) and returns the value for RAX; a ``SyscallError`` becomes
+-errno. Guest pointers are only touched through the mm's uaccess helpers, so a
+bad pointer is -EFAULT, never a host exception.
+"""
+from __future__ import annotations
+
+import os
+import random
+import stat
+import struct
+from typing import TYPE_CHECKING, Callable
+
+from emu.memory import PAGE_SIZE
+from kernel.errno import (
+    EBADF, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSYS, ENOTTY, EPERM, ESPIPE, ESRCH, SyscallError,
+)
+from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE
+from kernel.mm.mm import (
+    MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, MMAP_MIN_ADDR, TASK_SIZE,
+    page_align_up,
+)
+from kernel.task import Rseq
+
+if TYPE_CHECKING:  # pragma: no cover
+    from emu.vcpu import VCpu
+    from kernel.kernel import Kernel
+    from kernel.task import Task
+
+MASK64 = (1 << 64) - 1
+ARG_REGISTERS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
+
+# ---- numbers (arch/x86/entry/syscalls/syscall_64.tbl) -----------------------
+SYS_read, SYS_write, SYS_open, SYS_close, SYS_stat, SYS_fstat, SYS_lstat = 0, 1, 2, 3, 4, 5, 6
+SYS_lseek, SYS_mmap, SYS_mprotect, SYS_munmap, SYS_brk = 8, 9, 10, 11, 12
+SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_ioctl, SYS_readv, SYS_writev = 13, 14, 16, 19, 20
+SYS_access, SYS_sched_yield, SYS_mremap, SYS_madvise, SYS_nanosleep = 21, 24, 25, 28, 35
+SYS_getpid, SYS_exit, SYS_kill, SYS_uname, SYS_fcntl = 39, 60, 62, 63, 72
+SYS_getcwd, SYS_readlink, SYS_gettimeofday, SYS_getrlimit = 79, 89, 96, 97
+SYS_getuid, SYS_getgid, SYS_geteuid, SYS_getegid, SYS_getppid = 102, 104, 107, 108, 110
+SYS_sigaltstack, SYS_arch_prctl, SYS_gettid, SYS_tkill, SYS_time, SYS_futex = 131, 158, 186, 200, 201, 202
+SYS_sched_getaffinity, SYS_set_tid_address, SYS_clock_gettime, SYS_clock_getres = 204, 218, 228, 229
+SYS_clock_nanosleep, SYS_exit_group, SYS_tgkill, SYS_openat, SYS_readlinkat = 230, 231, 234, 257, 267
+SYS_newfstatat, SYS_set_robust_list, SYS_prlimit64, SYS_getrandom, SYS_rseq = 262, 273, 302, 318, 334
+SYS_faccessat, SYS_faccessat2, SYS_statx = 269, 439, 332
+
+# arch_prctl codes (arch/x86/include/uapi/asm/prctl.h)
+ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
+ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
+
+CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 0, 1, 2, 3
+CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME = 4, 5, 6, 7
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+TCGETS = 0x5401
+TIOCGWINSZ = 0x5413
+RLIMIT_STACK, RLIMIT_NOFILE, RLIMIT_AS = 3, 7, 9
+RLIM_INFINITY = MASK64
+RSEQ_FLAG_UNREGISTER = 1
+RSEQ_CPU_ID_UNINITIALIZED = MASK64 >> 32  # (u32)-1
+RSEQ_MIN_LENGTH = 32
+MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+GRND_NONBLOCK, GRND_RANDOM = 1, 2
+MAX_PATH_BYTES = 4096
+MAX_IO_BYTES = 0x7FFFF000   # MAX_RW_COUNT
+
+
+def signed(value: int) -> int:
+    """A 64-bit register as a signed integer."""
+    return value - (1 << 64) if value & (1 << 63) else value
+
+
+def signed32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & (1 << 31) else value
+
+
+def dispatch_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
+    """Run one system call for ``task`` on ``vcpu`` (do_syscall_64)."""
+    number = vcpu.read_register("rax")
+    args = [vcpu.read_register(name) for name in ARG_REGISTERS]
+    kernel.syscall_counts[number] += 1
+    handler = SYSCALLS.get(number)
+    if handler is None:
+        if number not in kernel.warned_syscalls:
+            kernel.warned_syscalls.add(number)
+            kernel.warn(f"unimplemented syscall {number}, returning -ENOSYS")
+        result = -ENOSYS
+    else:
+        try:
+            result = handler(kernel, vcpu, task, *args)
+        except SyscallError as error:
+            result = -error.errno
+    if result is None:
+        return  # the task did not return to user mode (exit) or set RAX itself
+    vcpu.write_register("rax", result & MASK64)
+
+
+# ---- file descriptors 0-2 -----------------------------------------------------
+
+def _host_stream(kernel: "Kernel", fd: int):
+    if fd == 0:
+        return kernel.stdin
+    if fd == 1:
+        return kernel.stdout
+    if fd == 2:
+        return kernel.stderr
+    raise SyscallError(EBADF)
+
+
+def _write_stream(kernel: "Kernel", fd: int, data: bytes) -> None:
+    if fd not in (1, 2):
+        raise SyscallError(EBADF)
+    stream = _host_stream(kernel, fd)
+    try:
+        stream.write(data)
+        stream.flush()
+    except BrokenPipeError:
+        from kernel.errno import EPIPE
+        raise SyscallError(EPIPE) from None
+
+
+def sys_read(k, vcpu, task, fd, buf, count, *_):
+    if fd != 0:
+        raise SyscallError(EBADF)
+    count = min(count, MAX_IO_BYTES)
+    stream = k.stdin
+    if hasattr(stream, "read1"):
+        data = stream.read1(count) if count else b""
+    else:
+        data = stream.read(count)
+    if data:
+        task.mm.copy_to_user(buf, data)
+    return len(data)
+
+
+def sys_write(k, vcpu, task, fd, buf, count, *_):
+    if fd not in (1, 2):
+        raise SyscallError(EBADF)
+    count = min(count, MAX_IO_BYTES)
+    data = task.mm.copy_from_user(buf, count)
+    _write_stream(k, fd, data)
+    return count
+
+
+def _read_iovec(task, iov, iovcnt) -> list[tuple[int, int]]:
+    if signed(iovcnt) < 0 or iovcnt > 1024:
+        raise SyscallError(EINVAL)
+    raw = task.mm.copy_from_user(iov, 16 * iovcnt)
+    return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(iovcnt)]
+
+
+def sys_writev(k, vcpu, task, fd, iov, iovcnt, *_):
+    if fd not in (1, 2):
+        raise SyscallError(EBADF)
+    data = b"".join(task.mm.copy_from_user(base, length) for base, length in _read_iovec(task, iov, iovcnt))
+    _write_stream(k, fd, data)
+    return len(data)
+
+
+def sys_readv(k, vcpu, task, fd, iov, iovcnt, *_):
+    total = 0
+    for base, length in _read_iovec(task, iov, iovcnt):
+        got = sys_read(k, vcpu, task, fd, base, length)
+        total += got
+        if got < length:
+            break
+    return total
+
+
+def sys_close(k, vcpu, task, fd, *_):
+    if fd > 2:
+        raise SyscallError(EBADF)
+    return 0
+
+
+def sys_lseek(k, vcpu, task, fd, *_):
+    if fd > 2:
+        raise SyscallError(EBADF)
+    raise SyscallError(ESPIPE)
+
+
+def sys_open(k, vcpu, task, path, *_):
+    task.mm.strncpy_from_user(path, MAX_PATH_BYTES)   # EFAULT on a bad pointer, as Linux
+    raise SyscallError(ENOENT)
+
+
+def sys_openat(k, vcpu, task, dirfd, path, *_):
+    return sys_open(k, vcpu, task, path)
+
+
+def sys_access(k, vcpu, task, path, *_):
+    return sys_open(k, vcpu, task, path)
+
+
+def sys_faccessat(k, vcpu, task, dirfd, path, *_):
+    return sys_open(k, vcpu, task, path)
+
+
+def _stat_bytes(kernel: "Kernel", fd: int) -> bytes:
+    """struct stat (arch/x86/include/uapi/asm/stat.h) for fd 0-2, typed like the host fd
+    (character device, pipe or regular file) so stdio buffers as it would natively."""
+    stream = _host_stream(kernel, fd)
+    mode = stat.S_IFCHR | 0o620
+    rdev = 0x8800 + fd
+    try:
+        host_mode = os.fstat(stream.fileno()).st_mode
+        if stat.S_ISFIFO(host_mode):
+            mode, rdev = stat.S_IFIFO | 0o600, 0
+        elif stat.S_ISREG(host_mode):
+            mode, rdev = stat.S_IFREG | 0o644, 0
+        elif stat.S_ISSOCK(host_mode):
+            mode, rdev = stat.S_IFSOCK | 0o777, 0
+    except (OSError, AttributeError, ValueError):
+        mode, rdev = stat.S_IFIFO | 0o600, 0
+    from kernel.exec import GUEST_GID, GUEST_UID
+    # st_dev, st_ino, st_nlink, st_mode, st_uid, st_gid, pad, st_rdev, st_size,
+    # st_blksize, st_blocks, atime, mtime, ctime (sec, nsec each), 3 reserved.
+    return struct.pack("<QQQIIIIQqqq6q3q", 0x16, 1 + fd, 1, mode, GUEST_UID, GUEST_GID, 0, rdev,
+                       0, 4096, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+
+def sys_fstat(k, vcpu, task, fd, statbuf, *_):
+    task.mm.copy_to_user(statbuf, _stat_bytes(k, fd))
+    return 0
+
+
+def sys_newfstatat(k, vcpu, task, dirfd, path, statbuf, flags, *_):
+    name = task.mm.strncpy_from_user(path, MAX_PATH_BYTES)
+    if name == b"" and flags & AT_EMPTY_PATH:
+        return sys_fstat(k, vcpu, task, signed32(dirfd), statbuf)
+    raise SyscallError(ENOENT)
+
+
+def sys_stat(k, vcpu, task, path, *_):
+    return sys_open(k, vcpu, task, path)
+
+
+def sys_ioctl(k, vcpu, task, fd, request, arg, *_):
+    stream = _host_stream(k, fd)
+    try:
+        is_tty = os.isatty(stream.fileno())
+    except (OSError, AttributeError, ValueError):
+        is_tty = False
+    request &= 0xFFFFFFFF
+    if request == TCGETS and is_tty:
+        # A plausible cooked-mode termios: iflag ICRNL|IXON, oflag OPOST|ONLCR,
+        # cflag B38400|CS8|CREAD, lflag ISIG|ICANON|ECHO|ECHOE|ECHOK|IEXTEN...
+        termios = struct.pack("<IIIIB19s", 0x0500, 0x0005, 0x00BF, 0x8A3B, 0, bytes(19))
+        task.mm.copy_to_user(arg, termios)
+        return 0
+    if request == TIOCGWINSZ and is_tty:
+        task.mm.copy_to_user(arg, struct.pack("<HHHH", 24, 80, 0, 0))
+        return 0
+    raise SyscallError(ENOTTY)
+
+
+def sys_fcntl(k, vcpu, task, fd, cmd, arg, *_):
+    _host_stream(k, fd)
+    F_GETFD, F_SETFD, F_GETFL, F_SETFL = 1, 2, 3, 4
+    if cmd == F_GETFL:
+        return 0o2 if fd else 0o0  # O_RDWR for output streams as a terminal would, O_RDONLY for stdin
+    if cmd in (F_GETFD, F_SETFD, F_SETFL):
+        return 0
+    raise SyscallError(EINVAL)
+
+
+def sys_readlink(k, vcpu, task, path, buf, size, *_):
+    name = task.mm.strncpy_from_user(path, MAX_PATH_BYTES)
+    if signed(size) <= 0:
+        raise SyscallError(EINVAL)
+    if name == b"/proc/self/exe":
+        target = os.path.abspath(task.process.exe_path).encode()
+        data = target[:size]
+        task.mm.copy_to_user(buf, data)
+        return len(data)
+    raise SyscallError(ENOENT)
+
+
+def sys_readlinkat(k, vcpu, task, dirfd, path, buf, size, *_):
+    return sys_readlink(k, vcpu, task, path, buf, size)
+
+
+def sys_getcwd(k, vcpu, task, buf, size, *_):
+    cwd = b"/\0"
+    if size < len(cwd):
+        from kernel.errno import ERANGE
+        raise SyscallError(ERANGE)
+    task.mm.copy_to_user(buf, cwd)
+    return len(cwd)
+
+
+# ---- memory --------------------------------------------------------------------
+
+def sys_brk(k, vcpu, task, new_brk, *_):
+    """brk(2): returns the new break, or the old one when the request is refused."""
+    mm = task.mm
+    if new_brk < mm.start_brk:
+        return mm.brk
+    old_end = page_align_up(mm.brk)
+    new_end = page_align_up(new_brk)
+    if new_end > old_end:
+        if new_end > TASK_SIZE or not mm.range_is_free(old_end, new_end):
+            return mm.brk
+        heap = mm.find_vma(old_end - 1) if old_end > mm.start_brk else None
+        if heap is not None and heap.name == "[heap]" and heap.end == old_end:
+            heap.end = new_end
+        else:
+            mm.add_vma(old_end, new_end, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, "[heap]")
+    elif new_end < old_end:
+        mm.unmap_range(new_end, old_end)
+        heap = mm.find_vma(new_end - 1)
+    mm.brk = new_brk
+    return mm.brk
+
+
+def _check_prot(prot: int) -> int:
+    if prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC):
+        raise SyscallError(EINVAL)
+    # x86 cannot express write-only or exec-only: PROT_WRITE/EXEC imply read.
+    return prot | PROT_READ if prot else 0
+
+
+def sys_mmap(k, vcpu, task, addr, length, prot, flags, fd, offset):
+    flags &= 0xFFFFFFFF
+    fd = signed32(fd)
+    if length == 0 or addr & (PAGE_SIZE - 1) or offset & (PAGE_SIZE - 1):
+        raise SyscallError(EINVAL)
+    if not flags & (MAP_SHARED | MAP_PRIVATE):
+        raise SyscallError(EINVAL)
+    if not flags & MAP_ANONYMOUS:
+        raise SyscallError(EBADF if fd < 0 or fd > 2 else ENODEV_())
+    length = page_align_up(length)
+    if length > TASK_SIZE:
+        raise SyscallError(ENOMEM)
+    prot = _check_prot(prot)
+    mm = task.mm
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+        if addr < MMAP_MIN_ADDR or addr + length > TASK_SIZE:
+            raise SyscallError(EPERM if addr < MMAP_MIN_ADDR else ENOMEM)
+        if flags & MAP_FIXED_NOREPLACE and not flags & MAP_FIXED and not mm.range_is_free(addr, addr + length):
+            from kernel.errno import EEXIST
+            raise SyscallError(EEXIST)
+        start = addr
+    else:
+        start = mm.get_unmapped_area(length, addr)
+    mm.add_vma(start, start + length, prot, flags, "anon")
+    return start
+
+
+def ENODEV_() -> int:
+    from kernel.errno import ENODEV
+    return ENODEV
+
+
+def sys_munmap(k, vcpu, task, addr, length, *_):
+    if addr & (PAGE_SIZE - 1) or length == 0 or addr + length > TASK_SIZE:
+        raise SyscallError(EINVAL)
+    task.mm.unmap_range(addr, addr + page_align_up(length))
+    return 0
+
+
+def sys_mprotect(k, vcpu, task, addr, length, prot, *_):
+    if addr & (PAGE_SIZE - 1):
+        raise SyscallError(EINVAL)
+    prot = _check_prot(prot)
+    if length == 0:
+        return 0
+    end = addr + page_align_up(length)
+    if end > TASK_SIZE:
+        raise SyscallError(ENOMEM)
+    task.mm.mprotect(addr, end, prot)
+    return 0
+
+
+def sys_mremap(k, vcpu, task, old_addr, old_size, new_size, flags, new_addr, *_):
+    """mremap(2) for anonymous private memory: shrink, grow in place, or move."""
+    mm = task.mm
+    if old_addr & (PAGE_SIZE - 1) or flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED):
+        raise SyscallError(EINVAL)
+    if flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE:
+        raise SyscallError(EINVAL)
+    old_size = page_align_up(old_size)
+    new_size = page_align_up(new_size)
+    if new_size == 0:
+        raise SyscallError(EINVAL)
+    vma = mm.find_vma(old_addr)
+    if vma is None or old_addr + old_size > vma.end:
+        raise SyscallError(EFAULT)
+    if flags & MREMAP_FIXED:
+        if new_addr & (PAGE_SIZE - 1):
+            raise SyscallError(EINVAL)
+        return _move_mapping(mm, vma, old_addr, old_size, new_size, new_addr)
+    if new_size <= old_size:
+        if new_size < old_size:
+            mm.unmap_range(old_addr + new_size, old_addr + old_size)
+        return old_addr
+    if old_addr + old_size == vma.end and mm.range_is_free(vma.end, old_addr + new_size) \
+            and old_addr + new_size <= TASK_SIZE:
+        vma.end = old_addr + new_size
+        return old_addr
+    if not flags & MREMAP_MAYMOVE:
+        raise SyscallError(ENOMEM)
+    return _move_mapping(mm, vma, old_addr, old_size, new_size, mm.get_unmapped_area(new_size))
+
+
+def _move_mapping(mm, vma, old_addr, old_size, new_size, new_addr):
+    """Move the pages of [old_addr, old_addr+old_size) to new_addr (move_page_tables)."""
+    prot, flags, name = vma.prot, vma.flags, vma.name
+    moved = [(vaddr - old_addr, entry) for vaddr, entry in mm.pagetables.entries(old_addr, old_addr + min(old_size, new_size))]
+    for vaddr, _entry in mm.pagetables.entries(old_addr, old_addr + old_size):
+        mm.pagetables.clear_entry(vaddr)
+    # The frames now belong to the new range; unmap_range must not free them.
+    mm.add_vma(new_addr, new_addr + new_size, prot, flags, name)
+    for offset, entry in moved:
+        mm.pagetables.set_entry(new_addr + offset, entry)
+    mm.unmap_range(old_addr, old_addr + old_size)
+    mm.flush_tlb_range(old_addr, old_addr + old_size)
+    return new_addr
+
+
+def sys_madvise(k, vcpu, task, addr, length, advice, *_):
+    if addr & (PAGE_SIZE - 1):
+        raise SyscallError(EINVAL)
+    MADV_DONTNEED = 4
+    if advice == MADV_DONTNEED and length:
+        # Anonymous private memory reads back as zeroes after MADV_DONTNEED.
+        mm = task.mm
+        end = addr + page_align_up(length)
+        for vaddr, entry in list(mm.pagetables.entries(addr, end)):
+            from emu.mmu.pagewalk import PHYS_ADDR_MASK
+            mm.pagetables.clear_entry(vaddr)
+            mm.frames.free(entry & PHYS_ADDR_MASK)
+        mm.flush_tlb_range(addr, end)
+    return 0
+
+
+# ---- process and thread state -------------------------------------------------------
+
+def sys_getpid(k, vcpu, task, *_):
+    return task.pid
+
+
+def sys_gettid(k, vcpu, task, *_):
+    return task.tid
+
+
+def sys_getppid(k, vcpu, task, *_):
+    return 1
+
+
+def sys_getuid(k, vcpu, task, *_):
+    from kernel.exec import GUEST_UID
+    return GUEST_UID
+
+
+def sys_getgid(k, vcpu, task, *_):
+    from kernel.exec import GUEST_GID
+    return GUEST_GID
+
+
+def sys_set_tid_address(k, vcpu, task, tidptr, *_):
+    task.clear_child_tid = tidptr
+    return task.tid
+
+
+def sys_set_robust_list(k, vcpu, task, head, length, *_):
+    if length != 24:   # sizeof(struct robust_list_head)
+        raise SyscallError(EINVAL)
+    task.robust_list_head, task.robust_list_len = head, length
+    return 0
+
+
+def sys_arch_prctl(k, vcpu, task, code, addr, *_):
+    if code == ARCH_SET_FS:
+        if addr >= TASK_SIZE:
+            raise SyscallError(EPERM)
+        vcpu.write_register("fs_base", addr)
+        return 0
+    if code == ARCH_SET_GS:
+        if addr >= TASK_SIZE:
+            raise SyscallError(EPERM)
+        vcpu.write_register("gs_base", addr)
+        return 0
+    if code == ARCH_GET_FS:
+        task.mm.copy_to_user(addr, struct.pack("<Q", vcpu.read_register("fs_base")))
+        return 0
+    if code == ARCH_GET_GS:
+        task.mm.copy_to_user(addr, struct.pack("<Q", vcpu.read_register("gs_base")))
+        return 0
+    if code == ARCH_GET_CPUID:
+        return 1
+    raise SyscallError(EINVAL)
+
+
+def sys_prlimit64(k, vcpu, task, pid, resource, new_limit, old_limit, *_):
+    if pid not in (0, task.pid):
+        raise SyscallError(ESRCH)
+    limits = {RLIMIT_STACK: (8 << 20, RLIM_INFINITY), RLIMIT_NOFILE: (1024, 4096)}
+    if resource >= 16:
+        raise SyscallError(EINVAL)
+    current = limits.get(resource, (RLIM_INFINITY, RLIM_INFINITY))
+    if old_limit:
+        task.mm.copy_to_user(old_limit, struct.pack("<QQ", *current))
+    return 0
+
+
+def sys_getrlimit(k, vcpu, task, resource, old_limit, *_):
+    return sys_prlimit64(k, vcpu, task, 0, resource, 0, old_limit)
+
+
+def sys_uname(k, vcpu, task, buf, *_):
+    fields = (b"Linux", b"emu", b"6.1.0-emu", b"#1 SMP PREEMPT_DYNAMIC", b"x86_64", b"(none)")
+    task.mm.copy_to_user(buf, b"".join(f.ljust(65, b"\0") for f in fields))
+    return 0
+
+
+def sys_getrandom(k, vcpu, task, buf, count, flags, *_):
+    """Bytes from a generator seeded by --seed, so runs are reproducible."""
+    if flags & ~(GRND_NONBLOCK | GRND_RANDOM | 4):
+        raise SyscallError(EINVAL)
+    count = min(count, 1 << 25)
+    if not hasattr(k, "_guest_random"):
+        k._guest_random = random.Random(k.config.seed ^ 0x5EED)
+    data = k._guest_random.randbytes(count)
+    task.mm.copy_to_user(buf, data)
+    return count
+
+
+def rseq_update_cpu_id(k, task, cpu: int) -> None:
+    """Write cpu_id_start and cpu_id of the task's struct rseq (rseq_update_cpu_node_id)."""
+    rseq = task.rseq
+    try:
+        task.mm.copy_to_user(rseq.address, struct.pack("<II", cpu, cpu))
+        if rseq.length >= RSEQ_MIN_LENGTH:
+            # node_id (offset 20) and mm_cid (offset 24) exist in the extended struct.
+            pass
+        task.rseq_cpu_written = cpu
+    except SyscallError:
+        # Linux sends SIGSEGV when the rseq area became unwritable.
+        k.force_fatal_signal(task, 11, 0, rseq.address, detail="rseq area not writable")
+
+
+def sys_rseq(k, vcpu, task, address, length, flags, signature, *_):
+    length &= 0xFFFFFFFF
+    signature &= 0xFFFFFFFF
+    if flags & RSEQ_FLAG_UNREGISTER:
+        if task.rseq is None or task.rseq.address != address:
+            raise SyscallError(EINVAL)
+        if task.rseq.signature != signature:
+            raise SyscallError(EPERM)
+        task.mm.copy_to_user(address + 4, struct.pack("<I", RSEQ_CPU_ID_UNINITIALIZED))
+        task.rseq = None
+        return 0
+    if flags:
+        raise SyscallError(EINVAL)
+    if task.rseq is not None:
+        if task.rseq.address != address or task.rseq.length != length:
+            raise SyscallError(EINVAL)
+        if task.rseq.signature != signature:
+            raise SyscallError(EPERM)
+        from kernel.errno import EBUSY
+        raise SyscallError(EBUSY)
+    if address & 31 or length < RSEQ_MIN_LENGTH:
+        raise SyscallError(EINVAL)
+    task.mm.copy_from_user(address, RSEQ_MIN_LENGTH)   # EFAULT if not accessible
+    task.rseq = Rseq(address, length, signature)
+    rseq_update_cpu_id(k, task, vcpu.index)
+    return 0
+
+
+def sys_rt_sigaction(k, vcpu, task, signo, act, oldact, sigsetsize, *_):
+    """Records handlers; delivery to handlers arrives with the signals issue."""
+    if sigsetsize != 8 or not 1 <= signo <= 64 or signo in (9, 19):
+        raise SyscallError(EINVAL)
+    actions = task.process.__dict__.setdefault("sigactions", {})
+    if oldact:
+        task.mm.copy_to_user(oldact, actions.get(signo, bytes(32)))
+    if act:
+        actions[signo] = task.mm.copy_from_user(act, 32)
+    return 0
+
+
+def sys_rt_sigprocmask(k, vcpu, task, how, nset, oset, sigsetsize, *_):
+    if sigsetsize != 8:
+        raise SyscallError(EINVAL)
+    if oset:
+        task.mm.copy_to_user(oset, struct.pack("<Q", task.signal_mask))
+    if nset:
+        (value,) = struct.unpack("<Q", task.mm.copy_from_user(nset, 8))
+        value &= ~((1 << 8) | (1 << 18))   # SIGKILL and SIGSTOP cannot be blocked
+        if how == 0:
+            task.signal_mask |= value
+        elif how == 1:
+            task.signal_mask &= ~value
+        elif how == 2:
+            task.signal_mask = value
+        else:
+            raise SyscallError(EINVAL)
+    return 0
+
+
+def sys_sched_getaffinity(k, vcpu, task, pid, size, mask, *_):
+    cpus = len(k.machine.vcpus)
+    nbytes = max(8, (cpus + 63) // 64 * 8)
+    if size < nbytes or size & 7:
+        raise SyscallError(EINVAL)
+    task.mm.copy_to_user(mask, ((1 << cpus) - 1).to_bytes(nbytes, "little"))
+    return nbytes
+
+
+def sys_sched_yield(k, vcpu, task, *_):
+    return 0
+
+
+def sys_exit(k, vcpu, task, status, *_):
+    """exit(2) of the calling thread; the last thread out ends the process."""
+    process = task.process
+    others = [t for t in process.tasks if t is not task and t.state != "exited"]
+    if others:
+        k.exit_task(task)
+    else:
+        k.exit_group(process, status)
+    return None
+
+
+def sys_exit_group(k, vcpu, task, status, *_):
+    k.exit_group(task.process, status)
+    return None
+
+
+def sys_kill(k, vcpu, task, pid, signo, *_):
+    pid = signed32(pid)
+    if pid not in (0, -1, task.pid):
+        raise SyscallError(ESRCH)
+    if signo == 0:
+        return 0
+    if not 1 <= signo <= 64:
+        raise SyscallError(EINVAL)
+    k.force_fatal_signal(task, signo, vcpu.read_register("rip"), None, detail="sent by kill")
+    return None
+
+
+def sys_tgkill(k, vcpu, task, tgid, tid, signo, *_):
+    if tgid != task.pid or tid != task.tid:
+        raise SyscallError(ESRCH)
+    return sys_kill(k, vcpu, task, tgid, signo)
+
+
+def sys_tkill(k, vcpu, task, tid, signo, *_):
+    if tid != task.tid:
+        raise SyscallError(ESRCH)
+    return sys_kill(k, vcpu, task, task.pid, signo)
+
+
+def sys_futex(k, vcpu, task, uaddr, op, val, *_):
+    """Single-threaded processes only need WAKE (nobody waits) and WAIT on a changed word."""
+    FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 0, 1, 9, 10
+    cmd = op & 0x7F
+    if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
+        return 0
+    if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
+        (current,) = struct.unpack("<I", task.mm.copy_from_user(uaddr, 4))
+        if current != val & 0xFFFFFFFF:
+            from kernel.errno import EAGAIN
+            raise SyscallError(EAGAIN)
+        raise SyscallError(ENOSYS)
+    raise SyscallError(ENOSYS)
+
+
+# ---- time -----------------------------------------------------------------------------
+
+def _timespec(ns: int) -> bytes:
+    return struct.pack("<qq", ns // 1_000_000_000, ns % 1_000_000_000)
+
+
+def sys_clock_gettime(k, vcpu, task, clock_id, tp, *_):
+    clock_id = signed32(clock_id)
+    now = k.now_ns(vcpu)
+    if clock_id in (CLOCK_REALTIME, CLOCK_REALTIME_COARSE):
+        from kernel.kernel import REALTIME_EPOCH_NS
+        now += REALTIME_EPOCH_NS
+    elif clock_id not in (CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME,
+                          CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID):
+        raise SyscallError(EINVAL)
+    task.mm.copy_to_user(tp, _timespec(now))
+    return 0
+
+
+def sys_clock_getres(k, vcpu, task, clock_id, res, *_):
+    if res:
+        task.mm.copy_to_user(res, _timespec(1))
+    return 0
+
+
+def sys_gettimeofday(k, vcpu, task, tv, tz, *_):
+    from kernel.kernel import REALTIME_EPOCH_NS
+    now = k.now_ns(vcpu) + REALTIME_EPOCH_NS
+    if tv:
+        task.mm.copy_to_user(tv, struct.pack("<qq", now // 1_000_000_000, now % 1_000_000_000 // 1000))
+    if tz:
+        task.mm.copy_to_user(tz, struct.pack("<ii", 0, 0))
+    return 0
+
+
+def sys_time(k, vcpu, task, tloc, *_):
+    from kernel.kernel import REALTIME_EPOCH_NS
+    seconds = (k.now_ns(vcpu) + REALTIME_EPOCH_NS) // 1_000_000_000
+    if tloc:
+        task.mm.copy_to_user(tloc, struct.pack("<q", seconds))
+    return seconds
+
+
+def _sleep(k, vcpu, duration_ns: int) -> None:
+    # With nothing else to run, sleeping just advances this vCPU's clock.
+    vcpu.charge(duration_ns * k.config.tsc_hz // 1_000_000_000)
+
+
+def sys_nanosleep(k, vcpu, task, req, rem, *_):
+    seconds, nanoseconds = struct.unpack("<qq", task.mm.copy_from_user(req, 16))
+    if seconds < 0 or not 0 <= nanoseconds < 1_000_000_000:
+        raise SyscallError(EINVAL)
+    _sleep(k, vcpu, seconds * 1_000_000_000 + nanoseconds)
+    return 0
+
+
+def sys_clock_nanosleep(k, vcpu, task, clock_id, flags, req, rem, *_):
+    seconds, nanoseconds = struct.unpack("<qq", task.mm.copy_from_user(req, 16))
+    if seconds < 0 or not 0 <= nanoseconds < 1_000_000_000:
+        raise SyscallError(EINVAL)
+    duration = seconds * 1_000_000_000 + nanoseconds
+    TIMER_ABSTIME = 1
+    if flags & TIMER_ABSTIME:
+        now = k.now_ns(vcpu)
+        if signed32(clock_id) in (CLOCK_REALTIME, CLOCK_REALTIME_COARSE):
+            from kernel.kernel import REALTIME_EPOCH_NS
+            now += REALTIME_EPOCH_NS
+        duration = max(0, duration - now)
+    _sleep(k, vcpu, duration)
+    return 0
+
+
+def sys_sigaltstack(k, vcpu, task, ss, old_ss, *_):
+    if old_ss:
+        task.mm.copy_to_user(old_ss, struct.pack("<QiiQ", 0, 2, 0, 0))  # SS_DISABLE
+    if ss:
+        task.mm.copy_from_user(ss, 24)
+    return 0
+
+
+SYSCALLS: dict[int, Callable] = {
+    SYS_read: sys_read,
+    SYS_write: sys_write,
+    SYS_open: sys_open,
+    SYS_close: sys_close,
+    SYS_stat: sys_stat,
+    SYS_fstat: sys_fstat,
+    SYS_lstat: sys_stat,
+    SYS_lseek: sys_lseek,
+    SYS_mmap: sys_mmap,
+    SYS_mprotect: sys_mprotect,
+    SYS_munmap: sys_munmap,
+    SYS_brk: sys_brk,
+    SYS_rt_sigaction: sys_rt_sigaction,
+    SYS_rt_sigprocmask: sys_rt_sigprocmask,
+    SYS_ioctl: sys_ioctl,
+    SYS_readv: sys_readv,
+    SYS_writev: sys_writev,
+    SYS_access: sys_access,
+    SYS_sched_yield: sys_sched_yield,
+    SYS_mremap: sys_mremap,
+    SYS_madvise: sys_madvise,
+    SYS_nanosleep: sys_nanosleep,
+    SYS_getpid: sys_getpid,
+    SYS_exit: sys_exit,
+    SYS_kill: sys_kill,
+    SYS_uname: sys_uname,
+    SYS_fcntl: sys_fcntl,
+    SYS_getcwd: sys_getcwd,
+    SYS_readlink: sys_readlink,
+    SYS_gettimeofday: sys_gettimeofday,
+    SYS_getrlimit: sys_getrlimit,
+    SYS_getuid: sys_getuid,
+    SYS_getgid: sys_getgid,
+    SYS_geteuid: sys_getuid,
+    SYS_getegid: sys_getgid,
+    SYS_getppid: sys_getppid,
+    SYS_sigaltstack: sys_sigaltstack,
+    SYS_arch_prctl: sys_arch_prctl,
+    SYS_gettid: sys_gettid,
+    SYS_tkill: sys_tkill,
+    SYS_time: sys_time,
+    SYS_futex: sys_futex,
+    SYS_sched_getaffinity: sys_sched_getaffinity,
+    SYS_set_tid_address: sys_set_tid_address,
+    SYS_clock_gettime: sys_clock_gettime,
+    SYS_clock_getres: sys_clock_getres,
+    SYS_clock_nanosleep: sys_clock_nanosleep,
+    SYS_exit_group: sys_exit_group,
+    SYS_tgkill: sys_tgkill,
+    SYS_openat: sys_openat,
+    SYS_newfstatat: sys_newfstatat,
+    SYS_readlinkat: sys_readlinkat,
+    SYS_faccessat: sys_faccessat,
+    SYS_faccessat2: sys_faccessat,
+    SYS_set_robust_list: sys_set_robust_list,
+    SYS_prlimit64: sys_prlimit64,
+    SYS_getrandom: sys_getrandom,
+    SYS_rseq: sys_rseq,
+}

@@ -1,0 +1,67 @@
+"""Tasks and processes: who owns which state (in the manner of xv6's proc.h).
+
+A ``Task`` is one schedulable thread (Linux's task_struct); tasks of one
+process share a ``Process`` (the thread group: pid, mm, exit status).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from kernel.mm.mm import MmStruct
+
+TASK_RUNNABLE = "runnable"
+TASK_RUNNING = "running"
+TASK_EXITED = "exited"
+
+_pids = itertools.count(1000)
+
+
+def allocate_pid() -> int:
+    return next(_pids)
+
+
+@dataclass
+class Process:
+    """Owned by the kernel's process table. ``exit_status``: the wait status
+    (Linux encoding) once the whole group has exited, else None."""
+    pid: int
+    mm: MmStruct
+    exe_path: str
+    tasks: list["Task"] = field(default_factory=list)
+    exit_status: int | None = None
+    killed_by_signal: int | None = None
+
+
+@dataclass
+class Rseq:
+    """A registered ``struct rseq`` (kernel/rseq.c): address, length, signature."""
+    address: int
+    length: int
+    signature: int
+
+
+@dataclass
+class Task:
+    """Fields owned by the scheduler: ``state``, ``cpu``. Saved user registers
+    (``registers``) are valid while the task is not on a vCPU. The rest is
+    owned by the syscalls that set it."""
+    tid: int
+    process: Process
+    registers: dict = field(default_factory=dict)
+    state: str = TASK_RUNNABLE
+    cpu: int | None = None
+    clear_child_tid: int = 0
+    robust_list_head: int = 0
+    robust_list_len: int = 0
+    rseq: Rseq | None = None
+    rseq_cpu_written: int | None = None   # CPU number last written to the rseq area
+    signal_mask: int = 0
+
+    @property
+    def mm(self) -> MmStruct:
+        return self.process.mm
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
