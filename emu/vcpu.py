@@ -24,6 +24,7 @@ from unicorn.unicorn_py3 import unicorn as uc_module
 
 from emu import firmware
 from emu.memory import PAGE_SIZE
+from emu.mmu.faultaddr import candidate_addresses, exact_fault_address
 from emu.mmu.pagewalk import ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, is_canonical, walk
 from emu.timing._hotpath import ffi, lib as hotpath
 from emu.traps import (
@@ -311,6 +312,8 @@ class VCpu:
             return STOP_DEADLINE
         self.pending = None
         handler = self.machine.trap_handler
+        if isinstance(pending.exception, PF) and pending.exception.address & 0xFFF == 0:
+            self._refine_fault_address(pending.exception)
         if pending.kind == "syscall":
             handler.handle_syscall(self)
         else:
@@ -319,6 +322,26 @@ class VCpu:
             self.load_user_registers(self.save_user_registers())
             handler.handle_exception(self, pending.exception)
         return STOP_TRAP
+
+    def _refine_fault_address(self, fault: PF) -> None:
+        """Turn the page address the fill hook saw into the exact CR2 value (faultaddr.py)."""
+        rip = self.uc.reg_read(x86.UC_X86_REG_RIP)
+        if fault.error_code & PF_INSTR:
+            # A fetch fault: CR2 is RIP when the instruction starts on the
+            # faulting page, else the page's first byte (it spans into it).
+            if fault.address & ~0xFFF == rip & ~0xFFF:
+                fault.address = rip
+            return
+        max_instruction_bytes = 15
+        try:
+            code = self.machine.read_virtual(self, rip, max_instruction_bytes)
+        except CpuException:
+            try:
+                code = self.machine.read_virtual(self, rip, PAGE_SIZE - (rip & (PAGE_SIZE - 1)))
+            except CpuException:
+                return
+        candidates = candidate_addresses(code, rip, self.read_register)
+        fault.address = exact_fault_address(fault.address, candidates)
 
     def _exception_for_uc_error(self, error: unicorn.UcError, rip: int) -> CpuException:
         errno = error.errno

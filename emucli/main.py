@@ -13,6 +13,7 @@ import sys
 
 EXIT_USAGE = 2
 EXIT_CYCLE_LIMIT = 124
+EXIT_INTERNAL_ERROR = 70   # EX_SOFTWARE: a bug in the emulator, not in the guest
 
 
 class UsageError(Exception):
@@ -139,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("emu: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # an emulator bug: one line, the traceback on request
+        if os.environ.get("EMU_DEBUG"):
+            raise
+        print(f"emu: internal error: {type(error).__name__}: {error} (set EMU_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
     return EXIT_USAGE
 
 

@@ -1,0 +1,30 @@
+# Set-up is automatic: every target creates .venv and installs the package
+# (which compiles the cffi hot path) when missing or out of date.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO   ?= guest/examples/hello.S
+
+.PHONY: run test bench lint clean
+
+$(STAMP): pyproject.toml setup.py emu/timing/hotpath.c emu/timing/hotpath.h emu/timing/_build_hotpath.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/emu run $(DEMO) hello world
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n auto
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'ruff>=0.4'
+	$(BIN)/ruff check emu kernel emucli tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info emu/timing/_hotpath*.so guest/.build
