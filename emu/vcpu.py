@@ -166,6 +166,9 @@ class VCpu:
             raise RuntimeError("vCPU failed to enter CPL3 at boot")
         self._clean_user_context = uc.context_save()
         self._flush_unicorn_tlb()
+        # Firmware instructions are not guest work: the clock starts at zero.
+        self.clock.cycles = 0
+        self.clock.instructions = 0
 
     # ---- registers ------------------------------------------------------
 

@@ -38,6 +38,16 @@ void hotpath_clear_blocks(struct hotpath_vcpu *vcpu)
 void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *user_data)
 {
     struct hotpath_vcpu *vcpu = (struct hotpath_vcpu *)user_data;
+    /* Stopping from a block hook abandons the block before it runs (measured:
+     * it is entered again on resume), so the deadline is checked before the
+     * block is charged: a block is charged exactly when it executes. */
+    if (vcpu->cycles >= vcpu->deadline_cycles) {
+        if (!vcpu->deadline_reached) {
+            vcpu->deadline_reached = 1;
+            emu_stop(uc);
+        }
+        return;
+    }
     struct hotpath_block_cost *slot = slot_for(vcpu, address);
     if (slot->address != address || slot->size_bytes != size_bytes) {
         vcpu->block_misses++;
@@ -46,10 +56,6 @@ void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *use
     }
     vcpu->cycles += slot->cycles;
     vcpu->instructions += slot->instructions;
-    if (vcpu->cycles >= vcpu->deadline_cycles && !vcpu->deadline_reached) {
-        vcpu->deadline_reached = 1;
-        emu_stop(uc);
-    }
 }
 
 uintptr_t hotpath_on_block_address(void)
