@@ -45,7 +45,7 @@ SYS_sigaltstack, SYS_arch_prctl, SYS_gettid, SYS_tkill, SYS_time, SYS_futex = 13
 SYS_sched_getaffinity, SYS_set_tid_address, SYS_clock_gettime, SYS_clock_getres = 204, 218, 228, 229
 SYS_clock_nanosleep, SYS_exit_group, SYS_tgkill, SYS_openat, SYS_readlinkat = 230, 231, 234, 257, 267
 SYS_newfstatat, SYS_set_robust_list, SYS_prlimit64, SYS_getrandom, SYS_rseq = 262, 273, 302, 318, 334
-SYS_faccessat, SYS_faccessat2, SYS_statx = 269, 439, 332
+SYS_faccessat, SYS_faccessat2, SYS_statx, SYS_sysinfo = 269, 439, 332, 99
 
 # arch_prctl codes (arch/x86/include/uapi/asm/prctl.h)
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
@@ -603,6 +603,18 @@ def sys_rt_sigprocmask(k, vcpu, task, how, nset, oset, sigsetsize, *_):
     return 0
 
 
+def sys_sysinfo(k, vcpu, task, info, *_):
+    """struct sysinfo (include/uapi/linux/sysinfo.h) from the machine's own figures."""
+    frames = k.frames
+    uptime_seconds = k.now_ns(vcpu) // 1_000_000_000
+    total = frames.total_frames * PAGE_SIZE
+    free = (frames.total_frames - frames.allocated_frames) * PAGE_SIZE
+    data = struct.pack("<q3Q6QH6xQQI", uptime_seconds, 0, 0, 0, total, free, 0, 0, 0, 0,
+                       len(k.processes), 0, 0, 1)
+    task.mm.copy_to_user(info, data.ljust(112, b"\0"))
+    return 0
+
+
 def sys_sched_getaffinity(k, vcpu, task, pid, size, mask, *_):
     cpus = len(k.machine.vcpus)
     nbytes = max(8, (cpus + 63) // 64 * 8)
@@ -795,6 +807,7 @@ SYSCALLS: dict[int, Callable] = {
     SYS_time: sys_time,
     SYS_futex: sys_futex,
     SYS_sched_getaffinity: sys_sched_getaffinity,
+    SYS_sysinfo: sys_sysinfo,
     SYS_set_tid_address: sys_set_tid_address,
     SYS_clock_gettime: sys_clock_gettime,
     SYS_clock_getres: sys_clock_getres,
