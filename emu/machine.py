@@ -14,6 +14,7 @@ import capstone
 from emu import firmware
 from emu.memory import PAGE_SIZE, PhysicalMemory
 from emu.mmu.pagewalk import ACCESS_FETCH
+from emu.timing.profile import DEFAULT_PROFILE, Profile, load_profile
 from emu.traps import CpuException, TrapHandler
 from emu.vcpu import STOP_DEADLINE, VCpu
 
@@ -32,9 +33,11 @@ class Machine:
     this belong to the firmware; the kernel allocates above it)."""
 
     def __init__(self, cpus: int = 1, memory_bytes: int = DEFAULT_MEMORY_BYTES,
-                 quantum_cycles: int = DEFAULT_QUANTUM_CYCLES, max_cycles: int | None = None):
+                 quantum_cycles: int = DEFAULT_QUANTUM_CYCLES, max_cycles: int | None = None,
+                 profile: Profile | str = DEFAULT_PROFILE):
         if not 1 <= cpus <= MAX_CPUS:
             raise ValueError(f"--cpus must be between 1 and {MAX_CPUS}")
+        self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
         self.memory = PhysicalMemory(memory_bytes)
         self.memory.write(0, firmware.firmware_image())
         self.reserved_physical_bytes = firmware.FIRMWARE_SIZE_BYTES
@@ -45,6 +48,7 @@ class Machine:
         # the invalid-opcode hook; returns True when it executed the instruction.
         self.invalid_opcode_handler: Callable[[VCpu], bool] | None = None
         self._disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        self._disassembler.detail = True
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
         self.stopped = False
         self.cycle_limit_reached = False
@@ -57,14 +61,14 @@ class Machine:
     def price_block(self, vcpu: VCpu, address: int, size_bytes: int) -> tuple[int, int]:
         """(instructions, cycles) of the translated block at ``address``.
 
-        Called once per new block from the C hot path. The cost model here is
-        one cycle per instruction; the timing profiles refine it.
+        Called once per new block from the C hot path; the cost comes from the
+        profile (emu/timing/profile.py).
         """
         code = self.read_virtual(vcpu, address, size_bytes)
-        instructions = sum(1 for _ in self._disassembler.disasm_lite(code, address))
-        if instructions == 0:
-            instructions = 1
-        return instructions, instructions
+        decoded = list(self._disassembler.disasm(code, address))
+        if not decoded:
+            return 1, self.profile.block_cycles([])
+        return len(decoded), self.profile.block_cycles(decoded)
 
     def read_virtual(self, vcpu: VCpu, address: int, size: int, access: int = ACCESS_FETCH) -> bytes:
         """Read guest-virtual bytes through ``vcpu``'s page tables (raises PF)."""

@@ -51,6 +51,7 @@ USER_REGISTER_NAMES = tuple(_REG_IDS)
 REGISTER_IDS = dict(_REG_IDS)
 
 RFLAGS_IF = 1 << 9
+CR4_TSD = 1 << 2
 RFLAGS_RESERVED_1 = 1 << 1
 # The stop reasons ``run`` reports to the machine's scheduler.
 STOP_DEADLINE = "deadline"
@@ -111,6 +112,7 @@ class VCpu:
         self.cr3 = 0
         self.halted = False
         self.pending: PendingTrap | None = None
+        self.event_counts: dict[str, int] = {}
         self.uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64)
         self.uc.ctl_set_tlb_mode(unicorn.UC_TLB_VIRTUAL)
         memory = machine.memory
@@ -154,6 +156,9 @@ class VCpu:
         uc = self.uc
         uc.reg_write(x86.UC_X86_REG_CS, firmware.KERNEL_CS)
         uc.reg_write(x86.UC_X86_REG_SS, firmware.KERNEL_DS)
+        # CR4.TSD: RDTSC/RDTSCP at CPL3 raise #GP, and the machine answers
+        # them from the cycle clock (_emulate_time_stamp_counter).
+        uc.reg_write(x86.UC_X86_REG_CR4, uc.reg_read(x86.UC_X86_REG_CR4) | CR4_TSD)
         uc.reg_write(x86.UC_X86_REG_GDTR, (0, firmware.FIRMWARE_VADDR + firmware.GDT_OFFSET,
                                           firmware.GDT_LIMIT, 0))
         rsp, frame = firmware.boot_iret_frame(RFLAGS_RESERVED_1 | RFLAGS_IF)
@@ -201,9 +206,12 @@ class VCpu:
         """MOV to CR3 (without PCID: flushes all non-global translations)."""
         self.cr3 = value
         self._flush_unicorn_tlb()
+        self.charge_event("cr3_write_flush")
 
     def flush_tlb(self) -> None:
+        """A full flush of this CPU's non-global translations (a CR3 reload)."""
         self._flush_unicorn_tlb()
+        self.charge_event("cr3_write_flush")
 
     def invalidate_code(self, start: int, size: int) -> None:
         """Forget translated blocks and their costs for guest code that changed or was unmapped."""
@@ -286,6 +294,11 @@ class VCpu:
         """Add the cost of something done outside translated code (a trap, a kernel path)."""
         self.clock.cycles += cycles
 
+    def charge_event(self, event: str, count: float = 1) -> None:
+        """Charge a profile event (emu/timing/profiles) and count it for statistics."""
+        self.clock.cycles += self.machine.profile.event_cycles(event, count)
+        self.event_counts[event] = self.event_counts.get(event, 0) + 1
+
     def run(self, deadline_cycles: int) -> str:
         """Run guest code until a trap or until the clock reaches ``deadline_cycles``.
 
@@ -318,13 +331,42 @@ class VCpu:
         if isinstance(pending.exception, PF) and pending.exception.address & 0xFFF == 0:
             self._refine_fault_address(pending.exception)
         if pending.kind == "syscall":
+            self.charge_event("syscall")
             handler.handle_syscall(self)
-        else:
-            # Resume from a clean context: QEMU keeps a pending-exception
-            # state after a fault reported to a hook (DESIGN.md, measured).
-            self.load_user_registers(self.save_user_registers())
-            handler.handle_exception(self, pending.exception)
+            return STOP_TRAP
+        # Resume from a clean context: QEMU keeps a pending-exception state
+        # after a fault reported to a hook (DESIGN.md, measured).
+        self.load_user_registers(self.save_user_registers())
+        if isinstance(pending.exception, GP) and self._emulate_time_stamp_counter():
+            return STOP_TRAP
+        self.charge_event("page_fault" if isinstance(pending.exception, PF) else "exception_entry")
+        handler.handle_exception(self, pending.exception)
         return STOP_TRAP
+
+    def _emulate_time_stamp_counter(self) -> bool:
+        """RDTSC/RDTSCP: the machine keeps CR4.TSD set so they fault (#GP at
+        CPL3, SDM Vol. 2B RDTSC) and returns this vCPU's cycle clock, so a
+        guest measures the cost model. RDTSCP also loads IA32_TSC_AUX (the CPU
+        number, as Linux programs it) into ECX."""
+        rip = self.uc.reg_read(x86.UC_X86_REG_RIP)
+        try:
+            code = self.machine.read_virtual(self, rip, 3)
+        except CpuException:
+            return False
+        if code[:2] == b"\x0f\x31":
+            length = 2
+        elif code == b"\x0f\x01\xf9":
+            length = 3
+            self.uc.reg_write(x86.UC_X86_REG_RCX, self.index)
+        else:
+            return False
+        self.charge(int(round(self.machine.profile.instruction_cycles["rdtsc"])))
+        tsc = self.clock.cycles
+        self.uc.reg_write(x86.UC_X86_REG_RAX, tsc & 0xFFFFFFFF)
+        self.uc.reg_write(x86.UC_X86_REG_RDX, tsc >> 32)
+        self.uc.reg_write(x86.UC_X86_REG_RIP, rip + length)
+        self.clock.instructions += 1
+        return True
 
     def _refine_fault_address(self, fault: PF) -> None:
         """Turn the page address the fill hook saw into the exact CR2 value (faultaddr.py)."""

@@ -51,8 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-cycles", type=_positive_int, metavar="N", help="stop after N cycles (exit 124)")
     run.add_argument("--seed", type=_int, default=0, help="seed for AT_RANDOM and getrandom (default 0)")
     run.add_argument("--cmdline", default="", metavar="'key=value ...'", help="kernel policy parameters")
+    run.add_argument("--profile", default=None, metavar="NAME",
+                     help="cost profile (see `emu profiles`; default spr)")
     run.add_argument("--memory", type=_positive_int, metavar="MIB", default=1024,
                      help="guest physical memory in MiB (default 1024)")
+    commands.add_parser("profiles", help="list the cost profiles")
     run.add_argument("program", help="static ELF executable, or .s/.S/.asm source")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
     return parser
@@ -72,13 +75,16 @@ def guest_environment() -> list[str]:
 
 def run_command(options) -> int:
     from emu.machine import Machine
+    from emu.timing.profile import DEFAULT_PROFILE, ProfileError, load_profile
     from kernel.kernel import Kernel, KernelConfig
     from kernel.loader.image import LoadError
 
     argv = [options.program, *options.args]
     try:
-        machine = Machine(cpus=options.cpus, memory_bytes=options.memory << 20, max_cycles=options.max_cycles)
-    except ValueError as error:
+        profile = load_profile(options.profile or DEFAULT_PROFILE)
+        machine = Machine(cpus=options.cpus, memory_bytes=options.memory << 20, max_cycles=options.max_cycles,
+                          profile=profile)
+    except (ValueError, ProfileError) as error:
         raise UsageError(str(error)) from None
     config = KernelConfig(argv=argv, envp=guest_environment(), seed=options.seed,
                           cmdline=parse_cmdline(options.cmdline))
@@ -102,12 +108,23 @@ def run_command(options) -> int:
     return kernel.exit_status()
 
 
+def list_profiles() -> int:
+    from emu.timing.profile import DEFAULT_PROFILE, available_profiles, load_profile
+    for name in available_profiles():
+        profile = load_profile(name)
+        marker = " (default)" if name == DEFAULT_PROFILE else ""
+        print(f"{name:8} {profile.description}{marker}")
+    return 0
+
+
 def collect_stats(machine, kernel) -> dict:
     counters = kernel.counters
     stats = {
         "cycles": machine.elapsed_cycles,
         "instructions": sum(vcpu.instructions for vcpu in machine.vcpus),
-        "per_cpu": [{"cpu": vcpu.index, "cycles": vcpu.cycles, "instructions": vcpu.instructions}
+        "profile": machine.profile.name,
+        "per_cpu": [{"cpu": vcpu.index, "cycles": vcpu.cycles, "instructions": vcpu.instructions,
+                     "events": dict(sorted(vcpu.event_counts.items()))}
                     for vcpu in machine.vcpus],
     }
     for name in ("context_switches", "ipis", "tlb_shootdowns", "tlb_flushes", "invlpgb", "nm_faults",
@@ -134,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         options = parser.parse_args(argv)
         if options.command == "run":
             return run_command(options)
+        if options.command == "profiles":
+            return list_profiles()
     except UsageError as error:
         print(f"emu: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -25,8 +25,6 @@ from kernel.mm.frames import FrameAllocator, OutOfMemory
 from kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
 from kernel.task import TASK_EXITED, TASK_RUNNING, Process, Task, allocate_pid
 
-# Virtual time: the guest's clocks are derived from cycles at this rate.
-DEFAULT_TSC_HZ = 2_000_000_000
 # CLOCK_REALTIME at cycle 0 (2026-01-01T00:00:00Z), fixed so runs are reproducible.
 REALTIME_EPOCH_NS = 1_767_225_600 * 1_000_000_000
 
@@ -34,7 +32,8 @@ REALTIME_EPOCH_NS = 1_767_225_600 * 1_000_000_000
 # executes: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat
 # pse36 clflush mmx fxsr sse sse2.
 HWCAP_CPUID1_EDX = 0x078BFBFF
-HWCAP2 = 0
+# HWCAP2_FSGSBASE: CR4.FSGSBASE is set, so RDFSBASE and friends work at CPL3.
+HWCAP2 = 1 << 1
 # AT_MINSIGSTKSZ: Linux reports the signal frame size for the largest xstate
 # the task may use (arch/x86/kernel/signal.c, get_sigframe_size). With the
 # legacy x87/SSE area (512 + 64-byte header) plus the frame and alignment it
@@ -51,7 +50,6 @@ class KernelConfig:
     stdin: BinaryIO | None = None
     stdout: BinaryIO | None = None
     stderr: BinaryIO | None = None
-    tsc_hz: int = DEFAULT_TSC_HZ
 
 
 class GuestExit(Exception):
@@ -69,6 +67,8 @@ class Kernel:
         self.stdin = config.stdin if config.stdin is not None else sys.stdin.buffer
         self.stdout = config.stdout if config.stdout is not None else sys.stdout.buffer
         self.stderr = config.stderr if config.stderr is not None else sys.stderr.buffer
+        # Guest clocks tick at the profile's TSC rate (virtual time from cycles).
+        self.tsc_hz = machine.profile.frequency_hz
         self.frames = FrameAllocator(machine.memory, machine.reserved_physical_bytes)
         self.current: list[Task | None] = [None] * len(machine.vcpus)
         self.processes: dict[int, Process] = {}
@@ -155,7 +155,7 @@ class Kernel:
 
     def now_ns(self, vcpu: VCpu) -> int:
         """Monotonic guest time: this vCPU's clock converted at the TSC rate."""
-        return vcpu.cycles * 1_000_000_000 // self.config.tsc_hz
+        return vcpu.cycles * 1_000_000_000 // self.tsc_hz
 
     # ---- TLB -------------------------------------------------------------
 

@@ -728,7 +728,7 @@ def sys_time(k, vcpu, task, tloc, *_):
 
 def _sleep(k, vcpu, duration_ns: int) -> None:
     # With nothing else to run, sleeping just advances this vCPU's clock.
-    vcpu.charge(duration_ns * k.config.tsc_hz // 1_000_000_000)
+    vcpu.charge(duration_ns * k.tsc_hz // 1_000_000_000)
 
 
 def sys_nanosleep(k, vcpu, task, req, rem, *_):

@@ -1,0 +1,132 @@
+"""Cost profiles: cycles per instruction class and per event, loaded from TOML.
+
+A profile is data (``profiles/*.toml``), one per modelled core. Blocks are
+priced once, when first executed, by classifying each instruction with
+capstone; events (syscall, faults, TLB and IPI operations...) are charged by
+the code that performs them through ``Profile.event_cycles``.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import capstone
+from capstone import x86_const as cs_x86
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+DEFAULT_PROFILE = "spr"
+
+INSTRUCTION_CLASSES = (
+    "alu", "nop", "load", "store", "branch", "call_ret", "multiply", "divide", "string_op",
+    "sse_simple", "sse_fp", "sse_divide", "x87", "serializing", "rdtsc", "syscall_insn", "other",
+)
+EVENTS = (
+    "syscall", "exception_entry", "page_fault", "nm_fault", "gp_fault", "page_walk_level", "tlb_hit",
+    "invlpg", "cr3_write_flush", "cr3_write_noflush", "invpcid_single", "invpcid_context", "invpcid_all",
+    "invlpgb_per_page", "tlbsync", "ipi_send", "ipi_latency", "ipi_receive", "context_switch",
+    "xsave_per_byte", "xsave_base", "xrstors_skipped", "tdpb_d", "tdpbf16ps", "tile_load_store",
+)
+
+
+class ProfileError(Exception):
+    pass
+
+
+_MULTIPLY = {"mul", "imul", "mulx"}
+_DIVIDE = {"div", "idiv"}
+_STRING = {"movsb", "movsw", "movsd", "movsq", "stosb", "stosw", "stosd", "stosq", "lodsb", "lodsw",
+           "lodsd", "lodsq", "cmpsb", "cmpsw", "cmpsd", "cmpsq", "scasb", "scasw", "scasd", "scasq"}
+_SERIALIZING = {"cpuid", "mfence", "lfence", "sfence", "serialize", "wbinvd", "invd", "iretq", "wrmsr"}
+_SSE_DIVIDE = {"divss", "divsd", "divps", "divpd", "sqrtss", "sqrtsd", "sqrtps", "sqrtpd"}
+_SSE_FP_PREFIXES = ("add", "sub", "mul", "min", "max", "cvt", "comis", "ucomis", "rcp", "rsqrt", "round",
+                    "dp", "hadd", "hsub")
+_SSE_FP_SUFFIXES = ("ss", "sd", "ps", "pd")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    frequency_hz: int
+    instruction_cycles: dict
+    event_costs: dict
+    path: Path
+
+    def event_cycles(self, event: str, count: float = 1) -> int:
+        return int(round(self.event_costs[event] * count))
+
+    def classify(self, insn) -> str:
+        """The cost class of one capstone instruction (detail mode)."""
+        mnemonic = insn.mnemonic
+        if mnemonic.startswith(("rep", "repne", "repe")) and " " in mnemonic:
+            mnemonic = mnemonic.split()[-1]
+        if mnemonic in _STRING:
+            return "string_op"
+        if mnemonic == "syscall":
+            return "syscall_insn"
+        if mnemonic in ("rdtsc", "rdtscp"):
+            return "rdtsc"
+        if mnemonic in _SERIALIZING:
+            return "serializing"
+        if mnemonic.startswith("nop") or mnemonic in ("endbr64", "pause"):
+            return "nop"
+        if mnemonic in ("call", "ret"):
+            return "call_ret"
+        groups = insn.groups
+        if capstone.CS_GRP_JUMP in groups or capstone.CS_GRP_RET in groups or capstone.CS_GRP_CALL in groups:
+            return "branch"
+        if mnemonic in _MULTIPLY:
+            return "multiply"
+        if mnemonic in _DIVIDE:
+            return "divide"
+        if mnemonic in _SSE_DIVIDE:
+            return "sse_divide"
+        if mnemonic.startswith("f"):
+            return "x87"
+        if any(op.type == cs_x86.X86_OP_REG and insn.reg_name(op.reg).startswith("xmm") for op in insn.operands):
+            if mnemonic.startswith(_SSE_FP_PREFIXES) and mnemonic.endswith(_SSE_FP_SUFFIXES):
+                return "sse_fp"
+            return "sse_simple"
+        return "alu"
+
+    def instruction_cost(self, insn) -> float:
+        cost = self.instruction_cycles[self.classify(insn)]
+        if insn.mnemonic.startswith(("lea", "nop")):
+            return cost   # address arithmetic, no memory access
+        for op in insn.operands:
+            if op.type == cs_x86.X86_OP_MEM:
+                if op.access & capstone.CS_AC_READ:
+                    cost += self.instruction_cycles["load"]
+                if op.access & capstone.CS_AC_WRITE:
+                    cost += self.instruction_cycles["store"]
+        return cost
+
+    def block_cycles(self, instructions) -> int:
+        """Cycles of a block: the rounded sum of its instructions, at least one."""
+        total = sum(self.instruction_cost(insn) for insn in instructions)
+        return max(1, int(math.floor(total + 0.5)))
+
+
+def available_profiles() -> list[str]:
+    return sorted(path.stem for path in PROFILES_DIR.glob("*.toml"))
+
+
+def load_profile(name: str = DEFAULT_PROFILE) -> Profile:
+    path = PROFILES_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise ProfileError(f"unknown profile {name!r} (available: {', '.join(available_profiles())})")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ProfileError(f"{path}: {error}") from None
+    header, instructions, events = data.get("profile", {}), data.get("instructions", {}), data.get("events", {})
+    missing = [key for key in INSTRUCTION_CLASSES if key not in instructions] + \
+              [key for key in EVENTS if key not in events]
+    if missing:
+        raise ProfileError(f"{path}: missing {', '.join(missing)}")
+    return Profile(name=header.get("name", name), description=header.get("description", ""),
+                   frequency_hz=int(header.get("frequency_hz", 2_000_000_000)),
+                   instruction_cycles={k: float(instructions[k]) for k in INSTRUCTION_CLASSES},
+                   event_costs={k: float(events[k]) for k in EVENTS}, path=path)
