@@ -65,6 +65,8 @@ class Machine:
         profile (emu/timing/profile.py).
         """
         code = self.read_virtual(vcpu, address, size_bytes)
+        if size_bytes == 0:
+            return 0, 0
         decoded = list(self._disassembler.disasm(code, address))
         if not decoded:
             return 1, self.profile.block_cycles([])

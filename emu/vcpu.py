@@ -334,6 +334,7 @@ class VCpu:
             self.charge_event("syscall")
             handler.handle_syscall(self)
             return STOP_TRAP
+        self._refund_unexecuted()
         # Resume from a clean context: QEMU keeps a pending-exception state
         # after a fault reported to a hook (DESIGN.md, measured).
         self.load_user_registers(self.save_user_registers())
@@ -342,6 +343,25 @@ class VCpu:
         self.charge_event("page_fault" if isinstance(pending.exception, PF) else "exception_entry")
         handler.handle_exception(self, pending.exception)
         return STOP_TRAP
+
+    def _refund_unexecuted(self) -> None:
+        """A fault stopped the vCPU inside the block the hot path charged in
+        full at entry: keep only the cost of the instructions before the
+        faulting one (which did not retire; it is charged again if it is
+        restarted)."""
+        clock = self.clock
+        start, size = clock.last_block_address, clock.last_block_size_bytes
+        rip = self.uc.reg_read(x86.UC_X86_REG_RIP)
+        if not start <= rip < start + size:
+            return
+        clock.last_block_address = 0
+        try:
+            executed_instructions, executed_cycles = (
+                self.machine.price_block(self, start, rip - start) if rip > start else (0, 0))
+        except CpuException:
+            return
+        clock.cycles = clock.cycles - clock.last_block_cycles + executed_cycles
+        clock.instructions = clock.instructions - clock.last_block_instructions + executed_instructions
 
     def _emulate_time_stamp_counter(self) -> bool:
         """RDTSC/RDTSCP: the machine keeps CR4.TSD set so they fault (#GP at

@@ -56,6 +56,10 @@ void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *use
     }
     vcpu->cycles += slot->cycles;
     vcpu->instructions += slot->instructions;
+    vcpu->last_block_address = address;
+    vcpu->last_block_size_bytes = size_bytes;
+    vcpu->last_block_cycles = slot->cycles;
+    vcpu->last_block_instructions = slot->instructions;
 }
 
 uintptr_t hotpath_on_block_address(void)

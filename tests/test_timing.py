@@ -1,0 +1,133 @@
+"""The cycle model: exact instruction counts, cycles as the profile prices them, RDTSC sees them."""
+import json
+import math
+import struct
+
+import pytest
+
+from emu.timing.profile import available_profiles, load_profile
+from tests.guestbuild import build_asm, emu
+
+ITERATIONS = 1_000_000
+LOOP = f"""
+.globl _start
+_start:
+    mov $%d, %%ecx
+1:  add $1, %%rax
+    dec %%ecx
+    jnz 1b
+    mov $60, %%eax
+    xor %%edi, %%edi
+    syscall
+""" % ITERATIONS
+
+
+def block(*costs):
+    """A block's cycles as the profile defines them: rounded sum, at least one."""
+    return max(1, math.floor(sum(costs) + 0.5))
+
+
+def run_stats(tmp_path, binary, *options):
+    stats = tmp_path / "stats.json"
+    result = emu("run", "--stats", str(stats), *options, str(binary))
+    return result, json.loads(stats.read_text())
+
+
+@pytest.mark.parametrize("profile_name", ["spr", "zen4"])
+def test_known_loop_counts_and_cycles(tmp_path, profile_name):
+    profile = load_profile(profile_name)
+    c, e = profile.instruction_cycles, profile.event_costs
+    result, stats = run_stats(tmp_path, build_asm(LOOP), "--profile", profile_name)
+    assert result.returncode == 0
+    assert stats["instructions"] == 1 + 3 * ITERATIONS + 3
+    # Unicorn's blocks: [mov ecx; add; dec; jnz] once, then [add; dec; jnz]
+    # for the remaining iterations, then [mov; xor; syscall].
+    expected = (block(c["alu"], c["alu"], c["alu"], c["branch"])
+                + (ITERATIONS - 1) * block(c["alu"], c["alu"], c["branch"])
+                + block(c["alu"], c["alu"], c["syscall_insn"])
+                + e["cr3_write_flush"] + e["syscall"])
+    assert stats["cycles"] == expected
+    assert stats["profile"] == profile_name
+
+
+def test_quantum_boundaries_do_not_change_the_count():
+    from emu.machine import Machine
+    from kernel.kernel import Kernel, KernelConfig
+    binary = build_asm(LOOP)
+    counts = set()
+    for quantum in (1_000_000, 997, 13):
+        machine = Machine(quantum_cycles=quantum, memory_bytes=64 << 20)
+        kernel = Kernel(machine, KernelConfig(argv=[str(binary)], envp=[]))
+        kernel.start(str(binary))
+        machine.run()
+        counts.add((machine.vcpus[0].instructions, machine.vcpus[0].cycles))
+    assert counts == {(3 * ITERATIONS + 4, counts.copy().pop()[1])}
+
+
+RDTSC_DELTA = """
+.globl _start
+_start:
+    rdtsc
+    mov %eax, %r12d
+    mov $1000, %ecx
+1:  add $1, %rax
+    dec %ecx
+    jnz 1b
+    rdtsc
+    sub %r12d, %eax
+    mov %eax, delta(%rip)
+    mov $1, %eax
+    mov $1, %edi
+    lea delta(%rip), %rsi
+    mov $4, %edx
+    syscall
+    mov $60, %eax
+    xor %edi, %edi
+    syscall
+.data
+delta: .long 0
+"""
+
+
+def test_rdtsc_measures_the_model(tmp_path):
+    c = load_profile("spr").instruction_cycles
+    result, stats = run_stats(tmp_path, build_asm(RDTSC_DELTA))
+    (delta,) = struct.unpack("<I", result.stdout)
+    # Between the two TSC reads: the rest of the first block [mov; mov; add;
+    # dec; jnz], 999 loop blocks, then the second rdtsc itself.
+    expected = (block(c["alu"], c["alu"], c["alu"], c["alu"], c["branch"])
+                + 999 * block(c["alu"], c["alu"], c["branch"])
+                + round(c["rdtsc"]))
+    assert delta == expected
+    # rdtsc mov mov | 3000 loop instructions | rdtsc sub mov mov mov lea mov syscall mov xor syscall
+    assert stats["instructions"] == 3 + 3000 + 11
+
+
+def test_stats_are_byte_identical_across_runs(tmp_path):
+    binary = build_asm(RDTSC_DELTA)
+    outputs = []
+    for name in ("a.json", "b.json"):
+        path = tmp_path / name
+        emu("run", "--stats", str(path), "--seed", "7", str(binary))
+        outputs.append(path.read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_max_cycles_still_writes_stats(tmp_path):
+    binary = build_asm(".globl _start\n_start:\n1: jmp 1b\n")
+    stats_path = tmp_path / "s.json"
+    result = emu("run", "--max-cycles", "50000", "--stats", str(stats_path), str(binary))
+    assert result.returncode == 124
+    assert result.stderr_lines == ["emu: cycle limit 50000 reached"]
+    stats = json.loads(stats_path.read_text())
+    assert 50000 <= stats["cycles"] < 50000 + 10
+
+
+def test_profiles_listed_and_complete():
+    result = emu("profiles")
+    assert result.returncode == 0
+    names = [line.split()[0] for line in result.stdout.decode().splitlines()]
+    assert names == available_profiles() and {"spr", "zen4"} <= set(names)
+    for name in names:
+        profile = load_profile(name)
+        assert profile.event_costs["tdpb_d"] == (16 if name == "spr" else 0)
