@@ -85,7 +85,10 @@ class Kernel:
 
     def start(self, path: str) -> Process:
         """exec ``path`` as the first process on CPU 0 (raises LoadError on bad input)."""
-        image = load_program(path, ELF_ET_DYN_BASE)
+        return self.start_image(load_program(path, ELF_ET_DYN_BASE), path)
+
+    def start_image(self, image, path: str) -> Process:
+        """exec an already-built ProgramImage as the first process on CPU 0."""
         mm, initial = exec_image(self.frames, image, execfn=self.config.argv[0], argv=self.config.argv,
                                  envp=self.config.envp, seed=self.config.seed, hwcap=HWCAP_CPUID1_EDX,
                                  hwcap2=HWCAP2, minsigstksz=MINSIGSTKSZ_LEGACY_XSTATE)
