@@ -350,18 +350,22 @@ class VCpu:
         faulting one (which did not retire; it is charged again if it is
         restarted)."""
         clock = self.clock
-        start, size = clock.last_block_address, clock.last_block_size_bytes
+        last = clock.last_block
+        if last == ffi.NULL:
+            return
+        start, size = last.address, last.size_bytes
         rip = self.uc.reg_read(x86.UC_X86_REG_RIP)
         if not start <= rip < start + size:
             return
-        clock.last_block_address = 0
+        charged_cycles, charged_instructions = last.cycles, last.instructions
+        clock.last_block = ffi.NULL
         try:
             executed_instructions, executed_cycles = (
                 self.machine.price_block(self, start, rip - start) if rip > start else (0, 0))
         except CpuException:
             return
-        clock.cycles = clock.cycles - clock.last_block_cycles + executed_cycles
-        clock.instructions = clock.instructions - clock.last_block_instructions + executed_instructions
+        clock.cycles = clock.cycles - charged_cycles + executed_cycles
+        clock.instructions = clock.instructions - charged_instructions + executed_instructions
 
     def _emulate_time_stamp_counter(self) -> bool:
         """RDTSC/RDTSCP: the machine keeps CR4.TSD set so they fault (#GP at

@@ -32,6 +32,7 @@ void hotpath_store_block(struct hotpath_vcpu *vcpu, uint64_t address, uint32_t s
 
 void hotpath_clear_blocks(struct hotpath_vcpu *vcpu)
 {
+    vcpu->last_block = 0;
     memset(vcpu->table, 0, sizeof(struct hotpath_block_cost) * ((size_t)vcpu->table_mask + 1));
 }
 
@@ -41,25 +42,26 @@ void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *use
     /* Stopping from a block hook abandons the block before it runs (measured:
      * it is entered again on resume), so the deadline is checked before the
      * block is charged: a block is charged exactly when it executes. */
-    if (vcpu->cycles >= vcpu->deadline_cycles) {
+    if (__builtin_expect(vcpu->cycles >= vcpu->deadline_cycles, 0)) {
         if (!vcpu->deadline_reached) {
             vcpu->deadline_reached = 1;
             emu_stop(uc);
         }
         return;
     }
-    struct hotpath_block_cost *slot = slot_for(vcpu, address);
-    if (slot->address != address || slot->size_bytes != size_bytes) {
-        vcpu->block_misses++;
-        hotpath_block_miss(vcpu->vcpu_index, address, size_bytes);
+    struct hotpath_block_cost *slot = vcpu->last_block;
+    /* Loops re-enter the block they just ran: try that before hashing. */
+    if (!slot || slot->address != address || slot->size_bytes != size_bytes) {
         slot = slot_for(vcpu, address);
+        if (__builtin_expect(slot->address != address || slot->size_bytes != size_bytes, 0)) {
+            vcpu->block_misses++;
+            hotpath_block_miss(vcpu->vcpu_index, address, size_bytes);
+            slot = slot_for(vcpu, address);
+        }
     }
     vcpu->cycles += slot->cycles;
     vcpu->instructions += slot->instructions;
-    vcpu->last_block_address = address;
-    vcpu->last_block_size_bytes = size_bytes;
-    vcpu->last_block_cycles = slot->cycles;
-    vcpu->last_block_instructions = slot->instructions;
+    vcpu->last_block = slot;
 }
 
 uintptr_t hotpath_on_block_address(void)

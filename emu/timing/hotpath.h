@@ -22,12 +22,10 @@ struct hotpath_vcpu {
     uint64_t cycles;            /* this vCPU's clock */
     uint64_t instructions;      /* retired, counted per block entry */
     uint64_t block_misses;
-    /* The block charged last, so a fault inside it can be refunded for the
-     * instructions that did not execute (VCpu._refund_unexecuted). */
-    uint64_t last_block_address;
-    uint64_t last_block_cycles;
-    uint32_t last_block_size_bytes;
-    uint32_t last_block_instructions;
+    /* The cache slot of the block charged last, so a fault inside it can be
+     * refunded for the instructions that did not execute
+     * (VCpu._refund_unexecuted); NULL when there is none. */
+    struct hotpath_block_cost *last_block;
     /* Owned by the scheduler (Python). */
     uint64_t deadline_cycles;   /* stop once cycles >= this */
     uint32_t deadline_reached;  /* set by the hot path, cleared by Python */
