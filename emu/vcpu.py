@@ -228,6 +228,25 @@ class VCpu:
         translation = walk(self.machine.memory, self.cr3, vaddr, access, user_mode)
         return translation.paddr_page | (vaddr & (PAGE_SIZE - 1))
 
+    def read_virtual(self, vaddr: int, size: int) -> bytes:
+        """Read guest memory as a CPL3 data read (raises PF/GP like the access would)."""
+        return self.machine.read_virtual(self, vaddr, size, ACCESS_READ)
+
+    def write_virtual(self, vaddr: int, data: bytes) -> None:
+        """Write guest memory as a CPL3 data write. Every page is translated
+        (and may fault) before any byte is written, so a faulting write has no
+        partial effect and the restarted instruction sees the same state."""
+        memory = self.machine.memory
+        pieces = []
+        offset = 0
+        while offset < len(data):
+            address = vaddr + offset
+            chunk = min(len(data) - offset, PAGE_SIZE - (address & (PAGE_SIZE - 1)))
+            pieces.append((self.translate(address, ACCESS_WRITE), offset, chunk))
+            offset += chunk
+        for paddr, offset, chunk in pieces:
+            memory.write(paddr, data[offset:offset + chunk])
+
     def _on_tlb_fill(self, uc, vaddr, uc_access, entry, _user_data) -> bool:
         firmware_offset = vaddr - firmware.FIRMWARE_VADDR
         if 0 <= firmware_offset < firmware.FIRMWARE_SIZE_BYTES:

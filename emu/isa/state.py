@@ -1,0 +1,88 @@
+"""Architectural state the emulator owns for each vCPU because Unicorn knows none of it.
+
+Unicorn holds the general registers, x87 and SSE. Everything XSAVE-managed
+beyond that -- XCR0, IA32_XSS, IA32_XFD/XFD_ERR, the AMX tile configuration
+and tile data, the supervisor PASID component, and the bookkeeping behind
+the XSAVE init and modified optimizations -- lives here, one instance per
+vCPU (``VCpu.xstate``), written only by the handlers in emu/isa/.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# XSTATE component numbers (SDM Vol. 1 §13.1).
+XFEATURE_X87 = 0
+XFEATURE_SSE = 1
+XFEATURE_PASID = 10        # supervisor: IA32_PASID
+XFEATURE_XTILECFG = 17
+XFEATURE_XTILEDATA = 18
+
+XFEATURE_MASK_X87 = 1 << XFEATURE_X87
+XFEATURE_MASK_SSE = 1 << XFEATURE_SSE
+XFEATURE_MASK_PASID = 1 << XFEATURE_PASID
+XFEATURE_MASK_XTILECFG = 1 << XFEATURE_XTILECFG
+XFEATURE_MASK_XTILEDATA = 1 << XFEATURE_XTILEDATA
+XFEATURE_MASK_XTILE = XFEATURE_MASK_XTILECFG | XFEATURE_MASK_XTILEDATA
+
+# AMX palette 1 (SDM Vol. 1 §3.?; CPUID leaf 0x1D): 8 tiles of 16 rows x 64 bytes.
+TILE_COUNT = 8
+TILE_MAX_ROWS = 16
+TILE_MAX_ROW_BYTES = 64
+TILECFG_BYTES = 64
+
+# MSR numbers (SDM Vol. 4).
+MSR_IA32_TSC = 0x10
+MSR_IA32_XSS = 0xDA0
+MSR_IA32_XFD = 0x1C4
+MSR_IA32_XFD_ERR = 0x1C5
+MSR_IA32_PASID = 0xD93
+MSR_IA32_TSC_AUX = 0xC0000103
+MSR_IA32_EFER = 0xC0000080
+MSR_IA32_FS_BASE = 0xC0000100
+MSR_IA32_GS_BASE = 0xC0000101
+MSR_IA32_KERNEL_GS_BASE = 0xC0000102
+
+
+@dataclass
+class ExtendedState:
+    """Per-vCPU XSAVE-managed state beyond x87/SSE. Owners: XCR0 (XSETBV and
+    the kernel through the machine API), XSS/XFD/XFD_ERR/PASID (MSR writes),
+    tiles (AMX instructions and XRSTOR*), the optimization fields (XRSTOR* and
+    XSAVE*)."""
+    xcr0: int = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE
+    xss: int = 0
+    xfd: int = 0
+    xfd_err: int = 0
+    pasid: int = 0
+    tilecfg: bytearray = field(default_factory=lambda: bytearray(TILECFG_BYTES))
+    tiles: np.ndarray = field(default_factory=lambda: np.zeros((TILE_COUNT, TILE_MAX_ROWS, TILE_MAX_ROW_BYTES),
+                                                               dtype=np.uint8))
+    # XINUSE for the components whose use the emulator tracks exactly (AMX):
+    # set by any tile instruction, cleared by TILERELEASE and init restores.
+    tiles_in_use: bool = False
+    # The modified optimization (SDM Vol. 1 §13.6): what the last XRSTOR(S)
+    # loaded, from where, and which components were written since.
+    last_restore_linear_address: int | None = None
+    last_restore_was_xrstors: bool = False
+    modified_since_restore: int = 0
+
+    @property
+    def palette(self) -> int:
+        return self.tilecfg[0]
+
+    def tiles_configured(self) -> bool:
+        return self.palette != 0
+
+    def tile_rows(self, tile: int) -> int:
+        return self.tilecfg[48 + tile]
+
+    def tile_row_bytes(self, tile: int) -> int:
+        return int.from_bytes(self.tilecfg[16 + 2 * tile:18 + 2 * tile], "little")
+
+    def release_tiles(self) -> None:
+        """TILERELEASE / init: palette 0, all tile data zero, XINUSE[18:17] clear."""
+        self.tilecfg[:] = bytes(TILECFG_BYTES)
+        self.tiles[:] = 0
+        self.tiles_in_use = False
