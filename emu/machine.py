@@ -7,7 +7,6 @@ seed (DESIGN.md, determinism).
 """
 from __future__ import annotations
 
-from typing import Callable
 
 import capstone
 
@@ -15,8 +14,8 @@ from emu import firmware
 from emu.memory import PAGE_SIZE, PhysicalMemory
 from emu.mmu.pagewalk import ACCESS_FETCH
 from emu.timing.profile import DEFAULT_PROFILE, Profile, load_profile
-from emu.traps import CpuException, TrapHandler
-from emu.vcpu import STOP_DEADLINE, VCpu
+from emu.traps import TrapHandler
+from emu.vcpu import VCpu
 
 DEFAULT_MEMORY_BYTES = 512 << 20
 DEFAULT_QUANTUM_CYCLES = 1_000_000
@@ -44,9 +43,7 @@ class Machine:
         self.quantum_cycles = quantum_cycles
         self.max_cycles = max_cycles
         self.trap_handler: TrapHandler | None = None
-        # Extension instructions Unicorn does not know (emu/isa): called from
-        # the invalid-opcode hook; returns True when it executed the instruction.
-        self.invalid_opcode_handler: Callable[[VCpu], bool] | None = None
+        self.cpu_count = cpus
         self._disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         self._disassembler.detail = True
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
@@ -90,24 +87,98 @@ class Machine:
         self.stopped = True
 
     def run(self) -> None:
-        """Run vCPUs until the kernel stops the machine or the cycle limit is reached."""
+        """Run vCPUs until the kernel stops the machine or the cycle limit is reached.
+
+        Each step picks the vCPU whose next activity is earliest -- its clock
+        if it can run, else its earliest pending interrupt -- ties broken by
+        CPU number; delivers the interrupts due on it; then runs it until the
+        end of its quantum, its next pending interrupt, or ``lookahead``
+        cycles past the slowest other runnable vCPU, whichever comes first.
+        """
         if self.trap_handler is None:
             raise RuntimeError("no trap handler attached")
+        lookahead = max(1, self.profile.event_cycles("ipi_latency"))
         while not self.stopped:
-            runnable = [vcpu for vcpu in self.vcpus if not vcpu.halted]
-            if not runnable:
+            vcpu, start = self._next_vcpu()
+            if vcpu is None:
                 self.trap_handler.handle_all_idle(self)
-                if all(vcpu.halted for vcpu in self.vcpus) and not self.stopped:
+                if not self.stopped and self._next_vcpu()[0] is None:
                     raise MachineStopped("every vCPU is halted and nothing can wake one")
                 continue
-            vcpu = min(runnable, key=lambda v: (v.cycles, v.index))
+            if self.max_cycles is not None and start >= self.max_cycles:
+                self.cycle_limit_reached = True
+                return
+            if vcpu.cycles < start:
+                vcpu.clock.cycles = start       # idle until the interrupt arrived
+            self._deliver_interrupts(vcpu)
+            if not vcpu.runnable or self.stopped:
+                continue
             deadline = vcpu.cycles + self.quantum_cycles
+            next_interrupt = vcpu.apic.next_event_cycles()
+            if next_interrupt is not None:
+                deadline = min(deadline, max(next_interrupt, vcpu.cycles + 1))
+            # A vCPU waiting for acknowledgements keeps its clock and will
+            # resume from there, so it bounds the others like a running one.
+            others = [other.cycles for other in self.vcpus
+                      if other is not vcpu and (other.runnable or other.waiting_for_acks)]
+            if others:
+                deadline = min(deadline, min(others) + lookahead)
             if self.max_cycles is not None:
-                if vcpu.cycles >= self.max_cycles:
-                    self.cycle_limit_reached = True
-                    return
                 deadline = min(deadline, self.max_cycles)
             vcpu.run(deadline)
+
+    def _next_vcpu(self) -> tuple[VCpu | None, int]:
+        best, best_time = None, 0
+        for vcpu in self.vcpus:
+            if vcpu.runnable:
+                when = vcpu.cycles
+            elif vcpu.waiting_for_acks:
+                continue
+            else:
+                when = vcpu.apic.next_event_cycles()
+                if when is None:
+                    continue
+                when = max(when, vcpu.cycles)
+            if best is None or when < best_time:
+                best, best_time = vcpu, when
+        return best, best_time
+
+    def _deliver_interrupts(self, vcpu: VCpu) -> None:
+        for interrupt in vcpu.apic.take_due(vcpu.cycles):
+            vcpu.charge_event("ipi_receive")
+            if interrupt.source_cpu >= 0:
+                vcpu.apic.ipis_received += 1
+            vcpu.apic.in_service.append(interrupt.vector)
+            self.trap_handler.handle_interrupt(vcpu, interrupt.vector)
+
+    # ---- inter-processor interrupts ---------------------------------------
+
+    def send_ipi(self, sender: VCpu, targets, vector: int) -> None:
+        """A fixed IPI from ``sender`` to each CPU in ``targets`` (an ICR write)."""
+        sender.charge_event("ipi_send")
+        arrival = sender.cycles + self.profile.event_cycles("ipi_latency")
+        for target in targets:
+            self.vcpus[target].apic.post(arrival, vector, sender.index)
+            sender.apic.ipis_sent += 1
+
+    def wait_for_acks(self, sender: VCpu, targets) -> None:
+        """The sender spins until every target acknowledges (smp_call_function_many
+        with wait): it stops running until the last ``acknowledge`` and then
+        resumes at that time, so its clock advances by the real wait."""
+        sender.waiting_for_acks = {target for target in targets if target != sender.index}
+        sender.ack_time_cycles = sender.cycles
+        if not sender.waiting_for_acks:
+            return
+
+    def acknowledge(self, target: VCpu, sender_index: int) -> None:
+        """``target`` finished the work ``sender_index`` waits for (at its current clock)."""
+        sender = self.vcpus[sender_index]
+        if target.index not in sender.waiting_for_acks:
+            return
+        sender.waiting_for_acks.discard(target.index)
+        sender.ack_time_cycles = max(sender.ack_time_cycles, target.cycles)
+        if not sender.waiting_for_acks:
+            sender.clock.cycles = max(sender.cycles, sender.ack_time_cycles)
 
     @property
     def elapsed_cycles(self) -> int:

@@ -141,5 +141,8 @@ class TrapHandler(Protocol):
     def handle_deadline(self, vcpu: "VCpu") -> None:
         """The vCPU's clock reached the deadline the scheduler set."""
 
+    def handle_interrupt(self, vcpu: "VCpu", vector: int) -> None:
+        """An external interrupt (IPI or local timer) arrived at an instruction boundary."""
+
     def handle_all_idle(self, machine) -> None:
         """Every vCPU is halted: advance time to the next event or stop the machine."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import unicorn
 import unicorn.x86_const as x86
@@ -24,11 +24,16 @@ from unicorn.unicorn_py3 import unicorn as uc_module
 
 from emu import firmware
 from emu.memory import PAGE_SIZE
+from emu.apic import MSR_IA32_TSC_DEADLINE, X2APIC_MSRS, LocalApic
+from emu.isa.cpuid import INTEL_SAPPHIRE_RAPIDS, MODELS_BY_PROFILE, Cpuid
+from emu.isa.dispatch import execute_extension, xinuse_legacy
+from emu.isa.msr import MsrFile
+from emu.isa.state import MSR_IA32_TSC, XFEATURE_MASK_PASID, XFEATURE_MASK_XTILE, ExtendedState
 from emu.mmu.faultaddr import candidate_addresses, exact_fault_address
 from emu.mmu.pagewalk import ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, is_canonical, walk
 from emu.timing._hotpath import ffi, lib as hotpath
 from emu.traps import (
-    GP, PF, PF_INSTR, PF_USER, PF_WRITE, UD, CpuException, exception_for_vector,
+    GP, PF, PF_INSTR, UD, CpuException, exception_for_vector,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,6 +57,10 @@ REGISTER_IDS = dict(_REG_IDS)
 
 RFLAGS_IF = 1 << 9
 CR4_TSD = 1 << 2
+CR4_OSXSAVE = 1 << 18
+# Until the extension decoder lands (emu/isa/encoding.py), Unicorn keeps
+# running XGETBV/XSAVE itself. TEMP-LAZY
+OWN_XSAVE = False
 RFLAGS_RESERVED_1 = 1 << 1
 # The stop reasons ``run`` reports to the machine's scheduler.
 STOP_DEADLINE = "deadline"
@@ -97,6 +106,9 @@ def hotpath_block_miss(handle: int, address: int, size_bytes: int) -> None:
 class PendingTrap:
     kind: str                       # "syscall" | "exception"
     exception: CpuException | None = None
+    # A #PF seen by the TLB-fill hook carries only the page address; the
+    # exact CR2 is recomputed from the instruction (mmu/faultaddr.py).
+    page_granular_address: bool = False
 
 
 class VCpu:
@@ -113,6 +125,16 @@ class VCpu:
         self.halted = False
         self.pending: PendingTrap | None = None
         self.event_counts: dict[str, int] = {}
+        self.xstate = ExtendedState()
+        self.msrs = MsrFile(self)
+        self.apic = LocalApic(self)
+        # Synchronous cross-calls this vCPU waits for (Machine.wait_for_acks):
+        # while non-empty the vCPU does not run; ``ack_time_cycles`` is the
+        # latest acknowledgement seen so far.
+        self.waiting_for_acks: set[int] = set()
+        self.ack_time_cycles = 0
+        self.cpu_model = MODELS_BY_PROFILE.get(machine.profile.name, INTEL_SAPPHIRE_RAPIDS)
+        self.cpuid = Cpuid(self.cpu_model, index, machine.cpu_count, self.xstate, None)  # TEMP-LAZY
         self.uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64)
         self.uc.ctl_set_tlb_mode(unicorn.UC_TLB_VIRTUAL)
         memory = machine.memory
@@ -141,6 +163,7 @@ class VCpu:
         uc.hook_add(unicorn.UC_HOOK_INSN, self._on_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
         uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
+        uc.hook_add(unicorn.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
         # The block hook is C: add it through libunicorn directly.
         self._block_hook_handle = ctypes.c_size_t()
         status = _uclib.uc_hook_add(
@@ -158,7 +181,10 @@ class VCpu:
         uc.reg_write(x86.UC_X86_REG_SS, firmware.KERNEL_DS)
         # CR4.TSD: RDTSC/RDTSCP at CPL3 raise #GP, and the machine answers
         # them from the cycle clock (_emulate_time_stamp_counter).
-        uc.reg_write(x86.UC_X86_REG_CR4, uc.reg_read(x86.UC_X86_REG_CR4) | CR4_TSD)
+        # CR4.OSXSAVE clear in Unicorn: XSAVE/XRSTOR/XGETBV then raise #UD
+        # into the emulator, which owns XCR0 and XINUSE (DESIGN.md); the
+        # guest's CPUID still reports OSXSAVE because the emulator runs them.
+        uc.reg_write(x86.UC_X86_REG_CR4, (uc.reg_read(x86.UC_X86_REG_CR4) | CR4_TSD) & ~(CR4_OSXSAVE if OWN_XSAVE else 0))
         uc.reg_write(x86.UC_X86_REG_GDTR, (0, firmware.FIRMWARE_VADDR + firmware.GDT_OFFSET,
                                           firmware.GDT_LIMIT, 0))
         rsp, frame = firmware.boot_iret_frame(RFLAGS_RESERVED_1 | RFLAGS_IF)
@@ -264,7 +290,7 @@ class VCpu:
         try:
             translation = walk(self.machine.memory, self.cr3, vaddr, access, user_mode)
         except PF as fault:
-            self.pending = PendingTrap("exception", fault)
+            self.pending = PendingTrap("exception", fault, page_granular_address=True)
             return False
         perms = unicorn.UC_PROT_READ
         # Grant write only once the page is dirty, so the first write to a
@@ -288,16 +314,80 @@ class VCpu:
         uc.emu_stop()
 
     def _on_invalid_opcode(self, uc, _user_data) -> bool:
-        handler: Callable | None = self.machine.invalid_opcode_handler
-        if handler is not None:
-            try:
-                if handler(self):
-                    return True
-            except CpuException as exc:
-                self.pending = PendingTrap("exception", exc)
-                return False
+        """Unicorn could not execute the instruction: the extensions (emu/isa) may."""
+        try:
+            if execute_extension(self):
+                return True
+        except CpuException as exc:
+            self.pending = PendingTrap("exception", exc)
+            return False
         self.pending = PendingTrap("exception", UD(0))
         return False
+
+    def _on_cpuid(self, uc, _user_data) -> int:
+        leaf = uc.reg_read(x86.UC_X86_REG_EAX) & 0xFFFFFFFF
+        subleaf = uc.reg_read(x86.UC_X86_REG_ECX) & 0xFFFFFFFF
+        eax, ebx, ecx, edx = self.cpuid.query(leaf, subleaf)
+        uc.reg_write(x86.UC_X86_REG_RAX, eax)
+        uc.reg_write(x86.UC_X86_REG_RBX, ebx)
+        uc.reg_write(x86.UC_X86_REG_RCX, ecx)
+        uc.reg_write(x86.UC_X86_REG_RDX, edx)
+        return 1   # skip Unicorn's own CPUID
+
+    # ---- extension state ----------------------------------------------------
+
+    def xinuse(self) -> int:
+        """XINUSE: the components not in their init state (XGETBV with ECX=1)."""
+        in_use = xinuse_legacy(self.save_user_registers())
+        if self.xstate.tiles_in_use:
+            in_use |= XFEATURE_MASK_XTILE
+        if self.xstate.pasid:
+            in_use |= XFEATURE_MASK_PASID
+        return in_use
+
+    def fetch_code(self, rip: int, size: int) -> bytes:
+        """Up to ``size`` instruction bytes at ``rip``; fewer when the next page is unmapped."""
+        try:
+            return self.machine.read_virtual(self, rip, size)
+        except CpuException:
+            return self.machine.read_virtual(self, rip, min(size, PAGE_SIZE - (rip & (PAGE_SIZE - 1))))
+
+    def charge_instruction(self, event: str | None) -> None:
+        """Account one instruction the emulator executed itself."""
+        profile = self.machine.profile
+        cycles = profile.event_costs[event] if event else profile.instruction_cycles["other"]
+        self.clock.cycles += int(round(cycles))
+        self.clock.instructions += 1
+
+    def xsetbv(self, index: int, value: int) -> None:
+        """XSETBV at CPL0 (the kernel's machine API), with the SDM's #GP checks
+        (Vol. 2D XSETBV; Vol. 1 §13.3): XCR0[0] set, AVX needs SSE, both tile
+        components or neither, only supported components."""
+        SUPPORTED_USER_MASK = 0b11 | XFEATURE_MASK_XTILE  # TEMP-LAZY
+        supported = SUPPORTED_USER_MASK if self.cpu_model.amx else SUPPORTED_USER_MASK & ~XFEATURE_MASK_XTILE
+        if index != 0 or value & ~supported or not value & 1:
+            raise GP(0)
+        tiles = value & XFEATURE_MASK_XTILE
+        if tiles and tiles != XFEATURE_MASK_XTILE:
+            raise GP(0)
+        self.xstate.xcr0 = value
+
+    def read_msr(self, index: int) -> int:
+        """RDMSR at CPL0 (the kernel's machine API)."""
+        if index in X2APIC_MSRS or index == MSR_IA32_TSC_DEADLINE:
+            return self.apic.read_msr(index)
+        return self.msrs.read(index)
+
+    def write_msr(self, index: int, value: int) -> None:
+        """WRMSR at CPL0 (the kernel's machine API); reserved bits raise GP(0)."""
+        if index in X2APIC_MSRS or index == MSR_IA32_TSC_DEADLINE:
+            self.apic.write_msr(index, value)
+        else:
+            self.msrs.write(index, value)
+
+    @property
+    def runnable(self) -> bool:
+        return not self.halted and not self.waiting_for_acks
 
     # ---- running ------------------------------------------------------------
 
@@ -347,7 +437,7 @@ class VCpu:
             return STOP_DEADLINE
         self.pending = None
         handler = self.machine.trap_handler
-        if isinstance(pending.exception, PF) and pending.exception.address & 0xFFF == 0:
+        if pending.page_granular_address:
             self._refine_fault_address(pending.exception)
         if pending.kind == "syscall":
             self.charge_event("syscall")
@@ -400,11 +490,11 @@ class VCpu:
             length = 2
         elif code == b"\x0f\x01\xf9":
             length = 3
-            self.uc.reg_write(x86.UC_X86_REG_RCX, self.index)
+            self.uc.reg_write(x86.UC_X86_REG_RCX, self.msrs.tsc_aux)
         else:
             return False
         self.charge(int(round(self.machine.profile.instruction_cycles["rdtsc"])))
-        tsc = self.clock.cycles
+        tsc = self.msrs.read(MSR_IA32_TSC)
         self.uc.reg_write(x86.UC_X86_REG_RAX, tsc & 0xFFFFFFFF)
         self.uc.reg_write(x86.UC_X86_REG_RDX, tsc >> 32)
         self.uc.reg_write(x86.UC_X86_REG_RIP, rip + length)

@@ -6,6 +6,7 @@ every other fault into the Linux signal (arch/x86/kernel/traps.c semantics).
 """
 from __future__ import annotations
 
+import random
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,20 +14,28 @@ from typing import BinaryIO
 
 from emu.machine import Machine
 from emu.traps import (
-    VECTOR_AC, VECTOR_BP, VECTOR_DE, VECTOR_GP, VECTOR_MF, VECTOR_PF, VECTOR_SS, VECTOR_UD,
+    VECTOR_AC, VECTOR_BP, VECTOR_DE, VECTOR_GP, VECTOR_MF, VECTOR_NM, VECTOR_PF, VECTOR_SS, VECTOR_UD,
     VECTOR_XM, CpuException, PF,
 )
 from emu.vcpu import VCpu
-from kernel import signals
-from kernel.errno import ENOSYS, SyscallError
+from kernel import fpu, signals
+from kernel.errno import SyscallError
 from kernel.exec import exec_image
 from kernel.loader import load_program
 from kernel.mm.frames import FrameAllocator, OutOfMemory
 from kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
-from kernel.task import TASK_EXITED, TASK_RUNNING, Process, Task, allocate_pid
+from kernel.sched import DEFAULT_SCHED_QUANTUM_CYCLES, Scheduler
+from kernel.task import TASK_EXITED, TASK_RUNNING, TASK_SLEEPING, Process, Task, allocate_pid
 
 # CLOCK_REALTIME at cycle 0 (2026-01-01T00:00:00Z), fixed so runs are reproducible.
 REALTIME_EPOCH_NS = 1_767_225_600 * 1_000_000_000
+
+# Interrupt vectors as Linux assigns them (arch/x86/include/asm/irq_vectors.h).
+LOCAL_TIMER_VECTOR = 0xEC
+CALL_FUNCTION_SINGLE_VECTOR = 0xFB
+CALL_FUNCTION_VECTOR = 0xFC
+RESCHEDULE_VECTOR = 0xFD
+MSR_X2APIC_EOI = 0x80B
 
 # CPUID.1:EDX as Linux reports it in AT_HWCAP for the features this machine
 # executes: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat
@@ -77,9 +86,25 @@ class Kernel:
         self.warned_syscalls: set[int] = set()
         self.init_process: Process | None = None
         self.fatal_message: str | None = None
+        # getrandom(2)'s source: seeded, so a run is reproducible (--seed).
+        self.guest_random = random.Random(config.seed ^ 0x5EED)
         machine.attach(self)
         for vcpu in machine.vcpus:
             vcpu.halted = True
+            # IA32_TSC_AUX = CPU number, read back by RDTSCP/RDPID (setup_getcpu).
+            vcpu.write_msr(0xC0000103, vcpu.index)
+        self.fpu_config = fpu.fpu_init(self)
+        self.call_function_queue: list[list] = [[] for _ in machine.vcpus]
+        self.loaded_mm: list[MmStruct | None] = [None] * len(machine.vcpus)
+        self.last_task: list[Task | None] = [None] * len(machine.vcpus)
+        quantum = int(config.cmdline.get("sched_quantum", DEFAULT_SCHED_QUANTUM_CYCLES))
+        self.scheduler = Scheduler(self, quantum)
+        self.futex_queues: dict = {}
+        self.interrupt_handlers = {
+            CALL_FUNCTION_VECTOR: self._call_function_interrupt,
+            LOCAL_TIMER_VECTOR: self.scheduler.preempt,
+            RESCHEDULE_VECTOR: self.scheduler.schedule,
+        }
 
     # ---- starting programs ------------------------------------------------
 
@@ -93,34 +118,68 @@ class Kernel:
                                  envp=self.config.envp, seed=self.config.seed, hwcap=HWCAP_CPUID1_EDX,
                                  hwcap2=HWCAP2, minsigstksz=MINSIGSTKSZ_LEGACY_XSTATE)
         mm.tlb_flush_hook = self.flush_tlb_mm_range
-        process = Process(pid=allocate_pid(), mm=mm, exe_path=path)
-        task = Task(tid=process.pid, process=process)
+        process = Process(pid=allocate_pid(), mm=mm, exe_path=path,
+                          fpu_permission=fpu.new_process_permission(self.fpu_config))
+        task = Task(tid=process.pid, process=process, fpstate=fpu.new_task_fpstate(self.fpu_config))
         process.tasks.append(task)
         self.processes[process.pid] = process
         self.init_process = process
         task.registers = initial_user_registers(initial.rip, initial.rsp)
-        self.switch_to(self.machine.vcpus[0], task)
+        task.state = TASK_SLEEPING
+        self.scheduler.enqueue(task)
+        self.scheduler.schedule(self.machine.vcpus[0])
         return process
 
     # ---- scheduling ---------------------------------------------------------
 
     def switch_to(self, vcpu: VCpu, task: Task) -> None:
-        """Put ``task`` on ``vcpu``: load its mm and registers (switch_mm + switch_to)."""
-        previous = self.current[vcpu.index]
-        if previous is not None and previous.state == TASK_RUNNING:
-            previous.registers = vcpu.save_user_registers()
-        if previous is None or previous.mm is not task.mm:
-            if previous is not None:
-                previous.mm.cpus.discard(vcpu.index)
+        """Put ``task`` on the idle ``vcpu``: switch_mm if the mm differs from the
+        one still loaded (an idle CPU keeps the last mm: lazy TLB), then its
+        registers. The previous task was saved by whoever took it off."""
+        assert self.current[vcpu.index] is None
+        loaded = self.loaded_mm[vcpu.index]
+        if loaded is not task.mm:
+            if loaded is not None:
+                loaded.cpus.discard(vcpu.index)
             task.mm.cpus.add(vcpu.index)
             vcpu.write_cr3(task.mm.pgd)
+            self.loaded_mm[vcpu.index] = task.mm
         vcpu.load_user_registers(task.registers)
+        if self.last_task[vcpu.index] is not task:
+            self.restore_extended_state(vcpu, task.xstate_saved)
+            if self.last_task[vcpu.index] is not None:
+                self.counters["context_switches"] += 1
+                vcpu.charge_event("context_switch")
+        fpu.xfd_update_state(vcpu, task.fpstate)
         task.state = TASK_RUNNING
         task.cpu = vcpu.index
+        task.last_cpu = vcpu.index
         self.current[vcpu.index] = task
+        self.last_task[vcpu.index] = task
         vcpu.halted = False
-        self.counters["context_switches"] += previous is not None and previous is not task
         self.return_to_user(vcpu, task)
+
+    def save_extended_state(self, vcpu: VCpu):
+        """The task's AMX state as it leaves the CPU (the XSAVES-based switch
+        of the threads issue replaces this copy)."""
+        xstate = vcpu.xstate
+        return (bytes(xstate.tilecfg), xstate.tiles.copy(), xstate.tiles_in_use)
+
+    def restore_extended_state(self, vcpu: VCpu, saved) -> None:
+        xstate = vcpu.xstate
+        if saved is None:
+            xstate.release_tiles()
+            return
+        tilecfg, tiles, in_use = saved
+        xstate.tilecfg[:] = tilecfg
+        xstate.tiles[:] = tiles
+        xstate.tiles_in_use = in_use
+
+    def timeout_expired(self, task: Task) -> None:
+        """A timed sleep ended by its timeout: the syscall returns ``timeout_result``."""
+        from kernel.futex import futex_cancel_wait
+        futex_cancel_wait(self, task)
+        task.registers["rax"] = task.timeout_result & ((1 << 64) - 1)
 
     def return_to_user(self, vcpu: VCpu, task: Task) -> None:
         """Work done on every exit to user mode (exit_to_user_mode_prepare)."""
@@ -134,25 +193,48 @@ class Kernel:
             raise RuntimeError(f"CPU {vcpu.index} trapped with no task")
         return task
 
-    def exit_task(self, task: Task) -> None:
+    def exit_task(self, task: Task, vcpu: VCpu | None = None) -> None:
+        """do_exit for one thread: clear_child_tid + futex wake (mm_release), leave the CPU."""
+        from kernel.futex import futex_cancel_wait, futex_wake
+        futex_cancel_wait(self, task)
+        if task in self.scheduler.runqueue:
+            self.scheduler.runqueue.remove(task)
+        if task.clear_child_tid and task.process.exit_status is None:
+            try:
+                task.mm.copy_to_user(task.clear_child_tid, bytes(4))
+                futex_wake(self, vcpu, task.mm, task.clear_child_tid, 1)
+            except SyscallError:
+                pass
         task.state = TASK_EXITED
         if task.cpu is not None:
-            vcpu = self.machine.vcpus[task.cpu]
-            self.current[task.cpu] = None
-            vcpu.halted = True
-            task.mm.cpus.discard(task.cpu)
+            cpu = task.cpu
+            self.current[cpu] = None
             task.cpu = None
+            self.scheduler.schedule(self.machine.vcpus[cpu])
 
     def exit_group(self, process: Process, status: int, signal: int | None = None) -> None:
         """End every task of ``process`` (do_group_exit)."""
         if process.exit_status is None:
             process.exit_status = status & 0xFF
             process.killed_by_signal = signal
+        from kernel.futex import futex_cancel_wait
+        freed_cpus = []
         for task in process.tasks:
-            if task.state != TASK_EXITED:
-                self.exit_task(task)
+            if task.state == TASK_EXITED:
+                continue
+            futex_cancel_wait(self, task)
+            if task in self.scheduler.runqueue:
+                self.scheduler.runqueue.remove(task)
+            task.state = TASK_EXITED
+            if task.cpu is not None:
+                self.current[task.cpu] = None
+                freed_cpus.append(task.cpu)
+                task.cpu = None
         if process is self.init_process:
             self.machine.stop()
+            return
+        for cpu in freed_cpus:
+            self.scheduler.schedule(self.machine.vcpus[cpu])
 
     # ---- time -------------------------------------------------------------
 
@@ -193,11 +275,48 @@ class Kernel:
                 return
             self.force_fatal_signal(task, signals.SIGSEGV, rip, exc.address)
             return
+        if exc.vector == VECTOR_NM:
+            outcome = fpu.handle_xfd_event(self, vcpu, task)
+            if outcome == "retry":
+                return
+            if outcome == "sigsegv":
+                self.force_fatal_signal(task, signals.SIGSEGV, rip, None, detail="xstate allocation failed")
+                return
+            # No permission (or not an XFD event): SIGILL, si_code ILL_ILLOPC.
+            self.force_fatal_signal(task, signals.SIGILL, rip, None, detail="#NM: AMX use without permission")
+            return
         signo = signal_for_vector(exc.vector)
         self.force_fatal_signal(task, signo, rip, None, detail=exc.name)
 
     def handle_deadline(self, vcpu: VCpu) -> None:
         """A quantum ended; with one runnable task per CPU there is nothing to switch."""
+
+    def handle_interrupt(self, vcpu: VCpu, vector: int) -> None:
+        """Interrupt entry on ``vcpu`` (IPI or timer): run the vector's handler, then EOI."""
+        handler = self.interrupt_handlers.get(vector)
+        if handler is not None:
+            handler(vcpu)
+        vcpu.write_msr(MSR_X2APIC_EOI, 0)
+
+    def smp_call_function_many(self, vcpu: VCpu, cpus, function, wait: bool = True) -> None:
+        """Run ``function(target_vcpu)`` on each CPU in ``cpus`` by IPI; with
+        ``wait``, the caller's vCPU stops until every target has run it
+        (kernel/smp.c smp_call_function_many_cond)."""
+        targets = [cpu for cpu in cpus if cpu != vcpu.index]
+        for cpu in targets:
+            self.call_function_queue[cpu].append((function, vcpu.index, wait))
+        if targets:
+            self.machine.send_ipi(vcpu, targets, CALL_FUNCTION_VECTOR)
+            self.counters["ipis"] += len(targets)
+            if wait:
+                self.machine.wait_for_acks(vcpu, targets)
+
+    def _call_function_interrupt(self, vcpu: VCpu) -> None:
+        queue, self.call_function_queue[vcpu.index] = self.call_function_queue[vcpu.index], []
+        for function, sender, wait in queue:
+            function(vcpu)
+            if wait:
+                self.machine.acknowledge(vcpu, sender)
 
     def handle_all_idle(self, machine: Machine) -> None:
         # No task can run and nothing (timers, IPIs) can wake one: the run is over.

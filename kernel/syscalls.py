@@ -9,20 +9,21 @@ bad pointer is -EFAULT, never a host exception.
 from __future__ import annotations
 
 import os
-import random
 import stat
 import struct
 from typing import TYPE_CHECKING, Callable
 
 from emu.memory import PAGE_SIZE
 from kernel.errno import (
-    EBADF, EFAULT, EINVAL, ENOENT, ENOMEM, ENOSYS, ENOTTY, EPERM, ESPIPE, ESRCH, SyscallError,
+    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSYS, ENOTTY, EPERM, EPIPE,
+    ERANGE, ESPIPE, ESRCH, SyscallError,
 )
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE
 from kernel.mm.mm import (
     MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, MMAP_MIN_ADDR, TASK_SIZE,
     page_align_up,
 )
+from kernel import fpu, futex
 from kernel.task import Rseq
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,6 +47,7 @@ SYS_sched_getaffinity, SYS_set_tid_address, SYS_clock_gettime, SYS_clock_getres 
 SYS_clock_nanosleep, SYS_exit_group, SYS_tgkill, SYS_openat, SYS_readlinkat = 230, 231, 234, 257, 267
 SYS_newfstatat, SYS_set_robust_list, SYS_prlimit64, SYS_getrandom, SYS_rseq = 262, 273, 302, 318, 334
 SYS_faccessat, SYS_faccessat2, SYS_statx, SYS_sysinfo = 269, 439, 332, 99
+SYS_clone, SYS_clone3 = 56, 435
 
 # arch_prctl codes (arch/x86/include/uapi/asm/prctl.h)
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
@@ -119,7 +121,6 @@ def _write_stream(kernel: "Kernel", fd: int, data: bytes) -> None:
         stream.write(data)
         stream.flush()
     except BrokenPipeError:
-        from kernel.errno import EPIPE
         raise SyscallError(EPIPE) from None
 
 
@@ -287,7 +288,6 @@ def sys_readlinkat(k, vcpu, task, dirfd, path, buf, size, *_):
 def sys_getcwd(k, vcpu, task, buf, size, *_):
     cwd = b"/\0"
     if size < len(cwd):
-        from kernel.errno import ERANGE
         raise SyscallError(ERANGE)
     task.mm.copy_to_user(buf, cwd)
     return len(cwd)
@@ -332,7 +332,8 @@ def sys_mmap(k, vcpu, task, addr, length, prot, flags, fd, offset):
     if not flags & (MAP_SHARED | MAP_PRIVATE):
         raise SyscallError(EINVAL)
     if not flags & MAP_ANONYMOUS:
-        raise SyscallError(EBADF if fd < 0 or fd > 2 else ENODEV_())
+        # Only fds 0-2 exist and none of them is mappable.
+        raise SyscallError(EBADF if fd < 0 or fd > 2 else ENODEV)
     length = page_align_up(length)
     if length > TASK_SIZE:
         raise SyscallError(ENOMEM)
@@ -342,18 +343,12 @@ def sys_mmap(k, vcpu, task, addr, length, prot, flags, fd, offset):
         if addr < MMAP_MIN_ADDR or addr + length > TASK_SIZE:
             raise SyscallError(EPERM if addr < MMAP_MIN_ADDR else ENOMEM)
         if flags & MAP_FIXED_NOREPLACE and not flags & MAP_FIXED and not mm.range_is_free(addr, addr + length):
-            from kernel.errno import EEXIST
             raise SyscallError(EEXIST)
         start = addr
     else:
         start = mm.get_unmapped_area(length, addr)
     mm.add_vma(start, start + length, prot, flags, "anon")
     return start
-
-
-def ENODEV_() -> int:
-    from kernel.errno import ENODEV
-    return ENODEV
 
 
 def sys_munmap(k, vcpu, task, addr, length, *_):
@@ -493,6 +488,8 @@ def sys_arch_prctl(k, vcpu, task, code, addr, *_):
         return 0
     if code == ARCH_GET_CPUID:
         return 1
+    if code in (fpu.ARCH_GET_XCOMP_SUPP, fpu.ARCH_GET_XCOMP_PERM, fpu.ARCH_REQ_XCOMP_PERM):
+        return fpu.arch_prctl_xcomp(k, task, code, addr)
     raise SyscallError(EINVAL)
 
 
@@ -523,9 +520,7 @@ def sys_getrandom(k, vcpu, task, buf, count, flags, *_):
     if flags & ~(GRND_NONBLOCK | GRND_RANDOM | 4):
         raise SyscallError(EINVAL)
     count = min(count, 1 << 25)
-    if not hasattr(k, "_guest_random"):
-        k._guest_random = random.Random(k.config.seed ^ 0x5EED)
-    data = k._guest_random.randbytes(count)
+    data = k.guest_random.randbytes(count)
     task.mm.copy_to_user(buf, data)
     return count
 
@@ -562,7 +557,6 @@ def sys_rseq(k, vcpu, task, address, length, flags, signature, *_):
             raise SyscallError(EINVAL)
         if task.rseq.signature != signature:
             raise SyscallError(EPERM)
-        from kernel.errno import EBUSY
         raise SyscallError(EBUSY)
     if address & 31 or length < RSEQ_MIN_LENGTH:
         raise SyscallError(EINVAL)
@@ -576,7 +570,7 @@ def sys_rt_sigaction(k, vcpu, task, signo, act, oldact, sigsetsize, *_):
     """Records handlers; delivery to handlers arrives with the signals issue."""
     if sigsetsize != 8 or not 1 <= signo <= 64 or signo in (9, 19):
         raise SyscallError(EINVAL)
-    actions = task.process.__dict__.setdefault("sigactions", {})
+    actions = task.process.sigactions
     if oldact:
         task.mm.copy_to_user(oldact, actions.get(signo, bytes(32)))
     if act:
@@ -625,7 +619,11 @@ def sys_sched_getaffinity(k, vcpu, task, pid, size, mask, *_):
 
 
 def sys_sched_yield(k, vcpu, task, *_):
-    return 0
+    """Give the CPU to the next runnable task, if any (do_sched_yield)."""
+    vcpu.write_register("rax", 0)
+    if k.scheduler.runqueue:
+        k.scheduler.preempt(vcpu)
+    return None
 
 
 def sys_exit(k, vcpu, task, status, *_):
@@ -633,10 +631,65 @@ def sys_exit(k, vcpu, task, status, *_):
     process = task.process
     others = [t for t in process.tasks if t is not task and t.state != "exited"]
     if others:
-        k.exit_task(task)
+        k.exit_task(task, vcpu)
     else:
         k.exit_group(process, status)
     return None
+
+
+# clone flags (include/uapi/linux/sched.h)
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
+CLONE_VFORK, CLONE_PARENT, CLONE_THREAD, CLONE_SYSVSEM = 0x4000, 0x8000, 0x10000, 0x40000
+CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID = 0x80000, 0x100000, 0x200000
+CLONE_CHILD_SETTID = 0x1000000
+THREAD_FLAGS = CLONE_VM | CLONE_THREAD | CLONE_SIGHAND
+
+
+def do_clone(k, vcpu, task, flags, stack_pointer, parent_tid, child_tid, tls):
+    """Create a thread (kernel_clone with the flags pthread_create uses).
+
+    Separate processes (fork) are not supported yet: -ENOSYS."""
+    if flags & CLONE_THREAD and not flags & CLONE_SIGHAND or flags & CLONE_SIGHAND and not flags & CLONE_VM:
+        raise SyscallError(EINVAL)     # copy_process's consistency rules
+    if flags & THREAD_FLAGS != THREAD_FLAGS:
+        raise SyscallError(ENOSYS)
+    from kernel.task import Task, allocate_pid
+    registers = vcpu.save_user_registers()
+    registers["rax"] = 0
+    if stack_pointer:
+        registers["rsp"] = stack_pointer
+    if flags & CLONE_SETTLS:
+        if tls >= TASK_SIZE:
+            raise SyscallError(EPERM)
+        registers["fs_base"] = tls
+    child = Task(tid=allocate_pid(), process=task.process, registers=registers,
+                 fpstate=fpu.new_task_fpstate(k.fpu_config), signal_mask=task.signal_mask)
+    child.state = "sleeping"
+    if flags & CLONE_PARENT_SETTID:
+        task.mm.copy_to_user(parent_tid, struct.pack("<I", child.tid))
+    if flags & CLONE_CHILD_SETTID:
+        task.mm.copy_to_user(child_tid, struct.pack("<I", child.tid))
+    if flags & CLONE_CHILD_CLEARTID:
+        child.clear_child_tid = child_tid
+    task.process.tasks.append(child)
+    k.counters["threads_created"] += 1
+    k.scheduler.wake_up(child, vcpu)
+    return child.tid
+
+
+def sys_clone(k, vcpu, task, flags, stack, parent_tid, child_tid, tls, *_):
+    return do_clone(k, vcpu, task, flags & ~0xFF, stack, parent_tid, child_tid, tls)
+
+
+def sys_clone3(k, vcpu, task, args_address, size, *_):
+    """clone3(struct clone_args *, size): the same as clone, arguments in memory."""
+    if size < 64 or size > 4096:
+        raise SyscallError(EINVAL)
+    raw = task.mm.copy_from_user(args_address, 64)
+    flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls = struct.unpack("<8Q", raw)
+    if exit_signal & ~0xFF or (stack == 0) != (stack_size == 0):
+        raise SyscallError(EINVAL)
+    return do_clone(k, vcpu, task, flags, stack + stack_size if stack else 0, parent_tid, child_tid, tls)
 
 
 def sys_exit_group(k, vcpu, task, status, *_):
@@ -666,21 +719,6 @@ def sys_tkill(k, vcpu, task, tid, signo, *_):
     if tid != task.tid:
         raise SyscallError(ESRCH)
     return sys_kill(k, vcpu, task, task.pid, signo)
-
-
-def sys_futex(k, vcpu, task, uaddr, op, val, *_):
-    """Single-threaded processes only need WAKE (nobody waits) and WAIT on a changed word."""
-    FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 0, 1, 9, 10
-    cmd = op & 0x7F
-    if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
-        return 0
-    if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
-        (current,) = struct.unpack("<I", task.mm.copy_from_user(uaddr, 4))
-        if current != val & 0xFFFFFFFF:
-            from kernel.errno import EAGAIN
-            raise SyscallError(EAGAIN)
-        raise SyscallError(ENOSYS)
-    raise SyscallError(ENOSYS)
 
 
 # ---- time -----------------------------------------------------------------------------
@@ -726,17 +764,19 @@ def sys_time(k, vcpu, task, tloc, *_):
     return seconds
 
 
-def _sleep(k, vcpu, duration_ns: int) -> None:
-    # With nothing else to run, sleeping just advances this vCPU's clock.
-    vcpu.charge(duration_ns * k.tsc_hz // 1_000_000_000)
+def _sleep(k, vcpu, task, duration_ns: int) -> None:
+    """Block the task until ``duration_ns`` of guest time has passed (hrtimer sleep)."""
+    vcpu.write_register("rax", 0)
+    task.timeout_result = 0
+    k.scheduler.block_current(vcpu, vcpu.cycles + max(1, duration_ns * k.tsc_hz // 1_000_000_000))
 
 
 def sys_nanosleep(k, vcpu, task, req, rem, *_):
     seconds, nanoseconds = struct.unpack("<qq", task.mm.copy_from_user(req, 16))
     if seconds < 0 or not 0 <= nanoseconds < 1_000_000_000:
         raise SyscallError(EINVAL)
-    _sleep(k, vcpu, seconds * 1_000_000_000 + nanoseconds)
-    return 0
+    _sleep(k, vcpu, task, seconds * 1_000_000_000 + nanoseconds)
+    return None
 
 
 def sys_clock_nanosleep(k, vcpu, task, clock_id, flags, req, rem, *_):
@@ -751,8 +791,8 @@ def sys_clock_nanosleep(k, vcpu, task, clock_id, flags, req, rem, *_):
             from kernel.kernel import REALTIME_EPOCH_NS
             now += REALTIME_EPOCH_NS
         duration = max(0, duration - now)
-    _sleep(k, vcpu, duration)
-    return 0
+    _sleep(k, vcpu, task, duration)
+    return None
 
 
 def sys_sigaltstack(k, vcpu, task, ss, old_ss, *_):
@@ -805,7 +845,9 @@ SYSCALLS: dict[int, Callable] = {
     SYS_gettid: sys_gettid,
     SYS_tkill: sys_tkill,
     SYS_time: sys_time,
-    SYS_futex: sys_futex,
+    SYS_futex: futex.sys_futex,
+    SYS_clone: sys_clone,
+    SYS_clone3: sys_clone3,
     SYS_sched_getaffinity: sys_sched_getaffinity,
     SYS_sysinfo: sys_sysinfo,
     SYS_set_tid_address: sys_set_tid_address,

@@ -13,6 +13,7 @@ from kernel.mm.mm import MmStruct
 TASK_RUNNABLE = "runnable"
 TASK_RUNNING = "running"
 TASK_EXITED = "exited"
+TASK_SLEEPING = "sleeping"
 
 _pids = itertools.count(1000)
 
@@ -31,6 +32,8 @@ class Process:
     tasks: list["Task"] = field(default_factory=list)
     exit_status: int | None = None
     killed_by_signal: int | None = None
+    fpu_permission: object = None          # kernel.fpu.FpuPermission, process-wide
+    sigactions: dict = field(default_factory=dict)   # signo -> raw struct sigaction bytes
 
 
 @dataclass
@@ -57,6 +60,14 @@ class Task:
     rseq: Rseq | None = None
     rseq_cpu_written: int | None = None   # CPU number last written to the rseq area
     signal_mask: int = 0
+    fpstate: object = None                 # kernel.fpu.FpState, owned by kernel/fpu.py
+    # Scheduler-owned: the CPU the task last ran on, its timed wake-up, and
+    # the extended (AMX) register state saved while it is off the CPU.
+    last_cpu: int | None = None
+    wake_cycles: int | None = None
+    xstate_saved: object = None
+    # Syscall-owned: RAX to return when a sleep ends by timeout.
+    timeout_result: int = 0
 
     @property
     def mm(self) -> MmStruct:
