@@ -1,5 +1,7 @@
 /* Two threads by raw clone(2): the child stores 42 and exits; the parent
- * futex-waits on the CLONE_CHILD_CLEARTID word, then exits with the value. */
+ * spins a while (so an idle CPU picks the child up), then futex-waits on the
+ * CLONE_CHILD_CLEARTID word and exits with the value the child stored. */
+.globl _start
 _start:
     mov $56, %eax                       # clone
     mov $(0x100|0x200|0x400|0x800|0x10000|0x40000|0x200000|0x100000), %edi
@@ -11,6 +13,9 @@ _start:
     test %rax, %rax
     jz child
     mov %eax, ctid(%rip)                # the kernel clears ctid at child exit
+    mov $20000, %ecx
+3:  dec %ecx
+    jnz 3b
 1:  mov ctid(%rip), %edx
     test %edx, %edx
     jz 2f
