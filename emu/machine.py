@@ -123,6 +123,13 @@ class Machine:
                       if other is not vcpu and (other.runnable or other.waiting_for_acks)]
             if others:
                 deadline = min(deadline, min(others) + lookahead)
+            # An idle vCPU that an interrupt will wake acts on shared kernel
+            # state at that moment: nobody runs past it before it has.
+            wakes = [other.apic.next_event_cycles() for other in self.vcpus
+                     if other is not vcpu and other.halted and not other.waiting_for_acks]
+            wakes = [when for when in wakes if when is not None]
+            if wakes:
+                deadline = min(deadline, max(min(wakes), vcpu.cycles + 1))
             if self.max_cycles is not None:
                 deadline = min(deadline, self.max_cycles)
             vcpu.run(deadline)
@@ -139,7 +146,8 @@ class Machine:
                 if when is None:
                     continue
                 when = max(when, vcpu.cycles)
-            if best is None or when < best_time:
+            # At equal times an idle vCPU's wake-up goes first, then CPU order.
+            if best is None or (when, vcpu.runnable) < (best_time, best.runnable):
                 best, best_time = vcpu, when
         return best, best_time
 
