@@ -131,6 +131,9 @@ def collect_stats(machine, kernel) -> dict:
                  "xstate_allocs", "xrstors_skipped", "vfree_ipis", "rseq_aborts", "signals",
                  "syscalls", "page_faults"):
         stats[name] = counters.get(name, 0)
+    stats["migrations"] = kernel.scheduler.migrations
+    stats["preemptions"] = kernel.scheduler.preemptions
+    stats["threads_created"] = counters.get("threads_created", 0)
     stats["syscall_counts"] = {str(number): count for number, count in sorted(kernel.syscall_counts.items())}
     stats["exit_status"] = kernel.exit_status()
     return stats

@@ -31,3 +31,18 @@ def test_same_run_twice_gives_identical_stats_with_four_cpus(tmp_path):
         emu("run", "--cpus", "4", "--stats", str(path), str(binary))
         outputs.append(path.read_bytes())
     assert outputs[0] == outputs[1]
+
+
+def test_glibc_pthreads_counters_on_four_cpus(tmp_path):
+    from tests.guestbuild import build_c
+    binary = build_c((REPO / "guest" / "tests" / "threads" / "pthread_counters.c").read_text(), "-pthread")
+    expected = b"mutex=800000 atomic=800000 joined=8\n"
+    assert native(binary).stdout == expected
+    stats_path = tmp_path / "s.json"
+    result = emu("run", "--cpus", "4", "--stats", str(stats_path), str(binary))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected
+    stats = json.loads(stats_path.read_text())
+    assert stats["threads_created"] == 8
+    assert stats["context_switches"] > 0 and stats["migrations"] > 0
+    assert all(cpu["instructions"] > 0 for cpu in stats["per_cpu"])
