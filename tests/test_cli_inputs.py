@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from tests.guestbuild import BUILD_DIR, build_c, emu, require_gcc
+from tests.guestbuild import build_c, emu, require_gcc
 
 HELLO_C = '#include <stdio.h>\nint main(void){puts("hi");return 0;}\n'
 

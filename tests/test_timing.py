@@ -9,7 +9,7 @@ from emu.timing.profile import available_profiles, load_profile
 from tests.guestbuild import build_asm, emu
 
 ITERATIONS = 1_000_000
-LOOP = f"""
+LOOP = """
 .globl _start
 _start:
     mov $%d, %%ecx
