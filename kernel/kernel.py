@@ -24,6 +24,7 @@ from kernel.exec import exec_image
 from kernel.loader import load_program
 from kernel.mm.frames import FrameAllocator, OutOfMemory
 from kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
+from kernel.rseq import rseq_handle_notify_resume
 from kernel.sched import DEFAULT_SCHED_QUANTUM_CYCLES, Scheduler
 from kernel.task import TASK_EXITED, TASK_RUNNING, TASK_SLEEPING, Process, Task, allocate_pid
 
@@ -144,6 +145,12 @@ class Kernel:
             task.mm.cpus.add(vcpu.index)
             vcpu.write_cr3(task.mm.pgd)
             self.loaded_mm[vcpu.index] = task.mm
+        if task.rseq is not None and not rseq_handle_notify_resume(self, task, task.registers, vcpu.index):
+            self.current[vcpu.index] = task
+            task.cpu = vcpu.index
+            self.force_fatal_signal(task, signals.SIGSEGV, task.registers["rip"], task.rseq.address,
+                                    detail="invalid rseq critical section")
+            return
         vcpu.load_user_registers(task.registers)
         if self.last_task[vcpu.index] is not task:
             self.restore_extended_state(vcpu, task.xstate_saved)
@@ -157,7 +164,6 @@ class Kernel:
         self.current[vcpu.index] = task
         self.last_task[vcpu.index] = task
         vcpu.halted = False
-        self.return_to_user(vcpu, task)
 
     def save_extended_state(self, vcpu: VCpu):
         """The task's AMX state as it leaves the CPU (the XSAVES-based switch
@@ -180,12 +186,6 @@ class Kernel:
         from kernel.futex import futex_cancel_wait
         futex_cancel_wait(self, task)
         task.registers["rax"] = task.timeout_result & ((1 << 64) - 1)
-
-    def return_to_user(self, vcpu: VCpu, task: Task) -> None:
-        """Work done on every exit to user mode (exit_to_user_mode_prepare)."""
-        if task.rseq is not None and task.rseq_cpu_written != vcpu.index:
-            from kernel.syscalls import rseq_update_cpu_id
-            rseq_update_cpu_id(self, task, vcpu.index)
 
     def task_on(self, vcpu: VCpu) -> Task:
         task = self.current[vcpu.index]

@@ -78,6 +78,7 @@ class Scheduler:
         task = self.kernel.current[vcpu.index]
         task.registers = vcpu.save_user_registers()
         task.xstate_saved = self.kernel.save_extended_state(vcpu)
+        task.rseq_event_pending = True        # rseq_preempt on every switch out
         task.state = TASK_SLEEPING
         task.wake_cycles = wake_cycles
         if wake_cycles is not None:
@@ -93,6 +94,7 @@ class Scheduler:
         if task is not None and self.runqueue:
             task.registers = vcpu.save_user_registers()
             task.xstate_saved = self.kernel.save_extended_state(vcpu)
+            task.rseq_event_pending = True    # rseq_preempt
             task.state = TASK_RUNNABLE
             self.kernel.current[vcpu.index] = None
             task.cpu = None
@@ -115,6 +117,7 @@ class Scheduler:
         task = self.runqueue.popleft()
         if task.last_cpu is not None and task.last_cpu != vcpu.index:
             self.migrations += 1
+            task.rseq_event_pending = True    # rseq_migrate
         self.kernel.switch_to(vcpu, task)
         self.arm_tick(vcpu)
 

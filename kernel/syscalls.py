@@ -24,6 +24,7 @@ from kernel.mm.mm import (
     page_align_up,
 )
 from kernel import fpu, futex
+from kernel.rseq import rseq_update_cpu_id
 from kernel.task import Rseq
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -525,20 +526,6 @@ def sys_getrandom(k, vcpu, task, buf, count, flags, *_):
     return count
 
 
-def rseq_update_cpu_id(k, task, cpu: int) -> None:
-    """Write cpu_id_start and cpu_id of the task's struct rseq (rseq_update_cpu_node_id)."""
-    rseq = task.rseq
-    try:
-        task.mm.copy_to_user(rseq.address, struct.pack("<II", cpu, cpu))
-        if rseq.length >= RSEQ_MIN_LENGTH:
-            # node_id (offset 20) and mm_cid (offset 24) exist in the extended struct.
-            pass
-        task.rseq_cpu_written = cpu
-    except SyscallError:
-        # Linux sends SIGSEGV when the rseq area became unwritable.
-        k.force_fatal_signal(task, 11, 0, rseq.address, detail="rseq area not writable")
-
-
 def sys_rseq(k, vcpu, task, address, length, flags, signature, *_):
     length &= 0xFFFFFFFF
     signature &= 0xFFFFFFFF
@@ -562,7 +549,7 @@ def sys_rseq(k, vcpu, task, address, length, flags, signature, *_):
         raise SyscallError(EINVAL)
     task.mm.copy_from_user(address, RSEQ_MIN_LENGTH)   # EFAULT if not accessible
     task.rseq = Rseq(address, length, signature)
-    rseq_update_cpu_id(k, task, vcpu.index)
+    rseq_update_cpu_id(task, vcpu.index)
     return 0
 
 

@@ -59,6 +59,7 @@ class Task:
     robust_list_len: int = 0
     rseq: Rseq | None = None
     rseq_cpu_written: int | None = None   # CPU number last written to the rseq area
+    rseq_event_pending: bool = False      # preempted/migrated/signalled since last return to user
     signal_mask: int = 0
     fpstate: object = None                 # kernel.fpu.FpState, owned by kernel/fpu.py
     # Scheduler-owned: the CPU the task last ran on, its timed wake-up, and

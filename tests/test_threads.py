@@ -46,3 +46,16 @@ def test_glibc_pthreads_counters_on_four_cpus(tmp_path):
     assert stats["threads_created"] == 8
     assert stats["context_switches"] > 0 and stats["migrations"] > 0
     assert all(cpu["instructions"] > 0 for cpu in stats["per_cpu"])
+
+
+def test_rseq_percpu_counters_abort_on_preemption_and_stay_exact(tmp_path):
+    from tests.guestbuild import build_c
+    binary = build_c((REPO / "guest" / "tests" / "threads" / "rseq_percpu.c").read_text(), "-pthread", "-O2")
+    expected = b"total=240000 threads=6\n"
+    assert native(binary).stdout == expected
+    stats_path = tmp_path / "s.json"
+    result = emu("run", "--cpus", "2", "--cmdline", "sched_quantum=20000", "--stats", str(stats_path), str(binary))
+    assert result.stdout == expected, result.stderr
+    stats = json.loads(stats_path.read_text())
+    assert stats["rseq_aborts"] > 0
+    assert stats["preemptions"] > 0
