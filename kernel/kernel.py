@@ -25,6 +25,7 @@ from kernel.loader import load_program
 from kernel.mm.frames import FrameAllocator, OutOfMemory
 from kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
 from kernel.rseq import rseq_handle_notify_resume
+from kernel.sigframe import BUS_ADRERR, SigInfo, deliver_pending_signals, force_sig_fault
 from kernel.sched import DEFAULT_SCHED_QUANTUM_CYCLES, Scheduler
 from kernel.task import TASK_EXITED, TASK_RUNNING, TASK_SLEEPING, Process, Task, allocate_pid
 
@@ -164,6 +165,8 @@ class Kernel:
         self.current[vcpu.index] = task
         self.last_task[vcpu.index] = task
         vcpu.halted = False
+        if task.pending_signals:
+            deliver_pending_signals(self, vcpu, task)
 
     def save_extended_state(self, vcpu: VCpu):
         """The task's AMX state as it leaves the CPU (the XSAVES-based switch
@@ -180,6 +183,16 @@ class Kernel:
         xstate.tilecfg[:] = tilecfg
         xstate.tiles[:] = tiles
         xstate.tiles_in_use = in_use
+
+    def timeout_expired_silently(self, task: Task) -> None:
+        """Take a sleeping task off its futex queue and timer without touching RAX."""
+        from kernel.futex import futex_cancel_wait
+        futex_cancel_wait(self, task)
+        task.wake_cycles = None
+
+    def minsigstksz(self, process: Process) -> int:
+        """AT_MINSIGSTKSZ for ``process`` (grows with the permitted xstate)."""
+        return MINSIGSTKSZ_LEGACY_XSTATE
 
     def timeout_expired(self, task: Task) -> None:
         """A timed sleep ended by its timeout: the syscall returns ``timeout_result``."""
@@ -262,6 +275,8 @@ class Kernel:
         dispatch_syscall(self, vcpu, task)
 
     def handle_exception(self, vcpu: VCpu, exc: CpuException) -> None:
+        """A user-mode exception: resolve page faults, else send the signal
+        Linux sends for it (arch/x86/kernel/traps.c, fault.c)."""
         task = self.task_on(vcpu)
         rip = vcpu.read_register("rip")
         if isinstance(exc, PF):
@@ -270,23 +285,29 @@ class Kernel:
                 if task.mm.handle_page_fault(exc.address, exc.error_code):
                     return
             except OutOfMemory:
-                self.force_fatal_signal(task, signals.SIGBUS, rip, exc.address,
-                                        detail="out of guest physical memory")
+                force_sig_fault(self, vcpu, task, SigInfo(signals.SIGBUS, BUS_ADRERR, exc.address))
                 return
-            self.force_fatal_signal(task, signals.SIGSEGV, rip, exc.address)
+            force_sig_fault(self, vcpu, task, SigInfo(signals.SIGSEGV, task.mm.fault_code(exc.address),
+                                                      exc.address))
             return
         if exc.vector == VECTOR_NM:
             outcome = fpu.handle_xfd_event(self, vcpu, task)
             if outcome == "retry":
                 return
             if outcome == "sigsegv":
-                self.force_fatal_signal(task, signals.SIGSEGV, rip, None, detail="xstate allocation failed")
+                force_sig_fault(self, vcpu, task, SigInfo(signals.SIGSEGV, signals.SI_KERNEL, 0))
                 return
-            # No permission (or not an XFD event): SIGILL, si_code ILL_ILLOPC.
-            self.force_fatal_signal(task, signals.SIGILL, rip, None, detail="#NM: AMX use without permission")
+            # No permission (or not an XFD event): SIGILL, ILL_ILLOPC at the instruction.
+            force_sig_fault(self, vcpu, task, SigInfo(signals.SIGILL, signals.ILL_ILLOPC, rip))
             return
         signo = signal_for_vector(exc.vector)
-        self.force_fatal_signal(task, signo, rip, None, detail=exc.name)
+        code, address = {
+            VECTOR_UD: (signals.ILL_ILLOPN, rip),
+            VECTOR_DE: (signals.FPE_INTDIV, rip),
+            VECTOR_BP: (signals.SI_KERNEL, 0),
+            VECTOR_GP: (signals.SI_KERNEL, 0),
+        }.get(exc.vector, (signals.SI_KERNEL, 0))
+        force_sig_fault(self, vcpu, task, SigInfo(signo, code, address))
 
     def handle_deadline(self, vcpu: VCpu) -> None:
         """A quantum ended; with one runnable task per CPU there is nothing to switch."""

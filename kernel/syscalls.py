@@ -25,6 +25,10 @@ from kernel.mm.mm import (
 )
 from kernel import fpu, futex
 from kernel.rseq import rseq_update_cpu_id
+from kernel.sigframe import (
+    SI_TKILL, SI_USER, SigAction, SigInfo, deliver_pending_signals, send_signal, sys_rt_sigreturn,
+    sys_sigaltstack,
+)
 from kernel.task import Rseq
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,7 +52,7 @@ SYS_sched_getaffinity, SYS_set_tid_address, SYS_clock_gettime, SYS_clock_getres 
 SYS_clock_nanosleep, SYS_exit_group, SYS_tgkill, SYS_openat, SYS_readlinkat = 230, 231, 234, 257, 267
 SYS_newfstatat, SYS_set_robust_list, SYS_prlimit64, SYS_getrandom, SYS_rseq = 262, 273, 302, 318, 334
 SYS_faccessat, SYS_faccessat2, SYS_statx, SYS_sysinfo = 269, 439, 332, 99
-SYS_clone, SYS_clone3 = 56, 435
+SYS_clone, SYS_clone3, SYS_rt_sigreturn = 56, 435, 15
 
 # arch_prctl codes (arch/x86/include/uapi/asm/prctl.h)
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
@@ -97,9 +101,11 @@ def dispatch_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
             result = handler(kernel, vcpu, task, *args)
         except SyscallError as error:
             result = -error.errno
-    if result is None:
-        return  # the task did not return to user mode (exit) or set RAX itself
-    vcpu.write_register("rax", result & MASK64)
+    if result is not None:
+        vcpu.write_register("rax", result & MASK64)
+    # Return to user mode: signals queued for the task are delivered now.
+    if kernel.current[vcpu.index] is task and task.pending_signals:
+        deliver_pending_signals(kernel, vcpu, task)
 
 
 # ---- file descriptors 0-2 -----------------------------------------------------
@@ -554,14 +560,21 @@ def sys_rseq(k, vcpu, task, address, length, flags, signature, *_):
 
 
 def sys_rt_sigaction(k, vcpu, task, signo, act, oldact, sigsetsize, *_):
-    """Records handlers; delivery to handlers arrives with the signals issue."""
-    if sigsetsize != 8 or not 1 <= signo <= 64 or signo in (9, 19):
+    """rt_sigaction(2): kernel struct sigaction {handler, flags, restorer, mask}."""
+    if sigsetsize != 8 or not 1 <= signo <= 64:
+        raise SyscallError(EINVAL)
+    if act and signo in (9, 19):
         raise SyscallError(EINVAL)
     actions = task.process.sigactions
+    new = task.mm.copy_from_user(act, 32) if act else None
     if oldact:
         task.mm.copy_to_user(oldact, actions.get(signo, bytes(32)))
-    if act:
-        actions[signo] = task.mm.copy_from_user(act, 32)
+    if new is not None:
+        actions[signo] = new
+        # Setting SIG_IGN discards what is pending (sigaction's do_sigaction).
+        if SigAction.unpack(new).handler == 1:
+            for thread in task.process.tasks:
+                thread.pending_signals = [i for i in thread.pending_signals if i.signo != signo]
     return 0
 
 
@@ -685,27 +698,38 @@ def sys_exit_group(k, vcpu, task, status, *_):
 
 
 def sys_kill(k, vcpu, task, pid, signo, *_):
+    """kill(2) within this machine: the calling process (or a process of the guest)."""
     pid = signed32(pid)
-    if pid not in (0, -1, task.pid):
+    target_process = task.process if pid in (0, -1, task.pid) else k.processes.get(pid)
+    if target_process is None or target_process.exit_status is not None:
         raise SyscallError(ESRCH)
     if signo == 0:
         return 0
     if not 1 <= signo <= 64:
         raise SyscallError(EINVAL)
-    k.force_fatal_signal(task, signo, vcpu.read_register("rip"), None, detail="sent by kill")
-    return None
+    live = [t for t in target_process.tasks if t.state != "exited"]
+    # Prefer a thread that does not block the signal, the caller first (complete_signal).
+    candidates = sorted(live, key=lambda t: (t is not task, bool(t.signal_mask & (1 << (signo - 1)))))
+    send_signal(k, vcpu, candidates[0], SigInfo(signo, SI_USER, pid=task.pid, uid=1000))
+    return 0
 
 
 def sys_tgkill(k, vcpu, task, tgid, tid, signo, *_):
-    if tgid != task.pid or tid != task.tid:
+    process = k.processes.get(signed32(tgid))
+    target = None if process is None else next((t for t in process.tasks if t.tid == signed32(tid)
+                                                and t.state != "exited"), None)
+    if target is None:
         raise SyscallError(ESRCH)
-    return sys_kill(k, vcpu, task, tgid, signo)
+    if signo == 0:
+        return 0
+    if not 1 <= signo <= 64:
+        raise SyscallError(EINVAL)
+    send_signal(k, vcpu, target, SigInfo(signo, SI_TKILL, pid=task.pid, uid=1000))
+    return 0
 
 
 def sys_tkill(k, vcpu, task, tid, signo, *_):
-    if tid != task.tid:
-        raise SyscallError(ESRCH)
-    return sys_kill(k, vcpu, task, task.pid, signo)
+    return sys_tgkill(k, vcpu, task, task.pid, tid, signo)
 
 
 # ---- time -----------------------------------------------------------------------------
@@ -782,14 +806,6 @@ def sys_clock_nanosleep(k, vcpu, task, clock_id, flags, req, rem, *_):
     return None
 
 
-def sys_sigaltstack(k, vcpu, task, ss, old_ss, *_):
-    if old_ss:
-        task.mm.copy_to_user(old_ss, struct.pack("<QiiQ", 0, 2, 0, 0))  # SS_DISABLE
-    if ss:
-        task.mm.copy_from_user(ss, 24)
-    return 0
-
-
 SYSCALLS: dict[int, Callable] = {
     SYS_read: sys_read,
     SYS_write: sys_write,
@@ -828,6 +844,7 @@ SYSCALLS: dict[int, Callable] = {
     SYS_getegid: sys_getgid,
     SYS_getppid: sys_getppid,
     SYS_sigaltstack: sys_sigaltstack,
+    SYS_rt_sigreturn: sys_rt_sigreturn,
     SYS_arch_prctl: sys_arch_prctl,
     SYS_gettid: sys_gettid,
     SYS_tkill: sys_tkill,

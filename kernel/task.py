@@ -69,6 +69,10 @@ class Task:
     xstate_saved: object = None
     # Syscall-owned: RAX to return when a sleep ends by timeout.
     timeout_result: int = 0
+    # Signal state (kernel/sigframe.py): the alternate stack (sp, flags, size)
+    # and the signals queued for this thread.
+    sigaltstack: tuple | None = None
+    pending_signals: list = field(default_factory=list)
 
     @property
     def mm(self) -> MmStruct:

@@ -1,0 +1,287 @@
+"""Signal delivery to user handlers and rt_sigreturn (arch/x86/kernel/signal.c, signal_64.c).
+
+The frame is Linux's ``struct rt_sigframe`` on the user stack (or the
+sigaltstack with SA_ONSTACK): the return address (sa_restorer), a ucontext
+with the saved registers (struct sigcontext), the blocked mask and the
+alternate-stack settings, the siginfo, and -- 64-byte aligned above the
+frame -- the extended state in the standard XSAVE format with Linux's
+software-reserved bytes (FP_XSTATE_MAGIC1 in the legacy area, MAGIC2 after
+the state), so a handler can inspect and change every register and
+rt_sigreturn restores them.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kernel import signals
+from kernel.errno import EFAULT, EINVAL, ENOMEM, EPERM, SyscallError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from emu.vcpu import VCpu
+    from kernel.kernel import Kernel
+    from kernel.task import Task
+
+SA_SIGINFO = 0x4
+SA_ONSTACK = 0x08000000
+SA_RESTORER = 0x04000000
+SA_RESTART = 0x10000000
+SA_NODEFER = 0x40000000
+SA_RESETHAND = 0x80000000
+SIG_DFL, SIG_IGN = 0, 1
+SS_ONSTACK, SS_DISABLE = 1, 2
+MINSIGSTKSZ = 2048
+
+SI_USER = 0
+SI_TKILL = -6
+SEGV_MAPERR, SEGV_ACCERR = 1, 2
+ILL_ILLOPN = 2
+FPE_INTDIV = 1
+BUS_ADRERR = 2
+UC_FP_XSTATE = 0x1
+UC_SIGCONTEXT_SS = 0x2
+UC_STRICT_RESTORE_SS = 0x4
+
+RED_ZONE_BYTES = 128
+SIGINFO_BYTES = 128
+UCONTEXT_BYTES = 8 + 8 + 24 + 256 + 8    # uc_flags, uc_link, uc_stack, uc_mcontext, uc_sigmask
+RT_SIGFRAME_BYTES = 8 + UCONTEXT_BYTES + SIGINFO_BYTES
+FP_XSTATE_MAGIC1 = 0x46505853
+FP_XSTATE_MAGIC2 = 0x46505845
+FP_XSTATE_MAGIC2_BYTES = 4
+SW_RESERVED_OFFSET = 464                  # struct _fpx_sw_bytes in the FXSAVE legacy area
+
+# struct sigcontext (64-bit) order of the general registers.
+SIGCONTEXT_GPRS = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi", "rbp", "rbx",
+                   "rdx", "rax", "rcx", "rsp", "rip")
+USER_CS, USER_DS = 0x33, 0x2B
+
+DEFAULT_IGNORED = {signals.SIGCHLD, signals.SIGURG, signals.SIGWINCH, signals.SIGCONT}
+UNBLOCKABLE = (1 << (signals.SIGKILL - 1)) | (1 << (signals.SIGSTOP - 1))
+
+
+@dataclass
+class SigAction:
+    handler: int = SIG_DFL
+    flags: int = 0
+    restorer: int = 0
+    mask: int = 0
+
+    def pack(self) -> bytes:
+        return struct.pack("<QQQQ", self.handler, self.flags, self.restorer, self.mask)
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> "SigAction":
+        return cls(*struct.unpack("<QQQQ", raw))
+
+
+@dataclass
+class SigInfo:
+    signo: int
+    code: int
+    address: int = 0            # si_addr for faults
+    pid: int = 0                # si_pid/si_uid for kill/tgkill
+    uid: int = 0
+
+    def pack(self) -> bytes:
+        head = struct.pack("<iii4x", self.signo, 0, self.code)
+        if self.signo in (signals.SIGSEGV, signals.SIGBUS, signals.SIGILL, signals.SIGFPE, signals.SIGTRAP) \
+                and self.code > 0:
+            body = struct.pack("<Q", self.address)
+        else:
+            body = struct.pack("<iI", self.pid, self.uid)
+        return (head + body).ljust(SIGINFO_BYTES, b"\0")
+
+
+def sigbit(signo: int) -> int:
+    return 1 << (signo - 1)
+
+
+def xstate_frame_bytes(kernel: "Kernel", task: "Task") -> int:
+    """Size of the standard-format XSAVE area for the task's features (+ MAGIC2)."""
+    from emu.isa import xstate_layout
+    return xstate_layout.standard_size(task.fpstate.user_xfeatures) + FP_XSTATE_MAGIC2_BYTES
+
+
+def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, action: SigAction) -> bool:
+    """Build the frame and point the vCPU at the handler. False if the frame cannot be written."""
+    registers = vcpu.save_user_registers()
+    mm = task.mm
+    sp = registers["rsp"]
+    altstack = task.sigaltstack
+    on_altstack = altstack is not None and altstack[0] < sp <= altstack[0] + altstack[2]
+    if action.flags & SA_ONSTACK and altstack is not None and not altstack[1] & SS_DISABLE and not on_altstack:
+        sp = altstack[0] + altstack[2]
+    else:
+        sp -= RED_ZONE_BYTES
+    # Extended state first (64-byte aligned), then the frame below it.
+    from emu.isa import xsave
+    xstate_size = xstate_frame_bytes(kernel, task)
+    fp_address = (sp - xstate_size) & ~63
+    frame = ((fp_address - RT_SIGFRAME_BYTES) & ~15) - 8
+    try:
+        # Linux's copy_fpstate_to_sigframe: XSAVE of the user features into
+        # the frame, then the software-reserved bytes and MAGIC2.
+        mask = task.fpstate.user_xfeatures
+        mm.copy_to_user(fp_address, bytes(xstate_size))
+        xsave.xsave(vcpu, fp_address, mask, variant="xsave")
+        sw_bytes = struct.pack("<IIQI", FP_XSTATE_MAGIC1, xstate_size, mask, xstate_size - FP_XSTATE_MAGIC2_BYTES)
+        mm.copy_to_user(fp_address + SW_RESERVED_OFFSET, sw_bytes)
+        mm.copy_to_user(fp_address + xstate_size - FP_XSTATE_MAGIC2_BYTES, struct.pack("<I", FP_XSTATE_MAGIC2))
+        mcontext = [registers[name] for name in SIGCONTEXT_GPRS]
+        mcontext += [registers["rflags"]]
+        segments = struct.pack("<HHHH", USER_CS, 0, 0, USER_DS)
+        trap = info.signo
+        cr2 = info.address if info.signo in (signals.SIGSEGV, signals.SIGBUS) else 0
+        sigcontext = (struct.pack(f"<{len(mcontext)}Q", *mcontext) + segments
+                      + struct.pack("<QQQQQ", 0, trap, task.signal_mask & 0xFFFFFFFF, cr2, fp_address) + bytes(64))
+        ss_sp, ss_flags, ss_size = altstack if altstack is not None else (0, SS_DISABLE, 0)
+        if on_altstack:
+            ss_flags |= SS_ONSTACK
+        ucontext = (struct.pack("<QQ", UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS, 0)
+                    + struct.pack("<Qi4xQ", ss_sp, ss_flags, ss_size) + sigcontext
+                    + struct.pack("<Q", task.signal_mask))
+        assert len(ucontext) == UCONTEXT_BYTES
+        mm.copy_to_user(frame, struct.pack("<Q", action.restorer) + ucontext + info.pack())
+    except SyscallError:
+        return False
+    # Enter the handler: arguments per the psABI, DF and TF clear (signal.c handle_signal).
+    vcpu.write_register("rdi", info.signo)
+    vcpu.write_register("rsi", frame + 8 + UCONTEXT_BYTES)
+    vcpu.write_register("rdx", frame + 8)
+    vcpu.write_register("rax", 0)
+    vcpu.write_register("rsp", frame)
+    vcpu.write_register("rip", action.handler)
+    vcpu.write_register("rflags", registers["rflags"] & ~((1 << 10) | (1 << 8)))
+    # The handler runs with the x87/SSE state reset (fpu__clear_user_states).
+    from emu.isa.xstate_layout import init_legacy_registers
+    for name, value in init_legacy_registers().items():
+        vcpu.write_register(name, value)
+    blocked = task.signal_mask | action.mask
+    if not action.flags & SA_NODEFER:
+        blocked |= sigbit(info.signo)
+    task.signal_mask = blocked & ~UNBLOCKABLE
+    if action.flags & SA_RESETHAND:
+        task.process.sigactions[info.signo] = SigAction().pack()
+    kernel.counters["signals_delivered"] += 1
+    return True
+
+
+def sys_rt_sigreturn(kernel: "Kernel", vcpu: "VCpu", task: "Task", *_):
+    """Restore the registers, mask, altstack and xstate from the frame the handler returns through."""
+    frame = vcpu.read_register("rsp") - 8
+    mm = task.mm
+    try:
+        raw = mm.copy_from_user(frame + 8, UCONTEXT_BYTES)
+    except SyscallError:
+        kernel.force_fatal_signal(task, signals.SIGSEGV, vcpu.read_register("rip"), frame,
+                                  detail="bad rt_sigreturn frame")
+        return None
+    _flags, _link = struct.unpack_from("<QQ", raw, 0)
+    ss_sp, ss_flags, ss_size = struct.unpack_from("<Qi4xQ", raw, 16)
+    mcontext = struct.unpack_from(f"<{len(SIGCONTEXT_GPRS) + 1}Q", raw, 40)
+    fp_address = struct.unpack_from("<Q", raw, 40 + 8 * 18 + 8 + 8 * 4)[0]
+    (mask,) = struct.unpack_from("<Q", raw, 40 + 256)
+    for name, value in zip(SIGCONTEXT_GPRS, mcontext):
+        vcpu.write_register(name, value)
+    # Only the user-changeable flags come back (FIX_EFLAGS in signal.c).
+    user_flags = 0x40DD5   # AC OF DF TF SF ZF AF PF CF + RF
+    current_flags = vcpu.read_register("rflags")
+    vcpu.write_register("rflags", (current_flags & ~user_flags) | (mcontext[-1] & user_flags) | 0x2)
+    task.signal_mask = mask & ~UNBLOCKABLE
+    if fp_address:
+        from emu.isa import xsave
+        try:
+            (magic1,) = struct.unpack("<I", mm.copy_from_user(fp_address + SW_RESERVED_OFFSET, 4))
+            mask_to_restore = task.fpstate.user_xfeatures if magic1 == FP_XSTATE_MAGIC1 else 0b11
+            xsave.xrstor(vcpu, fp_address, mask_to_restore, supervisor=False)
+        except Exception:   # a corrupted xstate frame: Linux sends SIGSEGV
+            kernel.force_fatal_signal(task, signals.SIGSEGV, vcpu.read_register("rip"), fp_address,
+                                      detail="bad xstate in rt_sigreturn frame")
+            return None
+    if not ss_flags & SS_DISABLE:
+        task.sigaltstack = (ss_sp, ss_flags & ~SS_ONSTACK, ss_size)
+    deliver_pending_signals(kernel, vcpu, task)
+    return None   # RAX was restored from the frame
+
+
+def sys_sigaltstack(kernel: "Kernel", vcpu: "VCpu", task: "Task", new_address, old_address, *_):
+    mm = task.mm
+    sp = vcpu.read_register("rsp")
+    current = task.sigaltstack
+    on_stack = current is not None and current[0] < sp <= current[0] + current[2]
+    if old_address:
+        if current is None:
+            mm.copy_to_user(old_address, struct.pack("<Qi4xQ", 0, SS_DISABLE, 0))
+        else:
+            mm.copy_to_user(old_address, struct.pack("<Qi4xQ", current[0],
+                                                     current[1] | (SS_ONSTACK if on_stack else 0), current[2]))
+    if new_address:
+        ss_sp, ss_flags, ss_size = struct.unpack("<Qi4xQ", mm.copy_from_user(new_address, 24))
+        if on_stack:
+            raise SyscallError(EPERM)
+        if ss_flags not in (0, SS_DISABLE, SS_ONSTACK):
+            raise SyscallError(EINVAL)
+        if ss_flags & SS_DISABLE:
+            task.sigaltstack = None
+        else:
+            if ss_size < kernel.minsigstksz(task.process):
+                raise SyscallError(ENOMEM)
+            task.sigaltstack = (ss_sp, 0, ss_size)
+    return 0
+
+
+def get_action(task: "Task", signo: int) -> SigAction:
+    raw = task.process.sigactions.get(signo)
+    return SigAction.unpack(raw) if raw else SigAction()
+
+
+def force_sig_fault(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo) -> None:
+    """A synchronous fault signal (force_sig_fault): blocked or ignored means the default action."""
+    action = get_action(task, info.signo)
+    if task.signal_mask & sigbit(info.signo) or action.handler == SIG_IGN:
+        action = SigAction()
+    if action.handler == SIG_DFL:
+        kernel.force_fatal_signal(task, info.signo, vcpu.read_register("rip"),
+                                  info.address if info.code > 0 else None)
+        return
+    if not setup_rt_frame(kernel, vcpu, task, info, action):
+        kernel.force_fatal_signal(task, signals.SIGSEGV, vcpu.read_register("rip"), None,
+                                  detail="cannot write the signal frame")
+
+
+def send_signal(kernel: "Kernel", sender_vcpu: "VCpu | None", target: "Task", info: SigInfo) -> None:
+    """kill/tgkill: queue for the target thread; it is delivered on its way back to user mode."""
+    action = get_action(target, info.signo)
+    if action.handler == SIG_IGN or (action.handler == SIG_DFL and info.signo in DEFAULT_IGNORED):
+        return
+    target.pending_signals.append(info)
+    if target.state == "sleeping":
+        from kernel.errno import EINTR
+        target.registers["rax"] = (-EINTR) & ((1 << 64) - 1)
+        kernel.timeout_expired_silently(target)
+        kernel.scheduler.wake_up(target, sender_vcpu)
+
+
+def deliver_pending_signals(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
+    """On return to user mode: deliver the first unblocked pending signal (get_signal)."""
+    for index, info in enumerate(task.pending_signals):
+        if info.signo in (signals.SIGKILL, signals.SIGSTOP) or not task.signal_mask & sigbit(info.signo):
+            del task.pending_signals[index]
+            action = get_action(task, info.signo)
+            if action.handler == SIG_IGN:
+                return
+            if action.handler == SIG_DFL:
+                if info.signo in DEFAULT_IGNORED:
+                    return
+                kernel.force_fatal_signal(task, info.signo, vcpu.read_register("rip"), None)
+                return
+            if not setup_rt_frame(kernel, vcpu, task, info, action):
+                kernel.force_fatal_signal(task, signals.SIGSEGV, vcpu.read_register("rip"), None,
+                                          detail="cannot write the signal frame")
+            return
+
+
+__all__ = ["SigAction", "SigInfo", "force_sig_fault", "send_signal", "deliver_pending_signals",
+           "sys_rt_sigreturn", "sys_sigaltstack", "EFAULT"]
