@@ -243,8 +243,9 @@ def force_sig_fault(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo)
     if task.signal_mask & sigbit(info.signo) or action.handler == SIG_IGN:
         action = SigAction()
     if action.handler == SIG_DFL:
-        kernel.force_fatal_signal(task, info.signo, vcpu.read_register("rip"),
-                                  info.address if info.code > 0 else None)
+        # The exit line names the faulting address for memory faults only.
+        address = info.address if info.signo in (signals.SIGSEGV, signals.SIGBUS) and info.code > 0 else None
+        kernel.force_fatal_signal(task, info.signo, vcpu.read_register("rip"), address)
         return
     if not setup_rt_frame(kernel, vcpu, task, info, action):
         kernel.force_fatal_signal(task, signals.SIGSEGV, vcpu.read_register("rip"), None,
