@@ -31,7 +31,11 @@ from emu.isa.msr import MsrFile
 from emu.isa.state import MSR_IA32_TSC, XFEATURE_MASK_PASID, XFEATURE_MASK_XTILE, ExtendedState
 from emu.mmu.faultaddr import candidate_addresses, exact_fault_address
 from emu.mmu.pagewalk import ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, is_canonical, walk
-from emu.timing._hotpath import ffi, lib as hotpath
+try:
+    from emu.timing._hotpath import ffi, lib as hotpath
+except ImportError as _error:  # the cffi extension is compiled when the package installs
+    raise ImportError("the C hot path emu.timing._hotpath is not built; reinstall the package "
+                      "(make test, or pip install -e .) on a machine with a C compiler") from _error
 from emu.traps import (
     GP, PF, PF_INSTR, UD, CpuException, exception_for_vector,
 )
@@ -239,9 +243,11 @@ class VCpu:
         self._flush_unicorn_tlb()
         self.charge_event("cr3_write_flush")
 
-    def invalidate_code(self, start: int, size: int) -> None:
-        """Forget translated blocks and their costs for guest code that changed or was unmapped."""
-        self.uc.ctl_remove_cache(start, start + size)
+    def invalidate_code(self, start: int, end: int) -> None:
+        """Forget translated blocks and their prices for guest code in [start, end) that
+        was unmapped or re-protected (a JIT's mprotect to executable): the block-cost
+        cache is keyed by virtual address, so new code there must be priced again."""
+        self.uc.ctl_remove_cache(start, end)
         hotpath.hotpath_clear_blocks(self.clock)
 
     def translate(self, vaddr: int, access: int = ACCESS_READ, user_mode: bool = True) -> int:

@@ -120,6 +120,7 @@ class Kernel:
                                  envp=self.config.envp, seed=self.config.seed, hwcap=HWCAP_CPUID1_EDX,
                                  hwcap2=HWCAP2, minsigstksz=MINSIGSTKSZ_LEGACY_XSTATE)
         mm.tlb_flush_hook = self.flush_tlb_mm_range
+        mm.code_change_hook = self.invalidate_code
         process = Process(pid=allocate_pid(), mm=mm, exe_path=path,
                           fpu_permission=fpu.new_process_permission(self.fpu_config))
         task = Task(tid=process.pid, process=process, fpstate=fpu.new_task_fpstate(self.fpu_config))
@@ -265,6 +266,11 @@ class Kernel:
         for cpu in sorted(mm.cpus):
             self.machine.vcpus[cpu].flush_tlb()
         self.counters["tlb_flushes"] += 1
+
+    def invalidate_code(self, mm: MmStruct, start: int, end: int) -> None:
+        """Code in [start, end) may change: every CPU forgets its translations and block prices."""
+        for vcpu in self.machine.vcpus:
+            vcpu.invalidate_code(start, end)
 
     # ---- TrapHandler ------------------------------------------------------
 

@@ -131,3 +131,38 @@ def test_profiles_listed_and_complete():
     for name in names:
         profile = load_profile(name)
         assert profile.event_costs["tdpb_d"] == (16 if name == "spr" else 0)
+
+
+JIT_C = r"""
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+int main(void) {
+    unsigned char *p = mmap(0, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
+    int total = 0;
+    for (int round = 1; round <= 3; round++) {
+        mprotect(p, 4096, PROT_READ|PROT_WRITE);
+        memset(p, 0x90, 64);                       /* nop sled of a different length each round */
+        p[0] = 0xb8; memcpy(p + 1, &round, 4);     /* mov eax, round */
+        p[5 + round * 8] = 0xc3;                   /* ret */
+        mprotect(p, 4096, PROT_READ|PROT_EXEC);
+        total += ((int (*)(void))p)();
+    }
+    printf("%d\n", total);
+    return 0;
+}
+"""
+
+
+def test_rewritten_code_is_retranslated_and_repriced(tmp_path):
+    from tests.guestbuild import build_c
+    binary = build_c(JIT_C)
+    result, stats = run_stats(tmp_path, binary)
+    assert result.stdout == b"6\n"
+    # Each round runs mov + (8*round) nops + ret: 1+8+1, 1+16+1, 1+24+1 = 54 instructions
+    # of generated code; a stale price (the first round's block) would count 10 each time.
+    baseline_binary = build_c(JIT_C.replace("total += ((int (*)(void))p)();", "total += round;"))
+    _, baseline = run_stats(tmp_path, baseline_binary)
+    generated = stats["instructions"] - baseline["instructions"]
+    # The call/indirect-call sequence differs by a few instructions between the two builds.
+    assert 54 <= generated <= 54 + 3 * 6, generated

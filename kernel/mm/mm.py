@@ -85,6 +85,7 @@ class MmStruct:
         self.cpus: set[int] = set()
         self.page_faults = 0
         self.tlb_flush_hook = None   # set by the kernel: (mm, start, end) -> None
+        self.code_change_hook = None  # set by the kernel: (mm, start, end) -> None
 
     @property
     def pgd(self) -> int:
@@ -160,6 +161,8 @@ class MmStruct:
         removed = self._split_vmas(start, end)
         if not removed:
             return
+        if any(vma.prot & PROT_EXEC for vma in removed) and self.code_change_hook is not None:
+            self.code_change_hook(self, start, end)
         for vma in removed:
             self._remove_vma(vma)
         freed_any = False
@@ -173,6 +176,8 @@ class MmStruct:
 
     def mprotect(self, start: int, end: int, prot: int) -> None:
         addr = start
+        if prot & PROT_EXEC and self.code_change_hook is not None:
+            self.code_change_hook(self, start, end)
         for vma in sorted(self._split_vmas(start, end), key=lambda v: v.start):
             if vma.start > addr:
                 raise SyscallError(ENOMEM)
