@@ -62,9 +62,9 @@ REGISTER_IDS = dict(_REG_IDS)
 RFLAGS_IF = 1 << 9
 CR4_TSD = 1 << 2
 CR4_OSXSAVE = 1 << 18
-# Until the extension decoder lands (emu/isa/encoding.py), Unicorn keeps
-# running XGETBV/XSAVE itself. TEMP-LAZY
-OWN_XSAVE = False
+# The emulator owns the XSAVE family (OWN_XSAVE): Unicorn's CR4.OSXSAVE is
+# clear so XGETBV/XSAVE*/XRSTOR* raise #UD into emu/isa/dispatch.py.
+OWN_XSAVE = True
 RFLAGS_RESERVED_1 = 1 << 1
 # The stop reasons ``run`` reports to the machine's scheduler.
 STOP_DEADLINE = "deadline"
