@@ -26,9 +26,10 @@ from emu import firmware
 from emu.memory import PAGE_SIZE
 from emu.apic import MSR_IA32_TSC_DEADLINE, X2APIC_MSRS, LocalApic
 from emu.isa.cpuid import INTEL_SAPPHIRE_RAPIDS, MODELS_BY_PROFILE, Cpuid
-from emu.isa.dispatch import execute_extension, xinuse_legacy
+from emu.isa.dispatch import execute_extension
+from emu.isa.xstate import SUPPORTED_USER_MASK, cpuid_leaf_0xd, xinuse as xstate_xinuse
 from emu.isa.msr import MsrFile
-from emu.isa.state import MSR_IA32_TSC, XFEATURE_MASK_PASID, XFEATURE_MASK_XTILE, ExtendedState
+from emu.isa.state import MSR_IA32_TSC, XFEATURE_MASK_XTILE, ExtendedState
 from emu.mmu.faultaddr import candidate_addresses, exact_fault_address
 from emu.mmu.pagewalk import ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, is_canonical, walk
 try:
@@ -54,8 +55,10 @@ _REG_IDS.update(rip=x86.UC_X86_REG_RIP, rflags=x86.UC_X86_REG_RFLAGS,
                 fpsw=x86.UC_X86_REG_FPSW, fptag=x86.UC_X86_REG_FPTAG)
 for _i in range(16):
     _REG_IDS[f"xmm{_i}"] = getattr(x86, f"UC_X86_REG_XMM{_i}")
+# The x87 registers by physical number with all 80 bits (UC_X86_REG_ST* would
+# return only the 64-bit mantissa): (mantissa, sign|exponent) tuples.
 for _i in range(8):
-    _REG_IDS[f"st{_i}"] = getattr(x86, f"UC_X86_REG_ST{_i}")
+    _REG_IDS[f"fp{_i}"] = x86.UC_X86_REG_FP0 + _i
 USER_REGISTER_NAMES = tuple(_REG_IDS)
 REGISTER_IDS = dict(_REG_IDS)
 
@@ -138,7 +141,7 @@ class VCpu:
         self.waiting_for_acks: set[int] = set()
         self.ack_time_cycles = 0
         self.cpu_model = MODELS_BY_PROFILE.get(machine.profile.name, INTEL_SAPPHIRE_RAPIDS)
-        self.cpuid = Cpuid(self.cpu_model, index, machine.cpu_count, self.xstate, None)  # TEMP-LAZY
+        self.cpuid = Cpuid(self.cpu_model, index, machine.cpu_count, self.xstate, cpuid_leaf_0xd)
         self.uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64)
         self.uc.ctl_set_tlb_mode(unicorn.UC_TLB_VIRTUAL)
         memory = machine.memory
@@ -344,12 +347,7 @@ class VCpu:
 
     def xinuse(self) -> int:
         """XINUSE: the components not in their init state (XGETBV with ECX=1)."""
-        in_use = xinuse_legacy(self.save_user_registers())
-        if self.xstate.tiles_in_use:
-            in_use |= XFEATURE_MASK_XTILE
-        if self.xstate.pasid:
-            in_use |= XFEATURE_MASK_PASID
-        return in_use
+        return xstate_xinuse(self)
 
     def fetch_code(self, rip: int, size: int) -> bytes:
         """Up to ``size`` instruction bytes at ``rip``; fewer when the next page is unmapped."""
@@ -369,7 +367,6 @@ class VCpu:
         """XSETBV at CPL0 (the kernel's machine API), with the SDM's #GP checks
         (Vol. 2D XSETBV; Vol. 1 §13.3): XCR0[0] set, AVX needs SSE, both tile
         components or neither, only supported components."""
-        SUPPORTED_USER_MASK = 0b11 | XFEATURE_MASK_XTILE  # TEMP-LAZY
         supported = SUPPORTED_USER_MASK if self.cpu_model.amx else SUPPORTED_USER_MASK & ~XFEATURE_MASK_XTILE
         if index != 0 or value & ~supported or not value & 1:
             raise GP(0)

@@ -381,7 +381,8 @@ def initial_user_registers(rip: int, rsp: int) -> dict:
     """Registers at process start (ELF_PLAT_INIT/start_thread: all GPRs zero)."""
     registers = {name: 0 for name in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp",
                                       "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")}
-    registers.update(rip=rip, rsp=rsp, rflags=0x202, fs_base=0, gs_base=0, mxcsr=0x1F80, fpcw=0x37F)
+    registers.update(rip=rip, rsp=rsp, rflags=0x202, fs_base=0, gs_base=0, mxcsr=0x1F80, fpcw=0x37F,
+                     fpsw=0, fptag=0xFFFF)   # FNINIT state: every x87 register empty
     return registers
 
 

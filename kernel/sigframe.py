@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from emu.isa import xstate
 from kernel import signals
 from kernel.errno import EFAULT, EINVAL, ENOMEM, EPERM, SyscallError
 
@@ -100,8 +101,7 @@ def sigbit(signo: int) -> int:
 
 def xstate_frame_bytes(kernel: "Kernel", task: "Task") -> int:
     """Size of the standard-format XSAVE area for the task's features (+ MAGIC2)."""
-    from emu.isa import xstate_layout
-    return xstate_layout.standard_size(task.fpstate.user_xfeatures) + FP_XSTATE_MAGIC2_BYTES
+    return xstate.standard_size(task.fpstate.user_xfeatures) + FP_XSTATE_MAGIC2_BYTES
 
 
 def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, action: SigAction) -> bool:
@@ -116,7 +116,6 @@ def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, 
     else:
         sp -= RED_ZONE_BYTES
     # Extended state first (64-byte aligned), then the frame below it.
-    from emu.isa import xsave
     xstate_size = xstate_frame_bytes(kernel, task)
     fp_address = (sp - xstate_size) & ~63
     frame = ((fp_address - RT_SIGFRAME_BYTES) & ~15) - 8
@@ -125,7 +124,7 @@ def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, 
         # the frame, then the software-reserved bytes and MAGIC2.
         mask = task.fpstate.user_xfeatures
         mm.copy_to_user(fp_address, bytes(xstate_size))
-        xsave.xsave(vcpu, fp_address, mask, variant="xsave")
+        xstate.xsave(vcpu, fp_address, mask, variant="xsave")
         sw_bytes = struct.pack("<IIQI", FP_XSTATE_MAGIC1, xstate_size, mask, xstate_size - FP_XSTATE_MAGIC2_BYTES)
         mm.copy_to_user(fp_address + SW_RESERVED_OFFSET, sw_bytes)
         mm.copy_to_user(fp_address + xstate_size - FP_XSTATE_MAGIC2_BYTES, struct.pack("<I", FP_XSTATE_MAGIC2))
@@ -155,9 +154,9 @@ def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, 
     vcpu.write_register("rip", action.handler)
     vcpu.write_register("rflags", registers["rflags"] & ~((1 << 10) | (1 << 8)))
     # The handler runs with the x87/SSE state reset (fpu__clear_user_states).
-    from emu.isa.xstate_layout import init_legacy_registers
-    for name, value in init_legacy_registers().items():
+    for name, value in xstate.init_legacy_registers().items():
         vcpu.write_register(name, value)
+    vcpu.write_register("mxcsr", xstate.MXCSR_INIT)
     blocked = task.signal_mask | action.mask
     if not action.flags & SA_NODEFER:
         blocked |= sigbit(info.signo)
@@ -191,11 +190,10 @@ def sys_rt_sigreturn(kernel: "Kernel", vcpu: "VCpu", task: "Task", *_):
     vcpu.write_register("rflags", (current_flags & ~user_flags) | (mcontext[-1] & user_flags) | 0x2)
     task.signal_mask = mask & ~UNBLOCKABLE
     if fp_address:
-        from emu.isa import xsave
         try:
             (magic1,) = struct.unpack("<I", mm.copy_from_user(fp_address + SW_RESERVED_OFFSET, 4))
             mask_to_restore = task.fpstate.user_xfeatures if magic1 == FP_XSTATE_MAGIC1 else 0b11
-            xsave.xrstor(vcpu, fp_address, mask_to_restore, supervisor=False)
+            xstate.xrstor(vcpu, fp_address, mask_to_restore, supervisor=False)
         except Exception:   # a corrupted xstate frame: Linux sends SIGSEGV
             kernel.force_fatal_signal(task, signals.SIGSEGV, vcpu.read_register("rip"), fp_address,
                                       detail="bad xstate in rt_sigreturn frame")

@@ -52,7 +52,7 @@ SYS_sched_getaffinity, SYS_set_tid_address, SYS_clock_gettime, SYS_clock_getres 
 SYS_clock_nanosleep, SYS_exit_group, SYS_tgkill, SYS_openat, SYS_readlinkat = 230, 231, 234, 257, 267
 SYS_newfstatat, SYS_set_robust_list, SYS_prlimit64, SYS_getrandom, SYS_rseq = 262, 273, 302, 318, 334
 SYS_faccessat, SYS_faccessat2, SYS_statx, SYS_sysinfo = 269, 439, 332, 99
-SYS_clone, SYS_clone3, SYS_rt_sigreturn = 56, 435, 15
+SYS_clone, SYS_clone3, SYS_rt_sigreturn, SYS_rt_sigpending = 56, 435, 15, 127
 
 # arch_prctl codes (arch/x86/include/uapi/asm/prctl.h)
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
@@ -609,6 +609,17 @@ def sys_sysinfo(k, vcpu, task, info, *_):
     return 0
 
 
+def sys_rt_sigpending(k, vcpu, task, set_address, sigsetsize, *_):
+    """rt_sigpending(2): the signals pending for the thread (they wait because blocked)."""
+    if sigsetsize != 8:
+        raise SyscallError(EINVAL)
+    pending = 0
+    for info in task.pending_signals:
+        pending |= 1 << (info.signo - 1)
+    task.mm.copy_to_user(set_address, struct.pack("<Q", pending))
+    return 0
+
+
 def sys_sched_getaffinity(k, vcpu, task, pid, size, mask, *_):
     cpus = len(k.machine.vcpus)
     nbytes = max(8, (cpus + 63) // 64 * 8)
@@ -845,6 +856,7 @@ SYSCALLS: dict[int, Callable] = {
     SYS_getppid: sys_getppid,
     SYS_sigaltstack: sys_sigaltstack,
     SYS_rt_sigreturn: sys_rt_sigreturn,
+    SYS_rt_sigpending: sys_rt_sigpending,
     SYS_arch_prctl: sys_arch_prctl,
     SYS_gettid: sys_gettid,
     SYS_tkill: sys_tkill,

@@ -143,8 +143,3 @@ class Cpuid:
             return 46 | (48 << 8), ebx, max(0, self.cpu_count - 1), edx
         return 0, 0, 0, 0
 
-
-def xstate_cpuid_leaf():
-    """Leaf 0xD from the XSTATE component table (xstate_layout.py)."""
-    from emu.isa.xstate_layout import cpuid_leaf_0xd
-    return cpuid_leaf_0xd

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from emu.isa import amx, decoder
-from emu.isa.state import XFEATURE_MASK_SSE, XFEATURE_MASK_X87, XFEATURE_MASK_XTILE
+from emu.isa.state import XFEATURE_MASK_XTILE
 from emu.traps import GP, UD
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -119,7 +119,7 @@ def _exec_privileged(vcpu, insn, next_rip):
 
 
 def _exec_xsave_family(vcpu, insn, next_rip):
-    from emu.isa import xsave
+    from emu.isa import xstate as xsave
     mnemonic = insn.mnemonic.removesuffix("64")
     address = _memory_address(vcpu, insn.operands[0], next_rip)
     rfbm_request = ((vcpu.read_register("rdx") & 0xFFFFFFFF) << 32) | (vcpu.read_register("rax") & 0xFFFFFFFF)
@@ -183,18 +183,6 @@ def execute_extension(vcpu: "VCpu") -> bool:
     event = EVENT_COSTS.get(insn.mnemonic)
     vcpu.charge_instruction(event)
     return True
-
-
-def xinuse_legacy(registers: dict) -> int:
-    """XINUSE[1:0]: x87/SSE differ from their init values (the SDM lets
-    hardware report 1 more often; reporting 0 exactly at init is allowed)."""
-    in_use = 0
-    if (registers.get("fpcw", 0x37F) != 0x37F or registers.get("fpsw", 0) != 0
-            or registers.get("fptag", 0xFFFF) not in (0xFFFF, 0)):
-        in_use |= XFEATURE_MASK_X87
-    if registers.get("mxcsr", 0x1F80) != 0x1F80 or any(registers.get(f"xmm{i}", 0) for i in range(16)):
-        in_use |= XFEATURE_MASK_SSE
-    return in_use
 
 
 __all__ = ["HANDLERS", "execute_extension", "XFEATURE_MASK_XTILE"]

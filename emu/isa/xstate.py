@@ -1,0 +1,336 @@
+"""The XSAVE feature set: one component table, the layouts derived from it, and the
+XSAVE/XSAVEOPT/XSAVEC/XSAVES/XRSTOR/XRSTORS semantics (SDM Vol. 1 ch. 13).
+
+``COMPONENTS`` is the single source of truth (size, standard offset, 64-byte
+alignment, supervisor, XFD support); compacted offsets (§13.4.3), area sizes
+and CPUID leaf 0xD are computed from it, as Linux's setup_xstate_comp_offsets
+does. x87 and SSE live in Unicorn's registers and are converted to and from
+the FXSAVE-format legacy region here; the rest lives in ``vcpu.xstate``.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from emu.isa.state import (
+    XFEATURE_MASK_PASID, XFEATURE_MASK_SSE, XFEATURE_MASK_X87, XFEATURE_MASK_XTILE, XFEATURE_MASK_XTILECFG,
+    XFEATURE_MASK_XTILEDATA, XFEATURE_PASID, XFEATURE_SSE, XFEATURE_X87, XFEATURE_XTILECFG, XFEATURE_XTILEDATA,
+)
+from emu.traps import GP, NM
+
+LEGACY_AREA_BYTES = 512
+HEADER_OFFSET = 512
+HEADER_BYTES = 64
+COMPACTED_START = LEGACY_AREA_BYTES + HEADER_BYTES     # 576
+COMPACTED_FORM = 1 << 63
+MXCSR_MASK = 0x0000FFFF                               # every MXCSR bit 0-15 writable (DAZ supported)
+MXCSR_INIT = 0x1F80
+FCW_INIT = 0x037F
+
+
+@dataclass(frozen=True)
+class Component:
+    number: int
+    name: str
+    size_bytes: int
+    standard_offset: int | None     # None: supervisor, compacted form only
+    align64: bool
+    supervisor: bool
+    xfd_capable: bool
+
+
+COMPONENTS = {
+    XFEATURE_X87: Component(XFEATURE_X87, "x87", 160, 0, False, False, False),
+    XFEATURE_SSE: Component(XFEATURE_SSE, "sse", 256, 160, False, False, False),
+    XFEATURE_PASID: Component(XFEATURE_PASID, "pasid", 8, None, False, True, False),
+    XFEATURE_XTILECFG: Component(XFEATURE_XTILECFG, "xtilecfg", 64, 2752, False, False, False),
+    XFEATURE_XTILEDATA: Component(XFEATURE_XTILEDATA, "xtiledata", 8192, 2816, True, False, True),
+}
+SUPPORTED_USER_MASK = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE | XFEATURE_MASK_XTILE
+SUPPORTED_SUPERVISOR_MASK = XFEATURE_MASK_PASID
+
+
+def _bits(mask: int):
+    return [number for number in sorted(COMPONENTS) if mask >> number & 1]
+
+
+def compacted_offsets(mask: int) -> dict[int, int]:
+    """SDM §13.4.3: x87/SSE keep their legacy places; the others follow 576 in
+    ascending order, each 64-byte aligned when its align64 bit is set."""
+    offsets = {}
+    location = COMPACTED_START
+    for number in _bits(mask):
+        component = COMPONENTS[number]
+        if number < 2:
+            offsets[number] = component.standard_offset
+            continue
+        if component.align64:
+            location = (location + 63) & ~63
+        offsets[number] = location
+        location += component.size_bytes
+    return offsets
+
+
+def compacted_size(mask: int) -> int:
+    end = COMPACTED_START
+    for number, offset in compacted_offsets(mask).items():
+        if number >= 2:
+            end = max(end, offset + COMPONENTS[number].size_bytes)
+    return end
+
+
+def standard_size(xcr0: int) -> int:
+    end = COMPACTED_START
+    for number in _bits(xcr0):
+        component = COMPONENTS[number]
+        if number >= 2 and component.standard_offset is not None:
+            end = max(end, component.standard_offset + component.size_bytes)
+    return end
+
+
+def cpuid_leaf_0xd(subleaf: int, xcr0: int, xss: int) -> tuple[int, int, int, int]:
+    """CPUID.(EAX=0DH, ECX=subleaf) as the SDM defines each sub-leaf."""
+    if subleaf == 0:
+        return (SUPPORTED_USER_MASK & 0xFFFFFFFF, standard_size(xcr0), standard_size(SUPPORTED_USER_MASK),
+                SUPPORTED_USER_MASK >> 32)
+    if subleaf == 1:
+        # XSAVEOPT, XSAVEC, XGETBV with ECX=1, XSAVES/XRSTORS+IA32_XSS, XFD.
+        eax = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4)
+        return eax, compacted_size(xcr0 | xss), SUPPORTED_SUPERVISOR_MASK & 0xFFFFFFFF, SUPPORTED_SUPERVISOR_MASK >> 32
+    component = COMPONENTS.get(subleaf)
+    if component is None or subleaf < 2:
+        return 0, 0, 0, 0
+    ecx = (1 if component.supervisor else 0) | (2 if component.align64 else 0) | (4 if component.xfd_capable else 0)
+    return component.size_bytes, component.standard_offset or 0, ecx, 0
+
+
+# ---- the legacy region (FXSAVE layout, SDM Vol. 1 Table 10-2) ---------------------------
+
+def _full_tag(abridged: int, registers: list[tuple[int, int]]) -> int:
+    """FXSAVE's abridged tag byte -> the x87 tag word (SDM Vol. 1 §10.5.1.1)."""
+    tag = 0
+    for physical in range(8):
+        mantissa, exponent = registers[physical]
+        if not abridged >> physical & 1:
+            value = 3                                   # empty
+        elif exponent & 0x7FFF == 0 and mantissa == 0:
+            value = 1                                   # zero
+        elif exponent & 0x7FFF in (0, 0x7FFF) or not mantissa >> 63:
+            value = 2                                   # special
+        else:
+            value = 0                                   # valid
+        tag |= value << (2 * physical)
+    return tag
+
+
+def legacy_area_from_registers(registers: dict) -> bytes:
+    """The 512-byte legacy region of the vCPU's x87/SSE registers (ST(i) order)."""
+    fsw = registers["fpsw"]
+    top = (fsw >> 11) & 7
+    abridged = 0
+    for physical in range(8):
+        if (registers["fptag"] >> (2 * physical)) & 3 != 3:
+            abridged |= 1 << physical
+    area = bytearray(LEGACY_AREA_BYTES)
+    # FOP, FIP and FDP are not tracked by the machine: stored as zero.
+    struct.pack_into("<HHBB", area, 0, registers["fpcw"], fsw, abridged, 0)
+    struct.pack_into("<II", area, 24, registers["mxcsr"], MXCSR_MASK)
+    for i in range(8):
+        mantissa, exponent = registers[f"fp{(top + i) & 7}"]
+        struct.pack_into("<QH", area, 32 + 16 * i, mantissa, exponent)
+    for i in range(16):
+        area[160 + 16 * i:176 + 16 * i] = registers[f"xmm{i}"].to_bytes(16, "little")
+    return bytes(area)
+
+
+def registers_from_legacy_area(area: bytes, components: int) -> dict:
+    """Register values from a legacy region, for the x87 and/or SSE components."""
+    values = {}
+    if components & XFEATURE_MASK_X87:
+        fcw, fsw, abridged = struct.unpack_from("<HHB", area, 0)
+        top = (fsw >> 11) & 7
+        physical_registers = [(0, 0)] * 8
+        for i in range(8):
+            mantissa, exponent = struct.unpack_from("<QH", area, 32 + 16 * i)
+            physical_registers[(top + i) & 7] = (mantissa, exponent)
+        values.update(fpcw=fcw, fpsw=fsw, fptag=_full_tag(abridged, physical_registers))
+        values.update({f"fp{j}": physical_registers[j] for j in range(8)})
+    if components & XFEATURE_MASK_SSE:
+        values.update({f"xmm{i}": int.from_bytes(area[160 + 16 * i:176 + 16 * i], "little") for i in range(16)})
+    return values
+
+
+def init_legacy_registers(components: int = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE) -> dict:
+    """x87/SSE in their initial configuration (FNINIT, MXCSR 0x1F80, XMM zero)."""
+    values = {}
+    if components & XFEATURE_MASK_X87:
+        values.update(fpcw=FCW_INIT, fpsw=0, fptag=0xFFFF)
+        values.update({f"fp{j}": (0, 0) for j in range(8)})
+    if components & XFEATURE_MASK_SSE:
+        values.update({f"xmm{i}": 0 for i in range(16)})
+    return values
+
+
+def xinuse(cpu) -> int:
+    """XINUSE: components not in their initial configuration (SDM §13.6)."""
+    registers = cpu.save_user_registers()
+    in_use = 0
+    if (registers["fpcw"] != FCW_INIT or registers["fpsw"] != 0 or registers["fptag"] != 0xFFFF):
+        in_use |= XFEATURE_MASK_X87
+    if registers["mxcsr"] != MXCSR_INIT or any(registers[f"xmm{i}"] for i in range(16)):
+        in_use |= XFEATURE_MASK_SSE
+    if cpu.xstate.tiles_in_use:
+        in_use |= XFEATURE_MASK_XTILE
+    if cpu.xstate.pasid:
+        in_use |= XFEATURE_MASK_PASID
+    return in_use
+
+
+# ---- XSAVE* --------------------------------------------------------------------------
+
+def _component_bytes(cpu, number: int, registers: dict, legacy: bytes) -> bytes:
+    xstate = cpu.xstate
+    if number == XFEATURE_X87:
+        return legacy[0:160]
+    if number == XFEATURE_SSE:
+        return legacy[160:416]
+    if number == XFEATURE_PASID:
+        return struct.pack("<Q", xstate.pasid)
+    if number == XFEATURE_XTILECFG:
+        return bytes(xstate.tilecfg)
+    if number == XFEATURE_XTILEDATA:
+        return xstate.tiles.tobytes()
+    raise GP(0)
+
+
+def xsave(cpu, address: int, rfbm: int, *, variant: str) -> int:
+    """XSAVE/XSAVEOPT/XSAVEC/XSAVES of the components in ``rfbm`` to ``address``.
+
+    Returns the number of components skipped by the init or modified
+    optimization. ``rfbm`` is already EDX:EAX & (XCR0 [| XSS])."""
+    if address & 63:
+        raise GP(0)
+    xstate = cpu.xstate
+    compacted = variant in ("xsavec", "xsaves")
+    registers = cpu.save_user_registers()
+    legacy = legacy_area_from_registers(registers)
+    in_use = xinuse(cpu)
+    # A component armed in IA32_XFD is treated as being in its initial state.
+    in_use &= ~xstate.xfd
+    may_skip_unmodified = (variant in ("xsaveopt", "xsaves") and xstate.last_restore_linear_address == address
+                           and xstate.last_restore_was_xrstors == (variant == "xsaves"))
+    header = bytearray(cpu.read_virtual(address + HEADER_OFFSET, HEADER_BYTES)) if not compacted \
+        else bytearray(HEADER_BYTES)
+    (xstate_bv,) = struct.unpack_from("<Q", header, 0)
+    offsets = compacted_offsets(rfbm) if compacted else None
+    writes = []
+    skipped = 0
+    for number in _bits(rfbm):
+        used = bool(in_use >> number & 1)
+        if variant == "xsave" or used:
+            if used and may_skip_unmodified and number >= 2 and not xstate.modified_since_restore >> number & 1:
+                skipped += 1
+            else:
+                offset = offsets[number] if compacted else COMPONENTS[number].standard_offset
+                if offset is None:
+                    raise GP(0)
+                if variant == "xsave" and not used:
+                    writes.append((offset, _init_bytes(number)))
+                else:
+                    writes.append((offset, _component_bytes(cpu, number, registers, legacy)))
+        else:
+            skipped += 1
+        xstate_bv = (xstate_bv & ~(1 << number)) | ((1 if used else 0) << number)
+    if rfbm & (XFEATURE_MASK_X87 | XFEATURE_MASK_SSE) or variant == "xsave":
+        # MXCSR and MXCSR_MASK travel with SSE (and AVX) state (SDM §13.7).
+        if rfbm & XFEATURE_MASK_SSE:
+            writes.append((24, legacy[24:32]))
+    struct.pack_into("<Q", header, 0, xstate_bv)
+    if compacted:
+        struct.pack_into("<Q", header, 8, rfbm | COMPACTED_FORM)
+    for offset, data in writes:
+        cpu.write_virtual(address + offset, data)
+    cpu.write_virtual(address + HEADER_OFFSET, bytes(header))
+    return skipped
+
+
+def _init_bytes(number: int) -> bytes:
+    if number == XFEATURE_X87:
+        area = bytearray(160)
+        struct.pack_into("<H", area, 0, FCW_INIT)
+        return bytes(area)
+    return bytes(COMPONENTS[number].size_bytes)
+
+
+def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
+    """XRSTOR (standard or compacted form) or XRSTORS (``supervisor``) from ``address``."""
+    if address & 63:
+        raise GP(0)
+    xstate = cpu.xstate
+    header = cpu.read_virtual(address + HEADER_OFFSET, HEADER_BYTES)
+    xstate_bv, xcomp_bv = struct.unpack_from("<QQ", header, 0)
+    compacted = bool(xcomp_bv & COMPACTED_FORM)
+    enabled = xstate.xcr0 | (xstate.xss if supervisor else 0)
+    # Header checks (SDM Vol. 1 §13.8.1, §13.12): every failure is #GP(0).
+    if supervisor and not compacted:
+        raise GP(0)
+    if compacted:
+        if xcomp_bv & ~COMPACTED_FORM & ~enabled or xstate_bv & ~xcomp_bv & ~COMPACTED_FORM:
+            raise GP(0)
+        if any(header[16:64]):
+            raise GP(0)
+    else:
+        if xstate_bv & ~xstate.xcr0 or xcomp_bv or any(header[16:64]):
+            raise GP(0)
+    if xstate_bv & COMPACTED_FORM:
+        raise GP(0)
+    load = rfbm & xstate_bv
+    # #NM: loading a component armed in XFD from memory (SDM §13.14).
+    armed = load & xstate.xfd
+    if armed:
+        xstate.xfd_err = armed
+        raise NM(0)
+    offsets = compacted_offsets(xcomp_bv & ~COMPACTED_FORM) if compacted else None
+    legacy = bytearray(cpu.read_virtual(address, LEGACY_AREA_BYTES))
+    if rfbm & XFEATURE_MASK_SSE:
+        (mxcsr,) = struct.unpack_from("<I", legacy, 24)
+        if mxcsr & ~MXCSR_MASK:
+            raise GP(0)
+    # Read everything first so a fault leaves the state untouched.
+    component_data = {}
+    for number in _bits(load):
+        if number < 2:
+            continue
+        offset = offsets[number] if compacted else COMPONENTS[number].standard_offset
+        if offset is None:
+            raise GP(0)
+        component_data[number] = cpu.read_virtual(address + offset, COMPONENTS[number].size_bytes)
+    values = {}
+    if rfbm & XFEATURE_MASK_X87:
+        values.update(registers_from_legacy_area(bytes(legacy), XFEATURE_MASK_X87) if load & XFEATURE_MASK_X87
+                      else init_legacy_registers(XFEATURE_MASK_X87))
+    if rfbm & XFEATURE_MASK_SSE:
+        values.update(registers_from_legacy_area(bytes(legacy), XFEATURE_MASK_SSE) if load & XFEATURE_MASK_SSE
+                      else init_legacy_registers(XFEATURE_MASK_SSE))
+        values["mxcsr"] = struct.unpack_from("<I", legacy, 24)[0]
+    for name, value in values.items():
+        cpu.write_register(name, value)
+    import numpy as np
+    if rfbm & XFEATURE_MASK_XTILECFG:
+        if load & XFEATURE_MASK_XTILECFG:
+            xstate.tilecfg[:] = component_data[XFEATURE_XTILECFG]
+        else:
+            xstate.tilecfg[:] = bytes(64)
+    if rfbm & XFEATURE_MASK_XTILEDATA:
+        if load & XFEATURE_MASK_XTILEDATA:
+            xstate.tiles[:] = np.frombuffer(component_data[XFEATURE_XTILEDATA], dtype=np.uint8).reshape(8, 16, 64)
+        else:
+            xstate.tiles[:] = 0
+    if rfbm & XFEATURE_MASK_XTILE:
+        xstate.tiles_in_use = bool(load & XFEATURE_MASK_XTILE) and xstate.tilecfg[0] != 0
+    if supervisor and rfbm & XFEATURE_MASK_PASID:
+        xstate.pasid = struct.unpack("<Q", component_data[XFEATURE_PASID])[0] if load & XFEATURE_MASK_PASID else 0
+    # The modified optimization remembers where this state came from.
+    xstate.last_restore_linear_address = address
+    xstate.last_restore_was_xrstors = supervisor
+    xstate.modified_since_restore = 0
