@@ -23,7 +23,10 @@ HEADER_OFFSET = 512
 HEADER_BYTES = 64
 COMPACTED_START = LEGACY_AREA_BYTES + HEADER_BYTES     # 576
 COMPACTED_FORM = 1 << 63
-MXCSR_MASK = 0x0000FFFF                               # every MXCSR bit 0-15 writable (DAZ supported)
+# MXCSR_MASK as the modelled cores report it in the legacy region: bits 0-15
+# on Intel; AMD also sets bit 17 (misaligned-SSE mode), as this host's EPYC does.
+MXCSR_MASK = 0x0000FFFF
+MXCSR_MASK_AMD = 0x0002FFFF
 MXCSR_INIT = 0x1F80
 FCW_INIT = 0x037F
 
@@ -123,7 +126,7 @@ def _full_tag(abridged: int, registers: list[tuple[int, int]]) -> int:
     return tag
 
 
-def legacy_area_from_registers(registers: dict) -> bytes:
+def legacy_area_from_registers(registers: dict, mxcsr_mask: int = MXCSR_MASK) -> bytes:
     """The 512-byte legacy region of the vCPU's x87/SSE registers (ST(i) order)."""
     fsw = registers["fpsw"]
     top = (fsw >> 11) & 7
@@ -134,7 +137,7 @@ def legacy_area_from_registers(registers: dict) -> bytes:
     area = bytearray(LEGACY_AREA_BYTES)
     # FOP, FIP and FDP are not tracked by the machine: stored as zero.
     struct.pack_into("<HHBB", area, 0, registers["fpcw"], fsw, abridged, 0)
-    struct.pack_into("<II", area, 24, registers["mxcsr"], MXCSR_MASK)
+    struct.pack_into("<II", area, 24, registers["mxcsr"], mxcsr_mask)
     for i in range(8):
         mantissa, exponent = registers[f"fp{(top + i) & 7}"]
         struct.pack_into("<QH", area, 32 + 16 * i, mantissa, exponent)
@@ -169,6 +172,10 @@ def init_legacy_registers(components: int = XFEATURE_MASK_X87 | XFEATURE_MASK_SS
     if components & XFEATURE_MASK_SSE:
         values.update({f"xmm{i}": 0 for i in range(16)})
     return values
+
+
+def mxcsr_mask_of(cpu) -> int:
+    return MXCSR_MASK_AMD if cpu.cpu_model.vendor == "AuthenticAMD" else MXCSR_MASK
 
 
 def xinuse(cpu) -> int:
@@ -213,7 +220,7 @@ def xsave(cpu, address: int, rfbm: int, *, variant: str) -> int:
     xstate = cpu.xstate
     compacted = variant in ("xsavec", "xsaves")
     registers = cpu.save_user_registers()
-    legacy = legacy_area_from_registers(registers)
+    legacy = legacy_area_from_registers(registers, mxcsr_mask_of(cpu))
     in_use = xinuse(cpu)
     # A component armed in IA32_XFD is treated as being in its initial state.
     in_use &= ~xstate.xfd
@@ -294,7 +301,7 @@ def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
     legacy = bytearray(cpu.read_virtual(address, LEGACY_AREA_BYTES))
     if rfbm & XFEATURE_MASK_SSE:
         (mxcsr,) = struct.unpack_from("<I", legacy, 24)
-        if mxcsr & ~MXCSR_MASK:
+        if mxcsr & ~mxcsr_mask_of(cpu):
             raise GP(0)
     # Read everything first so a fault leaves the state untouched.
     component_data = {}
