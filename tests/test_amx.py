@@ -97,3 +97,24 @@ def test_amx_is_undefined_on_the_amd_profile():
     result = emu("run", "--profile", "zen4", str(tile_dot_binary()), "0", stdin=bytes(3072))
     # The permission request fails first: AMX is not supported there (-EOPNOTSUPP -> exit 3).
     assert result.returncode == 3
+
+
+def lcg_bytes(count):
+    """The generator in guest/tests/amx/tdpbssd.S: x = x*1103515245 + 12345 (32-bit), byte = x >> 16."""
+    x, out = 1, bytearray()
+    for _ in range(count):
+        x = (x * 1103515245 + 12345) & 0xFFFFFFFF
+        out.append((x >> 16) & 0xFF)
+    return np.frombuffer(bytes(out), dtype=np.uint8)
+
+
+def test_assembly_tdpbssd_guest_matches_numpy_and_gnu_as_build():
+    from tests.guestbuild import build_asm
+    source = AMX_DIR / "tdpbssd.S"
+    data = lcg_bytes(2048)
+    expected = int_reference(np.zeros(1024, dtype=np.uint8), data[:1024], data[1024:], np.int8, np.int8)
+    assembled_by_emu = emu("run", str(source))
+    assert assembled_by_emu.returncode == 0, assembled_by_emu.stderr
+    np.testing.assert_array_equal(np.frombuffer(assembled_by_emu.stdout, dtype=np.int32).reshape(16, 16), expected)
+    built_by_gnu = emu("run", str(build_asm(source.read_text())))
+    assert built_by_gnu.stdout == assembled_by_emu.stdout

@@ -1,14 +1,17 @@
-"""Decoding the extension instructions the machine executes itself (SDM Vol. 2, ch. 2-3).
+"""Decoding and encoding the extension instructions the machine executes itself (SDM Vol. 2, ch. 2-3).
 
 Capstone 5 knows none of AMX, INVLPGB, TLBSYNC, RDPID or SERIALIZE, and the
 XSAVE family has to be decoded here anyway because it reaches the emulator
 through Unicorn's invalid-opcode hook. One table, ``ROWS``, lists each form:
 opcode map, mandatory prefix (VEX.pp or legacy), opcode byte, ModRM
 constraints and operand kinds; ``decode`` walks prefixes, VEX/REX, ModRM, SIB
-and displacement once for all of them.
+and displacement once for all of them, and ``encode`` builds the same bytes
+from GNU-as operand text for the project's assembler.
 """
 from __future__ import annotations
 
+import re
+import struct
 from dataclasses import dataclass
 from typing import Callable
 
@@ -275,3 +278,188 @@ def effective_address(mem: Mem, read_register: Callable[[str], int], next_rip: i
     elif mem.segment == "gs":
         address += read_register("gs_base")
     return address & ((1 << 64) - 1)
+
+
+# ---- encoding (the assembler's pre-pass for mnemonics keystone does not know) ----------
+
+class EncodingError(Exception):
+    pass
+
+
+_MEM_ATT = re.compile(r"^(?:%(?P<seg>[fg]s):)?(?P<disp>[^(]*)\((?P<base>%\w+)?(?:,(?P<index>%\w+)?(?:,(?P<scale>\w+))?)?\)$")
+_SIZE_WORDS = re.compile(r"^(?:byte|word|dword|qword|xmmword|zmmword|tmmword)?\s*(?:ptr\s*)?", re.IGNORECASE)
+
+
+def _parse_number(text: str) -> int:
+    text = text.replace(" ", "")
+    if not text:
+        return 0
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise EncodingError(f"bad displacement {text!r}") from None
+
+
+def _parse_register(text: str):
+    name = text.strip().lstrip("%").lower()
+    if name.startswith("tmm") and name[3:].isdigit() and int(name[3:]) < 8:
+        return TileReg(int(name[3:]))
+    if name in GPR64 or name in GPR32:
+        return GPR(name)
+    return None
+
+
+def _parse_memory(text: str, syntax: str) -> Mem:
+    text = text.strip()
+    if syntax == "att":
+        match = _MEM_ATT.match(text.replace(" ", ""))
+        if not match:
+            raise EncodingError(f"bad memory operand {text!r}")
+        base = match.group("base")
+        index = match.group("index")
+        base_name = base.lstrip("%").lower() if base else None
+        index_name = index.lstrip("%").lower() if index else None
+        scale = int(match.group("scale") or "1", 0)
+        disp = _parse_number(match.group("disp"))
+        segment = match.group("seg")
+    else:
+        segment = None
+        text = _SIZE_WORDS.sub("", text).strip()
+        seg_match = re.match(r"^([fg]s):\s*(.*)$", text, re.IGNORECASE)
+        if seg_match:
+            segment, text = seg_match.group(1).lower(), seg_match.group(2).strip()
+        if not (text.startswith("[") and text.endswith("]")):
+            raise EncodingError(f"bad memory operand {text!r}")
+        inner = text[1:-1].replace(" ", "")
+        seg_match = re.match(r"^([fg]s):(.*)$", inner, re.IGNORECASE)
+        if seg_match:
+            segment, inner = seg_match.group(1).lower(), seg_match.group(2)
+        base_name = index_name = None
+        scale, disp = 1, 0
+        for sign, term in re.findall(r"([+-]?)([^+-]+)", inner):
+            term_lower = term.lower()
+            if "*" in term:
+                register, factor = term_lower.split("*")
+                if register.isdigit():
+                    register, factor = factor, register
+                index_name, scale = register, int(factor, 0)
+            elif term_lower in GPR64 or term_lower in GPR32 or term_lower == "rip":
+                if base_name is None:
+                    base_name = term_lower
+                else:
+                    index_name = term_lower
+            else:
+                disp += -_parse_number(term) if sign == "-" else _parse_number(term)
+    if scale not in (1, 2, 4, 8):
+        raise EncodingError(f"bad scale {scale}")
+    rip_relative = base_name == "rip"
+    if rip_relative:
+        base_name = None
+    address_size = 32 if (base_name in GPR32 or index_name in GPR32) else 64
+    return Mem(base_name, index_name, scale, disp, rip_relative, segment, address_size)
+
+
+def parse_operands(operands: str, syntax: str) -> list:
+    parts = [p.strip() for p in re.split(r",(?![^(\[]*[)\]])", operands) if p.strip()] if operands.strip() else []
+    parsed = []
+    for part in parts:
+        register = _parse_register(part)
+        parsed.append(register if register is not None else _parse_memory(part, syntax))
+    return list(reversed(parsed)) if syntax == "att" else parsed
+
+
+def _register_number(name: str) -> int:
+    return GPR64.index(name) if name in GPR64 else GPR32.index(name)
+
+
+def _encode_memory(mem: Mem, reg_field: int, force_sib: bool) -> tuple[bytes, int, int]:
+    """ModRM (+SIB, +disp) for ``mem`` with ModRM.reg = reg_field; returns (bytes, rex_x, rex_b)."""
+    if mem.rip_relative:
+        return bytes([(reg_field & 7) << 3 | 5]) + struct.pack("<i", mem.disp), 0, 0
+    base = _register_number(mem.base) if mem.base else None
+    index = _register_number(mem.index) if mem.index else None
+    if index is not None and index == 4:
+        raise EncodingError("rsp cannot be an index register")
+    disp = mem.disp
+    if base is None:
+        mod, disp_bytes = 0, struct.pack("<i", disp)
+    elif disp == 0 and base & 7 != 5:
+        mod, disp_bytes = 0, b""
+    elif -128 <= disp <= 127:
+        mod, disp_bytes = 1, struct.pack("<b", disp)
+    else:
+        mod, disp_bytes = 2, struct.pack("<i", disp)
+    need_sib = force_sib or index is not None or base is None or (base & 7) == 4
+    rex_x = (index >> 3) if index is not None else 0
+    rex_b = (base >> 3) if base is not None else 0
+    if not need_sib:
+        return bytes([mod << 6 | (reg_field & 7) << 3 | (base & 7)]) + disp_bytes, rex_x, rex_b
+    scale_bits = {1: 0, 2: 1, 4: 2, 8: 3}[mem.scale]
+    sib = scale_bits << 6 | ((index & 7) if index is not None else 4) << 3 | ((base & 7) if base is not None else 5)
+    return bytes([mod << 6 | (reg_field & 7) << 3 | 4, sib]) + disp_bytes, rex_x, rex_b
+
+
+def encode(mnemonic: str, operands: str, syntax: str = "att") -> bytes:
+    """The bytes of one extension instruction (the same forms GNU as 2.40 emits)."""
+    mnemonic = mnemonic.lower()
+    rows = [row for row in ROWS if row.mnemonic == mnemonic]
+    if not rows:
+        raise EncodingError(f"unknown instruction {mnemonic}")
+    row = rows[0]
+    values = parse_operands(operands, syntax)
+    if len(values) != len(row.operands):
+        raise EncodingError(f"{mnemonic} takes {len(row.operands)} operand(s)")
+    reg_field = row.reg or 0
+    rm_register = None
+    vvvv = 0
+    memory = None
+    for kind, value in zip(row.operands, values):
+        if kind == "m":
+            if not isinstance(value, Mem):
+                raise EncodingError(f"{mnemonic}: expected a memory operand")
+            memory = value
+        elif kind in ("tr", "tm", "tv"):
+            if not isinstance(value, TileReg):
+                raise EncodingError(f"{mnemonic}: expected a tile register")
+            if kind == "tr":
+                reg_field = value.number
+            elif kind == "tm":
+                rm_register = value.number
+            else:
+                vvvv = value.number
+        elif kind in ("gm", "gr"):
+            if not isinstance(value, GPR) or value.name not in GPR64:
+                raise EncodingError(f"{mnemonic}: expected a 64-bit register")
+            if kind == "gm":
+                rm_register = GPR64.index(value.name)
+            else:
+                reg_field = GPR64.index(value.name)
+    form = row.modrm_form
+    rex_x = rex_b = 0
+    if form.startswith("fixed:"):
+        modrm = bytes([int(form[6:], 16)])
+    elif form == "reg0":
+        modrm = bytes([0xC0 | (reg_field & 7) << 3])
+    elif form == "reg":
+        modrm = bytes([0xC0 | (reg_field & 7) << 3 | (rm_register & 7)])
+        rex_b = rm_register >> 3
+    else:
+        if memory is None:
+            raise EncodingError(f"{mnemonic}: expected a memory operand")
+        if form == "sib" and (memory.rip_relative or memory.index is None and memory.base is None):
+            raise EncodingError(f"{mnemonic} needs a base or index register (sibmem)")
+        modrm, rex_x, rex_b = _encode_memory(memory, reg_field, force_sib=form == "sib")
+    rex_r = reg_field >> 3
+    prefixes = b""
+    if memory is not None and memory.segment:
+        prefixes += bytes([0x64 if memory.segment == "fs" else 0x65])
+    if memory is not None and memory.address_size == 32:
+        prefixes += b"\x67"
+    if row.vex:
+        byte1 = ((rex_r ^ 1) << 7) | ((rex_x ^ 1) << 6) | ((rex_b ^ 1) << 5) | row.opcode_map
+        byte2 = ((~vvvv & 0xF) << 3) | row.prefix
+        return prefixes + bytes([0xC4, byte1, byte2, row.opcode]) + modrm
+    mandatory = {0: b"", 1: b"\x66", 2: b"\xf3", 3: b"\xf2"}[row.prefix]
+    rex = (8 if row.rex_w else 0) | rex_r << 2 | rex_x << 1 | rex_b
+    opcode = b"\x0f" + (b"\x38" if row.opcode_map == 2 else b"") + bytes([row.opcode])
+    return prefixes + mandatory + (bytes([0x40 | rex]) if rex else b"") + opcode + modrm

@@ -34,16 +34,13 @@ PAGE = 0x1000
 INCLUDE_DIR = Path(__file__).resolve().parents[2] / "guest" / "include"
 MAX_LAYOUT_PASSES = 12
 
-# Extension instructions keystone does not know are encoded by the project's
-# encoder (emu/isa/encoding.py) when it is present: mnemonic -> callable
-# (operand text, syntax) -> bytes.
-EXTRA_ENCODERS: dict = {}
-try:  # pragma: no cover - depends on the ISA issue's module
-    from emu.isa import encoding as _encoding
-    for _mnemonic in getattr(_encoding, "MNEMONICS", ()):
-        EXTRA_ENCODERS[_mnemonic] = (lambda m: lambda operands, syntax: _encoding.encode(m, operands, syntax))(_mnemonic)
-except ImportError:  # pragma: no cover
-    pass
+# Extension instructions keystone does not know (AMX, XSAVEC/XSAVES/XRSTORS,
+# RDPID, SERIALIZE, INVLPGB, TLBSYNC, ...) are encoded by the project's own
+# encoder, checked byte for byte against GNU as (tests/test_isa_decoder.py).
+from emu.isa import decoder as _extension_codec  # noqa: E402
+
+EXTRA_ENCODERS = {mnemonic: (lambda m: lambda operands, syntax: _extension_codec.encode(m, operands, syntax))(mnemonic)
+                  for mnemonic in _extension_codec.MNEMONICS}
 
 
 class AssemblyError(LoadError):
@@ -481,7 +478,7 @@ class Assembler:
         operands = self.substitute(operands, statement, section_name, item_index, strict=strict)
         if mnemonic in EXTRA_ENCODERS:
             try:
-                return EXTRA_ENCODERS[mnemonic](operands, syntax)
+                return EXTRA_ENCODERS[mnemonic](DECIMAL.sub(lambda m: hex(int(m.group(1))), operands), syntax)
             except Exception as error:   # the encoder's own one-line message
                 raise AssemblyError(statement.filename, statement.line, str(error)) from None
         # Keystone 0.9.2 may read a decimal literal as hexadecimal (measured:
@@ -527,8 +524,12 @@ class Assembler:
                          if statement.syntax == "att" else
                          operands[:match.start()] + f"[rip {'+' if displacement >= 0 else '-'} {hex(abs(displacement))}]"
                          + operands[match.end():])
-            encoded = self._raw_encode(statement, self.substitute(candidate, statement, section_name, item_index,
-                                                                  strict=False), address, mnemonic)
+            substituted = self.substitute(candidate, statement, section_name, item_index, strict=False)
+            if mnemonic in EXTRA_ENCODERS:
+                encoded = EXTRA_ENCODERS[mnemonic](DECIMAL.sub(lambda m: hex(int(m.group(1))), substituted),
+                                                   statement.syntax)
+            else:
+                encoded = self._raw_encode(statement, substituted, address, mnemonic)
             if size == len(encoded):
                 return candidate
             size = len(encoded)
