@@ -129,7 +129,7 @@ def collect_stats(machine, kernel) -> dict:
     }
     for name in ("context_switches", "ipis", "tlb_shootdowns", "tlb_flushes", "invlpgb", "nm_faults",
                  "xstate_allocs", "xrstors_skipped", "vfree_ipis", "rseq_aborts", "signals",
-                 "syscalls", "page_faults"):
+                 "syscalls", "page_faults", "xsaves", "xrstors"):
         stats[name] = counters.get(name, 0)
     stats["migrations"] = kernel.scheduler.migrations
     stats["preemptions"] = kernel.scheduler.preemptions

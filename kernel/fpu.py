@@ -10,10 +10,12 @@ The full first-use design (vmalloc, context switches) grows in later issues.
 """
 from __future__ import annotations
 
+import itertools
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from emu.isa import xstate
 from emu.isa.state import (
     MSR_IA32_XFD, MSR_IA32_XFD_ERR, XFEATURE_MASK_PASID, XFEATURE_MASK_SSE, XFEATURE_MASK_X87,
     XFEATURE_MASK_XTILE, XFEATURE_MASK_XTILECFG, XFEATURE_MASK_XTILEDATA, XFEATURE_XTILEDATA,
@@ -45,13 +47,94 @@ class FpuConfig:
         return self.user_features & ~XFEATURE_MASK_USER_DYNAMIC
 
 
+_fpstate_ids = itertools.count(1)
+# Kernel virtual addresses of fpstate buffers, in the vmalloc range (they are
+# what XSAVES's modified optimization compares).
+FPSTATE_VADDR_BASE = 0xFFFFC90000000000
+FPSTATE_VADDR_STRIDE = 0x10000
+
+
 @dataclass
 class FpState:
-    """A task's xstate buffer (struct fpstate): which features it can hold."""
+    """A task's xstate buffer (struct fpstate): which features it holds, the
+    XSAVES image (compacted form) and where it was last loaded."""
     xfeatures: int
     user_xfeatures: int
     xfd: int                     # the IA32_XFD value this task runs with
     is_vmalloc: bool = False
+    buffer: bytearray = field(default_factory=bytearray)
+    kernel_address: int = 0
+    last_cpu: int | None = None  # fpu->last_cpu
+
+    def __post_init__(self):
+        if not self.buffer:
+            size = xstate.compacted_size(self.xfeatures)
+            self.buffer = bytearray(size)
+            # An all-init image: XSTATE_BV = 0, compacted form with these features.
+            struct.pack_into("<QQ", self.buffer, xstate.HEADER_OFFSET, 0, self.xfeatures | xstate.COMPACTED_FORM)
+        if not self.kernel_address:
+            self.kernel_address = FPSTATE_VADDR_BASE + next(_fpstate_ids) * FPSTATE_VADDR_STRIDE
+
+
+class KernelBufferAccess:
+    """Lets the machine's XSAVES/XRSTORS (emu/isa/xstate.py) work on a kernel
+    buffer: memory accesses go to ``fpstate.buffer`` at its kernel address,
+    registers and extended state to the vCPU. The kernel's XSAVES runs at CPL0."""
+
+    def __init__(self, vcpu: "VCpu", fpstate: FpState):
+        self.vcpu = vcpu
+        self.fpstate = fpstate
+        self.xstate = vcpu.xstate
+        self.cpu_model = vcpu.cpu_model
+
+    def read_virtual(self, address: int, size: int) -> bytes:
+        offset = address - self.fpstate.kernel_address
+        return bytes(self.fpstate.buffer[offset:offset + size])
+
+    def write_virtual(self, address: int, data: bytes) -> None:
+        offset = address - self.fpstate.kernel_address
+        self.fpstate.buffer[offset:offset + len(data)] = data
+
+    def save_user_registers(self) -> dict:
+        return self.vcpu.save_user_registers()
+
+    def write_register(self, name: str, value) -> None:
+        self.vcpu.write_register(name, value)
+
+
+def save_fpregs_to_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
+    """Switch-out: XSAVES the task's registers into its fpstate (save_fpregs_to_fpstate).
+    The registers stay valid on this CPU until another fpstate is loaded."""
+    fpstate = task.fpstate
+    mask = fpstate.xfeatures & (vcpu.xstate.xcr0 | vcpu.xstate.xss)
+    skipped = xstate.xsave(KernelBufferAccess(vcpu, fpstate), fpstate.kernel_address, mask, variant="xsaves")
+    _charge_xsave(vcpu, fpstate, mask)
+    kernel.counters["xsaves"] += 1
+    kernel.counters["xsaves_components_skipped"] += skipped
+    fpstate.last_cpu = vcpu.index
+    kernel.fpregs_owner[vcpu.index] = fpstate
+
+
+def restore_fpregs_from_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
+    """Return to user: XRSTORS unless this CPU still holds exactly this task's
+    registers (fpregs_state_valid: the per-CPU owner is this fpstate and its
+    last_cpu is this CPU) -- then the restore is skipped."""
+    fpstate = task.fpstate
+    if kernel.fpregs_owner[vcpu.index] is fpstate and fpstate.last_cpu == vcpu.index:
+        kernel.counters["xrstors_skipped"] += 1
+        vcpu.charge_event("xrstors_skipped")
+        return
+    mask = fpstate.xfeatures & (vcpu.xstate.xcr0 | vcpu.xstate.xss)
+    xstate.xrstor(KernelBufferAccess(vcpu, fpstate), fpstate.kernel_address, mask, supervisor=True)
+    _charge_xsave(vcpu, fpstate, mask)
+    kernel.counters["xrstors"] += 1
+    kernel.fpregs_owner[vcpu.index] = fpstate
+    fpstate.last_cpu = vcpu.index
+
+
+def _charge_xsave(vcpu: "VCpu", fpstate: FpState, mask: int) -> None:
+    vcpu.charge_event("xsave_base")
+    vcpu.charge_event("xsave_per_byte", xstate.compacted_size(mask))
 
 
 @dataclass
@@ -148,8 +231,13 @@ def xfd_enable_feature(kernel: "Kernel", task: "Task", xfd_err: int) -> int:
     fpstate = task.fpstate
     if fpstate.xfeatures & requested == requested:
         return 0
-    task.fpstate = FpState(xfeatures=fpstate.xfeatures | requested,
-                           user_xfeatures=fpstate.user_xfeatures | requested,
-                           xfd=fpstate.xfd & ~requested, is_vmalloc=True)
+    # The live registers belong to the old buffer: save them there first, then
+    # the larger buffer starts from that image (fpstate_realloc copies it).
+    new = FpState(xfeatures=fpstate.xfeatures | requested, user_xfeatures=fpstate.user_xfeatures | requested,
+                  xfd=fpstate.xfd & ~requested, is_vmalloc=True)
+    task.fpstate = new
+    if kernel.fpregs_owner[task.cpu] is fpstate if task.cpu is not None else False:
+        kernel.fpregs_owner[task.cpu] = new
+        new.last_cpu = task.cpu
     kernel.counters["xstate_allocs"] += 1
     return 0

@@ -99,6 +99,8 @@ class Kernel:
         self.call_function_queue: list[list] = [[] for _ in machine.vcpus]
         self.loaded_mm: list[MmStruct | None] = [None] * len(machine.vcpus)
         self.last_task: list[Task | None] = [None] * len(machine.vcpus)
+        # Per CPU: the fpstate whose registers are live there (fpu_fpregs_owner_ctx).
+        self.fpregs_owner: list = [None] * len(machine.vcpus)
         quantum = int(config.cmdline.get("sched_quantum", DEFAULT_SCHED_QUANTUM_CYCLES))
         self.scheduler = Scheduler(self, quantum)
         self.futex_queues: dict = {}
@@ -154,12 +156,12 @@ class Kernel:
                                     detail="invalid rseq critical section")
             return
         vcpu.load_user_registers(task.registers)
-        if self.last_task[vcpu.index] is not task:
-            self.restore_extended_state(vcpu, task.xstate_saved)
-            if self.last_task[vcpu.index] is not None:
-                self.counters["context_switches"] += 1
-                vcpu.charge_event("context_switch")
+        if self.last_task[vcpu.index] is not task and self.last_task[vcpu.index] is not None:
+            self.counters["context_switches"] += 1
+            vcpu.charge_event("context_switch")
+        # XFD first (XRSTORS of an armed component would #NM), then the xstate.
         fpu.xfd_update_state(vcpu, task.fpstate)
+        fpu.restore_fpregs_from_fpstate(self, vcpu, task)
         task.state = TASK_RUNNING
         task.cpu = vcpu.index
         task.last_cpu = vcpu.index
@@ -168,22 +170,6 @@ class Kernel:
         vcpu.halted = False
         if task.pending_signals:
             deliver_pending_signals(self, vcpu, task)
-
-    def save_extended_state(self, vcpu: VCpu):
-        """The task's AMX state as it leaves the CPU (the XSAVES-based switch
-        of the threads issue replaces this copy)."""
-        xstate = vcpu.xstate
-        return (bytes(xstate.tilecfg), xstate.tiles.copy(), xstate.tiles_in_use)
-
-    def restore_extended_state(self, vcpu: VCpu, saved) -> None:
-        xstate = vcpu.xstate
-        if saved is None:
-            xstate.release_tiles()
-            return
-        tilecfg, tiles, in_use = saved
-        xstate.tilecfg[:] = tilecfg
-        xstate.tiles[:] = tiles
-        xstate.tiles_in_use = in_use
 
     def timeout_expired_silently(self, task: Task) -> None:
         """Take a sleeping task off its futex queue and timer without touching RAX."""

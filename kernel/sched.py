@@ -15,6 +15,7 @@ import itertools
 from collections import deque
 from typing import TYPE_CHECKING
 
+from kernel.fpu import save_fpregs_to_fpstate
 from kernel.task import TASK_EXITED, TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,7 +78,7 @@ class Scheduler:
         """The running task sleeps (futex wait, nanosleep): save it, run someone else."""
         task = self.kernel.current[vcpu.index]
         task.registers = vcpu.save_user_registers()
-        task.xstate_saved = self.kernel.save_extended_state(vcpu)
+        save_fpregs_to_fpstate(self.kernel, vcpu, task)
         task.rseq_event_pending = True        # rseq_preempt on every switch out
         task.state = TASK_SLEEPING
         task.wake_cycles = wake_cycles
@@ -93,7 +94,7 @@ class Scheduler:
         task = self.kernel.current[vcpu.index]
         if task is not None and self.runqueue:
             task.registers = vcpu.save_user_registers()
-            task.xstate_saved = self.kernel.save_extended_state(vcpu)
+            save_fpregs_to_fpstate(self.kernel, vcpu, task)
             task.rseq_event_pending = True    # rseq_preempt
             task.state = TASK_RUNNABLE
             self.kernel.current[vcpu.index] = None

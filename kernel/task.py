@@ -62,11 +62,9 @@ class Task:
     rseq_event_pending: bool = False      # preempted/migrated/signalled since last return to user
     signal_mask: int = 0
     fpstate: object = None                 # kernel.fpu.FpState, owned by kernel/fpu.py
-    # Scheduler-owned: the CPU the task last ran on, its timed wake-up, and
-    # the extended (AMX) register state saved while it is off the CPU.
+    # Scheduler-owned: the CPU the task last ran on and its timed wake-up.
     last_cpu: int | None = None
     wake_cycles: int | None = None
-    xstate_saved: object = None
     # Syscall-owned: RAX to return when a sleep ends by timeout.
     timeout_result: int = 0
     # Signal state (kernel/sigframe.py): the alternate stack (sp, flags, size)

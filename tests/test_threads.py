@@ -59,3 +59,26 @@ def test_rseq_percpu_counters_abort_on_preemption_and_stay_exact(tmp_path):
     stats = json.loads(stats_path.read_text())
     assert stats["rseq_aborts"] > 0
     assert stats["preemptions"] > 0
+
+
+def test_live_amx_tiles_survive_yield_and_preemption_on_two_cpus(tmp_path):
+    from tests.guestbuild import build
+    source = (REPO / "guest" / "tests" / "amx" / "threads_tiles.c").read_text()
+    binary = build(source, ".c", ["-static", "-O2", "-pthread", "-mamx-tile", "-mamx-int8"])
+    stats_path = tmp_path / "s.json"
+    result = emu("run", "--cpus", "2", "--cmdline", "sched_quantum=100000", "--stats", str(stats_path), str(binary))
+    assert result.stdout == b"tiles ok: 4 of 4 threads\n", result.stderr
+    stats = json.loads(stats_path.read_text())
+    assert stats["nm_faults"] == 4 and stats["xstate_allocs"] == 4       # first use, once per thread
+    assert stats["preemptions"] > 0 and stats["context_switches"] > 0
+    assert stats["xsaves"] > 0 and stats["xrstors"] > 0
+
+
+def test_restore_skipped_when_the_cpu_still_holds_the_task_registers(tmp_path):
+    from tests.guestbuild import build_c
+    binary = build_c((REPO / "guest" / "tests" / "threads" / "pthread_counters.c").read_text(), "-pthread")
+    stats_path = tmp_path / "s.json"
+    emu("run", "--cpus", "4", "--stats", str(stats_path), str(binary))
+    stats = json.loads(stats_path.read_text())
+    assert stats["xrstors_skipped"] > 0
+    assert stats["xrstors"] + stats["xrstors_skipped"] >= stats["context_switches"]
