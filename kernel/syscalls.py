@@ -52,7 +52,7 @@ SYS_sched_getaffinity, SYS_set_tid_address, SYS_clock_gettime, SYS_clock_getres 
 SYS_clock_nanosleep, SYS_exit_group, SYS_tgkill, SYS_openat, SYS_readlinkat = 230, 231, 234, 257, 267
 SYS_newfstatat, SYS_set_robust_list, SYS_prlimit64, SYS_getrandom, SYS_rseq = 262, 273, 302, 318, 334
 SYS_faccessat, SYS_faccessat2, SYS_statx, SYS_sysinfo = 269, 439, 332, 99
-SYS_clone, SYS_clone3, SYS_rt_sigreturn, SYS_rt_sigpending = 56, 435, 15, 127
+SYS_clone, SYS_clone3, SYS_rt_sigreturn, SYS_rt_sigpending, SYS_membarrier = 56, 435, 15, 127, 324
 
 # arch_prctl codes (arch/x86/include/uapi/asm/prctl.h)
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
@@ -620,6 +620,56 @@ def sys_rt_sigpending(k, vcpu, task, set_address, sigsetsize, *_):
     return 0
 
 
+# membarrier commands (include/uapi/linux/membarrier.h)
+MEMBARRIER_CMD_QUERY = 0
+MEMBARRIER_CMD_GLOBAL = 1
+MEMBARRIER_CMD_PRIVATE_EXPEDITED = 8
+MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED = 16
+MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ = 128
+MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ = 256
+MEMBARRIER_SUPPORTED = (MEMBARRIER_CMD_GLOBAL | MEMBARRIER_CMD_PRIVATE_EXPEDITED
+                        | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED | MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ
+                        | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ)
+
+
+def sys_membarrier(k, vcpu, task, command, flags, cpu_id, *_):
+    """membarrier(2) (kernel/sched/membarrier.c): the expedited commands IPI every
+    other CPU running this mm and wait for them; the RSEQ flavour also restarts
+    rseq critical sections running there."""
+    process = task.process
+    if command == MEMBARRIER_CMD_QUERY:
+        return MEMBARRIER_SUPPORTED
+    if flags:
+        raise SyscallError(EINVAL)
+    if command == MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED:
+        process.membarrier_registered.add("expedited")
+        return 0
+    if command == MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ:
+        process.membarrier_registered.add("rseq")
+        return 0
+    if command in (MEMBARRIER_CMD_PRIVATE_EXPEDITED, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_GLOBAL):
+        rseq = command == MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ
+        if command != MEMBARRIER_CMD_GLOBAL and ("rseq" if rseq else "expedited") not in process.membarrier_registered:
+            raise SyscallError(EPERM)
+        targets = [cpu for cpu, current in enumerate(k.current)
+                   if current is not None and current.mm is task.mm and cpu != vcpu.index]
+
+        def ipi_membarrier(target_vcpu):
+            running = k.current[target_vcpu.index]
+            if rseq and running is not None and running.rseq is not None:
+                # rseq_preempt on the interrupted task: its critical section restarts.
+                running.registers = target_vcpu.save_user_registers()
+                running.rseq_event_pending = True
+                from kernel.rseq import rseq_handle_notify_resume
+                if rseq_handle_notify_resume(k, running, running.registers, target_vcpu.index):
+                    target_vcpu.write_register("rip", running.registers["rip"])
+        k.counters["membarriers"] += 1
+        vcpu.write_register("rax", 0)
+        k.smp_call_function_many(vcpu, targets, ipi_membarrier, wait=True)
+        return 0
+    raise SyscallError(EINVAL)
+
+
 def sys_sched_getaffinity(k, vcpu, task, pid, size, mask, *_):
     cpus = len(k.machine.vcpus)
     nbytes = max(8, (cpus + 63) // 64 * 8)
@@ -857,6 +907,7 @@ SYSCALLS: dict[int, Callable] = {
     SYS_sigaltstack: sys_sigaltstack,
     SYS_rt_sigreturn: sys_rt_sigreturn,
     SYS_rt_sigpending: sys_rt_sigpending,
+    SYS_membarrier: sys_membarrier,
     SYS_arch_prctl: sys_arch_prctl,
     SYS_gettid: sys_gettid,
     SYS_tkill: sys_tkill,

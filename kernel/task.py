@@ -34,6 +34,7 @@ class Process:
     killed_by_signal: int | None = None
     fpu_permission: object = None          # kernel.fpu.FpuPermission, process-wide
     sigactions: dict = field(default_factory=dict)   # signo -> raw struct sigaction bytes
+    membarrier_registered: set = field(default_factory=set)   # "expedited", "rseq"
 
 
 @dataclass

@@ -82,3 +82,16 @@ def test_restore_skipped_when_the_cpu_still_holds_the_task_registers(tmp_path):
     stats = json.loads(stats_path.read_text())
     assert stats["xrstors_skipped"] > 0
     assert stats["xrstors"] + stats["xrstors_skipped"] >= stats["context_switches"]
+
+
+def test_membarrier_private_expedited_ipis_the_other_cpu(tmp_path):
+    from tests.guestbuild import build_c
+    binary = build_c((REPO / "guest" / "tests" / "threads" / "membarrier.c").read_text(), "-pthread")
+    expected = b"query ok, unregistered EPERM, registered 0, done\n"
+    assert native(binary).stdout == expected
+    stats_path = tmp_path / "s.json"
+    result = emu("run", "--cpus", "2", "--stats", str(stats_path), str(binary))
+    assert result.stdout == expected, result.stderr
+    stats = json.loads(stats_path.read_text())
+    # One reschedule IPI to start the spinner, one membarrier IPI to its CPU.
+    assert stats["ipis"] == 2
