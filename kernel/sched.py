@@ -60,12 +60,13 @@ class Scheduler:
     def wake_up(self, task: "Task", waker: "VCpu | None") -> None:
         """try_to_wake_up: queue ``task`` and wake an idle CPU for it by IPI."""
         if self.enqueue(task):
-            self._kick_idle_cpu(waker)
+            self._kick_idle_cpu(waker, task)
 
-    def _kick_idle_cpu(self, waker: "VCpu | None") -> None:
+    def _kick_idle_cpu(self, waker: "VCpu | None", task: "Task") -> None:
         from kernel.kernel import RESCHEDULE_VECTOR
         for vcpu in self.machine.vcpus:
-            if vcpu.halted and vcpu.index not in self.kicked and self.kernel.current[vcpu.index] is None:
+            if (vcpu.halted and vcpu.index not in self.kicked and self.kernel.current[vcpu.index] is None
+                    and task.allowed_on(vcpu.index)):
                 self.kicked.add(vcpu.index)
                 sender = waker if waker is not None else vcpu
                 self.machine.send_ipi(sender, [vcpu.index], RESCHEDULE_VECTOR)
@@ -92,7 +93,8 @@ class Scheduler:
         """Tick: put the running task at the back of the queue if someone waits."""
         self.wake_expired_sleepers(vcpu)
         task = self.kernel.current[vcpu.index]
-        if task is not None and self.runqueue:
+        if task is not None and (any(queued.allowed_on(vcpu.index) for queued in self.runqueue)
+                                 or not task.allowed_on(vcpu.index)):
             task.registers = vcpu.save_user_registers()
             save_fpregs_to_fpstate(self.kernel, vcpu, task)
             task.rseq_event_pending = True    # rseq_preempt
@@ -111,11 +113,13 @@ class Scheduler:
         self.wake_expired_sleepers(vcpu)
         if self.kernel.current[vcpu.index] is not None:
             return
-        if not self.runqueue:
+        # The first queued task this CPU is allowed to run (sched_setaffinity).
+        task = next((queued for queued in self.runqueue if queued.allowed_on(vcpu.index)), None)
+        if task is None:
             vcpu.halted = True
             self.arm_sleeper_timer(vcpu)
             return
-        task = self.runqueue.popleft()
+        self.runqueue.remove(task)
         if task.last_cpu is not None and task.last_cpu != vcpu.index:
             self.migrations += 1
             task.rseq_event_pending = True    # rseq_migrate

@@ -52,6 +52,7 @@ SYS_sched_getaffinity, SYS_set_tid_address, SYS_clock_gettime, SYS_clock_getres 
 SYS_clock_nanosleep, SYS_exit_group, SYS_tgkill, SYS_openat, SYS_readlinkat = 230, 231, 234, 257, 267
 SYS_newfstatat, SYS_set_robust_list, SYS_prlimit64, SYS_getrandom, SYS_rseq = 262, 273, 302, 318, 334
 SYS_faccessat, SYS_faccessat2, SYS_statx, SYS_sysinfo = 269, 439, 332, 99
+SYS_sched_setaffinity, SYS_getcpu = 203, 309
 SYS_clone, SYS_clone3, SYS_rt_sigreturn, SYS_rt_sigpending, SYS_membarrier = 56, 435, 15, 127, 324
 
 # arch_prctl codes (arch/x86/include/uapi/asm/prctl.h)
@@ -670,13 +671,51 @@ def sys_membarrier(k, vcpu, task, command, flags, cpu_id, *_):
     raise SyscallError(EINVAL)
 
 
+def _thread(k, task, pid):
+    pid = signed32(pid)
+    if pid == 0:
+        return task
+    for process in k.processes.values():
+        for thread in process.tasks:
+            if thread.tid == pid and thread.state != "exited":
+                return thread
+    raise SyscallError(ESRCH)
+
+
 def sys_sched_getaffinity(k, vcpu, task, pid, size, mask, *_):
     cpus = len(k.machine.vcpus)
     nbytes = max(8, (cpus + 63) // 64 * 8)
     if size < nbytes or size & 7:
         raise SyscallError(EINVAL)
-    task.mm.copy_to_user(mask, ((1 << cpus) - 1).to_bytes(nbytes, "little"))
+    target = _thread(k, task, pid)
+    allowed = (1 << cpus) - 1 if target.affinity is None else target.affinity
+    task.mm.copy_to_user(mask, allowed.to_bytes(nbytes, "little"))
     return nbytes
+
+
+def sys_sched_setaffinity(k, vcpu, task, pid, size, mask, *_):
+    """Restrict a thread to a set of CPUs; a running thread outside it moves at once."""
+    cpus = len(k.machine.vcpus)
+    raw = task.mm.copy_from_user(mask, min(size, 128))
+    allowed = int.from_bytes(raw, "little") & ((1 << cpus) - 1)
+    if not allowed:
+        raise SyscallError(EINVAL)
+    target = _thread(k, task, pid)
+    target.affinity = allowed
+    if target is task and not task.allowed_on(vcpu.index):
+        vcpu.write_register("rax", 0)
+        k.scheduler.preempt(vcpu)       # migrate off this CPU (the run queue picks an allowed one)
+        k.scheduler._kick_idle_cpu(vcpu, task)
+        return None
+    return 0
+
+
+def sys_getcpu(k, vcpu, task, cpu_address, node_address, *_):
+    if cpu_address:
+        task.mm.copy_to_user(cpu_address, struct.pack("<I", vcpu.index))
+    if node_address:
+        task.mm.copy_to_user(node_address, struct.pack("<I", 0))
+    return 0
 
 
 def sys_sched_yield(k, vcpu, task, *_):
@@ -916,6 +955,8 @@ SYSCALLS: dict[int, Callable] = {
     SYS_clone: sys_clone,
     SYS_clone3: sys_clone3,
     SYS_sched_getaffinity: sys_sched_getaffinity,
+    SYS_sched_setaffinity: sys_sched_setaffinity,
+    SYS_getcpu: sys_getcpu,
     SYS_sysinfo: sys_sysinfo,
     SYS_set_tid_address: sys_set_tid_address,
     SYS_clock_gettime: sys_clock_gettime,

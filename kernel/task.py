@@ -63,8 +63,10 @@ class Task:
     rseq_event_pending: bool = False      # preempted/migrated/signalled since last return to user
     signal_mask: int = 0
     fpstate: object = None                 # kernel.fpu.FpState, owned by kernel/fpu.py
-    # Scheduler-owned: the CPU the task last ran on and its timed wake-up.
+    # Scheduler-owned: the CPU the task last ran on, its timed wake-up and the
+    # CPUs it may run on (None: all; sched_setaffinity).
     last_cpu: int | None = None
+    affinity: int | None = None
     wake_cycles: int | None = None
     # Syscall-owned: RAX to return when a sleep ends by timeout.
     timeout_result: int = 0
@@ -72,6 +74,9 @@ class Task:
     # and the signals queued for this thread.
     sigaltstack: tuple | None = None
     pending_signals: list = field(default_factory=list)
+
+    def allowed_on(self, cpu: int) -> bool:
+        return self.affinity is None or bool(self.affinity >> cpu & 1)
 
     @property
     def mm(self) -> MmStruct:

@@ -97,3 +97,10 @@ def test_membarrier_private_expedited_ipis_the_other_cpu(tmp_path):
     # membarrier IPI goes to the spinner's CPU: three in all.
     assert stats["ipis"] == 3
     assert stats["per_cpu"][0]["events"]["ipi_send"] == 2
+
+
+def test_sched_setaffinity_moves_the_thread_and_every_cpu_number_agrees():
+    from tests.guestbuild import build_c
+    binary = build_c((REPO / "guest" / "tests" / "threads" / "affinity.c").read_text())
+    result = emu("run", "--cpus", "4", str(binary))
+    assert result.stdout == b"cpu 3 3 3, cpu 1 1 1, cpu 2 2 2, cpu 0 0 0\n", result.stderr
