@@ -129,8 +129,10 @@ def collect_stats(machine, kernel) -> dict:
     }
     for name in ("context_switches", "ipis", "tlb_shootdowns", "tlb_flushes", "invlpgb", "nm_faults",
                  "xstate_allocs", "xrstors_skipped", "vfree_ipis", "rseq_aborts", "signals",
-                 "syscalls", "page_faults", "xsaves", "xrstors"):
+                 "syscalls", "page_faults", "xsaves", "xrstors", "xsaves_components_skipped", "membarriers",
+                 "signals_delivered"):
         stats[name] = counters.get(name, 0)
+    stats["xsave_unmodified_skipped"] = sum(vcpu.xstate.unmodified_components_skipped for vcpu in machine.vcpus)
     stats["migrations"] = kernel.scheduler.migrations
     stats["preemptions"] = kernel.scheduler.preemptions
     stats["threads_created"] = counters.get("threads_created", 0)

@@ -110,6 +110,7 @@ def test_xsaveopt_skips_components_unmodified_since_xrstor():
     xstate.xsave(cpu, 0x6000, ALL_USER, variant="xsave")
     xstate.xrstor(cpu, 0x6000, ALL_USER, supervisor=False)
     assert xstate.xsave(cpu, 0x6000, ALL_USER, variant="xsaveopt") == 2 + 2   # tiles unmodified; x87/SSE init
+    assert cpu.xstate.unmodified_components_skipped == 2
     amx.tilezero(cpu, 1)                                                        # modifies the tile components
     assert xstate.xsave(cpu, 0x6000, ALL_USER, variant="xsaveopt") == 2
 

@@ -67,6 +67,7 @@ class ExtendedState:
     last_restore_linear_address: int | None = None
     last_restore_was_xrstors: bool = False
     modified_since_restore: int = 0
+    unmodified_components_skipped: int = 0   # statistics: components the modified optimization skipped
 
     @property
     def palette(self) -> int:

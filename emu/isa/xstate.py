@@ -237,6 +237,7 @@ def xsave(cpu, address: int, rfbm: int, *, variant: str) -> int:
         if variant == "xsave" or used:
             if used and may_skip_unmodified and number >= 2 and not xstate.modified_since_restore >> number & 1:
                 skipped += 1
+                xstate.unmodified_components_skipped += 1
             else:
                 offset = offsets[number] if compacted else COMPONENTS[number].standard_offset
                 if offset is None:
