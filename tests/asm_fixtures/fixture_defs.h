@@ -1,0 +1,2 @@
+/* included by syscalls.S from its own directory */
+#define FIXTURE_FLAVOUR 2
