@@ -13,7 +13,7 @@ def load_program(path: str, pie_load_bias: int) -> ProgramImage:
     if path.endswith(ASSEMBLY_SUFFIXES):
         if not os.path.isfile(path):
             raise LoadError(f"{path}: cannot read: {_reason(path)}")
-        from kernel.loader.gas import assemble_file
+        from kernel.loader.assembler import assemble_file
         return assemble_file(path)
     try:
         with open(path, "rb") as handle:
