@@ -59,20 +59,15 @@ for _i in range(16):
 # return only the 64-bit mantissa): (mantissa, sign|exponent) tuples.
 for _i in range(8):
     _REG_IDS[f"fp{_i}"] = x86.UC_X86_REG_FP0 + _i
-USER_REGISTER_NAMES = tuple(_REG_IDS)
 REGISTER_IDS = dict(_REG_IDS)
 
 RFLAGS_IF = 1 << 9
 CR4_TSD = 1 << 2
 CR4_OSXSAVE = 1 << 18
-# The emulator owns the XSAVE family (OWN_XSAVE): Unicorn's CR4.OSXSAVE is
-# clear so XGETBV/XSAVE*/XRSTOR* raise #UD into emu/isa/dispatch.py.
-OWN_XSAVE = True
 RFLAGS_RESERVED_1 = 1 << 1
 # The stop reasons ``run`` reports to the machine's scheduler.
 STOP_DEADLINE = "deadline"
 STOP_TRAP = "trap"
-STOP_IDLE = "idle"
 
 _UC_MEM_READ = unicorn.UC_MEM_READ
 _UC_MEM_WRITE = unicorn.UC_MEM_WRITE
@@ -191,7 +186,7 @@ class VCpu:
         # CR4.OSXSAVE clear in Unicorn: XSAVE/XRSTOR/XGETBV then raise #UD
         # into the emulator, which owns XCR0 and XINUSE (DESIGN.md); the
         # guest's CPUID still reports OSXSAVE because the emulator runs them.
-        uc.reg_write(x86.UC_X86_REG_CR4, (uc.reg_read(x86.UC_X86_REG_CR4) | CR4_TSD) & ~(CR4_OSXSAVE if OWN_XSAVE else 0))
+        uc.reg_write(x86.UC_X86_REG_CR4, (uc.reg_read(x86.UC_X86_REG_CR4) | CR4_TSD) & ~CR4_OSXSAVE)
         uc.reg_write(x86.UC_X86_REG_GDTR, (0, firmware.FIRMWARE_VADDR + firmware.GDT_OFFSET,
                                           firmware.GDT_LIMIT, 0))
         rsp, frame = firmware.boot_iret_frame(RFLAGS_RESERVED_1 | RFLAGS_IF)
