@@ -231,12 +231,13 @@ def xfd_enable_feature(kernel: "Kernel", task: "Task", xfd_err: int) -> int:
     fpstate = task.fpstate
     if fpstate.xfeatures & requested == requested:
         return 0
-    # The live registers belong to the old buffer: save them there first, then
-    # the larger buffer starts from that image (fpstate_realloc copies it).
+    # The task's registers are live on this CPU (it trapped from user mode), so
+    # the larger buffer need not copy the old image: ownership moves to it and
+    # the next XSAVES fills it, as fpstate_realloc does when the regs are live.
     new = FpState(xfeatures=fpstate.xfeatures | requested, user_xfeatures=fpstate.user_xfeatures | requested,
                   xfd=fpstate.xfd & ~requested, is_vmalloc=True)
     task.fpstate = new
-    if kernel.fpregs_owner[task.cpu] is fpstate if task.cpu is not None else False:
+    if task.cpu is not None and kernel.fpregs_owner[task.cpu] is fpstate:
         kernel.fpregs_owner[task.cpu] = new
         new.last_cpu = task.cpu
     kernel.counters["xstate_allocs"] += 1
