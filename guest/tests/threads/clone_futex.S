@@ -6,13 +6,12 @@ _start:
     mov $56, %eax                       # clone
     mov $(0x100|0x200|0x400|0x800|0x10000|0x40000|0x200000|0x100000), %edi
     lea stack_top(%rip), %rsi
-    lea ptid(%rip), %rdx
+    lea ctid(%rip), %rdx                # PARENT_SETTID writes the tid before the child runs
     lea ctid(%rip), %r10
     xor %r8d, %r8d
     syscall
     test %rax, %rax
     jz child
-    mov %eax, ctid(%rip)                # the kernel clears ctid at child exit
     mov $20000, %ecx
 3:  dec %ecx
     jnz 3b
@@ -35,7 +34,6 @@ child:
     syscall
 .data
 shared: .long 0
-ptid: .long 0
 ctid: .long 0
 .bss
 .balign 16
