@@ -548,20 +548,22 @@ def test_extra_encoder_is_consulted_before_keystone_with_final_address(monkeypat
     calls = []
 
     def encode_frob(operands: str, syntax: str, address: int, resolve) -> bytes:
+        """A made-up 7-byte form: 0f ff, an imm8, then the target relative to the end."""
         calls.append((operands, syntax, address))
-        target = resolve(operands)
-        here = resolve(".")
-        # A made-up 6-byte form: 0f ff, then the target relative to the end.
-        return b"\x0f\xff" + (target - (address + 6)).to_bytes(4, "little", signed=True) if here == address else b""
+        immediate, target = (part.strip() for part in operands.split(","))
+        assert resolve(".") == address
+        return (b"\x0f\xff" + bytes([resolve(immediate.lstrip("$"))])
+                + (resolve(target) - (address + 7)).to_bytes(4, "little", signed=True))
 
     monkeypatch.setitem(EXTRA_ENCODERS, "frob", encode_frob)
-    assembly = assemble("_start: nop\n frob later\n jmp later\n .fill 200, 1, 0x90\nlater: ret\n", "t.s")
+    source = ".set N, 5\n_start: nop\n frob $N, later\n .set N, 9\n jmp later\n .fill 200, 1, 0x90\nlater: ret\n"
+    assembly = assemble(source, "t.s")
     text = assembly.sections[0].data
     later = assembly.image.symbols["later"]
-    assert text[1:3] == b"\x0f\xff"
-    assert int.from_bytes(text[3:7], "little", signed=True) == later - (0x401001 + 6)
-    assert all(address == 0x401001 and syntax == "att" for _operands, syntax, address in calls)
-    assert text[7] == 0xE9                           # the jump after it is laid out with its size
+    assert text[1:4] == b"\x0f\xff\x05"                 # N as it was where frob appears
+    assert int.from_bytes(text[4:8], "little", signed=True) == later - (0x401001 + 7)
+    assert {(syntax, address) for _operands, syntax, address in calls} == {("att", 0x401001)}
+    assert text[8] == 0xE9                                # the jump after it is laid out with its size
 
 
 def test_project_extension_encoder_handles_amx_and_rip_relative_operands():
@@ -592,6 +594,9 @@ ERROR_CASES = [
     ("data in bss", ".s", ".bss\n .byte 1\n", 2, "non-zero data in nobits section '.bss'"),
     ("macro body", ".s", ".macro bad\n  nop\n  frob\n.endm\n_start:\n  nop\n  bad\n", 7, "unknown mnemonic 'frob'"),
     (".error", ".s", "_start:\n .error \"custom failure\"\n", 2, "custom failure"),
+    # keystone 0.9.2 never returns from this statement; we must not hand it over.
+    ("number as a statement", ".s", "_start:\n 999999999999999999\n", 2, "unknown mnemonic '999999999999999999'"),
+    ("huge alignment", ".s", "_start: nop\n .balign 0x40000000\n", 2, "alignment 1073741824 is too large"),
     ("intel registers", ".asm", "_start:\n mov eax, [rbx + rcx + rdx]\n", 2, "too many registers"),
     ("extension operand", ".s", "_start:\n ldtilecfg %eax\n", 2, "expected a memory operand"),
     ("after #include", ".S", '#include "linux_syscalls.h"\n\n_start:\n mov $SYS_write, %eax\n frob\n', 5,

@@ -68,10 +68,12 @@ MAX_REPEAT_COUNT = 1_000_000       # .rept, .fill, .skip sanity limit
 #
 #     EXTRA_ENCODERS[mnemonic](operands_text, syntax, address, resolve) -> bytes
 #
-# ``operands_text`` is the operand field as written (symbols already bound to
-# the values they had where the instruction appears), ``syntax`` is "att" or
-# "intel", ``address`` is where the instruction will be, and ``resolve(expr)``
-# evaluates an expression to its final value.  The encoder is called again on
+# ``operands_text`` is the operand field as written, except that symbols with
+# an absolute value are replaced by the value they have where the instruction
+# appears, and ``1b``/``1f``/``.`` by hidden names ``resolve`` understands;
+# ``syntax`` is "att" or "intel"; ``address`` is where the instruction will
+# be; ``resolve(expr)`` evaluates an expression to its final value (labels
+# included).  The encoder is called again on
 # every layout pass, so its size may depend on addresses.  An encoder raises
 # any exception with a one-line message for a bad operand.  The project's
 # extension encoder (``emu.isa.decoder``: AMX, the XSAVE family, RDPID,
@@ -1491,8 +1493,10 @@ class Assembler:
                 boundary = 1 << amount
             else:
                 boundary = amount or 1
-                if boundary & (boundary - 1):
+                if boundary & (boundary - 1) or boundary < 0:
                     raise self._error(source, f"alignment {boundary} is not a power of 2")
+                if boundary > 1 << 16:
+                    raise self._error(source, f"alignment {boundary} is too large")
             fill_width = 2 if kind.endswith("w") else 4 if kind.endswith("l") else 1
             fill = None
             if len(parts) > 1 and parts[1].strip():
@@ -1592,6 +1596,11 @@ class Assembler:
                 return
             words = operand_text.split(None, 1)
             mnemonic, operand_text = words[0].lower(), (words[1].strip() if len(words) > 1 else "")
+        if not _MNEMONIC.fullmatch(mnemonic):
+            # Never hand keystone a statement that does not start with a
+            # mnemonic: keystone 0.9.2 loops forever on some (measured: a
+            # statement "999999999999999999" never returns).
+            raise self._error(source, f"unknown mnemonic '{mnemonic}'")
         if self.section.nobits:
             raise self._error(source, f"instruction in nobits section '{self.section.name}'")
         syntax = self.syntax
@@ -1676,7 +1685,7 @@ class Assembler:
             return word
         pieces = re.split(r'("(?:[^"\\]|\\.)*")', operands)
         return "".join(piece if piece.startswith('"') else
-                       re.sub(r"(?<![\w.$%])(\d+[bf]|[A-Za-z_.][\w.$]*)(?![\w.$])", replace, piece)
+                       re.sub(r"(?<![\w.%])(\d+[bf]|[A-Za-z_.][\w.$]*)(?![\w.$])", replace, piece)
                        for piece in pieces)
 
     def _encode_instruction(self, source: SourceLine, text: str, mnemonic: str,
@@ -1713,7 +1722,8 @@ class Assembler:
         # for a relocated value).  The explicit "movq" gets the GNU form.
         if (syntax == "att" and mnemonic == "mov" and len(operands) == 2 and operands[0].kind == "imm"
                 and operands[1].kind == "reg" and operands[1].register in _GPR64):
-            value = None if isinstance(pieces[0], int) else _immediate_value(pieces[0])
+            immediate = pieces[1]           # pieces: "$", value or hole index, ", ", register
+            value = None if isinstance(immediate, int) else _immediate_value(immediate)
             if value is None or -(1 << 31) <= value < (1 << 31):
                 keystone_mnemonic = "movq"
         if mnemonic.startswith("movabs"):
@@ -2087,6 +2097,7 @@ class Assembler:
 
 # ---- helpers used by the assembler --------------------------------------------------
 
+_MNEMONIC = re.compile(r"[a-z][a-z0-9]*(?:\.[a-z0-9]+)?")
 _LABEL = re.compile(r"([A-Za-z_.$][\w.$]*|\d+)\s*:(?![:=])\s*")
 _ASSIGNMENT = re.compile(r"([A-Za-z_.$][\w.$]*)\s*=(?!=)\s*(.+)$")
 _CONDITIONALS = (".if", ".ifdef", ".ifndef", ".ifnotdef", ".ifeq", ".ifne", ".ifgt", ".ifge", ".iflt", ".ifle",
@@ -2315,7 +2326,7 @@ def _preprocess(text: str, filename: str) -> str:
     environment = dict(os.environ, PATH=os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin")
     try:
         result = subprocess.run(command, input=text, capture_output=True, text=True, env=environment,
-                                cwd=directory)
+                                cwd=directory if os.path.isdir(directory) else None)
     except OSError as error:
         raise AssemblyError(filename, 1, f"cannot run the C preprocessor: {error.strerror}") from None
     if result.returncode != 0:
