@@ -223,7 +223,8 @@ def test_the_guest_corpus_is_not_empty():
 # Instruction by instruction against GNU as (finds keystone mis-encodings).
 
 INSTRUCTION_FIXTURES = [FIXTURES / name for name in
-                        ("insns_att.s", "insns_intel.asm", "symbols_att.s", "symbols_intel.asm")]
+                        ("insns_att.s", "insns_intel.asm", "insns_sse_x87.s", "symbols_att.s",
+                         "symbols_intel.asm")]
 
 
 @pytest.mark.parametrize("source", INSTRUCTION_FIXTURES, ids=source_ids(INSTRUCTION_FIXTURES))
