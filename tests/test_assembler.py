@@ -599,7 +599,7 @@ ERROR_CASES = [
     ("number as a statement", ".s", "_start:\n 999999999999999999\n", 2, "unknown mnemonic '999999999999999999'"),
     ("huge alignment", ".s", "_start: nop\n .balign 0x40000000\n", 2, "alignment 1073741824 is too large"),
     ("intel registers", ".asm", "_start:\n mov eax, [rbx + rcx + rdx]\n", 2, "too many registers"),
-    ("extension operand", ".s", "_start:\n ldtilecfg %eax\n", 2, "expected a memory operand"),
+    ("extension operand", ".s", "_start:\n ldtilecfg %eax\n", 2, "operand m512 must be memory"),
     ("after #include", ".S", '#include "linux_syscalls.h"\n\n_start:\n mov $SYS_write, %eax\n frob\n', 5,
      "unknown mnemonic 'frob'"),
     ("through #define", ".S", "#define BAD(x) frob x\n/* a comment\n   over lines */\n_start:\n\n BAD(%eax)\n", 6,

@@ -3,7 +3,7 @@
 Unicorn raises "invalid instruction" for AMX, the XSAVE family (CR4.OSXSAVE
 is kept clear in Unicorn so they fault here: the emulator owns XCR0/XINUSE),
 XGETBV/XSETBV, RDPID, SERIALIZE, INVPCID, INVLPGB and TLBSYNC. The hook reads
-the bytes at RIP, decodes them with the project's decoder (decoder.py) and
+the bytes at RIP, decodes them with the project's codec (encoding.py) and
 runs the handler registered for the mnemonic in ``HANDLERS``; a handler
 raises an architected exception (UD, GP, NM, PF) or returns, after which RIP
 moves past the instruction and its cost is charged.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from emu.isa import amx, decoder
+from emu.isa import amx, encoding
 from emu.isa.state import XFEATURE_MASK_XTILE
 from emu.traps import GP, UD
 
@@ -24,27 +24,12 @@ MASK64 = (1 << 64) - 1
 
 
 def _memory_address(vcpu: "VCpu", operand, next_rip: int) -> int:
-    return decoder.effective_address(operand, vcpu.read_register, next_rip)
+    return encoding.effective_address(operand, vcpu.read_register, next_rip)
 
 
 def _sibmem(vcpu: "VCpu", operand, next_rip: int) -> tuple[int, int]:
-    """TILELOADD/TILESTORED memory operand: base + displacement, stride = index * scale."""
-    base = operand.disp
-    if operand.base:
-        base += vcpu.read_register(operand.base) if not operand.base.startswith("e") else \
-            vcpu.read_register("r" + operand.base[1:]) & 0xFFFFFFFF
-    if operand.rip_relative:
-        base += next_rip
-    if operand.segment == "fs":
-        base += vcpu.read_register("fs_base")
-    elif operand.segment == "gs":
-        base += vcpu.read_register("gs_base")
-    stride = 0
-    if operand.index:
-        stride = decoder.effective_address(
-            decoder.Mem(base=operand.index, index=None, scale=1, disp=0, rip_relative=False, segment=None,
-                         address_size=operand.address_size), vcpu.read_register, next_rip) * operand.scale
-    return base & MASK64, stride & MASK64
+    """TILELOADD/TILESTORED memory operand: (row-0 address, stride)."""
+    return encoding.sibmem_address(operand, vcpu.read_register, next_rip)
 
 
 def _exec_ldtilecfg(vcpu, insn, next_rip):
@@ -171,7 +156,7 @@ def execute_extension(vcpu: "VCpu") -> bool:
     """
     rip = vcpu.read_register("rip")
     code = vcpu.fetch_code(rip, MAX_INSTRUCTION_BYTES)
-    insn = decoder.decode(code, rip)
+    insn = encoding.decode(code, rip)
     if insn is None:
         return False
     handler = HANDLERS.get(insn.mnemonic)

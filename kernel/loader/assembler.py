@@ -76,7 +76,7 @@ MAX_REPEAT_COUNT = 1_000_000       # .rept, .fill, .skip sanity limit
 # included).  The encoder is called again on
 # every layout pass, so its size may depend on addresses.  An encoder raises
 # any exception with a one-line message for a bad operand.  The project's
-# extension encoder (``emu.isa.decoder``: AMX, the XSAVE family, RDPID,
+# extension encoder (``emu.isa.encoding``: AMX, the XSAVE family, RDPID,
 # SERIALIZE, INVPCID, INVLPGB/TLBSYNC, checked against GNU as) registers
 # itself at the end of this module.
 ExtraEncoder = Callable[[str, str, int, Callable[[str], int]], bytes]
@@ -2394,7 +2394,7 @@ def assemble_file(path: str) -> ProgramImage:
 
 
 # ---------------------------------------------------------------------------
-# The project's extension encoder (emu/isa/decoder.py) behind EXTRA_ENCODERS.
+# The project's extension encoder (emu/isa/encoding.py) behind EXTRA_ENCODERS.
 
 def _project_extension_encoder(mnemonic: str, encode: Callable[[str, str, str], bytes]) -> ExtraEncoder:
     """Adapt ``encode(mnemonic, numeric_operands, syntax)`` to the EXTRA_ENCODERS signature.
@@ -2436,7 +2436,7 @@ def _project_extension_encoder(mnemonic: str, encode: Callable[[str, str, str], 
 
 def _register_project_extensions() -> None:
     try:
-        from emu.isa import decoder
+        from emu.isa import encoding as decoder
     except ImportError:
         return
     for mnemonic in sorted(decoder.MNEMONICS):
