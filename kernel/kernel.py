@@ -23,10 +23,12 @@ from kernel.errno import SyscallError
 from kernel.exec import exec_image
 from kernel.loader import load_program
 from kernel.mm.frames import FrameAllocator, OutOfMemory
+from kernel.cmdline import parse_kernel_cmdline
 from kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
+from kernel.mm.tlb import TlbManager
 from kernel.rseq import rseq_handle_notify_resume
 from kernel.sigframe import BUS_ADRERR, SigInfo, deliver_pending_signals, force_sig_fault
-from kernel.sched import DEFAULT_SCHED_QUANTUM_CYCLES, Scheduler
+from kernel.sched import Scheduler
 from kernel.task import TASK_EXITED, TASK_RUNNING, TASK_SLEEPING, Process, Task, allocate_pid
 
 # CLOCK_REALTIME at cycle 0 (2026-01-01T00:00:00Z), fixed so runs are reproducible.
@@ -90,6 +92,7 @@ class Kernel:
         self.fatal_message: str | None = None
         # getrandom(2)'s source: seeded, so a run is reproducible (--seed).
         self.guest_random = random.Random(config.seed ^ 0x5EED)
+        self.params = parse_kernel_cmdline(config.cmdline)   # CmdlineError on bad input
         machine.attach(self)
         for vcpu in machine.vcpus:
             vcpu.halted = True
@@ -97,12 +100,15 @@ class Kernel:
             vcpu.write_msr(0xC0000103, vcpu.index)
         self.fpu_config = fpu.fpu_init(self)
         self.call_function_queue: list[list] = [[] for _ in machine.vcpus]
-        self.loaded_mm: list[MmStruct | None] = [None] * len(machine.vcpus)
+        # Interrupts other than call-function IPIs that arrived while the CPU
+        # spun waiting for acknowledgements (preemption is off there).
+        self.deferred_interrupts: list[list[int]] = [[] for _ in machine.vcpus]
+        self.this_cpu: VCpu | None = None   # the vCPU the kernel is running on now
+        self.tlb = TlbManager(self, self.params)
         self.last_task: list[Task | None] = [None] * len(machine.vcpus)
         # Per CPU: the fpstate whose registers are live there (fpu_fpregs_owner_ctx).
         self.fpregs_owner: list = [None] * len(machine.vcpus)
-        quantum = int(config.cmdline.get("sched_quantum", DEFAULT_SCHED_QUANTUM_CYCLES))
-        self.scheduler = Scheduler(self, quantum)
+        self.scheduler = Scheduler(self, self.params["sched_quantum"])
         self.futex_queues: dict = {}
         self.interrupt_handlers = {
             CALL_FUNCTION_VECTOR: self._call_function_interrupt,
@@ -137,18 +143,17 @@ class Kernel:
 
     # ---- scheduling ---------------------------------------------------------
 
+    @property
+    def loaded_mm(self) -> list[MmStruct | None]:
+        """Per CPU: the mm whose page tables are loaded (cpu_tlbstate.loaded_mm)."""
+        return [state.loaded_mm for state in self.tlb.cpu_state]
+
     def switch_to(self, vcpu: VCpu, task: Task) -> None:
         """Put ``task`` on the idle ``vcpu``: switch_mm if the mm differs from the
         one still loaded (an idle CPU keeps the last mm: lazy TLB), then its
         registers. The previous task was saved by whoever took it off."""
         assert self.current[vcpu.index] is None
-        loaded = self.loaded_mm[vcpu.index]
-        if loaded is not task.mm:
-            if loaded is not None:
-                loaded.cpus.discard(vcpu.index)
-            task.mm.cpus.add(vcpu.index)
-            vcpu.write_cr3(task.mm.pgd)
-            self.loaded_mm[vcpu.index] = task.mm
+        self.tlb.switch_mm_irqs_off(vcpu, task.mm)
         if task.rseq is not None and not rseq_handle_notify_resume(self, task, task.registers, vcpu.index):
             self.current[vcpu.index] = task
             task.cpu = vcpu.index
@@ -244,14 +249,11 @@ class Kernel:
 
     # ---- TLB -------------------------------------------------------------
 
-    def flush_tlb_mm_range(self, mm: MmStruct, start: int, end: int) -> None:
-        """Flush ``mm``'s stale translations on every CPU that has it loaded.
-
-        Every CPU in the mm's cpumask flushes now; the SMP issue replaces this
-        with the tlb_gen/IPI protocol of arch/x86/mm/tlb.c."""
-        for cpu in sorted(mm.cpus):
-            self.machine.vcpus[cpu].flush_tlb()
-        self.counters["tlb_flushes"] += 1
+    def flush_tlb_mm_range(self, mm: MmStruct, start: int, end: int, on_flushed=None) -> None:
+        """``mm``'s page tables changed in [start, end): the tlb_gen protocol
+        (kernel/mm/tlb.py) flushes every CPU that may cache them, then
+        ``on_flushed()`` frees what was unmapped."""
+        self.tlb.flush_tlb_mm_range(self.this_cpu, mm, start, end, on_flushed=on_flushed)
 
     def invalidate_code(self, mm: MmStruct, start: int, end: int) -> None:
         """Code in [start, end) may change: every CPU forgets its translations and block prices."""
@@ -262,6 +264,7 @@ class Kernel:
 
     def handle_syscall(self, vcpu: VCpu) -> None:
         from kernel.syscalls import dispatch_syscall
+        self.this_cpu = vcpu
         task = self.task_on(vcpu)
         self.counters["syscalls"] += 1
         dispatch_syscall(self, vcpu, task)
@@ -269,10 +272,13 @@ class Kernel:
     def handle_exception(self, vcpu: VCpu, exc: CpuException) -> None:
         """A user-mode exception: resolve page faults, else send the signal
         Linux sends for it (arch/x86/kernel/traps.c, fault.c)."""
+        self.this_cpu = vcpu
         task = self.task_on(vcpu)
         rip = vcpu.read_register("rip")
         if isinstance(exc, PF):
             self.counters["page_faults"] += 1
+            if self.tlb.percpu_pgd_fault(vcpu, task.mm, exc.address):
+                return
             spurious_before = task.mm.spurious_faults
             try:
                 if task.mm.handle_page_fault(exc.address, exc.error_code):
@@ -308,15 +314,21 @@ class Kernel:
 
     def handle_interrupt(self, vcpu: VCpu, vector: int) -> None:
         """Interrupt entry on ``vcpu`` (IPI or timer): run the vector's handler, then EOI."""
+        self.this_cpu = vcpu
         handler = self.interrupt_handlers.get(vector)
-        if handler is not None:
+        if vcpu.waiting_for_acks and vector != CALL_FUNCTION_VECTOR:
+            # The CPU spins in smp_call_function_many with preemption off:
+            # only call-function IPIs run now; the rest waits for the end.
+            self.deferred_interrupts[vcpu.index].append(vector)
+        elif handler is not None:
             handler(vcpu)
         vcpu.write_msr(MSR_X2APIC_EOI, 0)
 
-    def smp_call_function_many(self, vcpu: VCpu, cpus, function, wait: bool = True) -> None:
+    def smp_call_function_many(self, vcpu: VCpu, cpus, function, wait: bool = True,
+                               on_complete=None) -> None:
         """Run ``function(target_vcpu)`` on each CPU in ``cpus`` by IPI; with
         ``wait``, the caller's vCPU stops until every target has run it
-        (kernel/smp.c smp_call_function_many_cond)."""
+        (kernel/smp.c smp_call_function_many_cond), then ``on_complete()`` runs."""
         targets = [cpu for cpu in cpus if cpu != vcpu.index]
         for cpu in targets:
             self.call_function_queue[cpu].append((function, vcpu.index, wait))
@@ -324,7 +336,21 @@ class Kernel:
             self.machine.send_ipi(vcpu, targets, CALL_FUNCTION_VECTOR)
             self.counters["ipis"] += len(targets)
             if wait:
-                self.machine.wait_for_acks(vcpu, targets)
+                self.machine.wait_for_acks(vcpu, targets,
+                                           on_complete=lambda: self._call_function_done(vcpu, on_complete))
+                return
+        if on_complete is not None:
+            on_complete()
+
+    def _call_function_done(self, vcpu: VCpu, on_complete) -> None:
+        """The wait ended: finish the caller's work, then the interrupts it deferred."""
+        if on_complete is not None:
+            on_complete()
+        deferred, self.deferred_interrupts[vcpu.index] = self.deferred_interrupts[vcpu.index], []
+        for vector in deferred:
+            handler = self.interrupt_handlers.get(vector)
+            if handler is not None:
+                handler(vcpu)
 
     def _call_function_interrupt(self, vcpu: VCpu) -> None:
         queue, self.call_function_queue[vcpu.index] = self.call_function_queue[vcpu.index], []
