@@ -135,6 +135,8 @@ def collect_stats(machine, kernel) -> dict:
     stats["xsave_unmodified_skipped"] = sum(vcpu.xstate.unmodified_components_skipped for vcpu in machine.vcpus)
     stats["migrations"] = kernel.scheduler.migrations
     stats["preemptions"] = kernel.scheduler.preemptions
+    stats["load_balance_migrations"] = kernel.scheduler.load_balance_migrations
+    stats["idle_pulls"] = kernel.scheduler.idle_pulls
     stats["threads_created"] = counters.get("threads_created", 0)
     stats["syscall_counts"] = {str(number): count for number, count in sorted(kernel.syscall_counts.items())}
     stats["exit_status"] = kernel.exit_status()

@@ -106,8 +106,8 @@ class Kernel:
         self.futex_queues: dict = {}
         self.interrupt_handlers = {
             CALL_FUNCTION_VECTOR: self._call_function_interrupt,
-            LOCAL_TIMER_VECTOR: self.scheduler.preempt,
-            RESCHEDULE_VECTOR: self.scheduler.schedule,
+            LOCAL_TIMER_VECTOR: self.scheduler.scheduler_tick,
+            RESCHEDULE_VECTOR: self.scheduler.scheduler_ipi,
         }
 
     # ---- starting programs ------------------------------------------------
@@ -155,6 +155,10 @@ class Kernel:
             self.force_fatal_signal(task, signals.SIGSEGV, task.registers["rip"], task.rseq.address,
                                     detail="invalid rseq critical section")
             return
+        if task.resume_work is not None:
+            # Work the task was pushed here to do with preemption off (cpu_opv).
+            work, task.resume_work = task.resume_work, None
+            work(vcpu, task)
         vcpu.load_user_registers(task.registers)
         if self.last_task[vcpu.index] is not task and self.last_task[vcpu.index] is not None:
             self.counters["context_switches"] += 1
@@ -197,8 +201,7 @@ class Kernel:
         """do_exit for one thread: clear_child_tid + futex wake (mm_release), leave the CPU."""
         from kernel.futex import futex_cancel_wait, futex_wake
         futex_cancel_wait(self, task)
-        if task in self.scheduler.runqueue:
-            self.scheduler.runqueue.remove(task)
+        self.scheduler.dequeue(task)
         if task.clear_child_tid and task.process.exit_status is None:
             try:
                 task.mm.copy_to_user(task.clear_child_tid, bytes(4))
@@ -223,8 +226,7 @@ class Kernel:
             if task.state == TASK_EXITED:
                 continue
             futex_cancel_wait(self, task)
-            if task in self.scheduler.runqueue:
-                self.scheduler.runqueue.remove(task)
+            self.scheduler.dequeue(task)
             task.state = TASK_EXITED
             if task.cpu is not None:
                 self.current[task.cpu] = None

@@ -702,11 +702,9 @@ def sys_sched_setaffinity(k, vcpu, task, pid, size, mask, *_):
         raise SyscallError(EINVAL)
     target = _thread(k, task, pid)
     target.affinity = allowed
-    if target is task and not task.allowed_on(vcpu.index):
-        vcpu.write_register("rax", 0)
-        k.scheduler.preempt(vcpu)       # migrate off this CPU (the run queue picks an allowed one)
-        k.scheduler._kick_idle_cpu(vcpu, task)
-        return None
+    vcpu.write_register("rax", 0)
+    if k.scheduler.affinity_changed(vcpu, target):
+        return None                     # the caller moved to an allowed CPU
     return 0
 
 
@@ -721,8 +719,7 @@ def sys_getcpu(k, vcpu, task, cpu_address, node_address, *_):
 def sys_sched_yield(k, vcpu, task, *_):
     """Give the CPU to the next runnable task, if any (do_sched_yield)."""
     vcpu.write_register("rax", 0)
-    if k.scheduler.runqueue:
-        k.scheduler.preempt(vcpu)
+    k.scheduler.yield_current(vcpu)
     return None
 
 
