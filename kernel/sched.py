@@ -52,7 +52,8 @@ class Scheduler:
     """Owns: ``runqueues`` (per CPU, runnable tasks not on a CPU, FIFO; a
     queued task's ``runqueue_cpu`` names its queue), ``sleepers`` (tasks with
     a wake-up time: heap of (cycles, seq, task)), ``kicked`` (idle CPUs
-    already sent a reschedule IPI) and the counters reported in the stats."""
+    already sent a reschedule IPI), ``next_tick_cycles`` (per CPU, when its
+    periodic tick is due) and the counters reported in the stats."""
 
     def __init__(self, kernel: "Kernel", quantum_cycles: int = DEFAULT_SCHED_QUANTUM_CYCLES):
         self.kernel = kernel
@@ -62,6 +63,7 @@ class Scheduler:
         self.runqueues: list[deque[Task]] = [deque() for _ in range(self.cpu_count)]
         self.sleepers: list[tuple[int, int, Task]] = []
         self.kicked: set[int] = set()
+        self.next_tick_cycles: list[int | None] = [None] * self.cpu_count
         self.migrations = 0                 # a task started on another CPU than it last ran on
         self.preemptions = 0
         self.load_balance_migrations = 0    # tasks moved by the periodic balance
@@ -231,6 +233,11 @@ class Scheduler:
         if task is None:
             self.schedule(vcpu)
             return
+        next_tick = self.next_tick_cycles[vcpu.index]
+        if next_tick is not None and vcpu.cycles < next_tick:
+            self.arm_tick(vcpu)           # an early wake-up for a sleeper, not the tick
+            return
+        self.next_tick_cycles[vcpu.index] = None
         self.load_balance(vcpu)
         if self.runqueues[vcpu.index] or not task.allowed_on(vcpu.index):
             self.preempt_current(vcpu)
@@ -333,8 +340,14 @@ class Scheduler:
     # ---- time ------------------------------------------------------------------------
 
     def arm_tick(self, vcpu: "VCpu") -> None:
+        """Program the TSC deadline for this CPU's next periodic tick (or an earlier
+        timed sleeper). The tick keeps its period across context switches, as
+        Linux's does, so short-running tasks cannot postpone the balance."""
         vcpu.write_msr(MSR_X2APIC_LVT_TIMER, TIMER_MODE_TSC_DEADLINE | self._timer_vector())
-        deadline = vcpu.cycles + self.quantum_cycles
+        next_tick = self.next_tick_cycles[vcpu.index]
+        if next_tick is None or next_tick <= vcpu.cycles:
+            next_tick = self.next_tick_cycles[vcpu.index] = vcpu.cycles + self.quantum_cycles
+        deadline = next_tick
         if self.sleepers:
             deadline = min(deadline, max(self.sleepers[0][0], vcpu.cycles + 1))
         vcpu.write_msr(MSR_IA32_TSC_DEADLINE, deadline + vcpu.msrs.tsc_offset)

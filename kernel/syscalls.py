@@ -760,7 +760,8 @@ def do_clone(k, vcpu, task, flags, stack_pointer, parent_tid, child_tid, tls):
             raise SyscallError(EPERM)
         registers["fs_base"] = tls
     child = Task(tid=allocate_pid(), process=task.process, registers=registers,
-                 fpstate=fpu.new_task_fpstate(k.fpu_config), signal_mask=task.signal_mask)
+                 fpstate=fpu.new_task_fpstate(k.fpu_config), signal_mask=task.signal_mask,
+                 affinity=task.affinity)       # dup_task_struct copies cpus_mask
     child.state = "sleeping"
     if flags & CLONE_PARENT_SETTID:
         task.mm.copy_to_user(parent_tid, struct.pack("<I", child.tid))
