@@ -88,7 +88,10 @@ def run_command(options) -> int:
         raise UsageError(str(error)) from None
     config = KernelConfig(argv=argv, envp=guest_environment(), seed=options.seed,
                           cmdline=parse_cmdline(options.cmdline))
-    kernel = Kernel(machine, config)
+    try:
+        kernel = Kernel(machine, config)
+    except ValueError as error:          # a bad --cmdline value
+        raise UsageError(f"--cmdline: {error}") from None
     try:
         kernel.start(options.program)
     except LoadError as error:
@@ -130,7 +133,8 @@ def collect_stats(machine, kernel) -> dict:
     for name in ("context_switches", "ipis", "tlb_shootdowns", "tlb_flushes", "invlpgb", "nm_faults",
                  "xstate_allocs", "xrstors_skipped", "vfree_ipis", "rseq_aborts", "signals",
                  "syscalls", "page_faults", "xsaves", "xrstors", "xsaves_components_skipped", "membarriers",
-                 "signals_delivered"):
+                 "signals_delivered", "cpu_opv_calls", "cpu_opv_pages_pinned", "cpu_opv_cycles",
+                 "cpu_opv_migrations"):
         stats[name] = counters.get(name, 0)
     stats["xsave_unmodified_skipped"] = sum(vcpu.xstate.unmodified_components_skipped for vcpu in machine.vcpus)
     stats["migrations"] = kernel.scheduler.migrations

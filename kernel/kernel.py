@@ -18,7 +18,7 @@ from emu.traps import (
     VECTOR_XM, CpuException, PF,
 )
 from emu.vcpu import VCpu
-from kernel import fpu, signals
+from kernel import cpu_opv, fpu, signals
 from kernel.errno import SyscallError
 from kernel.exec import exec_image
 from kernel.loader import load_program
@@ -101,9 +101,15 @@ class Kernel:
         self.last_task: list[Task | None] = [None] * len(machine.vcpus)
         # Per CPU: the fpstate whose registers are live there (fpu_fpregs_owner_ctx).
         self.fpregs_owner: list = [None] * len(machine.vcpus)
-        quantum = int(config.cmdline.get("sched_quantum", DEFAULT_SCHED_QUANTUM_CYCLES))
+        quantum_text = config.cmdline.get("sched_quantum", str(DEFAULT_SCHED_QUANTUM_CYCLES))
+        if not quantum_text.isdigit() or int(quantum_text) == 0:
+            raise ValueError(f"sched_quantum={quantum_text}: expected a positive number of cycles")
+        quantum = int(quantum_text)
         self.scheduler = Scheduler(self, quantum)
         self.futex_queues: dict = {}
+        # System calls only some command lines enable (number -> handler).
+        self.optional_syscalls: dict = {}
+        cpu_opv.cpu_opv_setup(self, config.cmdline.get("cpu_opv", "off"))
         self.interrupt_handlers = {
             CALL_FUNCTION_VECTOR: self._call_function_interrupt,
             LOCAL_TIMER_VECTOR: self.scheduler.scheduler_tick,

@@ -91,7 +91,7 @@ def dispatch_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
     number = vcpu.read_register("rax")
     args = [vcpu.read_register(name) for name in ARG_REGISTERS]
     kernel.syscall_counts[number] += 1
-    handler = SYSCALLS.get(number)
+    handler = SYSCALLS.get(number) or kernel.optional_syscalls.get(number)
     if handler is None:
         if number not in kernel.warned_syscalls:
             kernel.warned_syscalls.add(number)
