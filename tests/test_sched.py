@@ -93,7 +93,7 @@ def test_a_cpu_going_idle_pulls_a_waiting_task(tmp_path):
 def test_two_runs_give_identical_output_and_stats(tmp_path):
     binary = build_c(SPREAD.read_text(), "-pthread")
     first, first_stats = run(tmp_path, binary, "2", name="a")
-    second, second_stats = run(tmp_path, binary, "2", name="b")
+    second, _ = run(tmp_path, binary, "2", name="b")
     assert first.stdout == second.stdout
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     assert first_stats["preemptions"] > 0

@@ -5,7 +5,7 @@ import pytest
 
 from emu.machine import Machine
 from kernel import fpu
-from kernel.kernel import Kernel, KernelConfig, RESCHEDULE_VECTOR
+from kernel.kernel import RESCHEDULE_VECTOR, Kernel, KernelConfig
 from kernel.task import TASK_SLEEPING, Task, allocate_pid
 from tests.guestbuild import REPO
 
