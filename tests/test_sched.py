@@ -97,3 +97,10 @@ def test_two_runs_give_identical_output_and_stats(tmp_path):
     assert first.stdout == second.stdout
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     assert first_stats["preemptions"] > 0
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5"])
+def test_a_bad_sched_quantum_is_a_one_line_usage_error(value):
+    result = emu("run", "--cmdline", f"sched_quantum={value}", str(REPO / "guest" / "examples" / "hello.S"))
+    assert result.returncode == 2
+    assert result.stderr_lines == [f"emu: --cmdline: sched_quantum={value}: expected a positive number of cycles"]
