@@ -287,10 +287,12 @@ class Scheduler:
 
     def newidle_balance(self, vcpu: "VCpu") -> "Task | None":
         """This CPU is about to idle: pull the longest-waiting task it may run from
-        the busiest queue (ties: lowest CPU number). Returns it, queued here."""
+        the busiest CPU running more than one task (ties: lowest CPU number).
+        Returns it, queued here."""
         best = None
         for cpu in range(self.cpu_count):
-            if cpu == vcpu.index:
+            # A lone queued task is about to run where it is (its CPU was kicked).
+            if cpu == vcpu.index or self.nr_running(cpu) < 2:
                 continue
             candidate = next((queued for queued in self.runqueues[cpu]
                               if self.can_migrate_task(queued, vcpu.index)), None)
