@@ -96,6 +96,9 @@ def test_a_cpu_going_idle_pulls_from_the_busiest_queue(kernel):
     pulled = scheduler.newidle_balance(kernel.machine.vcpus[3])
     assert pulled is tasks[0]                            # CPU 0 (load 3) beats CPU 2 (load 1)
     assert pulled.runqueue_cpu == 3 and scheduler.idle_pulls == 1
+    assert scheduler.newidle_balance(kernel.machine.vcpus[1]) is tasks[1]     # CPU 0 still runs two
+    # Left: CPU 0 runs main alone, CPU 2 has one queued task its kick will start.
+    assert scheduler.newidle_balance(kernel.machine.vcpus[3]) is None
     pinned = new_task(kernel, affinity=0b0001)
     pinned.state = "runnable"
     for task in tasks:
