@@ -143,6 +143,7 @@ def collect_stats(machine, kernel) -> dict:
     for name in ("tlb_flush_ipis", "tlb_flushes_skipped", "tlb_single_page_flushes", "tlb_flush_cpumask_trims",
                  "asid_allocations", "mm_refcount_atomics", "lazy_tlb_switches_to_init_mm",
                  "lazy_tlb_shootdown_ipis", "hazard_pointer_scans", "hazard_pointer_hits", "global_asids",
+                 "global_asid_transitions",
                  "invlpgb_flushes", "percpu_pgd_copies", "percpu_pgd_faults", "mm_freed"):
         stats[name] = counters.get(name, 0)
     stats["invlpgb"] = sum(vcpu.invlpgb_count for vcpu in machine.vcpus)
