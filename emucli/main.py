@@ -76,6 +76,7 @@ def guest_environment() -> list[str]:
 def run_command(options) -> int:
     from emu.machine import Machine
     from emu.timing.profile import DEFAULT_PROFILE, ProfileError, load_profile
+    from kernel.bootparams import BootParameterError
     from kernel.kernel import Kernel, KernelConfig
     from kernel.loader.image import LoadError
 
@@ -88,7 +89,10 @@ def run_command(options) -> int:
         raise UsageError(str(error)) from None
     config = KernelConfig(argv=argv, envp=guest_environment(), seed=options.seed,
                           cmdline=parse_cmdline(options.cmdline))
-    kernel = Kernel(machine, config)
+    try:
+        kernel = Kernel(machine, config)
+    except BootParameterError as error:
+        raise UsageError(f"--cmdline {error}") from None
     try:
         kernel.start(options.program)
     except LoadError as error:
@@ -132,6 +136,7 @@ def collect_stats(machine, kernel) -> dict:
                  "syscalls", "page_faults", "xsaves", "xrstors", "xsaves_components_skipped", "membarriers",
                  "signals_delivered"):
         stats[name] = counters.get(name, 0)
+    stats.update(kernel.xstate_alloc.stats())
     stats["xsave_unmodified_skipped"] = sum(vcpu.xstate.unmodified_components_skipped for vcpu in machine.vcpus)
     stats["migrations"] = kernel.scheduler.migrations
     stats["preemptions"] = kernel.scheduler.preemptions

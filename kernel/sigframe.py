@@ -224,7 +224,10 @@ def sys_sigaltstack(kernel: "Kernel", vcpu: "VCpu", task: "Task", new_address, o
         if ss_flags & SS_DISABLE:
             task.sigaltstack = None
         else:
-            if ss_size < kernel.minsigstksz(task.process):
+            # MINSIGSTKSZ first, then the frame the permitted xstate needs
+            # (kernel/signal.c do_sigaltstack -> sigaltstack_size_valid).
+            from kernel.fpu import sigaltstack_size_valid
+            if ss_size < MINSIGSTKSZ or not sigaltstack_size_valid(kernel, task.process, ss_size):
                 raise SyscallError(ENOMEM)
             task.sigaltstack = (ss_sp, 0, ss_size)
     return 0

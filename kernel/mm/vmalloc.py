@@ -76,16 +76,6 @@ def lazy_max_pages(online_cpus: int) -> int:
     return online_cpus.bit_length() * (LAZY_MAX_BYTES_PER_CPU_ORDER // PAGE_SIZE)
 
 
-def memparse(text: str) -> int:
-    """A size with an optional K/M/G/T suffix, as the kernel's memparse reads boot parameters."""
-    units = {"k": 10, "m": 20, "g": 30, "t": 40}
-    body, shift = (text[:-1], units[text[-1].lower()]) if text and text[-1].lower() in units else (text, 0)
-    value = int(body, 0)
-    if value < 0:
-        raise ValueError(text)
-    return value << shift
-
-
 class Vmalloc:
     def __init__(self, kernel: "Kernel", size_bytes: int = VMALLOC_SIZE_MAX_BYTES,
                  lazy_max: int | None = None):
