@@ -250,7 +250,9 @@ def fpstate_free(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
     fpstate = task.fpstate
     if fpstate is not None and not fpstate.released:
         fpstate.released = True
+        before = vcpu.cycles
         kernel.xstate_alloc.release(vcpu, fpstate)
+        kernel.counters["xstate_alloc_cycles"] += vcpu.cycles - before
 
 
 @dataclass
@@ -430,7 +432,10 @@ def xfd_enable_feature(kernel: "Kernel", vcpu: "VCpu", task: "Task", xfd_err: in
         # thread's request raced): only XFD needs disarming.
         fpstate.xfd &= ~requested
         return 0
-    return 0 if kernel.xstate_alloc.fpstate_realloc(vcpu, task, requested) else -EFAULT
+    before = vcpu.cycles
+    allocated = kernel.xstate_alloc.fpstate_realloc(vcpu, task, requested)
+    kernel.counters["xstate_alloc_cycles"] += vcpu.cycles - before
+    return 0 if allocated else -EFAULT
 
 
 def fpstate_replace(kernel: "Kernel", task: "Task", new: FpState) -> FpState:

@@ -106,7 +106,7 @@ class VmallocXstate:
         counters = self.kernel.counters
         stats = {"xstate_alloc": self.name}
         for name in ("vmalloc_allocs", "vmalloc_frees", "vmalloc_failures", "vmalloc_lazy_pages",
-                     "vmalloc_purges", "xstate_cache_hits", "xstate_copy_bytes", "xstate_buffer_bytes_peak"):
+                     "vmalloc_purges", "vmalloc_purge_cycles", "xstate_alloc_cycles", "xstate_cache_hits", "xstate_copy_bytes", "xstate_buffer_bytes_peak"):
             stats[name] = counters.get(name, 0)
         return stats
 
@@ -182,8 +182,10 @@ class EagerXstate(VmallocXstate):
         fpstate = FpState(xfeatures=full, user_xfeatures=config.default_user_features | permitted,
                           xfd=config.user_features & XFEATURE_MASK_USER_DYNAMIC & ~permitted)
         task.fpstate = fpstate
+        before = vcpu.cycles
         vcpu.charge_event("kmalloc")
         vcpu.charge_event("memcpy_per_byte", fpstate.size_bytes)     # zeroing the new buffer
+        self.kernel.counters["xstate_alloc_cycles"] += vcpu.cycles - before
         self.kernel.counters["xstate_allocs"] += 1
         self._account(fpstate.size_bytes)
 

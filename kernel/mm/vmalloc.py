@@ -200,12 +200,27 @@ class Vmalloc:
         everything including global entries (do_flush_tlb_all) when the range
         exceeds tlb_single_page_flush_ceiling pages, else INVLPGs each page --
         switch here when the machine offers flush_tlb_all/INVLPG."""
+        counters = self.kernel.counters
+        others = [cpu for cpu in range(len(self.kernel.machine.vcpus)) if cpu != vcpu.index]
+        # vmalloc_purge_cycles: from the first IPI until the last CPU has flushed
+        # (the caller spins that long), measured on the CPUs' own clocks.
+        started = vcpu.cycles
+        waiting = {"targets": len(others), "latest": started}
+
         def do_kernel_range_flush(target: "VCpu") -> None:
             target.flush_tlb()
-        others = [cpu for cpu in range(len(self.kernel.machine.vcpus)) if cpu != vcpu.index]
+            if target is vcpu:
+                return
+            waiting["latest"] = max(waiting["latest"], target.cycles)
+            waiting["targets"] -= 1
+            if waiting["targets"] == 0:
+                counters["vmalloc_purge_cycles"] += waiting["latest"] - started
+
         self.kernel.smp_call_function_many(vcpu, others, do_kernel_range_flush, wait=True)
-        self.kernel.counters["vfree_ipis"] += len(others)
+        counters["vfree_ipis"] += len(others)
         do_kernel_range_flush(vcpu)
+        if not others:
+            counters["vmalloc_purge_cycles"] += vcpu.cycles - started
 
     # ---- access ----------------------------------------------------------------
 
