@@ -5,12 +5,18 @@
  * checks it against a scalar computation; the others never touch AMX.
  * Each thread exits, so its xstate is freed (vfree under xstate_alloc=vmalloc).
  *
- * Usage: amx_churn [THREADS [WAVE [PLAIN_EVERY]]]   (defaults 32 4 0: all AMX)
+ * With ROUNDS > 1 an AMX thread accumulates ROUNDS TDPBSSDs, calling
+ * sched_yield() twice after each, so its live tile state is switched out and
+ * back -- the second time unmodified since it was restored, which lets
+ * XSAVES skip the tile components (the modified optimization).
+ *
+ * Usage: amx_churn [THREADS [WAVE [PLAIN_EVERY [ROUNDS]]]]   (defaults 32 4 0 1)
  * Expected output: "churn ok: T threads, A amx, P plain"
  * Build: gcc -static -O2 -pthread -mamx-tile -mamx-int8
  */
 #include <immintrin.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +33,7 @@ struct tile_config {
     uint8_t rows[16];
 };
 
-static int correct_amx, correct_plain;
+static int correct_amx, correct_plain, rounds = 1;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int amx_work(int id)
@@ -50,7 +56,13 @@ static int amx_work(int id)
     _tile_zero(0);
     _tile_loadd(1, a, 64);
     _tile_loadd(2, b, 64);
-    _tile_dpbssd(0, 1, 2);
+    for (int round = 0; round < rounds; round++) {
+        _tile_dpbssd(0, 1, 2);
+        if (rounds > 1) {
+            sched_yield();
+            sched_yield();
+        }
+    }
     _tile_stored(0, c, 64);
     _tile_release();
     for (int m = 0; m < 16; m++)
@@ -59,7 +71,7 @@ static int amx_work(int id)
             for (int k = 0; k < 16; k++)
                 for (int j = 0; j < 4; j++)
                     sum += a[m][4 * k + j] * b[k][4 * n + j];
-            if (c[m][n] != sum)
+            if (c[m][n] != sum * rounds)
                 return 0;
         }
     return 1;
@@ -98,7 +110,8 @@ int main(int argc, char **argv)
     int threads = argc > 1 ? atoi(argv[1]) : 32;
     int wave = argc > 2 ? atoi(argv[2]) : 4;
     int plain_every = argc > 3 ? atoi(argv[3]) : 0;
-    if (threads < 1 || wave < 1 || wave > 64 || plain_every < 0)
+    rounds = argc > 4 ? atoi(argv[4]) : 1;
+    if (threads < 1 || wave < 1 || wave > 64 || plain_every < 0 || rounds < 1)
         return 2;
     if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0)
         return 3;
