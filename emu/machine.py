@@ -117,9 +117,9 @@ class Machine:
             next_interrupt = vcpu.apic.next_event_cycles()
             if next_interrupt is not None:
                 deadline = min(deadline, max(next_interrupt, vcpu.cycles + 1))
-            # A vCPU waiting for acknowledgements keeps its clock and will
-            # resume from there, so it bounds the others like a running one.
-            others = [other.cycles for other in self.vcpus
+            # A vCPU waiting for acknowledgements bounds the others like a
+            # running one, from the earliest time it can resume.
+            others = [self._resume_bound_cycles(other) for other in self.vcpus
                       if other is not vcpu and (other.runnable or other.waiting_for_acks)]
             if others:
                 deadline = min(deadline, min(others) + lookahead)
@@ -133,6 +133,16 @@ class Machine:
             if self.max_cycles is not None:
                 deadline = min(deadline, self.max_cycles)
             vcpu.run(deadline)
+
+    def _resume_bound_cycles(self, vcpu: VCpu) -> int:
+        """The earliest time ``vcpu`` can act again. A vCPU waiting for
+        acknowledgements resumes only after the last one, and each target
+        acknowledges no earlier than its own clock: bounding the others by the
+        waiter's stale clock instead would stall them forever when a target
+        is already past it (observed with vfree purge IPIs)."""
+        if not vcpu.waiting_for_acks:
+            return vcpu.cycles
+        return max(vcpu.cycles, max(self.vcpus[target].cycles for target in vcpu.waiting_for_acks))
 
     def _next_vcpu(self) -> tuple[VCpu | None, int]:
         best, best_time = None, 0
