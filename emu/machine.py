@@ -150,7 +150,11 @@ class Machine:
             if vcpu.runnable:
                 when = vcpu.cycles
             elif vcpu.waiting_for_acks:
-                continue
+                # It spins with interrupts enabled (csd_lock_wait): IPIs still
+                # arrive, else two CPUs waiting on each other never finish.
+                if not vcpu.apic.pending:
+                    continue
+                when = max(vcpu.apic.pending[0].arrival_cycles, vcpu.cycles)
             else:
                 when = vcpu.apic.next_event_cycles()
                 if when is None:
