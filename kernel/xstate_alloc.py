@@ -177,6 +177,8 @@ class EagerXstate(VmallocXstate):
 
     def task_created(self, vcpu: "VCpu", task: "Task") -> None:
         config = self.kernel.fpu_config
+        if not config.user_features & XFEATURE_MASK_USER_DYNAMIC:
+            return          # no AMX on this CPU: the default buffer is already the full one
         permitted = task.process.fpu_permission.state_perm & XFEATURE_MASK_XTILE
         full = config.user_features | config.supervisor_features
         fpstate = FpState(xfeatures=full, user_xfeatures=config.default_user_features | permitted,

@@ -206,3 +206,35 @@ def test_bad_boot_parameter_values_are_one_line_usage_errors(cmdline, message):
     result = emu("run", "--cmdline", cmdline, str(REPO / "guest" / "examples" / "hello.S"))
     assert result.returncode == 2
     assert result.stderr_lines == [f"emu: --cmdline {message}"]
+
+
+def test_sigaltstack_size_valid_follows_permission_and_strict_sas_size():
+    from types import SimpleNamespace
+
+    from emu.machine import Machine
+    from kernel import fpu
+    from kernel.errno import EINVAL, SyscallError
+    from kernel.kernel import Kernel, KernelConfig
+
+    def kernel_with(cmdline):
+        return Kernel(Machine(cpus=1, memory_bytes=16 << 20), KernelConfig(argv=["x"], envp=[], cmdline=cmdline))
+    relaxed, strict = kernel_with({}), kernel_with({"strict_sas_size": "1"})
+    config = relaxed.fpu_config
+    frame_without_xstate = fpu.get_sigframe_size(config) - fpu.fpstate_sigframe_bytes(config)
+    process = SimpleNamespace(fpu_permission=fpu.new_process_permission(config), tasks=[])
+    # The default permission already holds XTILECFG (only XTILEDATA is dynamic),
+    # whose standard-format slot ends at 2752 + 64.
+    assert process.fpu_permission.user_state_size_bytes == 2752 + 64
+    legacy_needed = frame_without_xstate + 2752 + 64
+    # Without the AMX permission only strict_sas_size checks the frame.
+    assert fpu.sigaltstack_size_valid(relaxed, process, legacy_needed)
+    assert not fpu.sigaltstack_size_valid(strict, process, legacy_needed)
+    assert fpu.sigaltstack_size_valid(strict, process, legacy_needed + 1)
+    assert fpu.xstate_request_perm(relaxed, process, 18) == (1 << 17) | (1 << 18)
+    assert fpu.xstate_request_perm(relaxed, process, 18) == 0     # already permitted
+    amx_needed = frame_without_xstate + 2816 + 8192
+    assert not fpu.sigaltstack_size_valid(relaxed, process, amx_needed)
+    assert fpu.sigaltstack_size_valid(relaxed, process, amx_needed + 1)
+    with pytest.raises(SyscallError) as error:
+        fpu.xstate_request_perm(relaxed, process, 19)
+    assert error.value.errno == EINVAL
