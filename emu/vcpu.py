@@ -1,10 +1,13 @@
 """One virtual CPU: a Unicorn instance over the machine's shared physical memory.
 
-Unicorn runs in ``UC_TLB_VIRTUAL`` mode: every TLB fill comes to
-``_on_tlb_fill``, which walks the page tables at this vCPU's CR3 (the
-emulator's own CR3: Unicorn's paging is off). A failed walk records the #PF
-and makes Unicorn stop with UC_ERR_EXCEPTION at the faulting instruction
-(DESIGN.md, measured); SYSCALL, interrupts/faults (UC_HOOK_INTR) and invalid
+Unicorn runs in ``UC_TLB_VIRTUAL`` mode: every fill of Unicorn's own TLB
+goes to the C fill hook (emu/mmu/tlb.c), which answers from this vCPU's
+PCID-tagged TLB model or walks the page tables at the emulator's CR3
+(Unicorn's paging is off). A failed walk records the #PF in the model's
+struct and makes Unicorn stop with UC_ERR_EXCEPTION at the faulting
+instruction (DESIGN.md, measured). The architected invalidations (MOV CR3,
+INVLPG, INVPCID, INVLPGB/TLBSYNC, CR4.PCIDE) are methods here: the kernel's
+machine API. SYSCALL, interrupts/faults (UC_HOOK_INTR) and invalid
 opcodes likewise stop the vCPU and are delivered to the kernel's
 ``TrapHandler`` from ``run`` -- one place, after Unicorn has returned, so the
 kernel never runs inside a Unicorn callback.
@@ -25,7 +28,7 @@ from unicorn.unicorn_py3 import unicorn as uc_module
 from emu import firmware
 from emu.memory import PAGE_SIZE
 from emu.apic import MSR_IA32_TSC_DEADLINE, X2APIC_MSRS, LocalApic
-from emu.isa.cpuid import INTEL_SAPPHIRE_RAPIDS, MODELS_BY_PROFILE, Cpuid
+from emu.isa.cpuid import INTEL_SAPPHIRE_RAPIDS, INVLPGB_MAX_PAGES, MODELS_BY_PROFILE, Cpuid
 from emu.isa.dispatch import execute_extension
 from emu.isa.xstate import SUPPORTED_USER_MASK, cpuid_leaf_0xd, xinuse as xstate_xinuse
 from emu.isa.msr import MsrFile
@@ -61,6 +64,13 @@ for _i in range(8):
     _REG_IDS[f"fp{_i}"] = x86.UC_X86_REG_FP0 + _i
 REGISTER_IDS = dict(_REG_IDS)
 
+# INVPCID types (SDM Vol. 2A INVPCID).
+INVPCID_INDIVIDUAL_ADDRESS = 0
+INVPCID_SINGLE_CONTEXT = 1
+INVPCID_ALL_INCLUDING_GLOBAL = 2
+INVPCID_ALL_NON_GLOBAL = 3
+INVPCID_KIND_NAMES = ("invpcid_address", "invpcid_context", "invpcid_all", "invpcid_all_non_global")
+
 RFLAGS_IF = 1 << 9
 CR4_TSD = 1 << 2
 CR4_OSXSAVE = 1 << 18
@@ -69,10 +79,6 @@ RFLAGS_RESERVED_1 = 1 << 1
 STOP_DEADLINE = "deadline"
 STOP_TRAP = "trap"
 
-_UC_MEM_READ = unicorn.UC_MEM_READ
-_UC_MEM_WRITE = unicorn.UC_MEM_WRITE
-_UC_MEM_FETCH = unicorn.UC_MEM_FETCH
-_ACCESS_FROM_UC = {_UC_MEM_READ: ACCESS_READ, _UC_MEM_WRITE: ACCESS_WRITE, _UC_MEM_FETCH: ACCESS_FETCH}
 # emu_start's "until" address. Unicorn translates it (and the byte before it)
 # through the TLB-fill hook when a run starts, so it must be mapped: a byte in
 # the middle of the firmware's GDT page, which is never executed.
@@ -81,6 +87,7 @@ _END_ADDRESS = firmware.FIRMWARE_VADDR + firmware.GDT_OFFSET + 0x800
 _uclib = uc_module.uclib
 _uclib.uc_hook_add.restype = ctypes.c_int
 hotpath.hotpath_set_emu_stop(ctypes.cast(_uclib.uc_emu_stop, ctypes.c_void_p).value)
+hotpath.hotpath_set_uc_ctl(ctypes.cast(_uclib.uc_ctl, ctypes.c_void_p).value)
 BLOCK_TABLE_ENTRIES = 1 << 14
 
 # Every VCpu registers here so the one cffi miss callback finds its owner.
@@ -123,7 +130,13 @@ class VCpu:
     def __init__(self, machine: "Machine", index: int):
         self.machine = machine
         self.index = index
-        self.cr3 = 0
+        self._cr3 = 0
+        self.cr4_pcide = False
+        self.tlb_flush_counts: dict[str, int] = {}
+        self.invlpgb_count = 0
+        self.tlbsync_count = 0
+        # The clock time by which every INVLPGB this vCPU issued has completed.
+        self.invlpgb_complete_at = 0
         self.halted = False
         self.pending: PendingTrap | None = None
         self.event_counts: dict[str, int] = {}
@@ -152,6 +165,7 @@ class VCpu:
         self.clock.vcpu_index = self._handle
         self.clock.deadline_cycles = (1 << 64) - 1
         self.clock.uc = ffi.cast("void *", self.uc._uch.value)
+        self._init_tlb_model(machine.profile.tlb)
 
         self._install_hooks()
         self._clean_user_context = None
@@ -161,20 +175,41 @@ class VCpu:
 
     def _install_hooks(self) -> None:
         uc = self.uc
-        uc.hook_add(unicorn.UC_HOOK_TLB_FILL, self._on_tlb_fill)
         uc.hook_add(unicorn.UC_HOOK_INSN, self._on_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
         uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
         uc.hook_add(unicorn.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
-        # The block hook is C: add it through libunicorn directly.
-        self._block_hook_handle = ctypes.c_size_t()
-        status = _uclib.uc_hook_add(
-            self.uc._uch, ctypes.byref(self._block_hook_handle), ctypes.c_int(unicorn.UC_HOOK_BLOCK),
-            ctypes.c_void_p(hotpath.hotpath_on_block_address()),
-            ctypes.c_void_p(int(ffi.cast("uintptr_t", self.clock))),
-            ctypes.c_uint64(1), ctypes.c_uint64(0))
-        if status != 0:
-            raise RuntimeError(f"uc_hook_add(block) failed: {status}")
+        # The block and TLB-fill hooks are C: add them through libunicorn directly.
+        self._c_hook_handles = []
+        for hook_type, callback, context in (
+                (unicorn.UC_HOOK_BLOCK, hotpath.hotpath_on_block_address(), self.clock),
+                (unicorn.UC_HOOK_TLB_FILL, hotpath.mmu_on_tlb_fill_address(), self._mmu)):
+            handle = ctypes.c_size_t()
+            status = _uclib.uc_hook_add(
+                self.uc._uch, ctypes.byref(handle), ctypes.c_int(hook_type), ctypes.c_void_p(callback),
+                ctypes.c_void_p(int(ffi.cast("uintptr_t", context))), ctypes.c_uint64(1), ctypes.c_uint64(0))
+            if status != 0:
+                raise RuntimeError(f"uc_hook_add({hook_type}) failed: {status}")
+            self._c_hook_handles.append(handle)
+
+    def _init_tlb_model(self, geometry) -> None:
+        """The C TLB model (emu/mmu/tlb.h) with the profile's geometry."""
+        self._tlb_small = ffi.new("struct tlb_entry[]", geometry.sets * geometry.ways)
+        self._tlb_large = ffi.new("struct tlb_entry[]", geometry.large_entries)
+        mmu = self._mmu = ffi.new("struct mmu_vcpu *")
+        mmu.clock = self.clock
+        memory = self.machine.memory
+        mmu.phys = ffi.cast("uint8_t *", memory.host_address)
+        mmu.phys_size = memory.size_bytes
+        mmu.firmware_vaddr = firmware.FIRMWARE_VADDR
+        mmu.firmware_size = firmware.FIRMWARE_SIZE_BYTES
+        mmu.firmware_writable_from = firmware.BOOT_STACK_OFFSET
+        mmu.walk_cycles_per_read = self.machine.profile.event_cycles("page_walk_level")
+        mmu.small = self._tlb_small
+        mmu.large = self._tlb_large
+        mmu.sets = geometry.sets
+        mmu.ways = geometry.ways
+        mmu.large_entries = geometry.large_entries
 
     def _boot(self) -> None:
         """Power-on: run the firmware's iretq into CPL3 and save that clean context."""
@@ -227,19 +262,187 @@ class VCpu:
     # ---- memory management ------------------------------------------------
 
     def _flush_unicorn_tlb(self) -> None:
-        # The Python binding has no wrapper for UC_CTL_TLB_FLUSH in 2.1.x.
-        self.uc.ctl(unicorn.UC_CTL_TLB_FLUSH, unicorn.UC_CTL_IO_WRITE)
+        hotpath.hotpath_flush_unicorn_tlb(self.clock)
+
+    @property
+    def cr3(self) -> int:
+        """CR3 as last loaded: the page-table root and, with CR4.PCIDE, the PCID in bits 11:0."""
+        return self._cr3
+
+    @property
+    def pcid(self) -> int:
+        return self._mmu.pcid
+
+    def _drop_translations(self, pcid: int, start: int, end: int, include_global: bool) -> int:
+        """Invalidate model entries (tlb.h ``tlb_invalidate``); flush Unicorn's
+        TLB when it could hold one of them. Returns how many were dropped."""
+        before = self._mmu.counters.invalidated
+        visible = hotpath.tlb_invalidate(self._mmu, pcid, start, end, int(include_global), self._mmu.pcid)
+        if visible:
+            self._flush_unicorn_tlb()
+        return self._mmu.counters.invalidated - before
+
+    def _count_flush(self, kind: str) -> None:
+        self.tlb_flush_counts[kind] = self.tlb_flush_counts.get(kind, 0) + 1
 
     def write_cr3(self, value: int) -> None:
-        """MOV to CR3 (without PCID: flushes all non-global translations)."""
-        self.cr3 = value
+        """MOV to CR3 (SDM Vol. 3A §4.10.4.1). Without CR4.PCIDE it flushes every
+        non-global translation. With PCIDE, bits 11:0 are the new PCID and bit 63
+        set means "no flush": the new PCID's entries survive; bit 63 clear flushes
+        the new PCID's non-global entries. Other PCIDs' entries always stay."""
+        no_flush = bool(value >> 63 & 1)
+        value &= ~(1 << 63)
+        if no_flush and not self.cr4_pcide:
+            raise GP(0)   # bit 63 is reserved without PCIDE (§2.5: MOV CR3 #GP on reserved bits)
+        new_pcid = value & 0xFFF if self.cr4_pcide else 0
+        self._cr3 = value
+        self._mmu.cr3 = value & ~0xFFF
+        self._mmu.pcid = new_pcid
+        if no_flush:
+            self.charge_event("cr3_write_noflush")
+            self._count_flush("cr3_noflush")
+        else:
+            self._drop_translations(new_pcid, 0, 0, include_global=False)
+            self.charge_event("cr3_write_flush")
+            self._count_flush("cr3")
+        # Unicorn's own TLB is not PCID-tagged and caches the old root's
+        # translations: it must go whenever the address space changes.
         self._flush_unicorn_tlb()
-        self.charge_event("cr3_write_flush")
+
+    def set_cr4_pcide(self, enabled: bool) -> None:
+        """MOV to CR4 changing PCIDE. Setting it needs CR3[11:0] = 0 (#GP otherwise);
+        clearing it invalidates every translation including global ones
+        (SDM Vol. 3A §4.10.4.1)."""
+        if enabled == self.cr4_pcide:
+            return
+        if enabled:
+            if self._cr3 & 0xFFF or not self.cpu_model_has_pcid:
+                raise GP(0)
+        else:
+            self._drop_translations(-1, 0, 0, include_global=True)
+            self._mmu.pcid = 0
+            self._count_flush("cr4")
+        self.cr4_pcide = enabled
+
+    @property
+    def cpu_model_has_pcid(self) -> bool:
+        return True   # both modelled cores have PCID and INVPCID (isa/cpuid.py)
 
     def flush_tlb(self) -> None:
-        """A full flush of this CPU's non-global translations (a CR3 reload)."""
-        self._flush_unicorn_tlb()
-        self.charge_event("cr3_write_flush")
+        """Reload CR3 with its current value and bit 63 clear: drops the current
+        PCID's non-global translations (Linux's flush_tlb_local)."""
+        self.write_cr3(self._cr3)
+
+    def flush_tlb_all(self) -> None:
+        """Drop every translation of every PCID, global ones included (Linux's
+        __flush_tlb_all: INVPCID type 2, or a CR4.PGE toggle without INVPCID)."""
+        self.invpcid(INVPCID_ALL_INCLUDING_GLOBAL, 0, 0)
+
+    def invlpg(self, vaddr: int) -> None:
+        """INVLPG (SDM Vol. 2A): drop the translations of ``vaddr``'s page for the
+        current PCID and global ones; other PCIDs keep theirs (§4.10.4.1)."""
+        page = vaddr & ~(PAGE_SIZE - 1)
+        if is_canonical(vaddr):   # a non-canonical operand is a no-op, not a fault
+            self._drop_translations(self._mmu.pcid, page, page + PAGE_SIZE, include_global=True)
+        self.charge_event("invlpg")
+        self._count_flush("invlpg")
+
+    def invpcid(self, kind: int, pcid: int, vaddr: int = 0) -> None:
+        """INVPCID (SDM Vol. 2A) with descriptor (``pcid``, ``vaddr``):
+        0 individual address (non-global, that PCID), 1 single context (all
+        non-global of that PCID), 2 all contexts including global, 3 all
+        contexts except global. #GP for a type above 3, a PCID above 4095, a
+        non-canonical type-0 address, or type 0/1 with PCID != 0 while
+        CR4.PCIDE = 0."""
+        if kind > INVPCID_ALL_NON_GLOBAL or kind < 0 or pcid >> 12 or pcid < 0:
+            raise GP(0)
+        if kind in (INVPCID_INDIVIDUAL_ADDRESS, INVPCID_SINGLE_CONTEXT) and pcid and not self.cr4_pcide:
+            raise GP(0)
+        if kind == INVPCID_INDIVIDUAL_ADDRESS:
+            if not is_canonical(vaddr):
+                raise GP(0)
+            page = vaddr & ~(PAGE_SIZE - 1)
+            self._drop_translations(pcid, page, page + PAGE_SIZE, include_global=False)
+            self.charge_event("invpcid_single")
+        elif kind == INVPCID_SINGLE_CONTEXT:
+            self._drop_translations(pcid, 0, 0, include_global=False)
+            self.charge_event("invpcid_context")
+        elif kind == INVPCID_ALL_INCLUDING_GLOBAL:
+            self._drop_translations(-1, 0, 0, include_global=True)
+            self.charge_event("invpcid_all")
+        else:
+            self._drop_translations(-1, 0, 0, include_global=False)
+            self.charge_event("invpcid_all")
+        self._count_flush(INVPCID_KIND_NAMES[kind])
+
+    def invlpgb(self, rax: int, ecx: int, edx: int) -> None:
+        """INVLPGB (AMD APM Vol. 3): broadcast an invalidation to every vCPU's TLB.
+
+        rAX: bit 0 VA valid, bit 1 PCID valid, bit 2 ASID valid, bit 3 include
+        global, bit 4 final translation only, bits 63:12 the virtual address.
+        ECX[15:0]: additional pages (at most CPUID 8000_0008 EDX[15:0]); ECX[31]:
+        stride 2 MiB instead of 4 KiB. EDX[27:16] PCID, EDX[15:0] ASID.
+        This machine has no guests, so only ASID 0 (the host) holds translations.
+        The model keeps no paging-structure caches, so "final only" changes
+        nothing here. The invalidation reaches every TLB at once; its completion
+        time (issue + invlpgb_latency) is what TLBSYNC on this vCPU waits for."""
+        if not self.cpu_model.invlpgb:
+            raise UD(0)
+        extra_pages = ecx & 0xFFFF
+        if extra_pages > INVLPGB_MAX_PAGES - 1:
+            raise GP(0)
+        va_valid, pcid_valid, asid_valid, include_global = (bool(rax >> bit & 1) for bit in range(4))
+        pcid = (edx >> 16) & 0xFFF if pcid_valid else -1
+        asid = edx & 0xFFFF if asid_valid else 0
+        stride = (1 << 21) if ecx >> 31 & 1 else PAGE_SIZE
+        self.charge_event("invlpgb_base")
+        pages = extra_pages + 1 if va_valid else 1
+        self.charge(self.machine.profile.event_cycles("invlpgb_per_page", pages))
+        self.invlpgb_count += 1
+        self.invlpgb_complete_at = max(self.invlpgb_complete_at,
+                                       self.cycles + self.machine.profile.event_cycles("invlpgb_latency"))
+        if asid:
+            return
+        if va_valid:
+            base = rax & ~0xFFF
+            ranges = [(base + i * stride, base + i * stride + PAGE_SIZE) for i in range(extra_pages + 1)]
+        else:
+            ranges = [(0, 0)]
+        for vcpu in self.machine.vcpus:
+            for start, end in ranges:
+                vcpu._drop_translations(pcid, start, end, include_global)
+            vcpu._count_flush("invlpgb_received")
+
+    def tlbsync(self) -> None:
+        """TLBSYNC (AMD APM Vol. 3): wait until every INVLPGB this vCPU issued
+        has completed on all processors."""
+        if not self.cpu_model.invlpgb:
+            raise UD(0)
+        self.tlbsync_count += 1
+        done = max(self.cycles + self.machine.profile.event_cycles("tlbsync"), self.invlpgb_complete_at)
+        self.charge(done - self.cycles)
+
+    def tlb_statistics(self) -> dict:
+        """Per-vCPU TLB counters for the stats JSON."""
+        counters = self._mmu.counters
+        return {
+            "tlb_hits": counters.hits, "tlb_misses": counters.misses,
+            "tlb_dirty_assists": counters.dirty_assists, "tlb_evictions": counters.evictions,
+            "tlb_invalidated_entries": counters.invalidated, "tlb_faults_from_cache": counters.faults_from_tlb,
+            "page_walk_reads": counters.walk_reads,
+            "tlb_flushes": dict(sorted(self.tlb_flush_counts.items())),
+            "invlpgb": self.invlpgb_count, "tlbsync": self.tlbsync_count,
+        }
+
+    def probe_tlb(self, vaddr: int, pcid: int | None = None):
+        """The model's cached translation of ``vaddr`` for ``pcid`` (default: the
+        current one), or None: for tests and debugging, no side effects."""
+        entry = ffi.new("struct tlb_entry *")
+        if not hotpath.tlb_probe(self._mmu, vaddr, self._mmu.pcid if pcid is None else pcid, entry):
+            return None
+        return {"paddr": entry.paddr | (vaddr & ((1 << entry.page_shift) - 1) & ~0xFFF),
+                "pcid": entry.pcid, "global": bool(getattr(entry, "global")),
+                "writable": bool(entry.writable), "dirty": bool(entry.dirty), "page_shift": entry.page_shift}
 
     def invalidate_code(self, start: int, end: int) -> None:
         """Forget translated blocks and their prices for guest code in [start, end) that
@@ -276,36 +479,6 @@ class VCpu:
             offset += chunk
         for paddr, offset, chunk in pieces:
             memory.write(paddr, data[offset:offset + chunk])
-
-    def _on_tlb_fill(self, uc, vaddr, uc_access, entry, _user_data) -> bool:
-        firmware_offset = vaddr - firmware.FIRMWARE_VADDR
-        if 0 <= firmware_offset < firmware.FIRMWARE_SIZE_BYTES:
-            # The trampoline window has its own fixed translation (firmware.py).
-            entry.paddr = firmware_offset & ~(PAGE_SIZE - 1)
-            entry.perms = unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC | (
-                unicorn.UC_PROT_WRITE if firmware_offset >= firmware.BOOT_STACK_OFFSET else 0)
-            return True
-        access = _ACCESS_FROM_UC.get(uc_access, ACCESS_READ)
-        user_mode = True  # after boot the vCPU only ever runs at CPL3
-        if not is_canonical(vaddr):
-            # A non-canonical address is #GP, not #PF (SDM Vol. 3A §3.3.7.1).
-            self.pending = PendingTrap("exception", GP(0))
-            return False
-        try:
-            translation = walk(self.machine.memory, self.cr3, vaddr, access, user_mode)
-        except PF as fault:
-            self.pending = PendingTrap("exception", fault, page_granular_address=True)
-            return False
-        perms = unicorn.UC_PROT_READ
-        # Grant write only once the page is dirty, so the first write to a
-        # clean page comes back here and the walker sets Dirty (SDM §4.8).
-        if translation.writable and translation.dirty:
-            perms |= unicorn.UC_PROT_WRITE
-        if translation.executable:
-            perms |= unicorn.UC_PROT_EXEC
-        entry.paddr = translation.paddr_page
-        entry.perms = perms
-        return True
 
     # ---- traps ------------------------------------------------------------
 
@@ -419,11 +592,21 @@ class VCpu:
         self.pending = None
         uc = self.uc
         rip = uc.reg_read(x86.UC_X86_REG_RIP)
+        mmu = self._mmu
+        mmu.fault_vector = 0
+        if clock.unicorn_tlb_flush_pending:
+            self._flush_unicorn_tlb()
         try:
             uc.emu_start(rip, _END_ADDRESS)
         except unicorn.UcError as error:
             if self.pending is None:
-                self.pending = PendingTrap("exception", self._exception_for_uc_error(error, rip))
+                if mmu.fault_vector == PF.vector:
+                    self.pending = PendingTrap("exception", PF(mmu.fault_address, mmu.fault_error_code),
+                                               page_granular_address=True)
+                elif mmu.fault_vector == GP.vector:
+                    self.pending = PendingTrap("exception", GP(0))
+                else:
+                    self.pending = PendingTrap("exception", self._exception_for_uc_error(error, rip))
         pending = self.pending
         if pending is None:
             if clock.deadline_reached:

@@ -128,12 +128,15 @@ def collect_stats(machine, kernel) -> dict:
         "instructions": sum(vcpu.instructions for vcpu in machine.vcpus),
         "profile": machine.profile.name,
         "per_cpu": [{"cpu": vcpu.index, "cycles": vcpu.cycles, "instructions": vcpu.instructions,
+                     "ipis_sent": vcpu.event_counts.get("ipi_send", 0),
+                     "ipis_received": vcpu.event_counts.get("ipi_receive", 0),
+                     **vcpu.tlb_statistics(),
                      "events": dict(sorted(vcpu.event_counts.items()))}
                     for vcpu in machine.vcpus],
     }
     for name in ("context_switches", "ipis", "tlb_shootdowns", "tlb_flushes", "invlpgb", "nm_faults",
                  "xstate_allocs", "xrstors_skipped", "vfree_ipis", "rseq_aborts", "signals",
-                 "syscalls", "page_faults", "xsaves", "xrstors", "xsaves_components_skipped", "membarriers",
+                 "syscalls", "page_faults", "spurious_faults", "xsaves", "xrstors", "xsaves_components_skipped", "membarriers",
                  "signals_delivered"):
         stats[name] = counters.get(name, 0)
     stats.update(kernel.xstate_alloc.stats())

@@ -283,8 +283,10 @@ class Kernel:
         rip = vcpu.read_register("rip")
         if isinstance(exc, PF):
             self.counters["page_faults"] += 1
+            spurious_before = task.mm.spurious_faults
             try:
                 if task.mm.handle_page_fault(exc.address, exc.error_code):
+                    self.counters["spurious_faults"] += task.mm.spurious_faults - spurious_before
                     return
             except OutOfMemory:
                 force_sig_fault(self, vcpu, task, SigInfo(signals.SIGBUS, BUS_ADRERR, exc.address))

@@ -104,3 +104,17 @@ def test_sched_setaffinity_moves_the_thread_and_every_cpu_number_agrees():
     binary = build_c((REPO / "guest" / "tests" / "threads" / "affinity.c").read_text())
     result = emu("run", "--cpus", "4", str(binary))
     assert result.stdout == b"cpu 3 3 3, cpu 1 1 1, cpu 2 2 2, cpu 0 0 0\n", result.stderr
+
+
+def test_sixty_four_cpus_run_a_threaded_program(tmp_path):
+    """The largest machine: every thread runs, the result is exact, and the
+    TLB-model counters of CPUs that ran user code show their walks."""
+    binary = build_asm(CLONE_FUTEX)
+    stats_path = tmp_path / "s.json"
+    result = emu("run", "--cpus", "64", "--stats", str(stats_path), str(binary))
+    assert result.returncode == 42, result.stderr
+    stats = json.loads(stats_path.read_text())
+    assert len(stats["per_cpu"]) == 64
+    ran = [cpu for cpu in stats["per_cpu"] if cpu["instructions"]]
+    assert len(ran) >= 2
+    assert all(cpu["tlb_misses"] >= 1 and cpu["page_walk_reads"] >= 4 for cpu in ran)

@@ -54,8 +54,12 @@ def test_known_loop_counts_and_cycles(tmp_path, profile_name):
     expected = (block(c["alu"], c["alu"], c["alu"], c["branch"])
                 + (ITERATIONS - 1) * block(c["alu"], c["alu"], c["branch"])
                 + block(c["alu"], c["alu"], c["syscall_insn"])
-                + e["cr3_write_flush"] + e["syscall"] + first_xrstors_cycles(profile_name))
+                + e["cr3_write_flush"] + e["syscall"] + first_xrstors_cycles(profile_name)
+                # One TLB miss: the code page, walked through all four levels.
+                + 4 * e["page_walk_level"])
     assert stats["cycles"] == expected
+    cpu0 = stats["per_cpu"][0]
+    assert (cpu0["tlb_misses"], cpu0["page_walk_reads"], cpu0["tlb_evictions"]) == (1, 4, 0)
     assert stats["profile"] == profile_name
 
 

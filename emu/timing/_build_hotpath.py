@@ -1,4 +1,4 @@
-"""cffi builder for the C hot path (emu/timing/hotpath.c).
+"""cffi builder for the C hot path (emu/timing/hotpath.c, emu/mmu/tlb.c).
 
 setup.py lists this file in ``cffi_modules`` so the extension
 ``emu.timing._hotpath`` is compiled when the package installs.
@@ -8,16 +8,19 @@ from pathlib import Path
 from cffi import FFI
 
 HERE = Path(__file__).parent
+MMU = HERE.parent / "mmu"
 
 ffibuilder = FFI()
-header = (HERE / "hotpath.h").read_text()
-# cffi's cdef does not take preprocessor lines.
-ffibuilder.cdef("\n".join(l for l in header.splitlines() if not l.startswith("#")))
+for header in (HERE / "hotpath.h", MMU / "tlb.h"):
+    # cffi's cdef takes "#define NAME integer" but no other preprocessor lines.
+    ffibuilder.cdef("\n".join(line for line in header.read_text().splitlines()
+                              if not line.startswith("#") or line.startswith("#define")))
 ffibuilder.cdef('extern "Python" static void hotpath_block_miss(int, uint64_t, uint32_t);')
 ffibuilder.set_source(
     "emu.timing._hotpath",
-    '#include "hotpath.h"\n' + (HERE / "hotpath.c").read_text().replace('#include "hotpath.h"', ""),
-    include_dirs=[str(HERE)],
+    '#include "hotpath.h"\n#include "tlb.h"\n' + (HERE / "hotpath.c").read_text().replace('#include "hotpath.h"', ""),
+    sources=[str(MMU / "tlb.c")],
+    include_dirs=[str(HERE), str(MMU)],
     extra_compile_args=["-O2"],
 )
 

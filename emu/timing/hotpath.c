@@ -3,6 +3,11 @@
 
 typedef int (*uc_emu_stop_fn)(void *uc);
 static uc_emu_stop_fn emu_stop;
+typedef int (*uc_ctl_fn)(void *uc, int control, ...);
+static uc_ctl_fn uc_ctl;
+/* uc_ctl's code for UC_CTL_TLB_FLUSH (11) as a write with no arguments:
+ * (UC_CTL_IO_WRITE << 30) | (nargs << 26) | control, as unicorn.h encodes it. */
+#define UC_CTL_TLB_FLUSH_WRITE ((1 << 30) | 11)
 
 /* Defined by cffi from the extern "Python" declaration in _build_hotpath.py. */
 static void hotpath_block_miss(int vcpu_index, uint64_t address, uint32_t size_bytes);
@@ -10,6 +15,17 @@ static void hotpath_block_miss(int vcpu_index, uint64_t address, uint32_t size_b
 void hotpath_set_emu_stop(uintptr_t uc_emu_stop_address)
 {
     emu_stop = (uc_emu_stop_fn)uc_emu_stop_address;
+}
+
+void hotpath_set_uc_ctl(uintptr_t uc_ctl_address)
+{
+    uc_ctl = (uc_ctl_fn)uc_ctl_address;
+}
+
+void hotpath_flush_unicorn_tlb(struct hotpath_vcpu *vcpu)
+{
+    vcpu->unicorn_tlb_flush_pending = 0;
+    uc_ctl(vcpu->uc, UC_CTL_TLB_FLUSH_WRITE);
 }
 
 static inline struct hotpath_block_cost *slot_for(struct hotpath_vcpu *vcpu, uint64_t address)
@@ -49,6 +65,8 @@ void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *use
         }
         return;
     }
+    if (__builtin_expect(vcpu->unicorn_tlb_flush_pending, 0))
+        hotpath_flush_unicorn_tlb(vcpu);
     struct hotpath_block_cost *slot = vcpu->last_block;
     /* Loops re-enter the block they just ran: try that before hashing. */
     if (!slot || slot->address != address || slot->size_bytes != size_bytes) {

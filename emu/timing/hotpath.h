@@ -8,6 +8,7 @@
  * deadline the scheduler set, the block hook asks Unicorn to stop after this
  * block, which is how quanta and --max-cycles end.
  */
+#pragma once
 #include <stdint.h>
 
 struct hotpath_block_cost {
@@ -33,9 +34,15 @@ struct hotpath_vcpu {
     struct hotpath_block_cost *table;
     void *uc;                   /* the uc_engine* of this vCPU, for emu_stop */
     int vcpu_index;             /* passed back to Python on a miss */
+    /* Set when the TLB model dropped an entry Unicorn's own TLB may hold
+     * (emu/mmu/tlb.h); the block hook flushes Unicorn's TLB before the next
+     * block, and VCpu.run before emu_start. */
+    uint32_t unicorn_tlb_flush_pending;
 };
 
 void hotpath_set_emu_stop(uintptr_t uc_emu_stop_address);
+void hotpath_set_uc_ctl(uintptr_t uc_ctl_address);
+void hotpath_flush_unicorn_tlb(struct hotpath_vcpu *vcpu);
 void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *user_data);
 uintptr_t hotpath_on_block_address(void);
 void hotpath_store_block(struct hotpath_vcpu *vcpu, uint64_t address, uint32_t size_bytes,

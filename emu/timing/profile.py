@@ -25,7 +25,7 @@ INSTRUCTION_CLASSES = (
 EVENTS = (
     "syscall", "exception_entry", "page_fault", "nm_fault", "gp_fault", "page_walk_level", "tlb_hit",
     "invlpg", "cr3_write_flush", "cr3_write_noflush", "invpcid_single", "invpcid_context", "invpcid_all",
-    "invlpgb_per_page", "tlbsync", "ipi_send", "ipi_latency", "ipi_receive", "context_switch",
+    "invlpgb_per_page", "invlpgb_base", "invlpgb_latency", "tlbsync", "ipi_send", "ipi_latency", "ipi_receive", "context_switch",
     "xsave_per_byte", "xsave_base", "xrstors_skipped", "tdpb_d", "tdpbf16ps", "tile_load_store",
     "page_alloc", "vmalloc_page", "vfree_page", "kmalloc", "memcpy_per_byte",
 )
@@ -47,6 +47,20 @@ _SSE_FP_SUFFIXES = ("ss", "sd", "ps", "pd")
 
 
 @dataclass(frozen=True)
+class TlbGeometry:
+    """The modelled TLB (emu/mmu/tlb.h): ``entries`` 4 KiB translations in
+    ``entries // ways`` sets (a power of two), plus ``large_entries`` fully
+    associative 2 MiB/1 GiB ones."""
+    entries: int
+    ways: int
+    large_entries: int
+
+    @property
+    def sets(self) -> int:
+        return self.entries // self.ways
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -54,6 +68,7 @@ class Profile:
     instruction_cycles: dict
     event_costs: dict
     path: Path
+    tlb: TlbGeometry
 
     def event_cycles(self, event: str, count: float = 1) -> int:
         return int(round(self.event_costs[event] * count))
@@ -123,6 +138,7 @@ def load_profile(name: str = DEFAULT_PROFILE) -> Profile:
     except tomllib.TOMLDecodeError as error:
         raise ProfileError(f"{path}: {error}") from None
     header, instructions, events = data.get("profile", {}), data.get("instructions", {}), data.get("events", {})
+    tlb = _tlb_geometry(path, data.get("tlb", {}))
     missing = [key for key in INSTRUCTION_CLASSES if key not in instructions] + \
               [key for key in EVENTS if key not in events]
     if missing:
@@ -130,4 +146,17 @@ def load_profile(name: str = DEFAULT_PROFILE) -> Profile:
     return Profile(name=header.get("name", name), description=header.get("description", ""),
                    frequency_hz=int(header.get("frequency_hz", 2_000_000_000)),
                    instruction_cycles={k: float(instructions[k]) for k in INSTRUCTION_CLASSES},
-                   event_costs={k: float(events[k]) for k in EVENTS}, path=path)
+                   event_costs={k: float(events[k]) for k in EVENTS}, path=path, tlb=tlb)
+
+
+def _tlb_geometry(path: Path, section: dict) -> TlbGeometry:
+    try:
+        geometry = TlbGeometry(entries=int(section["entries"]), ways=int(section["ways"]),
+                               large_entries=int(section["large_entries"]))
+    except (KeyError, TypeError, ValueError):
+        raise ProfileError(f"{path}: [tlb] needs integer entries, ways and large_entries") from None
+    sets = geometry.sets
+    if (geometry.ways < 1 or geometry.entries % geometry.ways or sets < 1 or sets & (sets - 1)
+            or geometry.large_entries < 1):
+        raise ProfileError(f"{path}: [tlb] entries / ways must be a power of two and large_entries >= 1")
+    return geometry

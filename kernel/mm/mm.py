@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from emu.memory import PAGE_SIZE
 from emu.mmu.pagewalk import (
-    ACCESS_READ, ACCESS_WRITE, PHYS_ADDR_MASK, PTE_DIRTY, walk,
+    ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, PHYS_ADDR_MASK, PTE_DIRTY, walk,
 )
 from emu.traps import PF, PF_PRESENT, PF_WRITE, PF_INSTR
 from kernel.errno import EFAULT, EINVAL, ENOMEM, SyscallError
@@ -84,6 +84,7 @@ class MmStruct:
         self.ctx_id = next(_ctx_ids)
         self.cpus: set[int] = set()
         self.page_faults = 0
+        self.spurious_faults = 0   # #PF from a stale TLB entry the PTE no longer justifies
         self.tlb_flush_hook = None   # set by the kernel: (mm, start, end) -> None
         self.code_change_hook = None  # set by the kernel: (mm, start, end) -> None
 
@@ -244,9 +245,19 @@ class MmStruct:
         if not error_code & (PF_WRITE | PF_INSTR) and not vma.prot & PROT_READ:
             return False
         if error_code & PF_PRESENT:
-            # Present page, permitted by the VMA: the PTE is stale relative to
-            # the VMA (cannot happen without COW); refuse rather than loop.
-            return False
+            # Present page, permitted by the VMA. If the PTE allows the access
+            # now, the fault came from a stale TLB entry (a PTE relaxed without
+            # a flush): the #PF already dropped that entry, so retrying is
+            # enough -- handle_pte_fault's spurious-fault case. Otherwise the
+            # PTE disagrees with the VMA (no COW here): refuse rather than loop.
+            access = ACCESS_WRITE if error_code & PF_WRITE else (
+                ACCESS_FETCH if error_code & PF_INSTR else ACCESS_READ)
+            try:
+                walk(self.memory, self.pgd, vaddr, access, user_mode=True)
+            except PF:
+                return False
+            self.spurious_faults += 1
+            return True
         try:
             self.populate(page_align_down(vaddr), vma.prot)
         except SyscallError:

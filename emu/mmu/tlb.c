@@ -1,0 +1,366 @@
+/* The per-vCPU TLB model and Unicorn's TLB-fill hook (see tlb.h). */
+#include <string.h>
+#include "tlb.h"
+
+/* uc_tlb_entry and uc_prot from unicorn.h, restated so the module does not
+ * need Unicorn's headers at build time. */
+struct uc_tlb_entry_abi {
+    uint64_t paddr;
+    int perms;
+};
+#define UC_PROT_READ 1
+#define UC_PROT_WRITE 2
+#define UC_PROT_EXEC 4
+#define UC_MEM_READ 16
+#define UC_MEM_WRITE 17
+#define UC_MEM_FETCH 18
+
+/* Page-table entry bits (SDM Vol. 3A §4.5, Table 4-19/4-20). */
+#define PTE_PRESENT (1ull << 0)
+#define PTE_WRITABLE (1ull << 1)
+#define PTE_USER (1ull << 2)
+#define PTE_ACCESSED (1ull << 5)
+#define PTE_DIRTY (1ull << 6)
+#define PTE_LARGE (1ull << 7)
+#define PTE_GLOBAL (1ull << 8)
+#define PTE_NX (1ull << 63)
+#define MAXPHYADDR 46
+#define PHYS_ADDR_MASK ((((1ull << MAXPHYADDR) - 1)) & ~0xFFFull)
+#define RESERVED_HIGH_MASK ((((1ull << 52) - 1)) & ~((1ull << MAXPHYADDR) - 1))
+
+/* #PF error code bits (§4.7). */
+#define PF_PRESENT 1u
+#define PF_WRITE 2u
+#define PF_USER 4u
+#define PF_RSVD 8u
+#define PF_INSTR 16u
+
+#define VECTOR_GP 13u
+#define VECTOR_PF 14u
+
+static inline uint64_t read_qword(struct mmu_vcpu *mmu, uint64_t paddr)
+{
+    uint64_t value;
+    memcpy(&value, mmu->phys + paddr, 8);
+    return value;
+}
+
+static inline void write_qword(struct mmu_vcpu *mmu, uint64_t paddr, uint64_t value)
+{
+    memcpy(mmu->phys + paddr, &value, 8);
+}
+
+static inline int is_canonical(uint64_t vaddr)
+{
+    uint64_t top = vaddr >> 47;
+    return top == 0 || top == 0x1FFFF;
+}
+
+/* The 4-level walk at CPL3 with CR0.WP = 1 and EFER.NXE = 1, exactly as
+ * emu/mmu/pagewalk.walk (which the kernel's software accesses use; the two
+ * are checked against each other in tests). Returns 0 on success, else the
+ * #PF error code is in result->fault_error_code and the return is 1. */
+int mmu_walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, struct walk_result *result)
+{
+    static const int level_shifts[4] = {39, 30, 21, 12};
+    uint32_t error_base = PF_USER | (access == MMU_ACCESS_WRITE ? PF_WRITE : 0)
+                          | (access == MMU_ACCESS_FETCH ? PF_INSTR : 0);
+    uint64_t table = mmu->cr3 & PHYS_ADDR_MASK;
+    int writable = 1, user = 1, no_execute = 0;
+    uint64_t visited[4];
+    int levels = 0, page_shift = 12;
+    uint64_t entry = 0;
+    result->reads = 0;
+    for (int level = 0; level < 4; level++) {
+        int shift = level_shifts[level];
+        uint64_t entry_paddr = table + ((vaddr >> shift) & 0x1FF) * 8;
+        result->reads++;
+        if (entry_paddr + 8 > mmu->phys_size) {
+            result->fault_error_code = PF_RSVD | PF_PRESENT | error_base;
+            return 1;
+        }
+        entry = read_qword(mmu, entry_paddr);
+        if (!(entry & PTE_PRESENT)) {
+            result->fault_error_code = error_base;
+            return 1;
+        }
+        int large = (level == 1 || level == 2) && (entry & PTE_LARGE);
+        int reserved = (entry & RESERVED_HIGH_MASK) != 0;
+        if (level == 0 && (entry & PTE_LARGE))
+            reserved = 1;
+        /* A large-page entry's bits 12..shift-1, except PAT (bit 12), are reserved. */
+        if (large && (entry & (((1ull << shift) - 1) & ~0x1FFFull)))
+            reserved = 1;
+        if (reserved) {
+            result->fault_error_code = PF_RSVD | PF_PRESENT | error_base;
+            return 1;
+        }
+        writable = writable && (entry & PTE_WRITABLE);
+        user = user && (entry & PTE_USER);
+        no_execute = no_execute || (entry & PTE_NX);
+        visited[levels++] = entry_paddr;
+        if (large || level == 3) {
+            page_shift = shift;
+            break;
+        }
+        table = entry & PHYS_ADDR_MASK;
+    }
+    /* §4.6: a CPL3 access needs U/S everywhere; a write needs R/W (WP = 1);
+     * a fetch needs XD clear everywhere. */
+    if (!user || (access == MMU_ACCESS_WRITE && !writable)
+            || (access == MMU_ACCESS_FETCH && no_execute)) {
+        result->fault_error_code = PF_PRESENT | error_base;
+        return 1;
+    }
+    /* §4.8: Accessed on every entry used; Dirty on the leaf for a write. */
+    for (int i = 0; i < levels - 1; i++)
+        write_qword(mmu, visited[i], read_qword(mmu, visited[i]) | PTE_ACCESSED);
+    entry |= PTE_ACCESSED;
+    if (access == MMU_ACCESS_WRITE)
+        entry |= PTE_DIRTY;
+    write_qword(mmu, visited[levels - 1], entry);
+
+    uint64_t page_mask = (1ull << page_shift) - 1;
+    uint64_t frame = entry & PHYS_ADDR_MASK & ~page_mask;
+    result->paddr = frame | (vaddr & page_mask & ~0xFFFull);
+    result->writable = (uint8_t)writable;
+    result->user = (uint8_t)user;
+    result->executable = (uint8_t)!no_execute;
+    result->dirty = (entry & PTE_DIRTY) != 0;
+    result->global = (entry & PTE_GLOBAL) != 0;
+    result->page_shift = (uint8_t)page_shift;
+    result->fault_error_code = 0;
+    return 0;
+}
+
+/* ---- the TLB model ------------------------------------------------------ */
+
+static inline int entry_matches_context(const struct tlb_entry *e, uint16_t pcid)
+{
+    /* A global entry is used whatever the current PCID (§4.10.2.4). */
+    return e->global || e->pcid == pcid;
+}
+
+static struct tlb_entry *lookup(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid)
+{
+    uint64_t vpn = vaddr >> 12;
+    struct tlb_entry *set = &mmu->small[(vpn & (mmu->sets - 1)) * mmu->ways];
+    for (uint32_t way = 0; way < mmu->ways; way++) {
+        struct tlb_entry *e = &set[way];
+        if (e->last_use && e->vpn == vpn && entry_matches_context(e, pcid))
+            return e;
+    }
+    if (mmu->large_valid) {
+        for (uint32_t i = 0; i < mmu->large_entries; i++) {
+            struct tlb_entry *e = &mmu->large[i];
+            if (e->last_use && entry_matches_context(e, pcid)
+                    && (vaddr >> e->page_shift) == ((e->vpn << 12) >> e->page_shift))
+                return e;
+        }
+    }
+    return 0;
+}
+
+int tlb_probe(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid, struct tlb_entry *out)
+{
+    struct tlb_entry *e = lookup(mmu, vaddr, pcid);
+    if (!e)
+        return 0;
+    *out = *e;
+    return 1;
+}
+
+static inline void drop(struct mmu_vcpu *mmu, struct tlb_entry *e)
+{
+    if (e->page_shift != 12)
+        mmu->large_valid--;
+    e->last_use = 0;
+}
+
+/* Insert a translation, replacing the least recently used way of its set.
+ * Evicting an entry Unicorn may hold asks for a flush of Unicorn's TLB
+ * before the next block, so its misses keep reaching the model. */
+static struct tlb_entry *insert(struct mmu_vcpu *mmu, uint64_t vaddr, const struct walk_result *w)
+{
+    struct tlb_entry *slot, *set;
+    uint32_t count;
+    if (w->page_shift == 12) {
+        set = &mmu->small[((vaddr >> 12) & (mmu->sets - 1)) * mmu->ways];
+        count = mmu->ways;
+    } else {
+        set = mmu->large;
+        count = mmu->large_entries;
+    }
+    slot = &set[0];
+    for (uint32_t i = 0; i < count; i++) {
+        if (!set[i].last_use) {
+            slot = &set[i];
+            break;
+        }
+        if (set[i].last_use < slot->last_use)
+            slot = &set[i];
+    }
+    if (slot->last_use) {
+        mmu->counters.evictions++;
+        if (entry_matches_context(slot, mmu->pcid))
+            mmu->clock->unicorn_tlb_flush_pending = 1;
+        drop(mmu, slot);
+    }
+    uint64_t page_mask = (1ull << w->page_shift) - 1;
+    slot->vpn = (vaddr & ~page_mask) >> 12;
+    slot->paddr = w->paddr & ~page_mask;
+    slot->pcid = mmu->pcid;
+    slot->global = w->global;
+    slot->writable = w->writable;
+    slot->user = w->user;
+    slot->executable = w->executable;
+    slot->dirty = w->dirty;
+    slot->page_shift = w->page_shift;
+    slot->last_use = ++mmu->stamp;
+    if (w->page_shift != 12)
+        mmu->large_valid++;
+    return slot;
+}
+
+static inline int overlaps(const struct tlb_entry *e, uint64_t va_start, uint64_t va_end)
+{
+    uint64_t start = e->vpn << 12;
+    uint64_t end = start + (1ull << e->page_shift);
+    return start < va_end && va_start < end;
+}
+
+static inline int should_drop(const struct tlb_entry *e, int pcid, uint64_t va_start,
+                              uint64_t va_end, int include_global)
+{
+    if (!e->last_use)
+        return 0;
+    if (e->global) {
+        if (!include_global)
+            return 0;
+    } else if (pcid >= 0 && e->pcid != (uint16_t)pcid) {
+        return 0;
+    }
+    return va_start >= va_end || overlaps(e, va_start, va_end);
+}
+
+uint32_t tlb_invalidate(struct mmu_vcpu *mmu, int pcid, uint64_t va_start, uint64_t va_end,
+                        int include_global, int current_pcid)
+{
+    uint32_t visible = 0;
+    uint64_t pages = va_start < va_end ? (va_end - va_start + 0xFFF) >> 12 : UINT64_MAX;
+    if (pages <= mmu->sets) {
+        /* A short range: visit only the sets its pages index. */
+        for (uint64_t va = va_start & ~0xFFFull; va < va_end; va += 0x1000) {
+            struct tlb_entry *set = &mmu->small[((va >> 12) & (mmu->sets - 1)) * mmu->ways];
+            for (uint32_t way = 0; way < mmu->ways; way++) {
+                struct tlb_entry *e = &set[way];
+                if (should_drop(e, pcid, va_start, va_end, include_global)) {
+                    visible += e->global || e->pcid == (uint16_t)current_pcid;
+                    drop(mmu, e);
+                    mmu->counters.invalidated++;
+                }
+            }
+        }
+    } else {
+        uint64_t total = (uint64_t)mmu->sets * mmu->ways;
+        for (uint64_t i = 0; i < total; i++) {
+            struct tlb_entry *e = &mmu->small[i];
+            if (should_drop(e, pcid, va_start, va_end, include_global)) {
+                visible += e->global || e->pcid == (uint16_t)current_pcid;
+                drop(mmu, e);
+                mmu->counters.invalidated++;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < mmu->large_entries && mmu->large_valid; i++) {
+        struct tlb_entry *e = &mmu->large[i];
+        if (should_drop(e, pcid, va_start, va_end, include_global)) {
+            visible += e->global || e->pcid == (uint16_t)current_pcid;
+            drop(mmu, e);
+            mmu->counters.invalidated++;
+        }
+    }
+    return visible;
+}
+
+/* ---- the fill hook ------------------------------------------------------- */
+
+static int fail(struct mmu_vcpu *mmu, uint32_t vector, uint64_t vaddr, uint32_t error_code)
+{
+    mmu->fault_vector = vector;
+    mmu->fault_address = vaddr;
+    mmu->fault_error_code = error_code;
+    return 0;
+}
+
+static int fill_from(struct uc_tlb_entry_abi *out, const struct tlb_entry *e, uint64_t vaddr)
+{
+    uint64_t page_mask = (1ull << e->page_shift) - 1;
+    out->paddr = e->paddr | (vaddr & page_mask & ~0xFFFull);
+    /* Write is granted only once the page is dirty, so the first write to a
+     * clean page comes back here and sets Dirty (§4.8). */
+    out->perms = UC_PROT_READ | (e->writable && e->dirty ? UC_PROT_WRITE : 0)
+                 | (e->executable ? UC_PROT_EXEC : 0);
+    return 1;
+}
+
+int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void *user_data)
+{
+    (void)uc;
+    struct mmu_vcpu *mmu = (struct mmu_vcpu *)user_data;
+    struct uc_tlb_entry_abi *out = (struct uc_tlb_entry_abi *)entry;
+    uint64_t firmware_offset = vaddr - mmu->firmware_vaddr;
+    if (firmware_offset < mmu->firmware_size) {
+        /* The trampoline window has its own fixed translation (firmware.py). */
+        out->paddr = firmware_offset & ~0xFFFull;
+        out->perms = UC_PROT_READ | UC_PROT_EXEC
+                     | (firmware_offset >= mmu->firmware_writable_from ? UC_PROT_WRITE : 0);
+        return 1;
+    }
+    int access = uc_mem_type == UC_MEM_WRITE ? MMU_ACCESS_WRITE
+                 : uc_mem_type == UC_MEM_FETCH ? MMU_ACCESS_FETCH : MMU_ACCESS_READ;
+    /* A non-canonical address is #GP, not #PF (SDM Vol. 3A §3.3.7.1). */
+    if (!is_canonical(vaddr))
+        return fail(mmu, VECTOR_GP, vaddr, 0);
+
+    struct tlb_entry *e = lookup(mmu, vaddr, mmu->pcid);
+    if (e) {
+        uint32_t error = PF_PRESENT | PF_USER | (access == MMU_ACCESS_WRITE ? PF_WRITE : 0)
+                         | (access == MMU_ACCESS_FETCH ? PF_INSTR : 0);
+        if (!e->user || (access == MMU_ACCESS_WRITE && !e->writable)
+                || (access == MMU_ACCESS_FETCH && !e->executable)) {
+            /* The cached permissions forbid the access: the processor may
+             * fault without re-walking, and a #PF invalidates the address's
+             * entries (§4.10.4.1), so the retried access walks afresh. This is
+             * the spurious fault a kernel must tolerate after relaxing a PTE
+             * without a flush. */
+            mmu->counters.faults_from_tlb++;
+            drop(mmu, e);
+            mmu->clock->unicorn_tlb_flush_pending = 1;
+            return fail(mmu, VECTOR_PF, vaddr, error);
+        }
+        if (access != MMU_ACCESS_WRITE || e->dirty) {
+            e->last_use = ++mmu->stamp;
+            mmu->counters.hits++;
+            return fill_from(out, e, vaddr);
+        }
+        /* A write to a cached clean page: the processor walks to set Dirty
+         * (§4.8), and that walk sees the current paging structures. */
+        mmu->counters.dirty_assists++;
+        drop(mmu, e);
+    } else {
+        mmu->counters.misses++;
+    }
+    struct walk_result w;
+    int faulted = mmu_walk(mmu, vaddr, access, &w);
+    mmu->counters.walk_reads += w.reads;
+    mmu->clock->cycles += w.reads * mmu->walk_cycles_per_read;
+    if (faulted)
+        return fail(mmu, VECTOR_PF, vaddr, w.fault_error_code);
+    return fill_from(out, insert(mmu, vaddr, &w), vaddr);
+}
+
+uintptr_t mmu_on_tlb_fill_address(void)
+{
+    return (uintptr_t)&mmu_on_tlb_fill;
+}

@@ -1,0 +1,100 @@
+/* The per-vCPU TLB model and the TLB-fill path, compiled with cffi into the
+ * hot-path module (emu.timing._hotpath).
+ *
+ * Unicorn runs in UC_TLB_VIRTUAL mode and asks mmu_on_tlb_fill() for every
+ * page its own internal TLB does not hold. The fill consults this model, a
+ * set-associative TLB tagged by PCID with global entries (Intel SDM Vol. 3A
+ * §4.10.2), plus a small fully associative array for 2 MiB / 1 GiB pages.
+ * A miss walks the 4-level page tables in guest physical memory (§4.5),
+ * setting Accessed/Dirty (§4.8), and charges the walk to the vCPU's clock.
+ * Entries stay until an architected invalidation (MOV CR3, INVLPG, INVPCID,
+ * INVLPGB) or an eviction drops them, so a kernel that forgets a flush lets
+ * the guest use a stale translation, as hardware would.
+ *
+ * Unicorn's internal TLB is a cache in front of this model: it only ever
+ * holds translations of the current PCID and global ones that the model
+ * also holds. Whenever the model drops such an entry, Unicorn's TLB must be
+ * flushed (the Python side does it for invalidations; an eviction inside a
+ * fill sets hotpath_vcpu.unicorn_tlb_flush_pending, which the block hook
+ * acts on before the next block runs).
+ */
+#pragma once
+#include <stdint.h>
+#include "hotpath.h"
+
+struct tlb_entry {
+    uint64_t vpn;           /* virtual page number of the page's first 4 KiB */
+    uint64_t paddr;         /* physical address of the page's first byte */
+    uint64_t last_use;      /* LRU stamp; 0 = invalid */
+    uint16_t pcid;
+    uint8_t global;
+    uint8_t writable;       /* R/W AND over all levels */
+    uint8_t user;           /* U/S AND over all levels */
+    uint8_t executable;     /* not XD at any level */
+    uint8_t dirty;          /* leaf Dirty when the entry was filled */
+    uint8_t page_shift;     /* 12, 21 or 30 */
+};
+
+struct tlb_counters {
+    uint64_t hits;          /* fills answered by the model without a walk */
+    uint64_t misses;        /* fills that walked the page tables */
+    uint64_t dirty_assists; /* first write to a cached clean page: walk to set Dirty */
+    uint64_t evictions;     /* valid entries replaced by a fill (LRU in the set) */
+    uint64_t invalidated;   /* entries dropped by architected invalidations */
+    uint64_t walk_reads;    /* paging-structure entries read by walks */
+    uint64_t faults_from_tlb; /* #PF raised from a cached entry's permissions */
+};
+
+struct mmu_vcpu {
+    /* Configuration (Python, at creation). */
+    struct hotpath_vcpu *clock;     /* cycles charged for walks; flush-pending flag */
+    uint8_t *phys;                  /* host address of guest physical memory */
+    uint64_t phys_size;
+    uint64_t firmware_vaddr;        /* the firmware window has a fixed translation */
+    uint64_t firmware_size;
+    uint64_t firmware_writable_from; /* offset of the first writable firmware byte */
+    uint64_t walk_cycles_per_read;  /* cost of one paging-structure read */
+    struct tlb_entry *small;        /* sets * ways entries, set-major */
+    struct tlb_entry *large;        /* large_entries entries */
+    uint32_t sets;                  /* power of two */
+    uint32_t ways;
+    uint32_t large_entries;
+    /* Architectural state (Python). */
+    uint64_t cr3;                   /* page-table root (bits 51:12) */
+    uint16_t pcid;                  /* current PCID (0 when CR4.PCIDE = 0) */
+    /* Model state. */
+    uint64_t stamp;
+    uint32_t large_valid;           /* number of valid large entries (skip the scan when 0) */
+    /* The fault the last failed fill reports (Python reads it after emu_start). */
+    uint32_t fault_vector;          /* 0 none, 13 #GP, 14 #PF */
+    uint32_t fault_error_code;
+    uint64_t fault_address;
+    struct tlb_counters counters;
+};
+
+/* One-page result of a software walk, for tests and the kernel. */
+struct walk_result {
+    uint64_t paddr;         /* physical address of the translated 4 KiB page */
+    uint32_t fault_error_code;  /* valid when the walk returns nonzero */
+    uint8_t writable, user, executable, dirty, global, page_shift;
+    uint32_t reads;         /* paging-structure entries read */
+};
+
+/* Access kinds, as in emu/mmu/pagewalk.py. */
+#define MMU_ACCESS_READ 0
+#define MMU_ACCESS_WRITE 1
+#define MMU_ACCESS_FETCH 2
+
+int mmu_walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, struct walk_result *result);
+int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void *user_data);
+uintptr_t mmu_on_tlb_fill_address(void);
+
+/* Look up without side effects (for tests): 1 and *out filled when cached. */
+int tlb_probe(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid, struct tlb_entry *out);
+
+/* Drop entries. pcid < 0: every PCID. [va_start, va_end) page range, or every
+ * address when va_start >= va_end. include_global: also global entries (which
+ * match regardless of PCID); otherwise global entries stay. Returns the number
+ * of dropped entries Unicorn's TLB could hold (global, or of current_pcid). */
+uint32_t tlb_invalidate(struct mmu_vcpu *mmu, int pcid, uint64_t va_start, uint64_t va_end,
+                        int include_global, int current_pcid);

@@ -1,0 +1,592 @@
+"""The PCID-tagged TLB model (emu/mmu/tlb.c) and its architected flush rules.
+
+Every test runs real guest loads and stores on Unicorn vCPUs over page tables
+built in guest physical memory, changes a PTE behind the TLB's back, and
+shows both sides of each rule: the translations the rule must drop are gone
+(the guest sees the new frame) and the ones it must keep are still there
+(the guest still sees the old frame) -- a stale read, exactly as hardware
+would give after a missing flush.
+"""
+import random
+import struct
+
+import pytest
+
+from emu.machine import Machine
+from emu.mmu.pagewalk import (
+    ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, PTE_ACCESSED, PTE_DIRTY, PTE_GLOBAL, PTE_LARGE, PTE_NX,
+    PTE_PRESENT, PTE_USER, PTE_WRITABLE, walk,
+)
+from emu.timing._hotpath import ffi, lib
+from emu.traps import GP, PF, UD
+from emu.vcpu import (
+    INVPCID_ALL_INCLUDING_GLOBAL, INVPCID_ALL_NON_GLOBAL, INVPCID_INDIVIDUAL_ADDRESS, INVPCID_SINGLE_CONTEXT,
+)
+
+CODE_VA = 0x400000
+LOAD_OFFSET, STORE_OFFSET = 0, 0x10
+# mov (%rdi),%rax; syscall  /  mov %rsi,(%rdi); syscall
+LOAD_CODE = bytes.fromhex("488b07") + b"\x0f\x05"
+STORE_CODE = bytes.fromhex("488937") + b"\x0f\x05"
+DATA_VA = 0x7000_0000
+USER_RW = PTE_PRESENT | PTE_WRITABLE | PTE_USER
+NO_FLUSH = 1 << 63
+ICR = 0x830
+EOI = 0x80B
+FLUSH_VECTOR = 0xF0
+
+
+class Rig:
+    """A machine with no kernel: the test plays ring 0, building page tables by
+    hand and running one load or store at a time on a chosen vCPU."""
+
+    def __init__(self, cpus=1, profile="spr"):
+        self.machine = Machine(cpus=cpus, memory_bytes=32 << 20, profile=profile)
+        self.memory = self.machine.memory
+        self._next_frame = 1 << 20
+        self.loaded = []
+        self.faults = []
+        self.interrupt_actions = {}
+        self.code_frame = self.frame()
+        self.memory.write(self.code_frame + LOAD_OFFSET, LOAD_CODE)
+        self.memory.write(self.code_frame + STORE_OFFSET, STORE_CODE)
+        self.machine.attach(self)
+
+    # -- ring 0 ------------------------------------------------------------
+
+    def frame(self, fill: int | None = None) -> int:
+        paddr = self._next_frame
+        self._next_frame += 0x1000
+        self.memory.write(paddr, bytes(0x1000) if fill is None else struct.pack("<Q", fill) * 512)
+        return paddr
+
+    def address_space(self) -> int:
+        root = self.frame()
+        self.map(root, CODE_VA, self.code_frame, PTE_PRESENT | PTE_USER)
+        return root
+
+    def pte_address(self, root: int, vaddr: int, leaf_shift: int = 12) -> int:
+        table = root
+        for shift in (39, 30, 21, 12):
+            slot = table + ((vaddr >> shift) & 0x1FF) * 8
+            if shift == leaf_shift:
+                return slot
+            entry = self.qword(slot)
+            if not entry & PTE_PRESENT:
+                entry = self.frame() | USER_RW
+                self.memory.write(slot, struct.pack("<Q", entry))
+            table = entry & 0x000F_FFFF_FFFF_F000
+        raise AssertionError("unreachable")
+
+    def map(self, root, vaddr, paddr, flags=USER_RW, leaf_shift=12):
+        entry = paddr | flags | (PTE_LARGE if leaf_shift != 12 else 0)
+        self.memory.write(self.pte_address(root, vaddr, leaf_shift), struct.pack("<Q", entry))
+
+    def qword(self, paddr: int) -> int:
+        return struct.unpack("<Q", self.memory.read(paddr, 8))[0]
+
+    # -- guest accesses -------------------------------------------------------
+
+    def load(self, vcpu_index: int, vaddr: int) -> int | PF:
+        """One CPL3 ``mov (%rdi),%rax`` on the vCPU: the value, or the fault."""
+        return self._access(vcpu_index, LOAD_OFFSET, rdi=vaddr)
+
+    def store(self, vcpu_index: int, vaddr: int, value: int):
+        return self._access(vcpu_index, STORE_OFFSET, rdi=vaddr, rsi=value)
+
+    def _access(self, vcpu_index, offset, **registers):
+        vcpu = self.machine.vcpus[vcpu_index]
+        vcpu.load_user_registers({"rip": CODE_VA + offset, "rax": 0, **registers})
+        loaded, faults = len(self.loaded), len(self.faults)
+        vcpu.run(vcpu.cycles + 1_000_000)
+        if len(self.faults) > faults:
+            return self.faults[-1]
+        assert len(self.loaded) == loaded + 1, "the access neither completed nor faulted"
+        return self.loaded[-1]
+
+    # -- TrapHandler ----------------------------------------------------------
+
+    def handle_syscall(self, vcpu):
+        self.loaded.append(vcpu.read_register("rax"))
+
+    def handle_exception(self, vcpu, exc):
+        self.faults.append(exc)
+
+    def handle_deadline(self, vcpu):
+        raise AssertionError("a single access ran out of cycles")
+
+    def handle_interrupt(self, vcpu, vector):
+        self.interrupt_actions.pop(vector)(vcpu)
+        vcpu.write_msr(EOI, 0)
+        vcpu.halted = True
+
+    def handle_all_idle(self, machine):
+        machine.stop()
+
+
+def two_frames(rig):
+    """Frames whose every qword is 0x1111... and 0x2222...: a read says which one it hit."""
+    return rig.frame(0x1111_1111_1111_1111), rig.frame(0x2222_2222_2222_2222)
+
+
+OLD, NEW = 0x1111_1111_1111_1111, 0x2222_2222_2222_2222
+
+
+def remap(rig, root, vaddr, paddr, flags=USER_RW, leaf_shift=12):
+    """Change a PTE with no flush (what a buggy kernel would do)."""
+    rig.map(root, vaddr, paddr, flags, leaf_shift)
+
+
+# ---- the page walk ---------------------------------------------------------
+
+
+def test_c_page_walk_matches_the_python_walker_on_random_tables():
+    """The C walker (the fill path) and emu/mmu/pagewalk.walk (the kernel's
+    software accesses) agree on translation, permissions, faults and the
+    Accessed/Dirty bits they set, over random page tables."""
+    rng = random.Random(5)
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    root = rig.address_space()
+    addresses = [rng.randrange(0, 1 << 47) & ~0xFFF for _ in range(48)]
+    for vaddr in addresses:
+        flags = rng.choice([0, PTE_PRESENT, PTE_PRESENT | PTE_USER, USER_RW, USER_RW | PTE_NX,
+                            USER_RW | PTE_DIRTY, USER_RW | (1 << 50)])
+        rig.map(root, vaddr, rig.frame(), flags)
+    # Clear a user bit or set a reserved bit in some upper-level entries too.
+    for vaddr in addresses[:6]:
+        slot = rig.pte_address(root, vaddr, leaf_shift=21)
+        entry = rig.qword(slot)
+        rig.memory.write(slot, struct.pack("<Q", entry & ~PTE_USER if vaddr & 0x1000 else entry | PTE_LARGE))
+    vcpu.write_cr3(root)
+    result = ffi.new("struct walk_result *")
+    checked = 0
+    for vaddr in addresses + [rng.randrange(0, 1 << 47) for _ in range(32)]:
+        for access in (ACCESS_READ, ACCESS_WRITE, ACCESS_FETCH):
+            snapshot = rig.memory.read(1 << 20, 2 << 20)
+            try:
+                expected = walk(rig.memory, root, vaddr, access, True)
+            except PF as fault:
+                expected = fault
+            python_memory = rig.memory.read(1 << 20, 2 << 20)
+            rig.memory.write(1 << 20, snapshot)
+            faulted = lib.mmu_walk(vcpu._mmu, vaddr, access, result)
+            assert rig.memory.read(1 << 20, 2 << 20) == python_memory, "A/D bits differ"
+            if isinstance(expected, PF):
+                assert faulted and result.fault_error_code == expected.error_code, hex(vaddr)
+            else:
+                assert not faulted
+                assert (result.paddr, bool(result.writable), bool(result.executable), bool(result.dirty)) == (
+                    expected.paddr_page, expected.writable, expected.executable, expected.dirty)
+            checked += 1
+    assert checked == 240
+
+
+# ---- hits, misses, A/D ------------------------------------------------------
+
+
+def test_a_walk_fills_the_model_sets_accessed_and_dirty_and_repeats_hit():
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    root = rig.address_space()
+    old, _ = two_frames(rig)
+    rig.map(root, DATA_VA, old)
+    vcpu.write_cr3(root)
+    assert rig.load(0, DATA_VA) == OLD
+    pte = rig.qword(rig.pte_address(root, DATA_VA))
+    assert pte & PTE_ACCESSED and not pte & PTE_DIRTY
+    stats = vcpu.tlb_statistics()
+    assert stats["tlb_misses"] == 2          # the code page and the data page
+    assert rig.load(0, DATA_VA + 8) == OLD   # a new run: Unicorn refills from the model
+    assert vcpu.tlb_statistics()["tlb_misses"] == 2
+    assert rig.store(0, DATA_VA, 5) == 0
+    assert rig.qword(rig.pte_address(root, DATA_VA)) & PTE_DIRTY
+    assert vcpu.tlb_statistics()["tlb_dirty_assists"] == 1
+    assert rig.qword(old) == 5
+
+
+def test_walk_cost_is_charged_per_paging_structure_read():
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    root = rig.address_space()
+    rig.map(root, DATA_VA, rig.frame())
+    vcpu.write_cr3(root)
+    rig.load(0, DATA_VA)
+    before = vcpu.cycles
+    rig.load(0, DATA_VA)             # all hits: no walk
+    hit_cost = vcpu.cycles - before
+    vcpu.flush_tlb()
+    before = vcpu.cycles
+    rig.load(0, DATA_VA)             # two misses: 2 x 4 reads
+    miss_cost = vcpu.cycles - before
+    events = rig.machine.profile.event_costs
+    assert miss_cost - hit_cost == 8 * events["page_walk_level"]
+
+
+# ---- MOV CR3 and PCIDs ----------------------------------------------------
+
+
+def test_mov_cr3_without_pcid_flushes_non_global_keeps_global():
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    root = rig.address_space()
+    old, new = two_frames(rig)
+    rig.map(root, DATA_VA, old)
+    rig.map(root, DATA_VA + 0x1000, old, USER_RW | PTE_GLOBAL)
+    vcpu.write_cr3(root)
+    assert rig.load(0, DATA_VA) == OLD and rig.load(0, DATA_VA + 0x1000) == OLD
+    remap(rig, root, DATA_VA, new)
+    remap(rig, root, DATA_VA + 0x1000, new, USER_RW | PTE_GLOBAL)
+    assert rig.load(0, DATA_VA) == OLD, "no flush yet: the stale translation must still be used"
+    vcpu.write_cr3(root)
+    assert rig.load(0, DATA_VA) == NEW
+    assert rig.load(0, DATA_VA + 0x1000) == OLD, "a CR3 write keeps global translations"
+
+
+def test_mov_cr3_rejects_bit_63_without_pcide():
+    rig = Rig()
+    with pytest.raises(GP):
+        rig.machine.vcpus[0].write_cr3(rig.address_space() | NO_FLUSH)
+
+
+def pcid_spaces(rig):
+    """Two address spaces mapping DATA_VA to different frames, loaded as PCIDs 1 and 2."""
+    vcpu = rig.machine.vcpus[0]
+    vcpu.set_cr4_pcide(True)
+    first, second = rig.address_space(), rig.address_space()
+    old, new = two_frames(rig)
+    third = rig.frame(0x3333_3333_3333_3333)
+    rig.map(first, DATA_VA, old)
+    rig.map(second, DATA_VA, third)
+    vcpu.write_cr3(first | 1)
+    assert rig.load(0, DATA_VA) == OLD
+    vcpu.write_cr3(second | 2)
+    assert rig.load(0, DATA_VA) == 0x3333_3333_3333_3333
+    return vcpu, first, second, new
+
+
+def test_pcids_tag_entries_and_no_flush_keeps_the_new_pcids_entries():
+    rig = Rig()
+    vcpu, first, second, new = pcid_spaces(rig)
+    remap(rig, first, DATA_VA, new)
+    vcpu.write_cr3(first | 1 | NO_FLUSH)
+    assert rig.load(0, DATA_VA) == OLD, "bit 63 set: PCID 1's stale entry survives"
+    assert vcpu.probe_tlb(DATA_VA, pcid=2) is not None
+    vcpu.write_cr3(first | 1)
+    assert rig.load(0, DATA_VA) == NEW, "bit 63 clear: PCID 1's entries are flushed"
+    assert vcpu.probe_tlb(DATA_VA, pcid=2) is not None, "another PCID's entries stay"
+    vcpu.write_cr3(second | 2 | NO_FLUSH)
+    assert rig.load(0, DATA_VA) == 0x3333_3333_3333_3333
+    assert vcpu.tlb_statistics()["tlb_flushes"]["cr3_noflush"] == 2
+
+
+def test_cr4_pcide_rules():
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    root = rig.address_space()
+    vcpu.write_cr3(root)
+    vcpu._cr3 |= 5   # CR3[11:0] != 0 (PCD/PWT bits): setting PCIDE must #GP
+    with pytest.raises(GP):
+        vcpu.set_cr4_pcide(True)
+    vcpu.write_cr3(root)
+    old, new = two_frames(rig)
+    rig.map(root, DATA_VA, old, USER_RW | PTE_GLOBAL)
+    vcpu.set_cr4_pcide(True)
+    assert rig.load(0, DATA_VA) == OLD
+    remap(rig, root, DATA_VA, new, USER_RW | PTE_GLOBAL)
+    vcpu.write_cr3(root)
+    assert rig.load(0, DATA_VA) == OLD, "global entries survive a CR3 flush"
+    vcpu.set_cr4_pcide(False)
+    assert rig.load(0, DATA_VA) == NEW, "clearing PCIDE drops every entry, global ones too"
+
+
+# ---- INVLPG -----------------------------------------------------------------
+
+
+def test_invlpg_drops_the_current_pcid_and_global_entries_of_one_page_only():
+    rig = Rig()
+    vcpu, first, second, new = pcid_spaces(rig)
+    # PCID 2 (current) also maps a neighbour page and a global page.
+    rig.map(second, DATA_VA + 0x1000, rig.frame(0x4444_4444_4444_4444))
+    rig.map(second, DATA_VA + 0x2000, rig.frame(0x5555_5555_5555_5555), USER_RW | PTE_GLOBAL)
+    assert rig.load(0, DATA_VA + 0x1000) == 0x4444_4444_4444_4444
+    assert rig.load(0, DATA_VA + 0x2000) == 0x5555_5555_5555_5555
+    remap(rig, second, DATA_VA, new)
+    remap(rig, second, DATA_VA + 0x1000, new)
+    remap(rig, second, DATA_VA + 0x2000, new, USER_RW | PTE_GLOBAL)
+    remap(rig, first, DATA_VA, new)
+    vcpu.invlpg(DATA_VA + 0x123)
+    assert rig.load(0, DATA_VA) == NEW
+    assert rig.load(0, DATA_VA + 0x1000) == 0x4444_4444_4444_4444, "another page stays"
+    assert vcpu.probe_tlb(DATA_VA, pcid=1)["paddr"] != 0, "another PCID's entry for the page stays"
+    vcpu.invlpg(DATA_VA + 0x2000)
+    assert rig.load(0, DATA_VA + 0x2000) == NEW, "INVLPG drops a global entry too"
+    vcpu.write_cr3(first | 1 | NO_FLUSH)
+    assert rig.load(0, DATA_VA) == OLD
+
+
+# ---- INVPCID ----------------------------------------------------------------
+
+
+def test_invpcid_individual_address():
+    rig = Rig()
+    vcpu, first, second, new = pcid_spaces(rig)
+    rig.map(first, DATA_VA + 0x1000, rig.frame(0x4444_4444_4444_4444))
+    vcpu.write_cr3(first | 1 | NO_FLUSH)
+    assert rig.load(0, DATA_VA + 0x1000) == 0x4444_4444_4444_4444
+    remap(rig, first, DATA_VA, new)
+    remap(rig, first, DATA_VA + 0x1000, new)
+    remap(rig, second, DATA_VA, new)
+    vcpu.invpcid(INVPCID_INDIVIDUAL_ADDRESS, 1, DATA_VA)
+    assert rig.load(0, DATA_VA) == NEW
+    assert rig.load(0, DATA_VA + 0x1000) == 0x4444_4444_4444_4444, "other addresses stay"
+    vcpu.write_cr3(second | 2 | NO_FLUSH)
+    assert rig.load(0, DATA_VA) == 0x3333_3333_3333_3333, "other PCIDs stay"
+
+
+def test_invpcid_individual_address_keeps_global_entries():
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    vcpu.set_cr4_pcide(True)
+    root = rig.address_space()
+    old, new = two_frames(rig)
+    rig.map(root, DATA_VA, old, USER_RW | PTE_GLOBAL)
+    vcpu.write_cr3(root | 3)
+    assert rig.load(0, DATA_VA) == OLD
+    remap(rig, root, DATA_VA, new, USER_RW | PTE_GLOBAL)
+    vcpu.invpcid(INVPCID_INDIVIDUAL_ADDRESS, 3, DATA_VA)
+    assert rig.load(0, DATA_VA) == OLD
+    vcpu.invpcid(INVPCID_ALL_NON_GLOBAL, 0)
+    assert rig.load(0, DATA_VA) == OLD
+    vcpu.invpcid(INVPCID_ALL_INCLUDING_GLOBAL, 0)
+    assert rig.load(0, DATA_VA) == NEW
+
+
+def test_invpcid_single_context_flushes_one_pcid_only():
+    rig = Rig()
+    vcpu, first, second, new = pcid_spaces(rig)
+    remap(rig, first, DATA_VA, new)
+    remap(rig, second, DATA_VA, new)
+    vcpu.invpcid(INVPCID_SINGLE_CONTEXT, 1)
+    assert rig.load(0, DATA_VA) == 0x3333_3333_3333_3333, "PCID 2 (current) keeps its entry"
+    vcpu.write_cr3(first | 1 | NO_FLUSH)
+    assert rig.load(0, DATA_VA) == NEW
+
+
+def test_invpcid_all_contexts_non_global_and_including_global():
+    rig = Rig()
+    vcpu, first, second, new = pcid_spaces(rig)
+    glob = rig.frame(0x5555_5555_5555_5555)
+    rig.map(second, DATA_VA + 0x2000, glob, USER_RW | PTE_GLOBAL)
+    assert rig.load(0, DATA_VA + 0x2000) == 0x5555_5555_5555_5555
+    remap(rig, first, DATA_VA, new)
+    remap(rig, second, DATA_VA, new)
+    remap(rig, second, DATA_VA + 0x2000, new, USER_RW | PTE_GLOBAL)
+    vcpu.invpcid(INVPCID_ALL_NON_GLOBAL, 0)
+    assert rig.load(0, DATA_VA) == NEW
+    assert rig.load(0, DATA_VA + 0x2000) == 0x5555_5555_5555_5555, "type 3 keeps global entries"
+    vcpu.write_cr3(first | 1 | NO_FLUSH)
+    assert rig.load(0, DATA_VA) == NEW, "type 3 reached PCID 1 too"
+    assert rig.load(0, DATA_VA + 0x2000) == 0x5555_5555_5555_5555, (
+        "a global entry serves every PCID, even one whose tables do not map the page")
+    vcpu.invpcid(INVPCID_ALL_INCLUDING_GLOBAL, 0)
+    assert isinstance(rig.load(0, DATA_VA + 0x2000), PF)
+    vcpu.write_cr3(second | 2 | NO_FLUSH)
+    assert rig.load(0, DATA_VA + 0x2000) == NEW
+    assert vcpu.tlb_statistics()["tlb_flushes"]["invpcid_all"] == 1
+
+
+def test_invpcid_operand_checks():
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    vcpu.write_cr3(rig.address_space())
+    for kind, pcid, address in ((4, 0, 0), (0, 1 << 12, 0), (0, 0, 1 << 47), (1, 1, 0), (0, 1, 0)):
+        with pytest.raises(GP):
+            vcpu.invpcid(kind, pcid, address)   # last two: PCID != 0 with CR4.PCIDE = 0
+    vcpu.invpcid(INVPCID_SINGLE_CONTEXT, 0)      # PCID 0 is fine without PCIDE
+
+
+# ---- capacity ---------------------------------------------------------------
+
+
+def test_lru_eviction_drops_the_oldest_way_and_unicorn_refills_from_a_walk():
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    geometry = rig.machine.profile.tlb
+    root = rig.address_space()
+    set_stride = geometry.sets * 0x1000       # addresses this far apart share a set
+    # Set 5: not the code page's set.
+    pages = [DATA_VA + 0x5000 + i * set_stride for i in range(geometry.ways + 1)]
+    old, new = two_frames(rig)
+    for vaddr in pages:
+        rig.map(root, vaddr, old)
+    vcpu.write_cr3(root)
+    for vaddr in pages[:-1]:
+        assert rig.load(0, vaddr) == OLD
+    assert vcpu.tlb_statistics()["tlb_evictions"] == 0
+    remap(rig, root, pages[0], new)
+    assert rig.load(0, pages[-1]) == OLD        # one more page: the set's LRU way goes
+    assert vcpu.tlb_statistics()["tlb_evictions"] == 1
+    assert vcpu.probe_tlb(pages[0]) is None
+    assert rig.load(0, pages[0]) == NEW, "the evicted entry is walked again (Unicorn's copy was flushed)"
+    assert vcpu.probe_tlb(pages[1]) is None, "reloading pages[0] evicted the next-oldest way"
+
+
+def test_large_pages_live_in_their_own_array_and_invlpg_anywhere_in_them_drops_them():
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    root = rig.address_space()
+    big_va = 0x4000_0000
+    frames = [rig.frame(0x6000 + i) for i in range(512)]   # contiguous 2 MiB? align below
+    base = (frames[0] + 0x1FFFFF) & ~0x1FFFFF
+    rig._next_frame = max(rig._next_frame, base + (2 << 20))
+    rig.memory.write(base + 0x5000, struct.pack("<Q", OLD))
+    rig.map(root, big_va, base, USER_RW, leaf_shift=21)
+    vcpu.write_cr3(root)
+    assert rig.load(0, big_va + 0x5000) == OLD
+    entry = vcpu.probe_tlb(big_va + 0x1FF000)
+    assert entry["page_shift"] == 21 and entry["paddr"] == base + 0x1FF000
+    rig.memory.write(base + 0x5000, struct.pack("<Q", NEW))
+    rig.map(root, big_va, 0, 0, leaf_shift=21)          # unmapped without a flush
+    assert rig.load(0, big_va + 0x5000) == NEW          # still translated by the stale 2 MiB entry
+    vcpu.invlpg(big_va + 0x100000)
+    assert isinstance(rig.load(0, big_va + 0x5000), PF)
+
+
+# ---- faults from cached entries ----------------------------------------------
+
+
+def test_relaxed_pte_without_flush_gives_one_spurious_fault_then_succeeds():
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    root = rig.address_space()
+    page = rig.frame()
+    rig.map(root, DATA_VA, page, PTE_PRESENT | PTE_USER)
+    vcpu.write_cr3(root)
+    rig.load(0, DATA_VA)                                # caches a read-only translation
+    remap(rig, root, DATA_VA, page)                     # now writable; no flush
+    fault = rig.store(0, DATA_VA, 9)
+    assert isinstance(fault, PF) and fault.address == DATA_VA and fault.error_code == 0b111, (
+        "the cached read-only entry faults (a spurious fault)")
+    assert rig.store(0, DATA_VA, 9) == 0, "the #PF dropped the entry: the retry walks and succeeds"
+    assert rig.qword(page) == 9
+    assert vcpu.tlb_statistics()["tlb_faults_from_cache"] == 1
+
+
+# ---- several vCPUs ------------------------------------------------------------
+
+
+def shared_page_on_two_cpus(profile):
+    rig = Rig(cpus=2, profile=profile)
+    root = rig.address_space()
+    old, new = two_frames(rig)
+    rig.map(root, DATA_VA, old)                 # vCPU 0 "maps the page"
+    for vcpu in rig.machine.vcpus:
+        vcpu.write_cr3(root)
+    assert rig.load(0, DATA_VA) == OLD
+    assert rig.load(1, DATA_VA) == OLD          # vCPU 1 caches it
+    remap(rig, root, DATA_VA, new)              # vCPU 0 changes the PTE
+    rig.machine.vcpus[0].invlpg(DATA_VA)        # ... and flushes only its own TLB
+    assert rig.load(0, DATA_VA) == NEW
+    return rig
+
+
+@pytest.mark.parametrize("profile", ["spr", "zen4"])
+def test_remote_cpu_reads_the_old_frame_without_a_shootdown(profile):
+    rig = shared_page_on_two_cpus(profile)
+    assert rig.load(1, DATA_VA) == OLD
+
+
+def test_ipi_driven_shootdown_makes_the_remote_cpu_read_the_new_frame():
+    rig = shared_page_on_two_cpus("spr")
+    sender, target = rig.machine.vcpus
+    for vcpu in rig.machine.vcpus:
+        vcpu.halted = True
+    rig.interrupt_actions[FLUSH_VECTOR] = lambda vcpu: vcpu.invlpg(DATA_VA)
+    sent_at = sender.cycles
+    sender.write_msr(ICR, (1 << 32) | FLUSH_VECTOR)
+    rig.machine.run()
+    assert rig.interrupt_actions == {}, "the flush IPI was delivered"
+    events = rig.machine.profile.event_costs
+    assert target.cycles >= sent_at + events["ipi_send"] + events["ipi_latency"]
+    assert rig.load(1, DATA_VA) == NEW
+    assert sender.apic.ipis_sent == 1 and target.apic.ipis_received == 1
+
+
+def test_invlpgb_and_tlbsync_flush_the_remote_cpu_without_an_ipi():
+    rig = shared_page_on_two_cpus("zen4")
+    sender, target = rig.machine.vcpus
+    before = sender.cycles
+    sender.invlpgb(DATA_VA | 0b0001, 0, 0)      # VA valid, this page, any PCID
+    sender.tlbsync()
+    events = rig.machine.profile.event_costs
+    # INVLPGB issues, then TLBSYNC waits until the broadcast has completed.
+    assert sender.cycles - before == (events["invlpgb_base"] + events["invlpgb_per_page"]
+                                      + max(events["invlpgb_latency"], events["tlbsync"]))
+    assert rig.load(1, DATA_VA) == NEW
+    assert target.apic.ipis_received == 0
+    assert (sender.tlb_statistics()["invlpgb"], sender.tlb_statistics()["tlbsync"]) == (1, 1)
+    assert target.tlb_statistics()["tlb_flushes"]["invlpgb_received"] == 1
+
+
+def test_invlpgb_operand_encoding():
+    rig = Rig(cpus=2, profile="zen4")
+    sender, target = rig.machine.vcpus
+    for vcpu in rig.machine.vcpus:
+        vcpu.set_cr4_pcide(True)
+    first, second = rig.address_space(), rig.address_space()
+    old, new = two_frames(rig)
+    pages = [DATA_VA + i * 0x1000 for i in range(4)]
+    for vaddr in pages:
+        rig.map(first, vaddr, old)
+        rig.map(second, vaddr, old)
+    rig.map(first, DATA_VA + 0x10000, old, USER_RW | PTE_GLOBAL)
+    for vcpu_index, root, pcid in ((0, first, 1), (1, second, 2)):
+        rig.machine.vcpus[vcpu_index].write_cr3(root | pcid)
+        for vaddr in pages:
+            assert rig.load(vcpu_index, vaddr) == OLD
+    assert rig.load(0, DATA_VA + 0x10000) == OLD
+    for vaddr in pages:
+        remap(rig, first, vaddr, new)
+        remap(rig, second, vaddr, new)
+    remap(rig, first, DATA_VA + 0x10000, new, USER_RW | PTE_GLOBAL)
+    # PCID 2 only, pages 1 and 2 (ECX = 1 additional page), from vCPU 0.
+    sender.invlpgb((DATA_VA + 0x1000) | 0b0011, 1, 2 << 16)
+    assert [rig.load(1, v) for v in pages] == [OLD, NEW, NEW, OLD]
+    assert [rig.load(0, v) for v in pages] == [OLD] * 4, "PCID 1 entries are untouched"
+    # A non-zero ASID names a guest: this machine has none, nothing is flushed.
+    sender.invlpgb(DATA_VA | 0b0101, 3, 7)
+    assert rig.load(0, DATA_VA) == OLD
+    # No VA, no PCID: every non-global entry everywhere; globals stay ...
+    sender.invlpgb(0, 0, 0)
+    assert [rig.load(0, v) for v in pages] == [NEW] * 4
+    assert rig.load(0, DATA_VA + 0x10000) == OLD
+    # ... unless "include global".
+    sender.invlpgb(0b1000, 0, 0)
+    assert rig.load(0, DATA_VA + 0x10000) == NEW
+    with pytest.raises(GP):
+        sender.invlpgb(DATA_VA | 1, 8, 0)       # more pages than CPUID 8000_0008 EDX allows
+
+
+def test_invlpgb_stride_2m():
+    rig = Rig(cpus=1, profile="zen4")
+    vcpu = rig.machine.vcpus[0]
+    root = rig.address_space()
+    old, new = two_frames(rig)
+    targets = [DATA_VA, DATA_VA + (2 << 20), DATA_VA + 0x1000]
+    for vaddr in targets:
+        rig.map(root, vaddr, old)
+    vcpu.write_cr3(root)
+    for vaddr in targets:
+        assert rig.load(0, vaddr) == OLD
+        remap(rig, root, vaddr, new)
+    vcpu.invlpgb(DATA_VA | 1, (1 << 31) | 1, 0)     # two 2 MiB-strided addresses
+    assert [rig.load(0, v) for v in targets] == [NEW, NEW, OLD]
+
+
+def test_invlpgb_and_tlbsync_are_undefined_on_intel():
+    rig = Rig(profile="spr")
+    with pytest.raises(UD):
+        rig.machine.vcpus[0].invlpgb(0, 0, 0)
+    with pytest.raises(UD):
+        rig.machine.vcpus[0].tlbsync()
