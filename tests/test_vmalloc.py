@@ -97,3 +97,21 @@ def test_a_full_area_purges_then_fails():
     again = vmalloc.vzalloc(vcpu, 2 * PAGE_SIZE)      # no room until the lazy range is purged
     assert again is not None and again.start == first.start
     assert kernel.counters["vmalloc_purges"] == 1 and kernel.counters["vfree_ipis"] == 1
+
+
+def test_purge_flushes_global_entries_by_invlpg_or_everything_past_the_ceiling():
+    # The purge of one small range INVLPGs its pages on every CPU (global
+    # entries included); a range above tlb_single_page_flush_ceiling (33
+    # pages) flushes everything (arch/x86/mm/tlb.c flush_tlb_kernel_range).
+    kernel = make_kernel(cpus=2, lazy_max_pages=1000)
+    vmalloc, vcpu = kernel.vmalloc, kernel.machine.vcpus[0]
+    other = kernel.machine.vcpus[1]
+    vmalloc.vfree(vcpu, vmalloc.vzalloc(vcpu, 2 * PAGE_SIZE))       # 3 pages of range
+    vmalloc.purge_vmap_area_lazy(vcpu)
+    assert vcpu.tlb_flush_counts.get("invlpg") == 3
+    kernel._call_function_interrupt(other)                           # the IPI arrives
+    assert other.tlb_flush_counts.get("invlpg") == 3
+    big = vmalloc.vzalloc(vcpu, 40 * PAGE_SIZE)
+    vmalloc.vfree(vcpu, big)
+    vmalloc.purge_vmap_area_lazy(vcpu)
+    assert vcpu.tlb_flush_counts.get("invpcid_all") == 1 and vcpu.tlb_flush_counts.get("invlpg") == 3

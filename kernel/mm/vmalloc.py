@@ -194,13 +194,12 @@ class Vmalloc:
     def flush_tlb_kernel_range(self, vcpu: "VCpu", start: int, end: int) -> None:
         """Flush [start, end) of the kernel's translations on every CPU, by IPI to
         the others (arch/x86/mm/tlb.c flush_tlb_kernel_range: on_each_cpu).
-
-        The one place vmalloc touches TLBs. Each CPU does a full flush of its
-        non-global translations today (``vcpu.flush_tlb``); Linux flushes
-        everything including global entries (do_flush_tlb_all) when the range
-        exceeds tlb_single_page_flush_ceiling pages, else INVLPGs each page --
-        switch here when the machine offers flush_tlb_all/INVLPG."""
+        The one place vmalloc touches TLBs. The mappings are global, so a CR3
+        reload would not drop them: more than tlb_single_page_flush_ceiling
+        pages flush everything (do_flush_tlb_all), fewer INVLPG each page
+        (do_kernel_range_flush)."""
         counters = self.kernel.counters
+        pages = (end - start) // PAGE_SIZE
         others = [cpu for cpu in range(len(self.kernel.machine.vcpus)) if cpu != vcpu.index]
         # vmalloc_purge_cycles: from the first IPI until the last CPU has flushed
         # (the caller spins that long), measured on the CPUs' own clocks.
@@ -208,7 +207,11 @@ class Vmalloc:
         waiting = {"targets": len(others), "latest": started}
 
         def do_kernel_range_flush(target: "VCpu") -> None:
-            target.flush_tlb()
+            if pages > TLB_SINGLE_PAGE_FLUSH_CEILING:
+                target.flush_tlb_all()
+            else:
+                for address in range(start, end, PAGE_SIZE):
+                    target.invlpg(address)
             if target is vcpu:
                 return
             waiting["latest"] = max(waiting["latest"], target.cycles)
