@@ -76,6 +76,7 @@ def guest_environment() -> list[str]:
 def run_command(options) -> int:
     from emu.machine import Machine
     from emu.timing.profile import DEFAULT_PROFILE, ProfileError, load_profile
+    from kernel.bootparams import BootParameterError
     from kernel.kernel import Kernel, KernelConfig
     from kernel.loader.image import LoadError
 
@@ -148,6 +149,7 @@ def collect_stats(machine, kernel) -> dict:
         stats[name] = counters.get(name, 0)
     stats["invlpgb"] = sum(vcpu.invlpgb_count for vcpu in machine.vcpus)
     stats["tlbsync"] = sum(vcpu.tlbsync_count for vcpu in machine.vcpus)
+    stats.update(kernel.xstate_alloc.stats())
     stats["xsave_unmodified_skipped"] = sum(vcpu.xstate.unmodified_components_skipped for vcpu in machine.vcpus)
     stats["migrations"] = kernel.scheduler.migrations
     stats["preemptions"] = kernel.scheduler.preemptions

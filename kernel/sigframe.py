@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from emu.isa import xstate
+from emu.isa.state import XFEATURE_MASK_XTILE
 from kernel import signals
 from kernel.errno import EFAULT, EINVAL, ENOMEM, EPERM, SyscallError
 
@@ -157,6 +158,11 @@ def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, 
     for name, value in xstate.init_legacy_registers().items():
         vcpu.write_register(name, value)
     vcpu.write_register("mxcsr", xstate.MXCSR_INIT)
+    # ... and so do the other user components (fpu__clear_user_states restores
+    # every user feature from init_fpstate): the handler starts with no tiles.
+    if task.fpstate.user_xfeatures & XFEATURE_MASK_XTILE:
+        vcpu.xstate.release_tiles()
+        vcpu.xstate.modified_since_restore |= XFEATURE_MASK_XTILE
     blocked = task.signal_mask | action.mask
     if not action.flags & SA_NODEFER:
         blocked |= sigbit(info.signo)
@@ -224,7 +230,10 @@ def sys_sigaltstack(kernel: "Kernel", vcpu: "VCpu", task: "Task", new_address, o
         if ss_flags & SS_DISABLE:
             task.sigaltstack = None
         else:
-            if ss_size < kernel.minsigstksz(task.process):
+            # MINSIGSTKSZ first, then the frame the permitted xstate needs
+            # (kernel/signal.c do_sigaltstack -> sigaltstack_size_valid).
+            from kernel.fpu import sigaltstack_size_valid
+            if ss_size < MINSIGSTKSZ or not sigaltstack_size_valid(kernel, task.process, ss_size):
                 raise SyscallError(ENOMEM)
             task.sigaltstack = (ss_sp, 0, ss_size)
     return 0
