@@ -23,6 +23,8 @@ comment leaders ``/*``, ``*``, ``//``, ``#`` and ``;`` are skipped)::
      * CHECK-STDERR: text         the same on stderr (in order)
      * STATS: nm_faults == 1      bounds on `emu run --stats` values
      * TIMEOUT: 60                seconds (default 300)
+     * XFAIL: reason              a known bug: the test is expected to fail
+     *                            (and reported when it starts passing)
      */
 
 A file is a test when its header holds at least one of EXIT, STDOUT, CHECK*,
@@ -57,7 +59,7 @@ INCLUDE_DIR = Path(__file__).resolve().parent.parent / "guest" / "include"
 _DIRECTIVE = re.compile(r"^\s*(?:/\*+|\*+|//+|#+|;+)?\s*([A-Z][A-Z0-9-]*):(?:\s|$)(.*)$")
 _CHECK_KINDS = ("CHECK", "CHECK-NEXT", "CHECK-SAME", "CHECK-NOT", "CHECK-EMPTY")
 KEYWORDS = {"CPUS", "CMDLINE", "PROFILE", "RUN", "ARGS", "ENV", "STDIN", "CFLAGS", "BUILD", "EXIT",
-            "STDOUT", "CHECK-STDERR", "STATS", "TIMEOUT", "EVENTS", *_CHECK_KINDS}
+            "STDOUT", "CHECK-STDERR", "STATS", "TIMEOUT", "EVENTS", "XFAIL", *_CHECK_KINDS}
 _MARKS_A_TEST = {"EXIT", "STDOUT", "STATS", "CHECK-STDERR", *_CHECK_KINDS}
 _STATS_EXPR = re.compile(r"^([A-Za-z_][\w.*]*)\s*(==|!=|<=|>=|<|>)\s*(-?(?:0x[0-9a-fA-F_]+|[0-9_]+))$")
 _OPERATORS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
@@ -110,6 +112,7 @@ class GuestSpec:
     stderr_checks: list[Directive] = field(default_factory=list)
     stats: list[Directive] = field(default_factory=list)
     timeout_s: float = DEFAULT_TIMEOUT_S
+    xfail: str | None = None        # a known bug: failing is expected, passing is reported
     cpus: list[int] = field(default_factory=list)
     cmdlines: list[str] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
@@ -170,6 +173,8 @@ def parse_spec(path: Path) -> GuestSpec:
     text = path.read_text(errors="replace")
     spec = GuestSpec(path=path)
     stdin_lines = []
+    stdout_variables: dict[str, str] = {}     # FileCheck variables defined so far (names only)
+    stderr_variables: dict[str, str] = {}
 
     def fail(directive: Directive, message: str) -> HeaderError:
         return HeaderError(f"{path}:{directive.line}: {directive.keyword}: {message}")
@@ -218,15 +223,21 @@ def parse_spec(path: Path) -> GuestSpec:
             elif kw in _CHECK_KINDS:
                 if kw != "CHECK-EMPTY" and not value:
                     raise fail(d, "empty pattern")
-                _compile_pattern(value, {})       # reject bad regexes now
+                _, defined = _compile_pattern(value, stdout_variables)     # reject bad patterns now
+                stdout_variables.update(dict.fromkeys(defined, ""))
                 spec.checks.append(Directive(kw, value, d.line))
             elif kw == "CHECK-STDERR":
-                _compile_pattern(value, {})
+                _, defined = _compile_pattern(value, stderr_variables)
+                stderr_variables.update(dict.fromkeys(defined, ""))
                 spec.stderr_checks.append(Directive(kw, value, d.line))
             elif kw == "STATS":
                 if not _STATS_EXPR.match(value):
                     raise fail(d, f"expected 'NAME OP NUMBER' (OP one of == != < <= > >=), got {value!r}")
                 spec.stats.append(Directive(kw, value, d.line))
+            elif kw == "XFAIL":
+                if not value:
+                    raise fail(d, "give the reason (a known bug, an issue number)")
+                spec.xfail = value
             elif kw == "TIMEOUT":
                 spec.timeout_s = float(value)
             elif kw == "EVENTS":
@@ -260,7 +271,12 @@ def _compile_pattern(pattern: str, variables: dict[str, str]) -> tuple[re.Patter
             out.append(f"(?P<{match.group(2)}>{match.group(3)})")
         else:
             name = match.group(2)
-            out.append(re.escape(variables[name]) if name in variables else "(?!)")
+            if name in defined:
+                out.append(f"(?P={name})")        # defined earlier in this same pattern
+            elif name in variables:
+                out.append(re.escape(variables[name]))
+            else:
+                raise re.error(f"variable [[{name}]] used before it is defined")
         pos = match.end()
     out.append(re.escape(pattern[pos:]))
     return re.compile("".join(out)), defined
