@@ -33,6 +33,7 @@ exists; today it is rejected with a clear message.
 """
 from __future__ import annotations
 
+import atexit
 import difflib
 import functools
 import hashlib
@@ -46,6 +47,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -540,27 +542,61 @@ class RunResult:
     timed_out: bool = False
 
 
+_fork_servers = threading.local()
+_all_fork_servers: list = []
+
+
+def _fork_server():
+    """This thread's fork server (emucli/forkserver.py), started on first use."""
+    server = getattr(_fork_servers, "server", None)
+    if server is None:
+        from emucli.forkserver import ForkServer
+        server = _fork_servers.server = ForkServer()
+        _all_fork_servers.append(server)
+    return server
+
+
+@atexit.register
+def close_fork_servers() -> None:
+    for server in _all_fork_servers:
+        server.close()
+
+
 def run_guest(spec: GuestSpec, variant: Variant, program: Path, cwd: Path) -> RunResult:
+    """``emu run`` in a fresh process image: forked from a server that has the imports
+    done (the same ``main`` a new process runs), or with EMU_TEST_FRESH_PROCESS=1
+    a new ``python -m emucli``.  Either way the guest sees exactly ENV:."""
     with tempfile.TemporaryDirectory(prefix="emu-guest-") as scratch:
         stats_path = os.path.join(scratch, "stats.json")
-        command = [sys.executable, "-m", "emucli",
-                   *run_arguments(spec, variant, Path(_display_path(program, cwd)), stats_path)]
-        # the emulator itself needs no environment; the guest sees exactly ENV:
-        try:
-            proc = subprocess.run(command, input=spec.stdin, capture_output=True, cwd=cwd, env=dict(spec.env),
-                                  timeout=spec.timeout_s)
-        except subprocess.TimeoutExpired as expired:
-            return RunResult(-1, (expired.stdout or b"").decode(errors="replace"),
-                             (expired.stderr or b"").decode(errors="replace"), None, timed_out=True)
+        args = run_arguments(spec, variant, Path(_display_path(program, cwd)), stats_path)
+        timed_out = False
+        if os.environ.get("EMU_TEST_FRESH_PROCESS"):
+            try:
+                proc = subprocess.run([sys.executable, "-m", "emucli", *args], input=spec.stdin, capture_output=True,
+                                      cwd=cwd, env=dict(spec.env), timeout=spec.timeout_s)
+                returncode, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+            except subprocess.TimeoutExpired as expired:
+                returncode, stdout, stderr, timed_out = -1, expired.stdout or b"", expired.stderr or b"", True
+        else:
+            paths = {name: os.path.join(scratch, name) for name in ("stdin", "stdout", "stderr")}
+            with open(paths["stdin"], "wb") as handle:
+                handle.write(spec.stdin)
+            reply = _fork_server().run(args, cwd=str(cwd), env=dict(spec.env), timeout=spec.timeout_s, **paths)
+            timed_out = reply["timed_out"]
+            returncode = -reply["signal"] if "signal" in reply else reply.get("status", -1)
+            with open(paths["stdout"], "rb") as out, open(paths["stderr"], "rb") as err:
+                stdout, stderr = out.read(), err.read()
         stats = None
-        if os.path.exists(stats_path):
+        if os.path.exists(stats_path) and not timed_out:
             with open(stats_path) as handle:
                 stats = json.load(handle)
-        return RunResult(proc.returncode, proc.stdout.decode(errors="replace"),
-                         proc.stderr.decode(errors="replace"), stats)
+        return RunResult(returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"), stats,
+                         timed_out=timed_out)
 
 
 def describe_status(status: int) -> str:
+    if status < 0:
+        return f"emu itself killed by {signal.Signals(-status).name}"
     if status > 128:
         try:
             return f"{status} ({signal.Signals(status - 128).name})"
