@@ -487,7 +487,9 @@ def build(spec: GuestSpec, build_dir: Path) -> Path:
     binary = build_dir / f"{spec.path.stem}-{key}"
     if binary.exists():
         return binary
-    partial = build_dir / f"{spec.path.stem}-{key}.{os.getpid()}.tmp"
+    handle, partial_name = tempfile.mkstemp(prefix=f"{spec.path.stem}-{key}.", suffix=".tmp", dir=build_dir)
+    os.close(handle)
+    partial = Path(partial_name)     # private to this process and thread
     command = build_command(spec, partial)
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
