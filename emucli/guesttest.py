@@ -204,7 +204,7 @@ def parse_spec(path: Path) -> GuestSpec:
                         raise fail(d, f"expected KEY=VALUE, got {word!r}")
                     spec.env[key] = val
             elif kw == "STDIN":
-                stdin_lines.append(d.value[1:] if d.value.startswith(" ") else d.value)
+                stdin_lines.append(d.value)
             elif kw == "CFLAGS":
                 spec.cflags += shlex.split(value)
             elif kw == "BUILD":
@@ -221,7 +221,7 @@ def parse_spec(path: Path) -> GuestSpec:
             elif kw == "STDOUT":
                 if spec.stdout_lines is None:
                     spec.stdout_lines = []
-                spec.stdout_lines.append(d.value[1:] if d.value.startswith(" ") else d.value)
+                spec.stdout_lines.append(d.value)
             elif kw in _CHECK_KINDS:
                 if kw != "CHECK-EMPTY" and not value:
                     raise fail(d, "empty pattern")
@@ -344,7 +344,8 @@ def run_checks(checks: list[Directive], output: str) -> CheckFailure | None:
             target = line_no + 1
             match = regex.search(lines[target]) if target < len(lines) else None
             if not match:
-                return CheckFailure(d, f"pattern {d.value!r} not on the next output line ({target + 1})", target)
+                return CheckFailure(d, f"pattern {d.value!r} not on the next output line ({target + 1})",
+                                    min(target, len(lines) - 1))
             found = (target, match)
         elif d.keyword == "CHECK-SAME":
             match = regex.search(lines[line_no], col) if 0 <= line_no < len(lines) else None
