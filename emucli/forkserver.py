@@ -67,10 +67,11 @@ def serve() -> None:
     os.dup2(null, 0)
     os.dup2(2, 1)                # stray prints must not corrupt the replies
     os.close(null)
-    import emucli.main                       # noqa: F401 - the imports are the point
-    import emu.machine                       # noqa: F401
-    import kernel.kernel                     # noqa: F401
-    import kernel.loader.assembler           # noqa: F401
+    # The imports are the point: every forked child starts with them done.
+    import emu.machine  # noqa: F401
+    import emucli.main  # noqa: F401
+    import kernel.kernel  # noqa: F401
+    import kernel.loader.assembler  # noqa: F401
     for line in commands:
         request = json.loads(line)
         pid = os.fork()

@@ -431,7 +431,7 @@ def _gcc_identity() -> str:
     gcc = shutil.which("gcc")
     if gcc is None:
         return ""
-    return subprocess.run([gcc, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return subprocess.run([gcc, "--version"], check=False, capture_output=True, text=True).stdout.split("\n")[0]
 
 
 class BuildError(Exception):
@@ -446,7 +446,7 @@ def _local_includes(path: Path, text: str, seen: set | None = None) -> bytes:
     or in guest/include, recursively, so editing a header rebuilds its users."""
     seen = seen if seen is not None else set()
     blob = b""
-    for name in re.findall(r'^\s*(?:#\s*include|\.include)\s*"([^"]+)"', text, re.M):
+    for name in re.findall(r'^\s*(?:#\s*include|\.include)\s*"([^"]+)"', text, re.MULTILINE):
         for directory in (path.parent, INCLUDE_DIR):
             candidate = (directory / name).resolve()
             if candidate.is_file() and candidate not in seen:
@@ -492,7 +492,7 @@ def build(spec: GuestSpec, build_dir: Path) -> Path:
     os.close(handle)
     partial = Path(partial_name)     # private to this process and thread
     command = build_command(spec, partial)
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
         raise BuildError(build_command(spec, binary), result.stderr.strip())
@@ -575,8 +575,8 @@ def run_guest(spec: GuestSpec, variant: Variant, program: Path, cwd: Path) -> Ru
         timed_out = False
         if os.environ.get("EMU_TEST_FRESH_PROCESS"):
             try:
-                proc = subprocess.run([sys.executable, "-m", "emucli", *args], input=spec.stdin, capture_output=True,
-                                      cwd=cwd, env=dict(spec.env), timeout=spec.timeout_s)
+                proc = subprocess.run([sys.executable, "-m", "emucli", *args], input=spec.stdin, check=False,
+                                      capture_output=True, cwd=cwd, env=dict(spec.env), timeout=spec.timeout_s)
                 returncode, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
             except subprocess.TimeoutExpired as expired:
                 returncode, stdout, stderr, timed_out = -1, expired.stdout or b"", expired.stderr or b"", True
@@ -706,5 +706,17 @@ def discover(paths: list[Path]) -> list[Path]:
     return found
 
 
-__all__ = ["GuestSpec", "HeaderError", "BuildError", "Variant", "Outcome", "parse_spec", "is_guest_test",
-           "run_test", "discover", "header_directives", "run_checks", "stats_value"]
+__all__ = [
+    "BuildError",
+    "GuestSpec",
+    "HeaderError",
+    "Outcome",
+    "Variant",
+    "discover",
+    "header_directives",
+    "is_guest_test",
+    "parse_spec",
+    "run_checks",
+    "run_test",
+    "stats_value",
+]

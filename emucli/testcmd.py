@@ -86,7 +86,13 @@ def collect(paths: list[str], keyword: str | None) -> tuple[list, list[Result]]:
 def run(options) -> int:
     from rich.console import Console
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
     from rich.table import Table
 
     if options.jobs < 1:

@@ -18,9 +18,6 @@ bytes (tests/test_guest_corpus.py checks the committed files are current).
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -785,7 +782,7 @@ def verify_on_host(out: Path) -> int:
             binary = Path(scratch) / case.name
             subprocess.run(["gcc", "-nostdlib", "-static", "-I", str(REPO / "guest" / "include"), str(source), "-o",
                             str(binary)], check=True)
-            proc = subprocess.run([str(binary)], capture_output=True, env={})
+            proc = subprocess.run([str(binary)], check=False, capture_output=True, env={})
             status = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
             spec = parse_spec(source)
             expected = "".join(line + "\n" for line in spec.stdout_lines or [])
