@@ -138,6 +138,14 @@ def test_xfail_line_expects_failure_and_reports_a_fixed_bug(tmp_path):
     assert "2 failed" in out and "2 xfailed" in out
 
 
+def test_hung_guest_times_out_and_the_run_goes_on(tmp_path):
+    write(tmp_path, "spin.S", "/* TIMEOUT: 2\n * EXIT: 0\n */\n        .globl _start\n_start: jmp _start\n")
+    write(tmp_path, "hello.S", HELLO)
+    result = run_pytest(tmp_path)
+    assert "timed out after 2 s" in result.stdout
+    assert "1 failed, 2 passed" in result.stdout
+
+
 def test_c_guest_is_built_once_and_cached_by_content(tmp_path):
     source = r"""/* CFLAGS: -DGREETING=\"cached\"
  * STDOUT: cached 42
