@@ -138,6 +138,42 @@ def test_xfail_line_expects_failure_and_reports_a_fixed_bug(tmp_path):
     assert "2 failed" in out and "2 xfailed" in out
 
 
+def test_args_env_and_stdin_reach_the_guest_and_nothing_else(tmp_path):
+    write(tmp_path, "io.c", r"""/* ARGS: one "two words"
+ * ENV: GREETING=hello LC_ALL=C
+ * STDIN: first line
+ * STDIN: second line
+ * STDOUT: argc=3 argv[2]=two words
+ * STDOUT: GREETING=hello PATH=(unset) environ has 2 entries
+ * STDOUT: stdin: first line
+ * STDOUT: stdin: second line
+ */
+#include <stdio.h>
+#include <stdlib.h>
+extern char **environ;
+int main(int argc, char **argv)
+{
+    int n = 0;
+    while (environ[n]) n++;
+    printf("argc=%d argv[2]=%s\n", argc, argv[2]);
+    printf("GREETING=%s PATH=%s environ has %d entries\n", getenv("GREETING"),
+           getenv("PATH") ? getenv("PATH") : "(unset)", n);
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) printf("stdin: %s", line);
+    return 0;
+}
+""")
+    result = run_pytest(tmp_path)
+    assert result.returncode == 0, result.stdout
+
+
+def test_c_build_error_is_reported_with_the_compiler_message(tmp_path):
+    write(tmp_path, "broken.c", "/* EXIT: 0 */\nint main(void) { return undeclared; }\n")
+    out = run_pytest(tmp_path).stdout
+    assert "build failed: gcc -static -O2" in out
+    assert "'undeclared' undeclared" in out
+
+
 def test_hung_guest_times_out_and_the_run_goes_on(tmp_path):
     write(tmp_path, "spin.S", "/* TIMEOUT: 2\n * EXIT: 0\n */\n        .globl _start\n_start: jmp _start\n")
     write(tmp_path, "hello.S", HELLO)
