@@ -630,7 +630,8 @@ def rdpid_cases() -> list[Case]:
     for cpu in range(4):
         cases.append(Case(f"rdpid_rdtscp_cpu{cpu}", f"Pinned to CPU {cpu} of 4: RDPID, RDTSCP's ECX "
                           "(IA32_TSC_AUX) and getcpu() all name it.", pin_to(cpu) + REPORT_CPU.replace("1f", "8f")
-                          .replace("\n1:\n", "\n8:\n"), CPU_DATA, [f"{cpu} {cpu} {cpu}"], extra=("RUN: --cpus 4",)))
+                          .replace("\n1:\n", "\n8:\n"), CPU_DATA, [f"{cpu} {cpu} {cpu}"], extra=("RUN: --cpus 4",),
+                          host=cpu < 2))       # a host with two CPUs can check these
     body = ""
     for step, cpu in enumerate((1, 0, 1)):
         body += pin_to(cpu) + REPORT_CPU.replace("1f", f"{step + 5}f").replace("\n1:\n", f"\n{step + 5}:\n") \
@@ -638,7 +639,7 @@ def rdpid_cases() -> list[Case]:
                                                                        f"call    print_space{step}\n")
     cases.append(Case("rdpid_follows_migration", "RDPID and RDTSCP follow the task as sched_setaffinity moves it "
                       "1 -> 0 -> 1 on two CPUs.", body, CPU_DATA, ["1 1 1", "0 0 0", "1 1 1"],
-                      extra=("RUN: --cpus 2",)))
+                      extra=("RUN: --cpus 2",), host=True))
     body = ("        rdtscp\n        shl     $32, %rdx\n        or      %rax, %rdx\n        mov     %rdx, %r12\n"
             "        mov     $1000, %ecx\n2:      dec     %ecx\n        jnz     2b\n"
             "        rdtscp\n        shl     $32, %rdx\n        or      %rax, %rdx\n        sub     %r12, %rdx\n"
