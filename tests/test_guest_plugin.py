@@ -314,3 +314,13 @@ def test_generated_corpus_is_current_and_deterministic(tmp_path):
     assert generated.keys() == committed.keys()
     stale = [name for name in generated if generated[name] != committed[name]]
     assert not stale, f"rerun guest/tools/gen_isa_corpus.py: {stale[:5]}"
+
+
+def test_variants_are_the_product_of_cpus_cmdline_and_profile(tmp_path):
+    spec = guesttest.parse_spec(write(tmp_path, "v.S", "/* CPUS: 1, 4\n * CMDLINE: sched_quantum=100\n"
+                                      " * CMDLINE: sched_quantum=200 other=1\n * PROFILE: spr zen4\n * EXIT: 0\n */\n"))
+    ids = [variant.id for variant in spec.variants()]
+    assert len(ids) == 8 and len(set(ids)) == 8
+    assert "cpus=4-profile=zen4-sched_quantum=200,other=1" in ids
+    arguments = guesttest.run_arguments(spec, spec.variants()[-1], Path("v.S"), None)
+    assert arguments == ["run", "--cpus", "4", "--profile", "zen4", "--cmdline", "sched_quantum=200 other=1", "v.S"]
