@@ -109,13 +109,16 @@ def run(options) -> int:
                   TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("tests", total=len(jobs), failed="")
         failed = 0
-        with ThreadPoolExecutor(max_workers=options.jobs) as pool:
+        pool = ThreadPoolExecutor(max_workers=options.jobs)
+        try:
             futures = [pool.submit(_run_one, spec, variant, build_dir, cwd) for spec, variant in jobs]
             for future in as_completed(futures):
                 result = future.result()
                 results.append(result)
                 failed += result.status in ("FAIL", "XPASS", "ERROR")
                 progress.update(task, advance=1, failed=f"[red]{failed} failed" if failed else "")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)   # on Ctrl-C: no new runs, the running ones end
     elapsed = time.monotonic() - started
     results.sort(key=lambda r: (str(r.path), r.variant_id))
 
