@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from emu.isa import xstate
 from kernel import signals
 from kernel.errno import EFAULT, EINVAL, ENOMEM, EPERM, SyscallError
+from kernel.rseq import RseqViolation, rseq_ip_fixup
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu.vcpu import VCpu
@@ -107,6 +108,13 @@ def xstate_frame_bytes(kernel: "Kernel", task: "Task") -> int:
 def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, action: SigAction) -> bool:
     """Build the frame and point the vCPU at the handler. False if the frame cannot be written."""
     registers = vcpu.save_user_registers()
+    if task.rseq is not None:
+        # rseq_signal_deliver: a signal is an rseq event, and the fix-up happens before
+        # the frame records RIP, so the handler returns to abort_ip.
+        try:
+            rseq_ip_fixup(kernel, task, registers)
+        except (RseqViolation, SyscallError):
+            return False
     mm = task.mm
     sp = registers["rsp"]
     altstack = task.sigaltstack

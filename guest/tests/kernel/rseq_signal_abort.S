@@ -3,7 +3,6 @@
  * frame is built, so the handler returns to abort_ip).  The section sends
  * itself SIGUSR1 with kill().  The host kernel agrees (gcc -nostdlib -static).
  *
- * XFAIL: kernel/rseq.py: signal delivery does not set the rseq event (only preemption, migration and membarrier do)
  * EXIT: 0
  * STDOUT: handler
  * STDOUT: aborted
