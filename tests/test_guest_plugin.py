@@ -209,12 +209,13 @@ def test_results_are_the_same_under_xdist(tmp_path):
     for name in picked:
         shutil.copy(CORPUS / name, tmp_path / Path(name).name)
     write(tmp_path, "broken.S", wrong(HELLO, "STDOUT: hi there", "STDOUT: nope"))
+    write(tmp_path, "known.S", wrong(HELLO, "CPUS: 1 2", "XFAIL: a known bug\n * STDOUT: extra"))
     serial = run_pytest(tmp_path, "--junitxml", str(tmp_path / "serial.xml"))
     parallel = run_pytest(tmp_path, "-n", "2", "--junitxml", str(tmp_path / "parallel.xml"))
     assert serial.returncode == parallel.returncode == 1
     outcomes = junit_outcomes(tmp_path / "serial.xml")
     assert outcomes == junit_outcomes(tmp_path / "parallel.xml")
-    assert len(outcomes) == 11
+    assert len(outcomes) == 12
     assert sorted(set(outcomes.values())) == ["failure", "passed", "skipped"]   # broken.S fails, XFAIL skips
 
 

@@ -730,17 +730,7 @@ def cpuid_cases() -> list[Case]:
 
 # Cases where the emulator disagrees with the reference, each with the evidence;
 # they run as XFAIL (and report when fixed) until the emulator is fixed.
-_ZEN4_LEAF_D = ("emu/isa/xstate.py cpuid_leaf_0xd ignores the CPU model: the zen4 profile reports the AMX "
-                "components and XFD in leaf 0xD (an AMD EPYC host: CPUID.(0xD,1).EAX = 0xf, CPUID.(0xD,18) = 0)")
-KNOWN_EMULATOR_BUGS = {
-    "cpuid_leafd0_eax_xcr0_supported_zen4": _ZEN4_LEAF_D,
-    "cpuid_leafd1_eax_xsave_forms_zen4": _ZEN4_LEAF_D,
-    "cpuid_leafd17_xtilecfg_size_zen4": _ZEN4_LEAF_D,
-    "cpuid_leafd17_xtilecfg_offset_zen4": _ZEN4_LEAF_D,
-    "cpuid_leafd18_xtiledata_size_zen4": _ZEN4_LEAF_D,
-    "cpuid_leafd18_xtiledata_offset_zen4": _ZEN4_LEAF_D,
-    "cpuid_leafd18_xtiledata_xfd_zen4": _ZEN4_LEAF_D,
-}
+KNOWN_EMULATOR_BUGS: dict[str, str] = {}
 
 
 def all_cases() -> list[Case]:
