@@ -161,10 +161,15 @@ def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, 
     vcpu.write_register("rsp", frame)
     vcpu.write_register("rip", action.handler)
     vcpu.write_register("rflags", registers["rflags"] & ~((1 << 10) | (1 << 8)))
-    # The handler runs with the x87/SSE state reset (fpu__clear_user_states).
+    # The handler runs with every user feature but PKRU in its init state
+    # (fpu__clear_user_states -> restore_fpregs_from_init_fpstate(XFEATURE_MASK_USER_RESTORE)):
+    # x87/SSE reset and the AMX tiles released; rt_sigreturn brings them back from the frame.
     for name, value in xstate.init_legacy_registers().items():
         vcpu.write_register(name, value)
     vcpu.write_register("mxcsr", xstate.MXCSR_INIT)
+    if vcpu.xstate.tiles_in_use:
+        vcpu.xstate.release_tiles()
+        vcpu.xstate.modified_since_restore |= xstate.XFEATURE_MASK_XTILE
     blocked = task.signal_mask | action.mask
     if not action.flags & SA_NODEFER:
         blocked |= sigbit(info.signo)
