@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--memory", type=_positive_int, metavar="MIB", default=1024,
                      help="guest physical memory in MiB (default 1024)")
     commands.add_parser("profiles", help="list the cost profiles")
+    from emucli import testcmd
+    testcmd.add_arguments(commands.add_parser("test", help="run guest test programs (expectations in their headers)"))
     run.add_argument("program", help="static ELF executable, or .s/.S/.asm source")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
     return parser
@@ -178,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
             return run_command(options)
         if options.command == "profiles":
             return list_profiles()
+        if options.command == "test":
+            from emucli import testcmd
+            try:
+                return testcmd.run(options)
+            except testcmd.TestUsageError as error:
+                raise UsageError(str(error)) from None
     except UsageError as error:
         print(f"emu: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -19,6 +19,7 @@ from emu.isa import xstate
 from emu.isa.state import XFEATURE_MASK_XTILE
 from kernel import signals
 from kernel.errno import EFAULT, EINVAL, ENOMEM, EPERM, SyscallError
+from kernel.rseq import RseqViolation, rseq_ip_fixup
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu.vcpu import VCpu
@@ -108,6 +109,13 @@ def xstate_frame_bytes(kernel: "Kernel", task: "Task") -> int:
 def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, action: SigAction) -> bool:
     """Build the frame and point the vCPU at the handler. False if the frame cannot be written."""
     registers = vcpu.save_user_registers()
+    if task.rseq is not None:
+        # rseq_signal_deliver: a signal is an rseq event, and the fix-up happens before
+        # the frame records RIP, so the handler returns to abort_ip.
+        try:
+            rseq_ip_fixup(kernel, task, registers)
+        except (RseqViolation, SyscallError):
+            return False
     mm = task.mm
     sp = registers["rsp"]
     altstack = task.sigaltstack
@@ -154,7 +162,9 @@ def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, 
     vcpu.write_register("rsp", frame)
     vcpu.write_register("rip", action.handler)
     vcpu.write_register("rflags", registers["rflags"] & ~((1 << 10) | (1 << 8)))
-    # The handler runs with the x87/SSE state reset (fpu__clear_user_states).
+    # The handler runs with every user feature but PKRU in its init state
+    # (fpu__clear_user_states -> restore_fpregs_from_init_fpstate(XFEATURE_MASK_USER_RESTORE)):
+    # x87/SSE reset and the AMX tiles released; rt_sigreturn brings them back from the frame.
     for name, value in xstate.init_legacy_registers().items():
         vcpu.write_register(name, value)
     vcpu.write_register("mxcsr", xstate.MXCSR_INIT)
