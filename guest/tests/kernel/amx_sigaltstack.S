@@ -6,7 +6,6 @@
  * Printed: sigaltstack(2048), REQ, sigaltstack(SS_DISABLE), REQ,
  * sigaltstack(4096), sigaltstack(65536).
  *
- * XFAIL: not implemented yet: ARCH_REQ_XCOMP_PERM (kernel/fpu.py) does not check installed sigaltstacks (-ENOSPC) and sigaltstack() (kernel/sigframe.py) does not check the larger AMX frame (-ENOMEM)
  * EXIT: 0
  * STDOUT: 0
  * STDOUT: -28
