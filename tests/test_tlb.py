@@ -409,7 +409,7 @@ def test_invpcid_operand_checks():
 # ---- capacity ---------------------------------------------------------------
 
 
-def test_lru_eviction_drops_the_oldest_way_and_unicorn_refills_from_a_walk():
+def test_eviction_drops_the_way_filled_first_and_unicorn_refills_from_a_walk():
     rig = Rig()
     vcpu = rig.machine.vcpus[0]
     geometry = rig.machine.profile.tlb
@@ -425,7 +425,7 @@ def test_lru_eviction_drops_the_oldest_way_and_unicorn_refills_from_a_walk():
         assert rig.load(0, vaddr) == OLD
     assert vcpu.tlb_statistics()["tlb_evictions"] == 0
     remap(rig, root, pages[0], new)
-    assert rig.load(0, pages[-1]) == OLD        # one more page: the set's LRU way goes
+    assert rig.load(0, pages[-1]) == OLD        # one more page: the way filled first goes
     assert vcpu.tlb_statistics()["tlb_evictions"] == 1
     assert vcpu.probe_tlb(pages[0]) is None
     assert rig.load(0, pages[0]) == NEW, "the evicted entry is walked again (Unicorn's copy was flushed)"

@@ -61,7 +61,7 @@ def test_invlpgb_steady_state_sends_no_flush_ipis_while_ipi_mode_grows_with_cpus
     for generations in (30, 60):
         _, stats = run_generation(tmp_path, 4, "tlb_flush=invlpgb", generations)
         ipis[generations] = stats["tlb_flush_ipis"]
-        assert stats["global_asid_transitions"] == 3
+        assert stats["global_asid_transitions"] == 4     # every CPU running the mm moves over
     assert ipis[30] == ipis[60] <= 2 * 4
     per_cpu_count = {}
     for cpus in (2, 4, 8):

@@ -177,7 +177,8 @@ static inline void drop(struct mmu_vcpu *mmu, struct tlb_entry *e)
     e->last_use = 0;
 }
 
-/* Insert a translation, replacing the least recently used way of its set.
+/* Insert a translation, replacing the way filled longest ago (FIFO; see the
+ * hit path for why not LRU).
  * Evicting an entry Unicorn may hold asks for a flush of Unicorn's TLB
  * before the next block, so its misses keep reaching the model. */
 static struct tlb_entry *insert(struct mmu_vcpu *mmu, uint64_t vaddr, const struct walk_result *w)
@@ -340,7 +341,10 @@ int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void
             return fail(mmu, VECTOR_PF, vaddr, error);
         }
         if (access != MMU_ACCESS_WRITE || e->dirty) {
-            e->last_use = ++mmu->stamp;
+            /* No LRU update on a hit: which hits reach this hook depends on
+             * QEMU's softmmu TLB, which it resizes by wall-clock time, so
+             * letting them reorder the set would make evictions (and cycles)
+             * depend on the host. Replacement is by fill order (FIFO). */
             mmu->counters.hits++;
             return fill_from(out, e, vaddr);
         }

@@ -25,7 +25,7 @@
 struct tlb_entry {
     uint64_t vpn;           /* virtual page number of the page's first 4 KiB */
     uint64_t paddr;         /* physical address of the page's first byte */
-    uint64_t last_use;      /* LRU stamp; 0 = invalid */
+    uint64_t last_use;      /* fill stamp (FIFO replacement); 0 = invalid */
     uint16_t pcid;
     uint8_t global;
     uint8_t writable;       /* R/W AND over all levels */
@@ -36,7 +36,7 @@ struct tlb_entry {
 };
 
 struct tlb_counters {
-    uint64_t hits;          /* fills answered by the model without a walk */
+    uint64_t hits;          /* fills answered by the model without a walk (host-dependent: not in stats) */
     uint64_t misses;        /* fills that walked the page tables */
     uint64_t dirty_assists; /* first write to a cached clean page: walk to set Dirty */
     uint64_t evictions;     /* valid entries replaced by a fill (LRU in the set) */

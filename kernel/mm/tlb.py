@@ -291,6 +291,11 @@ class TlbManager:
             self.consider_global_asid(mm)
             if mm.global_asid is not None:
                 self.broadcast_tlb_flush(vcpu, info)
+                state = self.cpu_state[vcpu.index]
+                if state.loaded_mm is mm and state.loaded_mm_asid != mm.global_asid:
+                    # This CPU still runs the mm on a dynamic ASID, which the
+                    # broadcast for the global PCID does not reach: move it over.
+                    self.flush_tlb_func(vcpu, info)
                 stragglers = [cpu for cpu in sorted(mm.cpus) if cpu != vcpu.index
                               and self.cpu_state[cpu].loaded_mm is mm
                               and self.cpu_state[cpu].loaded_mm_asid != mm.global_asid]
