@@ -21,11 +21,14 @@ from emu.vcpu import VCpu
 from kernel import fpu, signals
 from kernel.errno import SyscallError
 from kernel.exec import exec_image
+from kernel.fs import SandboxFs
 from kernel.loader import load_program
-from kernel.mm.frames import FrameAllocator, OutOfMemory
+from kernel.mm.frames import (
+    DEFAULT_OVERCOMMIT_RATIO, OVERCOMMIT_ALWAYS, OVERCOMMIT_GUESS, OVERCOMMIT_NEVER, FrameAllocator, OutOfMemory,
+)
 from kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
 from kernel.rseq import rseq_handle_notify_resume
-from kernel.sigframe import BUS_ADRERR, SigInfo, deliver_pending_signals, force_sig_fault
+from kernel.sigframe import SigInfo, deliver_pending_signals, force_sig_fault
 from kernel.sched import DEFAULT_SCHED_QUANTUM_CYCLES, Scheduler
 from kernel.task import TASK_EXITED, TASK_RUNNING, TASK_SLEEPING, Process, Task, allocate_pid
 
@@ -61,6 +64,9 @@ class KernelConfig:
     stdin: BinaryIO | None = None
     stdout: BinaryIO | None = None
     stderr: BinaryIO | None = None
+    # --fs / --fs-rw: host directory mapped as the guest's root (kernel/fs.py); None: no files.
+    fs_root: str | None = None
+    fs_writable: bool = False
 
 
 class GuestExit(Exception):
@@ -90,6 +96,12 @@ class Kernel:
         self.fatal_message: str | None = None
         # getrandom(2)'s source: seeded, so a run is reproducible (--seed).
         self.guest_random = random.Random(config.seed ^ 0x5EED)
+        self.fs = SandboxFs(config.fs_root, config.fs_writable) if config.fs_root else None
+        self.out_of_memory = False       # the OOM killer ended the run
+        self.frames.overcommit_policy = _sysctl(config.cmdline, "sysctl.vm.overcommit_memory", OVERCOMMIT_GUESS,
+                                                (OVERCOMMIT_GUESS, OVERCOMMIT_ALWAYS, OVERCOMMIT_NEVER))
+        self.frames.overcommit_ratio = _sysctl(config.cmdline, "sysctl.vm.overcommit_ratio",
+                                               DEFAULT_OVERCOMMIT_RATIO, range(0, 1 << 20))
         machine.attach(self)
         for vcpu in machine.vcpus:
             vcpu.halted = True
@@ -277,7 +289,7 @@ class Kernel:
                 if task.mm.handle_page_fault(exc.address, exc.error_code):
                     return
             except OutOfMemory:
-                force_sig_fault(self, vcpu, task, SigInfo(signals.SIGBUS, BUS_ADRERR, exc.address))
+                self.oom_kill(task, rip, exc.address)
                 return
             force_sig_fault(self, vcpu, task, SigInfo(signals.SIGSEGV, task.mm.fault_code(exc.address),
                                                       exc.address))
@@ -350,6 +362,15 @@ class Kernel:
         self.fatal_message = ", ".join(parts)
         self.exit_group(task.process, 128 + signo, signal=signo)
 
+    def oom_kill(self, task: Task, rip: int, address: int) -> None:
+        """A user fault found no free frame: mm/oom_kill.c pagefault_out_of_memory picks a
+        victim and sends it SIGKILL. The guest's processes share one machine, so the
+        victim is the faulting thread group."""
+        self.counters["oom_kills"] += 1
+        self.out_of_memory = True
+        self.force_fatal_signal(task, signals.SIGKILL, rip, address,
+                                detail=f"out of guest memory ({self.machine.memory.size_bytes >> 20} MiB): OOM killer")
+
     # ---- results ------------------------------------------------------------
 
     def exit_status(self) -> int:
@@ -361,6 +382,20 @@ class Kernel:
     def warn(self, message: str) -> None:
         self.stderr.write(f"emu: {message}\n".encode())
         self.stderr.flush()
+
+
+def _sysctl(cmdline: dict, key: str, default: int, allowed) -> int:
+    """An integer kernel parameter (``sysctl.vm.x=N`` on the boot command line); ValueError names it."""
+    text = cmdline.get(key)
+    if text is None:
+        return default
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = None
+    if value not in allowed:
+        raise ValueError(f"--cmdline {key}={text}: not a valid value")
+    return value
 
 
 def initial_user_registers(rip: int, rsp: int) -> dict:
