@@ -331,7 +331,7 @@ def run_guest(guest: Guest, kind: str = "guest", index: int = 0) -> Outcome:
         kernel.start_image(image, "fuzz")
         machine.run()
     except CaseHung as hung:
-        outcome.failure = f"hang: {hung}"
+        outcome.failure = f"hang: {hung}\n" + traceback.format_exc(limit=-6)
     except Exception:
         outcome.failure = "host exception:\n" + traceback.format_exc()
     finally:

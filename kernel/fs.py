@@ -582,15 +582,19 @@ def file_syscalls(table: dict[int, Callable]) -> dict[int, Callable]:
         return fs.write(task, fd, buf, count)
 
     def pread64(k, vcpu, task, fd, buf, count, offset, *_):
-        if k.fs is None or 0 <= _fd(fd) < FIRST_FILE_FD:
-            raise SyscallError(EBADF if k.fs is None or _fd(fd) < 0 else host_errno.ESPIPE)
+        if 0 <= _fd(fd) < FIRST_FILE_FD:
+            raise SyscallError(host_errno.ESPIPE)  # a terminal or pipe has no position
+        if k.fs is None:
+            raise SyscallError(EBADF)
         if offset & (1 << 63):
             raise SyscallError(EINVAL)
         return k.fs.read(task, _fd(fd), buf, count, position=offset)
 
     def pwrite64(k, vcpu, task, fd, buf, count, offset, *_):
-        if k.fs is None or 0 <= _fd(fd) < FIRST_FILE_FD:
-            raise SyscallError(EBADF if k.fs is None or _fd(fd) < 0 else host_errno.ESPIPE)
+        if 0 <= _fd(fd) < FIRST_FILE_FD:
+            raise SyscallError(host_errno.ESPIPE)
+        if k.fs is None:
+            raise SyscallError(EBADF)
         if offset & (1 << 63):
             raise SyscallError(EINVAL)
         return k.fs.write(task, _fd(fd), buf, count, position=offset)
@@ -613,8 +617,10 @@ def file_syscalls(table: dict[int, Callable]) -> dict[int, Callable]:
         raise SyscallError(ENOTTY)
 
     def getdents64(k, vcpu, task, fd, dirp, count, *_):
-        if k.fs is None or 0 <= _fd(fd) < FIRST_FILE_FD:
-            raise SyscallError(EBADF if k.fs is None or _fd(fd) < 0 else ENOTDIR)
+        if 0 <= _fd(fd) < FIRST_FILE_FD:
+            raise SyscallError(ENOTDIR)            # the host streams are not directories
+        if k.fs is None:
+            raise SyscallError(EBADF)
         return k.fs.getdents64(task, _fd(fd), dirp, count & 0xFFFFFFFF)
 
     def openat(k, vcpu, task, dirfd, path, flags, mode, *_):

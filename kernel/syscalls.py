@@ -432,8 +432,11 @@ def _move_mapping(mm, vma, old_addr, old_size, new_size, new_addr):
 
 
 def sys_madvise(k, vcpu, task, addr, length, advice, *_):
-    if addr & (PAGE_SIZE - 1):
+    # mm/madvise.c do_madvise: aligned start, no wrap-around; the range must be user space.
+    if addr & (PAGE_SIZE - 1) or (length and page_align_up(length) > MASK64 - addr):
         raise SyscallError(EINVAL)
+    if addr + page_align_up(length) > TASK_SIZE:
+        raise SyscallError(ENOMEM)
     MADV_DONTNEED = 4
     if advice == MADV_DONTNEED and length:
         # Anonymous private memory reads back as zeroes after MADV_DONTNEED.
