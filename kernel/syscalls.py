@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from emu.memory import PAGE_SIZE
 from kernel.errno import (
-    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSYS, ENOTTY, EPERM, EPIPE,
+    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENAMETOOLONG, ENODEV, ENOENT, ENOMEM, ENOSYS, ENOTTY, EPERM, EPIPE,
     ERANGE, ESPIPE, ESRCH, SyscallError,
 )
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE
@@ -196,7 +196,9 @@ def sys_lseek(k, vcpu, task, fd, *_):
 
 
 def sys_open(k, vcpu, task, path, *_):
-    task.mm.strncpy_from_user(path, MAX_PATH_BYTES)   # EFAULT on a bad pointer, as Linux
+    # EFAULT on a bad pointer and ENAMETOOLONG past PATH_MAX, as getname() does.
+    if len(task.mm.strncpy_from_user(path, MAX_PATH_BYTES)) >= MAX_PATH_BYTES:
+        raise SyscallError(ENAMETOOLONG)
     raise SyscallError(ENOENT)
 
 
@@ -621,12 +623,12 @@ def sys_sysinfo(k, vcpu, task, info, *_):
 
 def sys_rt_sigpending(k, vcpu, task, set_address, sigsetsize, *_):
     """rt_sigpending(2): the signals pending for the thread (they wait because blocked)."""
-    if sigsetsize != 8:
+    if sigsetsize > 8:              # a shorter set is copied in part (kernel/signal.c)
         raise SyscallError(EINVAL)
     pending = 0
     for info in task.pending_signals:
         pending |= 1 << (info.signo - 1)
-    task.mm.copy_to_user(set_address, struct.pack("<Q", pending))
+    task.mm.copy_to_user(set_address, struct.pack("<Q", pending)[:sigsetsize])
     return 0
 
 
