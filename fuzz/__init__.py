@@ -72,6 +72,9 @@ class Guest:
     allowed_signals: set = field(default_factory=lambda: set(ARCHITECTED_SIGNALS))
     max_cycles: int = DEFAULT_MAX_CYCLES
     memory_bytes: int = MEMORY_BYTES
+    fs_root: str | None = None       # a directory mapped as the guest's root (--fs / --fs-rw)
+    fs_writable: bool = False
+    strict_overcommit: bool = False  # vm.overcommit_memory=2, as --max-memory sets it
 
 
 @dataclass
@@ -227,9 +230,46 @@ def gen_syscall(rng: random.Random) -> Guest:
     # Some NUL-terminated path-like strings where pointers often land.
     for offset in range(0, DATA_BYTES, 512):
         text = rng.choice([b"/etc/passwd", b"../../etc/passwd", b"/proc/self/root/etc/passwd", b".", b"/",
-                           b"/proc/self/exe", b"a" * 300, b""])
+                           b"/proc/self/exe", b"a" * 300, b"", b"/file.txt", b"dir/../file.txt", b"escape",
+                           b"dir/inner", b"dir", b"new.txt", b"dir/new.txt", b"loop", b"fifo", b"../secret"])
         data[offset:offset + len(text) + 1] = text + b"\0"
-    return Guest(code=code + exit_group(0), data=bytes(data), allowed_signals=ANY_SIGNAL)
+    guest = Guest(code=code + exit_group(0), data=bytes(data), allowed_signals=ANY_SIGNAL,
+                  strict_overcommit=rng.random() < 0.3)
+    choice = rng.random()
+    if choice < 0.4:
+        guest.fs_root = fuzz_root(writable=False)
+    elif choice < 0.5:
+        guest.fs_root, guest.fs_writable = fuzz_root(writable=True), True
+    return guest
+
+
+_FUZZ_ROOTS: dict[bool, str] = {}
+
+
+def fuzz_root(writable: bool) -> str:
+    """A directory tree for the file syscalls to chew on (made once per process): files, a
+    subdirectory, symlinks in and out, a loop, a FIFO, and a secret next to the root."""
+    if writable not in _FUZZ_ROOTS:
+        import atexit
+        import os
+        import shutil
+        import tempfile
+        base = tempfile.mkdtemp(prefix="emu-fuzz-")
+        atexit.register(shutil.rmtree, base, True)
+        root = os.path.join(base, "root")
+        os.makedirs(os.path.join(root, "dir"))
+        with open(os.path.join(base, "secret"), "w") as handle:
+            handle.write("outside the root\n")
+        with open(os.path.join(root, "file.txt"), "w") as handle:
+            handle.write("some file contents\n" * 50)
+        with open(os.path.join(root, "dir", "inner"), "w") as handle:
+            handle.write("inner\n")
+        os.symlink("../secret", os.path.join(root, "escape"))
+        os.symlink("/file.txt", os.path.join(root, "dir", "abs"))
+        os.symlink("loop", os.path.join(root, "loop"))
+        os.mkfifo(os.path.join(root, "fifo"))
+        _FUZZ_ROOTS[writable] = root
+    return _FUZZ_ROOTS[writable]
 
 
 def _random_extension_instruction(rng: random.Random) -> bytes:
@@ -322,8 +362,12 @@ def run_guest(guest: Guest, kind: str = "guest", index: int = 0) -> Outcome:
     signal.setitimer(signal.ITIMER_REAL, WALL_SECONDS_PER_CASE)
     try:
         machine = Machine(cpus=1, memory_bytes=guest.memory_bytes, max_cycles=guest.max_cycles)
+        # Strict overcommit with all of the (small) memory committable, so the 8 MiB stack fits.
+        cmdline = {"sysctl.vm.overcommit_memory": "2", "sysctl.vm.overcommit_ratio": "100"} \
+            if guest.strict_overcommit else {}
         kernel = Kernel(machine, KernelConfig(argv=["fuzz"], envp=[], stdin=io.BytesIO(), stdout=io.BytesIO(),
-                                              stderr=io.BytesIO()))
+                                              stderr=io.BytesIO(), cmdline=cmdline, fs_root=guest.fs_root,
+                                              fs_writable=guest.fs_writable))
         code = guest.code[:TEXT_PAGES * 4096]
         image = ProgramImage(path="fuzz", entry=TEXT_VADDR, segments=[
             Segment(TEXT_VADDR, code, TEXT_PAGES * 4096, PROT_READ | PROT_EXEC),
@@ -342,6 +386,8 @@ def run_guest(guest: Guest, kind: str = "guest", index: int = 0) -> Outcome:
         if outcome.failure is None:
             outcome.failure = check(guest, machine, kernel, outcome)
         machine.close()
+    if kernel is not None and kernel.fs is not None:
+        kernel.fs.close_all()
     return outcome
 
 

@@ -31,8 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         endings: Counter = Counter()
         started = time.monotonic()
         last_report = started
+        slowest = (0.0, None)
         for count, index in enumerate(indices, 1):
+            case_started = time.monotonic()
             outcome = run_case(kind, options.seed, index)
+            slowest = max(slowest, (time.monotonic() - case_started, index), key=lambda pair: pair[0])
             endings[outcome.ending.split(" ")[0] if not outcome.ending.startswith("signal") else outcome.ending] += 1
             if options.verbose or options.only is not None:
                 print(f"{kind} #{index}: {outcome.ending or '-'} after {outcome.cycles} cycles"
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{kind}] {count}/{len(indices)} cases, {len(failures)} failures, {rate:.0f} cases/s",
                       file=sys.stderr, flush=True)
         summary = ", ".join(f"{name}: {n}" for name, n in sorted(endings.items()))
-        print(f"{kind}: {len(indices)} cases in {time.monotonic() - started:.1f} s -- {summary}")
+        print(f"{kind}: {len(indices)} cases in {time.monotonic() - started:.1f} s "
+              f"(slowest #{slowest[1]}: {slowest[0]:.2f} s) -- {summary}")
     print(f"{len(failures)} failing case(s)")
     return 1 if failures else 0
 
