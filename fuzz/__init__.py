@@ -75,6 +75,7 @@ class Guest:
     fs_root: str | None = None       # a directory mapped as the guest's root (--fs / --fs-rw)
     fs_writable: bool = False
     strict_overcommit: bool = False  # vm.overcommit_memory=2, as --max-memory sets it
+    entry_offset: int = 0            # where in the code page execution starts
 
 
 @dataclass
@@ -121,6 +122,62 @@ def pointer_or_value(rng: random.Random) -> int:
     if choice == 8:
         return rng.randrange(64)
     return rng.getrandbits(64)
+
+
+# ---- surviving faults -------------------------------------------------------------------------
+
+# A SA_SIGINFO handler that resumes at the next step after the faulting one: it
+# reads the interrupted RIP from the ucontext (uc_mcontext.rip at offset 168),
+# finds the first step start above it in a table, writes that back and returns
+# through a restorer that calls rt_sigreturn. So one case runs every step even
+# when most of them fault -- each fault still goes through the kernel's
+# exception -> signal -> frame -> sigreturn path. After SIGNAL_BUDGET signals
+# (a counter in the last data qword) it resumes at exit_group instead, so a
+# fault loop does not spend the whole cycle budget in signal delivery.
+SIGNAL_COUNTER_VADDR = DATA_VADDR + DATA_BYTES - 8
+SIGNAL_BUDGET = 64
+# incq counter; cmpq $64, counter; ja exit; mov 168(%rdx),%rax; movabs $table,%rcx
+_HANDLER_HEAD = bytes.fromhex("48ff0425f83f600048833c25f83f6000407723488b82a800000048b9")
+# 1: mov (%rcx),%r8; add $8,%rcx; cmp %rax,%r8; jbe 1b; cmp $-1,%r8; jne 2f;
+# exit: andl $~TF, 176(%rdx) (uc_mcontext.eflags: stop single-stepping); movabs $exit,%r8
+_HANDLER_LOOP = bytes.fromhex("4c8b014883c1084939c076f44983f8ff751481a2b0000000fffeffff49b8")
+_HANDLER_TAIL = bytes.fromhex("4c8982a8000000c3")                      # mov %r8,168(%rdx); ret
+_RESTORER = bytes.fromhex("b80f0000000f05")                            # mov $15,%eax; syscall
+SA_SIGINFO, SA_RESTORER, SA_NODEFER = 0x4, 0x04000000, 0x40000000
+CAUGHT_SIGNALS = (signals.SIGSEGV, signals.SIGILL, signals.SIGFPE, signals.SIGBUS, signals.SIGTRAP)
+
+
+def fault_skipping_program(steps: list[bytes]) -> tuple[bytes, int]:
+    """Code page: handler, restorer, struct sigaction, step table, then the steps
+    (after installing the handler for CAUGHT_SIGNALS) and exit_group(0). Returns
+    (code, entry offset)."""
+    handler_size = len(_HANDLER_HEAD) + 8 + len(_HANDLER_LOOP) + 8 + len(_HANDLER_TAIL)
+    restorer_at = handler_size
+    sigaction_at = restorer_at + len(_RESTORER)
+    table_at = sigaction_at + 32
+    entry = table_at + 8 * (len(steps) + 2)
+    install = b"".join(movabs("rax", 13) + movabs("rdi", signo) + movabs("rsi", TEXT_VADDR + sigaction_at)
+                       + movabs("rdx", 0) + movabs("r10", 8) + SYSCALL for signo in CAUGHT_SIGNALS)
+    starts, body = [], b""
+    position = entry + len(install)
+    for step in steps:
+        starts.append(TEXT_VADDR + position + len(body))
+        body += step
+    exit_at = TEXT_VADDR + position + len(body)
+    handler = (_HANDLER_HEAD + struct.pack("<Q", TEXT_VADDR + table_at) + _HANDLER_LOOP
+               + struct.pack("<Q", exit_at) + _HANDLER_TAIL)
+    sigaction = struct.pack("<QQQQ", TEXT_VADDR, SA_SIGINFO | SA_RESTORER | SA_NODEFER,
+                            TEXT_VADDR + restorer_at, 0)
+    table = struct.pack(f"<{len(starts) + 2}Q", *starts, exit_at, MASK64)
+    code = handler + _RESTORER + sigaction + table + install + body + exit_group(0)
+    return code, entry
+
+
+def surviving_guest(steps: list[bytes], data: bytes) -> Guest:
+    """A Guest running ``steps`` under the fault-skipping handler (signal counter zeroed)."""
+    assert struct.pack("<I", SIGNAL_COUNTER_VADDR) in _HANDLER_HEAD and SIGNAL_BUDGET == _HANDLER_HEAD[16]
+    code, entry = fault_skipping_program(steps)
+    return Guest(code=code, data=data[:DATA_BYTES - 8] + bytes(8), entry_offset=entry)
 
 
 # ---- generators ------------------------------------------------------------------------------
@@ -183,11 +240,13 @@ def gen_code(rng: random.Random) -> Guest:
         if rng.random() < 0.5:
             body = _register_prologue(rng) + body
         return Guest(code=body[:TEXT_PAGES * 4096], data=data)
-    code = _register_prologue(rng)
+    steps = [_register_prologue(rng)]
     length = rng.randrange(64, 1024)
-    while len(code) < length:
-        code += _random_instruction(rng)
-    return Guest(code=code + exit_group(0), data=data)
+    while sum(map(len, steps)) < length:
+        steps.append(_random_instruction(rng))
+    if rng.random() < 0.5:        # half the soups survive their faults and run every step
+        return surviving_guest(steps, data)
+    return Guest(code=b"".join(steps) + exit_group(0), data=data)
 
 
 # Linux x86-64 syscall numbers (syscall_64.tbl) a fuzz case should rarely
@@ -329,10 +388,11 @@ def gen_extension(rng: random.Random) -> Guest:
     for offset in (0x1000, 0x2000):               # XSAVE areas: legacy region + header
         data[offset + 24:offset + 28] = struct.pack("<I", rng.choice([0x1F80, 0x1F80, 0xFFFF0000]))
         data[offset + 512:offset + 576] = _xsave_header(rng)
-    code = b""
+    steps = []
     if rng.random() < 0.7:   # arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)
-        code += movabs("rax", 158) + movabs("rdi", 0x1023) + movabs("rsi", 18) + SYSCALL
-    for _ in range(rng.randrange(1, 16)):
+        steps.append(movabs("rax", 158) + movabs("rdi", 0x1023) + movabs("rsi", 18) + SYSCALL)
+    for _ in range(rng.randrange(1, 24)):
+        code = b""
         for register in ("rdi", "rsi", "r12", "r13"):
             code += movabs(register, DATA_VADDR + rng.choice([0, 0x400, 0x1000, 0x2000, 0x1040, 0x3FC0,
                                                                rng.randrange(DATA_BYTES)]))
@@ -341,7 +401,10 @@ def gen_extension(rng: random.Random) -> Guest:
         mask = rng.choice([MASK64, 3, (3 << 17) | 3, 1 << 18, 0, rng.getrandbits(64)])
         code += movabs("rax", mask & 0xFFFFFFFF) + movabs("rdx", mask >> 32)
         code += _random_extension_instruction(rng)
-    return Guest(code=code + exit_group(0), data=bytes(data))
+        steps.append(code)
+    if rng.random() < 0.8:        # most cases survive their faults and run every step
+        return surviving_guest(steps, bytes(data))
+    return Guest(code=b"".join(steps) + exit_group(0), data=bytes(data))
 
 
 GENERATORS = {"code": gen_code, "syscall": gen_syscall, "extension": gen_extension}
@@ -369,7 +432,7 @@ def run_guest(guest: Guest, kind: str = "guest", index: int = 0) -> Outcome:
                                               stderr=io.BytesIO(), cmdline=cmdline, fs_root=guest.fs_root,
                                               fs_writable=guest.fs_writable))
         code = guest.code[:TEXT_PAGES * 4096]
-        image = ProgramImage(path="fuzz", entry=TEXT_VADDR, segments=[
+        image = ProgramImage(path="fuzz", entry=TEXT_VADDR + guest.entry_offset, segments=[
             Segment(TEXT_VADDR, code, TEXT_PAGES * 4096, PROT_READ | PROT_EXEC),
             Segment(DATA_VADDR, guest.data[:DATA_BYTES], DATA_BYTES, PROT_READ | PROT_WRITE)])
         kernel.start_image(image, "fuzz")

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from emu.machine import Machine
 from emu.traps import (
-    VECTOR_AC, VECTOR_BP, VECTOR_DE, VECTOR_GP, VECTOR_MF, VECTOR_NM, VECTOR_PF, VECTOR_SS, VECTOR_UD,
+    VECTOR_AC, VECTOR_BP, VECTOR_DB, VECTOR_DE, VECTOR_GP, VECTOR_MF, VECTOR_NM, VECTOR_PF, VECTOR_SS, VECTOR_UD,
     VECTOR_XM, CpuException, PF,
 )
 from emu.vcpu import VCpu
@@ -307,6 +307,8 @@ class Kernel:
         signo = signal_for_vector(exc.vector)
         code, address = {
             VECTOR_UD: (signals.ILL_ILLOPN, rip),
+            # Single step (RFLAGS.TF) or ICEBP: exc_debug_user sends SIGTRAP, TRAP_TRACE, at RIP.
+            VECTOR_DB: (signals.TRAP_TRACE, rip),
             VECTOR_DE: (signals.FPE_INTDIV, rip),
             VECTOR_BP: (signals.SI_KERNEL, 0),
             VECTOR_GP: (signals.SI_KERNEL, 0),
@@ -411,6 +413,7 @@ def signal_for_vector(vector: int) -> int:
     """The signal Linux sends for a user-mode exception (arch/x86/kernel/traps.c)."""
     return {
         VECTOR_DE: signals.SIGFPE,
+        VECTOR_DB: signals.SIGTRAP,
         VECTOR_BP: signals.SIGTRAP,
         VECTOR_UD: signals.SIGILL,
         VECTOR_GP: signals.SIGSEGV,
