@@ -44,7 +44,7 @@ TEXT_PAGES = 2
 DATA_VADDR = 0x600000
 DATA_BYTES = 4 * 4096            # followed by an unmapped page (DATA_VADDR + DATA_BYTES)
 MEMORY_BYTES = 16 << 20
-DEFAULT_MAX_CYCLES = 300_000
+DEFAULT_MAX_CYCLES = 100_000
 # The hot path stops at the first block boundary past the deadline; one block
 # plus the trap that ends it may overshoot (a syscall, an XSAVE of 8 KiB...).
 CYCLE_OVERSHOOT_ALLOWANCE = 200_000
@@ -135,9 +135,9 @@ def pointer_or_value(rng: random.Random) -> int:
 # (a counter in the last data qword) it resumes at exit_group instead, so a
 # fault loop does not spend the whole cycle budget in signal delivery.
 SIGNAL_COUNTER_VADDR = DATA_VADDR + DATA_BYTES - 8
-SIGNAL_BUDGET = 64
-# incq counter; cmpq $64, counter; ja exit; mov 168(%rdx),%rax; movabs $table,%rcx
-_HANDLER_HEAD = bytes.fromhex("48ff0425f83f600048833c25f83f6000407723488b82a800000048b9")
+SIGNAL_BUDGET = 16
+# incq counter; cmpq $SIGNAL_BUDGET, counter; ja exit; mov 168(%rdx),%rax; movabs $table,%rcx
+_HANDLER_HEAD = bytes.fromhex(f"48ff0425f83f600048833c25f83f6000{SIGNAL_BUDGET:02x}7723488b82a800000048b9")
 # 1: mov (%rcx),%r8; add $8,%rcx; cmp %rax,%r8; jbe 1b; cmp $-1,%r8; jne 2f;
 # exit: andl $~TF, 176(%rdx) (uc_mcontext.eflags: stop single-stepping); movabs $exit,%r8
 _HANDLER_LOOP = bytes.fromhex("4c8b014883c1084939c076f44983f8ff751481a2b0000000fffeffff49b8")
