@@ -135,7 +135,7 @@ def pointer_or_value(rng: random.Random) -> int:
 # (a counter in the last data qword) it resumes at exit_group instead, so a
 # fault loop does not spend the whole cycle budget in signal delivery.
 SIGNAL_COUNTER_VADDR = DATA_VADDR + DATA_BYTES - 8
-SIGNAL_BUDGET = 16
+SIGNAL_BUDGET = 8
 # incq counter; cmpq $SIGNAL_BUDGET, counter; ja exit; mov 168(%rdx),%rax; movabs $table,%rcx
 _HANDLER_HEAD = bytes.fromhex(f"48ff0425f83f600048833c25f83f6000{SIGNAL_BUDGET:02x}7723488b82a800000048b9")
 # 1: mov (%rcx),%r8; add $8,%rcx; cmp %rax,%r8; jbe 1b; cmp $-1,%r8; jne 2f;
