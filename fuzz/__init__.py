@@ -302,23 +302,28 @@ def gen_syscall(rng: random.Random) -> Guest:
     return guest
 
 
-_FUZZ_ROOTS: dict[bool, str] = {}
+_FUZZ_BASE: list[str] = []
 
 
 def fuzz_root(writable: bool) -> str:
-    """A directory tree for the file syscalls to chew on (made once per process): files, a
-    subdirectory, symlinks in and out, a loop, a FIFO, and a secret next to the root."""
-    if writable not in _FUZZ_ROOTS:
+    """A directory tree for the file syscalls to chew on: files, a subdirectory, symlinks in
+    and out, a loop, a FIFO, and a secret next to the root. One temporary base per run (made
+    by the first caller, removed at its exit; forked workers share it), one tree per process
+    below it; the writable tree is made afresh for every case, so guest writes never pile up."""
+    import os
+    import shutil
+    if not _FUZZ_BASE:
         import atexit
-        import os
-        import shutil
         import tempfile
         base = tempfile.mkdtemp(prefix="emu-fuzz-")
         atexit.register(shutil.rmtree, base, True)
-        root = os.path.join(base, "root")
-        os.makedirs(os.path.join(root, "dir"))
         with open(os.path.join(base, "secret"), "w") as handle:
             handle.write("outside the root\n")
+        _FUZZ_BASE.append(base)
+    root = os.path.join(_FUZZ_BASE[0], f"{'rw' if writable else 'ro'}-{os.getpid()}")
+    if writable or not os.path.isdir(root):
+        shutil.rmtree(root, ignore_errors=True)
+        os.makedirs(os.path.join(root, "dir"))
         with open(os.path.join(root, "file.txt"), "w") as handle:
             handle.write("some file contents\n" * 50)
         with open(os.path.join(root, "dir", "inner"), "w") as handle:
@@ -327,8 +332,7 @@ def fuzz_root(writable: bool) -> str:
         os.symlink("/file.txt", os.path.join(root, "dir", "abs"))
         os.symlink("loop", os.path.join(root, "loop"))
         os.mkfifo(os.path.join(root, "fifo"))
-        _FUZZ_ROOTS[writable] = root
-    return _FUZZ_ROOTS[writable]
+    return root
 
 
 def _random_extension_instruction(rng: random.Random) -> bytes:

@@ -14,7 +14,7 @@ import sys
 import time
 from collections import Counter
 
-from fuzz import KINDS, run_case
+from fuzz import KINDS, fuzz_root, run_case
 
 CHUNK_CASES = 250
 
@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     totals = {kind: [0, Counter(), [], (0.0, None)] for kind in kinds}
     started = last_report = time.monotonic()
     done = 0
+    if "syscall" in kinds:
+        fuzz_root(writable=False)     # the temporary base is this process's (removed at its exit)
     if options.jobs > 1:
         pool = multiprocessing.get_context("fork").Pool(options.jobs)
         results = pool.imap_unordered(run_chunk, tasks)
