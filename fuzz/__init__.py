@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from emu.isa import encoding
 from emu.isa.state import MSR_IA32_XFD, MSR_IA32_XFD_ERR, MSR_IA32_XSS
 from emu.machine import Machine
-from emu.traps import CpuException, GP
+from emu.traps import GP, CpuException
 from kernel import signals
 from kernel.kernel import Kernel, KernelConfig
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, ProgramImage, Segment
@@ -443,7 +443,7 @@ def run_guest(guest: Guest, kind: str = "guest", index: int = 0) -> Outcome:
         machine.run()
     except CaseHung as hung:
         outcome.failure = f"hang: {hung}\n" + traceback.format_exc(limit=-6)
-    except Exception:
+    except Exception:  # noqa: BLE001 -- any host exception is the finding
         outcome.failure = "host exception:\n" + traceback.format_exc()
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -509,7 +509,7 @@ def run_machine_api_case(rng: random.Random, index: int) -> Outcome:
         outcome.ending = f"xcr0={vcpu.xstate.xcr0:#x}"
     except CpuException as exc:
         outcome.failure = f"architected exception other than #GP: {exc!r}"
-    except Exception:
+    except Exception:  # noqa: BLE001 -- any host exception is the finding
         outcome.failure = "host exception:\n" + traceback.format_exc()
     finally:
         machine.close()

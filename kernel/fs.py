@@ -29,12 +29,24 @@ import errno as host_errno
 import os
 import stat
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from kernel.errno import (
-    EACCES, EBADF, EEXIST, EINVAL, EISDIR, ELOOP, EMFILE, ENAMETOOLONG, ENOENT, ENOTDIR, ENOTTY,
-    EROFS, SyscallError,
+    EACCES,
+    EBADF,
+    EEXIST,
+    EINVAL,
+    EISDIR,
+    ELOOP,
+    EMFILE,
+    ENAMETOOLONG,
+    ENOENT,
+    ENOTDIR,
+    ENOTTY,
+    EROFS,
+    SyscallError,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -560,7 +572,7 @@ def file_syscalls(table: dict[int, Callable]) -> dict[int, Callable]:
     original = dict(table)
 
     def on_fd(number: int, operation: Callable) -> Callable:
-        def handler(k: "Kernel", vcpu, task, fd, *args):
+        def handler(k: Kernel, vcpu, task, fd, *args):
             if k.fs is None or 0 <= _fd(fd) < FIRST_FILE_FD:
                 return original[number](k, vcpu, task, fd, *args)
             return operation(k.fs, task, _fd(fd), *args)
@@ -568,7 +580,7 @@ def file_syscalls(table: dict[int, Callable]) -> dict[int, Callable]:
         return handler
 
     def on_path(number: int, operation: Callable) -> Callable:
-        def handler(k: "Kernel", vcpu, task, *args):
+        def handler(k: Kernel, vcpu, task, *args):
             if k.fs is None:
                 return original[number](k, vcpu, task, *args)
             return operation(k, vcpu, task, *args)
@@ -709,4 +721,4 @@ def file_syscalls(table: dict[int, Callable]) -> dict[int, Callable]:
     return handlers
 
 
-__all__ = ["SandboxFs", "FileTable", "OpenFile", "file_syscalls"]
+__all__ = ["FileTable", "OpenFile", "SandboxFs", "file_syscalls"]

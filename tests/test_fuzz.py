@@ -6,7 +6,7 @@ syscall kind), the run ends within its cycle budget and its wall-clock guard.
 """
 import pytest
 
-from fuzz import CaseHung, Guest, exit_group, movabs, run_case, run_guest, SYSCALL
+from fuzz import SYSCALL, CaseHung, Guest, exit_group, movabs, run_case, run_guest
 
 CI_SEED = 2026
 CODE_CASES, CODE_CHUNKS = 2000, 4
@@ -56,7 +56,6 @@ def test_harness_reports_a_run_over_its_cycle_budget(monkeypatch):
 
 
 def test_harness_reports_a_hang(monkeypatch):
-    import fuzz
     from kernel import syscalls
 
     def hang(*_):

@@ -9,7 +9,8 @@ import os
 import stat
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kernel.errno import SyscallError
 from kernel.fs import SandboxFs
@@ -140,7 +141,7 @@ ESCAPES = ["../../secret.txt", "../secret.txt", "/../secret.txt", "/../../../../
 
 
 def test_escapes_fail_and_the_secret_is_never_read(sandbox):
-    outside, root = sandbox
+    _, root = sandbox
     result = run_probe("read", *ESCAPES, root=root)
     assert result.returncode == 0, result.stderr
     assert SECRET not in result.stdout and SECRET not in result.stderr
@@ -252,7 +253,7 @@ def resolver_tree(tmp_path_factory):
 @settings(max_examples=300, deadline=None)
 @given(parts=st.lists(st.sampled_from(COMPONENTS), min_size=1, max_size=10), absolute=st.booleans())
 def test_every_resolved_path_stays_inside_the_root(resolver_tree, parts, absolute):
-    base, root = resolver_tree
+    _, root = resolver_tree
     path = ("/" if absolute else "") + "/".join(parts)
     fs = SandboxFs(str(root))
     try:
