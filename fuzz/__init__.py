@@ -417,6 +417,17 @@ KINDS = (*GENERATORS, "machine_api")
 
 # ---- running one case ------------------------------------------------------------------------
 
+_PROFILE = []
+
+
+def default_profile():
+    """The default cost profile, parsed once per process (it is read-only)."""
+    if not _PROFILE:
+        from emu.timing.profile import DEFAULT_PROFILE, load_profile
+        _PROFILE.append(load_profile(DEFAULT_PROFILE))
+    return _PROFILE[0]
+
+
 def _raise_hung(signum, frame):
     raise CaseHung(f"no result after {WALL_SECONDS_PER_CASE:.0f} s of wall-clock time")
 
@@ -428,7 +439,8 @@ def run_guest(guest: Guest, kind: str = "guest", index: int = 0) -> Outcome:
     previous = signal.signal(signal.SIGALRM, _raise_hung)
     signal.setitimer(signal.ITIMER_REAL, WALL_SECONDS_PER_CASE)
     try:
-        machine = Machine(cpus=1, memory_bytes=guest.memory_bytes, max_cycles=guest.max_cycles)
+        machine = Machine(cpus=1, memory_bytes=guest.memory_bytes, max_cycles=guest.max_cycles,
+                          profile=default_profile())
         # Strict overcommit with all of the (small) memory committable, so the 8 MiB stack fits.
         cmdline = {"sysctl.vm.overcommit_memory": "2", "sysctl.vm.overcommit_ratio": "100"} \
             if guest.strict_overcommit else {}
@@ -486,7 +498,7 @@ def run_machine_api_case(rng: random.Random, index: int) -> Outcome:
     accepts the value or raises #GP(0) (SDM Vol. 2D XSETBV, Vol. 4 MSR table); then an
     XSAVEC/XRSTOR round trip of the resulting state must not raise anything else."""
     outcome = Outcome("machine_api", index)
-    machine = Machine(cpus=1, memory_bytes=4 << 20)
+    machine = Machine(cpus=1, memory_bytes=4 << 20, profile=default_profile())
     vcpu = machine.vcpus[0]
     try:
         for _ in range(8):
