@@ -147,6 +147,8 @@ def run_command(options) -> int:
         kernel = Kernel(machine, config)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    except OSError as error:           # --fs DIR exists but cannot be opened
+        raise UsageError(f"{error.filename}: {error.strerror}") from None
     try:
         kernel.start(options.program)
     except LoadError as error:
