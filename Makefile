@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= guest/examples/hello.S
 
-.PHONY: run test guest-test bench lint clean
+.PHONY: run test guest-test bench lint clean fuzz
 
 $(STAMP): pyproject.toml setup.py emu/timing/hotpath.c emu/timing/hotpath.h emu/timing/_build_hotpath.py emu/mmu/tlb.c emu/mmu/tlb.h
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,16 @@ test: $(STAMP)
 
 guest-test: $(STAMP)
 	$(BIN)/emu test guest/tests guest/examples
+
+# The long fuzz campaign (the CI part is tests/test_fuzz.py). Progress goes to stderr.
+FUZZ_SEED ?= 1
+FUZZ_JOBS ?= 2
+FUZZ = $(BIN)/python -m fuzz --seed $(FUZZ_SEED) --jobs $(FUZZ_JOBS)
+fuzz: $(STAMP)
+	$(FUZZ) --kind code --cases 100000
+	$(FUZZ) --kind syscall --cases 20000
+	$(FUZZ) --kind extension --cases 20000
+	$(FUZZ) --kind machine_api --cases 20000
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -53,6 +53,13 @@ class Machine:
     def attach(self, trap_handler: TrapHandler) -> None:
         self.trap_handler = trap_handler
 
+    def close(self) -> None:
+        """Release the vCPUs' host resources (a process that builds many machines,
+        like the fuzz driver, calls this after each run)."""
+        for vcpu in self.vcpus:
+            vcpu.close()
+        self.trap_handler = None
+
     # ---- cost of code ---------------------------------------------------
 
     def price_block(self, vcpu: VCpu, address: int, size_bytes: int) -> tuple[int, int]:

@@ -172,6 +172,11 @@ class VCpu:
         self._clean_user_context = None
         self._boot()
 
+    def close(self) -> None:
+        """Forget this vCPU in the hot path's handle registry so it (and its
+        Unicorn instance) can be freed; a closed vCPU must not run again."""
+        _VCPUS_BY_HANDLE.pop(self._handle, None)
+
     # ---- set-up ---------------------------------------------------------
 
     def _install_hooks(self) -> None:

@@ -2,7 +2,9 @@
 
 Exit status contract (DESIGN.md): the guest's exit status; 128+signo and one
 stderr line when a signal killed it; 2 and one line for bad input; 124 when
---max-cycles ended the run first.
+--max-cycles ended the run first; 125 when --timeout (wall clock) did; 123
+when the guest ran out of memory (the OOM killer, or too little to load it);
+70 for an emulator bug. Every limit still writes --stats.
 """
 from __future__ import annotations
 
@@ -13,6 +15,11 @@ import sys
 
 EXIT_USAGE = 2
 EXIT_CYCLE_LIMIT = 124
+EXIT_WALL_TIMEOUT = 125
+EXIT_OUT_OF_MEMORY = 123
+MIN_MEMORY_BYTES = 4 << 20
+MAX_MEMORY_BYTES = 64 << 30       # guest RAM is one host mapping: keep it a size a host can back
+SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 EXIT_INTERNAL_ERROR = 70   # EX_SOFTWARE: a bug in the emulator, not in the guest
 
 
@@ -42,6 +49,37 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
+def _memory_size(text: str) -> int:
+    """A byte count with an optional K/M/G suffix (KiB/MiB/GiB), like Linux's mem=."""
+    cleaned = text.strip().upper().removesuffix("B").removesuffix("I")
+    suffix = cleaned[-1:] if cleaned[-1:] in ("K", "M", "G") else ""
+    try:
+        value = int(cleaned[:len(cleaned) - len(suffix)], 0) * SIZE_SUFFIXES[suffix]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 64M, 1G)") from None
+    if value % 4096:
+        raise argparse.ArgumentTypeError(f"not a multiple of 4 KiB: {text!r}")
+    if not MIN_MEMORY_BYTES <= value <= MAX_MEMORY_BYTES:
+        raise argparse.ArgumentTypeError(f"must be between 4M and 64G: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < 1e9:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def _directory(text: str) -> str:
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="emu", description="Cycle-approximate x86-64 emulator with a toy Linux kernel.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -55,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cost profile (see `emu profiles`; default spr)")
     run.add_argument("--memory", type=_positive_int, metavar="MIB", default=1024,
                      help="guest physical memory in MiB (default 1024)")
+    run.add_argument("--max-memory", type=_memory_size, metavar="SIZE",
+                     help="guest physical memory (e.g. 64M) with strict overcommit: mmap/brk fail with "
+                          "ENOMEM; a fault with no free frame is an OOM kill (exit 123)")
+    run.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                     help="wall-clock limit for the run (exit 125)")
+    files = run.add_mutually_exclusive_group()
+    files.add_argument("--fs", type=_directory, metavar="DIR", help="map DIR read-only as the guest's root")
+    files.add_argument("--fs-rw", type=_directory, metavar="DIR", help="map DIR read-write as the guest's root")
     commands.add_parser("profiles", help="list the cost profiles")
     from emucli import testcmd
     testcmd.add_arguments(commands.add_parser("test", help="run guest test programs (expectations in their headers)"))
@@ -80,38 +126,102 @@ def run_command(options) -> int:
     from emu.timing.profile import DEFAULT_PROFILE, ProfileError, load_profile
     from kernel.bootparams import BootParameterError
     from kernel.kernel import Kernel, KernelConfig
+    from kernel.errno import SyscallError
     from kernel.loader.image import LoadError
+    from kernel.mm.frames import OutOfMemory
 
     argv = [options.program, *options.args]
+    cmdline = parse_cmdline(options.cmdline)
+    memory_bytes = options.memory << 20
+    if options.max_memory is not None:
+        memory_bytes = options.max_memory
+        cmdline.setdefault("sysctl.vm.overcommit_memory", "2")   # OVERCOMMIT_NEVER: malloc sees ENOMEM
     try:
         profile = load_profile(options.profile or DEFAULT_PROFILE)
-        machine = Machine(cpus=options.cpus, memory_bytes=options.memory << 20, max_cycles=options.max_cycles,
+        machine = Machine(cpus=options.cpus, memory_bytes=memory_bytes, max_cycles=options.max_cycles,
                           profile=profile)
     except (ValueError, ProfileError) as error:
         raise UsageError(str(error)) from None
-    config = KernelConfig(argv=argv, envp=guest_environment(), seed=options.seed,
-                          cmdline=parse_cmdline(options.cmdline))
+    except OSError as error:
+        raise UsageError(f"cannot reserve {memory_bytes >> 20} MiB of guest memory: {error.strerror}") from None
+    config = KernelConfig(argv=argv, envp=guest_environment(), seed=options.seed, cmdline=cmdline,
+                          fs_root=options.fs or options.fs_rw, fs_writable=options.fs_rw is not None)
     try:
         kernel = Kernel(machine, config)
-    except ValueError as error:          # a bad --cmdline (CmdlineError or a policy's own check)
+    except ValueError as error:
         raise UsageError(f"--cmdline: {error}") from None
+    except OSError as error:           # --fs DIR exists but cannot be opened
+        raise UsageError(f"{error.filename}: {error.strerror}") from None
     try:
         kernel.start(options.program)
     except LoadError as error:
         print(f"emu: {error}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        machine.run()
-    finally:
-        sys.stdout.flush()
-    if kernel.fatal_message:
+    except (OutOfMemory, SyscallError):
+        print(f"emu: {options.program}: guest memory ({memory_bytes >> 20} MiB) is too small to load it",
+              file=sys.stderr)
+        return EXIT_OUT_OF_MEMORY
+    timed_out = False
+    with WallClockLimit(options.timeout) as limit:
+        try:
+            machine.run()
+        except WallClockTimeout:
+            timed_out = True
+        finally:
+            sys.stdout.flush()
+    timed_out = timed_out or limit.expired
+    if kernel.fatal_message and not timed_out:
         print(kernel.fatal_message, file=sys.stderr)
     if options.stats:
         write_stats(options.stats, machine, kernel)
+    if timed_out:
+        print(f"emu: wall-clock timeout of {options.timeout:g} s reached", file=sys.stderr)
+        return EXIT_WALL_TIMEOUT
+    if kernel.out_of_memory:
+        return EXIT_OUT_OF_MEMORY
     if machine.cycle_limit_reached and kernel.init_process.exit_status is None:
         print(f"emu: cycle limit {options.max_cycles} reached", file=sys.stderr)
         return EXIT_CYCLE_LIMIT
     return kernel.exit_status()
+
+
+class WallClockTimeout(Exception):
+    """Raised in the main thread when --timeout expires."""
+
+
+class WallClockLimit:
+    """--timeout: an interval timer whose SIGALRM raises WallClockTimeout wherever the run is.
+    It re-fires every 100 ms until the run unwinds, because a raise inside a callback that
+    swallows errors (the C hot path's) would otherwise be lost."""
+
+    REPEAT_SECONDS = 0.1
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.expired = False
+        self.active = False
+        self._previous = None
+
+    def _fire(self, signum, frame):
+        if self.active:
+            self.expired = True
+            raise WallClockTimeout()
+
+    def __enter__(self):
+        if self.seconds is not None:
+            import signal
+            self._previous = signal.signal(signal.SIGALRM, self._fire)
+            self.active = True
+            signal.setitimer(signal.ITIMER_REAL, self.seconds, self.REPEAT_SECONDS)
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        self.active = False
+        if self.seconds is not None:
+            import signal
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
+        return exc_type is WallClockTimeout   # fired between run() and here: still a timeout
 
 
 def list_profiles() -> int:
@@ -140,7 +250,7 @@ def collect_stats(machine, kernel) -> dict:
                  "xstate_allocs", "xrstors_skipped", "vfree_ipis", "rseq_aborts", "signals",
                  "syscalls", "page_faults", "spurious_faults", "xsaves", "xrstors", "xsaves_components_skipped", "membarriers",
                  "signals_delivered", "cpu_opv_calls", "cpu_opv_pages_pinned", "cpu_opv_cycles",
-                 "cpu_opv_migrations"):
+                 "cpu_opv_migrations", "oom_kills"):
         stats[name] = counters.get(name, 0)
     # The TLB policy's counters (kernel/mm/tlb.py).
     for name in ("tlb_flush_ipis", "tlb_flushes_skipped", "tlb_single_page_flushes", "tlb_flush_cpumask_trims",

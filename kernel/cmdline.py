@@ -75,6 +75,9 @@ PARAMETERS: dict[str, Parameter] = {
     "lazy_max_pages": Parameter(str, "", "lazily freed vmalloc pages before a purge"),
     "xstate_cache": Parameter(str, "", "entries of the vmalloc_cache policy's cache"),
     "strict_sas_size": Parameter(str, "", "check every sigaltstack against the frame size"),
+    # Checked by Kernel._sysctl (the overcommit policy of kernel/mm/frames.py).
+    "sysctl.vm.overcommit_memory": Parameter(str, "", "0 guess, 1 always, 2 never (vm.overcommit_memory)"),
+    "sysctl.vm.overcommit_ratio": Parameter(str, "", "percent of RAM committable in mode 2"),
     "tlb_remote_flush": Parameter(_on_off, True,
                                   "debug: off skips remote shootdowns (stale TLBs become visible)"),
 }

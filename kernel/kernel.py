@@ -14,20 +14,23 @@ from typing import BinaryIO
 
 from emu.machine import Machine
 from emu.traps import (
-    VECTOR_AC, VECTOR_BP, VECTOR_DE, VECTOR_GP, VECTOR_MF, VECTOR_NM, VECTOR_PF, VECTOR_SS, VECTOR_UD,
+    VECTOR_AC, VECTOR_BP, VECTOR_DB, VECTOR_DE, VECTOR_GP, VECTOR_MF, VECTOR_NM, VECTOR_PF, VECTOR_SS, VECTOR_UD,
     VECTOR_XM, CpuException, PF,
 )
 from emu.vcpu import VCpu
 from kernel import bootparams, cpu_opv, fpu, signals
 from kernel.errno import SyscallError
 from kernel.exec import exec_image
+from kernel.fs import SandboxFs
 from kernel.loader import load_program
-from kernel.mm.frames import FrameAllocator, OutOfMemory
+from kernel.mm.frames import (
+    DEFAULT_OVERCOMMIT_RATIO, OVERCOMMIT_ALWAYS, OVERCOMMIT_GUESS, OVERCOMMIT_NEVER, FrameAllocator, OutOfMemory,
+)
 from kernel.cmdline import parse_kernel_cmdline
 from kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
 from kernel.mm.tlb import TlbManager
 from kernel.rseq import rseq_handle_notify_resume
-from kernel.sigframe import BUS_ADRERR, SigInfo, deliver_pending_signals, force_sig_fault
+from kernel.sigframe import SigInfo, deliver_pending_signals, force_sig_fault
 from kernel.sched import Scheduler
 from kernel.xstate_alloc import xstate_alloc_from_cmdline
 from kernel.task import TASK_EXITED, TASK_RUNNING, TASK_SLEEPING, Process, Task, allocate_pid
@@ -59,6 +62,9 @@ class KernelConfig:
     stdin: BinaryIO | None = None
     stdout: BinaryIO | None = None
     stderr: BinaryIO | None = None
+    # --fs / --fs-rw: host directory mapped as the guest's root (kernel/fs.py); None: no files.
+    fs_root: str | None = None
+    fs_writable: bool = False
 
 
 class GuestExit(Exception):
@@ -89,6 +95,12 @@ class Kernel:
         # getrandom(2)'s source: seeded, so a run is reproducible (--seed).
         self.guest_random = random.Random(config.seed ^ 0x5EED)
         self.params = parse_kernel_cmdline(config.cmdline)   # CmdlineError on bad input
+        self.fs = SandboxFs(config.fs_root, config.fs_writable) if config.fs_root else None
+        self.out_of_memory = False       # the OOM killer ended the run
+        self.frames.overcommit_policy = _sysctl(config.cmdline, "sysctl.vm.overcommit_memory", OVERCOMMIT_GUESS,
+                                                (OVERCOMMIT_GUESS, OVERCOMMIT_ALWAYS, OVERCOMMIT_NEVER))
+        self.frames.overcommit_ratio = _sysctl(config.cmdline, "sysctl.vm.overcommit_ratio",
+                                               DEFAULT_OVERCOMMIT_RATIO, range(0, 1 << 20))
         machine.attach(self)
         for vcpu in machine.vcpus:
             vcpu.halted = True
@@ -299,7 +311,7 @@ class Kernel:
                     self.counters["spurious_faults"] += task.mm.spurious_faults - spurious_before
                     return
             except OutOfMemory:
-                force_sig_fault(self, vcpu, task, SigInfo(signals.SIGBUS, BUS_ADRERR, exc.address))
+                self.oom_kill(task, rip, exc.address)
                 return
             force_sig_fault(self, vcpu, task, SigInfo(signals.SIGSEGV, task.mm.fault_code(exc.address),
                                                       exc.address))
@@ -317,6 +329,8 @@ class Kernel:
         signo = signal_for_vector(exc.vector)
         code, address = {
             VECTOR_UD: (signals.ILL_ILLOPN, rip),
+            # Single step (RFLAGS.TF) or ICEBP: exc_debug_user sends SIGTRAP, TRAP_TRACE, at RIP.
+            VECTOR_DB: (signals.TRAP_TRACE, rip),
             VECTOR_DE: (signals.FPE_INTDIV, rip),
             VECTOR_BP: (signals.SI_KERNEL, 0),
             VECTOR_GP: (signals.SI_KERNEL, 0),
@@ -392,6 +406,15 @@ class Kernel:
         self.fatal_message = ", ".join(parts)
         self.exit_group(task.process, 128 + signo, signal=signo)
 
+    def oom_kill(self, task: Task, rip: int, address: int) -> None:
+        """A user fault found no free frame: mm/oom_kill.c pagefault_out_of_memory picks a
+        victim and sends it SIGKILL. The guest's processes share one machine, so the
+        victim is the faulting thread group."""
+        self.counters["oom_kills"] += 1
+        self.out_of_memory = True
+        self.force_fatal_signal(task, signals.SIGKILL, rip, address,
+                                detail=f"out of guest memory ({self.machine.memory.size_bytes >> 20} MiB): OOM killer")
+
     # ---- results ------------------------------------------------------------
 
     def exit_status(self) -> int:
@@ -403,6 +426,20 @@ class Kernel:
     def warn(self, message: str) -> None:
         self.stderr.write(f"emu: {message}\n".encode())
         self.stderr.flush()
+
+
+def _sysctl(cmdline: dict, key: str, default: int, allowed) -> int:
+    """An integer kernel parameter (``sysctl.vm.x=N`` on the boot command line); ValueError names it."""
+    text = cmdline.get(key)
+    if text is None:
+        return default
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = None
+    if value not in allowed:
+        raise ValueError(f"--cmdline {key}={text}: not a valid value")
+    return value
 
 
 def initial_user_registers(rip: int, rsp: int) -> dict:
@@ -418,6 +455,7 @@ def signal_for_vector(vector: int) -> int:
     """The signal Linux sends for a user-mode exception (arch/x86/kernel/traps.c)."""
     return {
         VECTOR_DE: signals.SIGFPE,
+        VECTOR_DB: signals.SIGTRAP,
         VECTOR_BP: signals.SIGTRAP,
         VECTOR_UD: signals.SIGILL,
         VECTOR_GP: signals.SIGSEGV,

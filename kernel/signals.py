@@ -27,6 +27,7 @@ ILL_PRVOPC = 5
 FPE_INTDIV = 1
 SI_KERNEL = 0x80
 TRAP_BRKPT = 1
+TRAP_TRACE = 2
 
 
 def signal_name(signo: int) -> str:

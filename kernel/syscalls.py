@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from emu.memory import PAGE_SIZE
 from kernel.errno import (
-    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, ENOSYS, ENOTTY, EPERM, EPIPE,
+    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENAMETOOLONG, ENODEV, ENOENT, ENOMEM, ENOSYS, ENOTTY, EPERM, EPIPE,
     ERANGE, ESPIPE, ESRCH, SyscallError,
 )
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE
@@ -29,6 +29,7 @@ from kernel.sigframe import (
     SI_TKILL, SI_USER, SigAction, SigInfo, deliver_pending_signals, send_signal, sys_rt_sigreturn,
     sys_sigaltstack,
 )
+from kernel.mm.frames import OutOfMemory
 from kernel.task import Rseq
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,6 +103,8 @@ def dispatch_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
             result = handler(kernel, vcpu, task, *args)
         except SyscallError as error:
             result = -error.errno
+        except OutOfMemory:          # a page table or kernel buffer found no frame
+            result = -ENOMEM
     if result is not None:
         vcpu.write_register("rax", result & MASK64)
     # Return to user mode: signals queued for the task are delivered now.
@@ -193,7 +196,9 @@ def sys_lseek(k, vcpu, task, fd, *_):
 
 
 def sys_open(k, vcpu, task, path, *_):
-    task.mm.strncpy_from_user(path, MAX_PATH_BYTES)   # EFAULT on a bad pointer, as Linux
+    # EFAULT on a bad pointer and ENAMETOOLONG past PATH_MAX, as getname() does.
+    if len(task.mm.strncpy_from_user(path, MAX_PATH_BYTES)) >= MAX_PATH_BYTES:
+        raise SyscallError(ENAMETOOLONG)
     raise SyscallError(ENOENT)
 
 
@@ -314,10 +319,13 @@ def sys_brk(k, vcpu, task, new_brk, *_):
         if new_end > TASK_SIZE or not mm.range_is_free(old_end, new_end):
             return mm.brk
         heap = mm.find_vma(old_end - 1) if old_end > mm.start_brk else None
-        if heap is not None and heap.name == "[heap]" and heap.end == old_end:
-            heap.end = new_end
-        else:
-            mm.add_vma(old_end, new_end, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, "[heap]")
+        try:
+            if heap is not None and heap.name == "[heap]" and heap.end == old_end:
+                mm.expand_vma(heap, new_end)
+            else:
+                mm.add_vma(old_end, new_end, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, "[heap]")
+        except SyscallError:
+            return mm.brk            # not enough memory: the break stays (do_brk_flags -ENOMEM)
     elif new_end < old_end:
         mm.unmap_range(new_end, old_end)
         heap = mm.find_vma(new_end - 1)
@@ -403,7 +411,7 @@ def sys_mremap(k, vcpu, task, old_addr, old_size, new_size, flags, new_addr, *_)
         return old_addr
     if old_addr + old_size == vma.end and mm.range_is_free(vma.end, old_addr + new_size) \
             and old_addr + new_size <= TASK_SIZE:
-        vma.end = old_addr + new_size
+        mm.expand_vma(vma, old_addr + new_size)
         return old_addr
     if not flags & MREMAP_MAYMOVE:
         raise SyscallError(ENOMEM)
@@ -426,8 +434,11 @@ def _move_mapping(mm, vma, old_addr, old_size, new_size, new_addr):
 
 
 def sys_madvise(k, vcpu, task, addr, length, advice, *_):
-    if addr & (PAGE_SIZE - 1):
+    # mm/madvise.c do_madvise: aligned start, no wrap-around; the range must be user space.
+    if addr & (PAGE_SIZE - 1) or (length and page_align_up(length) > MASK64 - addr):
         raise SyscallError(EINVAL)
+    if addr + page_align_up(length) > TASK_SIZE:
+        raise SyscallError(ENOMEM)
     MADV_DONTNEED = 4
     if advice == MADV_DONTNEED and length:
         # Anonymous private memory reads back as zeroes after MADV_DONTNEED.
@@ -612,12 +623,12 @@ def sys_sysinfo(k, vcpu, task, info, *_):
 
 def sys_rt_sigpending(k, vcpu, task, set_address, sigsetsize, *_):
     """rt_sigpending(2): the signals pending for the thread (they wait because blocked)."""
-    if sigsetsize != 8:
+    if sigsetsize > 8:              # a shorter set is copied in part (kernel/signal.c)
         raise SyscallError(EINVAL)
     pending = 0
     for info in task.pending_signals:
         pending |= 1 << (info.signo - 1)
-    task.mm.copy_to_user(set_address, struct.pack("<Q", pending))
+    task.mm.copy_to_user(set_address, struct.pack("<Q", pending)[:sigsetsize])
     return 0
 
 
@@ -973,3 +984,7 @@ SYSCALLS: dict[int, Callable] = {
     SYS_getrandom: sys_getrandom,
     SYS_rseq: sys_rseq,
 }
+
+# Calls on files (fds >= 3, paths) go to the --fs sandbox (kernel/fs.py); network is refused.
+from kernel import fs as _fs  # noqa: E402  (fs wraps the handlers above)
+SYSCALLS.update(_fs.file_syscalls(SYSCALLS))

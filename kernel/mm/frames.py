@@ -13,6 +13,13 @@ class OutOfMemory(Exception):
     pass
 
 
+# vm.overcommit_memory policies (Documentation/mm/overcommit-accounting.rst)
+OVERCOMMIT_GUESS = 0     # refuse only a single request larger than all of memory
+OVERCOMMIT_ALWAYS = 1    # never refuse
+OVERCOMMIT_NEVER = 2     # strict: commitments never exceed CommitLimit
+DEFAULT_OVERCOMMIT_RATIO = 50
+
+
 class FrameAllocator:
     def __init__(self, memory: PhysicalMemory, first_free_paddr: int):
         self.memory = memory
@@ -20,6 +27,11 @@ class FrameAllocator:
         self._free: list[int] = []
         self.allocated_frames = 0
         self.peak_allocated_frames = 0
+        # Commit accounting (mm/util.c __vm_enough_memory): pages of private writable
+        # mappings promised to user space, charged at mmap/brk/mremap/mprotect time.
+        self.overcommit_policy = OVERCOMMIT_GUESS
+        self.overcommit_ratio = DEFAULT_OVERCOMMIT_RATIO
+        self.committed_pages = 0
 
     @property
     def total_frames(self) -> int:
@@ -41,3 +53,24 @@ class FrameAllocator:
     def free(self, paddr: int) -> None:
         self._free.append(paddr)
         self.allocated_frames -= 1
+
+    @property
+    def commit_limit_pages(self) -> int:
+        """CommitLimit without swap: RAM * overcommit_ratio / 100 (mm/util.c vm_commit_limit)."""
+        return self.total_frames * self.overcommit_ratio // 100
+
+    def vm_enough_memory(self, pages: int) -> bool:
+        """Charge ``pages`` to the commitment if the policy allows it (__vm_enough_memory)."""
+        if pages <= 0:
+            self.committed_pages += pages
+            return True
+        if self.overcommit_policy == OVERCOMMIT_NEVER:
+            if self.committed_pages + pages > self.commit_limit_pages:
+                return False
+        elif self.overcommit_policy == OVERCOMMIT_GUESS and pages > self.total_frames:
+            return False
+        self.committed_pages += pages
+        return True
+
+    def vm_unacct_memory(self, pages: int) -> None:
+        self.committed_pages = max(0, self.committed_pages - pages)

@@ -19,7 +19,7 @@ from emu.mmu.pagewalk import (
 from emu.traps import PF, PF_PRESENT, PF_WRITE, PF_INSTR
 from kernel.errno import EFAULT, EINVAL, ENOMEM, SyscallError
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE
-from kernel.mm.frames import FrameAllocator, OutOfMemory
+from kernel.mm.frames import OVERCOMMIT_NEVER, FrameAllocator, OutOfMemory
 from kernel.mm.pagetable import PageTables, pte_flags_for_prot
 
 # x86-64 user address space without ASLR (arch/x86/include/asm/page_64_types.h,
@@ -62,6 +62,7 @@ class VMA:
     prot: int
     flags: int
     name: str = ""
+    accounted: bool = False     # charged to the commitment (VM_ACCOUNT), see FrameAllocator
 
     def __contains__(self, vaddr: int) -> bool:
         return self.start <= vaddr < self.end
@@ -139,11 +140,30 @@ class MmStruct:
         return start
 
     def add_vma(self, start: int, end: int, prot: int, flags: int, name: str = "") -> VMA:
-        """Map [start, end) replacing anything there (MAP_FIXED semantics)."""
+        """Map [start, end) replacing anything there (MAP_FIXED semantics).
+
+        A writable private mapping is charged to the commitment first, after the
+        old mappings are gone, as mmap_region does: -ENOMEM when the overcommit
+        policy refuses (MAP_NORESERVE is exempt unless the policy is strict)."""
         self.unmap_range(start, end)
-        vma = VMA(start, end, prot, flags, name)
+        accounted = self._accountable(prot, flags)
+        if accounted and not self.frames.vm_enough_memory((end - start) // PAGE_SIZE):
+            raise SyscallError(ENOMEM)
+        vma = VMA(start, end, prot, flags, name, accounted)
         self._insert_vma(vma)
         return vma
+
+    def _accountable(self, prot: int, flags: int) -> bool:
+        """mm/mmap.c accountable_mapping: private (or anonymous shared) and writable."""
+        if not prot & PROT_WRITE:
+            return False
+        return not (flags & MAP_NORESERVE and self.frames.overcommit_policy != OVERCOMMIT_NEVER)
+
+    def expand_vma(self, vma: VMA, new_end: int) -> None:
+        """Grow ``vma`` in place to ``new_end`` (brk, mremap), charging the new pages."""
+        if vma.accounted and not self.frames.vm_enough_memory((new_end - vma.end) // PAGE_SIZE):
+            raise SyscallError(ENOMEM)
+        vma.end = new_end
 
     def _split_vmas(self, start: int, end: int) -> list[VMA]:
         """Split VMAs at start and end; return the VMAs fully inside [start, end)."""
@@ -153,13 +173,13 @@ class MmStruct:
                 continue
             if vma.start < start:
                 self._remove_vma(vma)
-                self._insert_vma(VMA(vma.start, start, vma.prot, vma.flags, vma.name))
-                vma = VMA(start, vma.end, vma.prot, vma.flags, vma.name)
+                self._insert_vma(VMA(vma.start, start, vma.prot, vma.flags, vma.name, vma.accounted))
+                vma = VMA(start, vma.end, vma.prot, vma.flags, vma.name, vma.accounted)
                 self._insert_vma(vma)
             if vma.end > end:
                 self._remove_vma(vma)
-                self._insert_vma(VMA(end, vma.end, vma.prot, vma.flags, vma.name))
-                vma = VMA(vma.start, end, vma.prot, vma.flags, vma.name)
+                self._insert_vma(VMA(end, vma.end, vma.prot, vma.flags, vma.name, vma.accounted))
+                vma = VMA(vma.start, end, vma.prot, vma.flags, vma.name, vma.accounted)
                 self._insert_vma(vma)
             inside.append(vma)
         return inside
@@ -172,6 +192,8 @@ class MmStruct:
             self.code_change_hook(self, start, end)
         for vma in removed:
             self._remove_vma(vma)
+            if vma.accounted:
+                self.frames.vm_unacct_memory((vma.end - vma.start) // PAGE_SIZE)
         # mmu_gather: clear the PTEs now, free the frames only once no TLB
         # can still reach them (after the shootdown completed everywhere).
         cleared = False
@@ -192,7 +214,15 @@ class MmStruct:
         addr = start
         if prot & PROT_EXEC and self.code_change_hook is not None:
             self.code_change_hook(self, start, end)
-        for vma in sorted(self._split_vmas(start, end), key=lambda v: v.start):
+        inside = sorted(self._split_vmas(start, end), key=lambda v: v.start)
+        if prot & PROT_WRITE:
+            # mprotect_fixup: a private mapping made writable is charged now (and stays so).
+            newly = [vma for vma in inside if not vma.accounted and self._accountable(prot, vma.flags)]
+            if not self.frames.vm_enough_memory(sum(vma.end - vma.start for vma in newly) // PAGE_SIZE):
+                raise SyscallError(ENOMEM)
+            for vma in newly:
+                vma.accounted = True
+        for vma in inside:
             if vma.start > addr:
                 raise SyscallError(ENOMEM)
             addr = vma.end
@@ -354,6 +384,8 @@ class MmStruct:
 
     def destroy(self) -> None:
         for vma in list(self.vmas):
+            if vma.accounted:
+                self.frames.vm_unacct_memory((vma.end - vma.start) // PAGE_SIZE)
             for vaddr, entry in list(self.pagetables.entries(vma.start, vma.end)):
                 frame = entry & PHYS_ADDR_MASK
                 if frame:

@@ -20,6 +20,7 @@ TABLE_FLAGS = PTE_PRESENT | PTE_WRITABLE | PTE_USER
 LEVEL_SHIFTS = (39, 30, 21)
 # PGD slots from here up map the kernel half (KERNEL_PGD_BOUNDARY in pgtable_64.h).
 KERNEL_PGD_BOUNDARY = 256
+USER_ADDRESS_LIMIT = 1 << 47             # the lower canonical half: every user mapping is below
 
 
 def pte_flags_for_prot(prot: int) -> int:
@@ -86,19 +87,31 @@ class PageTables:
         return old
 
     def entries(self, start: int, end: int) -> Iterator[tuple[int, int]]:
-        """(vaddr, entry) for every non-zero leaf entry in [start, end)."""
-        vaddr = start
+        """(vaddr, entry) for every non-zero leaf entry in [start, end) of the user half.
+
+        A missing table skips the whole range it would map (512 GiB, 1 GiB or
+        2 MiB), so a sweep over a huge sparse range costs what is mapped, not
+        its size; addresses above the 47-bit user half are never looked up
+        (they would alias lower PML4 slots)."""
         qwords = self.memory.qwords
+        vaddr = max(start, 0)
+        end = min(end, USER_ADDRESS_LIMIT)
         while vaddr < end:
-            slot = self._pte_slot(vaddr, create=False)
-            if slot is None:
-                # Skip to the next page-table boundary (2 MiB).
-                vaddr = (vaddr | ((1 << 21) - 1)) + 1
-                continue
-            entry = qwords[slot >> 3]
-            if entry:
-                yield vaddr, entry
-            vaddr += PAGE_SIZE
+            table = self.pgd
+            for shift in LEVEL_SHIFTS:
+                entry = qwords[(table >> 3) + ((vaddr >> shift) & 0x1FF)]
+                if not entry & PTE_PRESENT:
+                    vaddr = ((vaddr >> shift) + 1) << shift
+                    break
+                table = entry & PHYS_ADDR_MASK
+            else:
+                # A leaf table: scan its entries up to the end of the table or the range.
+                table_end = min(end, ((vaddr >> 21) + 1) << 21)
+                while vaddr < table_end:
+                    entry = qwords[(table >> 3) + ((vaddr >> 12) & 0x1FF)]
+                    if entry:
+                        yield vaddr, entry
+                    vaddr += PAGE_SIZE
 
     def destroy(self) -> None:
         """Free every table frame of the user half (leaf frames are freed by the

@@ -1,0 +1,80 @@
+"""The fuzz harnesses (fuzz/) in CI: a short run of each kind. ``make fuzz`` runs them long.
+
+Properties (fuzz/__init__.py ``check``): no host exception, every death is the
+Linux signal of a CPU exception (or any signal the guest sent itself, for the
+syscall kind), the run ends within its cycle budget and its wall-clock guard.
+"""
+import pytest
+
+from fuzz import SYSCALL, CaseHung, Guest, exit_group, movabs, run_case, run_guest
+
+CI_SEED = 2026
+CODE_CASES, CODE_CHUNKS = 2000, 4
+
+
+def assert_all_hold(kind, indices):
+    failures = [outcome for outcome in (run_case(kind, CI_SEED, index) for index in indices) if not outcome.ok]
+    assert not failures, "\n".join(f"{kind} #{o.index}: {o.failure}" for o in failures[:3])
+
+
+@pytest.mark.parametrize("chunk", range(CODE_CHUNKS))
+def test_random_code_never_crashes_the_emulator(chunk):
+    size = CODE_CASES // CODE_CHUNKS
+    assert_all_hold("code", range(chunk * size, (chunk + 1) * size))
+
+
+@pytest.mark.parametrize("chunk", range(2))
+def test_random_syscalls_never_crash_the_emulator(chunk):
+    assert_all_hold("syscall", range(chunk * 150, (chunk + 1) * 150))
+
+
+def test_extension_instructions_with_random_operands():
+    assert_all_hold("extension", range(150))
+
+
+def test_machine_api_xsetbv_and_xstate_msrs_only_raise_gp():
+    assert_all_hold("machine_api", range(300))
+
+
+# ---- the harness itself must be able to fail -------------------------------------------------
+
+def test_harness_reports_a_signal_that_is_not_a_cpu_exception():
+    # kill(getpid(), SIGUSR1) in a "code" case: not the signal of any CPU exception.
+    code = (movabs("rax", 39) + SYSCALL + movabs("rdi", 0) + b"\x48\x89\xc7"     # mov %rax, %rdi
+            + movabs("rax", 62) + movabs("rsi", 10) + SYSCALL + exit_group(0))
+    outcome = run_guest(Guest(code=code))
+    assert outcome.ending == "signal SIGUSR1"
+    assert "not a CPU exception" in outcome.failure
+
+
+def test_harness_reports_a_run_over_its_cycle_budget(monkeypatch):
+    import fuzz
+    monkeypatch.setattr(fuzz, "CYCLE_OVERSHOOT_ALLOWANCE", -1)
+    outcome = run_guest(Guest(code=b"\xeb\xfe", max_cycles=10_000))
+    assert outcome.ending == "cycle limit"
+    assert "budget" in outcome.failure
+
+
+def test_harness_reports_a_hang(monkeypatch):
+    from kernel import syscalls
+
+    def hang(*_):
+        raise CaseHung("simulated")
+    monkeypatch.setitem(syscalls.SYSCALLS, 39, hang)
+    outcome = run_guest(Guest(code=movabs("rax", 39) + SYSCALL + exit_group(0)))
+    assert outcome.failure.startswith("hang")
+
+
+def test_harness_reports_a_host_exception(monkeypatch):
+    from kernel import syscalls
+
+    def broken(*_):
+        raise KeyError("emulator bug")
+    monkeypatch.setitem(syscalls.SYSCALLS, 39, broken)
+    outcome = run_guest(Guest(code=movabs("rax", 39) + SYSCALL + exit_group(0)))
+    assert outcome.failure.startswith("host exception") and "KeyError" in outcome.failure
+
+
+def test_cases_are_reproducible():
+    first, second = run_case("syscall", 5, 17), run_case("syscall", 5, 17)
+    assert (first.ending, first.cycles) == (second.ending, second.cycles)
