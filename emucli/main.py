@@ -11,6 +11,8 @@ import json
 import os
 import sys
 
+from emucli.trace import Debugging, add_debug_options, rewrite_trace_command
+
 EXIT_USAGE = 2
 EXIT_CYCLE_LIMIT = 124
 EXIT_INTERNAL_ERROR = 70   # EX_SOFTWARE: a bug in the emulator, not in the guest
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--memory", type=_positive_int, metavar="MIB", default=1024,
                      help="guest physical memory in MiB (default 1024)")
     commands.add_parser("profiles", help="list the cost profiles")
+    add_debug_options(run)   # --trace/--timeline/--gdb and the trace filters (emucli/trace.py)
     run.add_argument("program", help="static ELF executable, or .s/.S/.asm source")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
     return parser
@@ -98,8 +101,13 @@ def run_command(options) -> int:
         print(f"emu: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        machine.run()
+        debugging = Debugging(options, machine, kernel, options.program)
+    except (ValueError, OSError) as error:
+        raise UsageError(str(error)) from None
+    try:
+        debugging.run()
     finally:
+        debugging.finish()
         sys.stdout.flush()
     if kernel.fatal_message:
         print(kernel.fatal_message, file=sys.stderr)
@@ -171,7 +179,7 @@ def write_stats(destination: str, machine, kernel) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        options = parser.parse_args(argv)
+        options = parser.parse_args(rewrite_trace_command(sys.argv[1:] if argv is None else argv))
         if options.command == "run":
             return run_command(options)
         if options.command == "profiles":

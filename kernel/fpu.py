@@ -111,6 +111,8 @@ def save_fpregs_to_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None
     _charge_xsave(vcpu, fpstate, mask)
     kernel.counters["xsaves"] += 1
     kernel.counters["xsaves_components_skipped"] += skipped
+    if kernel.machine.events is not None:
+        kernel.machine.events.emit(vcpu, "xsaves", task=task.tid, mask=f"{mask:#x}", components_skipped=skipped)
     fpstate.last_cpu = vcpu.index
     kernel.fpregs_owner[vcpu.index] = fpstate
 
@@ -123,12 +125,16 @@ def restore_fpregs_from_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") ->
     if kernel.fpregs_owner[vcpu.index] is fpstate and fpstate.last_cpu == vcpu.index:
         kernel.counters["xrstors_skipped"] += 1
         vcpu.charge_event("xrstors_skipped")
+        if kernel.machine.events is not None:
+            kernel.machine.events.emit(vcpu, "xrstors", task=task.tid, skipped=True)
         return
     mask = fpstate.xfeatures & (vcpu.xstate.xcr0 | vcpu.xstate.xss)
     xstate.xrstor(KernelBufferAccess(vcpu, fpstate), fpstate.kernel_address, mask, supervisor=True)
     _charge_xsave(vcpu, fpstate, mask)
     kernel.counters["xrstors"] += 1
     kernel.fpregs_owner[vcpu.index] = fpstate
+    if kernel.machine.events is not None:
+        kernel.machine.events.emit(vcpu, "xrstors", task=task.tid, mask=f"{mask:#x}", skipped=False)
     fpstate.last_cpu = vcpu.index
 
 
