@@ -158,6 +158,7 @@ class Tracer:
             if address != self.filter.from_address:
                 return
             state.in_address_window = True
+            state.baseline = self._snapshot(vcpu)   # what ran before the window is not this one's doing
         state.pending = _PendingInstruction(address, size, vcpu.cycles, self.task_id_of(vcpu.index))
         if address == self.filter.to_address:
             state.in_address_window = False
