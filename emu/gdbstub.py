@@ -8,9 +8,11 @@ clocks do not move and the scheduler's smallest-clock rule lets them catch
 up afterwards.
 
 Breakpoints (``Z0``/``Z1``) are ``UC_HOOK_CODE`` hooks on exactly their
-address, installed only while set; watchpoints (``Z2``-``Z4``) are memory
-hooks on their range that arm a one-shot code hook, so the stop is reported
-after the accessing instruction, as x86 debug registers trap. Memory goes
+address, installed only while set; write watchpoints (``Z2``) are
+value watches: while one is set a code hook on every vCPU compares the bytes
+before each instruction (Unicorn's memory hooks do not fire in the
+UC_TLB_VIRTUAL mode the machine uses), so the stop comes right after the
+instruction that changed them, as an x86 debug-register trap would. Memory goes
 through the selected vCPU's page tables; writes ignore page protection (as
 ptrace does) and drop translated code there. ``target.xml`` describes the
 x86-64 registers including ``fs_base``/``gs_base``. Stopping inside a
@@ -126,11 +128,11 @@ class GdbStub:
         self.connection: socket.socket | None = None
         self.selected = 0            # the vCPU of Hg (registers, memory) and of a plain step
         self.breakpoints: dict[tuple[int, int], list] = {}   # (kind, address) -> per-vCPU hooks
-        self.watchpoints: dict[tuple[int, int, int], list] = {}
+        self.watchpoints: dict[tuple[int, int], bytes] = {}    # (address, length) -> last value
+        self._watch_hooks: list = []
         self.stop: _Stop | None = _Stop(machine.vcpus[0])
         self.ack = True
         self._buffer = b""
-        self._step_hooks: dict[int, object] = {}
         self.exited = False
 
     # ---- the connection ----------------------------------------------------------
@@ -353,19 +355,15 @@ class GdbStub:
                 for vcpu, hook in zip(self.machine.vcpus, self.breakpoints.pop(key)):
                     vcpu.uc.hook_del(hook)
             return "OK"
-        if kind in (2, 3, 4):
-            key = (kind, address, length)
-            access = {2: unicorn.UC_HOOK_MEM_WRITE, 3: unicorn.UC_HOOK_MEM_READ,
-                      4: unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE}[kind]
+        if kind == 2:
+            key = (address, length)
             if insert and key not in self.watchpoints:
-                self.watchpoints[key] = [vcpu.uc.hook_add(access, self._on_watch, (vcpu, kind, address),
-                                                          address, address + length - 1)
-                                         for vcpu in self.machine.vcpus]
-            elif not insert and key in self.watchpoints:
-                for vcpu, hook in zip(self.machine.vcpus, self.watchpoints.pop(key)):
-                    vcpu.uc.hook_del(hook)
+                self.watchpoints[key] = self._read_memory(address, length)
+            elif not insert:
+                self.watchpoints.pop(key, None)
+            self._update_watch_hooks()
             return "OK"
-        return ""
+        return ""      # read/access watchpoints: Unicorn reports no accesses in this TLB mode
 
     def _on_breakpoint(self, uc, address, _size, data) -> None:
         vcpu, kind = data
@@ -373,17 +371,27 @@ class GdbStub:
         self.machine.stopped = True
         uc.emu_stop()
 
-    def _on_watch(self, uc, _access, address, _size, _value, data) -> None:
-        vcpu, kind, watched = data
-        reason = {2: "watch", 3: "rwatch", 4: "awatch"}[kind]
-        self.stop = _Stop(vcpu, reason, watched)
-        # Stop after the accessing instruction: at the start of the next one.
-        if vcpu.index not in self._step_hooks:
-            self._step_hooks[vcpu.index] = uc.hook_add(unicorn.UC_HOOK_CODE, self._after_watch, vcpu)
+    def _update_watch_hooks(self) -> None:
+        """One code hook per vCPU while any write watchpoint is set: it compares the
+        watched bytes before each instruction, so a change (by this vCPU, another,
+        or the kernel) stops the machine right after the instruction that made it."""
+        if self.watchpoints and not self._watch_hooks:
+            self._watch_hooks = [vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, self._check_watchpoints, vcpu)
+                                 for vcpu in self.machine.vcpus]
+        elif not self.watchpoints and self._watch_hooks:
+            for vcpu, hook in zip(self.machine.vcpus, self._watch_hooks):
+                vcpu.uc.hook_del(hook)
+            self._watch_hooks = []
 
-    def _after_watch(self, uc, _address, _size, vcpu) -> None:
-        self.machine.stopped = True
-        uc.emu_stop()
+    def _check_watchpoints(self, uc, _address, _size, vcpu) -> None:
+        for (address, length), old in self.watchpoints.items():
+            new = self._read_memory(address, length)
+            if new != old:
+                self.watchpoints[(address, length)] = new
+                self.stop = _Stop(vcpu, "watch", address)
+                self.machine.stopped = True
+                uc.emu_stop()
+                return
 
     # ---- running ------------------------------------------------------------------------
 
@@ -402,7 +410,6 @@ class GdbStub:
         return self._after_run()
 
     def _after_run(self) -> str:
-        self._drop_step_hooks()
         if self.stop is not None:
             self.machine.stopped = False
             self.stop.vcpu._refund_unexecuted()
@@ -446,15 +453,9 @@ class GdbStub:
             self.exited = True
             return f"W{self.exit_status() & 0xFF:02x}"
         self.machine.stopped = False
-        self._drop_step_hooks()
         self.stop = _Stop(vcpu)
         self.selected = vcpu.index
         return self._stop_reply()
-
-    def _drop_step_hooks(self) -> None:
-        for cpu, hook in self._step_hooks.items():
-            self.machine.vcpus[cpu].uc.hook_del(hook)
-        self._step_hooks.clear()
 
     def _stop_reply(self) -> str:
         stop = self.stop or _Stop(self._vcpu())
@@ -470,10 +471,8 @@ class GdbStub:
         for key in list(self.breakpoints):
             for vcpu, hook in zip(self.machine.vcpus, self.breakpoints.pop(key)):
                 vcpu.uc.hook_del(hook)
-        for key in list(self.watchpoints):
-            for vcpu, hook in zip(self.machine.vcpus, self.watchpoints.pop(key)):
-                vcpu.uc.hook_del(hook)
-        self._drop_step_hooks()
+        self.watchpoints.clear()
+        self._update_watch_hooks()
         self.stop = None
         self.machine.stopped = False
         self.machine.run()
