@@ -189,9 +189,9 @@ def render_png(document: dict, path: str, title: str = "") -> None:
               "ipi": "#756bb1", "timer": "#bdbdbd"}
     heights = {"task": 0.8, "syscall": 0.6, "ipi": 0.45, "fpu": 0.45, "tlb": 0.3, "timer": 0.3}
     figure, axes = plt.subplots(figsize=(14, 1.1 * max(2, len(names)) + 1.2))
-    for event in events:
-        if event["ph"] != "X":
-            continue
+    layer = {"task": 0, "syscall": 1, "ipi": 2, "fpu": 3, "timer": 3, "tlb": 4}
+    spans = sorted((event for event in events if event["ph"] == "X"), key=lambda event: layer.get(event["cat"], 5))
+    for event in spans:
         height = heights.get(event["cat"], 0.3)
         axes.broken_barh([(event["ts"], max(event["dur"], 0.002))], (event["tid"] - height / 2, height),
                          facecolors=colors.get(event["cat"], "#636363"), edgecolor="none")
@@ -209,7 +209,7 @@ def render_png(document: dict, path: str, title: str = "") -> None:
     axes.set_title(title or "emu timeline")
     handles = [plt.Rectangle((0, 0), 1, 1, color=color) for color in colors.values()]
     axes.legend(handles, ["task running", "syscall", "#NM", "TLB flush", "IPI / wait for acks", "timer"],
-                loc="upper right", fontsize="small", ncol=6)
+                loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize="small", ncol=6)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -106,6 +106,10 @@ class Tracer:
 
     def install(self) -> None:
         self.machine.events = self
+        for vcpu in self.machine.vcpus:      # tasks already placed before tracing began
+            task = self.task_id_of(vcpu.index)
+            if task is not None:
+                self.emit(vcpu, "context_switch", prev=None, next=task)
         if not self.instructions:
             return
         for vcpu, state in zip(self.machine.vcpus, self._states):
@@ -123,7 +127,7 @@ class Tracer:
 
     # ---- the event interface (called by the machine and the kernel) -----------
 
-    def emit(self, vcpu: "VCpu", kind: str, **fields) -> None:
+    def emit(self, vcpu: "VCpu", kind: str, /, **fields) -> None:
         """One event on ``vcpu`` at its current clock."""
         self._flush_pending(vcpu, faulted=None)
         if kind == "syscall":
