@@ -17,6 +17,7 @@ handed to sinks: ``JsonLinesSink`` (``--trace``), ``TextSink`` (``emu trace
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import zlib
 from typing import Callable, TYPE_CHECKING
@@ -25,7 +26,10 @@ import capstone
 import unicorn
 import unicorn.x86_const as x86
 
+from unicorn.unicorn_py3 import unicorn as _uc_module
+
 from emu.isa import encoding
+from emu.isa.state import TILE_COUNT as TILE_REGISTERS
 from emu.traps import VECTOR_NAMES, CpuException
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,6 +43,32 @@ _TRACKED_REGISTERS = tuple(
         "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
         "rflags", "fs_base", "gs_base", "mxcsr", "fpsw")]
     + [(f"xmm{i}", getattr(x86, f"UC_X86_REG_XMM{i}")) for i in range(16)])
+_SLOT_BYTES = 16      # the widest tracked register (XMM)
+_REGISTER_WIDTH_BYTES = {name: 16 if name.startswith("xmm") else 8 for name, _ in _TRACKED_REGISTERS}
+_uclib = _uc_module.uclib
+
+
+class _RegisterReader:
+    """All tracked registers of one Unicorn instance in one ``uc_reg_read_batch``
+    call: the Python binding's per-register path costs ~20 µs each."""
+
+    def __init__(self, uc):
+        count = len(_TRACKED_REGISTERS)
+        self.handle = uc._uch
+        self.count = count
+        self.ids = (ctypes.c_int * count)(*[reg_id for _name, reg_id in _TRACKED_REGISTERS])
+        self.buffer = ctypes.create_string_buffer(count * _SLOT_BYTES)
+        base = ctypes.addressof(self.buffer)
+        self.pointers = (ctypes.c_void_p * count)(*[base + i * _SLOT_BYTES for i in range(count)])
+
+    def read(self) -> bytes:
+        ctypes.memset(self.buffer, 0, self.count * _SLOT_BYTES)
+        status = _uclib.uc_reg_read_batch(self.handle, self.ids, self.pointers, self.count)
+        if status != 0:
+            raise unicorn.UcError(status)
+        return self.buffer.raw
+
+
 # Tile registers are compared only after an instruction that can change them:
 # AMX (every one is VEX3-encoded) or the XRSTOR family.
 _VEX3 = 0xC4
@@ -79,6 +109,7 @@ class _VcpuTraceState:
         self.baseline: dict | None = None
         self.in_address_window = False
         self.hook = None
+        self.reader: _RegisterReader | None = None
 
 
 class Tracer:
@@ -116,6 +147,7 @@ class Tracer:
             if self.filter.cpus is not None and vcpu.index not in self.filter.cpus:
                 continue
             state.in_address_window = self.filter.from_address is None
+            state.reader = _RegisterReader(vcpu.uc)
             state.hook = vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, self._on_instruction, vcpu)
 
     def close(self) -> None:
@@ -178,7 +210,7 @@ class Tracer:
             return    # the hook ran but the block was abandoned at a deadline: it runs again later
         code, text = self._disassemble(vcpu, pending.rip, pending.size)
         now = self._snapshot(vcpu)
-        changed = {name: value for name, value in now.items() if state.baseline.get(name) != value}
+        changed = _changes(state.baseline, now)
         state.baseline = now
         if not (code[:1] == bytes([_VEX3]) or text.startswith("xrstor")):
             changed.pop("tiles", None)
@@ -194,15 +226,12 @@ class Tracer:
         code, _ = self._disassemble(vcpu, pending.rip, pending.size)
         return code[:1] == b"\xeb" and code[1:2] == b"\xfe"    # jmp . : RIP equal, yet it ran
 
-    def _snapshot(self, vcpu: "VCpu") -> dict:
-        read = vcpu.uc.reg_read
-        values = {name: read(reg_id) for name, reg_id in _TRACKED_REGISTERS}
+    def _snapshot(self, vcpu: "VCpu") -> tuple:
+        """(raw register bytes, xfd, xfd_err, tilecfg, tiles object): compared cheaply,
+        decoded only where they differ."""
         xstate = vcpu.xstate
-        values["xfd"] = xstate.xfd
-        values["xfd_err"] = xstate.xfd_err
-        values["tilecfg"] = bytes(xstate.tilecfg)
-        values["tiles"] = tuple(zlib.crc32(xstate.tiles[i].tobytes()) for i in range(len(xstate.tiles)))
-        return values
+        return (self._states[vcpu.index].reader.read(), xstate.xfd, xstate.xfd_err, bytes(xstate.tilecfg),
+                xstate.tiles.tobytes() if xstate.tiles_in_use else None)
 
     def _disassemble(self, vcpu: "VCpu", rip: int, size: int) -> tuple[bytes, str]:
         """Capstone first; the project's decoder for what capstone does not
@@ -230,6 +259,25 @@ class Tracer:
         record.update(fields)
         for sink in self.sinks:
             sink.write(record)
+
+
+def _changes(before: tuple, after: tuple) -> dict:
+    """The registers that differ between two snapshots, by name."""
+    changed = {}
+    old, new = before[0], after[0]
+    if old != new:
+        for index, (name, _reg_id) in enumerate(_TRACKED_REGISTERS):
+            start = index * _SLOT_BYTES
+            if old[start:start + _SLOT_BYTES] != new[start:start + _SLOT_BYTES]:
+                changed[name] = int.from_bytes(new[start:start + _REGISTER_WIDTH_BYTES[name]], "little")
+    for index, name in ((1, "xfd"), (2, "xfd_err"), (3, "tilecfg")):
+        if before[index] != after[index]:
+            changed[name] = after[index]
+    if before[4] != after[4]:
+        tile_bytes = after[4] or bytes(len(before[4]))
+        size = len(tile_bytes) // TILE_REGISTERS
+        changed["tiles"] = tuple(zlib.crc32(tile_bytes[i * size:(i + 1) * size]) for i in range(TILE_REGISTERS))
+    return changed
 
 
 def disassemble_one(disassembler, code: bytes, address: int) -> tuple[str, int]:
