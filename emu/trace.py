@@ -161,7 +161,7 @@ class Tracer:
 
     def emit(self, vcpu: "VCpu", kind: str, /, **fields) -> None:
         """One event on ``vcpu`` at its current clock."""
-        self._flush_pending(vcpu, faulted=None)
+        self._flush_pending(vcpu, faulted=None, retired=True)
         if kind == "syscall":
             self._open_syscalls[self.task_id_of(vcpu.index)] = fields
         self._write(vcpu.index, vcpu.cycles, kind, fields)
@@ -189,7 +189,9 @@ class Tracer:
     def _on_instruction(self, uc, address, size, vcpu) -> None:
         state = self._states[vcpu.index]
         if state.pending is not None:
-            self._flush_pending(vcpu, faulted=None)
+            # The next instruction starts: the previous one retired, even at the
+            # same RIP (one iteration of a REP string instruction).
+            self._flush_pending(vcpu, faulted=None, retired=True)
         if not state.in_address_window:
             if address != self.filter.from_address:
                 return
@@ -199,14 +201,14 @@ class Tracer:
         if address == self.filter.to_address:
             state.in_address_window = False
 
-    def _flush_pending(self, vcpu: "VCpu", faulted: CpuException | None) -> None:
+    def _flush_pending(self, vcpu: "VCpu", faulted: CpuException | None, retired: bool = False) -> None:
         state = self._states[vcpu.index]
         pending = state.pending
         if pending is None:
             return
         state.pending = None
         rip = vcpu.uc.reg_read(x86.UC_X86_REG_RIP)
-        if faulted is None and rip == pending.rip and not self._is_branch_to_self(vcpu, pending):
+        if not retired and faulted is None and rip == pending.rip and not self._is_branch_to_self(vcpu, pending):
             return    # the hook ran but the block was abandoned at a deadline: it runs again later
         code, text = self._disassemble(vcpu, pending.rip, pending.size)
         now = self._snapshot(vcpu)
