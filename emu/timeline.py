@@ -170,10 +170,9 @@ class Timeline:
         return {"traceEvents": self.events, "displayTimeUnit": "ns",
                 "otherData": {"clock": "vCPU cycles converted at the profile frequency"}}
 
-    def save(self, path: str) -> None:
-        with open(path, "w") as handle:
-            json.dump(self.document(), handle, separators=(",", ":"))
-            handle.write("\n")
+    def save(self, stream) -> None:
+        json.dump(self.document(), stream, separators=(",", ":"))
+        stream.write("\n")
 
 
 def render_png(document: dict, path: str, title: str = "") -> None:

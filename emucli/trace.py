@@ -87,14 +87,15 @@ class Debugging:
         self.kernel = kernel
         self.tracer = None
         self.timeline = None
-        self.timeline_path = options.timeline
+        # Opened before the run, so a bad path is a usage error, not a lost run.
+        self.timeline_file = open(options.timeline, "w") if options.timeline else None
         self.stub = None
         sinks = []
         cpus = options.trace_cpus
         if cpus is not None and any(cpu >= machine.cpu_count for cpu in cpus):
             raise ValueError(f"--cpu: this machine has CPUs 0-{machine.cpu_count - 1}")
         if options.trace:
-            stream = _BinaryStdout() if options.trace == "-" else open(options.trace, "w")
+            stream = _BinaryStdout() if options.trace == "-" else open(options.trace, "w")   # OSError: usage
             close = options.trace != "-"
             if options.trace_format == "text":
                 color = options.trace == "-" and sys.stdout.isatty()
@@ -141,4 +142,5 @@ class Debugging:
         if self.tracer is not None:
             self.tracer.close()
         if self.timeline is not None:
-            self.timeline.save(self.timeline_path)
+            with self.timeline_file:
+                self.timeline.save(self.timeline_file)
