@@ -22,7 +22,8 @@ so instruction counts stay exact.
 from __future__ import annotations
 
 import socket
-from typing import Callable, TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import unicorn
 import unicorn.x86_const as x86
@@ -103,7 +104,7 @@ def target_xml() -> str:
 
 
 class _Stop:
-    def __init__(self, vcpu: "VCpu", reason: str = "", address: int | None = None):
+    def __init__(self, vcpu: VCpu, reason: str = "", address: int | None = None):
         self.vcpu, self.reason, self.address = vcpu, reason, address
 
 
@@ -115,7 +116,7 @@ class GdbStub:
     ``announce(text)`` tells the user where to connect.
     """
 
-    def __init__(self, machine: "Machine", port: int, exit_status: Callable[[], int],
+    def __init__(self, machine: Machine, port: int, exit_status: Callable[[], int],
                  load_bias: int = 0, task_id_of: Callable[[int], int | None] = lambda cpu: None,
                  announce: Callable[[str], None] = lambda text: None, host: str = "127.0.0.1"):
         self.machine = machine
@@ -263,7 +264,7 @@ class GdbStub:
             return None
         return ""          # unsupported: the empty reply
 
-    def _vcpu(self) -> "VCpu":
+    def _vcpu(self) -> VCpu:
         return self.machine.vcpus[self.selected]
 
     def _thread_description(self, cpu: int) -> str:
@@ -275,7 +276,7 @@ class GdbStub:
 
     # ---- registers -------------------------------------------------------------------
 
-    def _read_register(self, vcpu: "VCpu", number: int) -> str:
+    def _read_register(self, vcpu: VCpu, number: int) -> str:
         name, bits, _kind, source, _group = REGISTERS[number]
         if source is None:
             value = (1 << 64) - 1 if name == "orig_rax" else 0
@@ -287,7 +288,7 @@ class GdbStub:
             value = vcpu.uc.reg_read(source)
         return (value & ((1 << bits) - 1)).to_bytes(bits // 8, "little").hex()
 
-    def _write_register(self, vcpu: "VCpu", number: int, data: bytes) -> str:
+    def _write_register(self, vcpu: VCpu, number: int, data: bytes) -> str:
         if number >= len(REGISTERS):
             return "E45"
         name, bits, _kind, source, _group = REGISTERS[number]
@@ -306,7 +307,7 @@ class GdbStub:
 
     # ---- memory ------------------------------------------------------------------------
 
-    def _memory_vcpu(self) -> "VCpu":
+    def _memory_vcpu(self) -> VCpu:
         """The selected vCPU, or one with page tables loaded if it has none."""
         vcpu = self._vcpu()
         if vcpu.cr3:
@@ -418,7 +419,7 @@ class GdbStub:
         self.exited = True
         return f"W{self.exit_status() & 0xFF:02x}"
 
-    def _step(self, vcpu: "VCpu") -> str:
+    def _step(self, vcpu: VCpu) -> str:
         """One instruction on ``vcpu`` alone (interrupts due on it first)."""
         self.stop = _Stop(vcpu)
         if not vcpu.runnable:

@@ -20,12 +20,12 @@ from __future__ import annotations
 import ctypes
 import json
 import zlib
-from typing import Callable, TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import capstone
 import unicorn
 import unicorn.x86_const as x86
-
 from unicorn.unicorn_py3 import unicorn as _uc_module
 
 from emu.isa import encoding
@@ -97,7 +97,7 @@ class TraceFilter:
 
 
 class _PendingInstruction:
-    __slots__ = ("rip", "size", "cycle", "task")
+    __slots__ = ("cycle", "rip", "size", "task")
 
     def __init__(self, rip, size, cycle, task):
         self.rip, self.size, self.cycle, self.task = rip, size, cycle, task
@@ -119,7 +119,7 @@ class Tracer:
     machine does not), ``sinks`` receive every record that passes ``filter``.
     """
 
-    def __init__(self, machine: "Machine", sinks, task_id_of: Callable[[int], int | None] = lambda cpu: None,
+    def __init__(self, machine: Machine, sinks, task_id_of: Callable[[int], int | None] = lambda cpu: None,
                  trace_filter: TraceFilter | None = None, instructions: bool = True):
         self.machine = machine
         self.sinks = list(sinks)
@@ -159,14 +159,14 @@ class Tracer:
 
     # ---- the event interface (called by the machine and the kernel) -----------
 
-    def emit(self, vcpu: "VCpu", kind: str, /, **fields) -> None:
+    def emit(self, vcpu: VCpu, kind: str, /, **fields) -> None:
         """One event on ``vcpu`` at its current clock."""
         self._flush_pending(vcpu, faulted=None, retired=True)
         if kind == "syscall":
             self._open_syscalls[self.task_id_of(vcpu.index)] = fields
         self._write(vcpu.index, vcpu.cycles, kind, fields)
 
-    def resume(self, vcpu: "VCpu") -> None:
+    def resume(self, vcpu: VCpu) -> None:
         """The vCPU is about to run guest code: close a syscall left open by
         its task, and take the register baseline."""
         task = self.task_id_of(vcpu.index)
@@ -180,7 +180,7 @@ class Tracer:
             state.baseline = self._snapshot(vcpu)
             state.pending = None
 
-    def stopped(self, vcpu: "VCpu", exception: CpuException | None) -> None:
+    def stopped(self, vcpu: VCpu, exception: CpuException | None) -> None:
         """Unicorn returned: the last instruction retired, faulted, or never started."""
         self._flush_pending(vcpu, faulted=exception)
 
@@ -201,7 +201,7 @@ class Tracer:
         if address == self.filter.to_address:
             state.in_address_window = False
 
-    def _flush_pending(self, vcpu: "VCpu", faulted: CpuException | None, retired: bool = False) -> None:
+    def _flush_pending(self, vcpu: VCpu, faulted: CpuException | None, retired: bool = False) -> None:
         state = self._states[vcpu.index]
         pending = state.pending
         if pending is None:
@@ -228,14 +228,14 @@ class Tracer:
         code, _ = self._disassemble(vcpu, pending.rip, pending.size)
         return code[:1] == b"\xeb" and code[1:2] == b"\xfe"    # jmp . : RIP equal, yet it ran
 
-    def _snapshot(self, vcpu: "VCpu") -> tuple:
+    def _snapshot(self, vcpu: VCpu) -> tuple:
         """(raw register bytes, xfd, xfd_err, tilecfg, tiles object): compared cheaply,
         decoded only where they differ."""
         xstate = vcpu.xstate
         return (self._states[vcpu.index].reader.read(), xstate.xfd, xstate.xfd_err, bytes(xstate.tilecfg),
                 xstate.tiles.tobytes() if xstate.tiles_in_use else None)
 
-    def _disassemble(self, vcpu: "VCpu", rip: int, size: int) -> tuple[bytes, str]:
+    def _disassemble(self, vcpu: VCpu, rip: int, size: int) -> tuple[bytes, str]:
         """Capstone first; the project's decoder for what capstone does not
         know (AMX, INVLPGB, TLBSYNC, RDPID, ...)."""
         try:

@@ -81,8 +81,8 @@ class Debugging:
     """What ``--trace``, ``--timeline`` and ``--gdb`` attach to a machine and kernel."""
 
     def __init__(self, options, machine, kernel, program_path: str):
-        from emu.trace import JsonLinesSink, TextSink, TraceFilter, Tracer
         from emu.timeline import Timeline
+        from emu.trace import JsonLinesSink, TextSink, TraceFilter, Tracer
         self.machine = machine
         self.kernel = kernel
         self.tracer = None

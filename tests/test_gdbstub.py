@@ -5,7 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 import pytest
 
@@ -53,8 +53,8 @@ def test_gdb_breakpoint_registers_variable_stepi_threads_and_exit():
     assert re.search(r"rip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <worker>", output), output
     assert "$1 = 41" in output and "$2 = 1" in output and "$3 = 0x33" in output
     assert "$4 = 1" in output, "stepi moved the PC past the function's first instruction"
-    assert re.search(r"^\s+1\s+Thread 1 \(vCPU 0.*\)", output, re.M), output
-    assert re.search(r"^\*\s+2\s+Thread 2 \(vCPU 1, task \d+, running", output, re.M), output
+    assert re.search(r"^\s+1\s+Thread 1 \(vCPU 0.*\)", output, re.MULTILINE), output
+    assert re.search(r"^\*\s+2\s+Thread 2 \(vCPU 1, task \d+, running", output, re.MULTILINE), output
     assert "exited with code 03" in output
     assert status == 3 and stdout == b"counter=42\n"
 
