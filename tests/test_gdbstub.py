@@ -8,6 +8,7 @@ import sys
 from xml.etree import ElementTree
 
 import pytest
+import unicorn.x86_const as x86
 
 from tests.guestbuild import REPO, build_c
 
@@ -33,7 +34,7 @@ def debug_session(binary, commands: list[str], cpus: int = 2) -> tuple[str, int,
                      "-ex", f"target remote 127.0.0.1:{match.group(1)}"]
         for command in commands:
             arguments += ["-ex", command]
-        gdb = subprocess.run([*arguments, str(binary)], capture_output=True, timeout=120, text=True)
+        gdb = subprocess.run([*arguments, str(binary)], capture_output=True, timeout=120, text=True, check=False)
         stdout, _stderr = emu.communicate(timeout=120)
         return gdb.stdout + gdb.stderr, emu.returncode, stdout
     finally:
@@ -85,3 +86,42 @@ def test_target_xml_describes_x86_64_with_segment_bases():
     features = {feature.get("name") for feature in root.iter("feature")}
     assert {"org.gnu.gdb.i386.core", "org.gnu.gdb.i386.sse", "org.gnu.gdb.i386.segments"} <= features
     assert "fs_base" in registers and "gs_base" in registers
+
+
+def test_stepping_one_vcpu_leaves_the_other_clocks_alone():
+    """Packet level, no gdb: run to the breakpoint, then `vCont;s` thread 2 three
+    times: its instruction count grows by one per step, vCPU 0's clock and
+    count do not move, and the registers/memory packets read the stepped state."""
+    from emu.gdbstub import GdbStub
+    from emu.machine import Machine
+    from kernel.kernel import Kernel, KernelConfig
+
+    binary = str(two_threads())
+    machine = Machine(cpus=2, memory_bytes=256 << 20)
+    kernel = Kernel(machine, KernelConfig(argv=[binary], envp=[]))
+    kernel.start(binary)
+    stub = GdbStub(machine, 0, exit_status=kernel.exit_status)
+    try:
+        worker = int(subprocess.run(["nm", binary], capture_output=True, text=True, check=True).stdout
+                     .split(" T worker")[0].rsplit("\n", 1)[-1], 16)
+        assert stub._handle(f"Z0,{worker:x},1") == "OK"
+        assert stub._handle("c") == "T05thread:2;swbreak:;"
+        vcpu0, vcpu1 = machine.vcpus
+        assert vcpu1.uc.reg_read(x86.UC_X86_REG_RIP) == worker
+        assert stub._handle(f"z0,{worker:x},1") == "OK"
+        still = (vcpu0.cycles, vcpu0.instructions)
+        counts = [vcpu1.instructions]
+        for _ in range(3):
+            assert stub._handle("vCont;s:2") == "T05thread:2;"
+            counts.append(vcpu1.instructions)
+        assert [after - before for before, after in zip(counts, counts[1:])] == [1, 1, 1]
+        assert (vcpu0.cycles, vcpu0.instructions) == still
+        assert stub._handle("Hg2") == "OK"
+        rip = int.from_bytes(bytes.fromhex(stub._handle("p10")), "little")
+        assert rip > worker
+        code = bytes.fromhex(stub._handle(f"m{worker:x},4"))
+        assert code == machine.read_virtual(vcpu1, worker, 4)
+        assert stub._handle("qfThreadInfo") == "m1,2"
+        assert stub._handle("c") == "W03"
+    finally:
+        stub.listener.close()

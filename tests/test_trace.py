@@ -135,3 +135,31 @@ def test_tracing_off_installs_nothing():
     Tracer(machine, sinks=[]).install()
     assert machine.events is not None
     assert [len(vcpu.uc._callbacks) for vcpu in machine.vcpus] == [count + 1 for count in hooks_off]
+
+
+def test_text_format_is_coloured_on_a_terminal():
+    import pty
+    import subprocess
+    import sys
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.run([sys.executable, "-m", "emucli", "trace", "--events-only", "--format", "text",
+                                  str(amx_first_use())], stdout=terminal, stderr=subprocess.PIPE, cwd=REPO,
+                                 timeout=60, check=False)
+        os.close(terminal)
+        terminal = None
+        output = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        if terminal is not None:
+            os.close(terminal)
+        os.close(controller)
+    assert process.returncode == 0
+    assert b"\x1b[1;33m== nm_handled" in output
