@@ -92,6 +92,11 @@ class Debugging:
         self.stub = None
         sinks = []
         cpus = options.trace_cpus
+        filters_given = (cpus is not None or options.trace_from is not None or options.trace_to is not None
+                         or options.events_only or options.trace_format != "json")
+        if filters_given and not options.trace:
+            raise ValueError("--cpu, --from, --to, --events-only and --format apply to a trace: "
+                             "add --trace FILE or use `emu trace`")
         if cpus is not None and any(cpu >= machine.cpu_count for cpu in cpus):
             raise ValueError(f"--cpu: this machine has CPUs 0-{machine.cpu_count - 1}")
         if options.trace:
