@@ -49,6 +49,9 @@ class Machine:
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
         self.stopped = False
         self.cycle_limit_reached = False
+        # The event sink (emu/trace.py Tracer) while tracing, else None: only
+        # rare paths (traps, IPIs, flushes) test it, never per instruction.
+        self.events = None
 
     def attach(self, trap_handler: TrapHandler) -> None:
         self.trap_handler = trap_handler
@@ -172,6 +175,9 @@ class Machine:
             if interrupt.source_cpu >= 0:
                 vcpu.apic.ipis_received += 1
             vcpu.apic.in_service.append(interrupt.vector)
+            if self.events is not None:
+                self.events.emit(vcpu, "interrupt", vector=interrupt.vector, source_cpu=interrupt.source_cpu,
+                                 arrival_cycle=interrupt.arrival_cycles)
             self.trap_handler.handle_interrupt(vcpu, interrupt.vector)
 
     # ---- inter-processor interrupts ---------------------------------------
@@ -180,6 +186,8 @@ class Machine:
         """A fixed IPI from ``sender`` to each CPU in ``targets`` (an ICR write)."""
         sender.charge_event("ipi_send")
         arrival = sender.cycles + self.profile.event_cycles("ipi_latency")
+        if self.events is not None:
+            self.events.emit(sender, "ipi_send", targets=list(targets), vector=vector, arrival_cycle=arrival)
         for target in targets:
             self.vcpus[target].apic.post(arrival, vector, sender.index)
             sender.apic.ipis_sent += 1
@@ -194,6 +202,8 @@ class Machine:
         sender.waiting_for_acks = {target for target in targets if target != sender.index}
         sender.ack_time_cycles = sender.cycles
         sender.on_acks_complete = on_complete
+        if self.events is not None and sender.waiting_for_acks:
+            self.events.emit(sender, "ipi_wait", targets=sorted(sender.waiting_for_acks))
         if not sender.waiting_for_acks:
             self._complete_wait(sender)
 
@@ -206,6 +216,8 @@ class Machine:
         sender.ack_time_cycles = max(sender.ack_time_cycles, target.cycles)
         if not sender.waiting_for_acks:
             sender.clock.cycles = max(sender.cycles, sender.ack_time_cycles)
+            if self.events is not None:
+                self.events.emit(sender, "ipi_wait_done", last_ack_cpu=target.index)
             self._complete_wait(sender)
 
     @staticmethod

@@ -40,6 +40,7 @@ try:
 except ImportError as _error:  # the cffi extension is compiled when the package installs
     raise ImportError("the C hot path emu.timing._hotpath is not built; reinstall the package "
                       "(make test, or pip install -e .) on a machine with a C compiler") from _error
+from emu.trace import exception_fields
 from emu.traps import (
     GP, PF, PF_INSTR, UD, CpuException, exception_for_vector,
 )
@@ -70,6 +71,11 @@ INVPCID_SINGLE_CONTEXT = 1
 INVPCID_ALL_INCLUDING_GLOBAL = 2
 INVPCID_ALL_NON_GLOBAL = 3
 INVPCID_KIND_NAMES = ("invpcid_address", "invpcid_context", "invpcid_all", "invpcid_all_non_global")
+
+# The profile event each TLB-flush kind is charged as (its span on the timeline).
+_FLUSH_COST_EVENTS = {"cr3": "cr3_write_flush", "cr3_noflush": "cr3_write_noflush", "invlpg": "invlpg",
+                      "invpcid_address": "invpcid_single", "invpcid_context": "invpcid_context",
+                      "invpcid_all": "invpcid_all", "invpcid_all_non_global": "invpcid_all"}
 
 RFLAGS_IF = 1 << 9
 CR4_TSD = 1 << 2
@@ -290,6 +296,10 @@ class VCpu:
 
     def _count_flush(self, kind: str) -> None:
         self.tlb_flush_counts[kind] = self.tlb_flush_counts.get(kind, 0) + 1
+        if self.machine.events is not None:
+            event = _FLUSH_COST_EVENTS.get(kind)
+            self.machine.events.emit(self, "tlb_flush", kind=kind, pcid=self._mmu.pcid,
+                                     cost_cycles=self.machine.profile.event_cycles(event) if event else 0)
 
     def write_cr3(self, value: int) -> None:
         """MOV to CR3 (SDM Vol. 3A §4.10.4.1). Without CR4.PCIDE it flushes every
@@ -609,6 +619,9 @@ class VCpu:
         mmu.fault_vector = 0
         if clock.unicorn_tlb_flush_pending:
             self._flush_unicorn_tlb()
+        events = self.machine.events
+        if events is not None:
+            events.resume(self)
         try:
             uc.emu_start(rip, _END_ADDRESS)
         except unicorn.UcError as error:
@@ -621,6 +634,8 @@ class VCpu:
                 else:
                     self.pending = PendingTrap("exception", self._exception_for_uc_error(error, rip))
         pending = self.pending
+        if events is not None:
+            events.stopped(self, pending.exception if pending is not None else None)
         if pending is None:
             if clock.deadline_reached:
                 self.machine.trap_handler.handle_deadline(self)
@@ -644,6 +659,8 @@ class VCpu:
         if isinstance(pending.exception, GP) and self._emulate_time_stamp_counter():
             return STOP_TRAP
         self.charge_event("page_fault" if isinstance(pending.exception, PF) else "exception_entry")
+        if events is not None:
+            events.emit(self, "exception", **exception_fields(pending.exception))
         handler.handle_exception(self, pending.exception)
         return STOP_TRAP
 

@@ -13,6 +13,8 @@ import json
 import os
 import sys
 
+from emucli.trace import Debugging, add_debug_options, rewrite_trace_command
+
 EXIT_USAGE = 2
 EXIT_CYCLE_LIMIT = 124
 EXIT_WALL_TIMEOUT = 125
@@ -102,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument("--fs", type=_directory, metavar="DIR", help="map DIR read-only as the guest's root")
     files.add_argument("--fs-rw", type=_directory, metavar="DIR", help="map DIR read-write as the guest's root")
     commands.add_parser("profiles", help="list the cost profiles")
+    add_debug_options(run)   # --trace/--timeline/--gdb and the trace filters (emucli/trace.py)
     from emucli import testcmd
     testcmd.add_arguments(commands.add_parser("test", help="run guest test programs (expectations in their headers)"))
     run.add_argument("program", help="static ELF executable, or .s/.S/.asm source")
@@ -161,13 +164,18 @@ def run_command(options) -> int:
         print(f"emu: {options.program}: guest memory ({memory_bytes >> 20} MiB) is too small to load it",
               file=sys.stderr)
         return EXIT_OUT_OF_MEMORY
+    try:
+        debugging = Debugging(options, machine, kernel, options.program)
+    except (ValueError, OSError) as error:
+        raise UsageError(str(error)) from None
     timed_out = False
     with WallClockLimit(options.timeout) as limit:
         try:
-            machine.run()
+            debugging.run()
         except WallClockTimeout:
             timed_out = True
         finally:
+            debugging.finish()
             sys.stdout.flush()
     timed_out = timed_out or limit.expired
     if kernel.fatal_message and not timed_out:
@@ -285,7 +293,7 @@ def write_stats(destination: str, machine, kernel) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        options = parser.parse_args(argv)
+        options = parser.parse_args(rewrite_trace_command(sys.argv[1:] if argv is None else argv))
         if options.command == "run":
             return run_command(options)
         if options.command == "profiles":

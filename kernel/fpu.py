@@ -164,6 +164,8 @@ def _xsaves(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int) -> None:
     _charge_xsave(vcpu, buffer)
     kernel.counters["xsaves"] += 1
     kernel.counters["xsaves_components_skipped"] += skipped
+    if kernel.machine.events is not None:
+        kernel.machine.events.emit(vcpu, "xsaves", mask=f"{mask:#x}", components_skipped=skipped)
 
 
 def _xrstors(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int) -> None:
@@ -217,6 +219,8 @@ def restore_fpregs_from_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") ->
     if kernel.fpregs_owner[vcpu.index] is fpstate and fpstate.last_cpu == vcpu.index:
         kernel.counters["xrstors_skipped"] += 1
         vcpu.charge_event("xrstors_skipped")
+        if kernel.machine.events is not None:
+            kernel.machine.events.emit(vcpu, "xrstors", task=task.tid, skipped=True)
         return
     mask = vcpu.xstate.xcr0 | vcpu.xstate.xss
     if fpstate.storage == FPSTATE_PAGES:
@@ -228,6 +232,8 @@ def restore_fpregs_from_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") ->
         if fpstate.amx is not None:
             _xrstors(kernel, vcpu, fpstate.amx, fpstate.amx.xfeatures & mask)
     kernel.fpregs_owner[vcpu.index] = fpstate
+    if kernel.machine.events is not None:
+        kernel.machine.events.emit(vcpu, "xrstors", task=task.tid, mask=f"{mask:#x}", skipped=False)
     fpstate.last_cpu = vcpu.index
 
 

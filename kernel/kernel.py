@@ -183,9 +183,13 @@ class Kernel:
             work, task.resume_work = task.resume_work, None
             work(vcpu, task)
         vcpu.load_user_registers(task.registers)
-        if self.last_task[vcpu.index] is not task and self.last_task[vcpu.index] is not None:
+        previous = self.last_task[vcpu.index]
+        if previous is not task and previous is not None:
             self.counters["context_switches"] += 1
             vcpu.charge_event("context_switch")
+        if self.machine.events is not None:
+            self.machine.events.emit(vcpu, "context_switch", task=task.tid,
+                                     prev=previous.tid if previous else None, next=task.tid)
         # XFD first (XRSTORS of an armed component would #NM), then the xstate.
         fpu.xfd_update_state(vcpu, task.fpstate)
         fpu.restore_fpregs_from_fpstate(self, vcpu, task)
@@ -293,7 +297,18 @@ class Kernel:
         self.this_cpu = vcpu
         task = self.task_on(vcpu)
         self.counters["syscalls"] += 1
+        if self.machine.events is not None:
+            self._trace_syscall(vcpu)
         dispatch_syscall(self, vcpu, task)
+
+    def _trace_syscall(self, vcpu: VCpu) -> None:
+        """The syscall event: number, name, arguments (its result is traced on return to user)."""
+        from kernel.syscalls import ARG_REGISTERS, SYSCALLS
+        number = vcpu.read_register("rax")
+        handler = SYSCALLS.get(number) or self.optional_syscalls.get(number)
+        name = handler.__name__.removeprefix("sys_") if handler is not None else f"syscall_{number}"
+        self.machine.events.emit(vcpu, "syscall", nr=number, name=name,
+                                 args=[f"{vcpu.read_register(reg):#x}" for reg in ARG_REGISTERS])
 
     def handle_exception(self, vcpu: VCpu, exc: CpuException) -> None:
         """A user-mode exception: resolve page faults, else send the signal
@@ -317,7 +332,12 @@ class Kernel:
                                                       exc.address))
             return
         if exc.vector == VECTOR_NM:
+            allocs_before = self.counters["xstate_allocs"]
             outcome = fpu.handle_xfd_event(self, vcpu, task)
+            if self.machine.events is not None:
+                self.machine.events.emit(vcpu, "nm_handled", outcome=outcome, xfd=f"{task.fpstate.xfd:#x}",
+                                         xfeatures=f"{task.fpstate.xfeatures:#x}",
+                                         xstate_alloc=self.counters["xstate_allocs"] > allocs_before)
             if outcome == "retry":
                 return
             if outcome == "sigsegv":
@@ -404,6 +424,9 @@ class Kernel:
         if detail:
             parts.append(detail)
         self.fatal_message = ", ".join(parts)
+        if self.machine.events is not None and task.cpu is not None:
+            self.machine.events.emit(self.machine.vcpus[task.cpu], "signal", signo=signo, name=name,
+                                     action="kill", rip=f"{rip:#x}")
         self.exit_group(task.process, 128 + signo, signal=signo)
 
     def oom_kill(self, task: Task, rip: int, address: int) -> None:

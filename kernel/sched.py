@@ -273,6 +273,8 @@ class Scheduler:
             task = self.newidle_balance(vcpu)
         if task is None:
             vcpu.halted = True
+            if self.kernel.machine.events is not None:
+                self.kernel.machine.events.emit(vcpu, "idle")
             self.kernel.tlb.enter_lazy_tlb(vcpu)   # idle keeps the mm loaded (lazy TLB)
             self.arm_sleeper_timer(vcpu)
             return

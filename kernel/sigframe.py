@@ -108,6 +108,9 @@ def xstate_frame_bytes(kernel: "Kernel", task: "Task") -> int:
 
 def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, action: SigAction) -> bool:
     """Build the frame and point the vCPU at the handler. False if the frame cannot be written."""
+    if kernel.machine.events is not None:
+        kernel.machine.events.emit(vcpu, "signal", signo=info.signo, code=info.code, action="handler",
+                                   handler=f"{action.handler:#x}")
     registers = vcpu.save_user_registers()
     if task.rseq is not None:
         # rseq_signal_deliver: a signal is an rseq event, and the fix-up happens before

@@ -1,0 +1,127 @@
+"""emu run --gdb: the real gdb drives the stub (emu/gdbstub.py) in batch mode."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from xml.etree import ElementTree
+
+import pytest
+import unicorn.x86_const as x86
+
+from tests.guestbuild import REPO, build_c
+
+TWO_THREADS = REPO / "guest" / "tests" / "trace" / "gdb_two_threads.c"
+
+
+def two_threads():
+    return build_c(TWO_THREADS.read_text(), "-g", "-pthread")
+
+
+def debug_session(binary, commands: list[str], cpus: int = 2) -> tuple[str, int, bytes]:
+    """Start ``emu run --gdb 0``, point gdb at the port it announces, run
+    ``commands``; return gdb's output, emu's exit status and the guest's stdout."""
+    if shutil.which("gdb") is None:
+        pytest.skip("gdb is not installed")
+    emu = subprocess.Popen([sys.executable, "-m", "emucli", "run", "--cpus", str(cpus), "--gdb", "0", str(binary)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    try:
+        announcement = emu.stderr.readline().decode()
+        match = re.search(r"127\.0\.0\.1:(\d+)", announcement)
+        assert match, announcement
+        arguments = ["gdb", "-batch", "-nx", "-ex", "set pagination off", "-ex", "set confirm off",
+                     "-ex", f"target remote 127.0.0.1:{match.group(1)}"]
+        for command in commands:
+            arguments += ["-ex", command]
+        gdb = subprocess.run([*arguments, str(binary)], capture_output=True, timeout=120, text=True, check=False)
+        stdout, _stderr = emu.communicate(timeout=120)
+        return gdb.stdout + gdb.stderr, emu.returncode, stdout
+    finally:
+        if emu.poll() is None:
+            emu.kill()
+            emu.wait()
+
+
+def test_gdb_breakpoint_registers_variable_stepi_threads_and_exit():
+    output, status, stdout = debug_session(two_threads(), [
+        "break worker", "continue",
+        "info registers rip", "print counter", "print $fs_base != 0", "print/x $cs",
+        "stepi", "print $pc > worker",
+        "info threads",
+        "continue"])
+    assert re.search(r"Thread 2 hit Breakpoint 1, worker \(arg=0x1\) at .*\.c:\d+", output), output
+    assert re.search(r"rip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <worker>", output), output
+    assert "$1 = 41" in output and "$2 = 1" in output and "$3 = 0x33" in output
+    assert "$4 = 1" in output, "stepi moved the PC past the function's first instruction"
+    assert re.search(r"^\s+1\s+Thread 1 \(vCPU 0.*\)", output, re.MULTILINE), output
+    assert re.search(r"^\*\s+2\s+Thread 2 \(vCPU 1, task \d+, running", output, re.MULTILINE), output
+    assert "exited with code 03" in output
+    assert status == 3 and stdout == b"counter=42\n"
+
+
+def test_gdb_watchpoint_memory_write_thread_switch_and_hbreak():
+    output, status, stdout = debug_session(two_threads(), [
+        "break worker", "continue",
+        "watch counter", "continue",
+        "delete", "set var counter = 100", "print counter",
+        "thread 1", "hbreak printf", "continue", "backtrace",
+        "continue"])
+    assert "Old value = 41" in output and "New value = 42" in output, output
+    assert "$1 = 100" in output
+    assert re.search(r"Switching to thread 1 \(Thread 1\)", output)
+    assert re.search(r"#1\s+0x[0-9a-f]+ in main \(\) at .*\.c", output), output
+    assert "exited with code 075" in output       # gdb prints the status in octal: 100 - 39 = 61
+    assert status == 61 and stdout == b"counter=100\n"
+
+
+def test_target_xml_describes_x86_64_with_segment_bases():
+    from emu.gdbstub import REGISTERS, target_xml
+    root = ElementTree.fromstring(target_xml().split("\n", 2)[2])
+    assert root.find("architecture").text == "i386:x86-64"
+    registers = [reg.get("name") for reg in root.iter("reg")]
+    assert registers == [name for name, *_ in REGISTERS]
+    assert registers[:17] == ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10",
+                              "r11", "r12", "r13", "r14", "r15", "rip"]
+    features = {feature.get("name") for feature in root.iter("feature")}
+    assert {"org.gnu.gdb.i386.core", "org.gnu.gdb.i386.sse", "org.gnu.gdb.i386.segments"} <= features
+    assert "fs_base" in registers and "gs_base" in registers
+
+
+def test_stepping_one_vcpu_leaves_the_other_clocks_alone():
+    """Packet level, no gdb: run to the breakpoint, then `vCont;s` thread 2 three
+    times: its instruction count grows by one per step, vCPU 0's clock and
+    count do not move, and the registers/memory packets read the stepped state."""
+    from emu.gdbstub import GdbStub
+    from emu.machine import Machine
+    from kernel.kernel import Kernel, KernelConfig
+
+    binary = str(two_threads())
+    machine = Machine(cpus=2, memory_bytes=256 << 20)
+    kernel = Kernel(machine, KernelConfig(argv=[binary], envp=[]))
+    kernel.start(binary)
+    stub = GdbStub(machine, 0, exit_status=kernel.exit_status)
+    try:
+        worker = int(subprocess.run(["nm", binary], capture_output=True, text=True, check=True).stdout
+                     .split(" T worker")[0].rsplit("\n", 1)[-1], 16)
+        assert stub._handle(f"Z0,{worker:x},1") == "OK"
+        assert stub._handle("c") == "T05thread:2;swbreak:;"
+        vcpu0, vcpu1 = machine.vcpus
+        assert vcpu1.uc.reg_read(x86.UC_X86_REG_RIP) == worker
+        assert stub._handle(f"z0,{worker:x},1") == "OK"
+        still = (vcpu0.cycles, vcpu0.instructions)
+        counts = [vcpu1.instructions]
+        for _ in range(3):
+            assert stub._handle("vCont;s:2") == "T05thread:2;"
+            counts.append(vcpu1.instructions)
+        assert [after - before for before, after in zip(counts, counts[1:])] == [1, 1, 1]
+        assert (vcpu0.cycles, vcpu0.instructions) == still
+        assert stub._handle("Hg2") == "OK"
+        rip = int.from_bytes(bytes.fromhex(stub._handle("p10")), "little")
+        assert rip > worker
+        code = bytes.fromhex(stub._handle(f"m{worker:x},4"))
+        assert code == machine.read_virtual(vcpu1, worker, 4)
+        assert stub._handle("qfThreadInfo") == "m1,2"
+        assert stub._handle("c") == "W03"
+    finally:
+        stub.listener.close()
