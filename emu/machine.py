@@ -199,7 +199,17 @@ class Machine:
         spins it still takes interrupts (two CPUs waiting for each other's
         flush both make progress, as with csd_lock_wait). ``on_complete()``
         runs once every target has acknowledged (at once if there are none)."""
-        sender.waiting_for_acks = {target for target in targets if target != sender.index}
+        new_targets = {target for target in targets if target != sender.index}
+        if sender.waiting_for_acks:
+            # A second wait started in the same kernel entry (mremap's two
+            # flushes): wait for both sets, then run both completions in order.
+            sender.waiting_for_acks |= new_targets
+            earlier = sender.on_acks_complete
+            if on_complete is not None:
+                sender.on_acks_complete = (on_complete if earlier is None
+                                           else lambda: (earlier(), on_complete()))
+            return
+        sender.waiting_for_acks = new_targets
         sender.ack_time_cycles = sender.cycles
         sender.on_acks_complete = on_complete
         if self.events is not None and sender.waiting_for_acks:

@@ -114,3 +114,29 @@ def test_synchronous_cross_call_advances_sender_by_the_wait():
     assert sender.cycles == max(cycles for _, cycles in acks)
     events = machine.profile.event_costs
     assert sender.cycles == events["ipi_send"] + events["ipi_latency"] + events["ipi_receive"] + 3000
+
+
+def test_two_waits_in_one_kernel_entry_keep_both_completions():
+    """A CPU that starts a second synchronous cross-call before the first one's
+    acknowledgements waits for both sets and runs both completions."""
+    machine = idle_machine(cpus=3)
+    done = []
+
+    class Acker:
+        def handle_interrupt(self, vcpu, vector):
+            vcpu.write_msr(0x80B, 0)
+            machine.acknowledge(vcpu, 0)
+
+        def handle_all_idle(self, machine):
+            machine.stop()
+
+    machine.attach(Acker())
+    sender = machine.vcpus[0]
+    machine.send_ipi(sender, [1], 0x41)
+    machine.wait_for_acks(sender, [1], on_complete=lambda: done.append("first"))
+    machine.send_ipi(sender, [2], 0x42)
+    machine.wait_for_acks(sender, [2], on_complete=lambda: done.append("second"))
+    assert sender.waiting_for_acks == {1, 2}
+    machine.run()
+    assert done == ["first", "second"]
+    assert not sender.waiting_for_acks
