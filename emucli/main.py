@@ -139,6 +139,10 @@ def collect_stats(machine, kernel) -> dict:
     stats["migrations"] = kernel.scheduler.migrations
     stats["preemptions"] = kernel.scheduler.preemptions
     stats["threads_created"] = counters.get("threads_created", 0)
+    for name in ("forks", "process_exits", "mm_teardowns", "pages_copied_at_fork"):
+        stats[name] = counters.get(name, 0)
+    stats["frames_in_use"] = kernel.frames.allocated_frames
+    stats["peak_frames_in_use"] = kernel.frames.peak_allocated_frames
     stats["syscall_counts"] = {str(number): count for number, count in sorted(kernel.syscall_counts.items())}
     stats["exit_status"] = kernel.exit_status()
     return stats

@@ -98,6 +98,9 @@ class Kernel:
         self.fpu_config = fpu.fpu_init(self)
         self.call_function_queue: list[list] = [[] for _ in machine.vcpus]
         self.loaded_mm: list[MmStruct | None] = [None] * len(machine.vcpus)
+        # The kernel-only address space (init_mm): an empty PML4 that CPUs
+        # switch to when the mm they still hold is torn down (switch_to_init_mm).
+        self.init_mm = MmStruct(self.frames)
         self.last_task: list[Task | None] = [None] * len(machine.vcpus)
         # Per CPU: the fpstate whose registers are live there (fpu_fpregs_owner_ctx).
         self.fpregs_owner: list = [None] * len(machine.vcpus)
@@ -172,10 +175,11 @@ class Kernel:
             deliver_pending_signals(self, vcpu, task)
 
     def timeout_expired_silently(self, task: Task) -> None:
-        """Take a sleeping task off its futex queue and timer without touching RAX."""
+        """Take a sleeping task off its futex queue, wait and timer without touching RAX."""
         from kernel.futex import futex_cancel_wait
         futex_cancel_wait(self, task)
         task.wake_cycles = None
+        task.wait_request = None
 
     def minsigstksz(self, process: Process) -> int:
         """AT_MINSIGSTKSZ for ``process`` (grows with the permitted xstate)."""
@@ -211,14 +215,19 @@ class Kernel:
             self.current[cpu] = None
             task.cpu = None
             self.scheduler.schedule(self.machine.vcpus[cpu])
+        from kernel.exit import exit_mm
+        exit_mm(self, task)
 
     def exit_group(self, process: Process, status: int, signal: int | None = None) -> None:
-        """End every task of ``process`` (do_group_exit)."""
+        """End every task of ``process`` (do_group_exit), then the process
+        (kernel/exit.py exit_process: mm teardown, zombie, SIGCHLD). When the
+        first process ends the run ends: other processes stop where they are."""
         if process.exit_status is None:
             process.exit_status = status & 0xFF
             process.killed_by_signal = signal
         from kernel.futex import futex_cancel_wait
         freed_cpus = []
+        exited_tasks = []
         for task in process.tasks:
             if task.state == TASK_EXITED:
                 continue
@@ -226,6 +235,7 @@ class Kernel:
             if task in self.scheduler.runqueue:
                 self.scheduler.runqueue.remove(task)
             task.state = TASK_EXITED
+            exited_tasks.append(task)
             if task.cpu is not None:
                 self.current[task.cpu] = None
                 freed_cpus.append(task.cpu)
@@ -233,8 +243,42 @@ class Kernel:
         if process is self.init_process:
             self.machine.stop()
             return
+        # Reschedule first, so a CPU that picks another task switches to its
+        # mm directly; only CPUs left idle on the dying mm go to init_mm.
         for cpu in freed_cpus:
             self.scheduler.schedule(self.machine.vcpus[cpu])
+        from kernel.exit import exit_process
+        waker = self.machine.vcpus[freed_cpus[0]] if freed_cpus else None
+        exit_process(self, process, exited_tasks, waker)
+
+    def mmput(self, mm: MmStruct) -> None:
+        """Drop one task's reference to ``mm``; the last one tears it down
+        (mmput -> exit_mmap): every frame and page-table page goes back to the
+        frame allocator. No task of ``mm`` runs any more, but idle CPUs may
+        still have it loaded (lazy TLB): they move to init_mm first, so none
+        keeps a CR3 pointing at freed page tables."""
+        mm.mm_users -= 1
+        if mm.mm_users > 0:
+            return
+        # Lazy-TLB schemes hook in here (refcount, shootdown or hazard
+        # pointers): which CPUs still hold ``mm`` and how they let go of it.
+        for cpu, loaded in enumerate(self.loaded_mm):
+            if loaded is mm:
+                self.switch_to_init_mm(self.machine.vcpus[cpu])
+        mm.destroy()
+        self.counters["mm_teardowns"] += 1
+
+    def switch_to_init_mm(self, vcpu: VCpu) -> None:
+        """Load the kernel-only page tables on the idle ``vcpu`` (switch_mm to
+        &init_mm, as leave_mm does) and leave the old mm's cpumask."""
+        assert self.current[vcpu.index] is None or self.current[vcpu.index].mm is self.init_mm
+        loaded = self.loaded_mm[vcpu.index]
+        if loaded is self.init_mm:
+            return
+        if loaded is not None:
+            loaded.cpus.discard(vcpu.index)
+        vcpu.write_cr3(self.init_mm.pgd)
+        self.loaded_mm[vcpu.index] = self.init_mm
 
     # ---- time -------------------------------------------------------------
 
@@ -343,13 +387,16 @@ class Kernel:
                            detail: str | None = None) -> None:
         """A synchronous fault nobody handles: kill the thread group (default action)."""
         self.counters["signals"] += 1
-        name = signals.signal_name(signo)
-        parts = [f"emu: guest killed by {name} at rip {rip:#x}"]
-        if address is not None:
-            parts.append(f"address {address:#x}")
-        if detail:
-            parts.append(detail)
-        self.fatal_message = ", ".join(parts)
+        if task.process is self.init_process:
+            # The run's exit line names the signal; other processes report
+            # their death to their parent through wait instead.
+            name = signals.signal_name(signo)
+            parts = [f"emu: guest killed by {name} at rip {rip:#x}"]
+            if address is not None:
+                parts.append(f"address {address:#x}")
+            if detail:
+                parts.append(detail)
+            self.fatal_message = ", ".join(parts)
         self.exit_group(task.process, 128 + signo, signal=signo)
 
     # ---- results ------------------------------------------------------------

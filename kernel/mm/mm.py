@@ -71,7 +71,8 @@ class MmStruct:
     """Fields: ``pagetables`` (owned here), ``vmas`` (sorted by start),
     ``start_brk``/``brk`` (the heap), ``ctx_id`` (never reused, as Linux's
     mm->context.ctx_id), ``cpus`` (CPU numbers that have this mm loaded: the
-    mm_cpumask, maintained by the scheduler)."""
+    mm_cpumask, maintained by the scheduler), ``mm_users`` (tasks using it;
+    the last ``Kernel.mmput`` tears it down)."""
 
     def __init__(self, frames: FrameAllocator):
         self.frames = frames
@@ -83,6 +84,7 @@ class MmStruct:
         self.brk = 0
         self.ctx_id = next(_ctx_ids)
         self.cpus: set[int] = set()
+        self.mm_users = 1    # tasks using this mm (kernel/fork.py, Kernel.mmput)
         self.page_faults = 0
         self.spurious_faults = 0   # #PF from a stale TLB entry the PTE no longer justifies
         self.tlb_flush_hook = None   # set by the kernel: (mm, start, end) -> None
