@@ -3,15 +3,17 @@
 When the last thread of a process ends (exit_group, the last exit, or a
 fatal signal), ``exit_process`` runs the rest of do_exit for the group:
 
-- exit_mm for each task that was still running: the vfork parent is woken
-  (mm_release's complete_vfork_done) and ``Kernel.mmput`` drops the task's
-  reference -- the last one tears the address space down (exit_mmap);
+- mm_release for each task that was still running: the vfork parent is
+  woken (complete_vfork_done);
 - exit_notify: live children become orphans (reparented to an init outside
   the machine: they are reaped as soon as they exit), zombie children are
   released; the process becomes a zombie holding its wait status, the
   parent's waiters are completed and the parent is sent ``exit_signal``
   (SIGCHLD, ignored by default). A parent that ignores SIGCHLD (SIG_IGN or
-  SA_NOCLDWAIT) gets its children reaped at once, as Linux autoreaps them.
+  SA_NOCLDWAIT) gets its children reaped at once, as Linux autoreaps them;
+- then, once the freed CPUs have been rescheduled, exit_mm for each task:
+  ``Kernel.mmput`` drops its reference and the last one tears the address
+  space down (exit_mmap).
 
 wait4/waitid (do_wait, wait_consider_task, wait_task_zombie) pick an
 eligible child: a zombie is reaped at once; otherwise WNOHANG returns 0, or
@@ -73,23 +75,32 @@ def wait_status(process: Process) -> int:
 
 # ---- exit ------------------------------------------------------------------------
 
-def exit_mm(kernel: "Kernel", task: Task) -> None:
-    """The task gives up its address space (exit_mm): release a vfork parent, then mmput."""
+def mm_release(kernel: "Kernel", task: Task, waker: "VCpu | None") -> None:
+    """The task is done with its address space: a vfork parent may go on
+    (mm_release's complete_vfork_done)."""
+    task.wait_request = None
     parent_task = task.vfork_done
     if parent_task is not None:
         task.vfork_done = None
         parent_task.sleep_uninterruptible = False
-        kernel.scheduler.wake_up(parent_task, _cpu_of(kernel, task))
+        kernel.scheduler.wake_up(parent_task, waker)
+
+
+def exit_mm(kernel: "Kernel", task: Task) -> None:
+    """Drop the task's reference to its mm (exit_mm -> mmput). Called after the
+    task's CPU has been rescheduled, so a CPU that went on to another task
+    already switched mm and only CPUs left idle on a dying mm need init_mm."""
     kernel.mmput(task.mm)
 
 
 def exit_process(kernel: "Kernel", process: Process, exited_tasks: list[Task], waker: "VCpu | None") -> None:
-    """The rest of do_exit once every task of ``process`` has stopped."""
+    """do_exit's notifications once every task of ``process`` has stopped:
+    mm_release for each, then exit_notify. The caller reschedules the freed
+    CPUs and then calls exit_mm for each task."""
     if process.exit_state is not None:
         return
     for task in exited_tasks:
-        task.wait_request = None
-        exit_mm(kernel, task)
+        mm_release(kernel, task, waker)
     kernel.counters["process_exits"] += 1
     exit_notify(kernel, process, waker)
 
@@ -132,11 +143,6 @@ def _signal_target(process: Process, signo: int) -> Task | None:
     live = [task for task in process.tasks if task.state != TASK_EXITED]
     unblocked = [task for task in live if not task.signal_mask & sigbit(signo)]
     return (unblocked or live or [None])[0]
-
-
-def _cpu_of(kernel: "Kernel", task: Task) -> "VCpu | None":
-    cpu = task.cpu if task.cpu is not None else task.last_cpu
-    return kernel.machine.vcpus[cpu] if cpu is not None else None
 
 
 # ---- wait ------------------------------------------------------------------------

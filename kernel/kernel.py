@@ -210,12 +210,14 @@ class Kernel:
             except SyscallError:
                 pass
         task.state = TASK_EXITED
-        if task.cpu is not None:
-            cpu = task.cpu
+        cpu = task.cpu
+        if cpu is not None:
             self.current[cpu] = None
             task.cpu = None
+        from kernel.exit import exit_mm, mm_release
+        mm_release(self, task, self.machine.vcpus[cpu] if cpu is not None else vcpu)
+        if cpu is not None:
             self.scheduler.schedule(self.machine.vcpus[cpu])
-        from kernel.exit import exit_mm
         exit_mm(self, task)
 
     def exit_group(self, process: Process, status: int, signal: int | None = None) -> None:
@@ -243,13 +245,16 @@ class Kernel:
         if process is self.init_process:
             self.machine.stop()
             return
-        # Reschedule first, so a CPU that picks another task switches to its
-        # mm directly; only CPUs left idle on the dying mm go to init_mm.
-        for cpu in freed_cpus:
-            self.scheduler.schedule(self.machine.vcpus[cpu])
-        from kernel.exit import exit_process
+        # do_exit's order: notify the parent (it may run next here), reschedule
+        # the freed CPUs, then drop the mm -- a CPU that picked another task has
+        # switched mm already; only CPUs left idle on the dying mm go to init_mm.
+        from kernel.exit import exit_mm, exit_process
         waker = self.machine.vcpus[freed_cpus[0]] if freed_cpus else None
         exit_process(self, process, exited_tasks, waker)
+        for cpu in freed_cpus:
+            self.scheduler.schedule(self.machine.vcpus[cpu])
+        for task in exited_tasks:
+            exit_mm(self, task)
 
     def mmput(self, mm: MmStruct) -> None:
         """Drop one task's reference to ``mm``; the last one tears it down
