@@ -1,0 +1,225 @@
+"""Processes: fork/vfork/clone3, exit and wait, signals to children, and the
+mm teardown (Kernel.mmput) that gives every frame back and moves idle CPUs
+off a dead mm. Guests are compared with the same binary run on the host."""
+import io
+import json
+
+import pytest
+
+from emu.mmu.pagewalk import PHYS_ADDR_MASK
+from tests.guestbuild import REPO, build, build_c, emu, native
+
+PROCESSES = REPO / "guest" / "tests" / "processes"
+
+
+def guest(name: str, *flags: str):
+    return build_c((PROCESSES / name).read_text(), *flags)
+
+
+def assert_same_as_host(binary, *options: str, args: tuple = ()):
+    expected = native(binary, *args)
+    result = emu("run", *options, str(binary), *args)
+    assert (result.returncode, result.stdout) == (expected.returncode, expected.stdout), result.stderr
+    assert result.stderr == b""
+    return result
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_forked_children_compute_and_report_their_exit_status(cpus, tmp_path):
+    binary = guest("fork_wait.c")
+    stats_path = tmp_path / "s.json"
+    result = assert_same_as_host(binary, "--cpus", str(cpus), "--stats", str(stats_path))
+    assert b"child 4: sum=80200 exited=1 status=131 pid_ok=1\n" in result.stdout
+    assert result.stdout.endswith(b"no more children: ECHILD, parent's variable still 7\n")
+    stats = json.loads(stats_path.read_text())
+    assert (stats["forks"], stats["process_exits"], stats["mm_teardowns"]) == (5, 5, 5)
+    assert stats["pages_copied_at_fork"] > 5 * 100      # each child got its own copy of every page
+    if cpus == 2:
+        assert stats["per_cpu"][1]["instructions"] > 0   # children ran on the other CPU
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_children_killed_by_signals_are_reported_as_signaled(cpus):
+    """SIGSEGV, abort(), kill while asleep and while running (on another CPU
+    the kill IPIs it), waitid's CLD_KILLED -- and the run itself is not killed."""
+    result = assert_same_as_host(guest("signaled_children.c"), "--cpus", str(cpus))
+    assert result.stdout.splitlines() == [
+        b"segfault: signaled=1 sig=11 (SEGV) same_pid=1",
+        b"abort: signaled=1 sig=6 (ABRT) same_pid=1",
+        b"sigterm while sleeping: signaled=1 sig=15 (TERM) same_pid=1",
+        b"sigkill while running: signaled=1 sig=9 (KILL) same_pid=1",
+        b"plain exit: exited=1 code=42 same_pid=1",
+        b"waitid: rc=0 signo=17 code=CLD_KILLED status=10 same_pid=1",
+    ]
+
+
+def test_vfork_child_borrows_the_parent_memory_and_runs_first(tmp_path):
+    stats_path = tmp_path / "s.json"
+    result = assert_same_as_host(guest("vfork_shares.c"), "--cpus", "2", "--stats", str(stats_path))
+    assert result.stdout == b"child runs first\nparent after child: value=99 status=5\n"
+    stats = json.loads(stats_path.read_text())
+    # The child shared the parent's mm: its exit drops a reference, no teardown.
+    assert (stats["forks"], stats["process_exits"], stats["mm_teardowns"]) == (1, 1, 0)
+    assert stats["pages_copied_at_fork"] == 0
+
+
+@pytest.mark.parametrize("cpus", [1, 4])
+def test_fork_in_a_process_with_running_threads(cpus):
+    result = assert_same_as_host(guest("fork_threads.c", "-pthread"), "--cpus", str(cpus))
+    assert result.stdout == (b"child: counter copy=ok own thread=21 malloc=ok\n"
+                             b"child status=0\nparent: threads=3 total=300000\n")
+
+
+def test_wait_options_sigchld_autoreap_and_clone3():
+    result = assert_same_as_host(guest("wait_variants.c"), "--cpus", "2")
+    assert result.stdout.splitlines() == [
+        b"WNOHANG: early=0 late_is_child=1 code=9",
+        b"SIGCHLD handler: count=1 code=CLD_EXITED status=17 pid_ok=1",
+        b"SIG_IGN autoreap: waitpid=-1 errno=ECHILD",
+        b"not a child: -1 ECHILD",
+        b"clone3 fork: same_pid=1 code=33",
+        b"waitid WNOWAIT: rc=0 code=CLD_EXITED status=4 then waitpid=1 code=4",
+    ]
+
+
+def test_amx_permission_is_inherited_but_tile_data_is_not():
+    source = (REPO / "guest" / "tests" / "amx" / "fork_perm.c").read_text()
+    binary = build(source, ".c", ["-static", "-O2", "-mamx-tile", "-mxsave"])
+    result = emu("run", str(binary))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (b"child before permission: SIGILL\n"
+                             b"child after permission: perm=1 tile0_sum=0 parent_tile0_sum=1024\n")
+
+
+def _run_in_process(binary, args=(), cpus=2):
+    from emu.machine import Machine
+    from kernel.kernel import Kernel, KernelConfig
+    machine = Machine(cpus=cpus, memory_bytes=64 << 20)
+    stdout = io.BytesIO()
+    kernel = Kernel(machine, KernelConfig(argv=[str(binary), *args], envp=[], stdout=stdout))
+    kernel.start(str(binary))
+    machine.run()
+    return machine, kernel, stdout.getvalue()
+
+
+def frames_held_by(mm) -> int:
+    """Page-table pages plus every frame a PTE of ``mm`` points at."""
+    leaves = sum(1 for vma in mm.vmas for _vaddr, entry in mm.pagetables.entries(vma.start, vma.end)
+                 if entry & PHYS_ADDR_MASK)
+    return mm.pagetables.table_frames + leaves
+
+
+def test_many_short_processes_give_every_frame_back():
+    """200 fork+exit+wait rounds: every child's pages and page tables return
+    to the allocator, so at the end only the parent's mm and init_mm's PML4
+    are allocated, and the peak stayed near two address spaces."""
+    machine, kernel, output = _run_in_process(guest("many_processes.c"), args=("200",))
+    assert output.startswith(b"rounds=200 ok=200 ")
+    assert kernel.counters["forks"] == 200
+    assert kernel.counters["process_exits"] == 200
+    assert kernel.counters["mm_teardowns"] == 200
+    parent_frames = frames_held_by(kernel.init_process.mm)
+    assert kernel.frames.allocated_frames == parent_frames + 1       # + init_mm's empty PML4
+    assert kernel.frames.peak_allocated_frames < 3 * parent_frames
+    assert kernel.processes == {kernel.init_process.pid: kernel.init_process}   # all reaped
+
+
+PINNED_CHILD = r"""
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void pin(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    sched_setaffinity(0, sizeof set, &set);
+}
+
+int main(void) {
+    pin(0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pin(1);
+        volatile long spin = 0;
+        for (long i = 0; i < 100000; i++)
+            spin += i;
+        _exit(sched_getcpu() == 1 ? 7 : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    printf("child on cpu 1 exited %d\n", WEXITSTATUS(status));
+    return 0;
+}
+"""
+
+
+def test_idle_cpu_holding_a_torn_down_mm_is_moved_to_init_mm():
+    """The child runs and exits on CPU 1, which then idles: lazy TLB would
+    keep the dead mm loaded there, so mmput switches it to init_mm; no CPU is
+    left with a CR3 naming a freed page."""
+    machine, kernel, output = _run_in_process(build_c(PINNED_CHILD), cpus=2)
+    assert output == b"child on cpu 1 exited 7\n"
+    assert kernel.counters["mm_teardowns"] == 1
+    assert kernel.loaded_mm[0] is kernel.init_process.mm
+    assert kernel.loaded_mm[1] is kernel.init_mm
+    assert machine.vcpus[1].cr3 & PHYS_ADDR_MASK == kernel.init_mm.pgd
+    freed = set(kernel.frames._free)
+    for vcpu in machine.vcpus:
+        assert vcpu.cr3 & PHYS_ADDR_MASK not in freed
+
+
+def test_init_mm_is_an_empty_kernel_only_address_space():
+    machine, kernel, _output = _run_in_process(guest("fork_wait.c"), cpus=1)
+    pml4 = kernel.init_mm.pgd
+    assert not any(machine.memory.qwords[(pml4 >> 3) + index] for index in range(512))
+    assert kernel.init_mm.vmas == []
+
+
+def test_many_processes_run_twice_give_identical_statistics(tmp_path):
+    binary = guest("many_processes.c")
+    outputs = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.json"
+        result = emu("run", "--cpus", "2", "--stats", str(path), str(binary), "60")
+        assert result.returncode == 0, result.stderr
+        outputs.append(path.read_bytes())
+    assert outputs[0] == outputs[1]
+    stats = json.loads(outputs[0])
+    assert (stats["forks"], stats["process_exits"], stats["mm_teardowns"]) == (60, 60, 60)
+    assert stats["frames_in_use"] < stats["peak_frames_in_use"] < 3 * stats["frames_in_use"]
+
+
+CLONE_FLAG_ERRORS = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static const char *attempt(unsigned long flags) {
+    errno = 0;
+    long rc = syscall(SYS_clone, flags, 0, 0, 0, 0);
+    if (rc == 0)
+        _exit(0);
+    return rc > 0 ? "created" : strerrorname_np(errno);
+}
+
+int main(void) {
+    printf("sighand without vm: %s\n", attempt(CLONE_SIGHAND | SIGCHLD));
+    printf("thread without sighand: %s\n", attempt(CLONE_THREAD | CLONE_VM | SIGCHLD));
+    printf("new pid namespace: %s\n", attempt(CLONE_NEWPID | SIGCHLD));
+    return 0;
+}
+"""
+
+
+def test_clone_flag_combinations_linux_refuses():
+    result = emu("run", str(build_c(CLONE_FLAG_ERRORS)))
+    assert result.stdout == (b"sighand without vm: EINVAL\nthread without sighand: EINVAL\n"
+                             b"new pid namespace: EPERM\n"), result.stderr
