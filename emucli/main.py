@@ -139,7 +139,7 @@ def collect_stats(machine, kernel) -> dict:
     stats["migrations"] = kernel.scheduler.migrations
     stats["preemptions"] = kernel.scheduler.preemptions
     stats["threads_created"] = counters.get("threads_created", 0)
-    for name in ("forks", "process_exits", "mm_teardowns", "pages_copied_at_fork"):
+    for name in ("forks", "process_exits", "mm_teardowns", "cow_faults", "cow_copies"):
         stats[name] = counters.get(name, 0)
     stats["frames_in_use"] = kernel.frames.allocated_frames
     stats["peak_frames_in_use"] = kernel.frames.peak_allocated_frames

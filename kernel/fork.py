@@ -4,9 +4,7 @@
 
 - the address space: with CLONE_VM the parent's mm itself (one more
   ``mm_users``); otherwise ``dup_mmap``: a new MmStruct with its own page
-  tables, the parent's VMAs and a private copy of every page the parent has
-  (copied at fork time -- no copy-on-write yet, so the parent's PTEs never
-  change and no TLB flush is needed);
+  tables and the parent's VMAs, sharing the parent's frames copy-on-write;
 - the calling thread's registers with RAX = 0 (and the new stack and TLS
   when given);
 - the signal handlers copied (shared with CLONE_SIGHAND), the blocked mask
@@ -29,11 +27,11 @@ from typing import TYPE_CHECKING
 from emu.isa import xstate
 from emu.isa.state import XFEATURE_MASK_PASID
 from emu.memory import PAGE_SIZE
-from emu.mmu.pagewalk import PHYS_ADDR_MASK
+from emu.mmu.pagewalk import PHYS_ADDR_MASK, PTE_WRITABLE
 from kernel import fpu, signals
 from kernel.errno import EINVAL, ENOMEM, EPERM, SyscallError
 from kernel.mm.frames import OutOfMemory
-from kernel.mm.mm import TASK_SIZE, MmStruct
+from kernel.mm.mm import MAP_SHARED, TASK_SIZE, MmStruct
 from kernel.task import Process, Task, allocate_pid
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,33 +49,49 @@ CLONE_NAMESPACE_FLAGS = 0x20000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000
 VFORK_FLAGS = CLONE_VM | CLONE_VFORK
 
 
-def dup_mmap(kernel: "Kernel", parent_mm: MmStruct) -> tuple[MmStruct, int]:
-    """A new mm with the parent's VMAs and a private copy of each of its pages
-    (dup_mmap + copy_page_range, with the copy made now instead of on write),
-    and the number of pages copied. Raises SyscallError(ENOMEM), leaving nothing allocated, when memory runs out."""
+def dup_mmap(kernel: "Kernel", parent_mm: MmStruct) -> MmStruct:
+    """A new mm with the parent's VMAs whose PTEs map the parent's frames
+    (dup_mmap + copy_page_range). Private writable pages become read-only in
+    both mms -- the first write copies them (kernel/mm/cow.py) -- so the
+    parent's changed PTEs are flushed from every CPU using its mm. Shared
+    mappings (MAP_SHARED) stay writable in both: they are populated first so
+    both sides map the same frames. Raises SyscallError(ENOMEM), leaving the
+    parent intact, when memory runs out."""
     frames = kernel.frames
-    view = frames.memory.view
-    child = MmStruct(frames)
+    try:
+        child = MmStruct(frames)
+    except OutOfMemory:
+        raise SyscallError(ENOMEM) from None
     child.tlb_flush_hook = parent_mm.tlb_flush_hook
     child.code_change_hook = parent_mm.code_change_hook
     child.start_brk, child.brk = parent_mm.start_brk, parent_mm.brk
-    copied_pages = 0
+    write_protected = []
     try:
         for vma in parent_mm.vmas:
             child.add_vma(vma.start, vma.end, vma.prot, vma.flags, vma.name)
+            shared = bool(vma.flags & MAP_SHARED)
+            if shared:
+                for page in range(vma.start, vma.end, PAGE_SIZE):
+                    parent_mm.populate(page, vma.prot)
             for vaddr, entry in parent_mm.pagetables.entries(vma.start, vma.end):
                 frame = entry & PHYS_ADDR_MASK
-                if frame:
-                    # PROT_NONE pages keep their frame in a non-present entry: copied too.
-                    new_frame = frames.alloc()
-                    view[new_frame:new_frame + PAGE_SIZE] = view[frame:frame + PAGE_SIZE]
-                    entry = new_frame | (entry & ~PHYS_ADDR_MASK)
-                    copied_pages += 1
+                cow = frame and not shared and entry & PTE_WRITABLE
+                if cow:
+                    entry &= ~PTE_WRITABLE
                 child.pagetables.set_entry(vaddr, entry)
-    except OutOfMemory:
+                if frame:
+                    frames.get(frame)
+                if cow:
+                    parent_mm.pagetables.set_entry(vaddr, entry)
+                    write_protected.append(vaddr)
+    except (OutOfMemory, SyscallError):
         child.destroy()
         raise SyscallError(ENOMEM) from None
-    return child, copied_pages
+    finally:
+        if write_protected:
+            # Writable -> read-only: no CPU may keep a writable translation.
+            parent_mm.flush_tlb_range(min(write_protected), max(write_protected) + PAGE_SIZE)
+    return child
 
 
 def fpu_clone(kernel: "Kernel", vcpu: "VCpu", parent: Task) -> fpu.FpState:
@@ -119,9 +133,7 @@ def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, 
         mm = parent.mm
         mm.mm_users += 1                           # mmget
     else:
-        mm, copied_pages = dup_mmap(kernel, parent.mm)
-        vcpu.charge_event("page_copy", copied_pages)
-        kernel.counters["pages_copied_at_fork"] += copied_pages
+        mm = dup_mmap(kernel, parent.mm)
     pid = allocate_pid()
     # CLONE_PARENT: a sibling of the caller, sharing its parent.
     real_parent = parent.parent if flags & CLONE_PARENT else parent

@@ -322,10 +322,16 @@ class Kernel:
         rip = vcpu.read_register("rip")
         if isinstance(exc, PF):
             self.counters["page_faults"] += 1
-            spurious_before = task.mm.spurious_faults
+            mm = task.mm
+            spurious_before, copies_before, reuses_before = mm.spurious_faults, mm.cow_copies, mm.cow_reuses
             try:
-                if task.mm.handle_page_fault(exc.address, exc.error_code):
-                    self.counters["spurious_faults"] += task.mm.spurious_faults - spurious_before
+                if mm.handle_page_fault(exc.address, exc.error_code):
+                    self.counters["spurious_faults"] += mm.spurious_faults - spurious_before
+                    copies = mm.cow_copies - copies_before
+                    self.counters["cow_faults"] += copies + mm.cow_reuses - reuses_before
+                    if copies:
+                        self.counters["cow_copies"] += copies
+                        vcpu.charge_event("page_copy", copies)
                     return
             except OutOfMemory:
                 force_sig_fault(self, vcpu, task, SigInfo(signals.SIGBUS, BUS_ADRERR, exc.address))
