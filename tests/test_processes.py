@@ -85,6 +85,28 @@ def test_wait_options_sigchld_autoreap_and_clone3():
     ]
 
 
+@pytest.mark.parametrize("cpus", [1, 3])
+def test_copy_on_write_keeps_each_side_private_and_map_shared_shared(cpus, tmp_path):
+    stats_path = tmp_path / "s.json"
+    result = assert_same_as_host(guest("cow_isolation.c"), "--cpus", str(cpus), "--stats", str(stats_path))
+    assert result.stdout == (b"child: private ok, kernel write ok, mprotect ok, shared counter 1\n"
+                             b"parent: private ok, shared counter 3, child status 0\n")
+    stats = json.loads(stats_path.read_text())
+    # The child wrote 128 heap and 128 .bss pages: each was copied on its
+    # first write, never at fork.
+    assert stats["cow_copies"] >= 256
+    assert stats["per_cpu"][0]["events"]["page_copy"] >= 1
+
+
+@pytest.mark.parametrize("cpus", [1, 3])
+def test_fork_flushes_the_parents_writable_translations(cpus):
+    """A parent thread storing on another CPU during fork: without the TLB
+    flush after write-protecting the parent's PTEs its stores (and the
+    forking thread's own stack writes) would land in frames the child shares."""
+    result = assert_same_as_host(guest("cow_flush.c", "-pthread"), "--cpus", str(cpus))
+    assert result.stdout == b"child snapshot stable: yes\nparent counter moved on: yes\n"
+
+
 def test_amx_permission_is_inherited_but_tile_data_is_not():
     source = (REPO / "guest" / "tests" / "amx" / "fork_perm.c").read_text()
     binary = build(source, ".c", ["-static", "-O2", "-mamx-tile", "-mxsave"])
@@ -123,6 +145,7 @@ def test_many_short_processes_give_every_frame_back():
     assert kernel.counters["mm_teardowns"] == 200
     parent_frames = frames_held_by(kernel.init_process.mm)
     assert kernel.frames.allocated_frames == parent_frames + 1       # + init_mm's empty PML4
+    assert kernel.frames._extra_references == {}                     # no frame shared any more
     assert kernel.frames.peak_allocated_frames < 3 * parent_frames
     assert kernel.processes == {kernel.init_process.pid: kernel.init_process}   # all reaped
 
