@@ -808,10 +808,12 @@ def sys_kill(k, vcpu, task, pid, signo, *_):
     """kill(2) within this machine: the calling process (or a process of the guest)."""
     pid = signed32(pid)
     target_process = task.process if pid in (0, -1, task.pid) else k.processes.get(pid)
-    if target_process is None or target_process.exit_status is not None:
+    if target_process is None:
         raise SyscallError(ESRCH)
-    if signo == 0:
-        return 0
+    if not 0 <= signo <= 64:
+        raise SyscallError(EINVAL)
+    if signo == 0 or target_process.exit_status is not None:
+        return 0        # a zombie still exists until reaped: nothing to deliver
     if not 1 <= signo <= 64:
         raise SyscallError(EINVAL)
     live = [t for t in target_process.tasks if t.state != "exited"]

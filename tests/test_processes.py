@@ -81,6 +81,7 @@ def test_wait_options_sigchld_autoreap_and_clone3():
         b"SIG_IGN autoreap: waitpid=-1 errno=ECHILD",
         b"not a child: -1 ECHILD",
         b"clone3 fork: same_pid=1 code=33",
+        b"kill(zombie, 0)=0, after reaping=-1 ESRCH",
         b"waitid WNOWAIT: rc=0 code=CLD_EXITED status=4 then waitpid=1 code=4",
     ]
 
@@ -195,6 +196,60 @@ def test_idle_cpu_holding_a_torn_down_mm_is_moved_to_init_mm():
     freed = set(kernel.frames._free)
     for vcpu in machine.vcpus:
         assert vcpu.cr3 & PHYS_ADDR_MASK not in freed
+
+
+OUT_OF_MEMORY = r"""
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static pid_t children[4096];
+
+int main(void) {
+    int count = 0;
+    pid_t pid;
+    while (count < 4096 && (pid = fork()) != 0) {
+        if (pid < 0)
+            break;
+        children[count++] = pid;
+    }
+    if (pid == 0) {
+        struct timespec forever = {1000, 0};
+        nanosleep(&forever, 0);
+        _exit(0);
+    }
+    int fork_errno = errno;
+    for (int i = 0; i < count; i++)
+        kill(children[i], SIGKILL);
+    int killed = 0, status;
+    while (wait(&status) > 0)
+        killed += WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    printf("forked %s, then %s; %s killed\n", count > 10 ? "many" : "few", strerrorname_np(fork_errno),
+           killed == count ? "all were" : "NOT all");
+    return 0;
+}
+"""
+
+
+def test_fork_until_memory_runs_out_fails_cleanly_with_enomem():
+    """In 8 MiB, forking sleeping children ends with ENOMEM (nothing half-built
+    is left behind); killing and reaping them returns every frame."""
+    from emu.machine import Machine
+    from kernel.kernel import Kernel, KernelConfig
+    binary = build_c(OUT_OF_MEMORY)
+    machine = Machine(cpus=1, memory_bytes=8 << 20)
+    stdout = io.BytesIO()
+    kernel = Kernel(machine, KernelConfig(argv=[str(binary)], envp=[], stdout=stdout))
+    kernel.start(str(binary))
+    machine.run()
+    assert stdout.getvalue() == b"forked many, then ENOMEM; all were killed\n"
+    assert kernel.counters["mm_teardowns"] == kernel.counters["forks"] > 10
+    assert kernel.frames.allocated_frames == frames_held_by(kernel.init_process.mm) + 1
+    assert kernel.frames._extra_references == {}
 
 
 def test_init_mm_is_an_empty_kernel_only_address_space():

@@ -1,7 +1,7 @@
 /* wait's corners: WNOHANG while the child lives, SIGCHLD with a handler
  * (si_code, si_status, si_pid), ignored SIGCHLD reaping children at once
  * (wait then fails with ECHILD), waiting for a pid that is not a child, and
- * a fork through clone3. Expected output: see tests/test_processes.py. */
+ * a fork through clone3, kill(pid, 0) on a zombie and on a reaped pid. Expected output: see tests/test_processes.py. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/sched.h>
@@ -69,6 +69,17 @@ int main(void) {
         _exit(33);
     pid_t got = waitpid(child, &status, 0);
     printf("clone3 fork: same_pid=%d code=%d\n", got == child, WEXITSTATUS(status));
+
+    pid = fork();
+    if (pid == 0)
+        _exit(0);
+    struct timespec nap = {0, 20000000};
+    nanosleep(&nap, 0);
+    int zombie_rc = kill(pid, 0);
+    waitpid(pid, &status, 0);
+    errno = 0;
+    int reaped_rc = kill(pid, 0);
+    printf("kill(zombie, 0)=%d, after reaping=%d %s\n", zombie_rc, reaped_rc, errno == ESRCH ? "ESRCH" : "??");
 
     pid = fork();
     if (pid == 0)
