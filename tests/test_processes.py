@@ -252,6 +252,83 @@ def test_fork_until_memory_runs_out_fails_cleanly_with_enomem():
     assert kernel.frames._extra_references == {}
 
 
+ORPHANS_LEFT_RUNNING = r"""
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+int main(void) {
+    for (int i = 0; i < 3; i++) {
+        if (fork() == 0) {
+            struct timespec forever = {1000, 0};
+            nanosleep(&forever, 0);
+            printf("never printed\n");
+            return 0;
+        }
+    }
+    printf("first process exits\n");
+    return 3;
+}
+"""
+
+
+def test_the_run_ends_when_the_first_process_exits(tmp_path):
+    """qemu-user semantics: children still alive when the first process exits
+    are stopped where they are; the status is the first process's."""
+    stats_path = tmp_path / "s.json"
+    result = emu("run", "--cpus", "2", "--stats", str(stats_path), str(build_c(ORPHANS_LEFT_RUNNING)))
+    assert (result.returncode, result.stdout, result.stderr) == (3, b"first process exits\n", b"")
+    stats = json.loads(stats_path.read_text())
+    assert (stats["forks"], stats["process_exits"]) == (3, 0)
+    assert stats["cycles"] < 10_000_000          # nobody waited for the 1000 s sleeps
+
+
+def test_frame_references_count_every_mapping():
+    """get/free as get_page/put_page: a frame mapped twice survives one free."""
+    from emu.memory import PhysicalMemory
+    from kernel.mm.frames import FrameAllocator
+    frames = FrameAllocator(PhysicalMemory(1 << 20), 0)
+    frame = frames.alloc()
+    frames.get(frame)
+    assert (frames.page_count(frame), frames.allocated_frames) == (2, 1)
+    frames.free(frame)
+    assert (frames.page_count(frame), frames.allocated_frames) == (1, 1)
+    frames.free(frame)
+    assert frames.allocated_frames == 0
+    assert frames.alloc() == frame                 # and it is handed out again
+
+
+def test_write_fault_copies_a_shared_page_and_reuses_an_unshared_one():
+    from emu.memory import PAGE_SIZE, PhysicalMemory
+    from emu.mmu.pagewalk import PTE_WRITABLE
+    from emu.traps import PF_PRESENT, PF_USER, PF_WRITE
+    from kernel.loader.image import PROT_READ, PROT_WRITE
+    from kernel.mm.frames import FrameAllocator
+    from kernel.mm.mm import MAP_ANONYMOUS, MAP_PRIVATE, MmStruct
+    flushes = []
+    frames = FrameAllocator(PhysicalMemory(4 << 20), 0)
+    mm = MmStruct(frames)
+    mm.tlb_flush_hook = lambda _mm, start, end: flushes.append((start, end))
+    address = 0x10000000
+    mm.add_vma(address, address + PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    frame = mm.populate(address, PROT_READ | PROT_WRITE)
+    frames.memory.write(frame, b"parent")
+    # What fork leaves: read-only PTE, a second reference to the frame.
+    mm.pagetables.set_entry(address, mm.pagetables.lookup(address) & ~PTE_WRITABLE)
+    frames.get(frame)
+    write_fault = PF_PRESENT | PF_WRITE | PF_USER
+    assert mm.handle_page_fault(address + 8, write_fault)
+    copy = mm.pagetables.lookup(address) & PHYS_ADDR_MASK
+    assert copy != frame and mm.pagetables.lookup(address) & PTE_WRITABLE
+    assert frames.memory.read(copy, 6) == b"parent"
+    assert frames.page_count(frame) == 1 and flushes == [(address, address + PAGE_SIZE)]
+    # The other side, now the only user, just gets its PTE writable back.
+    mm.pagetables.set_entry(address, frame | (mm.pagetables.lookup(address) & ~PHYS_ADDR_MASK & ~PTE_WRITABLE))
+    assert mm.handle_page_fault(address, write_fault)
+    assert mm.pagetables.lookup(address) & PHYS_ADDR_MASK == frame
+    assert (mm.cow_copies, mm.cow_reuses, len(flushes)) == (1, 1, 1)
+
+
 def test_init_mm_is_an_empty_kernel_only_address_space():
     machine, kernel, _output = _run_in_process(guest("fork_wait.c"), cpus=1)
     pml4 = kernel.init_mm.pgd
