@@ -19,7 +19,8 @@ wait4/waitid (do_wait, wait_consider_task, wait_task_zombie) pick an
 eligible child: a zombie is reaped at once; otherwise WNOHANG returns 0, or
 the caller sleeps (scheduler.block_current) until a child's exit completes
 its request; no eligible child at all is -ECHILD. A signal ends the sleep
-with -EINTR (no SA_RESTART restart).
+with -EINTR, or, when its handler has SA_RESTART, runs the call again after
+the handler (-ERESTARTSYS).
 """
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ class WaitRequest:
     infop_address: int = 0
     rusage_address: int = 0
     is_waitid: bool = False
+    syscall_number: int = 61      # run again after a SA_RESTART handler (-ERESTARTSYS)
 
 
 def wait_status(process: Process) -> int:
@@ -272,7 +274,7 @@ def sys_waitid(kernel, vcpu, task, idtype, upid, infop, options, rusage_address,
     if pid == 0:
         return -ECHILD
     request = WaitRequest(pid=pid, options=options, infop_address=infop, rusage_address=rusage_address,
-                          is_waitid=True)
+                          is_waitid=True, syscall_number=247)
     return _wait_or_sleep(kernel, vcpu, task, request)
 
 

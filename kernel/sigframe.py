@@ -261,7 +261,14 @@ def send_signal(kernel: "Kernel", sender_vcpu: "VCpu | None", target: "Task", in
     target.pending_signals.append(info)
     if target.state == "sleeping" and not target.sleep_uninterruptible:
         from kernel.errno import EINTR
-        target.registers["rax"] = (-EINTR) & ((1 << 64) - 1)
+        restart_number = getattr(target.wait_request, "syscall_number", None)
+        if restart_number is not None and action.handler != SIG_DFL and action.flags & SA_RESTART:
+            # wait4/waitid end with -ERESTARTSYS: with SA_RESTART the handler
+            # returns onto the SYSCALL instruction, which runs again.
+            target.registers["rip"] -= 2
+            target.registers["rax"] = restart_number
+        else:
+            target.registers["rax"] = (-EINTR) & ((1 << 64) - 1)
         kernel.timeout_expired_silently(target)
         kernel.scheduler.wake_up(target, sender_vcpu)
     elif target.state == "running" and sender_vcpu is not None and target.cpu not in (None, sender_vcpu.index):

@@ -78,6 +78,8 @@ def test_wait_options_sigchld_autoreap_and_clone3():
     assert result.stdout.splitlines() == [
         b"WNOHANG: early=0 late_is_child=1 code=9",
         b"SIGCHLD handler: count=1 code=CLD_EXITED status=17 pid_ok=1",
+        b"SA_RESTART: waitpid(slow) returned it, code 5, handler ran 1",
+        b"no SA_RESTART: waitpid(slow) EINTR, handler ran 1",
         b"SIG_IGN autoreap: waitpid=-1 errno=ECHILD",
         b"not a child: -1 ECHILD",
         b"clone3 fork: same_pid=1 code=33",

@@ -48,6 +48,30 @@ int main(void) {
     printf("SIGCHLD handler: count=%d code=%s status=%d pid_ok=%d\n", chld_count,
            chld_code == CLD_EXITED ? "CLD_EXITED" : "other", chld_status, chld_pid == pid);
 
+    /* Another child's SIGCHLD arrives while waitpid sleeps: with SA_RESTART
+     * the call goes on after the handler, without it it fails with EINTR. */
+    for (int restart = 1; restart >= 0; restart--) {
+        action.sa_flags = SA_SIGINFO | (restart ? SA_RESTART : 0);
+        sigaction(SIGCHLD, &action, 0);
+        chld_count = 0;
+        pid_t slow = fork();
+        if (slow == 0) {
+            struct timespec nap = {0, 30000000};
+            nanosleep(&nap, 0);
+            _exit(5);
+        }
+        pid_t quick = fork();
+        if (quick == 0)
+            _exit(6);
+        errno = 0;
+        pid_t got = waitpid(slow, &status, 0);
+        printf("%s: waitpid(slow) %s, handler ran %d\n", restart ? "SA_RESTART" : "no SA_RESTART",
+               got == slow ? (WEXITSTATUS(status) == 5 ? "returned it, code 5" : "bad code")
+                           : errno == EINTR ? "EINTR" : strerror(errno), chld_count > 0);
+        while (waitpid(-1, &status, 0) > 0)
+            ;
+    }
+
     signal(SIGCHLD, SIG_IGN);
     pid = fork();
     if (pid == 0)
