@@ -56,13 +56,17 @@ int main(void) {
         chld_count = 0;
         pid_t slow = fork();
         if (slow == 0) {
-            struct timespec nap = {0, 30000000};
+            struct timespec nap = {0, 60000000};
             nanosleep(&nap, 0);
             _exit(5);
         }
         pid_t quick = fork();
-        if (quick == 0)
+        if (quick == 0) {
+            /* Late enough that the parent already sleeps in waitpid. */
+            struct timespec nap = {0, 10000000};
+            nanosleep(&nap, 0);
             _exit(6);
+        }
         errno = 0;
         pid_t got = waitpid(slow, &status, 0);
         printf("%s: waitpid(slow) %s, handler ran %d\n", restart ? "SA_RESTART" : "no SA_RESTART",
