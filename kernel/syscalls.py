@@ -805,22 +805,34 @@ def sys_exit_group(k, vcpu, task, status, *_):
 
 
 def sys_kill(k, vcpu, task, pid, signo, *_):
-    """kill(2) within this machine: the calling process (or a process of the guest)."""
+    """kill(2) among the guest's processes (kill_something_info): pid > 0 that
+    process, 0 or -pgid the process group -- every process here is in the
+    first process's group --, -1 every process but the caller's."""
     pid = signed32(pid)
-    target_process = task.process if pid in (0, -1, task.pid) else k.processes.get(pid)
-    if target_process is None:
-        raise SyscallError(ESRCH)
     if not 0 <= signo <= 64:
         raise SyscallError(EINVAL)
-    if signo == 0 or target_process.exit_status is not None:
-        return 0        # a zombie still exists until reaped: nothing to deliver
-    if not 1 <= signo <= 64:
-        raise SyscallError(EINVAL)
-    live = [t for t in target_process.tasks if t.state != "exited"]
-    # Prefer a thread that does not block the signal, the caller first (complete_signal).
+    if pid > 0:
+        targets = [k.processes[pid]] if pid in k.processes else []
+    elif pid == -1:
+        targets = [process for process in k.processes.values() if process is not task.process]
+    else:
+        group = k.init_process.pid if k.init_process is not None else task.pid
+        targets = list(k.processes.values()) if pid == 0 or -pid == group else []
+    if not targets:
+        raise SyscallError(ESRCH)
+    for process in targets:
+        _kill_process(k, vcpu, task, process, signo)
+    return 0
+
+
+def _kill_process(k, vcpu, task, process, signo) -> None:
+    """A process-directed signal: to a thread that does not block it, the caller first (complete_signal).
+    A zombie still exists until reaped but takes no signal."""
+    if signo == 0 or process.exit_status is not None:
+        return
+    live = [t for t in process.tasks if t.state != "exited"]
     candidates = sorted(live, key=lambda t: (t is not task, bool(t.signal_mask & (1 << (signo - 1)))))
     send_signal(k, vcpu, candidates[0], SigInfo(signo, SI_USER, pid=task.pid, uid=1000))
-    return 0
 
 
 def sys_tgkill(k, vcpu, task, tgid, tid, signo, *_):

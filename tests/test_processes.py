@@ -110,6 +110,13 @@ def test_fork_flushes_the_parents_writable_translations(cpus):
     assert result.stdout == b"child snapshot stable: yes\nparent counter moved on: yes\n"
 
 
+def test_kill_zero_and_minus_one_reach_the_group_and_the_others():
+    """Not compared with the host: there kill(0) would reach the test runner."""
+    result = emu("run", "--cpus", "2", str(guest("kill_group.c")))
+    assert result.stdout == (b"kill(0): parent handler ran 1, children: 2 killed by SIGUSR1\n"
+                             b"kill(-1): parent handler ran 0, children: 2 killed by SIGUSR2\n"), result.stderr
+
+
 def test_amx_permission_is_inherited_but_tile_data_is_not():
     source = (REPO / "guest" / "tests" / "amx" / "fork_perm.c").read_text()
     binary = build(source, ".c", ["-static", "-O2", "-mamx-tile", "-mxsave"])
