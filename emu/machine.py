@@ -117,31 +117,39 @@ class Machine:
             next_interrupt = vcpu.apic.next_event_cycles()
             if next_interrupt is not None:
                 deadline = min(deadline, max(next_interrupt, vcpu.cycles + 1))
-            # A vCPU waiting for acknowledgements keeps its clock and will
-            # resume from there, so it bounds the others like a running one.
-            others = [other.cycles for other in self.vcpus
+            # A vCPU waiting for acknowledgements resumes no earlier than its
+            # slowest target's clock (the last ack happens there), so it
+            # bounds the others from that time, like a running one.
+            others = [self._resume_bound(other) for other in self.vcpus
                       if other is not vcpu and (other.runnable or other.waiting_for_acks)]
             if others:
                 deadline = min(deadline, min(others) + lookahead)
-            # An idle vCPU that an interrupt will wake acts on shared kernel
-            # state at that moment: nobody runs past it before it has.
+            # An idle or waiting vCPU that an interrupt will wake acts on shared
+            # kernel state at that moment: nobody runs past it before it has.
             wakes = [other.apic.next_event_cycles() for other in self.vcpus
-                     if other is not vcpu and other.halted and not other.waiting_for_acks]
+                     if other is not vcpu and not other.runnable]
             wakes = [when for when in wakes if when is not None]
             if wakes:
                 deadline = min(deadline, max(min(wakes), vcpu.cycles + 1))
             if self.max_cycles is not None:
                 deadline = min(deadline, self.max_cycles)
-            vcpu.run(deadline)
+            # The earliest vCPU always makes progress (an IPI sent to a vCPU
+            # already past its arrival time is taken at its next boundary).
+            vcpu.run(max(deadline, vcpu.cycles + 1))
+
+    def _resume_bound(self, vcpu: VCpu) -> int:
+        if not vcpu.waiting_for_acks:
+            return vcpu.cycles
+        return max(vcpu.cycles, max(self.vcpus[target].cycles for target in vcpu.waiting_for_acks))
 
     def _next_vcpu(self) -> tuple[VCpu | None, int]:
         best, best_time = None, 0
         for vcpu in self.vcpus:
             if vcpu.runnable:
                 when = vcpu.cycles
-            elif vcpu.waiting_for_acks:
-                continue
             else:
+                # Idle, or spinning for acknowledgements with interrupts
+                # enabled (csd_lock_wait): its next activity is an interrupt.
                 when = vcpu.apic.next_event_cycles()
                 if when is None:
                     continue
@@ -169,14 +177,18 @@ class Machine:
             self.vcpus[target].apic.post(arrival, vector, sender.index)
             sender.apic.ipis_sent += 1
 
-    def wait_for_acks(self, sender: VCpu, targets) -> None:
+    def wait_for_acks(self, sender: VCpu, targets, on_complete=None) -> None:
         """The sender spins until every target acknowledges (smp_call_function_many
         with wait): it stops running until the last ``acknowledge`` and then
-        resumes at that time, so its clock advances by the real wait."""
+        resumes at that time, so its clock advances by the real wait. While it
+        spins it still takes interrupts (two CPUs waiting for each other's
+        flush both make progress, as with csd_lock_wait). ``on_complete()``
+        runs once every target has acknowledged (at once if there are none)."""
         sender.waiting_for_acks = {target for target in targets if target != sender.index}
         sender.ack_time_cycles = sender.cycles
+        sender.on_acks_complete = on_complete
         if not sender.waiting_for_acks:
-            return
+            self._complete_wait(sender)
 
     def acknowledge(self, target: VCpu, sender_index: int) -> None:
         """``target`` finished the work ``sender_index`` waits for (at its current clock)."""
@@ -187,6 +199,13 @@ class Machine:
         sender.ack_time_cycles = max(sender.ack_time_cycles, target.cycles)
         if not sender.waiting_for_acks:
             sender.clock.cycles = max(sender.cycles, sender.ack_time_cycles)
+            self._complete_wait(sender)
+
+    @staticmethod
+    def _complete_wait(sender: VCpu) -> None:
+        on_complete, sender.on_acks_complete = sender.on_acks_complete, None
+        if on_complete is not None:
+            on_complete()
 
     @property
     def elapsed_cycles(self) -> int:

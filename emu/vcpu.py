@@ -148,6 +148,7 @@ class VCpu:
         # latest acknowledgement seen so far.
         self.waiting_for_acks: set[int] = set()
         self.ack_time_cycles = 0
+        self.on_acks_complete = None
         self.cpu_model = MODELS_BY_PROFILE.get(machine.profile.name, INTEL_SAPPHIRE_RAPIDS)
         self.cpuid = Cpuid(self.cpu_model, index, machine.cpu_count, self.xstate, cpuid_leaf_0xd)
         self.uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64)

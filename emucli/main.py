@@ -76,6 +76,7 @@ def guest_environment() -> list[str]:
 def run_command(options) -> int:
     from emu.machine import Machine
     from emu.timing.profile import DEFAULT_PROFILE, ProfileError, load_profile
+    from kernel.cmdline import CmdlineError
     from kernel.kernel import Kernel, KernelConfig
     from kernel.loader.image import LoadError
 
@@ -88,7 +89,10 @@ def run_command(options) -> int:
         raise UsageError(str(error)) from None
     config = KernelConfig(argv=argv, envp=guest_environment(), seed=options.seed,
                           cmdline=parse_cmdline(options.cmdline))
-    kernel = Kernel(machine, config)
+    try:
+        kernel = Kernel(machine, config)
+    except CmdlineError as error:
+        raise UsageError(str(error)) from None
     try:
         kernel.start(options.program)
     except LoadError as error:
@@ -130,11 +134,19 @@ def collect_stats(machine, kernel) -> dict:
                      "events": dict(sorted(vcpu.event_counts.items()))}
                     for vcpu in machine.vcpus],
     }
-    for name in ("context_switches", "ipis", "tlb_shootdowns", "tlb_flushes", "invlpgb", "nm_faults",
+    for name in ("context_switches", "ipis", "tlb_shootdowns", "tlb_flushes", "nm_faults",
                  "xstate_allocs", "xrstors_skipped", "vfree_ipis", "rseq_aborts", "signals",
                  "syscalls", "page_faults", "spurious_faults", "xsaves", "xrstors", "xsaves_components_skipped", "membarriers",
                  "signals_delivered"):
         stats[name] = counters.get(name, 0)
+    # The TLB policy's counters (kernel/mm/tlb.py).
+    for name in ("tlb_flush_ipis", "tlb_flushes_skipped", "tlb_single_page_flushes", "tlb_flush_cpumask_trims",
+                 "asid_allocations", "mm_refcount_atomics", "lazy_tlb_switches_to_init_mm",
+                 "lazy_tlb_shootdown_ipis", "hazard_pointer_scans", "hazard_pointer_hits", "global_asids",
+                 "invlpgb_flushes", "percpu_pgd_copies", "percpu_pgd_faults", "mm_freed"):
+        stats[name] = counters.get(name, 0)
+    stats["invlpgb"] = sum(vcpu.invlpgb_count for vcpu in machine.vcpus)
+    stats["tlbsync"] = sum(vcpu.tlbsync_count for vcpu in machine.vcpus)
     stats["xsave_unmodified_skipped"] = sum(vcpu.xstate.unmodified_components_skipped for vcpu in machine.vcpus)
     stats["migrations"] = kernel.scheduler.migrations
     stats["preemptions"] = kernel.scheduler.preemptions

@@ -1,19 +1,19 @@
 """Process exit, zombies and wait (kernel/exit.c).
 
 When the last thread of a process ends (exit_group, the last exit, or a
-fatal signal), ``exit_process`` runs the rest of do_exit for the group:
+fatal signal), Kernel.exit_group runs the rest of do_exit in its order:
 
 - mm_release for each task that was still running: the vfork parent is
   woken (complete_vfork_done);
-- exit_notify: live children become orphans (reparented to an init outside
+- exit_mm: ``Kernel.mmput`` drops each task's reference; the last one tears
+  the address space down (exit_mmap) after the TLB shootdown completed;
+- ``exit_process`` (exit_notify): live children become orphans (reparented to an init outside
   the machine: they are reaped as soon as they exit), zombie children are
   released; the process becomes a zombie holding its wait status, the
   parent's waiters are completed and the parent is sent ``exit_signal``
   (SIGCHLD, ignored by default). A parent that ignores SIGCHLD (SIG_IGN or
   SA_NOCLDWAIT) gets its children reaped at once, as Linux autoreaps them;
-- then, once the freed CPUs have been rescheduled, exit_mm for each task:
-  ``Kernel.mmput`` drops its reference and the last one tears the address
-  space down (exit_mmap).
+- then the CPU schedules another task.
 
 wait4/waitid (do_wait, wait_consider_task, wait_task_zombie) pick an
 eligible child: a zombie is reaped at once; otherwise WNOHANG returns 0, or
@@ -89,20 +89,15 @@ def mm_release(kernel: "Kernel", task: Task, waker: "VCpu | None") -> None:
 
 
 def exit_mm(kernel: "Kernel", task: Task) -> None:
-    """Drop the task's reference to its mm (exit_mm -> mmput). Called after the
-    task's CPU has been rescheduled, so a CPU that went on to another task
-    already switched mm and only CPUs left idle on a dying mm need init_mm."""
+    """Drop the task's reference to its mm (exit_mm -> mmput)."""
     kernel.mmput(task.mm)
 
 
-def exit_process(kernel: "Kernel", process: Process, exited_tasks: list[Task], waker: "VCpu | None") -> None:
-    """do_exit's notifications once every task of ``process`` has stopped:
-    mm_release for each, then exit_notify. The caller reschedules the freed
-    CPUs and then calls exit_mm for each task."""
+def exit_process(kernel: "Kernel", process: Process, waker: "VCpu | None") -> None:
+    """do_exit's notifications once every task of ``process`` has stopped and
+    released its mm (Kernel.exit_group calls mm_release and mmput first)."""
     if process.exit_state is not None:
         return
-    for task in exited_tasks:
-        mm_release(kernel, task, waker)
     kernel.counters["process_exits"] += 1
     exit_notify(kernel, process, waker)
 

@@ -49,14 +49,15 @@ CLONE_NAMESPACE_FLAGS = 0x20000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000
 VFORK_FLAGS = CLONE_VM | CLONE_VFORK
 
 
-def dup_mmap(kernel: "Kernel", parent_mm: MmStruct) -> MmStruct:
+def dup_mmap(kernel: "Kernel", parent_mm: MmStruct) -> tuple[MmStruct, tuple[int, int] | None]:
     """A new mm with the parent's VMAs whose PTEs map the parent's frames
-    (dup_mmap + copy_page_range). Private writable pages become read-only in
-    both mms -- the first write copies them (kernel/mm/cow.py) -- so the
-    parent's changed PTEs are flushed from every CPU using its mm. Shared
-    mappings (MAP_SHARED) stay writable in both: they are populated first so
-    both sides map the same frames. Raises SyscallError(ENOMEM), leaving the
-    parent intact, when memory runs out."""
+    (dup_mmap + copy_page_range), and the range of the parent's PTEs made
+    read-only, which the caller must flush from every CPU using the parent's
+    mm. Private writable pages become read-only in both mms -- the first
+    write copies them (kernel/mm/cow.py). Shared mappings (MAP_SHARED) stay
+    writable in both: they are populated first so both sides map the same
+    frames. Raises SyscallError(ENOMEM) when memory runs out, after flushing
+    what it already write-protected."""
     frames = kernel.frames
     try:
         child = MmStruct(frames)
@@ -86,12 +87,12 @@ def dup_mmap(kernel: "Kernel", parent_mm: MmStruct) -> MmStruct:
                     write_protected.append(vaddr)
     except (OutOfMemory, SyscallError):
         child.destroy()
-        raise SyscallError(ENOMEM) from None
-    finally:
         if write_protected:
-            # Writable -> read-only: no CPU may keep a writable translation.
             parent_mm.flush_tlb_range(min(write_protected), max(write_protected) + PAGE_SIZE)
-    return child
+        raise SyscallError(ENOMEM) from None
+    if not write_protected:
+        return child, None
+    return child, (min(write_protected), max(write_protected) + PAGE_SIZE)
 
 
 def fpu_clone(kernel: "Kernel", vcpu: "VCpu", parent: Task) -> fpu.FpState:
@@ -129,11 +130,12 @@ def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, 
         if tls >= TASK_SIZE:
             raise SyscallError(EPERM)
         registers["fs_base"] = tls
+    write_protected = None
     if flags & CLONE_VM:
         mm = parent.mm
         mm.mm_users += 1                           # mmget
     else:
-        mm = dup_mmap(kernel, parent.mm)
+        mm, write_protected = dup_mmap(kernel, parent.mm)
     pid = allocate_pid()
     # CLONE_PARENT: a sibling of the caller, sharing its parent.
     real_parent = parent.parent if flags & CLONE_PARENT else parent
@@ -173,7 +175,12 @@ def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, 
     kernel.counters["forks"] += 1
     if flags & CLONE_VFORK:
         child.vfork_done = parent_task
-    kernel.scheduler.wake_up(child, vcpu)
+    if write_protected is not None:
+        # Writable -> read-only: no CPU may keep a writable translation of the
+        # parent's pages once the child can run (dup_mmap's flush_tlb_mm).
+        parent.mm.flush_tlb_range(*write_protected, on_flushed=lambda: kernel.scheduler.wake_up(child, vcpu))
+    else:
+        kernel.scheduler.wake_up(child, vcpu)
     if flags & CLONE_VFORK:
         # wait_for_vfork_done: the parent sleeps until exit_mm wakes it.
         vcpu.write_register("rax", pid)

@@ -23,10 +23,12 @@ from kernel.errno import SyscallError
 from kernel.exec import exec_image
 from kernel.loader import load_program
 from kernel.mm.frames import FrameAllocator, OutOfMemory
+from kernel.cmdline import parse_kernel_cmdline
 from kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
+from kernel.mm.tlb import TlbManager
 from kernel.rseq import rseq_handle_notify_resume
 from kernel.sigframe import BUS_ADRERR, SigInfo, deliver_pending_signals, force_sig_fault
-from kernel.sched import DEFAULT_SCHED_QUANTUM_CYCLES, Scheduler
+from kernel.sched import Scheduler
 from kernel.task import TASK_EXITED, TASK_RUNNING, TASK_SLEEPING, Process, Task, allocate_pid
 
 # CLOCK_REALTIME at cycle 0 (2026-01-01T00:00:00Z), fixed so runs are reproducible.
@@ -90,6 +92,7 @@ class Kernel:
         self.fatal_message: str | None = None
         # getrandom(2)'s source: seeded, so a run is reproducible (--seed).
         self.guest_random = random.Random(config.seed ^ 0x5EED)
+        self.params = parse_kernel_cmdline(config.cmdline)   # CmdlineError on bad input
         machine.attach(self)
         for vcpu in machine.vcpus:
             vcpu.halted = True
@@ -97,15 +100,16 @@ class Kernel:
             vcpu.write_msr(0xC0000103, vcpu.index)
         self.fpu_config = fpu.fpu_init(self)
         self.call_function_queue: list[list] = [[] for _ in machine.vcpus]
-        self.loaded_mm: list[MmStruct | None] = [None] * len(machine.vcpus)
-        # The kernel-only address space (init_mm): an empty PML4 that CPUs
-        # switch to when the mm they still hold is torn down (switch_to_init_mm).
-        self.init_mm = MmStruct(self.frames)
+        # Interrupts other than call-function IPIs that arrived while the CPU
+        # spun waiting for acknowledgements (preemption is off there).
+        self.deferred_interrupts: list[list[int]] = [[] for _ in machine.vcpus]
+        self.this_cpu: VCpu | None = None   # the vCPU the kernel is running on now
+        self.tlb = TlbManager(self, self.params)
+        self._exit_reschedules: list[VCpu] = []   # CPUs whose exiting task still has to schedule()
         self.last_task: list[Task | None] = [None] * len(machine.vcpus)
         # Per CPU: the fpstate whose registers are live there (fpu_fpregs_owner_ctx).
         self.fpregs_owner: list = [None] * len(machine.vcpus)
-        quantum = int(config.cmdline.get("sched_quantum", DEFAULT_SCHED_QUANTUM_CYCLES))
-        self.scheduler = Scheduler(self, quantum)
+        self.scheduler = Scheduler(self, self.params["sched_quantum"])
         self.futex_queues: dict = {}
         self.interrupt_handlers = {
             CALL_FUNCTION_VECTOR: self._call_function_interrupt,
@@ -140,18 +144,17 @@ class Kernel:
 
     # ---- scheduling ---------------------------------------------------------
 
+    @property
+    def loaded_mm(self) -> list[MmStruct | None]:
+        """Per CPU: the mm whose page tables are loaded (cpu_tlbstate.loaded_mm)."""
+        return [state.loaded_mm for state in self.tlb.cpu_state]
+
     def switch_to(self, vcpu: VCpu, task: Task) -> None:
         """Put ``task`` on the idle ``vcpu``: switch_mm if the mm differs from the
         one still loaded (an idle CPU keeps the last mm: lazy TLB), then its
         registers. The previous task was saved by whoever took it off."""
         assert self.current[vcpu.index] is None
-        loaded = self.loaded_mm[vcpu.index]
-        if loaded is not task.mm:
-            if loaded is not None:
-                loaded.cpus.discard(vcpu.index)
-            task.mm.cpus.add(vcpu.index)
-            vcpu.write_cr3(task.mm.pgd)
-            self.loaded_mm[vcpu.index] = task.mm
+        self.tlb.switch_mm_irqs_off(vcpu, task.mm)
         if task.rseq is not None and not rseq_handle_notify_resume(self, task, task.registers, vcpu.index):
             self.current[vcpu.index] = task
             task.cpu = vcpu.index
@@ -245,45 +248,86 @@ class Kernel:
         if process is self.init_process:
             self.machine.stop()
             return
-        # do_exit's order: notify the parent (it may run next here), reschedule
-        # the freed CPUs, then drop the mm -- a CPU that picked another task has
-        # switched mm already; only CPUs left idle on the dying mm go to init_mm.
-        from kernel.exit import exit_mm, exit_process
-        waker = self.machine.vcpus[freed_cpus[0]] if freed_cpus else None
-        exit_process(self, process, exited_tasks, waker)
+        # do_exit's order: exit_mm -- this CPU stays on the dying mm as a lazy
+        # CPU and the last mmput tears the mm down, waiting for the shootdown
+        # -- then exit_notify (zombie, wait, SIGCHLD), then schedule away.
+        from kernel.exit import exit_process, mm_release
+        here = self.this_cpu if self.this_cpu is not None and self.this_cpu.index in freed_cpus else None
         for cpu in freed_cpus:
-            self.scheduler.schedule(self.machine.vcpus[cpu])
+            if here is None or cpu != here.index:
+                self.scheduler.schedule(self.machine.vcpus[cpu])   # threads stopped on other CPUs
+        waker = here if here is not None else (self.machine.vcpus[freed_cpus[0]] if freed_cpus else None)
+        if here is not None:
+            self.tlb.enter_lazy_tlb(here)
         for task in exited_tasks:
-            exit_mm(self, task)
+            mm_release(self, task, waker)
 
-    def mmput(self, mm: MmStruct) -> None:
-        """Drop one task's reference to ``mm``; the last one tears it down
-        (mmput -> exit_mmap): every frame and page-table page goes back to the
-        frame allocator. No task of ``mm`` runs any more, but idle CPUs may
-        still have it loaded (lazy TLB): they move to init_mm first, so none
-        keeps a CR3 pointing at freed page tables."""
+        def exit_notify_and_schedule() -> None:
+            # May run later, from the interrupt of the last CPU to acknowledge.
+            interrupted = self.this_cpu
+            if here is not None:
+                self.this_cpu = here
+            exit_process(self, process, waker)
+            if here is not None:
+                self._schedule_after_exit(here)
+            self.this_cpu = interrupted
+
+        if not exited_tasks:
+            exit_notify_and_schedule()
+            return
+        for task in exited_tasks[:-1]:
+            self.mmput(task.mm)
+        self.mmput(exited_tasks[-1].mm, on_done=exit_notify_and_schedule)
+
+    def _schedule_after_exit(self, vcpu: VCpu) -> None:
+        """do_exit's final schedule(), run iteratively: a task killed while it
+        is being switched in exits inside switch_to, and calling schedule()
+        from there would nest once per such task (a row of SIGKILLed children)."""
+        self._exit_reschedules.append(vcpu)
+        if len(self._exit_reschedules) > 1:
+            return                       # the outer call picks it up
+        while self._exit_reschedules:
+            self.scheduler.schedule(self._exit_reschedules[0])
+            self._exit_reschedules.pop(0)
+
+    def mmput(self, mm: MmStruct, on_done=None) -> None:
+        """Drop one task's reference to ``mm`` (mmput); the last one tears it
+        down (exit_mmap): the page tables go away, which is a TLB flush with
+        freed tables -- every CPU still holding ``mm`` (an idle CPU keeps its
+        last mm: lazy TLB) moves to init_mm -- and once that flush has
+        completed everywhere every frame and page-table page goes back to the
+        frame allocator and the users' mm_count reference is dropped (mmdrop).
+        ``on_done()`` runs after that (at once when others still use ``mm``)."""
         mm.mm_users -= 1
         if mm.mm_users > 0:
+            if on_done is not None:
+                on_done()
             return
-        # Lazy-TLB schemes hook in here (refcount, shootdown or hazard
-        # pointers): which CPUs still hold ``mm`` and how they let go of it.
-        for cpu, loaded in enumerate(self.loaded_mm):
-            if loaded is mm:
-                self.switch_to_init_mm(self.machine.vcpus[cpu])
-        mm.destroy()
-        self.counters["mm_teardowns"] += 1
+        vcpu = self.this_cpu if self.this_cpu is not None else self.machine.vcpus[0]
+
+        def free_address_space() -> None:
+            # Lazy-TLB schemes hook in here (and in TlbManager.mmdrop): no CPU
+            # may keep a CR3 naming the page tables freed below.
+            for cpu, loaded in enumerate(self.loaded_mm):
+                if loaded is mm:
+                    self.switch_to_init_mm(self.machine.vcpus[cpu])
+            mm.destroy()
+            self.counters["mm_teardowns"] += 1
+            self.tlb.mmdrop(vcpu, mm)
+            if on_done is not None:
+                on_done()
+
+        self.tlb.exit_mmap(vcpu, mm, on_flushed=free_address_space)
+
+    @property
+    def init_mm(self) -> MmStruct:
+        """The kernel-only address space: an empty PML4 (kernel/mm/tlb.py owns it)."""
+        return self.tlb.init_mm
 
     def switch_to_init_mm(self, vcpu: VCpu) -> None:
-        """Load the kernel-only page tables on the idle ``vcpu`` (switch_mm to
-        &init_mm, as leave_mm does) and leave the old mm's cpumask."""
-        assert self.current[vcpu.index] is None or self.current[vcpu.index].mm is self.init_mm
-        loaded = self.loaded_mm[vcpu.index]
-        if loaded is self.init_mm:
-            return
-        if loaded is not None:
-            loaded.cpus.discard(vcpu.index)
-        vcpu.write_cr3(self.init_mm.pgd)
-        self.loaded_mm[vcpu.index] = self.init_mm
+        """Load init_mm's page tables on the idle ``vcpu`` (switch_mm to &init_mm,
+        as leave_mm does), leaving lazy mode."""
+        self.tlb.switch_to_init_mm(vcpu)
 
     # ---- time -------------------------------------------------------------
 
@@ -293,14 +337,11 @@ class Kernel:
 
     # ---- TLB -------------------------------------------------------------
 
-    def flush_tlb_mm_range(self, mm: MmStruct, start: int, end: int) -> None:
-        """Flush ``mm``'s stale translations on every CPU that has it loaded.
-
-        Every CPU in the mm's cpumask flushes now; the SMP issue replaces this
-        with the tlb_gen/IPI protocol of arch/x86/mm/tlb.c."""
-        for cpu in sorted(mm.cpus):
-            self.machine.vcpus[cpu].flush_tlb()
-        self.counters["tlb_flushes"] += 1
+    def flush_tlb_mm_range(self, mm: MmStruct, start: int, end: int, on_flushed=None) -> None:
+        """``mm``'s page tables changed in [start, end): the tlb_gen protocol
+        (kernel/mm/tlb.py) flushes every CPU that may cache them, then
+        ``on_flushed()`` frees what was unmapped."""
+        self.tlb.flush_tlb_mm_range(self.this_cpu, mm, start, end, on_flushed=on_flushed)
 
     def invalidate_code(self, mm: MmStruct, start: int, end: int) -> None:
         """Code in [start, end) may change: every CPU forgets its translations and block prices."""
@@ -311,6 +352,7 @@ class Kernel:
 
     def handle_syscall(self, vcpu: VCpu) -> None:
         from kernel.syscalls import dispatch_syscall
+        self.this_cpu = vcpu
         task = self.task_on(vcpu)
         self.counters["syscalls"] += 1
         dispatch_syscall(self, vcpu, task)
@@ -318,10 +360,13 @@ class Kernel:
     def handle_exception(self, vcpu: VCpu, exc: CpuException) -> None:
         """A user-mode exception: resolve page faults, else send the signal
         Linux sends for it (arch/x86/kernel/traps.c, fault.c)."""
+        self.this_cpu = vcpu
         task = self.task_on(vcpu)
         rip = vcpu.read_register("rip")
         if isinstance(exc, PF):
             self.counters["page_faults"] += 1
+            if self.tlb.percpu_pgd_fault(vcpu, task.mm, exc.address):
+                return
             mm = task.mm
             spurious_before, copies_before, reuses_before = mm.spurious_faults, mm.cow_copies, mm.cow_reuses
             try:
@@ -363,15 +408,21 @@ class Kernel:
 
     def handle_interrupt(self, vcpu: VCpu, vector: int) -> None:
         """Interrupt entry on ``vcpu`` (IPI or timer): run the vector's handler, then EOI."""
+        self.this_cpu = vcpu
         handler = self.interrupt_handlers.get(vector)
-        if handler is not None:
+        if vcpu.waiting_for_acks and vector != CALL_FUNCTION_VECTOR:
+            # The CPU spins in smp_call_function_many with preemption off:
+            # only call-function IPIs run now; the rest waits for the end.
+            self.deferred_interrupts[vcpu.index].append(vector)
+        elif handler is not None:
             handler(vcpu)
         vcpu.write_msr(MSR_X2APIC_EOI, 0)
 
-    def smp_call_function_many(self, vcpu: VCpu, cpus, function, wait: bool = True) -> None:
+    def smp_call_function_many(self, vcpu: VCpu, cpus, function, wait: bool = True,
+                               on_complete=None) -> None:
         """Run ``function(target_vcpu)`` on each CPU in ``cpus`` by IPI; with
         ``wait``, the caller's vCPU stops until every target has run it
-        (kernel/smp.c smp_call_function_many_cond)."""
+        (kernel/smp.c smp_call_function_many_cond), then ``on_complete()`` runs."""
         targets = [cpu for cpu in cpus if cpu != vcpu.index]
         for cpu in targets:
             self.call_function_queue[cpu].append((function, vcpu.index, wait))
@@ -379,7 +430,21 @@ class Kernel:
             self.machine.send_ipi(vcpu, targets, CALL_FUNCTION_VECTOR)
             self.counters["ipis"] += len(targets)
             if wait:
-                self.machine.wait_for_acks(vcpu, targets)
+                self.machine.wait_for_acks(vcpu, targets,
+                                           on_complete=lambda: self._call_function_done(vcpu, on_complete))
+                return
+        if on_complete is not None:
+            on_complete()
+
+    def _call_function_done(self, vcpu: VCpu, on_complete) -> None:
+        """The wait ended: finish the caller's work, then the interrupts it deferred."""
+        if on_complete is not None:
+            on_complete()
+        deferred, self.deferred_interrupts[vcpu.index] = self.deferred_interrupts[vcpu.index], []
+        for vector in deferred:
+            handler = self.interrupt_handlers.get(vector)
+            if handler is not None:
+                handler(vcpu)
 
     def _call_function_interrupt(self, vcpu: VCpu) -> None:
         queue, self.call_function_queue[vcpu.index] = self.call_function_queue[vcpu.index], []

@@ -117,6 +117,7 @@ class Scheduler:
         task = next((queued for queued in self.runqueue if queued.allowed_on(vcpu.index)), None)
         if task is None:
             vcpu.halted = True
+            self.kernel.tlb.enter_lazy_tlb(vcpu)   # idle keeps the mm loaded (lazy TLB)
             self.arm_sleeper_timer(vcpu)
             return
         self.runqueue.remove(task)

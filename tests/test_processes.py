@@ -317,7 +317,12 @@ def test_write_fault_copies_a_shared_page_and_reuses_an_unshared_one():
     flushes = []
     frames = FrameAllocator(PhysicalMemory(4 << 20), 0)
     mm = MmStruct(frames)
-    mm.tlb_flush_hook = lambda _mm, start, end: flushes.append((start, end))
+
+    def flush_hook(_mm, start, end, on_flushed=None):
+        flushes.append((start, end))
+        if on_flushed is not None:
+            on_flushed()
+    mm.tlb_flush_hook = flush_hook
     address = 0x10000000
     mm.add_vma(address, address + PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
     frame = mm.populate(address, PROT_READ | PROT_WRITE)

@@ -25,9 +25,9 @@ INSTRUCTION_CLASSES = (
 EVENTS = (
     "syscall", "exception_entry", "page_fault", "nm_fault", "gp_fault", "page_walk_level", "tlb_hit",
     "invlpg", "cr3_write_flush", "cr3_write_noflush", "invpcid_single", "invpcid_context", "invpcid_all",
-    "invlpgb_per_page", "invlpgb_base", "invlpgb_latency", "tlbsync", "ipi_send", "ipi_latency", "ipi_receive", "context_switch",
+    "invlpgb_per_page", "invlpgb_base", "invlpgb_latency", "tlbsync", "ipi_send", "ipi_latency", "ipi_receive", "mm_refcount_atomic", "hazard_pointer_scan", "page_copy",
+    "context_switch",
     "xsave_per_byte", "xsave_base", "xrstors_skipped", "tdpb_d", "tdpbf16ps", "tile_load_store",
-    "page_copy",
 )
 
 

@@ -37,7 +37,8 @@ def do_wp_page(mm: "MmStruct", vaddr: int) -> bool:
     view = frames.memory.view
     view[new_frame:new_frame + PAGE_SIZE] = view[frame:frame + PAGE_SIZE]
     mm.pagetables.set_entry(page, new_frame | (entry & ~PHYS_ADDR_MASK) | PTE_WRITABLE | PTE_DIRTY)
-    frames.free(frame)
-    mm.flush_tlb_range(page, page + PAGE_SIZE)
+    # The old frame's reference goes only once no TLB can reach it through
+    # this mm (ptep_clear_flush, then put_page).
+    mm.flush_tlb_range(page, page + PAGE_SIZE, on_flushed=lambda: frames.free(frame))
     mm.cow_copies += 1
     return True

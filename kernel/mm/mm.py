@@ -86,6 +86,12 @@ class MmStruct:
         self.ctx_id = next(_ctx_ids)
         self.cpus: set[int] = set()
         self.mm_users = 1    # tasks using this mm (kernel/fork.py, Kernel.mmput)
+        # arch/x86/mm/tlb.c state (kernel/mm/tlb.py): the page-table generation,
+        # mm_count (users' reference + lazy CPUs' references), a global ASID
+        # when INVLPGB flushes it.
+        self.tlb_gen = 0
+        self.mm_count = 1
+        self.global_asid: int | None = None
         self.page_faults = 0
         self.spurious_faults = 0   # #PF from a stale TLB entry the PTE no longer justifies
         self.cow_copies = 0        # write faults that copied a shared page (kernel/mm/cow.py)
@@ -171,14 +177,21 @@ class MmStruct:
             self.code_change_hook(self, start, end)
         for vma in removed:
             self._remove_vma(vma)
-        freed_any = False
+        # mmu_gather: clear the PTEs now, free the frames only once no TLB
+        # can still reach them (after the shootdown completed everywhere).
+        cleared = False
+        gathered = []
         for vaddr, entry in list(self.pagetables.entries(start, end)):
             self.pagetables.clear_entry(vaddr)
             if entry & PHYS_ADDR_MASK:
-                self.frames.free(entry & PHYS_ADDR_MASK)
-            freed_any = True
-        if freed_any:
-            self.flush_tlb_range(start, end)
+                gathered.append(entry & PHYS_ADDR_MASK)
+            cleared = True
+        if cleared:
+            self.flush_tlb_range(start, end, on_flushed=lambda: self._free_frames(gathered))
+
+    def _free_frames(self, frames: list[int]) -> None:
+        for frame in frames:
+            self.frames.free(frame)
 
     def mprotect(self, start: int, end: int, prot: int) -> None:
         addr = start
@@ -213,9 +226,12 @@ class MmStruct:
                 return entry & ~PTE_WRITABLE
         return entry
 
-    def flush_tlb_range(self, start: int, end: int) -> None:
+    def flush_tlb_range(self, start: int, end: int, on_flushed=None) -> None:
+        """PTEs in [start, end) changed: have every TLB drop them, then call ``on_flushed()``."""
         if self.tlb_flush_hook is not None:
-            self.tlb_flush_hook(self, start, end)
+            self.tlb_flush_hook(self, start, end, on_flushed)
+        elif on_flushed is not None:
+            on_flushed()
 
     # ---- populating ---------------------------------------------------------
 
