@@ -76,7 +76,6 @@ def guest_environment() -> list[str]:
 def run_command(options) -> int:
     from emu.machine import Machine
     from emu.timing.profile import DEFAULT_PROFILE, ProfileError, load_profile
-    from kernel.cmdline import CmdlineError
     from kernel.kernel import Kernel, KernelConfig
     from kernel.loader.image import LoadError
 
@@ -91,8 +90,8 @@ def run_command(options) -> int:
                           cmdline=parse_cmdline(options.cmdline))
     try:
         kernel = Kernel(machine, config)
-    except CmdlineError as error:
-        raise UsageError(str(error)) from None
+    except ValueError as error:          # a bad --cmdline (CmdlineError or a policy's own check)
+        raise UsageError(f"--cmdline: {error}") from None
     try:
         kernel.start(options.program)
     except LoadError as error:
@@ -137,7 +136,8 @@ def collect_stats(machine, kernel) -> dict:
     for name in ("context_switches", "ipis", "tlb_shootdowns", "tlb_flushes", "nm_faults",
                  "xstate_allocs", "xrstors_skipped", "vfree_ipis", "rseq_aborts", "signals",
                  "syscalls", "page_faults", "spurious_faults", "xsaves", "xrstors", "xsaves_components_skipped", "membarriers",
-                 "signals_delivered"):
+                 "signals_delivered", "cpu_opv_calls", "cpu_opv_pages_pinned", "cpu_opv_cycles",
+                 "cpu_opv_migrations"):
         stats[name] = counters.get(name, 0)
     # The TLB policy's counters (kernel/mm/tlb.py).
     for name in ("tlb_flush_ipis", "tlb_flushes_skipped", "tlb_single_page_flushes", "tlb_flush_cpumask_trims",
@@ -150,6 +150,8 @@ def collect_stats(machine, kernel) -> dict:
     stats["xsave_unmodified_skipped"] = sum(vcpu.xstate.unmodified_components_skipped for vcpu in machine.vcpus)
     stats["migrations"] = kernel.scheduler.migrations
     stats["preemptions"] = kernel.scheduler.preemptions
+    stats["load_balance_migrations"] = kernel.scheduler.load_balance_migrations
+    stats["idle_pulls"] = kernel.scheduler.idle_pulls
     stats["threads_created"] = counters.get("threads_created", 0)
     for name in ("forks", "process_exits", "mm_teardowns", "cow_faults", "cow_copies"):
         stats[name] = counters.get(name, 0)

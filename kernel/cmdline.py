@@ -67,6 +67,7 @@ PARAMETERS: dict[str, Parameter] = {
                                                "pages above which a range flush becomes a full flush"),
     "nopcid": Parameter(_on_off, False, "do not use PCIDs: every mm switch flushes"),
     "percpu_pgd": Parameter(_on_off, False, "a top-level page table per (CPU, ASID)"),
+    "cpu_opv": Parameter(_choice("on", "off"), "off", "the cpu_opv system call (2018 proposal, 335)"),
     "tlb_remote_flush": Parameter(_on_off, True,
                                   "debug: off skips remote shootdowns (stale TLBs become visible)"),
 }

@@ -18,7 +18,7 @@ from emu.traps import (
     VECTOR_XM, CpuException, PF,
 )
 from emu.vcpu import VCpu
-from kernel import fpu, signals
+from kernel import cpu_opv, fpu, signals
 from kernel.errno import SyscallError
 from kernel.exec import exec_image
 from kernel.loader import load_program
@@ -111,10 +111,13 @@ class Kernel:
         self.fpregs_owner: list = [None] * len(machine.vcpus)
         self.scheduler = Scheduler(self, self.params["sched_quantum"])
         self.futex_queues: dict = {}
+        # System calls only some command lines enable (number -> handler).
+        self.optional_syscalls: dict = {}
+        cpu_opv.cpu_opv_setup(self, config.cmdline.get("cpu_opv", "off"))
         self.interrupt_handlers = {
             CALL_FUNCTION_VECTOR: self._call_function_interrupt,
-            LOCAL_TIMER_VECTOR: self.scheduler.preempt,
-            RESCHEDULE_VECTOR: self.scheduler.schedule,
+            LOCAL_TIMER_VECTOR: self.scheduler.scheduler_tick,
+            RESCHEDULE_VECTOR: self.scheduler.scheduler_ipi,
         }
 
     # ---- starting programs ------------------------------------------------
@@ -161,6 +164,10 @@ class Kernel:
             self.force_fatal_signal(task, signals.SIGSEGV, task.registers["rip"], task.rseq.address,
                                     detail="invalid rseq critical section")
             return
+        if task.resume_work is not None:
+            # Work the task was pushed here to do with preemption off (cpu_opv).
+            work, task.resume_work = task.resume_work, None
+            work(vcpu, task)
         vcpu.load_user_registers(task.registers)
         if self.last_task[vcpu.index] is not task and self.last_task[vcpu.index] is not None:
             self.counters["context_switches"] += 1
@@ -204,8 +211,7 @@ class Kernel:
         """do_exit for one thread: clear_child_tid + futex wake (mm_release), leave the CPU."""
         from kernel.futex import futex_cancel_wait, futex_wake
         futex_cancel_wait(self, task)
-        if task in self.scheduler.runqueue:
-            self.scheduler.runqueue.remove(task)
+        self.scheduler.dequeue(task)
         if task.clear_child_tid and task.process.exit_status is None:
             try:
                 task.mm.copy_to_user(task.clear_child_tid, bytes(4))
@@ -237,8 +243,7 @@ class Kernel:
             if task.state == TASK_EXITED:
                 continue
             futex_cancel_wait(self, task)
-            if task in self.scheduler.runqueue:
-                self.scheduler.runqueue.remove(task)
+            self.scheduler.dequeue(task)
             task.state = TASK_EXITED
             exited_tasks.append(task)
             if task.cpu is not None:

@@ -94,7 +94,7 @@ def dispatch_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
     number = vcpu.read_register("rax")
     args = [vcpu.read_register(name) for name in ARG_REGISTERS]
     kernel.syscall_counts[number] += 1
-    handler = SYSCALLS.get(number)
+    handler = SYSCALLS.get(number) or kernel.optional_syscalls.get(number)
     if handler is None:
         if number not in kernel.warned_syscalls:
             kernel.warned_syscalls.add(number)
@@ -707,11 +707,9 @@ def sys_sched_setaffinity(k, vcpu, task, pid, size, mask, *_):
         raise SyscallError(EINVAL)
     target = _thread(k, task, pid)
     target.affinity = allowed
-    if target is task and not task.allowed_on(vcpu.index):
-        vcpu.write_register("rax", 0)
-        k.scheduler.preempt(vcpu)       # migrate off this CPU (the run queue picks an allowed one)
-        k.scheduler._kick_idle_cpu(vcpu, task)
-        return None
+    vcpu.write_register("rax", 0)
+    if k.scheduler.affinity_changed(vcpu, target):
+        return None                     # the caller moved to an allowed CPU
     return 0
 
 
@@ -726,8 +724,7 @@ def sys_getcpu(k, vcpu, task, cpu_address, node_address, *_):
 def sys_sched_yield(k, vcpu, task, *_):
     """Give the CPU to the next runnable task, if any (do_sched_yield)."""
     vcpu.write_register("rax", 0)
-    if k.scheduler.runqueue:
-        k.scheduler.preempt(vcpu)
+    k.scheduler.yield_current(vcpu)
     return None
 
 
@@ -768,7 +765,8 @@ def do_clone(k, vcpu, task, flags, stack_pointer, parent_tid, child_tid, tls, ex
             raise SyscallError(EPERM)
         registers["fs_base"] = tls
     child = Task(tid=allocate_pid(), process=task.process, registers=registers,
-                 fpstate=fpu.new_task_fpstate(k.fpu_config), signal_mask=task.signal_mask)
+                 fpstate=fpu.new_task_fpstate(k.fpu_config), signal_mask=task.signal_mask,
+                 affinity=task.affinity)       # dup_task_struct copies cpus_mask
     child.state = "sleeping"
     if flags & CLONE_PARENT_SETTID:
         task.mm.copy_to_user(parent_tid, struct.pack("<I", child.tid))

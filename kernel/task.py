@@ -76,6 +76,10 @@ class Task:
     last_cpu: int | None = None
     affinity: int | None = None
     wake_cycles: int | None = None
+    runqueue_cpu: int | None = None        # the CPU whose run queue holds the task, if queued
+    # Kernel work to run on the CPU the task was pushed to, before it returns
+    # to user mode (cpu_opv's preempt-off operations); called as work(vcpu, task).
+    resume_work: object = None
     # Syscall-owned: RAX to return when a sleep ends by timeout.
     timeout_result: int = 0
     # Signal state (kernel/sigframe.py): the alternate stack (sp, flags, size)

@@ -29,6 +29,9 @@ EVENTS = (
     "context_switch",
     "xsave_per_byte", "xsave_base", "xrstors_skipped", "tdpb_d", "tdpbf16ps", "tile_load_store",
 )
+# The cpu_opv proposal (kernel/cpu_opv.py): pinning and mapping one user page,
+# and one operation on a pinned page per 64-byte line it touches.
+EVENTS += ("cpu_opv_pin_page", "cpu_opv_op_line")
 
 
 class ProfileError(Exception):

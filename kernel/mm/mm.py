@@ -319,6 +319,17 @@ class MmStruct:
                 raise SyscallError(EFAULT) from None
         raise SyscallError(EFAULT)
 
+    def pin_user_pages(self, vaddr: int, length: int, write: bool) -> list[int]:
+        """get_user_pages: fault in every page of [vaddr, vaddr + length) for
+        reading (or writing) and return their physical frames; EFAULT if one is
+        not accessible that way."""
+        if length <= 0:
+            return []
+        if vaddr < 0 or vaddr + length > TASK_SIZE:
+            raise SyscallError(EFAULT)
+        first, last = page_align_down(vaddr), page_align_down(vaddr + length - 1)
+        return [self._user_paddr(page, write) for page in range(first, last + 1, PAGE_SIZE)]
+
     def copy_from_user(self, vaddr: int, size: int) -> bytes:
         if size < 0 or vaddr < 0 or vaddr + size > TASK_SIZE:
             raise SyscallError(EFAULT)
