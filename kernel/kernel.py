@@ -260,7 +260,7 @@ class Kernel:
         here = self.this_cpu if self.this_cpu is not None and self.this_cpu.index in freed_cpus else None
         for cpu in freed_cpus:
             if here is None or cpu != here.index:
-                self.scheduler.schedule(self.machine.vcpus[cpu])   # threads stopped on other CPUs
+                self._schedule_after_exit(self.machine.vcpus[cpu])   # threads stopped on other CPUs
         waker = here if here is not None else (self.machine.vcpus[freed_cpus[0]] if freed_cpus else None)
         if here is not None:
             self.tlb.enter_lazy_tlb(here)

@@ -126,12 +126,15 @@ def test_amx_permission_is_inherited_but_tile_data_is_not():
                              b"child after permission: perm=1 tile0_sum=0 parent_tile0_sum=1024\n")
 
 
-def _run_in_process(binary, args=(), cpus=2):
+def _run_in_process(binary, args=(), cpus=2, cmdline=None, profile=None):
     from emu.machine import Machine
+    from emu.timing.profile import load_profile
     from kernel.kernel import Kernel, KernelConfig
-    machine = Machine(cpus=cpus, memory_bytes=64 << 20)
+    options = {"profile": load_profile(profile)} if profile else {}
+    machine = Machine(cpus=cpus, memory_bytes=64 << 20, **options)
     stdout = io.BytesIO()
-    kernel = Kernel(machine, KernelConfig(argv=[str(binary), *args], envp=[], stdout=stdout))
+    kernel = Kernel(machine, KernelConfig(argv=[str(binary), *args], envp=[], stdout=stdout,
+                                          cmdline=cmdline or {}))
     kernel.start(str(binary))
     machine.run()
     return machine, kernel, stdout.getvalue()
@@ -190,6 +193,24 @@ int main(void) {
     return 0;
 }
 """
+
+
+@pytest.mark.parametrize("cmdline,profile", [
+    ({"lazy_tlb": "refcount"}, None), ({"lazy_tlb": "shootdown"}, None), ({"lazy_tlb": "hazard"}, None),
+    ({"nopcid": "on"}, None), ({"percpu_pgd": "on"}, None), ({"tlb_flush": "invlpgb"}, "zen4"),
+])
+def test_short_processes_tear_down_under_every_tlb_policy(cmdline, profile):
+    """The exit_mmap path with each lazy-TLB scheme and flush transport: the
+    output is right, every mm is torn down and freed, no frame is left over
+    and no CPU keeps a dead mm loaded."""
+    machine, kernel, output = _run_in_process(guest("many_processes.c"), args=("40",), cpus=4,
+                                              cmdline=cmdline, profile=profile)
+    assert output.startswith(b"rounds=40 ok=40 ")
+    assert kernel.counters["mm_teardowns"] == 40
+    assert kernel.counters["mm_freed"] == 40
+    percpu_pgds = sum(len(state.percpu_pgds) for state in kernel.tlb.cpu_state)
+    assert kernel.frames.allocated_frames == frames_held_by(kernel.init_process.mm) + 1 + percpu_pgds
+    assert all(mm in (kernel.init_mm, kernel.init_process.mm) for mm in kernel.loaded_mm)
 
 
 def test_idle_cpu_holding_a_torn_down_mm_is_moved_to_init_mm():
