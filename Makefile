@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= guest/examples/hello.S
 
-.PHONY: run test bench lint clean
+.PHONY: run test guest-test bench lint clean
 
 $(STAMP): pyproject.toml setup.py emu/timing/hotpath.c emu/timing/hotpath.h emu/timing/_build_hotpath.py emu/mmu/tlb.c emu/mmu/tlb.h
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,15 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto
 
+guest-test: $(STAMP)
+	$(BIN)/emu test guest/tests guest/examples
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'ruff>=0.4'
-	$(BIN)/ruff check emu kernel emucli tests
+	$(BIN)/ruff check emu kernel emucli tests guest/tools
 
 clean:
 	rm -rf $(VENV) build *.egg-info emu/timing/_hotpath*.so guest/.build

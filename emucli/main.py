@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--memory", type=_positive_int, metavar="MIB", default=1024,
                      help="guest physical memory in MiB (default 1024)")
     commands.add_parser("profiles", help="list the cost profiles")
+    from emucli import testcmd
+    testcmd.add_arguments(commands.add_parser("test", help="run guest test programs (expectations in their headers)"))
     run.add_argument("program", help="static ELF executable, or .s/.S/.asm source")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
     return parser
@@ -76,6 +78,7 @@ def guest_environment() -> list[str]:
 def run_command(options) -> int:
     from emu.machine import Machine
     from emu.timing.profile import DEFAULT_PROFILE, ProfileError, load_profile
+    from kernel.bootparams import BootParameterError
     from kernel.kernel import Kernel, KernelConfig
     from kernel.loader.image import LoadError
 
@@ -143,10 +146,12 @@ def collect_stats(machine, kernel) -> dict:
     for name in ("tlb_flush_ipis", "tlb_flushes_skipped", "tlb_single_page_flushes", "tlb_flush_cpumask_trims",
                  "asid_allocations", "mm_refcount_atomics", "lazy_tlb_switches_to_init_mm",
                  "lazy_tlb_shootdown_ipis", "hazard_pointer_scans", "hazard_pointer_hits", "global_asids",
+                 "global_asid_transitions",
                  "invlpgb_flushes", "percpu_pgd_copies", "percpu_pgd_faults", "mm_freed"):
         stats[name] = counters.get(name, 0)
     stats["invlpgb"] = sum(vcpu.invlpgb_count for vcpu in machine.vcpus)
     stats["tlbsync"] = sum(vcpu.tlbsync_count for vcpu in machine.vcpus)
+    stats.update(kernel.xstate_alloc.stats())
     stats["xsave_unmodified_skipped"] = sum(vcpu.xstate.unmodified_components_skipped for vcpu in machine.vcpus)
     stats["migrations"] = kernel.scheduler.migrations
     stats["preemptions"] = kernel.scheduler.preemptions
@@ -179,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
             return run_command(options)
         if options.command == "profiles":
             return list_profiles()
+        if options.command == "test":
+            from emucli import testcmd
+            try:
+                return testcmd.run(options)
+            except testcmd.TestUsageError as error:
+                raise UsageError(str(error)) from None
     except UsageError as error:
         print(f"emu: {error}", file=sys.stderr)
         return EXIT_USAGE

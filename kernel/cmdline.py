@@ -68,6 +68,13 @@ PARAMETERS: dict[str, Parameter] = {
     "nopcid": Parameter(_on_off, False, "do not use PCIDs: every mm switch flushes"),
     "percpu_pgd": Parameter(_on_off, False, "a top-level page table per (CPU, ASID)"),
     "cpu_opv": Parameter(_choice("on", "off"), "off", "the cpu_opv system call (2018 proposal, 335)"),
+    # Checked by kernel/xstate_alloc.py and kernel/bootparams.py (the AMX
+    # xstate allocation policies); listed here so they are known keys.
+    "xstate_alloc": Parameter(str, "vmalloc", "vmalloc|vmalloc_cache|separate|eager|pages_percpu"),
+    "vmalloc": Parameter(str, "", "size of the vmalloc area (memparse: 12K, 64M)"),
+    "lazy_max_pages": Parameter(str, "", "lazily freed vmalloc pages before a purge"),
+    "xstate_cache": Parameter(str, "", "entries of the vmalloc_cache policy's cache"),
+    "strict_sas_size": Parameter(str, "", "check every sigaltstack against the frame size"),
     "tlb_remote_flush": Parameter(_on_off, True,
                                   "debug: off skips remote shootdowns (stale TLBs become visible)"),
 }

@@ -95,20 +95,19 @@ def dup_mmap(kernel: "Kernel", parent_mm: MmStruct) -> tuple[MmStruct, tuple[int
     return child, (min(write_protected), max(write_protected) + PAGE_SIZE)
 
 
-def fpu_clone(kernel: "Kernel", vcpu: "VCpu", parent: Task) -> fpu.FpState:
-    """The child's fpstate (fpu_clone): the default-size buffer, filled by an
-    XSAVES of the parent's live registers with only the default features, so
-    dynamic state (AMX tile data) is never inherited; PASID starts in init state."""
-    child_fpstate = fpu.new_task_fpstate(kernel.fpu_config)
-    mask = child_fpstate.xfeatures & (vcpu.xstate.xcr0 | vcpu.xstate.xss)
-    xstate.xsave(fpu.KernelBufferAccess(vcpu, child_fpstate), child_fpstate.kernel_address, mask,
-                 variant="xsaves")
+def fpu_clone(kernel: "Kernel", vcpu: "VCpu", child_fpstate: fpu.FpState) -> None:
+    """Fill the child's fpstate (fpu_clone): an XSAVES of the parent's live
+    registers with only the non-dynamic features, so dynamic state (AMX tile
+    data) is never inherited; PASID starts in its init state."""
+    mask = child_fpstate.xfeatures & ~fpu.XFEATURE_MASK_USER_DYNAMIC & (vcpu.xstate.xcr0 | vcpu.xstate.xss)
+    access = fpu.KernelBufferAccess(vcpu, child_fpstate)
+    xstate.xsave(access, child_fpstate.kernel_address, mask, variant="xsaves")
     vcpu.charge_event("xsave_base")
     vcpu.charge_event("xsave_per_byte", xstate.compacted_size(mask))
     kernel.counters["xsaves"] += 1
-    (xstate_bv,) = struct.unpack_from("<Q", child_fpstate.buffer, xstate.HEADER_OFFSET)
-    struct.pack_into("<Q", child_fpstate.buffer, xstate.HEADER_OFFSET, xstate_bv & ~XFEATURE_MASK_PASID)
-    return child_fpstate
+    header = child_fpstate.kernel_address + xstate.HEADER_OFFSET
+    (xstate_bv,) = struct.unpack("<Q", access.read_virtual(header, 8))
+    access.write_virtual(header, struct.pack("<Q", xstate_bv & ~XFEATURE_MASK_PASID))
 
 
 def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, stack_pointer: int,
@@ -141,7 +140,7 @@ def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, 
     real_parent = parent.parent if flags & CLONE_PARENT else parent
     child_process = Process(
         pid=pid, mm=mm, exe_path=parent.exe_path,
-        fpu_permission=fpu.FpuPermission(state_perm=parent.fpu_permission.state_perm),
+        fpu_permission=replace(parent.fpu_permission),     # fpu_inherit_perms
         sigactions=parent.sigactions if flags & CLONE_SIGHAND else dict(parent.sigactions),
         # membarrier registration is per mm (mm->membarrier_state).
         membarrier_registered=parent.membarrier_registered if flags & CLONE_VM else set(),
@@ -150,12 +149,14 @@ def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, 
     # (it would be shared); rseq is dropped with CLONE_VM (rseq_fork).
     keeps_altstack = flags & VFORK_FLAGS != CLONE_VM
     child = Task(tid=pid, process=child_process, registers=registers,
-                 fpstate=fpu_clone(kernel, vcpu, parent_task), signal_mask=parent_task.signal_mask,
+                 fpstate=fpu.new_task_fpstate(kernel.fpu_config), signal_mask=parent_task.signal_mask,
                  affinity=parent_task.affinity,
                  sigaltstack=parent_task.sigaltstack if keeps_altstack else None,
                  rseq=None if flags & CLONE_VM or parent_task.rseq is None else replace(parent_task.rseq))
     child.state = "sleeping"
     child_process.tasks.append(child)
+    kernel.xstate_alloc.task_created(vcpu, child)      # the allocation policy may size the buffer
+    fpu_clone(kernel, vcpu, child.fpstate)
     if flags & CLONE_CHILD_SETTID:
         # Written in the child's address space (schedule_tail); a bad pointer is ignored.
         try:

@@ -5,8 +5,11 @@ every task starts with the small fpstate and IA32_XFD arming XTILEDATA; the
 process must ask ARCH_REQ_XCOMP_PERM before its first AMX instruction, which
 traps with #NM (handle_xfd_event); xfd_enable_feature then checks the
 permission and fpstate_realloc gives the task the large buffer and disarms
-XFD, and the instruction restarts. Without the permission: SIGILL.
-The full first-use design (vmalloc, context switches) grows in later issues.
+XFD, and the instruction restarts. Without the permission: SIGILL; when the
+allocation fails: SIGSEGV. Where the larger buffer comes from is the
+``xstate_alloc=`` policy (kernel/xstate_alloc.py); the permission also sizes
+signal frames and alternate stacks (signal.c sigaltstack_size_valid,
+xstate.c validate_sigaltstack).
 """
 from __future__ import annotations
 
@@ -16,11 +19,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from emu.isa import xstate
+from emu.memory import PAGE_SIZE
+from emu.mmu.pagewalk import ACCESS_READ, ACCESS_WRITE
 from emu.isa.state import (
     MSR_IA32_XFD, MSR_IA32_XFD_ERR, XFEATURE_MASK_PASID, XFEATURE_MASK_SSE, XFEATURE_MASK_X87,
     XFEATURE_MASK_XTILE, XFEATURE_MASK_XTILECFG, XFEATURE_MASK_XTILEDATA, XFEATURE_XTILEDATA,
 )
-from kernel.errno import EFAULT, EINVAL, EOPNOTSUPP, EPERM, SyscallError
+from kernel.errno import EFAULT, EINVAL, ENOSPC, EOPNOTSUPP, EPERM, SyscallError
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu.vcpu import VCpu
@@ -48,38 +53,70 @@ class FpuConfig:
 
 
 _fpstate_ids = itertools.count(1)
-# Kernel virtual addresses of fpstate buffers, in the vmalloc range (they are
-# what XSAVES's modified optimization compares).
-FPSTATE_VADDR_BASE = 0xFFFFC90000000000
+# Kernel virtual addresses of fpstates embedded in task_struct (slab memory in
+# the direct map, 0xffff888000000000 on x86-64). They are what XSAVES's
+# modified optimization compares; the bytes live in ``FpState.buffer``.
+FPSTATE_VADDR_BASE = 0xFFFF888000000000
 FPSTATE_VADDR_STRIDE = 0x10000
+
+# Where an fpstate's bytes live (who owns them):
+FPSTATE_EMBEDDED = "embedded"   # in task_struct (kernel slab): ``buffer``
+FPSTATE_VMALLOC = "vmalloc"     # vzalloc'ed (kernel/mm/vmalloc.py): ``area``, real PTEs
+FPSTATE_PAGES = "pages"         # an array of page frames, not mapped contiguously:
+                                # XSAVES/XRSTORS go through a per-CPU area (pages_percpu)
 
 
 @dataclass
 class FpState:
     """A task's xstate buffer (struct fpstate): which features it holds, the
-    XSAVES image (compacted form) and where it was last loaded."""
+    XSAVES image (compacted form) and where it was last loaded. Owned by
+    kernel/fpu.py; its storage by the allocation policy (kernel/xstate_alloc.py).
+    ``amx``: under xstate_alloc=separate, the buffer holding only the AMX
+    components while this one keeps the standard layout."""
     xfeatures: int
     user_xfeatures: int
     xfd: int                     # the IA32_XFD value this task runs with
-    is_vmalloc: bool = False
+    storage: str = FPSTATE_EMBEDDED
     buffer: bytearray = field(default_factory=bytearray)
+    area: object = None          # kernel.mm.vmalloc.VmapArea when storage is vmalloc
+    pages: list = field(default_factory=list)
     kernel_address: int = 0
     last_cpu: int | None = None  # fpu->last_cpu
+    amx: "FpState | None" = None
+    released: bool = False       # given back at task exit (fpstate_free)
 
     def __post_init__(self):
-        if not self.buffer:
-            size = xstate.compacted_size(self.xfeatures)
-            self.buffer = bytearray(size)
+        if self.storage == FPSTATE_EMBEDDED and not self.buffer:
+            self.buffer = bytearray(self.size_bytes)
             # An all-init image: XSTATE_BV = 0, compacted form with these features.
             struct.pack_into("<QQ", self.buffer, xstate.HEADER_OFFSET, 0, self.xfeatures | xstate.COMPACTED_FORM)
-        if not self.kernel_address:
+        if self.storage == FPSTATE_VMALLOC:
+            self.kernel_address = self.area.start
+        if not self.kernel_address and self.storage == FPSTATE_EMBEDDED:
             self.kernel_address = FPSTATE_VADDR_BASE + next(_fpstate_ids) * FPSTATE_VADDR_STRIDE
+
+    @property
+    def size_bytes(self) -> int:
+        return xstate.compacted_size(self.xfeatures)
+
+    @property
+    def is_vmalloc(self) -> bool:
+        return self.storage == FPSTATE_VMALLOC
+
+
+def init_xstate_header(memory, frames: list[int], xfeatures: int) -> None:
+    """xstate_init_xcomp_bv on a buffer made of page frames (written through the
+    direct map): XSTATE_BV = 0 (all init), XCOMP_BV = features | compacted."""
+    memory.write(frames[0] + xstate.HEADER_OFFSET,
+                 struct.pack("<QQ", 0, xfeatures | xstate.COMPACTED_FORM).ljust(xstate.HEADER_BYTES, b"\0"))
 
 
 class KernelBufferAccess:
     """Lets the machine's XSAVES/XRSTORS (emu/isa/xstate.py) work on a kernel
-    buffer: memory accesses go to ``fpstate.buffer`` at its kernel address,
-    registers and extended state to the vCPU. The kernel's XSAVES runs at CPL0."""
+    buffer at CPL0: registers and extended state come from the vCPU; memory
+    is the fpstate -- an embedded buffer directly, a vmalloc'ed one through the
+    vCPU's page tables (supervisor accesses to the shared kernel half, so a
+    missing PTE is a kernel bug that surfaces as a #PF here)."""
 
     def __init__(self, vcpu: "VCpu", fpstate: FpState):
         self.vcpu = vcpu
@@ -87,11 +124,31 @@ class KernelBufferAccess:
         self.xstate = vcpu.xstate
         self.cpu_model = vcpu.cpu_model
 
+    def _physical_pieces(self, address: int, size: int, access: int):
+        pieces = []
+        while size > 0:
+            chunk = min(size, PAGE_SIZE - (address & (PAGE_SIZE - 1)))
+            pieces.append((self.vcpu.translate(address, access, user_mode=False), chunk))
+            address += chunk
+            size -= chunk
+        return pieces
+
     def read_virtual(self, address: int, size: int) -> bytes:
+        if self.fpstate.storage == FPSTATE_VMALLOC:
+            memory = self.vcpu.machine.memory
+            return b"".join(memory.read(paddr, chunk)
+                            for paddr, chunk in self._physical_pieces(address, size, ACCESS_READ))
         offset = address - self.fpstate.kernel_address
         return bytes(self.fpstate.buffer[offset:offset + size])
 
     def write_virtual(self, address: int, data: bytes) -> None:
+        if self.fpstate.storage == FPSTATE_VMALLOC:
+            memory = self.vcpu.machine.memory
+            offset = 0
+            for paddr, chunk in self._physical_pieces(address, len(data), ACCESS_WRITE):
+                memory.write(paddr, data[offset:offset + chunk])
+                offset += chunk
+            return
         offset = address - self.fpstate.kernel_address
         self.fpstate.buffer[offset:offset + len(data)] = data
 
@@ -102,15 +159,48 @@ class KernelBufferAccess:
         self.vcpu.write_register(name, value)
 
 
-def save_fpregs_to_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
-    """Switch-out: XSAVES the task's registers into its fpstate (save_fpregs_to_fpstate).
-    The registers stay valid on this CPU until another fpstate is loaded."""
-    fpstate = task.fpstate
-    mask = fpstate.xfeatures & (vcpu.xstate.xcr0 | vcpu.xstate.xss)
-    skipped = xstate.xsave(KernelBufferAccess(vcpu, fpstate), fpstate.kernel_address, mask, variant="xsaves")
-    _charge_xsave(vcpu, fpstate, mask)
+def _xsaves(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int) -> None:
+    skipped = xstate.xsave(KernelBufferAccess(vcpu, buffer), buffer.kernel_address, mask, variant="xsaves")
+    _charge_xsave(vcpu, buffer)
     kernel.counters["xsaves"] += 1
     kernel.counters["xsaves_components_skipped"] += skipped
+
+
+def _xrstors(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int) -> None:
+    xstate.xrstor(KernelBufferAccess(vcpu, buffer), buffer.kernel_address, mask, supervisor=True)
+    _charge_xsave(vcpu, buffer)
+    kernel.counters["xrstors"] += 1
+
+
+def _copy_pages(kernel: "Kernel", vcpu: "VCpu", source: list[int], target: list[int], size_bytes: int) -> None:
+    """memcpy between two page arrays through the direct map (pages_percpu's copy in/out)."""
+    memory = kernel.machine.memory
+    remaining = size_bytes
+    for source_frame, target_frame in zip(source, target):
+        chunk = min(remaining, PAGE_SIZE)
+        memory.write(target_frame, memory.read(source_frame, chunk))
+        remaining -= chunk
+    vcpu.charge_event("memcpy_per_byte", size_bytes)
+    kernel.counters["xstate_copy_bytes"] += size_bytes
+
+
+def save_fpregs_to_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
+    """Switch-out: XSAVES the task's registers into its fpstate (save_fpregs_to_fpstate).
+    The registers stay valid on this CPU until another fpstate is loaded.
+
+    A paged fpstate (xstate_alloc=pages_percpu) is saved into this CPU's
+    contiguous area and copied out; a separate AMX buffer (xstate_alloc=separate)
+    takes a second XSAVES of the tile components."""
+    fpstate = task.fpstate
+    enabled = vcpu.xstate.xcr0 | vcpu.xstate.xss
+    if fpstate.storage == FPSTATE_PAGES:
+        area = kernel.xstate_alloc.percpu_area(vcpu.index)
+        _xsaves(kernel, vcpu, area, fpstate.xfeatures & enabled)
+        _copy_pages(kernel, vcpu, area.area.frames, fpstate.pages, fpstate.size_bytes)
+    else:
+        _xsaves(kernel, vcpu, fpstate, fpstate.xfeatures & enabled)
+        if fpstate.amx is not None:
+            _xsaves(kernel, vcpu, fpstate.amx, fpstate.amx.xfeatures & enabled)
     fpstate.last_cpu = vcpu.index
     kernel.fpregs_owner[vcpu.index] = fpstate
 
@@ -118,29 +208,63 @@ def save_fpregs_to_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None
 def restore_fpregs_from_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
     """Return to user: XRSTORS unless this CPU still holds exactly this task's
     registers (fpregs_state_valid: the per-CPU owner is this fpstate and its
-    last_cpu is this CPU) -- then the restore is skipped."""
+    last_cpu is this CPU) -- then the restore is skipped.
+
+    The restore covers every enabled feature, not just the buffer's: a feature
+    the previous task used and this one lacks must go back to its init state
+    (restore_fpregs_from_fpstate uses fpu_kernel_cfg.max_features)."""
     fpstate = task.fpstate
     if kernel.fpregs_owner[vcpu.index] is fpstate and fpstate.last_cpu == vcpu.index:
         kernel.counters["xrstors_skipped"] += 1
         vcpu.charge_event("xrstors_skipped")
         return
-    mask = fpstate.xfeatures & (vcpu.xstate.xcr0 | vcpu.xstate.xss)
-    xstate.xrstor(KernelBufferAccess(vcpu, fpstate), fpstate.kernel_address, mask, supervisor=True)
-    _charge_xsave(vcpu, fpstate, mask)
-    kernel.counters["xrstors"] += 1
+    mask = vcpu.xstate.xcr0 | vcpu.xstate.xss
+    if fpstate.storage == FPSTATE_PAGES:
+        area = kernel.xstate_alloc.percpu_area(vcpu.index)
+        _copy_pages(kernel, vcpu, fpstate.pages, area.area.frames, fpstate.size_bytes)
+        _xrstors(kernel, vcpu, area, mask)
+    else:
+        _xrstors(kernel, vcpu, fpstate, mask)
+        if fpstate.amx is not None:
+            _xrstors(kernel, vcpu, fpstate.amx, fpstate.amx.xfeatures & mask)
     kernel.fpregs_owner[vcpu.index] = fpstate
     fpstate.last_cpu = vcpu.index
 
 
-def _charge_xsave(vcpu: "VCpu", fpstate: FpState, mask: int) -> None:
+def _charge_xsave(vcpu: "VCpu", buffer: FpState) -> None:
     vcpu.charge_event("xsave_base")
-    vcpu.charge_event("xsave_per_byte", xstate.compacted_size(mask))
+    vcpu.charge_event("xsave_per_byte", buffer.size_bytes)
+
+
+def fpu_drop(kernel: "Kernel", task: "Task") -> None:
+    """The task is gone: no CPU may treat its registers as live (fpu__drop)."""
+    for cpu, owner in enumerate(kernel.fpregs_owner):
+        if owner is task.fpstate:
+            kernel.fpregs_owner[cpu] = None
+
+
+def fpstate_free(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
+    """Task exit: drop the registers and give the dynamic buffer back
+    (arch_release_task_struct -> fpstate_free: vfree when it was vmalloc'ed)."""
+    fpu_drop(kernel, task)
+    fpstate = task.fpstate
+    if fpstate is not None and not fpstate.released:
+        fpstate.released = True
+        before = vcpu.cycles
+        kernel.xstate_alloc.release(vcpu, fpstate)
+        kernel.counters["xstate_alloc_cycles"] += vcpu.cycles - before
 
 
 @dataclass
 class FpuPermission:
-    """Process-wide (group leader's fpu.perm): features this process may use."""
+    """Process-wide (group leader's fpu.perm, shared by its threads): the
+    features this process may use and the buffer sizes they need --
+    ``state_size_bytes`` the kernel's compacted buffer (__state_size),
+    ``user_state_size_bytes`` the standard-format signal-frame copy
+    (__user_state_size)."""
     state_perm: int
+    state_size_bytes: int = 0
+    user_state_size_bytes: int = 0
 
 
 def fpu_init(kernel: "Kernel") -> FpuConfig:
@@ -157,7 +281,11 @@ def fpu_init(kernel: "Kernel") -> FpuConfig:
 
 
 def new_process_permission(config: FpuConfig) -> FpuPermission:
-    return FpuPermission(state_perm=config.default_user_features)
+    """What exec gives a process: the default features only (fpstate_reset)."""
+    return FpuPermission(state_perm=config.default_user_features,
+                         state_size_bytes=xstate.compacted_size(config.default_user_features
+                                                                | config.supervisor_features),
+                         user_state_size_bytes=xstate.standard_size(config.default_user_features))
 
 
 def new_task_fpstate(config: FpuConfig) -> FpState:
@@ -173,7 +301,64 @@ def xfd_update_state(vcpu: "VCpu", fpstate: FpState) -> None:
         vcpu.write_msr(MSR_IA32_XFD, fpstate.xfd)
 
 
-def arch_prctl_xcomp(kernel: "Kernel", task: "Task", code: int, arg: int) -> int:
+# ---- signal-frame sizes (arch/x86/kernel/signal.c) ------------------------------------
+
+RT_SIGFRAME_BYTES = 440             # sizeof(struct rt_sigframe): MAX_FRAME_SIGINFO_UCTXT_SIZE
+FRAME_ALIGNMENT_BYTES = 16
+MAX_FRAME_PADDING_BYTES = FRAME_ALIGNMENT_BYTES - 1
+MAX_XSAVE_PADDING_BYTES = 63        # the XSAVE area is 64-byte aligned below an unaligned frame
+FP_XSTATE_MAGIC2_BYTES = 4
+MINSIGSTKSZ = 2048                  # the uapi constant sigaltstack checks first
+
+
+def fpstate_sigframe_bytes(config: FpuConfig) -> int:
+    """fpu__get_fpstate_size: the largest user xstate (standard format) plus
+    MAGIC2. This kernel has no 32-bit compat, so no fsave header is added."""
+    return xstate.standard_size(config.user_features) + FP_XSTATE_MAGIC2_BYTES
+
+
+def get_sigframe_size(config: FpuConfig) -> int:
+    """max_frame_size (init_sigframe_size): the worst-case signal frame with every
+    feature the machine enables -- what AT_MINSIGSTKSZ reports to every program."""
+    size = RT_SIGFRAME_BYTES + MAX_FRAME_PADDING_BYTES + fpstate_sigframe_bytes(config) + MAX_XSAVE_PADDING_BYTES
+    return (size + FRAME_ALIGNMENT_BYTES - 1) & ~(FRAME_ALIGNMENT_BYTES - 1)
+
+
+def sigaltstack_size_valid(kernel: "Kernel", process, ss_size: int) -> bool:
+    """sigaltstack_size_valid: with dynamic features, an alternate stack must hold
+    the frame for what the process is permitted (always under strict_sas_size;
+    else only once a dynamic feature is permitted, so programs that never ask
+    for AMX keep working with MINSIGSTKSZ stacks)."""
+    config = kernel.fpu_config
+    dynamic = bool(config.user_features & XFEATURE_MASK_USER_DYNAMIC)
+    strict = kernel.strict_sas_size
+    if not dynamic and not strict:
+        return True
+    perm = process.fpu_permission
+    frame_without_xstate = get_sigframe_size(config) - fpstate_sigframe_bytes(config)
+    needed = frame_without_xstate + perm.user_state_size_bytes
+    if ss_size > needed:
+        return True
+    if strict or perm.state_perm & XFEATURE_MASK_USER_DYNAMIC:
+        return False
+    return True
+
+
+def validate_sigaltstack(kernel: "Kernel", process, user_state_size_bytes: int) -> None:
+    """Before widening the permission: every thread's alternate stack must hold
+    the larger frame, else -ENOSPC (xstate.c validate_sigaltstack)."""
+    config = kernel.fpu_config
+    framesize = get_sigframe_size(config) - xstate.standard_size(config.user_features) + user_state_size_bytes
+    for thread in process.tasks:
+        if thread.state == "exited" or thread.sigaltstack is None:
+            continue
+        if thread.sigaltstack[2] < framesize:
+            raise SyscallError(ENOSPC)
+
+
+# ---- arch_prctl ------------------------------------------------------------------------
+
+def arch_prctl_xcomp(kernel: "Kernel", vcpu: "VCpu", task: "Task", code: int, arg: int) -> int:
     config = kernel.fpu_config
     perm = task.process.fpu_permission
     if code == ARCH_GET_XCOMP_SUPP:
@@ -183,23 +368,35 @@ def arch_prctl_xcomp(kernel: "Kernel", task: "Task", code: int, arg: int) -> int
         task.mm.copy_to_user(arg, struct.pack("<Q", perm.state_perm))
         return 0
     if code == ARCH_REQ_XCOMP_PERM:
-        return xstate_request_perm(config, perm, arg)
+        granted = xstate_request_perm(kernel, task.process, arg)
+        if granted:
+            kernel.xstate_alloc.permission_granted(vcpu, task.process, granted)
+        return 0
     raise SyscallError(EINVAL)
 
 
-def xstate_request_perm(config: FpuConfig, perm: FpuPermission, feature: int) -> int:
-    """ARCH_REQ_XCOMP_PERM: permit a dynamic feature process-wide (xstate_request_perm)."""
+def xstate_request_perm(kernel: "Kernel", process, feature: int) -> int:
+    """ARCH_REQ_XCOMP_PERM: permit a dynamic feature process-wide (xstate_request_perm,
+    __xstate_request_perm). Returns the newly permitted features (0 if none)."""
+    config = kernel.fpu_config
+    perm = process.fpu_permission
     if feature >= XFEATURE_MAX:
         raise SyscallError(EINVAL)
-    mask = 1 << feature
-    if not config.user_features & mask:
+    requested = 1 << feature
+    if feature == XFEATURE_XTILEDATA:
+        requested |= XFEATURE_MASK_XTILECFG     # tile data is useless without its config
+    if config.user_features & requested != requested:
         raise SyscallError(EOPNOTSUPP)
-    if not mask & XFEATURE_MASK_USER_DYNAMIC:
-        return 0   # already permitted by default
-    # Linux also requires XTILECFG with XTILEDATA and checks every thread's
-    # sigaltstack against the larger frame (the first-use issue adds that).
-    perm.state_perm |= mask | (XFEATURE_MASK_XTILECFG if feature == XFEATURE_XTILEDATA else 0)
-    return 0
+    if perm.state_perm & requested == requested:
+        return 0
+    mask = perm.state_perm | requested
+    kernel_size = xstate.compacted_size(mask | config.supervisor_features)
+    user_size = xstate.standard_size(mask)
+    validate_sigaltstack(kernel, process, user_size)
+    perm.state_perm = mask
+    perm.state_size_bytes = kernel_size
+    perm.user_state_size_bytes = user_size
+    return requested
 
 
 def handle_xfd_event(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> str:
@@ -212,7 +409,7 @@ def handle_xfd_event(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> str:
     # Hardware sets XFD_ERR, software clears it (SDM Vol. 1 §13.14).
     vcpu.write_msr(MSR_IA32_XFD_ERR, 0)
     kernel.counters["nm_faults"] += 1
-    result = xfd_enable_feature(kernel, task, xfd_err)
+    result = xfd_enable_feature(kernel, vcpu, task, xfd_err)
     if result == -EPERM:
         return "sigill"
     if result == -EFAULT:
@@ -221,24 +418,35 @@ def handle_xfd_event(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> str:
     return "retry"
 
 
-def xfd_enable_feature(kernel: "Kernel", task: "Task", xfd_err: int) -> int:
-    """Give the task the buffer for ``xfd_err``'s features and disarm XFD (fpstate_realloc)."""
+def xfd_enable_feature(kernel: "Kernel", vcpu: "VCpu", task: "Task", xfd_err: int) -> int:
+    """Give the task the buffer for ``xfd_err``'s features and disarm XFD
+    (xfd_enable_feature -> fpstate_realloc). 0, -EPERM or -EFAULT."""
     requested = xfd_err & XFEATURE_MASK_USER_DYNAMIC
     if not requested:
-        return -EPERM
+        return 0            # not a dynamic feature: nothing to enable (Linux logs it once)
     if task.process.fpu_permission.state_perm & requested != requested:
         return -EPERM
     fpstate = task.fpstate
-    if fpstate.xfeatures & requested == requested:
+    if fpstate.xfeatures & requested == requested or fpstate.user_xfeatures & requested == requested:
+        # The buffer already holds the feature (eager allocation, or another
+        # thread's request raced): only XFD needs disarming.
+        fpstate.xfd &= ~requested
         return 0
-    # The task's registers are live on this CPU (it trapped from user mode), so
-    # the larger buffer need not copy the old image: ownership moves to it and
-    # the next XSAVES fills it, as fpstate_realloc does when the regs are live.
-    new = FpState(xfeatures=fpstate.xfeatures | requested, user_xfeatures=fpstate.user_xfeatures | requested,
-                  xfd=fpstate.xfd & ~requested, is_vmalloc=True)
+    before = vcpu.cycles
+    allocated = kernel.xstate_alloc.fpstate_realloc(vcpu, task, requested)
+    kernel.counters["xstate_alloc_cycles"] += vcpu.cycles - before
+    return 0 if allocated else -EFAULT
+
+
+def fpstate_replace(kernel: "Kernel", task: "Task", new: FpState) -> FpState:
+    """Swap in ``new`` (the second half of fpstate_realloc). The task trapped
+    from user mode, so its registers are live on this CPU: the new buffer need
+    not copy the old image -- ownership of the live registers moves to it and
+    the next XSAVES fills it. Returns the old fpstate for the caller to free."""
+    old = task.fpstate
     task.fpstate = new
-    if task.cpu is not None and kernel.fpregs_owner[task.cpu] is fpstate:
+    if task.cpu is not None and kernel.fpregs_owner[task.cpu] is old:
         kernel.fpregs_owner[task.cpu] = new
         new.last_cpu = task.cpu
     kernel.counters["xstate_allocs"] += 1
-    return 0
+    return old

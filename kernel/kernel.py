@@ -18,7 +18,7 @@ from emu.traps import (
     VECTOR_XM, CpuException, PF,
 )
 from emu.vcpu import VCpu
-from kernel import cpu_opv, fpu, signals
+from kernel import bootparams, cpu_opv, fpu, signals
 from kernel.errno import SyscallError
 from kernel.exec import exec_image
 from kernel.loader import load_program
@@ -29,6 +29,7 @@ from kernel.mm.tlb import TlbManager
 from kernel.rseq import rseq_handle_notify_resume
 from kernel.sigframe import BUS_ADRERR, SigInfo, deliver_pending_signals, force_sig_fault
 from kernel.sched import Scheduler
+from kernel.xstate_alloc import xstate_alloc_from_cmdline
 from kernel.task import TASK_EXITED, TASK_RUNNING, TASK_SLEEPING, Process, Task, allocate_pid
 
 # CLOCK_REALTIME at cycle 0 (2026-01-01T00:00:00Z), fixed so runs are reproducible.
@@ -47,11 +48,6 @@ MSR_X2APIC_EOI = 0x80B
 HWCAP_CPUID1_EDX = 0x078BFBFF
 # HWCAP2_FSGSBASE: CR4.FSGSBASE is set, so RDFSBASE and friends work at CPL3.
 HWCAP2 = 1 << 1
-# AT_MINSIGSTKSZ: Linux reports the signal frame size for the largest xstate
-# the task may use (arch/x86/kernel/signal.c, get_sigframe_size). With the
-# legacy x87/SSE area (512 + 64-byte header) plus the frame and alignment it
-# is this value; the AMX issue grows it with the permitted features.
-MINSIGSTKSZ_LEGACY_XSTATE = 2048
 
 
 @dataclass
@@ -99,6 +95,11 @@ class Kernel:
             # IA32_TSC_AUX = CPU number, read back by RDTSCP/RDPID (setup_getcpu).
             vcpu.write_msr(0xC0000103, vcpu.index)
         self.fpu_config = fpu.fpu_init(self)
+        # strict_sas_size: check every sigaltstack against the permitted frame size.
+        self.strict_sas_size = bootparams.boolean("strict_sas_size", config.cmdline["strict_sas_size"]) \
+            if "strict_sas_size" in config.cmdline else False
+        self.vmalloc, self.xstate_alloc = xstate_alloc_from_cmdline(self, config.cmdline)
+        self.xstate_alloc.boot()
         self.call_function_queue: list[list] = [[] for _ in machine.vcpus]
         # Interrupts other than call-function IPIs that arrived while the CPU
         # spun waiting for acknowledgements (preemption is off there).
@@ -130,13 +131,15 @@ class Kernel:
         """exec an already-built ProgramImage as the first process on CPU 0."""
         mm, initial = exec_image(self.frames, image, execfn=self.config.argv[0], argv=self.config.argv,
                                  envp=self.config.envp, seed=self.config.seed, hwcap=HWCAP_CPUID1_EDX,
-                                 hwcap2=HWCAP2, minsigstksz=MINSIGSTKSZ_LEGACY_XSTATE)
+                                 hwcap2=HWCAP2, minsigstksz=fpu.get_sigframe_size(self.fpu_config))
+        self.vmalloc.clone_kernel_pgd_entries(mm.pagetables)
         mm.tlb_flush_hook = self.flush_tlb_mm_range
         mm.code_change_hook = self.invalidate_code
         process = Process(pid=allocate_pid(), mm=mm, exe_path=path,
                           fpu_permission=fpu.new_process_permission(self.fpu_config))
         task = Task(tid=process.pid, process=process, fpstate=fpu.new_task_fpstate(self.fpu_config))
         process.tasks.append(task)
+        self.xstate_alloc.task_created(self.machine.vcpus[0], task)
         self.processes[process.pid] = process
         self.init_process = process
         task.registers = initial_user_registers(initial.rip, initial.rsp)
@@ -192,8 +195,10 @@ class Kernel:
         task.wait_request = None
 
     def minsigstksz(self, process: Process) -> int:
-        """AT_MINSIGSTKSZ for ``process`` (grows with the permitted xstate)."""
-        return MINSIGSTKSZ_LEGACY_XSTATE
+        """AT_MINSIGSTKSZ: the worst-case signal frame with every enabled feature
+        (get_sigframe_size); alternate stacks are checked against what
+        ``process`` is permitted (fpu.sigaltstack_size_valid)."""
+        return fpu.get_sigframe_size(self.fpu_config)
 
     def timeout_expired(self, task: Task) -> None:
         """A timed sleep ended by its timeout: the syscall returns ``timeout_result``."""
@@ -219,6 +224,7 @@ class Kernel:
             except SyscallError:
                 pass
         task.state = TASK_EXITED
+        fpu.fpstate_free(self, vcpu if vcpu is not None else self.machine.vcpus[task.last_cpu or 0], task)
         cpu = task.cpu
         if cpu is not None:
             self.current[cpu] = None
@@ -251,8 +257,11 @@ class Kernel:
                 freed_cpus.append(task.cpu)
                 task.cpu = None
         if process is self.init_process:
+            # The run ends here: the buffers die with the machine.
             self.machine.stop()
             return
+        for task in process.tasks:
+            fpu.fpstate_free(self, self.machine.vcpus[task.last_cpu or 0], task)
         # do_exit's order: exit_mm -- this CPU stays on the dying mm as a lazy
         # CPU and the last mmput tears the mm down, waiting for the shootdown
         # -- then exit_notify (zombie, wait, SIGCHLD), then schedule away.

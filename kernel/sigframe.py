@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from emu.isa import xstate
+from emu.isa.state import XFEATURE_MASK_XTILE
 from kernel import signals
 from kernel.errno import EFAULT, EINVAL, ENOMEM, EPERM, SyscallError
+from kernel.rseq import RseqViolation, rseq_ip_fixup
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu.vcpu import VCpu
@@ -110,6 +112,13 @@ def xstate_frame_bytes(kernel: "Kernel", task: "Task") -> int:
 def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, action: SigAction) -> bool:
     """Build the frame and point the vCPU at the handler. False if the frame cannot be written."""
     registers = vcpu.save_user_registers()
+    if task.rseq is not None:
+        # rseq_signal_deliver: a signal is an rseq event, and the fix-up happens before
+        # the frame records RIP, so the handler returns to abort_ip.
+        try:
+            rseq_ip_fixup(kernel, task, registers)
+        except (RseqViolation, SyscallError):
+            return False
     mm = task.mm
     sp = registers["rsp"]
     altstack = task.sigaltstack
@@ -156,10 +165,17 @@ def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, 
     vcpu.write_register("rsp", frame)
     vcpu.write_register("rip", action.handler)
     vcpu.write_register("rflags", registers["rflags"] & ~((1 << 10) | (1 << 8)))
-    # The handler runs with the x87/SSE state reset (fpu__clear_user_states).
+    # The handler runs with every user feature but PKRU in its init state
+    # (fpu__clear_user_states -> restore_fpregs_from_init_fpstate(XFEATURE_MASK_USER_RESTORE)):
+    # x87/SSE reset and the AMX tiles released; rt_sigreturn brings them back from the frame.
     for name, value in xstate.init_legacy_registers().items():
         vcpu.write_register(name, value)
     vcpu.write_register("mxcsr", xstate.MXCSR_INIT)
+    # ... and so do the other user components (fpu__clear_user_states restores
+    # every user feature from init_fpstate): the handler starts with no tiles.
+    if task.fpstate.user_xfeatures & XFEATURE_MASK_XTILE:
+        vcpu.xstate.release_tiles()
+        vcpu.xstate.modified_since_restore |= XFEATURE_MASK_XTILE
     blocked = task.signal_mask | action.mask
     if not action.flags & SA_NODEFER:
         blocked |= sigbit(info.signo)
@@ -227,7 +243,10 @@ def sys_sigaltstack(kernel: "Kernel", vcpu: "VCpu", task: "Task", new_address, o
         if ss_flags & SS_DISABLE:
             task.sigaltstack = None
         else:
-            if ss_size < kernel.minsigstksz(task.process):
+            # MINSIGSTKSZ first, then the frame the permitted xstate needs
+            # (kernel/signal.c do_sigaltstack -> sigaltstack_size_valid).
+            from kernel.fpu import sigaltstack_size_valid
+            if ss_size < MINSIGSTKSZ or not sigaltstack_size_valid(kernel, task.process, ss_size):
                 raise SyscallError(ENOMEM)
             task.sigaltstack = (ss_sp, 0, ss_size)
     return 0

@@ -502,7 +502,7 @@ def sys_arch_prctl(k, vcpu, task, code, addr, *_):
     if code == ARCH_GET_CPUID:
         return 1
     if code in (fpu.ARCH_GET_XCOMP_SUPP, fpu.ARCH_GET_XCOMP_PERM, fpu.ARCH_REQ_XCOMP_PERM):
-        return fpu.arch_prctl_xcomp(k, task, code, addr)
+        return fpu.arch_prctl_xcomp(k, vcpu, task, code, addr)
     raise SyscallError(EINVAL)
 
 
@@ -776,6 +776,7 @@ def do_clone(k, vcpu, task, flags, stack_pointer, parent_tid, child_tid, tls, ex
         child.clear_child_tid = child_tid
     task.process.tasks.append(child)
     task.mm.mm_users += 1          # mmget: the thread shares the mm
+    k.xstate_alloc.task_created(vcpu, child)
     k.counters["threads_created"] += 1
     k.scheduler.wake_up(child, vcpu)
     return child.tid

@@ -42,6 +42,12 @@ CPUID80000001_EDX = (1 << 11) | (1 << 20) | (1 << 26) | (1 << 27) | (1 << 29)  #
 CPUID80000008_EBX_INVLPGB = 1 << 3
 INVLPGB_MAX_PAGES = 8   # EDX[15:0] = max page count - 1 (AMD APM Vol. 3, INVLPGB)
 
+# Leaf 0xD: the tile components (XTILECFG 17, XTILEDATA 18) and sub-leaf 1's XFD bit.
+XFEATURE_XTILECFG = 17
+XFEATURE_XTILEDATA = 18
+XFEATURE_MASK_XTILE = (1 << XFEATURE_XTILECFG) | (1 << XFEATURE_XTILEDATA)
+CPUID_D1_EAX_XFD = 1 << 4
+
 # AMX palette 1 (CPUID leaves 0x1D/0x1E).
 AMX_TOTAL_TILE_BYTES = 8192
 AMX_BYTES_PER_TILE = 1024
@@ -119,7 +125,18 @@ class Cpuid:
                 return 0, self.cpu_count, 0x200 | subleaf, self.cpu_index
             return 0, 0, subleaf, self.cpu_index
         if leaf == 0xD and self.xstate_leaf is not None:
-            return self.xstate_leaf(subleaf, self.xstate.xcr0, self.xstate.xss)
+            eax, ebx, ecx, edx = self.xstate_leaf(subleaf, self.xstate.xcr0, self.xstate.xss)
+            if not model.amx:
+                # Without AMX there are no tile components and no XFD (an AMD EPYC
+                # reports CPUID.(0xD,1).EAX = 0xF and all-zero sub-leaves 17 and 18).
+                if subleaf in (XFEATURE_XTILECFG, XFEATURE_XTILEDATA):
+                    return 0, 0, 0, 0
+                if subleaf == 0:
+                    eax &= ~XFEATURE_MASK_XTILE
+                    ecx = self.xstate_leaf(0, eax | edx << 32, 0)[1]   # size of everything supported
+                elif subleaf == 1:
+                    eax &= ~CPUID_D1_EAX_XFD
+            return eax, ebx, ecx, edx
         if leaf == 0x1D and model.amx:
             if subleaf == 0:
                 return 1, 0, 0, 0          # max palette

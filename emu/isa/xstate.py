@@ -243,9 +243,15 @@ def xsave(cpu, address: int, rfbm: int, *, variant: str) -> int:
                 if offset is None:
                     raise GP(0)
                 if variant == "xsave" and not used:
-                    writes.append((offset, _init_bytes(number)))
+                    data = _init_bytes(number)
                 else:
-                    writes.append((offset, _component_bytes(cpu, number, registers, legacy)))
+                    data = _component_bytes(cpu, number, registers, legacy)
+                if number == XFEATURE_X87:
+                    # Bytes 24-31 (MXCSR, MXCSR_MASK) belong to SSE, not x87 (SDM Vol. 1 §13.5.1):
+                    # XSAVE with RFBM[1] = 0 leaves them as they were.
+                    writes += [(offset, data[0:24]), (offset + 32, data[32:160])]
+                else:
+                    writes.append((offset, data))
         else:
             skipped += 1
         xstate_bv = (xstate_bv & ~(1 << number)) | ((1 if used else 0) << number)

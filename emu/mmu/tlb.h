@@ -88,6 +88,7 @@ struct walk_result {
 int mmu_walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, struct walk_result *result);
 int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void *user_data);
 uintptr_t mmu_on_tlb_fill_address(void);
+uintptr_t bench_identity_tlb_fill_address(void);   /* the benchmark's baseline fill */
 
 /* Look up without side effects (for tests): 1 and *out filled when cached. */
 int tlb_probe(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid, struct tlb_entry *out);

@@ -28,6 +28,7 @@ EVENTS = (
     "invlpgb_per_page", "invlpgb_base", "invlpgb_latency", "tlbsync", "ipi_send", "ipi_latency", "ipi_receive", "mm_refcount_atomic", "hazard_pointer_scan", "page_copy",
     "context_switch",
     "xsave_per_byte", "xsave_base", "xrstors_skipped", "tdpb_d", "tdpbf16ps", "tile_load_store",
+    "page_alloc", "vmalloc_page", "vfree_page", "kmalloc", "memcpy_per_byte",
 )
 # The cpu_opv proposal (kernel/cpu_opv.py): pinning and mapping one user page,
 # and one operation on a pinned page per 64-byte line it touches.

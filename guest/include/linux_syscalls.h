@@ -57,6 +57,7 @@
 #define SYS_gettid             186
 #define SYS_tkill              200
 #define SYS_futex              202
+#define SYS_sched_setaffinity  203
 #define SYS_set_tid_address    218
 #define SYS_clock_gettime      228
 #define SYS_exit_group         231
@@ -65,6 +66,7 @@
 #define SYS_newfstatat         262
 #define SYS_set_robust_list    273
 #define SYS_prlimit64          302
+#define SYS_getcpu             309
 #define SYS_getrandom          318
 #define SYS_membarrier         324
 #define SYS_rseq               334

@@ -18,6 +18,8 @@ from kernel.mm.frames import FrameAllocator
 
 TABLE_FLAGS = PTE_PRESENT | PTE_WRITABLE | PTE_USER
 LEVEL_SHIFTS = (39, 30, 21)
+# PGD slots from here up map the kernel half (KERNEL_PGD_BOUNDARY in pgtable_64.h).
+KERNEL_PGD_BOUNDARY = 256
 
 
 def pte_flags_for_prot(prot: int) -> int:
@@ -33,7 +35,10 @@ def pte_flags_for_prot(prot: int) -> int:
 
 
 class PageTables:
-    """One address space's paging structures; ``pgd`` is the PML4's physical address."""
+    """One address space's paging structures; ``pgd`` is the PML4's physical address.
+    ``table_flags``: the bits of the entries pointing at lower tables."""
+
+    table_flags = TABLE_FLAGS
 
     def __init__(self, frames: FrameAllocator):
         self.frames = frames
@@ -53,7 +58,7 @@ class PageTables:
                     return None
                 new_table = self.frames.alloc()
                 self.table_frames += 1
-                entry = new_table | TABLE_FLAGS
+                entry = new_table | self.table_flags
                 qwords[slot >> 3] = entry
             table = entry & PHYS_ADDR_MASK
         return table + ((vaddr >> 12) & 0x1FF) * 8
@@ -96,10 +101,12 @@ class PageTables:
             vaddr += PAGE_SIZE
 
     def destroy(self) -> None:
-        """Free every table frame (leaf frames are freed by the owner first)."""
+        """Free every table frame of the user half (leaf frames are freed by the
+        owner first). The kernel half of the PGD points at tables shared by every
+        address space (kernel/mm/vmalloc.py), which pgd_free leaves alone too."""
         def free_level(table: int, depth: int) -> None:
             if depth < 3:
-                for index in range(512):
+                for index in range(KERNEL_PGD_BOUNDARY if depth == 0 else 512):
                     entry = self.memory.qwords[(table >> 3) + index]
                     if entry & PTE_PRESENT:
                         free_level(entry & PHYS_ADDR_MASK, depth + 1)

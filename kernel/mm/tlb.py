@@ -176,7 +176,9 @@ class TlbManager:
         offset = ((vaddr >> 39) & 0x1FF) * 8
         master = int.from_bytes(memory.read(mm.pgd + offset, 8), "little")
         local = int.from_bytes(memory.read(frame + offset, 8), "little")
-        if not master & PTE_PRESENT or local == master:
+        # Only a missing entry is this fault's cause (the walker sets Accessed
+        # in the copy, so the two may differ in A/D bits legitimately).
+        if not master & PTE_PRESENT or local & PTE_PRESENT:
             return False
         memory.write(frame + offset, master.to_bytes(8, "little"))
         self.counters["percpu_pgd_faults"] += 1
@@ -214,6 +216,8 @@ class TlbManager:
         was_lazy = state.is_lazy
         if was_lazy:
             self._leave_lazy(vcpu, state)
+        if prev is next_mm and next_mm.global_asid is not None and state.loaded_mm_asid != next_mm.global_asid:
+            prev = None     # finish the move to the mm's global ASID
         if prev is next_mm:
             if not was_lazy or next_mm.global_asid is not None:
                 return
@@ -327,11 +331,17 @@ class TlbManager:
             self.switch_to_init_mm(vcpu)
             self.counters["lazy_tlb_switches_to_init_mm"] += 1
             return
-        asid = state.loaded_mm_asid
-        if asid >= self.nr_dyn_asids:
-            vcpu.flush_tlb()
-            self.counters["tlb_flushes"] += 1
+        if mm.global_asid is not None:
+            if state.loaded_mm_asid != mm.global_asid:
+                # The mm moved to a global ASID while this CPU ran it on a
+                # dynamic one: switch over (no flush: INVLPGB has kept the
+                # global PCID current here); later flushes need no IPI.
+                self._load_cr3(vcpu, self._pgd_for(vcpu, mm, mm.global_asid, False), mm.global_asid,
+                               need_flush=False)
+                state.loaded_mm_asid = mm.global_asid
+                self.counters["global_asid_transitions"] += 1
             return
+        asid = state.loaded_mm_asid
         local_tlb_gen = state.ctxs[asid].tlb_gen
         mm_tlb_gen = mm.tlb_gen
         if local_tlb_gen >= mm_tlb_gen:

@@ -13,8 +13,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef THREADS
 #define THREADS 4
+#endif
+#ifndef SPIN
+#define SPIN 20000
+#endif
+#ifndef ROUNDS
 #define ROUNDS 20
+#endif
 
 struct tile_config {
     uint8_t palette_id, start_row, reserved[14];
@@ -58,7 +65,7 @@ static void *worker(void *arg)
     for (int round = 0; round < ROUNDS; round++) {
         _tile_dpbssd(0, 1, 2);
         sched_yield();
-        for (volatile int spin = 0; spin < 20000; spin++)
+        for (volatile int spin = 0; spin < SPIN; spin++)
             ;
     }
     _tile_stored(0, c, 64);

@@ -1,0 +1,102 @@
+"""pytest plugin (entry point ``pytest11: emu_guest``): guest test programs as tests.
+
+Any ``.S``/``.s``/``.asm``/``.c`` file pytest meets while collecting whose header
+comment carries expectations (see ``emucli/guesttest.py``) becomes one test per
+variant (CPUS x CMDLINE x PROFILE).  A test builds the program (gcc, cached by
+content hash under ``emu_build_dir``), runs it with ``emu run`` in a
+subprocess -- so a crash stays in its test and xdist workers share nothing --
+and checks exit status, stdout, stderr and statistics.  A failure shows every
+unmet expectation (a diff for STDOUT, the output around the failing CHECK) and
+the shell command that reproduces it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emucli import guesttest
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("emu", "emu guest test programs")
+    group.addoption("--emu-build-dir", default=None, metavar="DIR",
+                    help="where gcc-built guest programs are cached (default: <rootdir>/.emu-build)")
+    parser.addini("emu_build_dir", "cache directory for gcc-built guest programs (relative to rootdir)",
+                  default=".emu-build")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "emu_guest: a guest test program run under emu")
+
+
+def _build_dir(config) -> Path:
+    chosen = config.getoption("--emu-build-dir") or config.getini("emu_build_dir")
+    path = Path(chosen)
+    return path if path.is_absolute() else Path(config.rootpath) / path
+
+
+def pytest_collect_file(file_path: Path, parent):
+    if file_path.suffix in guesttest.SUFFIXES and guesttest.is_guest_test(file_path):
+        return GuestFile.from_parent(parent, path=file_path)
+    return None
+
+
+class GuestFile(pytest.File):
+    def collect(self):
+        try:
+            spec = guesttest.parse_spec(self.path)
+        except guesttest.HeaderError as error:
+            yield GuestHeaderError.from_parent(self, name=self.path.name, message=str(error))
+            return
+        for variant in spec.variants():
+            name = f"{self.path.name}[{variant.id}]" if variant.id else self.path.name
+            item = GuestItem.from_parent(self, name=name, spec=spec, variant=variant)
+            item.add_marker("emu_guest")
+            yield item
+
+
+class GuestTestFailure(Exception):
+    pass
+
+
+class GuestItem(pytest.Item):
+    def __init__(self, *, spec: guesttest.GuestSpec, variant: guesttest.Variant, **kwargs):
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.variant = variant
+
+    def runtest(self):
+        outcome = guesttest.run_test(self.spec, self.variant, _build_dir(self.config), Path(self.config.rootpath))
+        if self.spec.xfail:
+            if outcome.passed:
+                raise GuestTestFailure(f"XFAIL ({self.spec.xfail}) but the test passed: remove the XFAIL line"
+                                       f"\n\nreproduce with:\n  {outcome.reproduce}")
+            pytest.xfail(f"{self.spec.xfail}: {outcome.problems[0].splitlines()[0]}")
+        if not outcome.passed:
+            raise GuestTestFailure(outcome.report())
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, GuestTestFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, None, f"guest {self.name}"
+
+
+class GuestHeaderError(pytest.Item):
+    """A malformed header fails as one test with the one-line message."""
+
+    def __init__(self, *, message: str, **kwargs):
+        super().__init__(**kwargs)
+        self.message = message
+
+    def runtest(self):
+        raise GuestTestFailure(self.message)
+
+    def repr_failure(self, excinfo, style=None):
+        return str(excinfo.value)
+
+    def reportinfo(self):
+        return self.path, None, f"guest header {self.name}"
