@@ -63,6 +63,7 @@ def dup_mmap(kernel: "Kernel", parent_mm: MmStruct) -> tuple[MmStruct, tuple[int
         child = MmStruct(frames)
     except OutOfMemory:
         raise SyscallError(ENOMEM) from None
+    kernel.vmalloc.clone_kernel_pgd_entries(child.pagetables)      # pgd_ctor: the shared kernel half
     child.tlb_flush_hook = parent_mm.tlb_flush_hook
     child.code_change_hook = parent_mm.code_change_hook
     child.start_brk, child.brk = parent_mm.start_brk, parent_mm.brk

@@ -147,6 +147,25 @@ def frames_held_by(mm) -> int:
     return mm.pagetables.table_frames + leaves
 
 
+def kernel_frames(kernel) -> int:
+    """Frames of the kernel half every PGD shares (swapper_pg_dir's vmalloc
+    tables and pages), plus init_mm's PGD and the per-CPU PGD copies."""
+    memory = kernel.frames.memory
+    seen = set()
+
+    def walk(table, depth, indexes):
+        for index in indexes:
+            entry = memory.qwords[(table >> 3) + index]
+            if entry & PHYS_ADDR_MASK and (entry & 1 or depth == 3):
+                seen.add(entry & PHYS_ADDR_MASK)
+                if depth < 3:
+                    walk(entry & PHYS_ADDR_MASK, depth + 1, range(512))
+    swapper_pgd = kernel.vmalloc.pagetables.pgd
+    walk(swapper_pgd, 0, range(256, 512))
+    percpu_pgds = sum(len(state.percpu_pgds) for state in kernel.tlb.cpu_state)
+    return len(seen | {swapper_pgd, kernel.init_mm.pgd}) + percpu_pgds
+
+
 def test_many_short_processes_give_every_frame_back():
     """200 fork+exit+wait rounds: every child's pages and page tables return
     to the allocator, so at the end only the parent's mm and init_mm's PML4
@@ -157,9 +176,9 @@ def test_many_short_processes_give_every_frame_back():
     assert kernel.counters["process_exits"] == 200
     assert kernel.counters["mm_teardowns"] == 200
     parent_frames = frames_held_by(kernel.init_process.mm)
-    assert kernel.frames.allocated_frames == parent_frames + 1       # + init_mm's empty PML4
+    assert kernel.frames.allocated_frames == parent_frames + kernel_frames(kernel)
     assert kernel.frames._extra_references == {}                     # no frame shared any more
-    assert kernel.frames.peak_allocated_frames < 3 * parent_frames
+    assert kernel.frames.peak_allocated_frames < 3 * (parent_frames + kernel_frames(kernel))
     assert kernel.processes == {kernel.init_process.pid: kernel.init_process}   # all reaped
 
 
@@ -208,8 +227,7 @@ def test_short_processes_tear_down_under_every_tlb_policy(cmdline, profile):
     assert output.startswith(b"rounds=40 ok=40 ")
     assert kernel.counters["mm_teardowns"] == 40
     assert kernel.counters["mm_freed"] == 40
-    percpu_pgds = sum(len(state.percpu_pgds) for state in kernel.tlb.cpu_state)
-    assert kernel.frames.allocated_frames == frames_held_by(kernel.init_process.mm) + 1 + percpu_pgds
+    assert kernel.frames.allocated_frames == frames_held_by(kernel.init_process.mm) + kernel_frames(kernel)
     assert all(mm in (kernel.init_mm, kernel.init_process.mm) for mm in kernel.loaded_mm)
 
 
@@ -278,7 +296,7 @@ def test_fork_until_memory_runs_out_fails_cleanly_with_enomem():
     machine.run()
     assert stdout.getvalue() == b"forked many, then ENOMEM; all were killed\n"
     assert kernel.counters["mm_teardowns"] == kernel.counters["forks"] > 10
-    assert kernel.frames.allocated_frames == frames_held_by(kernel.init_process.mm) + 1
+    assert kernel.frames.allocated_frames == frames_held_by(kernel.init_process.mm) + kernel_frames(kernel)
     assert kernel.frames._extra_references == {}
 
 
@@ -367,7 +385,7 @@ def test_write_fault_copies_a_shared_page_and_reuses_an_unshared_one():
 def test_init_mm_is_an_empty_kernel_only_address_space():
     machine, kernel, _output = _run_in_process(guest("fork_wait.c"), cpus=1)
     pml4 = kernel.init_mm.pgd
-    assert not any(machine.memory.qwords[(pml4 >> 3) + index] for index in range(512))
+    assert not any(machine.memory.qwords[(pml4 >> 3) + index] for index in range(256))   # no user half
     assert kernel.init_mm.vmas == []
 
 
