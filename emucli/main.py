@@ -276,6 +276,10 @@ def collect_stats(machine, kernel) -> dict:
     stats["load_balance_migrations"] = kernel.scheduler.load_balance_migrations
     stats["idle_pulls"] = kernel.scheduler.idle_pulls
     stats["threads_created"] = counters.get("threads_created", 0)
+    for name in ("forks", "process_exits", "mm_teardowns", "cow_faults", "cow_copies"):
+        stats[name] = counters.get(name, 0)
+    stats["frames_in_use"] = kernel.frames.allocated_frames
+    stats["peak_frames_in_use"] = kernel.frames.peak_allocated_frames
     stats["syscall_counts"] = {str(number): count for number, count in sorted(kernel.syscall_counts.items())}
     stats["exit_status"] = kernel.exit_status()
     return stats

@@ -118,6 +118,7 @@ class Kernel:
         self.deferred_interrupts: list[list[int]] = [[] for _ in machine.vcpus]
         self.this_cpu: VCpu | None = None   # the vCPU the kernel is running on now
         self.tlb = TlbManager(self, self.params)
+        self._exit_reschedules: list[VCpu] = []   # CPUs whose exiting task still has to schedule()
         self.last_task: list[Task | None] = [None] * len(machine.vcpus)
         # Per CPU: the fpstate whose registers are live there (fpu_fpregs_owner_ctx).
         self.fpregs_owner: list = [None] * len(machine.vcpus)
@@ -203,10 +204,11 @@ class Kernel:
             deliver_pending_signals(self, vcpu, task)
 
     def timeout_expired_silently(self, task: Task) -> None:
-        """Take a sleeping task off its futex queue and timer without touching RAX."""
+        """Take a sleeping task off its futex queue, wait and timer without touching RAX."""
         from kernel.futex import futex_cancel_wait
         futex_cancel_wait(self, task)
         task.wake_cycles = None
+        task.wait_request = None
 
     def minsigstksz(self, process: Process) -> int:
         """AT_MINSIGSTKSZ: the worst-case signal frame with every enabled feature
@@ -239,25 +241,33 @@ class Kernel:
                 pass
         task.state = TASK_EXITED
         fpu.fpstate_free(self, vcpu if vcpu is not None else self.machine.vcpus[task.last_cpu or 0], task)
-        if task.cpu is not None:
-            cpu = task.cpu
+        cpu = task.cpu
+        if cpu is not None:
             self.current[cpu] = None
             task.cpu = None
+        from kernel.exit import exit_mm, mm_release
+        mm_release(self, task, self.machine.vcpus[cpu] if cpu is not None else vcpu)
+        if cpu is not None:
             self.scheduler.schedule(self.machine.vcpus[cpu])
+        exit_mm(self, task)
 
     def exit_group(self, process: Process, status: int, signal: int | None = None) -> None:
-        """End every task of ``process`` (do_group_exit)."""
+        """End every task of ``process`` (do_group_exit), then the process
+        (kernel/exit.py exit_process: mm teardown, zombie, SIGCHLD). When the
+        first process ends the run ends: other processes stop where they are."""
         if process.exit_status is None:
             process.exit_status = status & 0xFF
             process.killed_by_signal = signal
         from kernel.futex import futex_cancel_wait
         freed_cpus = []
+        exited_tasks = []
         for task in process.tasks:
             if task.state == TASK_EXITED:
                 continue
             futex_cancel_wait(self, task)
             self.scheduler.dequeue(task)
             task.state = TASK_EXITED
+            exited_tasks.append(task)
             if task.cpu is not None:
                 self.current[task.cpu] = None
                 freed_cpus.append(task.cpu)
@@ -268,8 +278,86 @@ class Kernel:
             return
         for task in process.tasks:
             fpu.fpstate_free(self, self.machine.vcpus[task.last_cpu or 0], task)
+        # do_exit's order: exit_mm -- this CPU stays on the dying mm as a lazy
+        # CPU and the last mmput tears the mm down, waiting for the shootdown
+        # -- then exit_notify (zombie, wait, SIGCHLD), then schedule away.
+        from kernel.exit import exit_process, mm_release
+        here = self.this_cpu if self.this_cpu is not None and self.this_cpu.index in freed_cpus else None
         for cpu in freed_cpus:
-            self.scheduler.schedule(self.machine.vcpus[cpu])
+            if here is None or cpu != here.index:
+                self._schedule_after_exit(self.machine.vcpus[cpu])   # threads stopped on other CPUs
+        waker = here if here is not None else (self.machine.vcpus[freed_cpus[0]] if freed_cpus else None)
+        if here is not None:
+            self.tlb.enter_lazy_tlb(here)
+        for task in exited_tasks:
+            mm_release(self, task, waker)
+
+        def exit_notify_and_schedule() -> None:
+            # May run later, from the interrupt of the last CPU to acknowledge.
+            interrupted = self.this_cpu
+            if here is not None:
+                self.this_cpu = here
+            exit_process(self, process, waker)
+            if here is not None:
+                self._schedule_after_exit(here)
+            self.this_cpu = interrupted
+
+        if not exited_tasks:
+            exit_notify_and_schedule()
+            return
+        for task in exited_tasks[:-1]:
+            self.mmput(task.mm)
+        self.mmput(exited_tasks[-1].mm, on_done=exit_notify_and_schedule)
+
+    def _schedule_after_exit(self, vcpu: VCpu) -> None:
+        """do_exit's final schedule(), run iteratively: a task killed while it
+        is being switched in exits inside switch_to, and calling schedule()
+        from there would nest once per such task (a row of SIGKILLed children)."""
+        self._exit_reschedules.append(vcpu)
+        if len(self._exit_reschedules) > 1:
+            return                       # the outer call picks it up
+        while self._exit_reschedules:
+            self.scheduler.schedule(self._exit_reschedules[0])
+            self._exit_reschedules.pop(0)
+
+    def mmput(self, mm: MmStruct, on_done=None) -> None:
+        """Drop one task's reference to ``mm`` (mmput); the last one tears it
+        down (exit_mmap): the page tables go away, which is a TLB flush with
+        freed tables -- every CPU still holding ``mm`` (an idle CPU keeps its
+        last mm: lazy TLB) moves to init_mm -- and once that flush has
+        completed everywhere every frame and page-table page goes back to the
+        frame allocator and the users' mm_count reference is dropped (mmdrop).
+        ``on_done()`` runs after that (at once when others still use ``mm``)."""
+        mm.mm_users -= 1
+        if mm.mm_users > 0:
+            if on_done is not None:
+                on_done()
+            return
+        vcpu = self.this_cpu if self.this_cpu is not None else self.machine.vcpus[0]
+
+        def free_address_space() -> None:
+            # Lazy-TLB schemes hook in here (and in TlbManager.mmdrop): no CPU
+            # may keep a CR3 naming the page tables freed below.
+            for cpu, loaded in enumerate(self.loaded_mm):
+                if loaded is mm:
+                    self.switch_to_init_mm(self.machine.vcpus[cpu])
+            mm.destroy()
+            self.counters["mm_teardowns"] += 1
+            self.tlb.mmdrop(vcpu, mm)
+            if on_done is not None:
+                on_done()
+
+        self.tlb.exit_mmap(vcpu, mm, on_flushed=free_address_space)
+
+    @property
+    def init_mm(self) -> MmStruct:
+        """The kernel-only address space: an empty PML4 (kernel/mm/tlb.py owns it)."""
+        return self.tlb.init_mm
+
+    def switch_to_init_mm(self, vcpu: VCpu) -> None:
+        """Load init_mm's page tables on the idle ``vcpu`` (switch_mm to &init_mm,
+        as leave_mm does), leaving lazy mode."""
+        self.tlb.switch_to_init_mm(vcpu)
 
     # ---- time -------------------------------------------------------------
 
@@ -320,10 +408,16 @@ class Kernel:
             self.counters["page_faults"] += 1
             if self.tlb.percpu_pgd_fault(vcpu, task.mm, exc.address):
                 return
-            spurious_before = task.mm.spurious_faults
+            mm = task.mm
+            spurious_before, copies_before, reuses_before = mm.spurious_faults, mm.cow_copies, mm.cow_reuses
             try:
-                if task.mm.handle_page_fault(exc.address, exc.error_code):
-                    self.counters["spurious_faults"] += task.mm.spurious_faults - spurious_before
+                if mm.handle_page_fault(exc.address, exc.error_code):
+                    self.counters["spurious_faults"] += mm.spurious_faults - spurious_before
+                    copies = mm.cow_copies - copies_before
+                    self.counters["cow_faults"] += copies + mm.cow_reuses - reuses_before
+                    if copies:
+                        self.counters["cow_copies"] += copies
+                        vcpu.charge_event("page_copy", copies)
                     return
             except OutOfMemory:
                 self.oom_kill(task, rip, exc.address)
@@ -417,16 +511,19 @@ class Kernel:
                            detail: str | None = None) -> None:
         """A synchronous fault nobody handles: kill the thread group (default action)."""
         self.counters["signals"] += 1
-        name = signals.signal_name(signo)
-        parts = [f"emu: guest killed by {name} at rip {rip:#x}"]
-        if address is not None:
-            parts.append(f"address {address:#x}")
-        if detail:
-            parts.append(detail)
-        self.fatal_message = ", ".join(parts)
+        if task.process is self.init_process:
+            # The run's exit line names the signal; other processes report
+            # their death to their parent through wait instead.
+            name = signals.signal_name(signo)
+            parts = [f"emu: guest killed by {name} at rip {rip:#x}"]
+            if address is not None:
+                parts.append(f"address {address:#x}")
+            if detail:
+                parts.append(detail)
+            self.fatal_message = ", ".join(parts)
         if self.machine.events is not None and task.cpu is not None:
-            self.machine.events.emit(self.machine.vcpus[task.cpu], "signal", signo=signo, name=name,
-                                     action="kill", rip=f"{rip:#x}")
+            self.machine.events.emit(self.machine.vcpus[task.cpu], "signal", signo=signo,
+                                     name=signals.signal_name(signo), action="kill", rip=f"{rip:#x}")
         self.exit_group(task.process, 128 + signo, signal=signo)
 
     def oom_kill(self, task: Task, rip: int, address: int) -> None:

@@ -86,12 +86,15 @@ class SigInfo:
     address: int = 0            # si_addr for faults
     pid: int = 0                # si_pid/si_uid for kill/tgkill
     uid: int = 0
+    status: int = 0             # si_status for SIGCHLD (exit code or signal)
 
     def pack(self) -> bytes:
         head = struct.pack("<iii4x", self.signo, 0, self.code)
         if self.signo in (signals.SIGSEGV, signals.SIGBUS, signals.SIGILL, signals.SIGFPE, signals.SIGTRAP) \
                 and self.code > 0:
             body = struct.pack("<Q", self.address)
+        elif self.signo == signals.SIGCHLD:
+            body = struct.pack("<iIi", self.pid, self.uid, self.status)
         else:
             body = struct.pack("<iI", self.pid, self.uid)
         return (head + body).ljust(SIGINFO_BYTES, b"\0")
@@ -278,11 +281,30 @@ def send_signal(kernel: "Kernel", sender_vcpu: "VCpu | None", target: "Task", in
     if action.handler == SIG_IGN or (action.handler == SIG_DFL and info.signo in DEFAULT_IGNORED):
         return
     target.pending_signals.append(info)
-    if target.state == "sleeping":
+    if target.state == "sleeping" and not target.sleep_uninterruptible:
         from kernel.errno import EINTR
-        target.registers["rax"] = (-EINTR) & ((1 << 64) - 1)
+        restart_number = getattr(target.wait_request, "syscall_number", None)
+        if restart_number is not None and action.handler != SIG_DFL and action.flags & SA_RESTART:
+            # wait4/waitid end with -ERESTARTSYS: with SA_RESTART the handler
+            # returns onto the SYSCALL instruction, which runs again.
+            target.registers["rip"] -= 2
+            target.registers["rax"] = restart_number
+        else:
+            target.registers["rax"] = (-EINTR) & ((1 << 64) - 1)
         kernel.timeout_expired_silently(target)
         kernel.scheduler.wake_up(target, sender_vcpu)
+    elif target.state == "running" and sender_vcpu is not None and target.cpu not in (None, sender_vcpu.index):
+        kick_process(kernel, sender_vcpu, target)
+
+
+def kick_process(kernel: "Kernel", sender_vcpu: "VCpu", target: "Task") -> None:
+    """signal_wake_up on a task running on another CPU (kick_process): an IPI
+    makes that CPU pass through the return-to-user path, which delivers the signal."""
+    def deliver_on_interrupt_return(vcpu: "VCpu") -> None:
+        running = kernel.current[vcpu.index]
+        if running is not None and running.pending_signals:
+            deliver_pending_signals(kernel, vcpu, running)
+    kernel.smp_call_function_many(sender_vcpu, [target.cpu], deliver_on_interrupt_return, wait=False)
 
 
 def deliver_pending_signals(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:

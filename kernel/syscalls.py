@@ -24,6 +24,8 @@ from kernel.mm.mm import (
     page_align_up,
 )
 from kernel import fpu, futex
+from kernel.exit import sys_wait4, sys_waitid
+from kernel.fork import sys_fork, sys_vfork
 from kernel.rseq import rseq_update_cpu_id
 from kernel.sigframe import (
     SI_TKILL, SI_USER, SigAction, SigInfo, deliver_pending_signals, send_signal, sys_rt_sigreturn,
@@ -55,6 +57,7 @@ SYS_newfstatat, SYS_set_robust_list, SYS_prlimit64, SYS_getrandom, SYS_rseq = 26
 SYS_faccessat, SYS_faccessat2, SYS_statx, SYS_sysinfo = 269, 439, 332, 99
 SYS_sched_setaffinity, SYS_getcpu = 203, 309
 SYS_clone, SYS_clone3, SYS_rt_sigreturn, SYS_rt_sigpending, SYS_membarrier = 56, 435, 15, 127, 324
+SYS_fork, SYS_vfork, SYS_wait4, SYS_waitid = 57, 58, 61, 247
 
 # arch_prctl codes (arch/x86/include/uapi/asm/prctl.h)
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
@@ -463,7 +466,9 @@ def sys_gettid(k, vcpu, task, *_):
 
 
 def sys_getppid(k, vcpu, task, *_):
-    return 1
+    """The parent's pid; the first process and orphans report init's (1)."""
+    parent = task.process.parent
+    return parent.pid if parent is not None else 1
 
 
 def sys_getuid(k, vcpu, task, *_):
@@ -753,14 +758,14 @@ CLONE_CHILD_SETTID = 0x1000000
 THREAD_FLAGS = CLONE_VM | CLONE_THREAD | CLONE_SIGHAND
 
 
-def do_clone(k, vcpu, task, flags, stack_pointer, parent_tid, child_tid, tls):
-    """Create a thread (kernel_clone with the flags pthread_create uses).
-
-    Separate processes (fork) are not supported yet: -ENOSYS."""
+def do_clone(k, vcpu, task, flags, stack_pointer, parent_tid, child_tid, tls, exit_signal=0):
+    """kernel_clone: a thread with the flags pthread_create uses; without
+    CLONE_THREAD a new process (kernel/fork.py copy_process)."""
     if flags & CLONE_THREAD and not flags & CLONE_SIGHAND or flags & CLONE_SIGHAND and not flags & CLONE_VM:
         raise SyscallError(EINVAL)     # copy_process's consistency rules
-    if flags & THREAD_FLAGS != THREAD_FLAGS:
-        raise SyscallError(ENOSYS)
+    if not flags & CLONE_THREAD:
+        from kernel.fork import copy_process
+        return copy_process(k, vcpu, task, flags, stack_pointer, parent_tid, child_tid, tls, exit_signal)
     from kernel.task import Task, allocate_pid
     registers = vcpu.save_user_registers()
     registers["rax"] = 0
@@ -781,6 +786,7 @@ def do_clone(k, vcpu, task, flags, stack_pointer, parent_tid, child_tid, tls):
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = child_tid
     task.process.tasks.append(child)
+    task.mm.mm_users += 1          # mmget: the thread shares the mm
     k.xstate_alloc.task_created(vcpu, child)
     k.counters["threads_created"] += 1
     k.scheduler.wake_up(child, vcpu)
@@ -788,7 +794,7 @@ def do_clone(k, vcpu, task, flags, stack_pointer, parent_tid, child_tid, tls):
 
 
 def sys_clone(k, vcpu, task, flags, stack, parent_tid, child_tid, tls, *_):
-    return do_clone(k, vcpu, task, flags & ~0xFF, stack, parent_tid, child_tid, tls)
+    return do_clone(k, vcpu, task, flags & ~0xFF, stack, parent_tid, child_tid, tls, exit_signal=flags & 0xFF)
 
 
 def sys_clone3(k, vcpu, task, args_address, size, *_):
@@ -799,7 +805,8 @@ def sys_clone3(k, vcpu, task, args_address, size, *_):
     flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls = struct.unpack("<8Q", raw)
     if exit_signal & ~0xFF or (stack == 0) != (stack_size == 0):
         raise SyscallError(EINVAL)
-    return do_clone(k, vcpu, task, flags, stack + stack_size if stack else 0, parent_tid, child_tid, tls)
+    return do_clone(k, vcpu, task, flags, stack + stack_size if stack else 0, parent_tid, child_tid, tls,
+                    exit_signal=exit_signal)
 
 
 def sys_exit_group(k, vcpu, task, status, *_):
@@ -808,20 +815,34 @@ def sys_exit_group(k, vcpu, task, status, *_):
 
 
 def sys_kill(k, vcpu, task, pid, signo, *_):
-    """kill(2) within this machine: the calling process (or a process of the guest)."""
+    """kill(2) among the guest's processes (kill_something_info): pid > 0 that
+    process, 0 or -pgid the process group -- every process here is in the
+    first process's group --, -1 every process but the caller's."""
     pid = signed32(pid)
-    target_process = task.process if pid in (0, -1, task.pid) else k.processes.get(pid)
-    if target_process is None or target_process.exit_status is not None:
-        raise SyscallError(ESRCH)
-    if signo == 0:
-        return 0
-    if not 1 <= signo <= 64:
+    if not 0 <= signo <= 64:
         raise SyscallError(EINVAL)
-    live = [t for t in target_process.tasks if t.state != "exited"]
-    # Prefer a thread that does not block the signal, the caller first (complete_signal).
+    if pid > 0:
+        targets = [k.processes[pid]] if pid in k.processes else []
+    elif pid == -1:
+        targets = [process for process in k.processes.values() if process is not task.process]
+    else:
+        group = k.init_process.pid if k.init_process is not None else task.pid
+        targets = list(k.processes.values()) if pid == 0 or -pid == group else []
+    if not targets:
+        raise SyscallError(ESRCH)
+    for process in targets:
+        _kill_process(k, vcpu, task, process, signo)
+    return 0
+
+
+def _kill_process(k, vcpu, task, process, signo) -> None:
+    """A process-directed signal: to a thread that does not block it, the caller first (complete_signal).
+    A zombie still exists until reaped but takes no signal."""
+    if signo == 0 or process.exit_status is not None:
+        return
+    live = [t for t in process.tasks if t.state != "exited"]
     candidates = sorted(live, key=lambda t: (t is not task, bool(t.signal_mask & (1 << (signo - 1)))))
     send_signal(k, vcpu, candidates[0], SigInfo(signo, SI_USER, pid=task.pid, uid=1000))
-    return 0
 
 
 def sys_tgkill(k, vcpu, task, tgid, tid, signo, *_):
@@ -964,6 +985,10 @@ SYSCALLS: dict[int, Callable] = {
     SYS_futex: futex.sys_futex,
     SYS_clone: sys_clone,
     SYS_clone3: sys_clone3,
+    SYS_fork: sys_fork,
+    SYS_vfork: sys_vfork,
+    SYS_wait4: sys_wait4,
+    SYS_waitid: sys_waitid,
     SYS_sched_getaffinity: sys_sched_getaffinity,
     SYS_sched_setaffinity: sys_sched_setaffinity,
     SYS_getcpu: sys_getcpu,

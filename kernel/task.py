@@ -35,6 +35,14 @@ class Process:
     fpu_permission: object = None          # kernel.fpu.FpuPermission, process-wide
     sigactions: dict = field(default_factory=dict)   # signo -> raw struct sigaction bytes
     membarrier_registered: set = field(default_factory=set)   # "expedited", "rseq"
+    # Process tree (kernel/fork.py, kernel/exit.py): ``parent`` is None for the
+    # first process and for orphans (their exit is reaped at once, as init
+    # would). ``exit_signal`` goes to the parent at exit (SIGCHLD for fork).
+    # ``exit_state``: None while alive, "zombie" until reaped, "dead" after.
+    parent: "Process | None" = None
+    children: list["Process"] = field(default_factory=list)
+    exit_signal: int = 17
+    exit_state: str | None = None
 
 
 @dataclass
@@ -78,6 +86,13 @@ class Task:
     # and the signals queued for this thread.
     sigaltstack: tuple | None = None
     pending_signals: list = field(default_factory=list)
+    # Process-lifetime state (kernel/exit.py): the wait4/waitid request this
+    # task sleeps in, and the parent task a CLONE_VFORK child releases when it
+    # gives up its mm (vfork_done); ``sleep_uninterruptible`` while sleeping
+    # where signals stay pending instead of waking it (the vfork wait).
+    wait_request: object = None
+    vfork_done: "Task | None" = None
+    sleep_uninterruptible: bool = False
 
     def allowed_on(self, cpu: int) -> bool:
         return self.affinity is None or bool(self.affinity >> cpu & 1)

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 from emu.memory import PAGE_SIZE
 from emu.mmu.pagewalk import (
-    ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, PHYS_ADDR_MASK, PTE_DIRTY, walk,
+    ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, PHYS_ADDR_MASK, PTE_DIRTY, PTE_WRITABLE, walk,
 )
 from emu.traps import PF, PF_PRESENT, PF_WRITE, PF_INSTR
 from kernel.errno import EFAULT, EINVAL, ENOMEM, SyscallError
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE
+from kernel.mm.cow import do_wp_page
 from kernel.mm.frames import OVERCOMMIT_NEVER, FrameAllocator, OutOfMemory
 from kernel.mm.pagetable import PageTables, pte_flags_for_prot
 
@@ -72,7 +73,8 @@ class MmStruct:
     """Fields: ``pagetables`` (owned here), ``vmas`` (sorted by start),
     ``start_brk``/``brk`` (the heap), ``ctx_id`` (never reused, as Linux's
     mm->context.ctx_id), ``cpus`` (CPU numbers that have this mm loaded: the
-    mm_cpumask, maintained by the scheduler)."""
+    mm_cpumask, maintained by the scheduler), ``mm_users`` (tasks using it;
+    the last ``Kernel.mmput`` tears it down)."""
 
     def __init__(self, frames: FrameAllocator):
         self.frames = frames
@@ -84,6 +86,7 @@ class MmStruct:
         self.brk = 0
         self.ctx_id = next(_ctx_ids)
         self.cpus: set[int] = set()
+        self.mm_users = 1    # tasks using this mm (kernel/fork.py, Kernel.mmput)
         # arch/x86/mm/tlb.c state (kernel/mm/tlb.py): the page-table generation,
         # mm_count (users' reference + lazy CPUs' references), a global ASID
         # when INVLPGB flushes it.
@@ -92,6 +95,8 @@ class MmStruct:
         self.global_asid: int | None = None
         self.page_faults = 0
         self.spurious_faults = 0   # #PF from a stale TLB entry the PTE no longer justifies
+        self.cow_copies = 0        # write faults that copied a shared page (kernel/mm/cow.py)
+        self.cow_reuses = 0        # write faults that found the page no longer shared
         self.tlb_flush_hook = None   # set by the kernel: (mm, start, end) -> None
         self.code_change_hook = None  # set by the kernel: (mm, start, end) -> None
 
@@ -235,11 +240,21 @@ class MmStruct:
             # mprotect back to readable finds the same contents (Linux keeps
             # such pages with _PAGE_PROTNONE for the same reason).
             new_entry = (entry & PHYS_ADDR_MASK) | pte_flags_for_prot(prot) | (entry & PTE_DIRTY)
+            new_entry = self._keep_cow_write_protected(vaddr, new_entry)
             if new_entry != entry:
                 self.pagetables.set_entry(vaddr, new_entry)
                 changed = True
         if changed:
             self.flush_tlb_range(start, end)
+
+    def _keep_cow_write_protected(self, vaddr: int, entry: int) -> int:
+        """A private page still shared after fork stays read-only, so the
+        first write copies it (kernel/mm/cow.py)."""
+        if entry & PTE_WRITABLE and self.frames.page_count(entry & PHYS_ADDR_MASK) > 1:
+            vma = self.find_vma(vaddr)
+            if vma is None or not vma.flags & MAP_SHARED:
+                return entry & ~PTE_WRITABLE
+        return entry
 
     def flush_tlb_range(self, start: int, end: int, on_flushed=None) -> None:
         """PTEs in [start, end) changed: have every TLB drop them, then call ``on_flushed()``."""
@@ -259,7 +274,7 @@ class MmStruct:
                 frame = self.frames.alloc()
             except OutOfMemory:
                 raise SyscallError(ENOMEM) from None
-        self.pagetables.set_entry(vaddr, frame | pte_flags_for_prot(prot))
+        self.pagetables.set_entry(vaddr, self._keep_cow_write_protected(vaddr, frame | pte_flags_for_prot(prot)))
         return frame
 
     def write_initial(self, vaddr: int, data: bytes) -> None:
@@ -291,11 +306,14 @@ class MmStruct:
         if not error_code & (PF_WRITE | PF_INSTR) and not vma.prot & PROT_READ:
             return False
         if error_code & PF_PRESENT:
+            # A write to a page fork left write-protected: copy-on-write.
+            if error_code & PF_WRITE and do_wp_page(self, vaddr):
+                return True
             # Present page, permitted by the VMA. If the PTE allows the access
             # now, the fault came from a stale TLB entry (a PTE relaxed without
             # a flush): the #PF already dropped that entry, so retrying is
             # enough -- handle_pte_fault's spurious-fault case. Otherwise the
-            # PTE disagrees with the VMA (no COW here): refuse rather than loop.
+            # PTE disagrees with the VMA: refuse rather than loop.
             access = ACCESS_WRITE if error_code & PF_WRITE else (
                 ACCESS_FETCH if error_code & PF_INSTR else ACCESS_READ)
             try:

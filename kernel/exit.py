@@ -1,0 +1,278 @@
+"""Process exit, zombies and wait (kernel/exit.c).
+
+When the last thread of a process ends (exit_group, the last exit, or a
+fatal signal), Kernel.exit_group runs the rest of do_exit in its order:
+
+- mm_release for each task that was still running: the vfork parent is
+  woken (complete_vfork_done);
+- exit_mm: ``Kernel.mmput`` drops each task's reference; the last one tears
+  the address space down (exit_mmap) after the TLB shootdown completed;
+- ``exit_process`` (exit_notify): live children become orphans (reparented to an init outside
+  the machine: they are reaped as soon as they exit), zombie children are
+  released; the process becomes a zombie holding its wait status, the
+  parent's waiters are completed and the parent is sent ``exit_signal``
+  (SIGCHLD, ignored by default). A parent that ignores SIGCHLD (SIG_IGN or
+  SA_NOCLDWAIT) gets its children reaped at once, as Linux autoreaps them;
+- then the CPU schedules another task.
+
+wait4/waitid (do_wait, wait_consider_task, wait_task_zombie) pick an
+eligible child: a zombie is reaped at once; otherwise WNOHANG returns 0, or
+the caller sleeps (scheduler.block_current) until a child's exit completes
+its request; no eligible child at all is -ECHILD. A signal ends the sleep
+with -EINTR, or, when its handler has SA_RESTART, runs the call again after
+the handler (-ERESTARTSYS).
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kernel import signals
+from kernel.errno import ECHILD, EINVAL, ESRCH, SyscallError
+from kernel.exec import GUEST_UID
+from kernel.sigframe import SIG_IGN, SigInfo, get_action, send_signal, sigbit
+from kernel.task import TASK_EXITED, Process, Task
+
+if TYPE_CHECKING:  # pragma: no cover
+    from emu.vcpu import VCpu
+    from kernel.kernel import Kernel
+
+MASK64 = (1 << 64) - 1
+ZOMBIE, DEAD = "zombie", "dead"
+
+# wait options (include/uapi/linux/wait.h)
+WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 2, 4, 8, 0x01000000
+__WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
+WAIT4_VALID_OPTIONS = WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE
+WAITID_VALID_OPTIONS = WNOHANG | WEXITED | WSTOPPED | WCONTINUED | WNOWAIT | __WNOTHREAD | __WALL | __WCLONE
+P_ALL, P_PID, P_PGID = 0, 1, 2
+# si_code for SIGCHLD (include/uapi/asm-generic/siginfo.h)
+CLD_EXITED, CLD_KILLED = 1, 2
+SA_NOCLDWAIT = 0x2
+RUSAGE_BYTES = 144
+SIGINFO_BYTES = 128
+
+
+@dataclass
+class WaitRequest:
+    """One wait4/waitid call (struct wait_opts): which children (``pid``:
+    -1 any, > 0 that one), the options, and where the results go."""
+    pid: int
+    options: int
+    status_address: int = 0
+    infop_address: int = 0
+    rusage_address: int = 0
+    is_waitid: bool = False
+    syscall_number: int = 61      # run again after a SA_RESTART handler (-ERESTARTSYS)
+
+
+def wait_status(process: Process) -> int:
+    """The wait status word: exit code << 8, or the killing signal in the low
+    7 bits (no core dumps are written, so the 0x80 core flag is never set)."""
+    if process.killed_by_signal is not None:
+        return process.killed_by_signal & 0x7F
+    return (process.exit_status & 0xFF) << 8
+
+
+# ---- exit ------------------------------------------------------------------------
+
+def mm_release(kernel: "Kernel", task: Task, waker: "VCpu | None") -> None:
+    """The task is done with its address space: a vfork parent may go on
+    (mm_release's complete_vfork_done)."""
+    task.wait_request = None
+    parent_task = task.vfork_done
+    if parent_task is not None:
+        task.vfork_done = None
+        parent_task.sleep_uninterruptible = False
+        kernel.scheduler.wake_up(parent_task, waker)
+
+
+def exit_mm(kernel: "Kernel", task: Task) -> None:
+    """Drop the task's reference to its mm (exit_mm -> mmput)."""
+    kernel.mmput(task.mm)
+
+
+def exit_process(kernel: "Kernel", process: Process, waker: "VCpu | None") -> None:
+    """do_exit's notifications once every task of ``process`` has stopped and
+    released its mm (Kernel.exit_group calls mm_release and mmput first)."""
+    if process.exit_state is not None:
+        return
+    kernel.counters["process_exits"] += 1
+    exit_notify(kernel, process, waker)
+
+
+def exit_notify(kernel: "Kernel", process: Process, waker: "VCpu | None") -> None:
+    """Orphan the children, become a zombie (or be reaped), tell the parent."""
+    for child in list(process.children):
+        child.parent = None
+        if child.exit_state == ZOMBIE:
+            release_task(kernel, child)
+    process.children.clear()
+    parent = process.parent
+    if parent is None or parent.exit_state is not None:
+        release_task(kernel, process)
+        return
+    process.exit_state = ZOMBIE
+    action = get_action(parent.tasks[0], signals.SIGCHLD)
+    if process.exit_signal == signals.SIGCHLD and (action.handler == SIG_IGN or action.flags & SA_NOCLDWAIT):
+        release_task(kernel, process)          # autoreap: nobody will wait for it
+    wake_waiters(kernel, parent, waker)
+    if process.exit_signal:
+        code = CLD_KILLED if process.killed_by_signal is not None else CLD_EXITED
+        status = process.killed_by_signal if process.killed_by_signal is not None else process.exit_status
+        info = SigInfo(process.exit_signal, code, pid=process.pid, uid=GUEST_UID, status=status)
+        target = _signal_target(parent, process.exit_signal)
+        if target is not None:
+            send_signal(kernel, waker, target, info)
+
+
+def release_task(kernel: "Kernel", process: Process) -> None:
+    """Forget a reaped process (release_task): its pid becomes unused."""
+    process.exit_state = DEAD
+    kernel.processes.pop(process.pid, None)
+    if process.parent is not None and process in process.parent.children:
+        process.parent.children.remove(process)
+
+
+def _signal_target(process: Process, signo: int) -> Task | None:
+    """The thread that takes a process-directed signal: one that does not block it, if any."""
+    live = [task for task in process.tasks if task.state != TASK_EXITED]
+    unblocked = [task for task in live if not task.signal_mask & sigbit(signo)]
+    return (unblocked or live or [None])[0]
+
+
+# ---- wait ------------------------------------------------------------------------
+
+def _eligible(child: Process, request: WaitRequest) -> bool:
+    """eligible_pid + eligible_child: the pid selector, then __WCLONE/__WALL
+    (only children whose exit signal is SIGCHLD count without them)."""
+    if request.pid > 0 and child.pid != request.pid:
+        return False
+    if request.options & __WALL:
+        return True
+    return (child.exit_signal != signals.SIGCHLD) == bool(request.options & __WCLONE)
+
+
+def do_wait(kernel: "Kernel", task: Task, request: WaitRequest) -> int | None:
+    """Reap an eligible zombie (its pid, or 0 for waitid), 0 with WNOHANG when
+    children live on, -ECHILD when there are none; None: sleep and retry at
+    the next child exit."""
+    eligible = [child for child in task.process.children if _eligible(child, request)]
+    if not eligible:
+        return -ECHILD
+    if request.options & WEXITED or not request.is_waitid:
+        for child in eligible:
+            if child.exit_state == ZOMBIE:
+                return wait_task_zombie(kernel, task, child, request)
+    if request.options & WNOHANG:
+        if request.is_waitid and request.infop_address:
+            return _put_user(task, request.infop_address, bytes(SIGINFO_BYTES), 0)
+        return 0
+    return None
+
+
+def wait_task_zombie(kernel: "Kernel", task: Task, child: Process, request: WaitRequest) -> int:
+    """Report ``child``'s exit to the waiter's memory and release it (unless WNOWAIT)."""
+    status = wait_status(child)
+    result = 0 if request.is_waitid else child.pid
+    if request.rusage_address:
+        result = _put_user(task, request.rusage_address, bytes(RUSAGE_BYTES), result)
+    if request.is_waitid:
+        killed = child.killed_by_signal is not None
+        info = SigInfo(signals.SIGCHLD, CLD_KILLED if killed else CLD_EXITED, pid=child.pid, uid=GUEST_UID,
+                       status=child.killed_by_signal if killed else child.exit_status)
+        if request.infop_address:
+            result = _put_user(task, request.infop_address, info.pack(), result)
+    elif request.status_address:
+        result = _put_user(task, request.status_address, struct.pack("<i", status), result)
+    if not request.options & WNOWAIT:
+        release_task(kernel, child)
+    return result
+
+
+def _put_user(task: Task, address: int, data: bytes, result: int) -> int:
+    try:
+        task.mm.copy_to_user(address, data)
+    except SyscallError as error:
+        return -error.errno
+    return result
+
+
+def wake_waiters(kernel: "Kernel", parent: Process, waker: "VCpu | None") -> None:
+    """__wake_up_parent: every thread of ``parent`` sleeping in wait retries its
+    request; those that now have an answer return it."""
+    for waiter in parent.tasks:
+        request = waiter.wait_request
+        if request is None or waiter.state != "sleeping":
+            continue
+        result = do_wait(kernel, waiter, request)
+        if result is None:
+            continue
+        waiter.wait_request = None
+        waiter.registers["rax"] = result & MASK64
+        kernel.scheduler.wake_up(waiter, waker)
+
+
+def _wait_or_sleep(kernel: "Kernel", vcpu: "VCpu", task: Task, request: WaitRequest) -> int | None:
+    result = do_wait(kernel, task, request)
+    if result is not None:
+        return result
+    task.wait_request = request
+    vcpu.write_register("rax", 0)
+    kernel.scheduler.block_current(vcpu)
+    return None
+
+
+def _pid_selector(kernel: "Kernel", task: Task, pid: int) -> int:
+    """wait4's pid: -1 any child, > 0 that child; 0 and < -1 name a process
+    group -- every process here is in the initial process's group."""
+    if pid == -1 or pid > 0:
+        return pid
+    group = kernel.init_process.pid if kernel.init_process is not None else task.pid
+    if pid == 0 or -pid == group:
+        return -1
+    return 0   # a group with no members: no child is eligible
+
+
+def sys_wait4(kernel, vcpu, task, pid, status_address, options, rusage_address, *_):
+    pid = _signed32(pid)
+    options &= 0xFFFFFFFF
+    if options & ~WAIT4_VALID_OPTIONS:
+        raise SyscallError(EINVAL)
+    if pid == -(1 << 31):
+        raise SyscallError(ESRCH)      # -INT_MIN names no group
+    request = WaitRequest(pid=_pid_selector(kernel, task, pid), options=options | WEXITED,
+                          status_address=status_address, rusage_address=rusage_address)
+    if request.pid == 0:
+        return -ECHILD
+    return _wait_or_sleep(kernel, vcpu, task, request)
+
+
+def sys_waitid(kernel, vcpu, task, idtype, upid, infop, options, rusage_address, *_):
+    options &= 0xFFFFFFFF
+    upid = _signed32(upid)
+    if options & ~WAITID_VALID_OPTIONS or not options & (WEXITED | WSTOPPED | WCONTINUED):
+        raise SyscallError(EINVAL)
+    if idtype == P_ALL:
+        pid = -1
+    elif idtype == P_PID:
+        if upid <= 0:
+            raise SyscallError(EINVAL)
+        pid = upid
+    elif idtype == P_PGID:
+        if upid < 0:
+            raise SyscallError(EINVAL)
+        pid = _pid_selector(kernel, task, -upid if upid else 0)
+    else:
+        raise SyscallError(EINVAL)    # P_PIDFD: there are no pidfds
+    if pid == 0:
+        return -ECHILD
+    request = WaitRequest(pid=pid, options=options, infop_address=infop, rusage_address=rusage_address,
+                          is_waitid=True, syscall_number=247)
+    return _wait_or_sleep(kernel, vcpu, task, request)
+
+
+def _signed32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & (1 << 31) else value
