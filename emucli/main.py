@@ -11,6 +11,8 @@ import json
 import os
 import sys
 
+from emucli.compare import CompareError
+
 EXIT_USAGE = 2
 EXIT_CYCLE_LIMIT = 124
 EXIT_INTERNAL_ERROR = 70   # EX_SOFTWARE: a bug in the emulator, not in the guest
@@ -58,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("profiles", help="list the cost profiles")
     from emucli import testcmd
     testcmd.add_arguments(commands.add_parser("test", help="run guest test programs (expectations in their headers)"))
+    from emucli.compare import add_parser as add_compare_parser
+    add_compare_parser(commands)
     run.add_argument("program", help="static ELF executable, or .s/.S/.asm source")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
     return parser
@@ -186,8 +190,14 @@ def main(argv: list[str] | None = None) -> int:
                 return testcmd.run(options)
             except testcmd.TestUsageError as error:
                 raise UsageError(str(error)) from None
+        if options.command == "compare":
+            from emucli.compare import compare_command
+            return compare_command(options)
     except UsageError as error:
         print(f"emu: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except CompareError as error:
+        print(f"emu compare: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("emu: interrupted", file=sys.stderr)

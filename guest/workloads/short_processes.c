@@ -13,8 +13,8 @@
  *   PAGES      4 KiB pages each child writes (default 8)
  *   PARALLEL   children alive at once (default: CPUs in sched_getaffinity)
  * Output: "short_processes processes=N pages=P ok", exit 0. A failed fork
- * prints "fork: <strerror>" and exits 1; a child with a wrong status prints
- * "bad child ..." and exits 1.
+ * prints "fork: <strerror>" on stderr and exits 1; a child with a wrong
+ * status prints "bad child ..." on stderr and exits 1.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -75,7 +75,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < batch; i++) {
             pid_t pid = fork();
             if (pid < 0) {
-                printf("fork: %s\n", strerror(errno));
+                fprintf(stderr, "fork: %s\n", strerror(errno));
                 return 1;
             }
             if (pid == 0)
@@ -85,18 +85,18 @@ int main(int argc, char **argv)
         for (int i = 0; i < batch; i++) {
             int status;
             if (waitpid(pids[i], &status, 0) != pids[i]) {
-                printf("waitpid: %s\n", strerror(errno));
+                fprintf(stderr, "waitpid: %s\n", strerror(errno));
                 return 1;
             }
             int want = expected_status(first + i, pages);
             if (!WIFEXITED(status) || WEXITSTATUS(status) != want) {
-                printf("bad child %d: status 0x%x, expected exit %d\n", first + i, status, want);
+                fprintf(stderr, "bad child %d: status 0x%x, expected exit %d\n", first + i, status, want);
                 return 1;
             }
         }
     }
     if (inherited[0] != 1000) {
-        printf("bad parent page: %ld\n", inherited[0]);
+        fprintf(stderr, "bad parent page: %ld\n", inherited[0]);
         return 1;
     }
     printf("short_processes processes=%d pages=%d ok\n", processes, pages);
