@@ -7,12 +7,18 @@
  * replacement in progress, even 2*g = generation g is in the page; release
  * stores). A reader that sees an even count (acquire), reads the page, and
  * sees the same count again must have read exactly g: the kernel finished the
- * shootdown of the old translation before mmap returned. A stale TLB entry
- * shows the old frame (an older generation, or whatever the recycled frame
- * now holds).
+ * shootdown of the old translation before mmap returned. The writer replaces
+ * the page only after every reader has checked the current generation at
+ * least once, so every generation is checked on every reader's CPU. A stale TLB entry
+ * shows the old frame. Page allocators hand the frame just freed out first,
+ * which would put it back under the same address with the new generation and
+ * hide the bug, so right after each replacement the writer first touches a
+ * fresh scratch page (which takes that frame) and writes a poison value
+ * (-generation) there: a stale reader reads the poison or an older
+ * generation.
  *
  * Usage: mapfixed_generation [READERS [GENERATIONS]]
- *   READERS      reader threads (default: allowed CPUs - 1, at least 1)
+ *   READERS      reader threads (default, or 0: allowed CPUs - 1, at least 1)
  *   GENERATIONS  page replacements (default 500)
  * Output: "ok" and exit 0 when no reader ever saw a stale page; otherwise the
  * first stale observation ("stale: reader R read generation V after
@@ -30,12 +36,24 @@
 static int allowed_cpus[CPU_SETSIZE], nr_allowed;
 static int nr_readers, generations;
 static volatile long *page;              /* the page replaced by the writer */
+static volatile char *scratch;           /* one never-touched page per generation */
 static long sequence;                    /* 2*g: generation g published; odd: replacing */
 static int done;
 static int stale_found;
 static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
 static char first_stale[160];
 static pthread_barrier_t start_barrier;
+static long *checked;                    /* checked[r]: last generation reader r verified */
+
+/* Spin politely; yield now and then so the run also makes progress when
+ * threads share a CPU. */
+static void relax(unsigned *spins)
+{
+    if (++*spins % 64 == 0)
+        sched_yield();
+    else
+        __builtin_ia32_pause();
+}
 
 static void pin_to(int slot)
 {
@@ -50,10 +68,13 @@ static void *reader(void *arg)
     long id = (long)arg;
     pin_to((int)id + 1);
     pthread_barrier_wait(&start_barrier);
+    unsigned spins = 0;
     while (!__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
         long before = __atomic_load_n(&sequence, __ATOMIC_ACQUIRE);
-        if (before & 1)
+        if (before & 1) {
+            relax(&spins);
             continue;
+        }
         long seen = page[0];
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         long after = __atomic_load_n(&sequence, __ATOMIC_RELAXED);
@@ -69,6 +90,10 @@ static void *reader(void *arg)
             }
             pthread_mutex_unlock(&report_lock);
         }
+        if (checked[id] == before / 2)
+            relax(&spins);
+        else
+            __atomic_store_n(&checked[id], before / 2, __ATOMIC_RELEASE);
     }
     return NULL;
 }
@@ -78,7 +103,11 @@ static void *writer(void *arg)
     (void)arg;
     pin_to(0);
     pthread_barrier_wait(&start_barrier);
+    unsigned spins = 0;
     for (long generation = 1; generation <= generations; generation++) {
+        for (int r = 0; r < nr_readers; r++)
+            while (__atomic_load_n(&checked[r], __ATOMIC_ACQUIRE) < generation - 1)
+                relax(&spins);
         __atomic_store_n(&sequence, 2 * generation - 1, __ATOMIC_RELEASE);
         void *fresh = mmap((void *)page, PAGE_SIZE, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -86,6 +115,7 @@ static void *writer(void *arg)
             perror("mmap MAP_FIXED");
             exit(1);
         }
+        *(volatile long *)(scratch + (size_t)(generation - 1) * PAGE_SIZE) = -generation;
         page[0] = generation;
         __atomic_store_n(&sequence, 2 * generation, __ATOMIC_RELEASE);
     }
@@ -103,7 +133,9 @@ int main(int argc, char **argv)
     for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
         if (CPU_ISSET(cpu, &set))
             allowed_cpus[nr_allowed++] = cpu;
-    nr_readers = argc > 1 ? atoi(argv[1]) : (nr_allowed > 1 ? nr_allowed - 1 : 1);
+    nr_readers = argc > 1 ? atoi(argv[1]) : 0;
+    if (nr_readers == 0)
+        nr_readers = nr_allowed > 1 ? nr_allowed - 1 : 1;
     generations = argc > 2 ? atoi(argv[2]) : 500;
     if (nr_readers < 1 || nr_readers > 1024 || generations < 0) {
         fprintf(stderr, "usage: mapfixed_generation [READERS [GENERATIONS]]\n");
@@ -115,6 +147,17 @@ int main(int argc, char **argv)
         return 1;
     }
     page[0] = 0;                         /* generation 0, sequence 0 */
+    if (generations > 0) {
+        scratch = mmap(NULL, (size_t)generations * PAGE_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (scratch == MAP_FAILED) {
+            perror("mmap scratch");
+            return 1;
+        }
+    }
+    checked = calloc((size_t)nr_readers, sizeof *checked);
+    for (int r = 0; r < nr_readers; r++)
+        checked[r] = -1;
     pthread_barrier_init(&start_barrier, NULL, (unsigned)nr_readers + 1);
     pthread_t *threads = calloc((size_t)nr_readers + 1, sizeof *threads);
     for (long i = 0; i < nr_readers; i++)

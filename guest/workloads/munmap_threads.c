@@ -7,8 +7,8 @@
  * the mm_cpumask bookkeeping of the lazy-TLB policies.
  *
  * Usage: munmap_threads [THREADS [ITERATIONS [PAGES]]]
- *   THREADS     worker threads (default: CPUs in sched_getaffinity), thread i
- *               pinned to the (i mod CPUs)-th allowed CPU
+ *   THREADS     worker threads (default, or 0: CPUs in sched_getaffinity),
+ *               thread i pinned to the (i mod CPUs)-th allowed CPU
  *   ITERATIONS  mmap/touch/munmap rounds per thread (default 200)
  *   PAGES       4 KiB pages per region (default 4)
  * Output: "munmap_threads threads=T iterations=I pages=P ok", exit 0; a page
@@ -78,7 +78,9 @@ int main(int argc, char **argv)
     for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
         if (CPU_ISSET(cpu, &set))
             allowed_cpus[nr_allowed++] = cpu;
-    nr_threads = argc > 1 ? atoi(argv[1]) : nr_allowed;
+    nr_threads = argc > 1 ? atoi(argv[1]) : 0;
+    if (nr_threads == 0)
+        nr_threads = nr_allowed;
     iterations = argc > 2 ? atoi(argv[2]) : 200;
     pages = argc > 3 ? atoi(argv[3]) : 4;
     if (nr_threads < 1 || nr_threads > 1024 || iterations < 0 || pages < 1) {

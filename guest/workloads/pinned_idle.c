@@ -9,7 +9,7 @@
  * and at exit the lazy reference decides the mm teardown cost.
  *
  * Usage: pinned_idle [WORKERS [ITERATIONS [SLEEP_US]]]
- *   WORKERS     munmap threads (default: allowed CPUs - 1, at least 1)
+ *   WORKERS     munmap threads (default, or 0: allowed CPUs - 1, at least 1)
  *   ITERATIONS  mmap/touch/munmap rounds per worker (default 200)
  *   SLEEP_US    the idle thread's sleep per wake-up, microseconds (default 50)
  * Output: "pinned_idle workers=W iterations=I ok", exit 0; a page that does
@@ -90,7 +90,9 @@ int main(int argc, char **argv)
     for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
         if (CPU_ISSET(cpu, &set))
             allowed_cpus[nr_allowed++] = cpu;
-    nr_workers = argc > 1 ? atoi(argv[1]) : (nr_allowed > 1 ? nr_allowed - 1 : 1);
+    nr_workers = argc > 1 ? atoi(argv[1]) : 0;
+    if (nr_workers == 0)
+        nr_workers = nr_allowed > 1 ? nr_allowed - 1 : 1;
     iterations = argc > 2 ? atoi(argv[2]) : 200;
     sleep_us = argc > 3 ? atoi(argv[3]) : 50;
     if (nr_workers < 1 || nr_workers > 1024 || iterations < 0 || sleep_us < 0) {

@@ -11,7 +11,7 @@
  * Usage: short_processes [PROCESSES [PAGES [PARALLEL]]]
  *   PROCESSES  children in all (default 64)
  *   PAGES      4 KiB pages each child writes (default 8)
- *   PARALLEL   children alive at once (default: CPUs in sched_getaffinity)
+ *   PARALLEL   children alive at once (default, or 0: CPUs in sched_getaffinity)
  * Output: "short_processes processes=N pages=P ok", exit 0. A failed fork
  * prints "fork: <strerror>" on stderr and exits 1; a child with a wrong
  * status prints "bad child ..." on stderr and exits 1.
@@ -63,7 +63,9 @@ int main(int argc, char **argv)
         cpus = CPU_COUNT(&set);
     int processes = argc > 1 ? atoi(argv[1]) : 64;
     int pages = argc > 2 ? atoi(argv[2]) : 8;
-    int parallel = argc > 3 ? atoi(argv[3]) : cpus;
+    int parallel = argc > 3 ? atoi(argv[3]) : 0;
+    if (parallel == 0)
+        parallel = cpus;
     if (processes < 0 || pages < 1 || parallel < 1 || parallel > 4096) {
         fprintf(stderr, "usage: short_processes [PROCESSES [PAGES [PARALLEL]]]\n");
         return 2;
