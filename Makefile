@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= guest/examples/hello.S
 
-.PHONY: run test guest-test bench lint clean
+.PHONY: run test guest-test bench lint clean compare
 
 $(STAMP): pyproject.toml setup.py emu/timing/hotpath.c emu/timing/hotpath.h emu/timing/_build_hotpath.py emu/mmu/tlb.c emu/mmu/tlb.h
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,12 @@ test: $(STAMP)
 
 guest-test: $(STAMP)
 	$(BIN)/emu test guest/tests guest/examples
+
+compare: $(STAMP)
+	$(BIN)/emu compare --workload "guest/workloads/munmap_threads.c 0 50" \
+	    --workload "guest/workloads/mapfixed_generation.c 0 100" \
+	    --workload "guest/workloads/pinned_idle.c 0 50" \
+	    --cpus 1,2,4,8 --out results/tlb
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -51,10 +51,10 @@ def build_c(source: Path, flags: tuple[str, ...] = C_FLAGS) -> Path:
     """Compile the C file ``source`` into a static binary; return its cached path."""
     gcc = _gcc()
     include = ["-I", str(INCLUDE_DIR)] if INCLUDE_DIR.is_dir() else []
-    preprocess = subprocess.run([gcc, *flags, *include, "-E", str(source)], capture_output=True, text=True)
+    preprocess = subprocess.run([gcc, *flags, *include, "-E", str(source)], check=False, capture_output=True, text=True)
     if preprocess.returncode != 0:
         raise BuildError(f"cannot build {source}: {_first_error_line(preprocess.stderr)}")
-    version = subprocess.run([gcc, "--version"], capture_output=True, text=True).stdout.split("\n", 1)[0]
+    version = subprocess.run([gcc, "--version"], check=False, capture_output=True, text=True).stdout.split("\n", 1)[0]
     # Line markers name the source path; drop them so the key is the content only.
     body = "\n".join(line for line in preprocess.stdout.splitlines() if not line.startswith("# "))
     key = hashlib.sha256("\0".join([version, " ".join(flags), body]).encode()).hexdigest()[:24]
@@ -65,7 +65,7 @@ def build_c(source: Path, flags: tuple[str, ...] = C_FLAGS) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     partial = directory / f"{source.stem}-{key}.{os.getpid()}.tmp"
     compile_run = subprocess.run([gcc, *flags, *include, str(source), "-o", str(partial)],
-                                 capture_output=True, text=True)
+                                 check=False, capture_output=True, text=True)
     if compile_run.returncode != 0:
         partial.unlink(missing_ok=True)
         raise BuildError(f"cannot build {source}: {_first_error_line(compile_run.stderr)}")

@@ -16,7 +16,6 @@ one line per policy).
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import itertools
@@ -97,7 +96,7 @@ def expand_policy_matrix(entries: list[str]) -> list[str]:
 
 
 def policies_from(options) -> list[str]:
-    policies = [" ".join(policy.split()) for policy in options.policy or []]
+    policies = list(options.policy or [])       # passed to --cmdline exactly as given
     policies += expand_policy_matrix(options.policy_matrix or [])
     if not policies:
         policies = [""]
@@ -178,7 +177,7 @@ def run_cell(cell: dict, program: bytes) -> dict:
         arguments = emu_run_arguments(cell, str(path), stats_path)
         command = [sys.executable, "-c", _BOOTSTRAP, PACKAGE_ROOT, *arguments]
         try:
-            process = subprocess.run(command, capture_output=True, env=dict(CELL_ENVIRONMENT),
+            process = subprocess.run(command, check=False, capture_output=True, env=dict(CELL_ENVIRONMENT),
                                      cwd=str(path.parent), timeout=cell["timeout"])
             returncode, stdout, stderr = process.returncode, process.stdout, process.stderr
         except subprocess.TimeoutExpired as expired:
@@ -235,10 +234,11 @@ def describe_failure(result: dict, expected_status: int) -> str | None:
 # ---------------------------------------------------------------- executors
 
 def _progress():
+    from rich import progress
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-    return Progress(TextColumn("emu compare"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("eta"), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+    return progress.Progress(progress.TextColumn("emu compare"), progress.BarColumn(),
+                             progress.MofNCompleteColumn(), progress.TimeElapsedColumn(), progress.TextColumn("eta"),
+                             progress.TimeRemainingColumn(), console=Console(stderr=True), transient=False)
 
 
 def run_local(cells: list[dict], programs: list[bytes], jobs: int, show_progress: bool) -> list[dict]:
@@ -342,7 +342,7 @@ def write_png(path: Path, rows: list[dict], workloads: list[str], policies: list
         for m, metric in enumerate(metrics):
             ax = axes[w][m]
             plotted = False
-            for policy in policies:
+            for number, policy in enumerate(policies):
                 ys = []
                 for count in cpus:
                     row = lookup[(workload, policy, count)]
@@ -350,7 +350,10 @@ def write_png(path: Path, rows: list[dict], workloads: list[str], policies: list
                     ys.append(math.nan if value is None else value)
                 if not all(math.isnan(y) for y in ys):
                     plotted = True
-                ax.plot(cpus, ys, marker="o", label=policy or "(default)")
+                # Distinct markers and dashes, so policies with equal values stay visible.
+                ax.plot(cpus, ys, marker="os^Dvx+"[number % 7], linestyle=("-", "--", ":", "-.")[number % 4],
+                        markerfacecolor="none", markersize=max(3, 9 - 2 * number), alpha=0.85,
+                        label=policy.strip() or "(default)")
             if not plotted:
                 ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
             ax.set_title(f"{workload}\n{metric}", fontsize=8)
@@ -451,7 +454,7 @@ def compare_command(options) -> int:
         workload = workloads[cell["workload"]]
         error = describe_failure(result, options.expect_status)
         rows.append({"workload": workload.label, "source": workload.source, "args": workload.args,
-                     "policy": cell["policy"], "policy_label": cell["policy"] or "(default)",
+                     "policy": cell["policy"], "policy_label": cell["policy"].strip() or "(default)",
                      "cpus": cell["cpus"], "exit_status": result["returncode"], "ok": error is None,
                      "error": error, "metrics": {name: metric_value(result["stats"], name) for name in metrics},
                      "command": result["command"], "program_path": result["program_path"], "stdout": result["stdout"],

@@ -45,6 +45,15 @@ def load_json(prefix):
     return json.loads(prefix.with_name(prefix.name + ".json").read_text())
 
 
+def deterministic_part(stats):
+    """The statistics without per_cpu[].tlb_hits: how often Unicorn's own TLB asks
+    the model for a fill varies by one now and then between identical runs (seen
+    on pinned_idle and mapfixed_generation under host load; QEMU resizes its TLB
+    by wall-clock time), a known emulator issue outside `emu compare`."""
+    return {**stats, "per_cpu": [{key: value for key, value in cpu.items() if key != "tlb_hits"}
+                                 for cpu in stats["per_cpu"]]}
+
+
 def test_pool_run_succeeds_and_tabulates_every_cell_in_matrix_order(pool_run):
     result, _ = pool_run
     assert result.returncode == 0, result.stderr
@@ -101,7 +110,7 @@ def test_a_cell_equals_a_direct_emu_run_of_the_same_cell(pool_run, which, tmp_pa
     result = emu(*direct, env={"LC_ALL": "C"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode() == cell["stdout"]
-    assert json.loads(stats_path.read_text()) == cell["stats"]
+    assert deterministic_part(json.loads(stats_path.read_text())) == deterministic_part(cell["stats"])
 
 
 def test_png_is_a_real_png_with_one_panel_per_workload_and_metric(pool_run):
@@ -127,8 +136,8 @@ def test_dask_cluster_gives_the_same_cells_as_the_local_pool(pool_run, tmp_path)
     assert result.returncode == 0, result.stderr
     pool_cells, dask_cells = load_json(pool_prefix)["cells"][4:], load_json(prefix)["cells"]
     assert len(dask_cells) == 4
-    assert [(c["workload"], c["policy"], c["cpus"], c["stats"]) for c in dask_cells] == \
-           [(c["workload"], c["policy"], c["cpus"], c["stats"]) for c in pool_cells]
+    assert [(c["workload"], c["policy"], c["cpus"], deterministic_part(c["stats"])) for c in dask_cells] == \
+           [(c["workload"], c["policy"], c["cpus"], deterministic_part(c["stats"])) for c in pool_cells]
     pool_table = pool_run[0].stdout.decode().splitlines()
     assert result.stdout.decode().splitlines() == pool_table[:2] + pool_table[6:]   # the same rows, byte for byte
 
@@ -150,10 +159,10 @@ def test_a_failing_cell_is_shown_with_its_first_stderr_line_and_fails_the_comman
 
 @pytest.mark.parametrize("args, message", [
     (["--workload", "guest/workloads/no_such.c"], "emu compare: workload guest/workloads/no_such.c: no such file"),
-    (["--workload", "README.md"], "emu compare: workload README.md: not a C source (.c), a static ELF or an "
-                                  "assembly source"),
-    (["--workload", "guest/tests/asm/fib.S", "--cpus", "1,x"], "emu compare: bad --cpus '1,x': 'x' is not an "
-                                                               "integer (expected a comma-separated list such as 1,2,4)"),
+    (["--workload", "README.md"],
+     "emu compare: workload README.md: not a C source (.c), a static ELF or an assembly source"),
+    (["--workload", "guest/tests/asm/fib.S", "--cpus", "1,x"],
+     "emu compare: bad --cpus '1,x': 'x' is not an integer (expected a comma-separated list such as 1,2,4)"),
     (["--workload", "guest/tests/asm/fib.S", "--cpus", "0,2"], "emu compare: bad --cpus '0,2': 0 is outside 1-64"),
     (["--workload", "guest/tests/asm/fib.S", "--cpus", "65"], "emu compare: bad --cpus '65': 65 is outside 1-64"),
     (["--workload", "guest/tests/asm/fib.S", "--policy-matrix", "tlb_flush"],
@@ -201,6 +210,6 @@ def test_cpus_list_and_metric_lookup():
 
 def test_compare_module_does_not_import_tests():
     code = "import emucli.compare, sys; print(any(m == 'tests' or m.startswith('tests.') for m in sys.modules))"
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+    output = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO,
                             env={"PATH": os.environ.get("PATH", "")}).stdout
     assert output.strip() == "False"
