@@ -4,7 +4,8 @@ Every cell is one deterministic ``emu run --stats`` in its own process: a
 local pool runs ``-j N`` cells at once, or ``--dask ADDRESS`` sends them to a
 Dask distributed scheduler. The program each cell runs is shipped with the
 cell (written to ``<tmp>/emu-compare/<hash>/<name>`` on whichever host runs
-it) and the guest environment is fixed (``LC_ALL=C``), so a cell's statistics
+it), the guest environment is fixed (``LC_ALL=C``) and so are its fds (stdin
+/dev/null, stdout and stderr pipes), so a cell's statistics
 depend only on the program, its arguments and the options -- not on where or
 in what order it ran. Results are ordered workload, policy, CPU count,
 whatever the completion order.
@@ -177,7 +178,8 @@ def run_cell(cell: dict, program: bytes) -> dict:
         arguments = emu_run_arguments(cell, str(path), stats_path)
         command = [sys.executable, "-c", _BOOTSTRAP, PACKAGE_ROOT, *arguments]
         try:
-            process = subprocess.run(command, check=False, capture_output=True, env=dict(CELL_ENVIRONMENT),
+            process = subprocess.run(command, check=False, stdin=subprocess.DEVNULL, capture_output=True,
+                                     env=dict(CELL_ENVIRONMENT),
                                      cwd=str(path.parent), timeout=cell["timeout"])
             returncode, stdout, stderr = process.returncode, process.stdout, process.stderr
         except subprocess.TimeoutExpired as expired:
@@ -190,8 +192,10 @@ def run_cell(cell: dict, program: bytes) -> dict:
                     stats = json.load(handle)
             except ValueError:
                 stats = None
+    # The guest sees what its fds are (glibc asks whether stdout is a terminal
+    # or a character device): a cell has stdin /dev/null and pipes for output.
     reproduce = shlex.join(["env", "-i", *(f"{k}={v}" for k, v in CELL_ENVIRONMENT.items()),
-                            "emu", *emu_run_arguments(cell, str(path), "STATS.json")])
+                            "emu", *emu_run_arguments(cell, str(path), "STATS.json")]) + " </dev/null | cat"
     return {"returncode": returncode, "stdout": stdout.decode(errors="replace"),
             "stderr": stderr.decode(errors="replace"), "stats": stats,
             "program_path": str(path), "command": reproduce}
@@ -381,7 +385,8 @@ def add_parser(commands) -> None:
     compare.add_argument("--policy", action="append", metavar="'key=value ...'",
                          help="one --cmdline string, passed through unchanged; repeatable")
     compare.add_argument("--policy-matrix", action="append", metavar="KEY=V1,V2,...",
-                         help="one axis of a cross product of policies; repeatable")
+                         help="one axis of a cross product of policies, run after the --policy ones; "
+                              "repeatable (no --policy and no matrix: the kernel defaults)")
     compare.add_argument("--cpus", default="1", metavar="N,N,...", help="CPU counts (default 1)")
     compare.add_argument("--metric", action="append", metavar="NAME",
                          help=f"statistic to tabulate; repeatable (default: {', '.join(DEFAULT_METRICS)}); "
@@ -432,8 +437,9 @@ def compare_command(options) -> int:
                 raise CompareError(f"cannot create {out_dir}: {error.strerror}") from None
     workloads = [load_workload(spec) for spec in options.workload]
     labels = [workload.label for workload in workloads]
-    if len(set(labels)) != len(labels):
-        raise CompareError("the same workload (with the same arguments) is given twice")
+    for number, label in enumerate(labels):
+        if label in labels[:number]:
+            raise CompareError(f"two workloads are both named {label!r} (same file name and arguments)")
 
     cells = []
     for w, workload in enumerate(workloads):

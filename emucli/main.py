@@ -1,4 +1,5 @@
-"""``emu run [options] PROGRAM [ARGS...]`` -- run a static x86-64 Linux program.
+"""``emu run [options] PROGRAM [ARGS...]`` -- run a static x86-64 Linux program
+(``emu profiles`` lists the cost profiles; ``emu compare`` is in compare.py).
 
 Exit status contract (DESIGN.md): the guest's exit status; 128+signo and one
 stderr line when a signal killed it; 2 and one line for bad input; 124 when

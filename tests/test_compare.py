@@ -106,7 +106,8 @@ def test_a_cell_equals_a_direct_emu_run_of_the_same_cell(pool_run, which, tmp_pa
     if cell["policy"]:
         direct += ["--cmdline", cell["policy"]]
     direct += [cell["program_path"], *cell["args"]]
-    assert cell["command"] == shlex.join(["env", "-i", "LC_ALL=C", "emu", *direct[:4], "STATS.json", *direct[5:]])
+    assert cell["command"] == shlex.join(["env", "-i", "LC_ALL=C", "emu", *direct[:4], "STATS.json",
+                                          *direct[5:]]) + " </dev/null | cat"
     result = emu(*direct, env={"LC_ALL": "C"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode() == cell["stdout"]
@@ -157,6 +158,16 @@ def test_a_failing_cell_is_shown_with_its_first_stderr_line_and_fails_the_comman
     assert cells[0]["exit_status"] == 139 and cells[0]["metrics"]["cycles"] > 0
 
 
+def test_a_cell_past_its_timeout_is_killed_and_reported(tmp_path):
+    spin = tmp_path / "spin.S"
+    spin.write_text(".globl _start\n_start:\n    jmp _start\n")
+    result = emu("compare", "--workload", str(spin), "--timeout", "3", "--metric", "cycles", "--no-progress")
+    assert result.returncode == 1
+    row = result.stdout.decode().splitlines()[2]
+    assert row.split()[:5] == ["spin", "(default)", "1", "-", "-"]
+    assert row.endswith("timeout: emu compare: timed out after 3.0 s")
+
+
 @pytest.mark.parametrize("args, message", [
     (["--workload", "guest/workloads/no_such.c"], "emu compare: workload guest/workloads/no_such.c: no such file"),
     (["--workload", "README.md"],
@@ -168,6 +179,9 @@ def test_a_failing_cell_is_shown_with_its_first_stderr_line_and_fails_the_comman
     (["--workload", "guest/tests/asm/fib.S", "--policy-matrix", "tlb_flush"],
      "emu compare: bad --policy-matrix 'tlb_flush': expected KEY=VALUE1,VALUE2,..."),
     (["--workload", "guest/tests/asm/fib.S", "--profile", "nosuch"], "emu compare: unknown profile 'nosuch'"),
+    (["--workload", "guest/tests/asm/fib.S", "--workload", "guest/tests/asm/fib.S"],
+     "emu compare: two workloads are both named 'fib' (same file name and arguments)"),
+    (["--workload", "guest/tests/asm/fib.S", "-j", "0"], "emu compare: bad -j 0: must be at least 1"),
     (["--cpus", "2"], "emu: the following arguments are required: --workload"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
