@@ -26,7 +26,7 @@ compare: $(STAMP)
 	$(BIN)/emu compare --workload "guest/workloads/munmap_threads.c 0 50" \
 	    --workload "guest/workloads/mapfixed_generation.c 0 100" \
 	    --workload "guest/workloads/pinned_idle.c 0 50" \
-	    --cpus 1,2,4,8 --out results/tlb
+	    --policy-matrix lazy_tlb=refcount,shootdown,hazard --cpus 1,2,4,8 --out results/tlb
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

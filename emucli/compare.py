@@ -96,6 +96,18 @@ def expand_policy_matrix(entries: list[str]) -> list[str]:
     return [" ".join(words) for words in itertools.product(*axes)] if axes else []
 
 
+def check_policy(policy: str) -> None:
+    """Keys and values against the kernel's parameter table, before any cell runs
+    (checks that depend on the machine, such as INVLPGB needing a CPU that has
+    it, are left to the cells: those fail with emu's own message)."""
+    from emucli.main import parse_cmdline
+    from kernel.cmdline import CmdlineError, parse_kernel_cmdline
+    try:
+        parse_kernel_cmdline(parse_cmdline(policy))
+    except CmdlineError as error:
+        raise CompareError(f"--policy {policy!r}: {error}") from None
+
+
 def policies_from(options) -> list[str]:
     policies = list(options.policy or [])       # passed to --cmdline exactly as given
     policies += expand_policy_matrix(options.policy_matrix or [])
@@ -104,6 +116,7 @@ def policies_from(options) -> list[str]:
     unique = []
     for policy in policies:
         if policy not in unique:
+            check_policy(policy)
             unique.append(policy)
     return unique
 
