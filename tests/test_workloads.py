@@ -72,10 +72,10 @@ def test_mapfixed_generation_catches_a_kernel_that_skips_the_remote_shootdown():
 
 
 def test_mapfixed_generation_is_correct_under_every_lazy_tlb_scheme(tmp_path):
-    """The correctness workload through `emu compare`: four CPUs, IPI shootdowns,
+    """The correctness workload through `emu compare`: three CPUs, IPI shootdowns,
     each lazy-TLB scheme; every cell prints ok."""
     require_gcc()
-    result = emu("compare", "--workload", "guest/workloads/mapfixed_generation.c 3 12", "--cpus", "4",
+    result = emu("compare", "--workload", "guest/workloads/mapfixed_generation.c 2 8", "--cpus", "3",
                  "--policy-matrix", "lazy_tlb=refcount,shootdown,hazard", "--policy-matrix", "tlb_flush=ipi",
                  "--metric", "tlb_shootdowns", "--metric", "mm_refcount_atomics", "--no-progress",
                  "--out", str(tmp_path / "lazy"))
@@ -83,7 +83,7 @@ def test_mapfixed_generation_is_correct_under_every_lazy_tlb_scheme(tmp_path):
     cells = json.loads((tmp_path / "lazy.json").read_text())["cells"]
     assert [cell["policy"] for cell in cells] == [f"lazy_tlb={scheme} tlb_flush=ipi"
                                                   for scheme in ("refcount", "shootdown", "hazard")]
-    assert all(cell["stdout"] == "ok\n" and cell["metrics"]["tlb_shootdowns"] >= 12 for cell in cells)
+    assert all(cell["stdout"] == "ok\n" and cell["metrics"]["tlb_shootdowns"] >= 8 for cell in cells)
     # Only the refcount scheme pays atomics on mm_count.
     assert [cell["metrics"]["mm_refcount_atomics"] > 0 for cell in cells] == [True, False, False]
 
@@ -92,5 +92,5 @@ def test_mapfixed_generation_is_correct_under_every_lazy_tlb_scheme(tmp_path):
                                        "stragglers while it still runs the mm on a dynamic ASID")
 def test_mapfixed_generation_is_correct_with_invlpgb_broadcast_flushes():
     binary = built("mapfixed_generation")
-    result = emu("run", "--cpus", "4", "--profile", "zen4", "--cmdline", "tlb_flush=invlpgb", str(binary), "3", "12")
+    result = emu("run", "--cpus", "4", "--profile", "zen4", "--cmdline", "tlb_flush=invlpgb", str(binary), "3", "6")
     assert (result.returncode, result.stdout) == (0, b"ok\n")
