@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= guest/examples/hello.S
 
-.PHONY: run test guest-test bench lint clean fuzz
+.PHONY: run test guest-test bench lint clean fuzz compare
 
 $(STAMP): pyproject.toml setup.py emu/timing/hotpath.c emu/timing/hotpath.h emu/timing/_build_hotpath.py emu/mmu/tlb.c emu/mmu/tlb.h
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ fuzz: $(STAMP)
 	$(FUZZ) --kind syscall --cases 20000
 	$(FUZZ) --kind extension --cases 20000
 	$(FUZZ) --kind machine_api --cases 20000
+
+compare: $(STAMP)
+	$(BIN)/emu compare --workload "guest/workloads/munmap_threads.c 0 50" \
+	    --workload "guest/workloads/mapfixed_generation.c 0 100" \
+	    --workload "guest/workloads/pinned_idle.c 0 50" \
+	    --policy-matrix lazy_tlb=refcount,shootdown,hazard --cpus 1,2,4,8 --out results/tlb
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -1,4 +1,5 @@
-"""``emu run [options] PROGRAM [ARGS...]`` -- run a static x86-64 Linux program.
+"""``emu run [options] PROGRAM [ARGS...]`` -- run a static x86-64 Linux program
+(``emu profiles`` lists the cost profiles; ``emu compare`` is in compare.py).
 
 Exit status contract (DESIGN.md): the guest's exit status; 128+signo and one
 stderr line when a signal killed it; 2 and one line for bad input; 124 when
@@ -14,6 +15,7 @@ import os
 import sys
 
 from emucli.trace import Debugging, add_debug_options, rewrite_trace_command
+from emucli.compare import CompareError
 
 EXIT_USAGE = 2
 EXIT_CYCLE_LIMIT = 124
@@ -107,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_debug_options(run)   # --trace/--timeline/--gdb and the trace filters (emucli/trace.py)
     from emucli import testcmd
     testcmd.add_arguments(commands.add_parser("test", help="run guest test programs (expectations in their headers)"))
+    from emucli.compare import add_parser as add_compare_parser
+    add_compare_parser(commands)
     run.add_argument("program", help="static ELF executable, or .s/.S/.asm source")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
     return parser
@@ -308,8 +312,14 @@ def main(argv: list[str] | None = None) -> int:
                 return testcmd.run(options)
             except testcmd.TestUsageError as error:
                 raise UsageError(str(error)) from None
+        if options.command == "compare":
+            from emucli.compare import compare_command
+            return compare_command(options)
     except UsageError as error:
         print(f"emu: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except CompareError as error:
+        print(f"emu compare: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("emu: interrupted", file=sys.stderr)
