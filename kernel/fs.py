@@ -576,7 +576,8 @@ def file_syscalls(table: dict[int, Callable]) -> dict[int, Callable]:
             if k.fs is None or 0 <= _fd(fd) < FIRST_FILE_FD:
                 return original[number](k, vcpu, task, fd, *args)
             return operation(k.fs, task, _fd(fd), *args)
-        handler.__name__ = f"fs_{operation.__name__}"
+        # Keep the syscall's own name (sys_write...): tools name calls by it.
+        handler.__name__ = original[number].__name__ if number in original else f"sys_{operation.__name__}"
         return handler
 
     def on_path(number: int, operation: Callable) -> Callable:
@@ -584,7 +585,8 @@ def file_syscalls(table: dict[int, Callable]) -> dict[int, Callable]:
             if k.fs is None:
                 return original[number](k, vcpu, task, *args)
             return operation(k, vcpu, task, *args)
-        handler.__name__ = f"fs_{operation.__name__}"
+        # Keep the syscall's own name (sys_write...): tools name calls by it.
+        handler.__name__ = original[number].__name__ if number in original else f"sys_{operation.__name__}"
         return handler
 
     def read(fs, task, fd, buf, count, *_):
