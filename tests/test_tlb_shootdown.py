@@ -157,3 +157,24 @@ def test_bad_tlb_parameters_are_one_line_usage_errors(bad):
     result = emu("run", "--cmdline", bad, str(REPO / "guest" / "examples" / "hello.S"))
     assert result.returncode == 2 and len(result.stderr_lines) == 1
     assert result.stderr_lines[0].startswith("emu: --cmdline: ")
+
+
+def test_munmap_workload_sends_no_more_tlb_ipis_under_invlpgb_as_work_grows(tmp_path):
+    """guest/workloads/munmap_threads.c (will-it-scale tlb_flush2-like): under
+    tlb_flush=invlpgb the flush IPIs are only those before and during the move
+    to the global ASID -- twice the munmaps add none; under ipi they grow with CPUs."""
+    binary = build_c((REPO / "guest" / "workloads" / "munmap_threads.c").read_text(), "-pthread", "-O2")
+
+    def stats(cpus, cmdline, rounds):
+        path = tmp_path / f"{cpus}-{rounds}-{cmdline}.json"
+        result = emu("run", "--profile", "zen4", "--cpus", str(cpus), "--cmdline", cmdline,
+                     "--stats", str(path), str(binary), "0", str(rounds))
+        assert result.returncode == 0, result.stderr
+        return json.loads(path.read_text())
+
+    short, long = stats(8, "tlb_flush=invlpgb", 10), stats(8, "tlb_flush=invlpgb", 20)
+    assert long["tlb_shootdowns"] > short["tlb_shootdowns"] + 50
+    assert long["tlb_flush_ipis"] == short["tlb_flush_ipis"]
+    assert long["invlpgb"] > short["invlpgb"]
+    ipi_mode = [stats(cpus, "tlb_flush=ipi", 10)["tlb_flush_ipis"] for cpus in (2, 4, 8)]
+    assert ipi_mode[0] < ipi_mode[1] < ipi_mode[2]
