@@ -34,7 +34,7 @@ from emu.isa.xstate import SUPPORTED_USER_MASK, cpuid_leaf_0xd, xinuse as xstate
 from emu.isa.msr import MsrFile
 from emu.isa.state import MSR_IA32_TSC, XFEATURE_MASK_XTILE, ExtendedState
 from emu.mmu.faultaddr import candidate_addresses, exact_fault_address
-from emu.mmu.pagewalk import ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, is_canonical, walk
+from emu.mmu.pagewalk import ACCESS_READ, ACCESS_WRITE, is_canonical, walk
 try:
     from emu.timing._hotpath import ffi, lib as hotpath
 except ImportError as _error:  # the cffi extension is compiled when the package installs

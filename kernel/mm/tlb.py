@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from emu.memory import PAGE_SIZE
-from emu.mmu.pagewalk import PHYS_ADDR_MASK, PTE_PRESENT
+from emu.mmu.pagewalk import PTE_PRESENT
 from kernel.mm.mm import MmStruct
 
 if TYPE_CHECKING:  # pragma: no cover
