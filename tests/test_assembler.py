@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.guestbuild import missing_prerequisite
 
 from kernel.loader.assembler import (EXTRA_ENCODERS, INCLUDE_DIR, TEXT_BASE, Assembly, AssemblyError,
                                      assemble, assemble_file, assemble_source)
@@ -31,7 +32,7 @@ UNISTD = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
 def require_binutils() -> None:
     for tool in ("as", "ld", "gcc"):
         if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+            missing_prerequisite(f"{tool} is not installed")
 
 
 # ---------------------------------------------------------------------------
@@ -618,7 +619,7 @@ def test_errors_name_the_original_file_and_line(tmp_path, suffix, text, line, me
     source = tmp_path / f"bad{suffix}"
     source.write_text(text)
     if suffix == ".S" and shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
+        missing_prerequisite("gcc is not installed")
     with pytest.raises(AssemblyError) as caught:
         assemble_file(str(source))
     text_of_error = str(caught.value)
@@ -672,7 +673,7 @@ def test_syscall_header_has_every_required_name():
 
 def test_syscall_header_numbers_are_linux_x86_64_numbers():
     if not UNISTD.exists():
-        pytest.skip(f"{UNISTD} is not installed")
+        missing_prerequisite(f"{UNISTD} is not installed")
     kernel = {}
     for line in UNISTD.read_text().splitlines():
         parts = line.split()

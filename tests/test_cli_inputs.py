@@ -3,6 +3,7 @@ import shutil
 import subprocess
 
 import pytest
+from tests.guestbuild import missing_prerequisite
 
 from tests.guestbuild import build_c, emu, require_gcc
 
@@ -50,7 +51,7 @@ def test_dynamically_linked_elf_says_build_static(tmp_path):
 
 def test_32bit_elf(tmp_path):
     if shutil.which("as") is None or shutil.which("ld") is None:
-        pytest.skip("binutils missing")
+        missing_prerequisite("binutils missing")
     source = tmp_path / "x.s"
     source.write_text(".globl _start\n_start:\n movl $1, %eax\n int $0x80\n")
     subprocess.run(["as", "--32", str(source), "-o", str(tmp_path / "x.o")], check=True)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from xml.etree import ElementTree
 
-import pytest
+from tests.guestbuild import missing_prerequisite
 import unicorn.x86_const as x86
 
 from tests.guestbuild import REPO, build_c
@@ -23,7 +23,7 @@ def debug_session(binary, commands: list[str], cpus: int = 2) -> tuple[str, int,
     """Start ``emu run --gdb 0``, point gdb at the port it announces, run
     ``commands``; return gdb's output, emu's exit status and the guest's stdout."""
     if shutil.which("gdb") is None:
-        pytest.skip("gdb is not installed")
+        missing_prerequisite("gdb is not installed")
     emu = subprocess.Popen([sys.executable, "-m", "emucli", "run", "--cpus", str(cpus), "--gdb", "0", str(binary)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     try:

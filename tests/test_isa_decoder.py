@@ -6,6 +6,7 @@ import shutil
 import subprocess
 
 import pytest
+from tests.guestbuild import missing_prerequisite
 
 from emu.isa.encoding import GPR, Mem, TileReg, decode
 
@@ -46,7 +47,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def assembled(tmp_path_factory):
     if shutil.which("as") is None or shutil.which("objdump") is None:
-        pytest.skip("binutils missing")
+        missing_prerequisite("binutils missing")
     directory = tmp_path_factory.mktemp("isa")
     source = directory / "x.s"
     source.write_text("".join(f"{text}\n" for text, _, _ in CASES))
@@ -107,7 +108,7 @@ INTEL_CASES = [
 def test_intel_syntax_encodings_match_gnu_as(tmp_path):
     from emu.isa.encoding import encode
     if shutil.which("as") is None:
-        pytest.skip("binutils missing")
+        missing_prerequisite("binutils missing")
     source = tmp_path / "i.s"
     source.write_text(".intel_syntax noprefix\n" + "".join(f"{line}\n" for line in INTEL_CASES))
     subprocess.run(["as", str(source), "-o", str(tmp_path / "i.o")], check=True)

@@ -3,6 +3,7 @@ against the host CPU, and XSAVE/XRSTOR behaviour seen from guests."""
 import itertools
 
 import pytest
+from tests.guestbuild import missing_prerequisite
 
 from emu.isa import xstate
 from tests.guestbuild import REPO, build, emu, native
@@ -60,7 +61,7 @@ def _host_cpu():
 def test_xsavec_is_byte_identical_to_the_host_cpu():
     vendor, flags = _host_cpu()
     if "xsavec" not in flags:
-        pytest.skip("the host CPU has no XSAVEC")
+        missing_prerequisite("the host CPU has no XSAVEC")
     binary = build((REPO / "guest" / "tests" / "xsave" / "xsavec_dump.c").read_text(), ".c", ["-static", "-O2"])
     host = native(binary)
     assert host.returncode == 0 and len(host.stdout) == 576
