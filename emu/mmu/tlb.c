@@ -244,6 +244,19 @@ static inline int should_drop(const struct tlb_entry *e, int pcid, uint64_t va_s
     return va_start >= va_end || overlaps(e, va_start, va_end);
 }
 
+/* Drop ``e`` if the invalidation covers it; 1 when Unicorn's TLB could hold it. */
+static inline uint32_t invalidate_if_matching(struct mmu_vcpu *mmu, struct tlb_entry *e, int pcid,
+                                              uint64_t va_start, uint64_t va_end, int include_global,
+                                              int current_pcid)
+{
+    if (!should_drop(e, pcid, va_start, va_end, include_global))
+        return 0;
+    uint32_t visible = e->global || e->pcid == (uint16_t)current_pcid;
+    drop(mmu, e);
+    mmu->counters.invalidated++;
+    return visible;
+}
+
 uint32_t tlb_invalidate(struct mmu_vcpu *mmu, int pcid, uint64_t va_start, uint64_t va_end,
                         int include_global, int current_pcid)
 {
@@ -255,31 +268,20 @@ uint32_t tlb_invalidate(struct mmu_vcpu *mmu, int pcid, uint64_t va_start, uint6
             struct tlb_entry *set = &mmu->small[((va >> 12) & (mmu->sets - 1)) * mmu->ways];
             for (uint32_t way = 0; way < mmu->ways; way++) {
                 struct tlb_entry *e = &set[way];
-                if (should_drop(e, pcid, va_start, va_end, include_global)) {
-                    visible += e->global || e->pcid == (uint16_t)current_pcid;
-                    drop(mmu, e);
-                    mmu->counters.invalidated++;
-                }
+                visible += invalidate_if_matching(mmu, e, pcid, va_start, va_end, include_global,
+                                                  current_pcid);
             }
         }
     } else {
         uint64_t total = (uint64_t)mmu->sets * mmu->ways;
         for (uint64_t i = 0; i < total; i++) {
             struct tlb_entry *e = &mmu->small[i];
-            if (should_drop(e, pcid, va_start, va_end, include_global)) {
-                visible += e->global || e->pcid == (uint16_t)current_pcid;
-                drop(mmu, e);
-                mmu->counters.invalidated++;
-            }
+            visible += invalidate_if_matching(mmu, e, pcid, va_start, va_end, include_global, current_pcid);
         }
     }
     for (uint32_t i = 0; i < mmu->large_entries && mmu->large_valid; i++) {
         struct tlb_entry *e = &mmu->large[i];
-        if (should_drop(e, pcid, va_start, va_end, include_global)) {
-            visible += e->global || e->pcid == (uint16_t)current_pcid;
-            drop(mmu, e);
-            mmu->counters.invalidated++;
-        }
+        visible += invalidate_if_matching(mmu, e, pcid, va_start, va_end, include_global, current_pcid);
     }
     return visible;
 }
