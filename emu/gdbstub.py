@@ -135,6 +135,18 @@ class GdbStub:
         self.ack = True
         self._buffer = b""
         self.exited = False
+        for vcpu in machine.vcpus:
+            vcpu.unicorn_replaced_listeners.append(self._rehook)
+
+    def _rehook(self, vcpu: VCpu) -> None:
+        """Add this vCPU's breakpoint and watchpoint hooks again on the Unicorn
+        instance that replaced an aborted one (VCpu._replace_aborted_unicorn)."""
+        index = self.machine.vcpus.index(vcpu)
+        for (kind, address), hooks in self.breakpoints.items():
+            hooks[index] = vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, self._on_breakpoint, (vcpu, kind),
+                                            address, address)
+        if self._watch_hooks:
+            self._watch_hooks[index] = vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, self._check_watchpoints, vcpu)
 
     # ---- the connection ----------------------------------------------------------
 

@@ -147,8 +147,15 @@ class Tracer:
             if self.filter.cpus is not None and vcpu.index not in self.filter.cpus:
                 continue
             state.in_address_window = self.filter.from_address is None
-            state.reader = _RegisterReader(vcpu.uc)
-            state.hook = vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, self._on_instruction, vcpu)
+            self._hook_instructions(vcpu)
+            vcpu.unicorn_replaced_listeners.append(self._hook_instructions)
+
+    def _hook_instructions(self, vcpu: VCpu) -> None:
+        """The per-instruction hook, on the vCPU's current Unicorn instance
+        (again after VCpu._replace_aborted_unicorn swaps it)."""
+        state = self._states[vcpu.index]
+        state.reader = _RegisterReader(vcpu.uc)
+        state.hook = vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, self._on_instruction, vcpu)
 
     def close(self) -> None:
         """Write what is still pending and flush the sinks."""

@@ -41,6 +41,7 @@ except ImportError as _error:  # the cffi extension is compiled when the package
     raise ImportError("the C hot path emu.timing._hotpath is not built; reinstall the package "
                       "(make test, or pip install -e .) on a machine with a C compiler") from _error
 from emu.trace import exception_fields
+from emu.translation_abort import MAX_INSTRUCTION_BYTES, aborts_unicorn_translator, find_untranslatable
 from emu.traps import (
     GP, PF, PF_INSTR, UD, CpuException, exception_for_vector,
 )
@@ -94,6 +95,7 @@ _uclib = uc_module.uclib
 _uclib.uc_hook_add.restype = ctypes.c_int
 hotpath.hotpath_set_emu_stop(ctypes.cast(_uclib.uc_emu_stop, ctypes.c_void_p).value)
 hotpath.hotpath_set_uc_ctl(ctypes.cast(_uclib.uc_ctl, ctypes.c_void_p).value)
+hotpath.hotpath_set_emu_start(ctypes.cast(_uclib.uc_emu_start, ctypes.c_void_p).value)
 BLOCK_TABLE_ENTRIES = 1 << 14
 
 # Every VCpu registers here so the one cffi miss callback finds its owner.
@@ -157,11 +159,6 @@ class VCpu:
         self.on_acks_complete = None
         self.cpu_model = MODELS_BY_PROFILE.get(machine.profile.name, INTEL_SAPPHIRE_RAPIDS)
         self.cpuid = Cpuid(self.cpu_model, index, machine.cpu_count, self.xstate, cpuid_leaf_0xd)
-        self.uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64)
-        self.uc.ctl_set_tlb_mode(unicorn.UC_TLB_VIRTUAL)
-        memory = machine.memory
-        self.uc.mem_map_ptr(0, memory.size_bytes, unicorn.UC_PROT_ALL, memory.host_address)
-
         VCpu._next_handle += 1
         self._handle = VCpu._next_handle
         _VCPUS_BY_HANDLE[self._handle] = self
@@ -171,10 +168,17 @@ class VCpu:
         self.clock.table_mask = BLOCK_TABLE_ENTRIES - 1
         self.clock.vcpu_index = self._handle
         self.clock.deadline_cycles = (1 << 64) - 1
-        self.clock.uc = ffi.cast("void *", self.uc._uch.value)
         self._init_tlb_model(machine.profile.tlb)
-
-        self._install_hooks()
+        # Unicorn instances given up after their translator aborted
+        # (_replace_aborted_unicorn); kept referenced, never run or closed again.
+        self._abandoned_unicorns: list[unicorn.Uc] = []
+        # Called with this vCPU after its Unicorn instance was replaced, so
+        # hooks others added (trace, gdb) are added again on the new one.
+        self.unicorn_replaced_listeners: list = []
+        # The address of an instruction known to abort Unicorn's translator:
+        # a run starting there raises #UD without translating it.
+        self._untranslatable_at: int | None = None
+        self._create_unicorn()
         self._clean_user_context = None
         self._boot()
 
@@ -184,6 +188,16 @@ class VCpu:
         _VCPUS_BY_HANDLE.pop(self._handle, None)
 
     # ---- set-up ---------------------------------------------------------
+
+    def _create_unicorn(self) -> None:
+        """A Unicorn instance with the shared physical memory, the virtual TLB
+        and this vCPU's hooks; the CPU state is the caller's to set."""
+        self.uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64)
+        self.uc.ctl_set_tlb_mode(unicorn.UC_TLB_VIRTUAL)
+        memory = self.machine.memory
+        self.uc.mem_map_ptr(0, memory.size_bytes, unicorn.UC_PROT_ALL, memory.host_address)
+        self.clock.uc = ffi.cast("void *", self.uc._uch.value)
+        self._install_hooks()
 
     def _install_hooks(self) -> None:
         uc = self.uc
@@ -623,7 +637,7 @@ class VCpu:
         if events is not None:
             events.resume(self)
         try:
-            uc.emu_start(rip, _END_ADDRESS)
+            self._start_unicorn(rip)
         except unicorn.UcError as error:
             if self.pending is None:
                 if mmu.fault_vector == PF.vector:
@@ -663,6 +677,56 @@ class VCpu:
             events.emit(self, "exception", **exception_fields(pending.exception))
         handler.handle_exception(self, pending.exception)
         return STOP_TRAP
+
+    def _start_unicorn(self, rip: int) -> None:
+        """uc.emu_start(rip, _END_ADDRESS) that survives Unicorn's translator
+        aborting on an instruction (emu/translation_abort.py): the vCPU moves
+        to a fresh Unicorn instance, runs up to that instruction, and the next
+        run raises its #UD. Errors and hook exceptions surface as from
+        uc.emu_start."""
+        until = _END_ADDRESS
+        untranslatable, self._untranslatable_at = self._untranslatable_at, None
+        if untranslatable == rip and aborts_unicorn_translator(self.fetch_code(rip, MAX_INSTRUCTION_BYTES)):
+            self.pending = PendingTrap("exception", UD(0))
+            return
+        while True:
+            uc = self.uc
+            uc._hook_exception = None       # as Uc.emu_start does, for its hook wrappers
+            status = hotpath.hotpath_emu_start_guarded(self.clock.uc, rip, until)
+            if status != hotpath.HOTPATH_TRANSLATION_ABORTED:
+                break
+            self._replace_aborted_unicorn()
+            # Registers were last written back at the start of the block being translated.
+            rip = self.uc.reg_read(x86.UC_X86_REG_RIP)
+            culprit = find_untranslatable(self.fetch_code, rip)
+            if culprit is None:
+                raise RuntimeError(f"Unicorn's translator aborted on the block at {rip:#x} "
+                                   f"({self.fetch_code(rip, 16).hex()}), which holds no instruction "
+                                   "known to cause that")
+            if culprit == rip:
+                self.pending = PendingTrap("exception", UD(0))
+                return
+            # Run the block up to the culprit; the run that starts there raises #UD.
+            self._untranslatable_at = until = culprit
+        if status != unicorn.UC_ERR_OK:
+            raise unicorn.UcError(status)
+        if uc._hook_exception is not None:
+            raise uc._hook_exception
+
+    def _replace_aborted_unicorn(self) -> None:
+        """Continue on a new Unicorn instance with this vCPU's CPU state: the
+        old one aborted inside its translator and its TCG state is undefined."""
+        context = self.uc.context_save()
+        self._abandoned_unicorns.append(self.uc)
+        self._create_unicorn()
+        self.uc.context_restore(context)
+        self._flush_unicorn_tlb()
+        # The block being translated was never charged.
+        self.clock.last_block = ffi.NULL
+        # Reported under the vCPU's "events" in the stats (no cycles: host-side work).
+        self.event_counts["unicorn_translator_abort"] = self.event_counts.get("unicorn_translator_abort", 0) + 1
+        for listener in self.unicorn_replaced_listeners:
+            listener(self)
 
     def _refund_unexecuted(self) -> None:
         """A fault stopped the vCPU inside the block the hot path charged in

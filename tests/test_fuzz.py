@@ -78,3 +78,13 @@ def test_harness_reports_a_host_exception(monkeypatch):
 def test_cases_are_reproducible():
     first, second = run_case("syscall", 5, 17), run_case("syscall", 5, 17)
     assert (first.ending, first.cycles) == (second.ending, second.cycles)
+
+
+# ---- regressions: cases the long campaign (make fuzz) found ------------------------------------
+
+def test_found_code_1_98816_lock_bt_register_form_is_sigill_not_a_host_abort():
+    # 40 f0 0f a3 c8 (rex lock bt %ecx,%eax) made Unicorn's translator abort()
+    # the whole process. It must be an ordinary #UD -> SIGILL for the guest;
+    # guest/tests/kernel/lock_bit_test_register.S checks the guest's view.
+    outcome = run_case("code", 1, 98816)
+    assert outcome.ok, outcome.failure

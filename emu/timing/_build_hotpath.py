@@ -19,7 +19,7 @@ ffibuilder.cdef('extern "Python" static void hotpath_block_miss(int, uint64_t, u
 ffibuilder.set_source(
     "emu.timing._hotpath",
     '#include "hotpath.h"\n#include "tlb.h"\n' + (HERE / "hotpath.c").read_text().replace('#include "hotpath.h"', ""),
-    sources=[str(MMU / "tlb.c")],
+    sources=[str(MMU / "tlb.c"), str(HERE / "abort_guard.c")],
     include_dirs=[str(HERE), str(MMU)],
     extra_compile_args=["-O2"],
 )

@@ -48,3 +48,9 @@ uintptr_t hotpath_on_block_address(void);
 void hotpath_store_block(struct hotpath_vcpu *vcpu, uint64_t address, uint32_t size_bytes,
                          uint32_t instructions, uint64_t cycles);
 void hotpath_clear_blocks(struct hotpath_vcpu *vcpu);
+
+/* emu/timing/abort_guard.c: uc_emu_start that survives an abort() inside
+ * Unicorn's translator (returns HOTPATH_TRANSLATION_ABORTED). */
+#define HOTPATH_TRANSLATION_ABORTED 1000
+void hotpath_set_emu_start(uintptr_t uc_emu_start_address);
+int hotpath_emu_start_guarded(void *uc, uint64_t begin, uint64_t until);
