@@ -1,7 +1,8 @@
 /* Load known x87 and SSE values, XSAVEC them (x87|SSE) and write the 576-byte
  * compacted area to stdout; the test compares the host CPU's bytes with the
  * emulator's. FOP/FIP/FDP (bytes 6..23) are the last x87 instruction's
- * address, which the emulator does not track, so the test masks them.
+ * address, which the emulator does not track, so the test masks them
+ * (tests/test_xstate.py).
  * Build: gcc -static -O2 -mxsave -mxsavec
  */
 #include <immintrin.h>
