@@ -21,7 +21,9 @@ so instruction counts stay exact.
 """
 from __future__ import annotations
 
+import select
 import socket
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -37,6 +39,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from emu.vcpu import VCpu
 
 SIGTRAP = 5
+SIGINT = 2           # the stop signal gdb expects after its Ctrl-C (interrupt)
+CTRL_C = 0x03
+# How often a running machine looks for gdb's Ctrl-C byte (wall-clock seconds).
+CTRL_C_POLL_SECONDS = 0.05
 MAX_PACKET_BYTES = 0x4000
 
 # (name, bits, gdb type, Unicorn register or a special reader), in target.xml order.
@@ -135,6 +141,8 @@ class GdbStub:
         self.ack = True
         self._buffer = b""
         self.exited = False
+        self._last_ctrl_c_poll = 0.0
+        self._interrupt_pending = False
         for vcpu in machine.vcpus:
             vcpu.unicorn_replaced_listeners.append(self._rehook)
 
@@ -164,7 +172,11 @@ class GdbStub:
                     return
                 reply = self._handle(packet)
                 if reply is not None:
-                    self._send(reply)
+                    try:
+                        self._send(reply)
+                    except ConnectionError:
+                        self._detach()
+                        return
                 if self.exited or reply == "DETACHED":
                     return
         finally:
@@ -173,6 +185,12 @@ class GdbStub:
     def _read_packet(self) -> str | None:
         while True:
             start = self._buffer.find(b"$")
+            # A Ctrl-C byte that came with or before the packet that resumes
+            # the guest (gdb sends it as soon as the user presses it).
+            if CTRL_C in (self._buffer if start < 0 else self._buffer[:start]):
+                self._interrupt_pending = True
+                self._buffer = self._buffer.replace(bytes([CTRL_C]), b"", 1)
+                continue
             if start >= 0:
                 end = self._buffer.find(b"#", start)
                 if end >= 0 and len(self._buffer) >= end + 3:
@@ -181,7 +199,10 @@ class GdbStub:
                     if self.ack:
                         self.connection.sendall(b"+")
                     return data.decode("latin-1")
-            chunk = self.connection.recv(65536)
+            try:
+                chunk = self.connection.recv(65536)
+            except ConnectionError:    # gdb was killed: same as a clean close
+                return None
             if not chunk:
                 return None
             self._buffer += chunk.replace(b"+", b"") if b"$" not in chunk else chunk
@@ -417,10 +438,43 @@ class GdbStub:
         return self._continue()
 
     def _continue(self) -> str:
-        """Run the scheduler until a breakpoint, a watchpoint or the end."""
+        """Run the scheduler until a breakpoint, a watchpoint, gdb's Ctrl-C or the end."""
         self.stop = None
-        self.machine.run()
+        self._last_ctrl_c_poll = 0.0
+        if self._interrupt_pending:
+            self._interrupt_pending = False
+            self.stop = _Stop(self.machine.vcpus[self.selected], "interrupt")
+            return self._stop_reply()
+        self.machine.stop_requested = self._ctrl_c_received
+        try:
+            self.machine.run()
+        finally:
+            self.machine.stop_requested = None
         return self._after_run()
+
+    def _ctrl_c_received(self) -> bool:
+        """While the guest runs, gdb's interrupt arrives as one raw 0x03 byte,
+        outside any packet (the remote protocol's "Interrupts"). Looked for at
+        most every CTRL_C_POLL_SECONDS so a busy machine pays one clock read per
+        scheduling step. The stop names the vCPU gdb last selected."""
+        now = time.monotonic()
+        if now - self._last_ctrl_c_poll < CTRL_C_POLL_SECONDS or self.connection is None:
+            return False
+        self._last_ctrl_c_poll = now
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            chunk = self.connection.recv(65536)
+        except ConnectionError:
+            chunk = b""
+        if not chunk:
+            return False          # gdb went away; the packet loop notices on its next read
+        interrupted = CTRL_C in chunk      # in all-stop mode gdb sends nothing else while the guest runs
+        self._buffer += chunk.replace(bytes([CTRL_C]), b"")
+        if interrupted:
+            self.stop = _Stop(self.machine.vcpus[self.selected], "interrupt")
+        return interrupted
 
     def _after_run(self) -> str:
         if self.stop is not None:
@@ -472,7 +526,8 @@ class GdbStub:
 
     def _stop_reply(self) -> str:
         stop = self.stop or _Stop(self._vcpu())
-        reply = f"T{SIGTRAP:02x}thread:{stop.vcpu.index + 1:x};"
+        signal = SIGINT if stop.reason == "interrupt" else SIGTRAP
+        reply = f"T{signal:02x}thread:{stop.vcpu.index + 1:x};"
         if stop.reason in ("swbreak", "hwbreak"):
             reply += f"{stop.reason}:;"
         elif stop.reason in ("watch", "rwatch", "awatch"):

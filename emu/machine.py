@@ -7,6 +7,7 @@ seed (DESIGN.md, determinism).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 
 import capstone
 
@@ -52,6 +53,9 @@ class Machine:
         # The event sink (emu/trace.py Tracer) while tracing, else None: only
         # rare paths (traps, IPIs, flushes) test it, never per instruction.
         self.events = None
+        # Asked between scheduling steps while set (the gdb stub, for gdb's
+        # Ctrl-C): a true answer stops the machine as a breakpoint would.
+        self.stop_requested: Callable[[], bool] | None = None
 
     def attach(self, trap_handler: TrapHandler) -> None:
         self.trap_handler = trap_handler
@@ -109,6 +113,9 @@ class Machine:
             raise RuntimeError("no trap handler attached")
         lookahead = max(1, self.profile.event_cycles("ipi_latency"))
         while not self.stopped:
+            if self.stop_requested is not None and self.stop_requested():
+                self.stopped = True
+                return
             vcpu, start = self._next_vcpu()
             if vcpu is None:
                 self.trap_handler.handle_all_idle(self)

@@ -14,7 +14,7 @@ operand does not abort Unicorn (it runs as a plain BT), so it is not listed.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import capstone
 

@@ -125,3 +125,90 @@ def test_stepping_one_vcpu_leaves_the_other_clocks_alone():
         assert stub._handle("c") == "W03"
     finally:
         stub.listener.close()
+
+
+def test_gdb_ctrl_c_interrupts_a_running_guest():
+    """gdb's Ctrl-C (SIGINT to gdb, a raw 0x03 on the wire) stops a guest
+    spinning after `continue`: gdb reports SIGINT in main, reads and writes a
+    variable, and the guest then runs to its exit."""
+    import queue
+    import signal
+    import threading
+
+    if shutil.which("gdb") is None:
+        missing_prerequisite("gdb is not installed")
+    binary = build_c((REPO / "guest" / "tests" / "trace" / "gdb_spin.c").read_text(), "-g")
+    emu = subprocess.Popen([sys.executable, "-m", "emucli", "run", "--gdb", "0", str(binary)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    gdb = subprocess.Popen(["gdb", "-nx", "-q", str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in gdb.stdout], daemon=True).start()
+
+    def send(*commands):
+        for command in commands:
+            gdb.stdin.write(command + "\n")
+        gdb.stdin.flush()
+
+    def wait_for(text: str) -> str:
+        seen = ""
+        while text not in seen:
+            seen += lines.get(timeout=60)
+        return seen
+
+    try:
+        port = re.search(r"127\.0\.0\.1:(\d+)", emu.stderr.readline().decode()).group(1)
+        send("set pagination off", "set confirm off", f"target remote 127.0.0.1:{port}",
+             "break main", "continue")
+        wait_for("Breakpoint 1, main ()")
+        send("delete", "continue")          # from here on the guest only spins in main
+        wait_for("Continuing.")
+        gdb.send_signal(signal.SIGINT)
+        wait_for("Program received signal SIGINT, Interrupt.")
+        frame = wait_for("\n")
+        assert "main ()" in frame or "in main" in frame, frame
+        send("print go", "set var go = 1", "continue")
+        rest = wait_for("exited with code")
+        assert "$1 = 0" in rest, rest
+        send("quit")
+        gdb.wait(timeout=60)
+        assert emu.wait(timeout=60) in (5, 6)
+    finally:
+        for process in (gdb, emu):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def test_ctrl_c_sent_with_the_resume_packet_still_stops_the_guest():
+    """Packet level: a 0x03 that arrives before the `c` packet it raced with is
+    kept, so `c` stops at once with SIGINT instead of running a spinning guest forever."""
+    import socket
+
+    from emu.gdbstub import GdbStub
+    from emu.machine import Machine
+    from kernel.kernel import Kernel, KernelConfig
+
+    binary = str(build_c((REPO / "guest" / "tests" / "trace" / "gdb_spin.c").read_text(), "-g"))
+    machine = Machine(cpus=1, memory_bytes=64 << 20)
+    kernel = Kernel(machine, KernelConfig(argv=[binary], envp=[]))
+    kernel.start(binary)
+    stub = GdbStub(machine, 0, exit_status=kernel.exit_status)
+    stub.listener.close()
+    gdb_end, stub.connection = socket.socketpair()
+    try:
+        gdb_end.sendall(b"\x03$c#63")
+        packet = stub._read_packet()
+        assert packet == "c"
+        assert stub._handle(packet) == "T02thread:1;"
+        assert gdb_end.recv(16) == b"+"
+        # Mid-run: the byte arrives while `c` runs (polled between scheduling steps).
+        import threading
+        before = machine.vcpus[0].instructions
+        threading.Timer(0.3, gdb_end.sendall, [b"\x03"]).start()
+        assert stub._handle("c") == "T02thread:1;"
+        assert machine.vcpus[0].instructions > before
+    finally:
+        gdb_end.close()
+        stub.connection.close()
+        machine.close()
