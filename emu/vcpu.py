@@ -41,6 +41,7 @@ except ImportError as _error:  # the cffi extension is compiled when the package
     raise ImportError("the C hot path emu.timing._hotpath is not built; reinstall the package "
                       "(make test, or pip install -e .) on a machine with a C compiler") from _error
 from emu.trace import exception_fields
+from emu.unicorn_internals import find_cpu_state, tlb_flush_page_address
 from emu.traps import (
     GP, PF, PF_INSTR, UD, CpuException, exception_for_vector,
 )
@@ -94,6 +95,9 @@ _uclib = uc_module.uclib
 _uclib.uc_hook_add.restype = ctypes.c_int
 hotpath.hotpath_set_emu_stop(ctypes.cast(_uclib.uc_emu_stop, ctypes.c_void_p).value)
 hotpath.hotpath_set_uc_ctl(ctypes.cast(_uclib.uc_ctl, ctypes.c_void_p).value)
+# One-page flushes of Unicorn's TLB; used by a vCPU only once find_cpu_state
+# has validated its CPUState (emu/unicorn_internals.py).
+hotpath.hotpath_set_tlb_flush_page(tlb_flush_page_address())
 BLOCK_TABLE_ENTRIES = 1 << 14
 
 # Every VCpu registers here so the one cffi miss callback finds its owner.
@@ -172,6 +176,11 @@ class VCpu:
         self.clock.vcpu_index = self._handle
         self.clock.deadline_cycles = (1 << 64) - 1
         self.clock.uc = ffi.cast("void *", self.uc._uch.value)
+        # A model eviction flushes just its page from Unicorn's TLB when the
+        # CPUState checks out; otherwise (why in this string) the whole TLB.
+        cpu_state, self.unicorn_page_flush_unavailable = find_cpu_state(self.uc)
+        if cpu_state is not None:
+            self.clock.uc_cpu = ffi.cast("void *", cpu_state)
         self._init_tlb_model(machine.profile.tlb)
 
         self._install_hooks()
@@ -618,7 +627,7 @@ class VCpu:
         mmu = self._mmu
         mmu.fault_vector = 0
         if clock.unicorn_tlb_flush_pending:
-            self._flush_unicorn_tlb()
+            hotpath.hotpath_flush_unicorn_tlb_pending(clock)
         events = self.machine.events
         if events is not None:
             events.resume(self)
