@@ -42,6 +42,7 @@ except ImportError as _error:  # the cffi extension is compiled when the package
                       "(make test, or pip install -e .) on a machine with a C compiler") from _error
 from emu.trace import exception_fields
 from emu.translation_abort import MAX_INSTRUCTION_BYTES, aborts_unicorn_translator, find_untranslatable
+from emu.unicorn_internals import find_cpu_state, tlb_flush_page_address
 from emu.traps import (
     GP, PF, PF_INSTR, UD, CpuException, exception_for_vector,
 )
@@ -96,6 +97,9 @@ _uclib.uc_hook_add.restype = ctypes.c_int
 hotpath.hotpath_set_emu_stop(ctypes.cast(_uclib.uc_emu_stop, ctypes.c_void_p).value)
 hotpath.hotpath_set_uc_ctl(ctypes.cast(_uclib.uc_ctl, ctypes.c_void_p).value)
 hotpath.hotpath_set_emu_start(ctypes.cast(_uclib.uc_emu_start, ctypes.c_void_p).value)
+# One-page flushes of Unicorn's TLB; used by a vCPU only once find_cpu_state
+# has validated its CPUState (emu/unicorn_internals.py).
+hotpath.hotpath_set_tlb_flush_page(tlb_flush_page_address())
 BLOCK_TABLE_ENTRIES = 1 << 14
 
 # Every VCpu registers here so the one cffi miss callback finds its owner.
@@ -197,6 +201,10 @@ class VCpu:
         memory = self.machine.memory
         self.uc.mem_map_ptr(0, memory.size_bytes, unicorn.UC_PROT_ALL, memory.host_address)
         self.clock.uc = ffi.cast("void *", self.uc._uch.value)
+        # A model eviction flushes just its page from Unicorn's TLB when the
+        # CPUState checks out; otherwise (why in this string) the whole TLB.
+        cpu_state, self.unicorn_page_flush_unavailable = find_cpu_state(self.uc)
+        self.clock.uc_cpu = ffi.NULL if cpu_state is None else ffi.cast("void *", cpu_state)
         self._install_hooks()
 
     def _install_hooks(self) -> None:
@@ -632,7 +640,7 @@ class VCpu:
         mmu = self._mmu
         mmu.fault_vector = 0
         if clock.unicorn_tlb_flush_pending:
-            self._flush_unicorn_tlb()
+            hotpath.hotpath_flush_unicorn_tlb_pending(clock)
         events = self.machine.events
         if events is not None:
             events.resume(self)

@@ -590,3 +590,160 @@ def test_invlpgb_and_tlbsync_are_undefined_on_intel():
         rig.machine.vcpus[0].invlpgb(0, 0, 0)
     with pytest.raises(UD):
         rig.machine.vcpus[0].tlbsync()
+
+
+# ---- Unicorn's TLB stays a subset of the model ---------------------------------
+
+EVICT_CODE_VA = 0x60_0000
+PTE_WINDOW_VA = 0x50_0000
+# rdi: the watched page X; rsi: X's PTE through PTE_WINDOW_VA; rdx: the new PTE;
+# r8: the first page sharing X's set; r12: the set stride; r9d: how many pages.
+EVICT_SOURCE = """
+    mov rax, [rdi]
+    mov [rsi], rdx
+    mov rbx, [rdi]
+    mov ecx, r9d
+next:
+    mov r10, [r8]
+    mov r11, [rdi]
+    add r8, r12
+    dec ecx
+    jnz next
+    mov rax, [rdi]
+    syscall
+"""
+
+
+def run_eviction_only_path(unicorn_page_flush: bool):
+    """One run, no flush instruction anywhere: the guest reads page X, rewrites
+    X's PTE to another frame (no INVLPG), then reads pages of X's set -- re-reading
+    X after each so Unicorn's own TLB keeps X hot -- until the model's FIFO evicts
+    X, and reads X once more. Returns (X before, X right after the rewrite, X at
+    the end, the vCPU)."""
+    from keystone import KS_ARCH_X86, KS_MODE_64, Ks
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    if not unicorn_page_flush:
+        vcpu.clock.uc_cpu = ffi.NULL          # as when find_cpu_state refuses
+    geometry = rig.machine.profile.tlb
+    root = rig.address_space()
+    code, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(EVICT_SOURCE, EVICT_CODE_VA)
+    code_frame = rig.frame()
+    rig.memory.write(code_frame, bytes(code))
+    rig.map(root, EVICT_CODE_VA, code_frame, PTE_PRESENT | PTE_USER)
+    set_stride = geometry.sets * 0x1000
+    watched = DATA_VA + 0x5000                # set 5: not the code's, the window's or the stack's
+    old, new = two_frames(rig)
+    rig.map(root, watched, old)
+    others = [watched + (i + 1) * set_stride for i in range(2 * geometry.ways)]
+    filler = rig.frame()
+    for vaddr in others:
+        rig.map(root, vaddr, filler)
+    pte = rig.pte_address(root, watched)
+    rig.map(root, PTE_WINDOW_VA, pte & ~0xFFF)    # the page table, writable at CPL3
+    vcpu.write_cr3(root)
+    vcpu.load_user_registers({"rip": EVICT_CODE_VA, "rdi": watched, "rsi": PTE_WINDOW_VA + (pte & 0xFFF),
+                              "rdx": new | USER_RW, "r8": others[0], "r12": set_stride,
+                              "r9": len(others)})
+    vcpu.run(vcpu.cycles + 10_000_000)
+    assert len(rig.loaded) == 1, "the guest reached its syscall"
+    return OLD, vcpu.read_register("rbx"), rig.loaded[-1], vcpu
+
+
+@pytest.mark.parametrize("unicorn_page_flush", [True, False], ids=["page-flush", "whole-flush"])
+def test_an_eviction_alone_makes_the_guest_see_the_rewritten_pte(unicorn_page_flush):
+    """The model's eviction of X is the only thing that can end the stale
+    translation, and it must: Unicorn's TLB (kept hot by the loop) may not
+    outlive the model's entry, whether Unicorn drops X's page alone or
+    everything."""
+    before, after_rewrite, at_end, vcpu = run_eviction_only_path(unicorn_page_flush)
+    assert after_rewrite == before == OLD, "no flush yet: X is still cached"
+    assert vcpu.tlb_statistics()["tlb_evictions"] > 0
+    assert at_end == NEW, "X was evicted from the model, so the last read walked to the new frame"
+    flushes = vcpu.clock.unicorn_tlb_page_flushes
+    assert (flushes > 0) == unicorn_page_flush
+
+
+def test_page_and_whole_flushes_give_identical_statistics():
+    """Which entries Unicorn's TLB caches never changes the model's decisions."""
+    with_pages = run_eviction_only_path(True)[3]
+    whole = run_eviction_only_path(False)[3]
+    assert with_pages.tlb_statistics() == whole.tlb_statistics()
+    assert with_pages.cycles == whole.cycles and with_pages.instructions == whole.instructions
+    assert whole.clock.unicorn_tlb_full_flushes > with_pages.clock.unicorn_tlb_full_flushes
+
+
+def test_the_verified_unicorn_gets_page_flushes():
+    """On the libunicorn the offsets were read from, every check passes."""
+    from emu import unicorn_internals
+    if unicorn_internals.library_version() != unicorn_internals.VERIFIED_VERSION:
+        pytest.skip("not the libunicorn version the CPUState layout was verified on")
+    vcpu = Rig().machine.vcpus[0]
+    assert vcpu.unicorn_page_flush_unavailable == ""
+    assert vcpu.clock.uc_cpu != ffi.NULL
+
+
+@pytest.mark.parametrize("constant, value, reason", [
+    ("VERIFIED_VERSION", (2, 1, 3), "is not the verified"),
+    ("TLB_FLUSH_PAGE_SYMBOL", "no_such_function_x86_64", "does not export"),
+    ("UC_STRUCT_CPU_OFFSET", 0x1B0, ""),
+    ("CPU_STATE_UC_OFFSET", 0x81A0, "CPUState.uc"),
+    ("CPU_STATE_ENV_PTR_OFFSET", 0x130, "env_ptr"),
+    ("ENV_UC_OFFSET", 0x1B50, "CPUX86State.uc"),
+])
+def test_a_failed_check_falls_back_to_whole_flushes(monkeypatch, constant, value, reason):
+    """A different library, or any offset that does not check out, leaves the
+    vCPU on whole-TLB flushes -- never a dereference of an unchecked pointer --
+    and the guest still sees the rewritten PTE after the eviction."""
+    from emu import unicorn_internals
+    monkeypatch.setattr(unicorn_internals, constant, value)
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    assert reason in vcpu.unicorn_page_flush_unavailable and vcpu.unicorn_page_flush_unavailable
+    assert vcpu.clock.uc_cpu == ffi.NULL
+    root = rig.address_space()
+    old, new = two_frames(rig)
+    rig.map(root, DATA_VA, old)
+    vcpu.write_cr3(root)
+    assert rig.load(0, DATA_VA) == OLD
+    remap(rig, root, DATA_VA, new)
+    vcpu.invlpg(DATA_VA)
+    assert rig.load(0, DATA_VA) == NEW
+    assert vcpu.clock.unicorn_tlb_page_flushes == 0
+
+
+@pytest.mark.parametrize("evictions, pending", [(16, "pages"), (17, "all")])
+def test_evictions_in_one_block_queue_pages_until_the_list_is_full(evictions, pending):
+    """Evictions inside one block wait for the next block hook as a list of
+    pages; one more than the list holds (HOTPATH_FLUSH_PAGES_MAX) turns it
+    into a whole-TLB flush."""
+    from keystone import KS_ARCH_X86, KS_MODE_64, Ks
+    assert lib.HOTPATH_FLUSH_PAGES_MAX == 16
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    geometry = rig.machine.profile.tlb
+    root = rig.address_space()
+    set_stride = geometry.sets * 0x1000
+    loads = geometry.ways + evictions           # one straight-line block
+    source = "".join(f"mov r10, [r8 + {i * set_stride:#x}]; " for i in range(loads)) + "syscall"
+    code, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(source, EVICT_CODE_VA)
+    code_frame = rig.frame()
+    rig.memory.write(code_frame, bytes(code))
+    rig.map(root, EVICT_CODE_VA, code_frame, PTE_PRESENT | PTE_USER)
+    first = DATA_VA + 0x5000
+    filler = rig.frame()
+    for i in range(loads):
+        rig.map(root, first + i * set_stride, filler)
+    vcpu.write_cr3(root)
+    vcpu.load_user_registers({"rip": EVICT_CODE_VA, "r8": first})
+    vcpu.run(vcpu.cycles + 10_000_000)       # stops at the syscall, before another block
+    assert len(rig.loaded) == 1
+    assert vcpu.tlb_statistics()["tlb_evictions"] == evictions
+    clock = vcpu.clock
+    if pending == "pages":
+        assert clock.unicorn_tlb_flush_pending == lib.HOTPATH_FLUSH_PAGES
+        assert clock.unicorn_tlb_flush_page_count == evictions
+        assert [clock.unicorn_tlb_flush_pages[i] for i in range(evictions)] == [
+            first + i * set_stride for i in range(evictions)], "the ways filled first, in order"
+    else:
+        assert clock.unicorn_tlb_flush_pending == lib.HOTPATH_FLUSH_ALL

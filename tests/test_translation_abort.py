@@ -67,3 +67,38 @@ def test_search_finds_the_culprit_after_straight_line_code_and_stops_at_a_branch
     assert find_untranslatable(_fetcher(behind_branch, base), base + 6) == base + 6
     undecodable = bytes.fromhex("4883c301" "0fff")                      # add; ud0 without ModRM
     assert find_untranslatable(_fetcher(undecodable, base), base) is None
+
+
+def test_a_replaced_unicorn_gets_its_own_validated_cpu_state_and_the_same_results():
+    """After translator aborts the vCPU runs on a new Unicorn instance: its
+    one-page TLB flushes must target the new CPUState (emu/unicorn_internals.py),
+    and the guest's output and exit match a host run of the same program."""
+    import io
+
+    from emu.machine import Machine
+    from emu.unicorn_internals import find_cpu_state
+    from emu.timing._hotpath import ffi
+    from kernel.kernel import Kernel, KernelConfig
+    from tests.guestbuild import REPO, build_asm, native
+
+    source = (REPO / "guest" / "tests" / "kernel" / "lock_bit_test_register.S").read_text()
+    binary = str(build_asm(source))
+    machine = Machine(cpus=1, memory_bytes=64 << 20)
+    stdout = io.BytesIO()
+    kernel = Kernel(machine, KernelConfig(argv=[binary], envp=[], stdout=stdout))
+    kernel.start(binary)
+    vcpu = machine.vcpus[0]
+    first_cpu_state = int(ffi.cast("uintptr_t", vcpu.clock.uc_cpu))
+    try:
+        machine.run()
+        assert vcpu.event_counts["unicorn_translator_abort"] == 6
+        assert len(vcpu._abandoned_unicorns) == 6
+        current, reason = find_cpu_state(vcpu.uc)
+        if current is None:
+            assert first_cpu_state == 0, reason       # no validated CPUState on this Unicorn at all
+        else:
+            assert int(ffi.cast("uintptr_t", vcpu.clock.uc_cpu)) == current != first_cpu_state
+        host = native(build_asm(source))
+        assert stdout.getvalue() == host.stdout and kernel.exit_status() == host.returncode == 0
+    finally:
+        machine.close()

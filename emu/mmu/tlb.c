@@ -177,6 +177,26 @@ static inline void drop(struct mmu_vcpu *mmu, struct tlb_entry *e)
     e->last_use = 0;
 }
 
+/* Unicorn's TLB may hold ``e`` (valid, of the current context) and the
+ * model drops it: have it flushed before the next block. A 4 KiB entry is
+ * one page of Unicorn's (QEMU fills 4 KiB entries in every MMU index, and
+ * tlb_flush_page drops the page from all of them); a large entry may stand
+ * behind many 4 KiB Unicorn entries, so it, like a full list, asks for the
+ * whole TLB. */
+static inline void unicorn_forget(struct mmu_vcpu *mmu, const struct tlb_entry *e)
+{
+    struct hotpath_vcpu *clock = mmu->clock;
+    if (clock->unicorn_tlb_flush_pending == HOTPATH_FLUSH_ALL)
+        return;
+    if (e->page_shift != 12 || !clock->uc_cpu
+            || clock->unicorn_tlb_flush_page_count >= HOTPATH_FLUSH_PAGES_MAX) {
+        clock->unicorn_tlb_flush_pending = HOTPATH_FLUSH_ALL;
+        return;
+    }
+    clock->unicorn_tlb_flush_pages[clock->unicorn_tlb_flush_page_count++] = e->vpn << 12;
+    clock->unicorn_tlb_flush_pending = HOTPATH_FLUSH_PAGES;
+}
+
 /* Insert a translation, replacing the way filled longest ago (FIFO; see the
  * hit path for why not LRU).
  * Evicting an entry Unicorn may hold asks for a flush of Unicorn's TLB
@@ -204,7 +224,7 @@ static struct tlb_entry *insert(struct mmu_vcpu *mmu, uint64_t vaddr, const stru
     if (slot->last_use) {
         mmu->counters.evictions++;
         if (entry_matches_context(slot, mmu->pcid))
-            mmu->clock->unicorn_tlb_flush_pending = 1;
+            unicorn_forget(mmu, slot);
         drop(mmu, slot);
     }
     uint64_t page_mask = (1ull << w->page_shift) - 1;
@@ -338,8 +358,8 @@ int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void
              * the spurious fault a kernel must tolerate after relaxing a PTE
              * without a flush. */
             mmu->counters.faults_from_tlb++;
+            unicorn_forget(mmu, e);
             drop(mmu, e);
-            mmu->clock->unicorn_tlb_flush_pending = 1;
             return fail(mmu, VECTOR_PF, vaddr, error);
         }
         if (access != MMU_ACCESS_WRITE || e->dirty) {

@@ -22,10 +22,39 @@ void hotpath_set_uc_ctl(uintptr_t uc_ctl_address)
     uc_ctl = (uc_ctl_fn)uc_ctl_address;
 }
 
+/* QEMU's tlb_flush_page (libunicorn's tlb_flush_page_x86_64): drops one
+ * page's entries in every MMU index, from the main and the victim TLB, and
+ * its TBs from the jump cache. Not public API: Python passes it only with a
+ * CPUState pointer it validated (emu/unicorn_internals.py). */
+typedef void (*tlb_flush_page_fn)(void *cpu, uint64_t vaddr);
+static tlb_flush_page_fn tlb_flush_page;
+
+void hotpath_set_tlb_flush_page(uintptr_t tlb_flush_page_address)
+{
+    tlb_flush_page = (tlb_flush_page_fn)tlb_flush_page_address;
+}
+
 void hotpath_flush_unicorn_tlb(struct hotpath_vcpu *vcpu)
 {
-    vcpu->unicorn_tlb_flush_pending = 0;
+    vcpu->unicorn_tlb_flush_pending = HOTPATH_FLUSH_NONE;
+    vcpu->unicorn_tlb_flush_page_count = 0;
+    vcpu->unicorn_tlb_full_flushes++;
     uc_ctl(vcpu->uc, UC_CTL_TLB_FLUSH_WRITE);
+}
+
+/* Do the flush the TLB model asked for: the listed pages, or everything. */
+void hotpath_flush_unicorn_tlb_pending(struct hotpath_vcpu *vcpu)
+{
+    if (vcpu->unicorn_tlb_flush_pending != HOTPATH_FLUSH_PAGES || !vcpu->uc_cpu || !tlb_flush_page) {
+        hotpath_flush_unicorn_tlb(vcpu);
+        return;
+    }
+    uint32_t count = vcpu->unicorn_tlb_flush_page_count;
+    vcpu->unicorn_tlb_flush_pending = HOTPATH_FLUSH_NONE;
+    vcpu->unicorn_tlb_flush_page_count = 0;
+    vcpu->unicorn_tlb_page_flushes += count;
+    for (uint32_t i = 0; i < count; i++)
+        tlb_flush_page(vcpu->uc_cpu, vcpu->unicorn_tlb_flush_pages[i]);
 }
 
 static inline struct hotpath_block_cost *slot_for(struct hotpath_vcpu *vcpu, uint64_t address)
@@ -66,7 +95,7 @@ void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *use
         return;
     }
     if (__builtin_expect(vcpu->unicorn_tlb_flush_pending, 0))
-        hotpath_flush_unicorn_tlb(vcpu);
+        hotpath_flush_unicorn_tlb_pending(vcpu);
     struct hotpath_block_cost *slot = vcpu->last_block;
     /* Loops re-enter the block they just ran: try that before hashing. */
     if (!slot || slot->address != address || slot->size_bytes != size_bytes) {

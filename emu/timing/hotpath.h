@@ -11,6 +11,13 @@
 #pragma once
 #include <stdint.h>
 
+/* unicorn_tlb_flush_pending values. */
+#define HOTPATH_FLUSH_NONE 0
+#define HOTPATH_FLUSH_ALL 1
+#define HOTPATH_FLUSH_PAGES 2
+/* Pages a pending flush can list before it becomes a whole-TLB flush. */
+#define HOTPATH_FLUSH_PAGES_MAX 16
+
 struct hotpath_block_cost {
     uint64_t address;       /* guest virtual address of the block; 0 = empty */
     uint32_t size_bytes;    /* Unicorn's block size: a different size is a different block */
@@ -36,13 +43,26 @@ struct hotpath_vcpu {
     int vcpu_index;             /* passed back to Python on a miss */
     /* Set when the TLB model dropped an entry Unicorn's own TLB may hold
      * (emu/mmu/tlb.h); the block hook flushes Unicorn's TLB before the next
-     * block, and VCpu.run before emu_start. */
+     * block, and VCpu.run before emu_start. HOTPATH_FLUSH_ALL: the whole TLB;
+     * HOTPATH_FLUSH_PAGES: only the unicorn_tlb_flush_pages listed. */
     uint32_t unicorn_tlb_flush_pending;
+    /* Pages (4 KiB, virtual) whose Unicorn entries must go, when the flush
+     * pending is HOTPATH_FLUSH_PAGES. Used only when uc_cpu is set. */
+    uint32_t unicorn_tlb_flush_page_count;
+    uint64_t unicorn_tlb_flush_pages[HOTPATH_FLUSH_PAGES_MAX];
+    /* Unicorn's CPUState for tlb_flush_page, set by Python only after it
+     * validated the pointer (emu/unicorn_internals.py); NULL: every flush is
+     * a whole-TLB flush through uc_ctl. */
+    void *uc_cpu;
+    uint64_t unicorn_tlb_full_flushes;  /* whole-TLB flushes done (diagnostics) */
+    uint64_t unicorn_tlb_page_flushes;  /* single-page flushes done (diagnostics) */
 };
 
 void hotpath_set_emu_stop(uintptr_t uc_emu_stop_address);
 void hotpath_set_uc_ctl(uintptr_t uc_ctl_address);
+void hotpath_set_tlb_flush_page(uintptr_t tlb_flush_page_address);
 void hotpath_flush_unicorn_tlb(struct hotpath_vcpu *vcpu);
+void hotpath_flush_unicorn_tlb_pending(struct hotpath_vcpu *vcpu);
 void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *user_data);
 uintptr_t hotpath_on_block_address(void);
 void hotpath_store_block(struct hotpath_vcpu *vcpu, uint64_t address, uint32_t size_bytes,
