@@ -75,9 +75,10 @@ def test_a_replaced_unicorn_gets_its_own_validated_cpu_state_and_the_same_result
     and the guest's output and exit match a host run of the same program."""
     import io
 
+    from emu.timing._hotpath import ffi
+
     from emu.machine import Machine
     from emu.unicorn_internals import find_cpu_state
-    from emu.timing._hotpath import ffi
     from kernel.kernel import Kernel, KernelConfig
     from tests.guestbuild import REPO, build_asm, native
 
