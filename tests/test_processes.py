@@ -346,6 +346,20 @@ def test_frame_references_count_every_mapping():
     assert frames.alloc() == frame                 # and it is handed out again
 
 
+def test_every_frame_handed_out_is_zero():
+    """A reused frame is cleared; a never-used one is already zero (the host
+    mapping's zeroes, which alloc leaves untouched)."""
+    from emu.memory import PAGE_SIZE, PhysicalMemory
+    from kernel.mm.frames import FrameAllocator
+    frames = FrameAllocator(PhysicalMemory(1 << 20), 0)
+    used = frames.alloc()
+    frames.memory.write(used, b"\xff" * PAGE_SIZE)
+    frames.free(used)
+    assert frames.alloc() == used and frames.memory.read(used, PAGE_SIZE) == bytes(PAGE_SIZE)
+    fresh = frames.alloc()
+    assert fresh != used and frames.memory.read(fresh, PAGE_SIZE) == bytes(PAGE_SIZE)
+
+
 def test_write_fault_copies_a_shared_page_and_reuses_an_unshared_one():
     from emu.memory import PAGE_SIZE, PhysicalMemory
     from emu.mmu.pagewalk import PTE_WRITABLE

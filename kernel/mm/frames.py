@@ -45,12 +45,15 @@ class FrameAllocator:
     def alloc(self) -> int:
         if self._free:
             paddr = self._free.pop()
+            self.memory.zero(paddr, PAGE_SIZE)
         elif self._next_unused + PAGE_SIZE <= self.memory.size_bytes:
+            # Never handed out before: still the zeroes of the anonymous host
+            # mapping (nothing writes a frame it was not given). Not writing
+            # them keeps the host page unallocated until the guest stores to it.
             paddr = self._next_unused
             self._next_unused += PAGE_SIZE
         else:
             raise OutOfMemory()
-        self.memory.zero(paddr, PAGE_SIZE)
         self.allocated_frames += 1
         self.peak_allocated_frames = max(self.peak_allocated_frames, self.allocated_frames)
         return paddr
