@@ -3,7 +3,9 @@
 
 Exit status contract (DESIGN.md): the guest's exit status; 128+signo and one
 stderr line when a signal killed it; 2 and one line for bad input; 124 when
---max-cycles ended the run first; 125 when --timeout (wall clock) did; 123
+--max-cycles ended the run first, or when every guest thread sleeps with
+nothing left to wake one (a deadlock: the run could never end); 125 when
+--timeout (wall clock) did; 123
 when the guest ran out of memory (the OOM killer, or too little to load it);
 70 for an emulator bug. Every limit still writes --stats.
 """
@@ -193,6 +195,12 @@ def run_command(options) -> int:
         return EXIT_OUT_OF_MEMORY
     if machine.cycle_limit_reached and kernel.init_process.exit_status is None:
         print(f"emu: cycle limit {options.max_cycles} reached", file=sys.stderr)
+        return EXIT_CYCLE_LIMIT
+    if kernel.deadlocked:
+        # On Linux the program would sleep forever; no cycle limit could be
+        # reached either, so the run ends as if one had been.
+        print(f"emu: deadlock: every guest thread is asleep and nothing can wake one "
+              f"(at cycle {machine.elapsed_cycles})", file=sys.stderr)
         return EXIT_CYCLE_LIMIT
     return kernel.exit_status()
 

@@ -97,6 +97,9 @@ class Kernel:
         self.params = parse_kernel_cmdline(config.cmdline)   # CmdlineError on bad input
         self.fs = SandboxFs(config.fs_root, config.fs_writable) if config.fs_root else None
         self.out_of_memory = False       # the OOM killer ended the run
+        # Every task asleep with nothing left to wake one (handle_all_idle)
+        # before the first process exited: the run could never end.
+        self.deadlocked = False
         self.frames.overcommit_policy = _sysctl(config.cmdline, "sysctl.vm.overcommit_memory", OVERCOMMIT_GUESS,
                                                 (OVERCOMMIT_GUESS, OVERCOMMIT_ALWAYS, OVERCOMMIT_NEVER))
         self.frames.overcommit_ratio = _sysctl(config.cmdline, "sysctl.vm.overcommit_ratio",
@@ -503,6 +506,9 @@ class Kernel:
 
     def handle_all_idle(self, machine: Machine) -> None:
         # No task can run and nothing (timers, IPIs) can wake one: the run is over.
+        # If the first process has not exited, Linux would leave it asleep forever.
+        if self.init_process is not None and self.init_process.exit_status is None:
+            self.deadlocked = True
         machine.stop()
 
     # ---- signals ------------------------------------------------------------

@@ -105,6 +105,26 @@ def test_the_limits_have_distinct_exit_statuses():
     assert emu("run", "--max-cycles", "100000", str(spin)).returncode == EXIT_CYCLE_LIMIT
 
 
+FUTEX_WAIT_FOREVER = r"""
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int word;
+int main(void) { syscall(SYS_futex, &word, FUTEX_WAIT, 0, 0, 0, 0); return 3; }
+"""
+
+
+def test_a_deadlocked_guest_is_reported_not_a_clean_exit(tmp_path):
+    """The only thread waits on a futex nobody will wake: Linux would sleep
+    forever; the run ends with the cycle-limit status and says why."""
+    stats_path = tmp_path / "stats.json"
+    result = emu("run", "--stats", str(stats_path), str(build_c(FUTEX_WAIT_FOREVER)))
+    assert result.returncode == EXIT_CYCLE_LIMIT
+    assert len(result.stderr_lines) == 1 and result.stderr_lines[0].startswith(
+        "emu: deadlock: every guest thread is asleep and nothing can wake one"), result.stderr_lines
+    assert json.loads(stats_path.read_text())["syscall_counts"]["202"] == 1     # futex, never woken
+
+
 def test_memory_too_small_to_load_the_program():
     binary = build_c(MALLOC_UNTIL_NULL_C)
     result = emu("run", "--max-memory", "4M", str(binary))
