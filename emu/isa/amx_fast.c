@@ -184,7 +184,7 @@ int amx_tile_dot_product(struct amx_xstate *s, int kind, int dest, int src1, int
  *   C4 E2 [W=0 vvvv~ L=0 10] 5C [11 reg rm]   TDPBF16PS
  * with no prefix, VEX.R~ = X~ = B~ = 1 and vvvv~ >= 8 (tmm0..7): tmmdest =
  * ModRM.reg, tmmsrc1 = ModRM.rm, tmmsrc2 = VEX.vvvv. Returns the kind or -1. */
-static int decode(const uint8_t *b, int *dest, int *src1, int *src2)
+int amx_fast_decode(const uint8_t *b, int *dest, int *src1, int *src2)
 {
     if (b[0] != 0xC4 || b[1] != 0xE2 || (b[2] & 0xC4) != 0x40 || (b[4] & 0xC0) != 0xC0)
         return -1;
@@ -222,7 +222,7 @@ static bool amx_fast_on_invalid(void *uc, void *user_data)
     if (paddr + TDP_INSTRUCTION_BYTES > mmu->phys_size)
         return false;
     int dest, src1, src2;
-    int kind = decode(mmu->phys + paddr, &dest, &src1, &src2);
+    int kind = amx_fast_decode(mmu->phys + paddr, &dest, &src1, &src2);
     if (kind < 0)
         return false;
     /* require_amx: the CPU has AMX, XCR0[18:17] = 11b (else #UD); XFD[18]

@@ -61,6 +61,9 @@ struct amx_fastpath {
 void amx_fast_set_register_access(uintptr_t uc_reg_read_address, uintptr_t uc_reg_write_address,
                                   int rip_register_id);
 uintptr_t amx_fast_on_invalid_address(void);
+/* The dot-product kind of the 5 bytes at `code` and its tiles, or -1 when
+ * they are not the register form the hook takes (see amx_fast.c). */
+int amx_fast_decode(const uint8_t *code, int *dest, int *src1, int *src2);
 /* Execute one dot product on `state` when the SDM's tile checks pass (tiles
  * configured, distinct, shapes consistent): returns 1. Returns 0 without
  * touching anything when the instruction would fault, or when it is left to
