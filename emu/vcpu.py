@@ -18,6 +18,7 @@ registered straight with libunicorn so no Python runs per block.
 from __future__ import annotations
 
 import ctypes
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ from emu import firmware
 from emu.memory import PAGE_SIZE
 from emu.apic import MSR_IA32_TSC_DEADLINE, X2APIC_MSRS, LocalApic
 from emu.isa.cpuid import INTEL_SAPPHIRE_RAPIDS, INVLPGB_MAX_PAGES, MODELS_BY_PROFILE, Cpuid
-from emu.isa.dispatch import execute_extension
+from emu.isa.dispatch import EVENT_COSTS, execute_extension
 from emu.isa.xstate import SUPPORTED_USER_MASK, cpuid_leaf_0xd, xinuse as xstate_xinuse
 from emu.isa.msr import MsrFile
 from emu.isa.state import MSR_IA32_TSC, XFEATURE_MASK_XTILE, ExtendedState
@@ -100,6 +101,12 @@ hotpath.hotpath_set_emu_start(ctypes.cast(_uclib.uc_emu_start, ctypes.c_void_p).
 # One-page flushes of Unicorn's TLB; used by a vCPU only once find_cpu_state
 # has validated its CPUState (emu/unicorn_internals.py).
 hotpath.hotpath_set_tlb_flush_page(tlb_flush_page_address())
+hotpath.amx_fast_set_register_access(ctypes.cast(_uclib.uc_reg_read, ctypes.c_void_p).value,
+                                     ctypes.cast(_uclib.uc_reg_write, ctypes.c_void_p).value,
+                                     x86.UC_X86_REG_RIP)
+# EMU_AMX_FAST_PATH=0 sends every tile dot product through Python
+# (tests compare the two paths; VCpu.amx_fast_path is the per-vCPU switch).
+AMX_FAST_PATH_DEFAULT = os.environ.get("EMU_AMX_FAST_PATH", "1") != "0"
 BLOCK_TABLE_ENTRIES = 1 << 14
 
 # Every VCpu registers here so the one cffi miss callback finds its owner.
@@ -173,6 +180,7 @@ class VCpu:
         self.clock.vcpu_index = self._handle
         self.clock.deadline_cycles = (1 << 64) - 1
         self._init_tlb_model(machine.profile.tlb)
+        self._init_amx_fast_path()
         # Unicorn instances given up after their translator aborted
         # (_replace_aborted_unicorn); kept referenced, never run or closed again.
         self._abandoned_unicorns: list[unicorn.Uc] = []
@@ -209,22 +217,43 @@ class VCpu:
 
     def _install_hooks(self) -> None:
         uc = self.uc
+        # The C tile dot products first: Unicorn calls UC_HOOK_INSN_INVALID
+        # hooks in the order they were added until one returns true, so what
+        # the C hook declines reaches _on_invalid_opcode unchanged.
+        self._c_hook_handles = [self._add_c_hook(unicorn.UC_HOOK_INSN_INVALID,
+                                                 hotpath.amx_fast_on_invalid_address(), self._amx_fast)]
         uc.hook_add(unicorn.UC_HOOK_INSN, self._on_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
         uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
         uc.hook_add(unicorn.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
         # The block and TLB-fill hooks are C: add them through libunicorn directly.
-        self._c_hook_handles = []
         for hook_type, callback, context in (
                 (unicorn.UC_HOOK_BLOCK, hotpath.hotpath_on_block_address(), self.clock),
                 (unicorn.UC_HOOK_TLB_FILL, hotpath.mmu_on_tlb_fill_address(), self._mmu)):
-            handle = ctypes.c_size_t()
-            status = _uclib.uc_hook_add(
-                self.uc._uch, ctypes.byref(handle), ctypes.c_int(hook_type), ctypes.c_void_p(callback),
-                ctypes.c_void_p(int(ffi.cast("uintptr_t", context))), ctypes.c_uint64(1), ctypes.c_uint64(0))
-            if status != 0:
-                raise RuntimeError(f"uc_hook_add({hook_type}) failed: {status}")
-            self._c_hook_handles.append(handle)
+            self._c_hook_handles.append(self._add_c_hook(hook_type, callback, context))
+
+    def _add_c_hook(self, hook_type: int, callback: int, context) -> ctypes.c_size_t:
+        handle = ctypes.c_size_t()
+        status = _uclib.uc_hook_add(
+            self.uc._uch, ctypes.byref(handle), ctypes.c_int(hook_type), ctypes.c_void_p(callback),
+            ctypes.c_void_p(int(ffi.cast("uintptr_t", context))), ctypes.c_uint64(1), ctypes.c_uint64(0))
+        if status != 0:
+            raise RuntimeError(f"uc_hook_add({hook_type}) failed: {status}")
+        return handle
+
+    def _init_amx_fast_path(self) -> None:
+        """The C tile dot products (emu/isa/amx_fast.h): this vCPU's tile state,
+        CR3 and memory for the code fetch, the clock, and the profile's costs
+        rounded as ``charge_instruction`` rounds them."""
+        fast = self._amx_fast = ffi.new("struct amx_fastpath *")
+        fast.state = self.xstate.c_state
+        fast.mmu = self._mmu
+        fast.clock = self.clock
+        costs = self.machine.profile.event_costs
+        fast.tdpb_d_cycles = int(round(costs[EVENT_COSTS["tdpbssd"]]))
+        fast.tdpbf16ps_cycles = int(round(costs[EVENT_COSTS["tdpbf16ps"]]))
+        fast.amx_supported = bool(self.cpu_model.amx)
+        self.amx_fast_path = AMX_FAST_PATH_DEFAULT
 
     def _init_tlb_model(self, geometry) -> None:
         """The C TLB model (emu/mmu/tlb.h) with the profile's geometry."""
@@ -569,8 +598,14 @@ class VCpu:
         except CpuException:
             return self.machine.read_virtual(self, rip, min(size, PAGE_SIZE - (rip & (PAGE_SIZE - 1))))
 
+    @property
+    def amx_fast_path_executed(self) -> int:
+        """Tile dot products the C fast path retired (diagnostics and tests; not in stats)."""
+        return self._amx_fast.executed
+
     def charge_instruction(self, event: str | None) -> None:
-        """Account one instruction the emulator executed itself."""
+        """Account one instruction the emulator executed itself (the C fast
+        path of the tile dot products charges the same: emu/isa/amx_fast.c)."""
         profile = self.machine.profile
         cycles = profile.event_costs[event] if event else profile.instruction_cycles["other"]
         self.clock.cycles += int(round(cycles))
@@ -644,6 +679,10 @@ class VCpu:
         events = self.machine.events
         if events is not None:
             events.resume(self)
+        # Tracing keeps every instruction on the Python path, so traces are unchanged.
+        fast = self._amx_fast
+        fast.enabled = events is None and self.amx_fast_path
+        fast.state = self.xstate.c_state
         try:
             self._start_unicorn(rip)
         except unicorn.UcError as error:

@@ -8,8 +8,6 @@ vCPU (``VCpu.xstate``), written only by the handlers in emu/isa/.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 # XSTATE component numbers (SDM Vol. 1 §13.1).
@@ -45,29 +43,71 @@ MSR_IA32_GS_BASE = 0xC0000101
 MSR_IA32_KERNEL_GS_BASE = 0xC0000102
 
 
-@dataclass
 class ExtendedState:
     """Per-vCPU XSAVE-managed state beyond x87/SSE. Owners: XCR0 (XSETBV and
     the kernel through the machine API), XSS/XFD/XFD_ERR/PASID (MSR writes),
     tiles (AMX instructions and XRSTOR*), the optimization fields (XRSTOR* and
-    XSAVE*)."""
-    xcr0: int = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE
-    xss: int = 0
-    xfd: int = 0
-    xfd_err: int = 0
-    pasid: int = 0
-    tilecfg: bytearray = field(default_factory=lambda: bytearray(TILECFG_BYTES))
-    tiles: np.ndarray = field(default_factory=lambda: np.zeros((TILE_COUNT, TILE_MAX_ROWS, TILE_MAX_ROW_BYTES),
-                                                               dtype=np.uint8))
-    # XINUSE for the components whose use the emulator tracks exactly (AMX):
-    # set by any tile instruction, cleared by TILERELEASE and init restores.
-    tiles_in_use: bool = False
-    # The modified optimization (SDM Vol. 1 §13.6): what the last XRSTOR(S)
-    # loaded, from where, and which components were written since.
-    last_restore_linear_address: int | None = None
-    last_restore_was_xrstors: bool = False
-    modified_since_restore: int = 0
-    unmodified_components_skipped: int = 0   # statistics: components the modified optimization skipped
+    XSAVE*).
+
+    XCR0, XFD, TILECFG, the tiles, ``tiles_in_use`` and
+    ``modified_since_restore`` live in a C ``struct amx_xstate``
+    (emu/isa/amx_fast.h), which the C fast path of the tile dot products
+    reads and updates in place: the attributes below are views of it
+    (``tilecfg`` a writable memoryview, ``tiles`` a numpy array over the same
+    bytes; assigning either copies into the struct, so the buffer never moves).
+    """
+
+    def __init__(self, xcr0: int = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE, xss: int = 0, xfd: int = 0,
+                 xfd_err: int = 0, pasid: int = 0):
+        from emu.timing._hotpath import ffi
+        self.c_state = ffi.new("struct amx_xstate *")
+        self._tilecfg = memoryview(ffi.buffer(self.c_state.tilecfg)).cast("B")
+        self._tiles = np.frombuffer(ffi.buffer(self.c_state.tiles), dtype=np.uint8).reshape(
+            TILE_COUNT, TILE_MAX_ROWS, TILE_MAX_ROW_BYTES)
+        self.xcr0 = xcr0
+        self.xss = xss
+        self.xfd = xfd
+        self.xfd_err = xfd_err
+        self.pasid = pasid
+        # The modified optimization (SDM Vol. 1 §13.6): what the last XRSTOR(S)
+        # loaded, from where, and which components were written since
+        # (``modified_since_restore``, in the C struct).
+        self.last_restore_linear_address: int | None = None
+        self.last_restore_was_xrstors = False
+        self.unmodified_components_skipped = 0   # statistics: components the modified optimization skipped
+
+    xcr0 = property(lambda self: self.c_state.xcr0, lambda self, value: setattr(self.c_state, "xcr0", value))
+    xfd = property(lambda self: self.c_state.xfd, lambda self, value: setattr(self.c_state, "xfd", value))
+    # Components written since the last XRSTOR(S) (XSAVEOPT/XSAVES skip the others).
+    modified_since_restore = property(
+        lambda self: self.c_state.modified_since_restore,
+        lambda self, value: setattr(self.c_state, "modified_since_restore", value))
+
+    @property
+    def tiles_in_use(self) -> bool:
+        """XINUSE for the components whose use the emulator tracks exactly (AMX):
+        set by any tile instruction, cleared by TILERELEASE and init restores."""
+        return bool(self.c_state.tiles_in_use)
+
+    @tiles_in_use.setter
+    def tiles_in_use(self, value: bool) -> None:
+        self.c_state.tiles_in_use = bool(value)
+
+    @property
+    def tilecfg(self) -> memoryview:
+        return self._tilecfg
+
+    @tilecfg.setter
+    def tilecfg(self, value) -> None:
+        self._tilecfg[:] = bytes(value)
+
+    @property
+    def tiles(self) -> np.ndarray:
+        return self._tiles
+
+    @tiles.setter
+    def tiles(self, value) -> None:
+        self._tiles[...] = value
 
     @property
     def palette(self) -> int:
