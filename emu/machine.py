@@ -12,6 +12,7 @@ from collections.abc import Callable
 import capstone
 
 from emu import firmware
+from emu.isa.dispatch import HANDLERS as EMULATED_MNEMONICS
 from emu.memory import PAGE_SIZE, PhysicalMemory
 from emu.mmu.pagewalk import ACCESS_FETCH
 from emu.timing.profile import DEFAULT_PROFILE, Profile, load_profile
@@ -78,9 +79,15 @@ class Machine:
         code = self.read_virtual(vcpu, address, size_bytes)
         if size_bytes == 0:
             return 0, 0
-        decoded = list(self._disassembler.disasm(code, address))
+        # Only what Unicorn executes itself. A block ends at an instruction it
+        # raises invalid-opcode for: one the emulator implements (AMX, XSAVE
+        # family, XGETBV, RDPID, ...; charged by charge_instruction when it
+        # runs) or a real #UD (never retires). Capstone cannot decode most of
+        # them, and stops there; the ones it can are left out by mnemonic.
+        decoded = [insn for insn in self._disassembler.disasm(code, address)
+                   if insn.mnemonic not in EMULATED_MNEMONICS]
         if not decoded:
-            return 1, self.profile.block_cycles([])
+            return 0, 0
         return len(decoded), self.profile.block_cycles(decoded)
 
     def read_virtual(self, vcpu: VCpu, address: int, size: int, access: int = ACCESS_FETCH) -> bytes:

@@ -181,3 +181,37 @@ def test_rewritten_code_is_retranslated_and_repriced(tmp_path):
     generated = stats["instructions"] - baseline["instructions"]
     # The call/indirect-call sequence differs by a few instructions between the two builds.
     assert 54 <= generated <= 54 + 3 * 6, generated
+
+
+EMULATED_IN_A_LOOP = """
+.globl _start
+_start:
+    mov $%d, %%r12d
+1:  xor %%ecx, %%ecx
+    xgetbv                       # mid-block: capstone decodes it, Unicorn raises #UD
+    rdpid %%rbx                  # starts the block after xgetbv: capstone cannot decode it
+    dec %%r12d
+    jnz 1b
+    mov $60, %%eax
+    xor %%edi, %%edi
+    syscall
+"""
+
+
+@pytest.mark.parametrize("profile_name", ["spr", "zen4"])
+def test_an_emulated_instruction_counts_once_wherever_it_sits_in_a_block(tmp_path, profile_name):
+    """Instructions the emulator runs from Unicorn's invalid-opcode hook
+    (dispatch.HANDLERS) retire once, priced by their event: a block ending at
+    one does not count it again, whether or not capstone decodes it."""
+    profile = load_profile(profile_name)
+    counts = {}
+    for rounds in (10, 20):
+        result, stats = run_stats(tmp_path, build_asm(EMULATED_IN_A_LOOP % rounds), "--profile", profile_name)
+        assert result.returncode == 0, result.stderr
+        counts[rounds] = stats["instructions"], stats["cycles"]
+    (instructions_10, cycles_10), (instructions_20, cycles_20) = counts[10], counts[20]
+    assert instructions_20 - instructions_10 == 10 * 5      # xor, xgetbv, rdpid, dec, jnz
+    c = profile.instruction_cycles
+    other = round(c["other"])                               # charge_instruction for an event-less one
+    per_round = block(c["alu"]) + other + other + block(c["alu"], c["branch"])
+    assert cycles_20 - cycles_10 == 10 * per_round
