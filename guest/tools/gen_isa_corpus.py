@@ -58,7 +58,10 @@ class Case:
             lines.append(f" * STDOUT: {out}".rstrip())
         lines.append(" */")
         text = "\n".join(lines) + "\n"
-        text += '#include "linux_syscalls.h"\n        .text\n        .globl _start\n_start:\n'
+        text += '#include "linux_syscalls.h"\n'
+        if any(macro in self.body for macro in SSE_STATE_MACROS):
+            text += '#include "sse_state.inc"\n'
+        text += '        .text\n        .globl _start\n_start:\n'
         text += self.body.rstrip("\n") + "\n"
         text += ("        mov     $SYS_exit_group, %eax\n        xor     %edi, %edi\n        syscall\n"
                  "no_permission:\n        mov     $SYS_exit_group, %eax\n        mov     $3, %edi\n        syscall\n")
@@ -457,19 +460,21 @@ FILL = 0xA5
 MXCSR_OFFSET, XMM_OFFSET, HEADER_OFFSET = 24, 160, 512
 
 
+# The x87/SSE snippets are macros of guest/include/sse_state.inc, which a
+# generated case includes when it uses one.
+SSE_STATE_MACROS = ("LOAD_SSE_STATE", "STORE_XMM", "CLOBBER_XMM", "ZERO_XSAVE_HEADER")
+
+
 def set_sse_state(label: str) -> str:
-    text = "        fninit\n        fldcw   fcw_value(%rip)\n        ldmxcsr mxcsr_value(%rip)\n"
-    for i in range(16):
-        text += f"        movdqu  {label}+{16 * i}(%rip), %xmm{i}\n"
-    return text
+    return f"        LOAD_SSE_STATE {label}\n"
 
 
 def dump_xmm(label: str) -> str:
-    return "".join(f"        movdqu  %xmm{i}, {label}+{16 * i}(%rip)\n" for i in range(16))
+    return f"        STORE_XMM {label}\n"
 
 
 def clobber_xmm() -> str:
-    return "".join(f"        pcmpeqd %xmm{i}, %xmm{i}\n" for i in range(16))   # all ones
+    return "        CLOBBER_XMM\n"                # all ones
 
 
 def sse_data(xmm: bytes, fcw: int, mxcsr: int) -> str:
@@ -535,7 +540,7 @@ def xsave_cases(rng: np.random.Generator) -> list[Case]:
     def xrstor_case(tag: str, what: str, save_form: str, edit: str, rfbm: int, expected_xmm: bytes,
                     exit_: str = "0", data_extra: str = "") -> Case:
         xmm = XMM_FOR_RESTORE
-        zero_header = "".join(f"        movq    $0, xsave_area+{512 + 8 * i}(%rip)\n" for i in range(8))
+        zero_header = "        ZERO_XSAVE_HEADER xsave_area\n"
         body = (set_sse_state("xmm_values") + zero_header + f"        mov     $3, %eax\n        xor     %edx, %edx\n"
                 f"        {save_form} xsave_area(%rip)\n" + edit + clobber_xmm()
                 + f"        mov     ${rfbm}, %eax\n        xor     %edx, %edx\n        xrstor  xsave_area(%rip)\n"

@@ -20,74 +20,20 @@
  * STDOUT: 6dc3c66a 72b5f31e 7e7af0b7 81c3c172
  */
 #include "linux_syscalls.h"
+#include "sse_state.inc"
         .text
         .globl _start
 _start:
-        fninit
-        fldcw   fcw_value(%rip)
-        ldmxcsr mxcsr_value(%rip)
-        movdqu  xmm_values+0(%rip), %xmm0
-        movdqu  xmm_values+16(%rip), %xmm1
-        movdqu  xmm_values+32(%rip), %xmm2
-        movdqu  xmm_values+48(%rip), %xmm3
-        movdqu  xmm_values+64(%rip), %xmm4
-        movdqu  xmm_values+80(%rip), %xmm5
-        movdqu  xmm_values+96(%rip), %xmm6
-        movdqu  xmm_values+112(%rip), %xmm7
-        movdqu  xmm_values+128(%rip), %xmm8
-        movdqu  xmm_values+144(%rip), %xmm9
-        movdqu  xmm_values+160(%rip), %xmm10
-        movdqu  xmm_values+176(%rip), %xmm11
-        movdqu  xmm_values+192(%rip), %xmm12
-        movdqu  xmm_values+208(%rip), %xmm13
-        movdqu  xmm_values+224(%rip), %xmm14
-        movdqu  xmm_values+240(%rip), %xmm15
-        movq    $0, xsave_area+512(%rip)
-        movq    $0, xsave_area+520(%rip)
-        movq    $0, xsave_area+528(%rip)
-        movq    $0, xsave_area+536(%rip)
-        movq    $0, xsave_area+544(%rip)
-        movq    $0, xsave_area+552(%rip)
-        movq    $0, xsave_area+560(%rip)
-        movq    $0, xsave_area+568(%rip)
+        LOAD_SSE_STATE xmm_values
+        ZERO_XSAVE_HEADER xsave_area
         mov     $3, %eax
         xor     %edx, %edx
         xsave xsave_area(%rip)
-        pcmpeqd %xmm0, %xmm0
-        pcmpeqd %xmm1, %xmm1
-        pcmpeqd %xmm2, %xmm2
-        pcmpeqd %xmm3, %xmm3
-        pcmpeqd %xmm4, %xmm4
-        pcmpeqd %xmm5, %xmm5
-        pcmpeqd %xmm6, %xmm6
-        pcmpeqd %xmm7, %xmm7
-        pcmpeqd %xmm8, %xmm8
-        pcmpeqd %xmm9, %xmm9
-        pcmpeqd %xmm10, %xmm10
-        pcmpeqd %xmm11, %xmm11
-        pcmpeqd %xmm12, %xmm12
-        pcmpeqd %xmm13, %xmm13
-        pcmpeqd %xmm14, %xmm14
-        pcmpeqd %xmm15, %xmm15
+        CLOBBER_XMM
         mov     $3, %eax
         xor     %edx, %edx
         xrstor  xsave_area(%rip)
-        movdqu  %xmm0, xmm_out+0(%rip)
-        movdqu  %xmm1, xmm_out+16(%rip)
-        movdqu  %xmm2, xmm_out+32(%rip)
-        movdqu  %xmm3, xmm_out+48(%rip)
-        movdqu  %xmm4, xmm_out+64(%rip)
-        movdqu  %xmm5, xmm_out+80(%rip)
-        movdqu  %xmm6, xmm_out+96(%rip)
-        movdqu  %xmm7, xmm_out+112(%rip)
-        movdqu  %xmm8, xmm_out+128(%rip)
-        movdqu  %xmm9, xmm_out+144(%rip)
-        movdqu  %xmm10, xmm_out+160(%rip)
-        movdqu  %xmm11, xmm_out+176(%rip)
-        movdqu  %xmm12, xmm_out+192(%rip)
-        movdqu  %xmm13, xmm_out+208(%rip)
-        movdqu  %xmm14, xmm_out+224(%rip)
-        movdqu  %xmm15, xmm_out+240(%rip)
+        STORE_XMM xmm_out
         lea     xmm_out(%rip), %rdi
         mov     $16, %esi
         mov     $16, %edx

@@ -24,28 +24,11 @@
  * STDOUT: a5a5a5a5a5a5a5a5
  */
 #include "linux_syscalls.h"
+#include "sse_state.inc"
         .text
         .globl _start
 _start:
-        fninit
-        fldcw   fcw_value(%rip)
-        ldmxcsr mxcsr_value(%rip)
-        movdqu  xmm_values+0(%rip), %xmm0
-        movdqu  xmm_values+16(%rip), %xmm1
-        movdqu  xmm_values+32(%rip), %xmm2
-        movdqu  xmm_values+48(%rip), %xmm3
-        movdqu  xmm_values+64(%rip), %xmm4
-        movdqu  xmm_values+80(%rip), %xmm5
-        movdqu  xmm_values+96(%rip), %xmm6
-        movdqu  xmm_values+112(%rip), %xmm7
-        movdqu  xmm_values+128(%rip), %xmm8
-        movdqu  xmm_values+144(%rip), %xmm9
-        movdqu  xmm_values+160(%rip), %xmm10
-        movdqu  xmm_values+176(%rip), %xmm11
-        movdqu  xmm_values+192(%rip), %xmm12
-        movdqu  xmm_values+208(%rip), %xmm13
-        movdqu  xmm_values+224(%rip), %xmm14
-        movdqu  xmm_values+240(%rip), %xmm15
+        LOAD_SSE_STATE xmm_values
         mov     $1, %eax
         xor     %edx, %edx
         xsave xsave_area(%rip)
