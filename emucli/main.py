@@ -133,7 +133,6 @@ def guest_environment() -> list[str]:
 def run_command(options) -> int:
     from emu.machine import Machine
     from emu.timing.profile import DEFAULT_PROFILE, ProfileError, load_profile
-    from kernel.bootparams import BootParameterError
     from kernel.kernel import Kernel, KernelConfig
     from kernel.errno import SyscallError
     from kernel.loader.image import LoadError

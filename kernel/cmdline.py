@@ -1,47 +1,100 @@
 """Kernel command-line parameters (``emu run --cmdline 'key=value ...'``).
 
 One table of every parameter the kernel understands, named like the Linux
-boot parameter it mirrors where there is one, with its parser. An unknown
-key or a bad value is a usage error (one line, exit 2), never a traceback.
+boot parameter (or sysctl) it mirrors where there is one, with its parser and
+default. ``parse_kernel_cmdline`` checks the whole command line before the
+kernel boots; the kernel then reads typed values from ``Kernel.params``. An
+unknown key or a bad value is a usage error: one line ``KEY=VALUE: reason``
+(``CmdlineError``; ``emu run`` exits 2), never a traceback.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 class CmdlineError(ValueError):
     pass
 
 
-def _positive_int(text: str) -> int:
-    value = int(text, 0)
+class BadValue(ValueError):
+    """Raised by a parser with the reason; parse_kernel_cmdline names the key."""
+
+
+# ---- value parsers (each takes the text after '=') -------------------------------------
+
+def _integer(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise BadValue("not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    value = _integer(text)
     if value <= 0:
-        raise ValueError
+        raise BadValue("must be positive")
     return value
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text, 0)
+def non_negative_int(text: str) -> int:
+    value = _integer(text)
     if value < 0:
-        raise ValueError
+        raise BadValue("must not be negative")
     return value
 
 
-def _on_off(text: str) -> bool:
-    if text in ("on", "1", "y", "yes", ""):
+def memparse(text: str) -> int:
+    """A size with an optional K/M/G/T suffix (lib/cmdline.c memparse)."""
+    shifts = {"k": 10, "m": 20, "g": 30, "t": 40}
+    body, shift = text, 0
+    if text and text[-1].lower() in shifts:
+        body, shift = text[:-1], shifts[text[-1].lower()]
+    try:
+        value = int(body, 0)
+    except ValueError:
+        raise BadValue("not a size (a number with an optional K, M, G or T)") from None
+    if value <= 0:
+        raise BadValue("must be positive")
+    return value << shift
+
+
+def vmalloc_size(text: str) -> int:
+    """vmalloc=SIZE: at most the 32 TiB vmalloc range, at least a page and its guard page."""
+    from emu.memory import PAGE_SIZE
+    from kernel.mm.vmalloc import VMALLOC_SIZE_MAX_BYTES
+    size = memparse(text)
+    if size > VMALLOC_SIZE_MAX_BYTES:
+        raise BadValue("larger than the 32T vmalloc range")
+    if size < 2 * PAGE_SIZE:
+        raise BadValue("smaller than one page and its guard")
+    return size
+
+
+def kstrtobool(text: str) -> bool:
+    """1/y/yes/on/true and 0/n/no/off/false (lib/kstrtox.c kstrtobool); a bare flag is true."""
+    lowered = text.lower()
+    if lowered in ("", "1", "y", "yes", "on", "true"):
         return True
-    if text in ("off", "0", "n", "no"):
+    if lowered in ("0", "n", "no", "off", "false"):
         return False
-    raise ValueError
+    raise BadValue("not a boolean (use 1/0, y/n, on/off)")
 
 
-def _choice(*choices: str) -> Callable[[str], str]:
+def choice(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in choices:
-            raise ValueError
+            raise BadValue(f"unknown value (one of: {', '.join(choices)})")
         return text
-    parse.choices = choices
+    return parse
+
+
+def integer_in(allowed: range) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _integer(text)
+        if value not in allowed:
+            raise BadValue(f"not a valid value ({allowed.start} to {allowed.stop - 1})")
+        return value
     return parse
 
 
@@ -55,31 +108,36 @@ class Parameter:
 # Dynamic ASIDs must leave PCIDs for the global ASIDs INVLPGB mode hands out
 # (PCID = ASID + 1 < 4096; Linux keeps bit 11 for PTI's user PCID).
 MAX_DYN_ASIDS = 256
+XSTATE_ALLOC_POLICIES = ("vmalloc", "vmalloc_cache", "separate", "eager", "pages_percpu")
 
 PARAMETERS: dict[str, Parameter] = {
-    "sched_quantum": Parameter(_positive_int, 4_000_000, "timer tick / time slice in cycles"),
-    "lazy_tlb": Parameter(_choice("refcount", "shootdown", "hazard"), "refcount",
+    "sched_quantum": Parameter(positive_int, 4_000_000, "timer tick / time slice in cycles"),
+    "lazy_tlb": Parameter(choice("refcount", "shootdown", "hazard"), "refcount",
                           "how idle CPUs hold the mm they keep loaded"),
-    "tlb_flush": Parameter(_choice("ipi", "invlpgb", "auto"), "ipi",
+    "tlb_flush": Parameter(choice("ipi", "invlpgb", "auto"), "ipi",
                            "remote TLB flush transport (invlpgb needs the zen4 profile)"),
-    "nr_dyn_asids": Parameter(_positive_int, 6, "per-CPU dynamic ASIDs (TLB_NR_DYN_ASIDS)"),
-    "tlb_single_page_flush_ceiling": Parameter(_non_negative_int, 33,
+    "nr_dyn_asids": Parameter(integer_in(range(1, MAX_DYN_ASIDS + 1)), 6,
+                              "per-CPU dynamic ASIDs (TLB_NR_DYN_ASIDS)"),
+    "tlb_single_page_flush_ceiling": Parameter(non_negative_int, 33,
                                                "pages above which a range flush becomes a full flush"),
-    "nopcid": Parameter(_on_off, False, "do not use PCIDs: every mm switch flushes"),
-    "percpu_pgd": Parameter(_on_off, False, "a top-level page table per (CPU, ASID)"),
-    "cpu_opv": Parameter(_choice("on", "off"), "off", "the cpu_opv system call (2018 proposal, 335)"),
-    # Checked by kernel/xstate_alloc.py and kernel/bootparams.py (the AMX
-    # xstate allocation policies); listed here so they are known keys.
-    "xstate_alloc": Parameter(str, "vmalloc", "vmalloc|vmalloc_cache|separate|eager|pages_percpu"),
-    "vmalloc": Parameter(str, "", "size of the vmalloc area (memparse: 12K, 64M)"),
-    "lazy_max_pages": Parameter(str, "", "lazily freed vmalloc pages before a purge"),
-    "xstate_cache": Parameter(str, "", "entries of the vmalloc_cache policy's cache"),
-    "strict_sas_size": Parameter(str, "", "check every sigaltstack against the frame size"),
-    # Checked by Kernel._sysctl (the overcommit policy of kernel/mm/frames.py).
-    "sysctl.vm.overcommit_memory": Parameter(str, "", "0 guess, 1 always, 2 never (vm.overcommit_memory)"),
-    "sysctl.vm.overcommit_ratio": Parameter(str, "", "percent of RAM committable in mode 2"),
-    "tlb_remote_flush": Parameter(_on_off, True,
+    "nopcid": Parameter(kstrtobool, False, "do not use PCIDs: every mm switch flushes"),
+    "percpu_pgd": Parameter(kstrtobool, False, "a top-level page table per (CPU, ASID)"),
+    "cpu_opv": Parameter(choice("on", "off"), "off", "the cpu_opv system call (2018 proposal, 335)"),
+    "tlb_remote_flush": Parameter(kstrtobool, True,
                                   "debug: off skips remote shootdowns (stale TLBs become visible)"),
+    # The AMX xstate buffers and the vmalloc space (kernel/xstate_alloc.py,
+    # kernel/mm/vmalloc.py); None: the built-in default.
+    "xstate_alloc": Parameter(choice(*XSTATE_ALLOC_POLICIES), "vmalloc",
+                              "where a task's large (AMX) fpstate buffer comes from"),
+    "vmalloc": Parameter(vmalloc_size, None, "size of the vmalloc area (memparse: 12K, 64M)"),
+    "lazy_max_pages": Parameter(non_negative_int, None, "lazily freed vmalloc pages before a purge"),
+    "xstate_cache": Parameter(non_negative_int, None, "entries of the vmalloc_cache policy's cache"),
+    "strict_sas_size": Parameter(kstrtobool, False, "check every sigaltstack against the frame size"),
+    # The overcommit policy of kernel/mm/frames.py (sysctl vm.overcommit_*).
+    "sysctl.vm.overcommit_memory": Parameter(integer_in(range(0, 3)), 0,
+                                             "0 guess, 1 always, 2 never (vm.overcommit_memory)"),
+    "sysctl.vm.overcommit_ratio": Parameter(integer_in(range(0, 1 << 20)), 50,
+                                            "percent of RAM committable in mode 2"),
 }
 
 
@@ -92,10 +150,6 @@ def parse_kernel_cmdline(raw: dict[str, str]) -> dict[str, object]:
             raise CmdlineError(f"unknown kernel parameter {key!r} (known: {', '.join(sorted(PARAMETERS))})")
         try:
             values[key] = parameter.parse(text)
-        except ValueError:
-            choices = getattr(parameter.parse, "choices", None)
-            hint = f" (one of {', '.join(choices)})" if choices else ""
-            raise CmdlineError(f"bad value {text!r} for kernel parameter {key!r}{hint}") from None
-    if values["nr_dyn_asids"] > MAX_DYN_ASIDS:
-        raise CmdlineError(f"nr_dyn_asids must be at most {MAX_DYN_ASIDS}")
+        except BadValue as reason:
+            raise CmdlineError(f"{key}={text}: {reason}") from None
     return values

@@ -14,26 +14,42 @@ from typing import BinaryIO
 
 from emu.machine import Machine
 from emu.traps import (
-    VECTOR_AC, VECTOR_BP, VECTOR_DB, VECTOR_DE, VECTOR_GP, VECTOR_MF, VECTOR_NM, VECTOR_PF, VECTOR_SS, VECTOR_UD,
-    VECTOR_XM, CpuException, PF,
+    PF,
+    VECTOR_AC,
+    VECTOR_BP,
+    VECTOR_DB,
+    VECTOR_DE,
+    VECTOR_GP,
+    VECTOR_MF,
+    VECTOR_NM,
+    VECTOR_PF,
+    VECTOR_SS,
+    VECTOR_UD,
+    VECTOR_XM,
+    CpuException,
 )
 from emu.vcpu import VCpu
-from kernel import bootparams, cpu_opv, fpu, signals
+from kernel import cpu_opv, fpu, signals
+from kernel.cmdline import parse_kernel_cmdline
 from kernel.errno import SyscallError
 from kernel.exec import exec_image
 from kernel.fs import SandboxFs
 from kernel.loader import load_program
-from kernel.mm.frames import (
-    DEFAULT_OVERCOMMIT_RATIO, OVERCOMMIT_ALWAYS, OVERCOMMIT_GUESS, OVERCOMMIT_NEVER, FrameAllocator, OutOfMemory,
-)
-from kernel.cmdline import parse_kernel_cmdline
+from kernel.mm.frames import FrameAllocator, OutOfMemory
 from kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
 from kernel.mm.tlb import TlbManager
 from kernel.rseq import rseq_handle_notify_resume
-from kernel.sigframe import SigInfo, deliver_pending_signals, force_sig_fault
 from kernel.sched import Scheduler
+from kernel.sigframe import SigInfo, deliver_pending_signals, force_sig_fault
+from kernel.task import (
+    TASK_EXITED,
+    TASK_RUNNING,
+    TASK_SLEEPING,
+    Process,
+    Task,
+    allocate_pid,
+)
 from kernel.xstate_alloc import xstate_alloc_from_cmdline
-from kernel.task import TASK_EXITED, TASK_RUNNING, TASK_SLEEPING, Process, Task, allocate_pid
 
 # CLOCK_REALTIME at cycle 0 (2026-01-01T00:00:00Z), fixed so runs are reproducible.
 REALTIME_EPOCH_NS = 1_767_225_600 * 1_000_000_000
@@ -100,10 +116,8 @@ class Kernel:
         # Every task asleep with nothing left to wake one (handle_all_idle)
         # before the first process exited: the run could never end.
         self.deadlocked = False
-        self.frames.overcommit_policy = _sysctl(config.cmdline, "sysctl.vm.overcommit_memory", OVERCOMMIT_GUESS,
-                                                (OVERCOMMIT_GUESS, OVERCOMMIT_ALWAYS, OVERCOMMIT_NEVER))
-        self.frames.overcommit_ratio = _sysctl(config.cmdline, "sysctl.vm.overcommit_ratio",
-                                               DEFAULT_OVERCOMMIT_RATIO, range(0, 1 << 20))
+        self.frames.overcommit_policy = self.params["sysctl.vm.overcommit_memory"]
+        self.frames.overcommit_ratio = self.params["sysctl.vm.overcommit_ratio"]
         machine.attach(self)
         for vcpu in machine.vcpus:
             vcpu.halted = True
@@ -111,9 +125,8 @@ class Kernel:
             vcpu.write_msr(0xC0000103, vcpu.index)
         self.fpu_config = fpu.fpu_init(self)
         # strict_sas_size: check every sigaltstack against the permitted frame size.
-        self.strict_sas_size = bootparams.boolean("strict_sas_size", config.cmdline["strict_sas_size"]) \
-            if "strict_sas_size" in config.cmdline else False
-        self.vmalloc, self.xstate_alloc = xstate_alloc_from_cmdline(self, config.cmdline)
+        self.strict_sas_size = self.params["strict_sas_size"]
+        self.vmalloc, self.xstate_alloc = xstate_alloc_from_cmdline(self, self.params)
         self.xstate_alloc.boot()
         self.call_function_queue: list[list] = [[] for _ in machine.vcpus]
         # Interrupts other than call-function IPIs that arrived while the CPU
@@ -129,7 +142,7 @@ class Kernel:
         self.futex_queues: dict = {}
         # System calls only some command lines enable (number -> handler).
         self.optional_syscalls: dict = {}
-        cpu_opv.cpu_opv_setup(self, config.cmdline.get("cpu_opv", "off"))
+        cpu_opv.cpu_opv_setup(self, self.params["cpu_opv"])
         self.interrupt_handlers = {
             CALL_FUNCTION_VECTOR: self._call_function_interrupt,
             LOCAL_TIMER_VECTOR: self.scheduler.scheduler_tick,
@@ -552,20 +565,6 @@ class Kernel:
     def warn(self, message: str) -> None:
         self.stderr.write(f"emu: {message}\n".encode())
         self.stderr.flush()
-
-
-def _sysctl(cmdline: dict, key: str, default: int, allowed) -> int:
-    """An integer kernel parameter (``sysctl.vm.x=N`` on the boot command line); ValueError names it."""
-    text = cmdline.get(key)
-    if text is None:
-        return default
-    try:
-        value = int(text, 0)
-    except ValueError:
-        value = None
-    if value not in allowed:
-        raise ValueError(f"--cmdline {key}={text}: not a valid value")
-    return value
 
 
 def initial_user_registers(rip: int, rsp: int) -> dict:

@@ -30,10 +30,16 @@ from typing import TYPE_CHECKING
 from emu.isa import xstate
 from emu.isa.state import XFEATURE_MASK_XTILE
 from emu.memory import PAGE_SIZE
-from kernel import bootparams
+from kernel.cmdline import CmdlineError
 from kernel.fpu import (
-    FPSTATE_EMBEDDED, FPSTATE_PAGES, FPSTATE_VMALLOC, XFEATURE_MASK_USER_DYNAMIC, FpState, fpstate_replace,
-    init_xstate_header, xfd_update_state,
+    FPSTATE_EMBEDDED,
+    FPSTATE_PAGES,
+    FPSTATE_VMALLOC,
+    XFEATURE_MASK_USER_DYNAMIC,
+    FpState,
+    fpstate_replace,
+    init_xstate_header,
+    xfd_update_state,
 )
 from kernel.mm.frames import OutOfMemory
 from kernel.mm.vmalloc import VMALLOC_SIZE_MAX_BYTES, Vmalloc
@@ -226,7 +232,7 @@ class PagesPercpuXstate(VmallocXstate):
         for vcpu in self.kernel.machine.vcpus:
             area = self.kernel.vmalloc.vzalloc(vcpu, xstate.compacted_size(full))
             if area is None:
-                raise bootparams.BootParameterError("vmalloc area too small for the per-CPU xstate areas")
+                raise CmdlineError("vmalloc area too small for the per-CPU xstate areas")
             init_xstate_header(self.kernel.machine.memory, area.frames, full)
             self.areas.append(FpState(xfeatures=full, user_xfeatures=config.user_features, xfd=0,
                                       storage=FPSTATE_VMALLOC, area=area))
@@ -259,29 +265,14 @@ class PagesPercpuXstate(VmallocXstate):
         super().release(vcpu, fpstate)
 
 
-XSTATE_ALLOC_POLICIES = ("vmalloc", "vmalloc_cache", "separate", "eager", "pages_percpu")
-DEFAULT_XSTATE_ALLOC = "vmalloc"
-
-
-def xstate_alloc_from_cmdline(kernel: "Kernel", cmdline: dict) -> tuple[Vmalloc, VmallocXstate]:
-    """Build the vmalloc space and the xstate policy from the boot parameters
-    ``vmalloc=SIZE``, ``lazy_max_pages=N``, ``xstate_alloc=NAME`` and
-    ``xstate_cache=N`` (raises BootParameterError on a bad value)."""
-    size = VMALLOC_SIZE_MAX_BYTES
-    if "vmalloc" in cmdline:
-        size = bootparams.memparse("vmalloc", cmdline["vmalloc"])
-        if size > VMALLOC_SIZE_MAX_BYTES:
-            raise bootparams.BootParameterError(f"vmalloc={cmdline['vmalloc']}: larger than the 32T vmalloc range")
-        if size < 2 * PAGE_SIZE:
-            raise bootparams.BootParameterError(f"vmalloc={cmdline['vmalloc']}: smaller than one page and its guard")
-    lazy_max = None
-    if "lazy_max_pages" in cmdline:
-        lazy_max = bootparams.non_negative_int("lazy_max_pages", cmdline["lazy_max_pages"])
-    policy = bootparams.choice("xstate_alloc", cmdline.get("xstate_alloc", DEFAULT_XSTATE_ALLOC),
-                               XSTATE_ALLOC_POLICIES)
-    entries = DEFAULT_XSTATE_CACHE_ENTRIES
-    if "xstate_cache" in cmdline:
-        entries = bootparams.non_negative_int("xstate_cache", cmdline["xstate_cache"])
+def xstate_alloc_from_cmdline(kernel: "Kernel", params: dict) -> tuple[Vmalloc, VmallocXstate]:
+    """Build the vmalloc space and the xstate policy from the parsed boot
+    parameters (kernel/cmdline.py) ``vmalloc=SIZE``, ``lazy_max_pages=N``,
+    ``xstate_alloc=NAME`` and ``xstate_cache=N``."""
+    size = VMALLOC_SIZE_MAX_BYTES if params["vmalloc"] is None else params["vmalloc"]
+    lazy_max = params["lazy_max_pages"]
+    policy = params["xstate_alloc"]
+    entries = DEFAULT_XSTATE_CACHE_ENTRIES if params["xstate_cache"] is None else params["xstate_cache"]
     vmalloc = Vmalloc(kernel, size, lazy_max)
     allocator = {
         "vmalloc": lambda: VmallocXstate(kernel),

@@ -200,7 +200,10 @@ def test_at_minsigstksz_is_linux_max_frame_size():
     ("lazy_max_pages=-1", "lazy_max_pages=-1: must not be negative"),
     ("xstate_cache=many", "xstate_cache=many: not an integer"),
     ("strict_sas_size=maybe", "strict_sas_size=maybe: not a boolean (use 1/0, y/n, on/off)"),
-    ("sched_quantum=fast", "bad value 'fast' for kernel parameter 'sched_quantum'"),
+    ("sched_quantum=fast", "sched_quantum=fast: not an integer"),
+    ("nr_dyn_asids=300", "nr_dyn_asids=300: not a valid value (1 to 256)"),
+    ("sysctl.vm.overcommit_memory=7", "sysctl.vm.overcommit_memory=7: not a valid value (0 to 2)"),
+    ("cpu_opv=maybe", "cpu_opv=maybe: unknown value (one of: on, off)"),
 ])
 def test_bad_boot_parameter_values_are_one_line_usage_errors(cmdline, message):
     result = emu("run", "--cmdline", cmdline, str(REPO / "guest" / "examples" / "hello.S"))

@@ -195,7 +195,7 @@ def test_a_cell_past_its_timeout_is_killed_and_reported(tmp_path):
     (["--workload", "guest/tests/asm/fib.S", "--policy", "bogus=1"],
      "emu compare: --policy 'bogus=1': unknown kernel parameter 'bogus' (known: "),
     (["--workload", "guest/tests/asm/fib.S", "--policy-matrix", "lazy_tlb=refcount,lazy"],
-     "emu compare: --policy 'lazy_tlb=lazy': bad value 'lazy' for kernel parameter 'lazy_tlb'"),
+     "emu compare: --policy 'lazy_tlb=lazy': lazy_tlb=lazy: unknown value (one of: refcount, shootdown, hazard)"),
     (["--workload", "guest/tests/asm/fib.S", "--workload", "guest/tests/asm/fib.S"],
      "emu compare: two workloads are both named 'fib' (same file name and arguments)"),
     (["--workload", "guest/tests/asm/fib.S", "-j", "0"], "emu compare: bad -j 0: must be at least 1"),

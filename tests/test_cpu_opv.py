@@ -46,7 +46,7 @@ def test_cpu_opv_off_is_the_default_and_bad_values_are_usage_errors():
     result = emu("run", "--cmdline", "cpu_opv=maybe", str(binary()))
     assert result.returncode == 2
     assert result.stderr_lines == [
-        "emu: --cmdline: bad value 'maybe' for kernel parameter 'cpu_opv' (one of on, off)"]
+        "emu: --cmdline: cpu_opv=maybe: unknown value (one of: on, off)"]
 
 
 def test_cpu_opv_cost_beside_the_rseq_fast_path(tmp_path):

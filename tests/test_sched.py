@@ -103,4 +103,5 @@ def test_two_runs_give_identical_output_and_stats(tmp_path):
 def test_a_bad_sched_quantum_is_a_one_line_usage_error(value):
     result = emu("run", "--cmdline", f"sched_quantum={value}", str(REPO / "guest" / "examples" / "hello.S"))
     assert result.returncode == 2
-    assert result.stderr_lines == [f"emu: --cmdline: bad value '{value}' for kernel parameter 'sched_quantum'"]
+    reason = "not an integer" if value == "abc" else "must be positive"
+    assert result.stderr_lines == [f"emu: --cmdline: sched_quantum={value}: {reason}"]
