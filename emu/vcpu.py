@@ -383,17 +383,13 @@ class VCpu:
         if enabled == self.cr4_pcide:
             return
         if enabled:
-            if self._cr3 & 0xFFF or not self.cpu_model_has_pcid:
-                raise GP(0)
+            if self._cr3 & 0xFFF or not self.cpu_model.pcid:
+                raise GP(0)   # SDM Vol. 3A 4.10.1: setting PCIDE without CPUID PCID is #GP
         else:
             self._drop_translations(-1, 0, 0, include_global=True)
             self._mmu.pcid = 0
             self._count_flush("cr4")
         self.cr4_pcide = enabled
-
-    @property
-    def cpu_model_has_pcid(self) -> bool:
-        return True   # both modelled cores have PCID and INVPCID (isa/cpuid.py)
 
     def flush_tlb(self) -> None:
         """Reload CR3 with its current value and bit 63 clear: drops the current
@@ -421,6 +417,8 @@ class VCpu:
         contexts except global. #GP for a type above 3, a PCID above 4095, a
         non-canonical type-0 address, or type 0/1 with PCID != 0 while
         CR4.PCIDE = 0."""
+        if not self.cpu_model.invpcid:
+            raise UD(0)
         if kind > INVPCID_ALL_NON_GLOBAL or kind < 0 or pcid >> 12 or pcid < 0:
             raise GP(0)
         if kind in (INVPCID_INDIVIDUAL_ADDRESS, INVPCID_SINGLE_CONTEXT) and pcid and not self.cr4_pcide:

@@ -300,6 +300,27 @@ def test_cr4_pcide_rules():
     assert rig.load(0, DATA_VA) == NEW, "clearing PCIDE drops every entry, global ones too"
 
 
+def test_a_cpu_model_without_pcid_or_invpcid_refuses_them():
+    """PCIDE and INVPCID follow the CPU model (CPUID.1:ECX.PCID[17],
+    CPUID.(7,0):EBX.INVPCID[10]): setting PCIDE without PCID is #GP, INVPCID
+    without INVPCID is #UD, and CPUID says so."""
+    import dataclasses
+
+    from emu.isa.cpuid import CPUID1_ECX_PCID, CPUID7_EBX_INVPCID, Cpuid
+    from emu.traps import UD
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    assert vcpu.cpuid.query(1, 0)[2] & CPUID1_ECX_PCID and vcpu.cpuid.query(7, 0)[1] & CPUID7_EBX_INVPCID
+    vcpu.cpu_model = dataclasses.replace(vcpu.cpu_model, pcid=False, invpcid=False)
+    vcpu.write_cr3(rig.address_space())
+    with pytest.raises(GP):
+        vcpu.set_cr4_pcide(True)
+    with pytest.raises(UD):
+        vcpu.invpcid(2, 0)
+    cpuid = Cpuid(vcpu.cpu_model, 0, 1, vcpu.xstate, lambda *args: (0, 0, 0, 0))
+    assert not cpuid.query(1, 0)[2] & CPUID1_ECX_PCID and not cpuid.query(7, 0)[1] & CPUID7_EBX_INVPCID
+
+
 # ---- INVLPG -----------------------------------------------------------------
 
 

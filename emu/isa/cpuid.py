@@ -66,6 +66,8 @@ class CpuModel:
     amx: bool
     invlpgb: bool
     serialize: bool
+    pcid: bool = True           # CPUID.1:ECX.PCID: CR4.PCIDE may be set
+    invpcid: bool = True        # CPUID.(7,0):EBX.INVPCID
 
 
 INTEL_SAPPHIRE_RAPIDS = CpuModel("GenuineIntel", 0x000806F8, "Emulated Sapphire Rapids-class CPU",
@@ -103,14 +105,14 @@ class Cpuid:
             return self.max_basic_leaf, vendor_words[0], vendor_words[2], vendor_words[1]
         if leaf == 1:
             ebx = (8 << 8) | (min(self.cpu_count, 255) << 16) | ((self.cpu_index & 0xFF) << 24)
-            ecx = (_LEAF1_ECX_BASE | CPUID1_ECX_PCID | CPUID1_ECX_X2APIC | CPUID1_ECX_TSC_DEADLINE
-                   | CPUID1_ECX_XSAVE | CPUID1_ECX_OSXSAVE)
+            ecx = (_LEAF1_ECX_BASE | CPUID1_ECX_X2APIC | CPUID1_ECX_TSC_DEADLINE
+                   | CPUID1_ECX_XSAVE | CPUID1_ECX_OSXSAVE | (CPUID1_ECX_PCID if model.pcid else 0))
             return model.signature, ebx, ecx, CPUID1_EDX
         if leaf == 7:
             if subleaf != 0:
                 return 0, 0, 0, 0
             ebx = (CPUID7_EBX_FSGSBASE | CPUID7_EBX_BMI1 | CPUID7_EBX_SMEP | CPUID7_EBX_BMI2
-                   | CPUID7_EBX_ERMS | CPUID7_EBX_INVPCID)
+                   | CPUID7_EBX_ERMS | (CPUID7_EBX_INVPCID if model.invpcid else 0))
             edx = 0
             if model.serialize:
                 edx |= CPUID7_EDX_SERIALIZE
