@@ -88,18 +88,3 @@ def native(binary: Path, *args: str, stdin: bytes = b"", env: dict | None = None
                           env=env if env is not None else {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"})
     code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
     return Run(code, proc.stdout, proc.stderr)
-
-
-# Per-CPU counters of Unicorn's own TLB fills: QEMU resizes its softmmu TLB by
-# host time (tlb_mmu_resize_locked), so how often it asks the model varies from
-# run to run on a loaded host; cycles never depend on them.
-HOST_TIMED_TLB_COUNTERS = ("tlb_hits", "tlb_misses", "tlb_evictions", "page_walk_reads", "tlb_dirty_assists",
-                           "tlb_faults_from_cache")
-
-
-def deterministic_stats(stats: dict) -> dict:
-    """``stats`` without the counters that depend on host timing (see above)."""
-    stats = dict(stats)
-    stats["per_cpu"] = [{key: value for key, value in cpu.items() if key not in HOST_TIMED_TLB_COUNTERS}
-                        for cpu in stats["per_cpu"]]
-    return stats
