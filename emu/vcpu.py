@@ -33,6 +33,7 @@ from emu.isa.dispatch import execute_extension
 from emu.isa.xstate import SUPPORTED_USER_MASK, cpuid_leaf_0xd, xinuse as xstate_xinuse
 from emu.isa.msr import MsrFile
 from emu.isa.state import MSR_IA32_TSC, XFEATURE_MASK_XTILE, ExtendedState
+from emu.registers import RegisterFile
 from emu.mmu.faultaddr import candidate_addresses, exact_fault_address
 from emu.mmu.pagewalk import ACCESS_READ, ACCESS_WRITE, is_canonical, walk
 try:
@@ -64,6 +65,7 @@ for _i in range(16):
 for _i in range(8):
     _REG_IDS[f"fp{_i}"] = x86.UC_X86_REG_FP0 + _i
 REGISTER_IDS = dict(_REG_IDS)
+USER_REGISTER_NAMES = tuple(REGISTER_IDS)
 
 # INVPCID types (SDM Vol. 2A INVPCID).
 INVPCID_INDIVIDUAL_ADDRESS = 0
@@ -161,6 +163,8 @@ class VCpu:
         self.uc.ctl_set_tlb_mode(unicorn.UC_TLB_VIRTUAL)
         memory = machine.memory
         self.uc.mem_map_ptr(0, memory.size_bytes, unicorn.UC_PROT_ALL, memory.host_address)
+        self.registers = RegisterFile(self.uc, REGISTER_IDS)
+        self._user_register_batch = self.registers.batch(USER_REGISTER_NAMES)
 
         VCpu._next_handle += 1
         self._handle = VCpu._next_handle
@@ -253,23 +257,26 @@ class VCpu:
     # ---- registers ------------------------------------------------------
 
     def read_register(self, name: str):
-        return self.uc.reg_read(REGISTER_IDS[name])
+        return self.registers.read(name)
 
     def write_register(self, name: str, value) -> None:
-        self.uc.reg_write(REGISTER_IDS[name], value)
+        self.registers.write(name, value)
+
+    def write_registers(self, values: dict) -> None:
+        """``write_register`` for every item, in order, as one libunicorn call."""
+        self.registers.write_many(values)
 
     def save_user_registers(self) -> dict:
-        read = self.uc.reg_read
-        return {name: read(reg_id) for name, reg_id in REGISTER_IDS.items()}
+        """Every register of REGISTER_IDS (in that order), read in one libunicorn call."""
+        return self._user_register_batch.read()
 
     def load_user_registers(self, registers: dict) -> None:
         """Enter user mode with ``registers``: restore the clean CPL3 context
         first, which also drops the pending-exception state QEMU keeps after a
         fault (without it the next fault is promoted to #DF; DESIGN.md)."""
         self.uc.context_restore(self._clean_user_context)
-        write = self.uc.reg_write
-        for name, value in registers.items():
-            write(REGISTER_IDS[name], value)
+        if registers:
+            self.registers.write_many(registers)
 
     # ---- memory management ------------------------------------------------
 

@@ -158,6 +158,9 @@ class KernelBufferAccess:
     def write_register(self, name: str, value) -> None:
         self.vcpu.write_register(name, value)
 
+    def write_registers(self, values: dict) -> None:
+        self.vcpu.write_registers(values)
+
 
 def _xsaves(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int) -> None:
     skipped = xstate.xsave(KernelBufferAccess(vcpu, buffer), buffer.kernel_address, mask, variant="xsaves")

@@ -178,9 +178,11 @@ def mxcsr_mask_of(cpu) -> int:
     return MXCSR_MASK_AMD if cpu.cpu_model.vendor == "AuthenticAMD" else MXCSR_MASK
 
 
-def xinuse(cpu) -> int:
-    """XINUSE: components not in their initial configuration (SDM §13.6)."""
-    registers = cpu.save_user_registers()
+def xinuse(cpu, registers: dict | None = None) -> int:
+    """XINUSE: components not in their initial configuration (SDM §13.6).
+    ``registers``: the vCPU's ``save_user_registers()`` when the caller has it."""
+    if registers is None:
+        registers = cpu.save_user_registers()
     in_use = 0
     if (registers["fpcw"] != FCW_INIT or registers["fpsw"] != 0 or registers["fptag"] != 0xFFFF):
         in_use |= XFEATURE_MASK_X87
@@ -221,7 +223,7 @@ def xsave(cpu, address: int, rfbm: int, *, variant: str) -> int:
     compacted = variant in ("xsavec", "xsaves")
     registers = cpu.save_user_registers()
     legacy = legacy_area_from_registers(registers, mxcsr_mask_of(cpu))
-    in_use = xinuse(cpu)
+    in_use = xinuse(cpu, registers)
     # A component armed in IA32_XFD is treated as being in its initial state.
     in_use &= ~xstate.xfd
     may_skip_unmodified = (variant in ("xsaveopt", "xsaves") and xstate.last_restore_linear_address == address
@@ -327,8 +329,12 @@ def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
         values.update(registers_from_legacy_area(bytes(legacy), XFEATURE_MASK_SSE) if load & XFEATURE_MASK_SSE
                       else init_legacy_registers(XFEATURE_MASK_SSE))
         values["mxcsr"] = struct.unpack_from("<I", legacy, 24)[0]
-    for name, value in values.items():
-        cpu.write_register(name, value)
+    write_registers = getattr(cpu, "write_registers", None)
+    if write_registers is not None:
+        write_registers(values)
+    else:
+        for name, value in values.items():
+            cpu.write_register(name, value)
     import numpy as np
     if rfbm & XFEATURE_MASK_XTILECFG:
         if load & XFEATURE_MASK_XTILECFG:
