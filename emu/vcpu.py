@@ -35,7 +35,7 @@ from emu.isa.msr import MsrFile
 from emu.isa.state import MSR_IA32_TSC, XFEATURE_MASK_XTILE, ExtendedState
 from emu.registers import RegisterFile
 from emu.mmu.faultaddr import candidate_addresses, exact_fault_address
-from emu.mmu.pagewalk import ACCESS_READ, ACCESS_WRITE, is_canonical, walk
+from emu.mmu.pagewalk import ACCESS_READ, ACCESS_WRITE, is_canonical
 try:
     from emu.timing._hotpath import ffi, lib as hotpath
 except ImportError as _error:  # the cffi extension is compiled when the package installs
@@ -226,6 +226,7 @@ class VCpu:
         mmu.sets = geometry.sets
         mmu.ways = geometry.ways
         mmu.large_entries = geometry.large_entries
+        self._walk_result = ffi.new("struct walk_result *")
 
     def _boot(self) -> None:
         """Power-on: run the firmware's iretq into CPL3 and save that clean context."""
@@ -488,8 +489,12 @@ class VCpu:
         firmware_offset = vaddr - firmware.FIRMWARE_VADDR
         if 0 <= firmware_offset < firmware.FIRMWARE_SIZE_BYTES:
             return firmware_offset
-        translation = walk(self.machine.memory, self.cr3, vaddr, access, user_mode)
-        return translation.paddr_page | (vaddr & (PAGE_SIZE - 1))
+        # The C walk (tlb.c mmu_walk_mode), the same as pagewalk.walk at this
+        # CR3 (tests/test_tlb.py compares them); it touches no TLB model state.
+        result = self._walk_result
+        if hotpath.mmu_walk_mode(self._mmu, vaddr, access, 1 if user_mode else 0, result):
+            raise PF(vaddr, result.fault_error_code)
+        return result.paddr | (vaddr & (PAGE_SIZE - 1))
 
     def read_virtual(self, vaddr: int, size: int) -> bytes:
         """Read guest memory as a CPL3 data read (raises PF/GP like the access would)."""
