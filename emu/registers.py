@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from operator import index
+from itertools import chain
+from operator import index, itemgetter
 
 import unicorn
 import unicorn.x86_const as x86
@@ -41,9 +42,23 @@ def register_kind(reg_id: int) -> int:
     return SCALAR
 
 
+def _getter(names):
+    """itemgetter that always returns a tuple (itemgetter of one name returns the bare value)."""
+    if not names:
+        return lambda values: ()
+    if len(names) == 1:
+        name = names[0]
+        return lambda values: (values[name],)
+    return itemgetter(*names)
+
+
 class RegisterBatch:
     """An ordered register set of one Unicorn instance (``uc``), named by
-    ``names`` with libunicorn ids ``reg_ids``."""
+    ``names`` with libunicorn ids ``reg_ids``.
+
+    libunicorn reads and writes the registers in the set's order; the host
+    buffer groups their slots by kind (scalars, then XMM, then FP) so the
+    values pack and unpack with one struct call and C-level loops."""
 
     def __init__(self, uc, names, reg_ids):
         self._uc = uc
@@ -52,17 +67,25 @@ class RegisterBatch:
         self._plan = tuple(zip(self.names, kinds))
         count = len(self.names)
         self._count = count
-        self._size = sum(_SLOT_BYTES[kind] for kind in kinds)
-        self._buffer = ctypes.create_string_buffer(self._size)
+        by_kind = {kind: tuple(name for name, k in self._plan if k == kind) for kind in (SCALAR, XMM, FPR)}
+        self._scalars, self._xmms, self._fprs = by_kind[SCALAR], by_kind[XMM], by_kind[FPR]
+        self._get_scalars, self._get_xmms, self._get_fprs = (
+            _getter(self._scalars), _getter(self._xmms), _getter(self._fprs))
+        slot_offsets, offset = {}, 0
+        for kind in (SCALAR, XMM, FPR):
+            for name in by_kind[kind]:
+                slot_offsets[name] = offset
+                offset += _SLOT_BYTES[kind]
+        self._size = offset
+        self._buffer = ctypes.create_string_buffer(max(self._size, 1))
         base = ctypes.addressof(self._buffer)
-        offsets, offset = [], 0
-        for kind in kinds:
-            offsets.append(offset)
-            offset += _SLOT_BYTES[kind]
         self._ids = (ctypes.c_int * count)(*reg_ids)
-        self._pointers = (ctypes.c_void_p * count)(*(base + offset for offset in offsets))
-        self._struct = struct.Struct("<" + "".join(_SLOT_FORMAT[kind] for kind in kinds))
-        self._all_scalar = all(kind == SCALAR for kind in kinds)
+        self._pointers = (ctypes.c_void_p * count)(*(base + slot_offsets[name] for name in self.names))
+        self._struct = struct.Struct("<" + "Q" * len(self._scalars) + "QQ" * len(self._xmms)
+                                     + "QH6x" * len(self._fprs))
+        self._grouped = self.names == self._scalars + self._xmms + self._fprs   # dicts come out in order
+        self._xmm_start = len(self._scalars)
+        self._fpr_start = self._xmm_start + 2 * len(self._xmms)
 
     def read(self) -> dict:
         ctypes.memset(self._buffer, 0, self._size)
@@ -70,42 +93,44 @@ class RegisterBatch:
         if status != unicorn.UC_ERR_OK:
             raise unicorn.UcError(status)
         raw = self._struct.unpack_from(self._buffer)
-        if self._all_scalar:
-            return dict(zip(self.names, raw))
-        values = {}
-        index = 0
-        for name, kind in self._plan:
-            if kind == SCALAR:
-                values[name] = raw[index]
-                index += 1
-            elif kind == XMM:
-                values[name] = raw[index] | raw[index + 1] << 64
-                index += 2
-            else:
-                values[name] = (raw[index], raw[index + 1])
-                index += 2
+        if self._grouped:
+            values = dict(zip(self._scalars, raw))
+        else:
+            values = dict.fromkeys(self.names)       # the set's order
+            values.update(zip(self._scalars, raw))
+        if self._xmms:
+            x, f = self._xmm_start, self._fpr_start
+            values.update(zip(self._xmms, [low | high << 64 for low, high in zip(raw[x:f:2], raw[x + 1:f:2])]))
+        if self._fprs:
+            f = self._fpr_start
+            values.update(zip(self._fprs, zip(raw[f::2], raw[f + 1::2])))
         return values
 
     def write(self, values: dict) -> None:
         """Write ``values[name]`` for every name of the set, in the set's order."""
-        flat = []
-        append = flat.append
-        for name, kind in self._plan:
-            value = values[name]
-            if kind == SCALAR:
-                append(index(value) & MASK64)
-            elif kind == XMM:
-                value = index(value)
-                append(value & MASK64)
-                append(value >> 64 & MASK64)
-            else:
-                mantissa, exponent = value
-                append(index(mantissa) & MASK64)
-                append(index(exponent) & 0xFFFF)
-        self._struct.pack_into(self._buffer, 0, *flat)
+        flat = list(self._get_scalars(values))
+        for xmm in self._get_xmms(values):
+            flat += (xmm & MASK64, xmm >> 64)
+        flat.extend(chain.from_iterable(self._get_fprs(values)))
+        try:
+            self._struct.pack_into(self._buffer, 0, *flat)
+        except (struct.error, TypeError):
+            # Out of range for the slot (negative, too wide) or not an int:
+            # truncate like the binding's ctypes conversion, or raise as it would.
+            self._struct.pack_into(self._buffer, 0, *self._truncated(values))
         status = _uclib.uc_reg_write_batch(self._uc._uch, self._ids, self._pointers, self._count)
         if status != unicorn.UC_ERR_OK:
             raise unicorn.UcError(status)
+
+    def _truncated(self, values: dict) -> list:
+        flat = [index(values[name]) & MASK64 for name in self._scalars]
+        for name in self._xmms:
+            value = index(values[name])
+            flat += (value & MASK64, value >> 64 & MASK64)
+        for name in self._fprs:
+            mantissa, exponent = values[name]
+            flat += (index(mantissa) & MASK64, index(exponent) & 0xFFFF)
+        return flat
 
 
 class RegisterFile:

@@ -263,6 +263,10 @@ class VCpu:
     def write_register(self, name: str, value) -> None:
         self.registers.write(name, value)
 
+    def read_registers(self, names: tuple) -> dict:
+        """``read_register`` of every name (a tuple, in order), as one libunicorn call."""
+        return self.registers.read_many(names)
+
     def write_registers(self, values: dict) -> None:
         """``write_register`` for every item, in order, as one libunicorn call."""
         self.registers.write_many(values)

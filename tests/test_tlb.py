@@ -15,7 +15,7 @@ import pytest
 from emu.machine import Machine
 from emu.mmu.pagewalk import (
     ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, PTE_ACCESSED, PTE_DIRTY, PTE_GLOBAL, PTE_LARGE, PTE_NX,
-    PTE_PRESENT, PTE_USER, PTE_WRITABLE, walk,
+    PTE_PRESENT, PTE_USER, PTE_WRITABLE, walk, walk_paddr,
 )
 from emu.timing._hotpath import ffi, lib
 from emu.traps import GP, PF, UD
@@ -185,7 +185,7 @@ def test_c_page_walk_matches_the_python_walker_on_random_tables(user_mode):
 
 
 def test_translate_raises_the_walkers_fault_at_either_privilege():
-    """VCpu.translate (the C walk) answers or faults exactly as pagewalk.walk,
+    """VCpu.translate and pagewalk.walk_paddr (the C walk) answer or fault exactly as pagewalk.walk,
     for user and supervisor accesses, on present, user-less and absent pages."""
     rig = Rig()
     vcpu = rig.machine.vcpus[0]
@@ -203,11 +203,13 @@ def test_translate_raises_the_walkers_fault_at_either_privilege():
                     expected = expected.paddr_page | (vaddr & 0xFFF)
                 except PF as fault:
                     expected = ("PF", fault.address, fault.error_code)
-                try:
-                    got = vcpu.translate(vaddr, access, user_mode)
-                except PF as fault:
-                    got = ("PF", fault.address, fault.error_code)
-                assert got == expected, (hex(vaddr), access, user_mode)
+                for translate in (lambda: vcpu.translate(vaddr, access, user_mode),
+                                  lambda: walk_paddr(rig.memory, root, vaddr, access, user_mode)):
+                    try:
+                        got = translate()
+                    except PF as fault:
+                        got = ("PF", fault.address, fault.error_code)
+                    assert got == expected, (hex(vaddr), access, user_mode)
 
 
 # ---- hits, misses, A/D ------------------------------------------------------
