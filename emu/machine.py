@@ -46,6 +46,7 @@ class Machine:
         self.cpu_count = cpus
         self._disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         self._disassembler.detail = True
+        self._block_prices: dict[tuple[int, bytes], tuple[int, int]] = {}
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
         self.stopped = False
         self.cycle_limit_reached = False
@@ -74,10 +75,15 @@ class Machine:
         code = self.read_virtual(vcpu, address, size_bytes)
         if size_bytes == 0:
             return 0, 0
-        decoded = list(self._disassembler.disasm(code, address))
-        if not decoded:
-            return 1, self.profile.block_cycles([])
-        return len(decoded), self.profile.block_cycles(decoded)
+        # The price is a function of the bytes at that address: vCPUs that run
+        # the same code (threads, the same binary) share one decode.
+        key = (address, code)
+        price = self._block_prices.get(key)
+        if price is None:
+            decoded = list(self._disassembler.disasm(code, address))
+            price = (len(decoded), self.profile.block_cycles(decoded)) if decoded else (1, self.profile.block_cycles([]))
+            self._block_prices[key] = price
+        return price
 
     def read_virtual(self, vcpu: VCpu, address: int, size: int, access: int = ACCESS_FETCH) -> bytes:
         """Read guest-virtual bytes through ``vcpu``'s page tables (raises PF)."""

@@ -150,6 +150,11 @@ class KernelBufferAccess:
     def read_virtual(self, address: int, size: int) -> bytes:
         if self.fpstate.storage == FPSTATE_VMALLOC:
             memory = self.vcpu.machine.memory
+            page_offset = address & (PAGE_SIZE - 1)
+            if page_offset + size <= PAGE_SIZE:            # within one page: one cached frame
+                frame = self._frames.get((address - page_offset, ACCESS_READ))
+                if frame is not None:
+                    return memory.read(frame | page_offset, size)
             pieces = self._physical_pieces(address, size, ACCESS_READ)
             if len(pieces) == 1:
                 return memory.read(*pieces[0])

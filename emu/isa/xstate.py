@@ -13,6 +13,8 @@ import functools
 import struct
 from dataclasses import dataclass
 
+import numpy as np
+
 from emu.isa.state import (
     XFEATURE_MASK_PASID, XFEATURE_MASK_SSE, XFEATURE_MASK_X87, XFEATURE_MASK_XTILE, XFEATURE_MASK_XTILECFG,
     XFEATURE_MASK_XTILEDATA, XFEATURE_PASID, XFEATURE_SSE, XFEATURE_X87, XFEATURE_XTILECFG, XFEATURE_XTILEDATA,
@@ -182,7 +184,7 @@ def registers_from_legacy_area(area: bytes, components: int) -> dict:
         values.update(fpcw=fcw, fpsw=fsw, fptag=_full_tag(abridged, physical_registers))
         values.update(zip(_FP_NAMES, physical_registers))
     if components & XFEATURE_MASK_SSE:
-        values.update(zip(_XMM_NAMES, [fields[22 + 2 * i] | fields[23 + 2 * i] << 64 for i in range(16)]))
+        values.update(zip(_XMM_NAMES, [low | high << 64 for low, high in zip(fields[22:54:2], fields[23:54:2])]))
     return values
 
 
@@ -209,7 +211,7 @@ def xinuse(cpu, registers: dict | None = None) -> int:
     in_use = 0
     if (registers["fpcw"] != FCW_INIT or registers["fpsw"] != 0 or registers["fptag"] != 0xFFFF):
         in_use |= XFEATURE_MASK_X87
-    if registers["mxcsr"] != MXCSR_INIT or any(registers[f"xmm{i}"] for i in range(16)):
+    if registers["mxcsr"] != MXCSR_INIT or any(map(registers.__getitem__, _XMM_NAMES)):
         in_use |= XFEATURE_MASK_SSE
     if cpu.xstate.tiles_in_use:
         in_use |= XFEATURE_MASK_XTILE
@@ -344,13 +346,18 @@ def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
         if offset is None:
             raise GP(0)
         component_data[number] = cpu.read_virtual(address + offset, COMPONENTS[number].size_bytes)
-    values = {}
-    if rfbm & XFEATURE_MASK_X87:
-        values.update(registers_from_legacy_area(bytes(legacy), XFEATURE_MASK_X87) if load & XFEATURE_MASK_X87
-                      else init_legacy_registers(XFEATURE_MASK_X87))
+    legacy_components = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE
+    if rfbm & legacy_components == load & legacy_components == legacy_components:
+        values = registers_from_legacy_area(legacy, legacy_components)      # x87 then SSE, as below
+    else:
+        values = {}
+        if rfbm & XFEATURE_MASK_X87:
+            values.update(registers_from_legacy_area(legacy, XFEATURE_MASK_X87) if load & XFEATURE_MASK_X87
+                          else init_legacy_registers(XFEATURE_MASK_X87))
+        if rfbm & XFEATURE_MASK_SSE:
+            values.update(registers_from_legacy_area(legacy, XFEATURE_MASK_SSE) if load & XFEATURE_MASK_SSE
+                          else init_legacy_registers(XFEATURE_MASK_SSE))
     if rfbm & XFEATURE_MASK_SSE:
-        values.update(registers_from_legacy_area(bytes(legacy), XFEATURE_MASK_SSE) if load & XFEATURE_MASK_SSE
-                      else init_legacy_registers(XFEATURE_MASK_SSE))
         values["mxcsr"] = struct.unpack_from("<I", legacy, 24)[0]
     write_registers = getattr(cpu, "write_registers", None)
     if write_registers is not None:
@@ -358,7 +365,6 @@ def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
     else:
         for name, value in values.items():
             cpu.write_register(name, value)
-    import numpy as np
     if rfbm & XFEATURE_MASK_XTILECFG:
         if load & XFEATURE_MASK_XTILECFG:
             xstate.tilecfg[:] = component_data[XFEATURE_XTILECFG]
