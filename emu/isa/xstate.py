@@ -84,6 +84,7 @@ def _compacted_offsets(mask: int) -> dict[int, int]:
     return offsets
 
 
+@functools.lru_cache(maxsize=256)
 def compacted_size(mask: int) -> int:
     end = COMPACTED_START
     for number, offset in _compacted_offsets(mask).items():
@@ -188,14 +189,17 @@ def registers_from_legacy_area(area: bytes, components: int) -> dict:
     return values
 
 
+_INIT_X87 = {"fpcw": FCW_INIT, "fpsw": 0, "fptag": 0xFFFF, **{name: (0, 0) for name in _FP_NAMES}}
+_INIT_SSE = {name: 0 for name in _XMM_NAMES}
+
+
 def init_legacy_registers(components: int = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE) -> dict:
     """x87/SSE in their initial configuration (FNINIT, MXCSR 0x1F80, XMM zero)."""
     values = {}
     if components & XFEATURE_MASK_X87:
-        values.update(fpcw=FCW_INIT, fpsw=0, fptag=0xFFFF)
-        values.update({f"fp{j}": (0, 0) for j in range(8)})
+        values.update(_INIT_X87)
     if components & XFEATURE_MASK_SSE:
-        values.update({f"xmm{i}": 0 for i in range(16)})
+        values.update(_INIT_SSE)
     return values
 
 
