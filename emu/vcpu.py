@@ -163,8 +163,8 @@ class VCpu:
         self.uc.ctl_set_tlb_mode(unicorn.UC_TLB_VIRTUAL)
         memory = machine.memory
         self.uc.mem_map_ptr(0, memory.size_bytes, unicorn.UC_PROT_ALL, memory.host_address)
-        self.registers = RegisterFile(self.uc, REGISTER_IDS)
-        self._user_register_batch = self.registers.batch(USER_REGISTER_NAMES)
+        self.register_file = RegisterFile(self.uc, REGISTER_IDS)
+        self._user_register_batch = self.register_file.batch(USER_REGISTER_NAMES)
 
         VCpu._next_handle += 1
         self._handle = VCpu._next_handle
@@ -258,18 +258,18 @@ class VCpu:
     # ---- registers ------------------------------------------------------
 
     def read_register(self, name: str):
-        return self.registers.read(name)
+        return self.register_file.read(name)
 
     def write_register(self, name: str, value) -> None:
-        self.registers.write(name, value)
+        self.register_file.write(name, value)
 
     def read_registers(self, names: tuple) -> dict:
         """``read_register`` of every name (a tuple, in order), as one libunicorn call."""
-        return self.registers.read_many(names)
+        return self.register_file.read_many(names)
 
     def write_registers(self, values: dict) -> None:
         """``write_register`` for every item, in order, as one libunicorn call."""
-        self.registers.write_many(values)
+        self.register_file.write_many(values)
 
     def save_user_registers(self) -> dict:
         """Every register of REGISTER_IDS (in that order), read in one libunicorn call."""
@@ -281,7 +281,7 @@ class VCpu:
         fault (without it the next fault is promoted to #DF; DESIGN.md)."""
         self.uc.context_restore(self._clean_user_context)
         if registers:
-            self.registers.write_many(registers)
+            self.register_file.write_many(registers)
 
     # ---- memory management ------------------------------------------------
 
