@@ -47,6 +47,7 @@ class Machine:
         self._disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         self._disassembler.detail = True
         self._block_prices: dict[tuple[int, bytes], tuple[int, int]] = {}
+        self._instruction_costs: dict[bytes, float] = {}
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
         self.stopped = False
         self.cycle_limit_reached = False
@@ -81,7 +82,7 @@ class Machine:
         price = self._block_prices.get(key)
         if price is None:
             decoded = list(self._disassembler.disasm(code, address))
-            price = (len(decoded), self.profile.block_cycles(decoded)) if decoded else (1, self.profile.block_cycles([]))
+            price = (len(decoded) or 1, self.profile.block_cycles(decoded, self._instruction_costs))
             self._block_prices[key] = price
         return price
 

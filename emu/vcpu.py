@@ -630,7 +630,7 @@ class VCpu:
             return STOP_DEADLINE
         self.pending = None
         uc = self.uc
-        rip = uc.reg_read(x86.UC_X86_REG_RIP)
+        rip = self.register_file.read("rip")
         mmu = self._mmu
         mmu.fault_vector = 0
         if clock.unicorn_tlb_flush_pending:
