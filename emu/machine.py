@@ -48,6 +48,8 @@ class Machine:
         self.cpu_count = cpus
         self._disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         self._disassembler.detail = True
+        self._block_prices: dict[tuple[int, bytes], tuple[int, int]] = {}
+        self._instruction_costs: dict[bytes, float] = {}
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
         self.stopped = False
         self.cycle_limit_reached = False
@@ -84,11 +86,17 @@ class Machine:
         # family, XGETBV, RDPID, ...; charged by charge_instruction when it
         # runs) or a real #UD (never retires). Capstone cannot decode most of
         # them, and stops there; the ones it can are left out by mnemonic.
-        decoded = [insn for insn in self._disassembler.disasm(code, address)
-                   if insn.mnemonic not in EMULATED_MNEMONICS]
-        if not decoded:
-            return 0, 0
-        return len(decoded), self.profile.block_cycles(decoded)
+        # The price is a function of the bytes at that address: vCPUs that run
+        # the same code (threads, the same binary) share one decode.
+        key = (address, code)
+        price = self._block_prices.get(key)
+        if price is None:
+            decoded = [insn for insn in self._disassembler.disasm(code, address)
+                       if insn.mnemonic not in EMULATED_MNEMONICS]
+            price = (len(decoded), self.profile.block_cycles(decoded, self._instruction_costs)) if decoded \
+                else (0, 0)
+            self._block_prices[key] = price
+        return price
 
     def read_virtual(self, vcpu: VCpu, address: int, size: int, access: int = ACCESS_FETCH) -> bytes:
         """Read guest-virtual bytes through ``vcpu``'s page tables (raises PF)."""

@@ -34,8 +34,9 @@ from emu.isa.dispatch import EVENT_COSTS, execute_extension
 from emu.isa.xstate import SUPPORTED_USER_MASK, cpuid_leaf_0xd, xinuse as xstate_xinuse
 from emu.isa.msr import MsrFile
 from emu.isa.state import MSR_IA32_TSC, XFEATURE_MASK_XTILE, ExtendedState
+from emu.registers import RegisterFile
 from emu.mmu.faultaddr import candidate_addresses, exact_fault_address
-from emu.mmu.pagewalk import ACCESS_READ, ACCESS_WRITE, is_canonical, walk
+from emu.mmu.pagewalk import ACCESS_READ, ACCESS_WRITE, is_canonical
 try:
     from emu.timing._hotpath import ffi, lib as hotpath
 except ImportError as _error:  # the cffi extension is compiled when the package installs
@@ -67,6 +68,7 @@ for _i in range(16):
 for _i in range(8):
     _REG_IDS[f"fp{_i}"] = x86.UC_X86_REG_FP0 + _i
 REGISTER_IDS = dict(_REG_IDS)
+USER_REGISTER_NAMES = tuple(REGISTER_IDS)
 
 # INVPCID types (SDM Vol. 2A INVPCID).
 INVPCID_INDIVIDUAL_ADDRESS = 0
@@ -209,6 +211,8 @@ class VCpu:
         memory = self.machine.memory
         self.uc.mem_map_ptr(0, memory.size_bytes, unicorn.UC_PROT_ALL, memory.host_address)
         self.clock.uc = ffi.cast("void *", self.uc._uch.value)
+        self.register_file = RegisterFile(self.uc, REGISTER_IDS)
+        self._user_register_batch = self.register_file.batch(USER_REGISTER_NAMES)
         # A model eviction flushes just its page from Unicorn's TLB when the
         # CPUState checks out; otherwise (why in this string) the whole TLB.
         cpu_state, self.unicorn_page_flush_unavailable = find_cpu_state(self.uc)
@@ -273,6 +277,7 @@ class VCpu:
         mmu.sets = geometry.sets
         mmu.ways = geometry.ways
         mmu.large_entries = geometry.large_entries
+        self._walk_result = ffi.new("struct walk_result *")
 
     def _boot(self) -> None:
         """Power-on: run the firmware's iretq into CPL3 and save that clean context."""
@@ -304,23 +309,30 @@ class VCpu:
     # ---- registers ------------------------------------------------------
 
     def read_register(self, name: str):
-        return self.uc.reg_read(REGISTER_IDS[name])
+        return self.register_file.read(name)
 
     def write_register(self, name: str, value) -> None:
-        self.uc.reg_write(REGISTER_IDS[name], value)
+        self.register_file.write(name, value)
+
+    def read_registers(self, names: tuple) -> dict:
+        """``read_register`` of every name (a tuple, in order), as one libunicorn call."""
+        return self.register_file.read_many(names)
+
+    def write_registers(self, values: dict) -> None:
+        """``write_register`` for every item, in order, as one libunicorn call."""
+        self.register_file.write_many(values)
 
     def save_user_registers(self) -> dict:
-        read = self.uc.reg_read
-        return {name: read(reg_id) for name, reg_id in REGISTER_IDS.items()}
+        """Every register of REGISTER_IDS (in that order), read in one libunicorn call."""
+        return self._user_register_batch.read()
 
     def load_user_registers(self, registers: dict) -> None:
         """Enter user mode with ``registers``: restore the clean CPL3 context
         first, which also drops the pending-exception state QEMU keeps after a
         fault (without it the next fault is promoted to #DF; DESIGN.md)."""
         self.uc.context_restore(self._clean_user_context)
-        write = self.uc.reg_write
-        for name, value in registers.items():
-            write(REGISTER_IDS[name], value)
+        if registers:
+            self.register_file.write_many(registers)
 
     # ---- memory management ------------------------------------------------
 
@@ -530,8 +542,12 @@ class VCpu:
         firmware_offset = vaddr - firmware.FIRMWARE_VADDR
         if 0 <= firmware_offset < firmware.FIRMWARE_SIZE_BYTES:
             return firmware_offset
-        translation = walk(self.machine.memory, self.cr3, vaddr, access, user_mode)
-        return translation.paddr_page | (vaddr & (PAGE_SIZE - 1))
+        # The C walk (tlb.c mmu_walk_mode), the same as pagewalk.walk at this
+        # CR3 (tests/test_tlb.py compares them); it touches no TLB model state.
+        result = self._walk_result
+        if hotpath.mmu_walk_mode(self._mmu, vaddr, access, 1 if user_mode else 0, result):
+            raise PF(vaddr, result.fault_error_code)
+        return result.paddr | (vaddr & (PAGE_SIZE - 1))
 
     def read_virtual(self, vaddr: int, size: int) -> bytes:
         """Read guest memory as a CPL3 data read (raises PF/GP like the access would)."""
@@ -669,7 +685,7 @@ class VCpu:
             return STOP_DEADLINE
         self.pending = None
         uc = self.uc
-        rip = uc.reg_read(x86.UC_X86_REG_RIP)
+        rip = self.register_file.read("rip")
         mmu = self._mmu
         mmu.fault_vector = 0
         if clock.unicorn_tlb_flush_pending:

@@ -118,17 +118,31 @@ class KernelBufferAccess:
     vCPU's page tables (supervisor accesses to the shared kernel half, so a
     missing PTE is a kernel bug that surfaces as a #PF here)."""
 
-    def __init__(self, vcpu: "VCpu", fpstate: FpState):
+    def __init__(self, vcpu: "VCpu", fpstate: FpState, registers: dict | None = None):
         self.vcpu = vcpu
         self.fpstate = fpstate
         self.xstate = vcpu.xstate
         self.cpu_model = vcpu.cpu_model
+        # The vCPU's save_user_registers() when the caller has just read them
+        # (switch-out), so the instruction does not read them again.
+        self._registers = registers
+        # One XSAVES/XRSTORS walks each page of the buffer once per access kind:
+        # a second walk of the same page with the same access finds the same
+        # frame and sets the same Accessed/Dirty bits, so it is skipped. The
+        # cache lives as long as this object -- one instruction.
+        self._frames: dict[tuple[int, int], int] = {}
 
     def _physical_pieces(self, address: int, size: int, access: int):
         pieces = []
+        frames = self._frames
         while size > 0:
-            chunk = min(size, PAGE_SIZE - (address & (PAGE_SIZE - 1)))
-            pieces.append((self.vcpu.translate(address, access, user_mode=False), chunk))
+            page_offset = address & (PAGE_SIZE - 1)
+            chunk = min(size, PAGE_SIZE - page_offset)
+            key = (address - page_offset, access)
+            frame = frames.get(key)
+            if frame is None:
+                frame = frames[key] = self.vcpu.translate(address - page_offset, access, user_mode=False)
+            pieces.append((frame | page_offset, chunk))
             address += chunk
             size -= chunk
         return pieces
@@ -136,14 +150,27 @@ class KernelBufferAccess:
     def read_virtual(self, address: int, size: int) -> bytes:
         if self.fpstate.storage == FPSTATE_VMALLOC:
             memory = self.vcpu.machine.memory
-            return b"".join(memory.read(paddr, chunk)
-                            for paddr, chunk in self._physical_pieces(address, size, ACCESS_READ))
+            page_offset = address & (PAGE_SIZE - 1)
+            if page_offset + size <= PAGE_SIZE:            # within one page: one cached frame
+                frame = self._frames.get((address - page_offset, ACCESS_READ))
+                if frame is not None:
+                    return memory.read(frame | page_offset, size)
+            pieces = self._physical_pieces(address, size, ACCESS_READ)
+            if len(pieces) == 1:
+                return memory.read(*pieces[0])
+            return b"".join(memory.read(paddr, chunk) for paddr, chunk in pieces)
         offset = address - self.fpstate.kernel_address
         return bytes(self.fpstate.buffer[offset:offset + size])
 
     def write_virtual(self, address: int, data: bytes) -> None:
         if self.fpstate.storage == FPSTATE_VMALLOC:
             memory = self.vcpu.machine.memory
+            page_offset = address & (PAGE_SIZE - 1)
+            if page_offset + len(data) <= PAGE_SIZE:       # within one page: one cached frame
+                frame = self._frames.get((address - page_offset, ACCESS_WRITE))
+                if frame is not None:
+                    memory.write(frame | page_offset, data)
+                    return
             offset = 0
             for paddr, chunk in self._physical_pieces(address, len(data), ACCESS_WRITE):
                 memory.write(paddr, data[offset:offset + chunk])
@@ -153,14 +180,20 @@ class KernelBufferAccess:
         self.fpstate.buffer[offset:offset + len(data)] = data
 
     def save_user_registers(self) -> dict:
+        if self._registers is not None:
+            return self._registers
         return self.vcpu.save_user_registers()
 
     def write_register(self, name: str, value) -> None:
         self.vcpu.write_register(name, value)
 
+    def write_registers(self, values: dict) -> None:
+        self.vcpu.write_registers(values)
 
-def _xsaves(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int) -> None:
-    skipped = xstate.xsave(KernelBufferAccess(vcpu, buffer), buffer.kernel_address, mask, variant="xsaves")
+
+def _xsaves(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int, registers: dict | None = None) -> None:
+    skipped = xstate.xsave(KernelBufferAccess(vcpu, buffer, registers), buffer.kernel_address, mask,
+                           variant="xsaves")
     _charge_xsave(vcpu, buffer)
     kernel.counters["xsaves"] += 1
     kernel.counters["xsaves_components_skipped"] += skipped
@@ -186,9 +219,10 @@ def _copy_pages(kernel: "Kernel", vcpu: "VCpu", source: list[int], target: list[
     kernel.counters["xstate_copy_bytes"] += size_bytes
 
 
-def save_fpregs_to_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
+def save_fpregs_to_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task", registers: dict | None = None) -> None:
     """Switch-out: XSAVES the task's registers into its fpstate (save_fpregs_to_fpstate).
     The registers stay valid on this CPU until another fpstate is loaded.
+    ``registers``: the vCPU's ``save_user_registers()``, when just read.
 
     A paged fpstate (xstate_alloc=pages_percpu) is saved into this CPU's
     contiguous area and copied out; a separate AMX buffer (xstate_alloc=separate)
@@ -197,12 +231,12 @@ def save_fpregs_to_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None
     enabled = vcpu.xstate.xcr0 | vcpu.xstate.xss
     if fpstate.storage == FPSTATE_PAGES:
         area = kernel.xstate_alloc.percpu_area(vcpu.index)
-        _xsaves(kernel, vcpu, area, fpstate.xfeatures & enabled)
+        _xsaves(kernel, vcpu, area, fpstate.xfeatures & enabled, registers)
         _copy_pages(kernel, vcpu, area.area.frames, fpstate.pages, fpstate.size_bytes)
     else:
-        _xsaves(kernel, vcpu, fpstate, fpstate.xfeatures & enabled)
+        _xsaves(kernel, vcpu, fpstate, fpstate.xfeatures & enabled, registers)
         if fpstate.amx is not None:
-            _xsaves(kernel, vcpu, fpstate.amx, fpstate.amx.xfeatures & enabled)
+            _xsaves(kernel, vcpu, fpstate.amx, fpstate.amx.xfeatures & enabled, registers)
     fpstate.last_cpu = vcpu.index
     kernel.fpregs_owner[vcpu.index] = fpstate
 

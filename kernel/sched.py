@@ -154,7 +154,7 @@ class Scheduler:
         """Save the running task's user state and take it off ``vcpu``."""
         task = self.kernel.current[vcpu.index]
         task.registers = vcpu.save_user_registers()
-        save_fpregs_to_fpstate(self.kernel, vcpu, task)
+        save_fpregs_to_fpstate(self.kernel, vcpu, task, task.registers)
         task.rseq_event_pending = True        # rseq_preempt on every switch out
         self.kernel.current[vcpu.index] = None
         task.cpu = None

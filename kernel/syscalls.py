@@ -90,10 +90,12 @@ def signed32(value: int) -> int:
     return value - (1 << 32) if value & (1 << 31) else value
 
 
+_SYSCALL_REGISTERS = ("rax", *ARG_REGISTERS)
+
+
 def dispatch_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
     """Run one system call for ``task`` on ``vcpu`` (do_syscall_64)."""
-    number = vcpu.read_register("rax")
-    args = [vcpu.read_register(name) for name in ARG_REGISTERS]
+    number, *args = vcpu.read_registers(_SYSCALL_REGISTERS).values()
     kernel.syscall_counts[number] += 1
     handler = SYSCALLS.get(number) or kernel.optional_syscalls.get(number)
     if handler is None:

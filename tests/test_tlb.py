@@ -15,7 +15,7 @@ import pytest
 from emu.machine import Machine
 from emu.mmu.pagewalk import (
     ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, PTE_ACCESSED, PTE_DIRTY, PTE_GLOBAL, PTE_LARGE, PTE_NX,
-    PTE_PRESENT, PTE_USER, PTE_WRITABLE, walk,
+    PTE_PRESENT, PTE_USER, PTE_WRITABLE, walk, walk_paddr,
 )
 from emu.timing._hotpath import ffi, lib
 from emu.traps import GP, PF, UD
@@ -140,9 +140,10 @@ def remap(rig, root, vaddr, paddr, flags=USER_RW, leaf_shift=12):
 # ---- the page walk ---------------------------------------------------------
 
 
-def test_c_page_walk_matches_the_python_walker_on_random_tables():
-    """The C walker (the fill path) and emu/mmu/pagewalk.walk (the kernel's
-    software accesses) agree on translation, permissions, faults and the
+@pytest.mark.parametrize("user_mode", [True, False])
+def test_c_page_walk_matches_the_python_walker_on_random_tables(user_mode):
+    """The C walker (the fill path at CPL3; VCpu.translate at either CPL) and
+    emu/mmu/pagewalk.walk agree on translation, permissions, faults and the
     Accessed/Dirty bits they set, over random page tables."""
     rng = random.Random(5)
     rig = Rig()
@@ -165,12 +166,13 @@ def test_c_page_walk_matches_the_python_walker_on_random_tables():
         for access in (ACCESS_READ, ACCESS_WRITE, ACCESS_FETCH):
             snapshot = rig.memory.read(1 << 20, 2 << 20)
             try:
-                expected = walk(rig.memory, root, vaddr, access, True)
+                expected = walk(rig.memory, root, vaddr, access, user_mode)
             except PF as fault:
                 expected = fault
             python_memory = rig.memory.read(1 << 20, 2 << 20)
             rig.memory.write(1 << 20, snapshot)
-            faulted = lib.mmu_walk(vcpu._mmu, vaddr, access, result)
+            faulted = (lib.mmu_walk(vcpu._mmu, vaddr, access, result) if user_mode
+                       else lib.mmu_walk_mode(vcpu._mmu, vaddr, access, 0, result))
             assert rig.memory.read(1 << 20, 2 << 20) == python_memory, "A/D bits differ"
             if isinstance(expected, PF):
                 assert faulted and result.fault_error_code == expected.error_code, hex(vaddr)
@@ -180,6 +182,34 @@ def test_c_page_walk_matches_the_python_walker_on_random_tables():
                     expected.paddr_page, expected.writable, expected.executable, expected.dirty)
             checked += 1
     assert checked == 240
+
+
+def test_translate_raises_the_walkers_fault_at_either_privilege():
+    """VCpu.translate and pagewalk.walk_paddr (the C walk) answer or fault exactly as pagewalk.walk,
+    for user and supervisor accesses, on present, user-less and absent pages."""
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    root = rig.address_space()
+    user_page, kernel_page, read_only = 0x40_0000, 0x7f00_0000_0000, 0x50_0000
+    rig.map(root, user_page, rig.frame(), USER_RW)
+    rig.map(root, kernel_page, rig.frame(), PTE_PRESENT | (1 << 1))
+    rig.map(root, read_only, rig.frame(), PTE_PRESENT | PTE_USER)
+    vcpu.write_cr3(root)
+    for vaddr in (user_page + 0x123, kernel_page + 8, read_only + 0xFF8, 0x60_0000):
+        for access in (ACCESS_READ, ACCESS_WRITE):
+            for user_mode in (True, False):
+                try:
+                    expected = walk(rig.memory, root, vaddr, access, user_mode)
+                    expected = expected.paddr_page | (vaddr & 0xFFF)
+                except PF as fault:
+                    expected = ("PF", fault.address, fault.error_code)
+                for translate in (lambda: vcpu.translate(vaddr, access, user_mode),
+                                  lambda: walk_paddr(rig.memory, root, vaddr, access, user_mode)):
+                    try:
+                        got = translate()
+                    except PF as fault:
+                        got = ("PF", fault.address, fault.error_code)
+                    assert got == expected, (hex(vaddr), access, user_mode)
 
 
 # ---- hits, misses, A/D ------------------------------------------------------

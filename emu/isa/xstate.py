@@ -9,8 +9,11 @@ the FXSAVE-format legacy region here; the rest lives in ``vcpu.xstate``.
 """
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
+
+import numpy as np
 
 from emu.isa.state import (
     XFEATURE_MASK_PASID, XFEATURE_MASK_SSE, XFEATURE_MASK_X87, XFEATURE_MASK_XTILE, XFEATURE_MASK_XTILECFG,
@@ -53,13 +56,20 @@ SUPPORTED_USER_MASK = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE | XFEATURE_MASK_XTIL
 SUPPORTED_SUPERVISOR_MASK = XFEATURE_MASK_PASID
 
 
-def _bits(mask: int):
-    return [number for number in sorted(COMPONENTS) if mask >> number & 1]
+@functools.lru_cache(maxsize=256)
+def _bits(mask: int) -> tuple:
+    return tuple(number for number in sorted(COMPONENTS) if mask >> number & 1)
 
 
 def compacted_offsets(mask: int) -> dict[int, int]:
     """SDM §13.4.3: x87/SSE keep their legacy places; the others follow 576 in
     ascending order, each 64-byte aligned when its align64 bit is set."""
+    return dict(_compacted_offsets(mask))
+
+
+@functools.lru_cache(maxsize=256)
+def _compacted_offsets(mask: int) -> dict[int, int]:
+    """``compacted_offsets``, computed once per mask (callers must not modify it)."""
     offsets = {}
     location = COMPACTED_START
     for number in _bits(mask):
@@ -74,9 +84,10 @@ def compacted_offsets(mask: int) -> dict[int, int]:
     return offsets
 
 
+@functools.lru_cache(maxsize=256)
 def compacted_size(mask: int) -> int:
     end = COMPACTED_START
-    for number, offset in compacted_offsets(mask).items():
+    for number, offset in _compacted_offsets(mask).items():
         if number >= 2:
             end = max(end, offset + COMPONENTS[number].size_bytes)
     return end
@@ -126,51 +137,69 @@ def _full_tag(abridged: int, registers: list[tuple[int, int]]) -> int:
     return tag
 
 
+# The whole 512-byte legacy region as one struct: FCW, FSW, abridged FTW, a
+# reserved byte, FOP/FIP/FDP (not tracked by the machine: zero), MXCSR,
+# MXCSR_MASK, ST0-ST7 (80 bits in 16-byte slots), XMM0-XMM15 (low and high
+# qwords), the reserved/available tail.
+_LEGACY_LAYOUT = struct.Struct("<HHBB18xII" + "QH6x" * 8 + "QQ" * 16 + "96x")
+assert _LEGACY_LAYOUT.size == LEGACY_AREA_BYTES
+_FP_NAMES = tuple(f"fp{i}" for i in range(8))
+_XMM_NAMES = tuple(f"xmm{i}" for i in range(16))
+_MASK64 = (1 << 64) - 1
+
+
+def _abridged_tag(fptag: int) -> int:
+    """The x87 tag word -> FXSAVE's abridged tag byte: bit i set unless register i is empty (11b)."""
+    abridged = 0
+    for physical in range(8):
+        if (fptag >> (2 * physical)) & 3 != 3:
+            abridged |= 1 << physical
+    return abridged
+
+
 def legacy_area_from_registers(registers: dict, mxcsr_mask: int = MXCSR_MASK) -> bytes:
     """The 512-byte legacy region of the vCPU's x87/SSE registers (ST(i) order)."""
     fsw = registers["fpsw"]
     top = (fsw >> 11) & 7
-    abridged = 0
-    for physical in range(8):
-        if (registers["fptag"] >> (2 * physical)) & 3 != 3:
-            abridged |= 1 << physical
-    area = bytearray(LEGACY_AREA_BYTES)
-    # FOP, FIP and FDP are not tracked by the machine: stored as zero.
-    struct.pack_into("<HHBB", area, 0, registers["fpcw"], fsw, abridged, 0)
-    struct.pack_into("<II", area, 24, registers["mxcsr"], mxcsr_mask)
+    values = [registers["fpcw"], fsw, _abridged_tag(registers["fptag"]), 0, registers["mxcsr"], mxcsr_mask]
     for i in range(8):
-        mantissa, exponent = registers[f"fp{(top + i) & 7}"]
-        struct.pack_into("<QH", area, 32 + 16 * i, mantissa, exponent)
-    for i in range(16):
-        area[160 + 16 * i:176 + 16 * i] = registers[f"xmm{i}"].to_bytes(16, "little")
-    return bytes(area)
+        values += registers[_FP_NAMES[(top + i) & 7]]
+    for name in _XMM_NAMES:
+        xmm = registers[name]
+        if xmm >> 128:                     # negative or wider than 128 bits
+            raise OverflowError("XMM value out of range")
+        values += (xmm & _MASK64, xmm >> 64)
+    return _LEGACY_LAYOUT.pack(*values)
 
 
 def registers_from_legacy_area(area: bytes, components: int) -> dict:
     """Register values from a legacy region, for the x87 and/or SSE components."""
+    fields = _LEGACY_LAYOUT.unpack_from(area, 0)
     values = {}
     if components & XFEATURE_MASK_X87:
-        fcw, fsw, abridged = struct.unpack_from("<HHB", area, 0)
+        fcw, fsw, abridged = fields[0:3]
         top = (fsw >> 11) & 7
         physical_registers = [(0, 0)] * 8
         for i in range(8):
-            mantissa, exponent = struct.unpack_from("<QH", area, 32 + 16 * i)
-            physical_registers[(top + i) & 7] = (mantissa, exponent)
+            physical_registers[(top + i) & 7] = (fields[6 + 2 * i], fields[7 + 2 * i])
         values.update(fpcw=fcw, fpsw=fsw, fptag=_full_tag(abridged, physical_registers))
-        values.update({f"fp{j}": physical_registers[j] for j in range(8)})
+        values.update(zip(_FP_NAMES, physical_registers))
     if components & XFEATURE_MASK_SSE:
-        values.update({f"xmm{i}": int.from_bytes(area[160 + 16 * i:176 + 16 * i], "little") for i in range(16)})
+        values.update(zip(_XMM_NAMES, [low | high << 64 for low, high in zip(fields[22:54:2], fields[23:54:2])]))
     return values
+
+
+_INIT_X87 = {"fpcw": FCW_INIT, "fpsw": 0, "fptag": 0xFFFF, **{name: (0, 0) for name in _FP_NAMES}}
+_INIT_SSE = {name: 0 for name in _XMM_NAMES}
 
 
 def init_legacy_registers(components: int = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE) -> dict:
     """x87/SSE in their initial configuration (FNINIT, MXCSR 0x1F80, XMM zero)."""
     values = {}
     if components & XFEATURE_MASK_X87:
-        values.update(fpcw=FCW_INIT, fpsw=0, fptag=0xFFFF)
-        values.update({f"fp{j}": (0, 0) for j in range(8)})
+        values.update(_INIT_X87)
     if components & XFEATURE_MASK_SSE:
-        values.update({f"xmm{i}": 0 for i in range(16)})
+        values.update(_INIT_SSE)
     return values
 
 
@@ -178,13 +207,15 @@ def mxcsr_mask_of(cpu) -> int:
     return MXCSR_MASK_AMD if cpu.cpu_model.vendor == "AuthenticAMD" else MXCSR_MASK
 
 
-def xinuse(cpu) -> int:
-    """XINUSE: components not in their initial configuration (SDM §13.6)."""
-    registers = cpu.save_user_registers()
+def xinuse(cpu, registers: dict | None = None) -> int:
+    """XINUSE: components not in their initial configuration (SDM §13.6).
+    ``registers``: the vCPU's ``save_user_registers()`` when the caller has it."""
+    if registers is None:
+        registers = cpu.save_user_registers()
     in_use = 0
     if (registers["fpcw"] != FCW_INIT or registers["fpsw"] != 0 or registers["fptag"] != 0xFFFF):
         in_use |= XFEATURE_MASK_X87
-    if registers["mxcsr"] != MXCSR_INIT or any(registers[f"xmm{i}"] for i in range(16)):
+    if registers["mxcsr"] != MXCSR_INIT or any(map(registers.__getitem__, _XMM_NAMES)):
         in_use |= XFEATURE_MASK_SSE
     if cpu.xstate.tiles_in_use:
         in_use |= XFEATURE_MASK_XTILE
@@ -221,7 +252,7 @@ def xsave(cpu, address: int, rfbm: int, *, variant: str) -> int:
     compacted = variant in ("xsavec", "xsaves")
     registers = cpu.save_user_registers()
     legacy = legacy_area_from_registers(registers, mxcsr_mask_of(cpu))
-    in_use = xinuse(cpu)
+    in_use = xinuse(cpu, registers)
     # A component armed in IA32_XFD is treated as being in its initial state.
     in_use &= ~xstate.xfd
     may_skip_unmodified = (variant in ("xsaveopt", "xsaves") and xstate.last_restore_linear_address == address
@@ -229,7 +260,7 @@ def xsave(cpu, address: int, rfbm: int, *, variant: str) -> int:
     header = bytearray(cpu.read_virtual(address + HEADER_OFFSET, HEADER_BYTES)) if not compacted \
         else bytearray(HEADER_BYTES)
     (xstate_bv,) = struct.unpack_from("<Q", header, 0)
-    offsets = compacted_offsets(rfbm) if compacted else None
+    offsets = _compacted_offsets(rfbm) if compacted else None
     writes = []
     skipped = 0
     for number in _bits(rfbm):
@@ -304,7 +335,7 @@ def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
     if armed:
         xstate.xfd_err = armed
         raise NM(0)
-    offsets = compacted_offsets(xcomp_bv & ~COMPACTED_FORM) if compacted else None
+    offsets = _compacted_offsets(xcomp_bv & ~COMPACTED_FORM) if compacted else None
     legacy = bytearray(cpu.read_virtual(address, LEGACY_AREA_BYTES))
     if rfbm & XFEATURE_MASK_SSE:
         (mxcsr,) = struct.unpack_from("<I", legacy, 24)
@@ -319,17 +350,25 @@ def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
         if offset is None:
             raise GP(0)
         component_data[number] = cpu.read_virtual(address + offset, COMPONENTS[number].size_bytes)
-    values = {}
-    if rfbm & XFEATURE_MASK_X87:
-        values.update(registers_from_legacy_area(bytes(legacy), XFEATURE_MASK_X87) if load & XFEATURE_MASK_X87
-                      else init_legacy_registers(XFEATURE_MASK_X87))
+    legacy_components = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE
+    if rfbm & legacy_components == load & legacy_components == legacy_components:
+        values = registers_from_legacy_area(legacy, legacy_components)      # x87 then SSE, as below
+    else:
+        values = {}
+        if rfbm & XFEATURE_MASK_X87:
+            values.update(registers_from_legacy_area(legacy, XFEATURE_MASK_X87) if load & XFEATURE_MASK_X87
+                          else init_legacy_registers(XFEATURE_MASK_X87))
+        if rfbm & XFEATURE_MASK_SSE:
+            values.update(registers_from_legacy_area(legacy, XFEATURE_MASK_SSE) if load & XFEATURE_MASK_SSE
+                          else init_legacy_registers(XFEATURE_MASK_SSE))
     if rfbm & XFEATURE_MASK_SSE:
-        values.update(registers_from_legacy_area(bytes(legacy), XFEATURE_MASK_SSE) if load & XFEATURE_MASK_SSE
-                      else init_legacy_registers(XFEATURE_MASK_SSE))
         values["mxcsr"] = struct.unpack_from("<I", legacy, 24)[0]
-    for name, value in values.items():
-        cpu.write_register(name, value)
-    import numpy as np
+    write_registers = getattr(cpu, "write_registers", None)
+    if write_registers is not None:
+        write_registers(values)
+    else:
+        for name, value in values.items():
+            cpu.write_register(name, value)
     if rfbm & XFEATURE_MASK_XTILECFG:
         if load & XFEATURE_MASK_XTILECFG:
             xstate.tilecfg[:] = component_data[XFEATURE_XTILECFG]

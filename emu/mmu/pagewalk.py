@@ -127,3 +127,23 @@ def walk(memory: PhysicalMemory, cr3: int, vaddr: int, access: int, user_mode: b
         dirty=bool(leaf & PTE_DIRTY),
         page_size_bytes=1 << page_shift,
     )
+
+
+def walk_paddr(memory: PhysicalMemory, cr3: int, vaddr: int, access: int, user_mode: bool) -> int:
+    """``walk(memory, cr3, vaddr, access, user_mode)`` reduced to the physical
+    address of ``vaddr``, through the C walker (emu/mmu/tlb.c mmu_walk_mode,
+    which tests/test_tlb.py checks against ``walk``): the same translation,
+    Accessed/Dirty updates and #PF, without building a ``Translation``.
+    ``vaddr`` must be in [0, 2**64)."""
+    walker = memory.__dict__.get("_c_walker")
+    if walker is None:
+        from emu.timing._hotpath import ffi, lib   # the C extension: imported on first use only
+        mmu = ffi.new("struct mmu_vcpu *")
+        mmu.phys = ffi.cast("uint8_t *", memory.host_address)
+        mmu.phys_size = memory.size_bytes
+        walker = memory._c_walker = (lib.mmu_walk_mode, mmu, ffi.new("struct walk_result *"))
+    c_walk, mmu, result = walker
+    mmu.cr3 = cr3 & CR3_ADDR_MASK
+    if c_walk(mmu, vaddr, access, 1 if user_mode else 0, result):
+        raise PF(vaddr, result.fault_error_code)
+    return result.paddr | (vaddr & 0xFFF)

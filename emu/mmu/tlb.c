@@ -56,14 +56,17 @@ static inline int is_canonical(uint64_t vaddr)
     return top == 0 || top == 0x1FFFF;
 }
 
-/* The 4-level walk at CPL3 with CR0.WP = 1 and EFER.NXE = 1, exactly as
- * emu/mmu/pagewalk.walk (which the kernel's software accesses use; the two
- * are checked against each other in tests). Returns 0 on success, else the
- * #PF error code is in result->fault_error_code and the return is 1. */
-int mmu_walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, struct walk_result *result)
+/* The 4-level walk with CR0.WP = 1 and EFER.NXE = 1, exactly as
+ * emu/mmu/pagewalk.walk (the two are checked against each other in tests):
+ * at CPL3 (user_mode = 1: the fill path) or as a supervisor access
+ * (user_mode = 0: U/S is not required and the #PF error code has no U bit;
+ * VCpu.translate for the kernel's XSAVES/XRSTORS on vmalloc'ed buffers).
+ * Returns 0 on success, else the #PF error code is in
+ * result->fault_error_code and the return is 1. */
+int mmu_walk_mode(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int user_mode, struct walk_result *result)
 {
     static const int level_shifts[4] = {39, 30, 21, 12};
-    uint32_t error_base = PF_USER | (access == MMU_ACCESS_WRITE ? PF_WRITE : 0)
+    uint32_t error_base = (user_mode ? PF_USER : 0) | (access == MMU_ACCESS_WRITE ? PF_WRITE : 0)
                           | (access == MMU_ACCESS_FETCH ? PF_INSTR : 0);
     uint64_t table = mmu->cr3 & PHYS_ADDR_MASK;
     int writable = 1, user = 1, no_execute = 0;
@@ -105,9 +108,9 @@ int mmu_walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, struct walk_resul
         }
         table = entry & PHYS_ADDR_MASK;
     }
-    /* §4.6: a CPL3 access needs U/S everywhere; a write needs R/W (WP = 1);
-     * a fetch needs XD clear everywhere. */
-    if (!user || (access == MMU_ACCESS_WRITE && !writable)
+    /* §4.6: a CPL3 access needs U/S everywhere; a write needs R/W (WP = 1,
+     * so also at CPL0); a fetch needs XD clear everywhere. */
+    if ((user_mode && !user) || (access == MMU_ACCESS_WRITE && !writable)
             || (access == MMU_ACCESS_FETCH && no_execute)) {
         result->fault_error_code = PF_PRESENT | error_base;
         return 1;
@@ -131,6 +134,11 @@ int mmu_walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, struct walk_resul
     result->page_shift = (uint8_t)page_shift;
     result->fault_error_code = 0;
     return 0;
+}
+
+int mmu_walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, struct walk_result *result)
+{
+    return mmu_walk_mode(mmu, vaddr, access, 1, result);
 }
 
 /* ---- the TLB model ------------------------------------------------------ */

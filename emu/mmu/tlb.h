@@ -85,7 +85,9 @@ struct walk_result {
 #define MMU_ACCESS_WRITE 1
 #define MMU_ACCESS_FETCH 2
 
-int mmu_walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, struct walk_result *result);
+int mmu_walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, struct walk_result *result);  /* at CPL3 */
+/* user_mode = 0: a supervisor access (CR0.WP = 1); no TLB model or counter is touched. */
+int mmu_walk_mode(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int user_mode, struct walk_result *result);
 int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void *user_data);
 uintptr_t mmu_on_tlb_fill_address(void);
 uintptr_t bench_identity_tlb_fill_address(void);   /* the benchmark's baseline fill */

@@ -123,9 +123,21 @@ class Profile:
                     cost += self.instruction_cycles["store"]
         return cost
 
-    def block_cycles(self, instructions) -> int:
-        """Cycles of a block: the rounded sum of its instructions, at least one."""
-        total = sum(self.instruction_cost(insn) for insn in instructions)
+    def block_cycles(self, instructions, cost_cache: dict | None = None) -> int:
+        """Cycles of a block: the rounded sum of its instructions, at least one.
+        ``cost_cache`` (instruction bytes -> cost) skips the classification of
+        instructions priced before: the cost depends on the bytes alone."""
+        if cost_cache is None:
+            costs = [self.instruction_cost(insn) for insn in instructions]
+        else:
+            costs = []
+            for insn in instructions:
+                key = bytes(insn.bytes)
+                cost = cost_cache.get(key)
+                if cost is None:
+                    cost = cost_cache[key] = self.instruction_cost(insn)
+                costs.append(cost)
+        total = sum(costs)
         return max(1, int(math.floor(total + 0.5)))
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from emu.memory import PAGE_SIZE
 from emu.mmu.pagewalk import (
-    ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, PHYS_ADDR_MASK, PTE_DIRTY, PTE_WRITABLE, walk,
+    ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, PHYS_ADDR_MASK, PTE_DIRTY, PTE_WRITABLE, walk, walk_paddr,
 )
 from emu.traps import PF, PF_PRESENT, PF_WRITE, PF_INSTR
 from kernel.errno import EFAULT, EINVAL, ENOMEM, SyscallError
@@ -340,8 +340,7 @@ class MmStruct:
         access = ACCESS_WRITE if write else ACCESS_READ
         for _attempt in range(2):
             try:
-                translation = walk(self.memory, self.pgd, vaddr, access, user_mode=True)
-                return translation.paddr_page | (vaddr & (PAGE_SIZE - 1))
+                return walk_paddr(self.memory, self.pgd, vaddr, access, user_mode=True)
             except PF as fault:
                 if vaddr >= TASK_SIZE or not self.handle_page_fault(vaddr, fault.error_code):
                     raise SyscallError(EFAULT) from None
