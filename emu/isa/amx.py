@@ -112,6 +112,16 @@ def _tile_shape(xstate: ExtendedState, tile: int) -> tuple[int, int]:
     return rows, colsb
 
 
+def _dword_rows_shape(xstate: ExtendedState, tile: int) -> tuple[int, int]:
+    """TILELOADD/TILESTORED move rows of dwords: a tile whose colsb is not a
+    multiple of 4 raises #UD (measured on a Xeon with AMX, 2026-12-02: the
+    load and the store fault, TILEZERO of the same tile does not)."""
+    rows, colsb = _tile_shape(xstate, tile)
+    if colsb % 4:
+        raise UD(0)
+    return rows, colsb
+
+
 def tileloadd(vcpu: "VCpu", tile: int, base_address: int, stride: int) -> None:
     """TILELOADD/TILELOADDT1 tmm, [base + stride*row]: rows from start_row on.
 
@@ -121,7 +131,7 @@ def tileloadd(vcpu: "VCpu", tile: int, base_address: int, stride: int) -> None:
     """
     xstate = require_amx(vcpu)
     require_configured(xstate)
-    rows, colsb = _tile_shape(xstate, tile)
+    rows, colsb = _dword_rows_shape(xstate, tile)
     start_row = xstate.tilecfg[1]
     for row in range(start_row, rows):
         xstate.tilecfg[1] = row
@@ -137,7 +147,7 @@ def tilestored(vcpu: "VCpu", tile: int, base_address: int, stride: int) -> None:
     """TILESTORED [base + stride*row], tmm: rows from start_row on, restartable like TILELOADD."""
     xstate = require_amx(vcpu)
     require_configured(xstate)
-    rows, colsb = _tile_shape(xstate, tile)
+    rows, colsb = _dword_rows_shape(xstate, tile)
     start_row = xstate.tilecfg[1]
     for row in range(start_row, rows):
         xstate.tilecfg[1] = row
