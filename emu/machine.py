@@ -12,6 +12,7 @@ from collections.abc import Callable
 import capstone
 
 from emu import firmware
+from emu.isa import encoding
 from emu.isa.dispatch import HANDLERS as EMULATED_MNEMONICS
 from emu.memory import PAGE_SIZE, PhysicalMemory
 from emu.mmu.pagewalk import ACCESS_FETCH
@@ -22,6 +23,13 @@ from emu.vcpu import VCpu
 DEFAULT_MEMORY_BYTES = 512 << 20
 DEFAULT_QUANTUM_CYCLES = 1_000_000
 MAX_CPUS = 64
+
+
+def _is_emulated(code: bytes, address: int) -> bool:
+    """Whether ``code`` starts with an instruction the emulator runs itself
+    from Unicorn's invalid-opcode hook (emu/isa/dispatch.py)."""
+    instruction = encoding.decode(code, address)
+    return instruction is not None and instruction.mnemonic in EMULATED_MNEMONICS
 
 
 class MachineStopped(Exception):
@@ -63,6 +71,14 @@ class Machine:
     def attach(self, trap_handler: TrapHandler) -> None:
         self.trap_handler = trap_handler
 
+    def kick(self) -> None:
+        """Make every vCPU's Unicorn return from emu_start soon. Safe from
+        another thread (uc_emu_stop is what Unicorn's own timeout thread
+        calls): wall-clock limits use it so that a Python SIGALRM handler gets
+        to run even while guest code stays inside translated blocks and C hooks."""
+        for vcpu in self.vcpus:
+            vcpu.kick()
+
     def close(self) -> None:
         """Release the vCPUs' host resources (a process that builds many machines,
         like the fuzz driver, calls this after each run)."""
@@ -84,17 +100,25 @@ class Machine:
         # Only what Unicorn executes itself. A block ends at an instruction it
         # raises invalid-opcode for: one the emulator implements (AMX, XSAVE
         # family, XGETBV, RDPID, ...; charged by charge_instruction when it
-        # runs) or a real #UD (never retires). Capstone cannot decode most of
-        # them, and stops there; the ones it can are left out by mnemonic.
+        # runs) or a real #UD (refunded when it faults). Capstone decodes a
+        # few of the former (left out by mnemonic) and stops at the rest. It
+        # also stops at some encodings Unicorn does run (a prefixed hint NOP
+        # such as 48 64 0f 1c eb): those bytes count as one instruction, or a
+        # loop of them would never advance the clock to its deadline.
         # The price is a function of the bytes at that address: vCPUs that run
         # the same code (threads, the same binary) share one decode.
         key = (address, code)
         price = self._block_prices.get(key)
         if price is None:
-            decoded = [insn for insn in self._disassembler.disasm(code, address)
-                       if insn.mnemonic not in EMULATED_MNEMONICS]
-            price = (len(decoded), self.profile.block_cycles(decoded, self._instruction_costs)) if decoded \
-                else (0, 0)
+            decoded = list(self._disassembler.disasm(code, address))
+            retired = [insn for insn in decoded if insn.mnemonic not in EMULATED_MNEMONICS]
+            covered = sum(insn.size for insn in decoded)
+            # Unicorn's size for a block ending in an invalid opcode may stop
+            # short of that instruction's last byte: decode it from memory.
+            tail_retires = covered < size_bytes and not _is_emulated(vcpu.fetch_code(address + covered, 15),
+                                                                     address + covered)
+            count = len(retired) + tail_retires
+            price = (count, self.profile.block_cycles(retired, self._instruction_costs)) if count else (0, 0)
             self._block_prices[key] = price
         return price
 

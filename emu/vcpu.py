@@ -196,6 +196,10 @@ class VCpu:
         self._clean_user_context = None
         self._boot()
 
+    def kick(self) -> None:
+        """uc_emu_stop from any thread (Machine.kick)."""
+        _uclib.uc_emu_stop(self.uc._uch)
+
     def close(self) -> None:
         """Forget this vCPU in the hot path's handle registry so it (and its
         Unicorn instance) can be freed; a closed vCPU must not run again."""

@@ -65,6 +65,31 @@ def test_harness_reports_a_hang(monkeypatch):
     assert outcome.failure.startswith("hang")
 
 
+# 1: rex.W fs nop %ebx (a hint NOP capstone cannot decode); jns 1b -- code:1:89256.
+HINT_NOP_LOOP = bytes.fromhex("48640f1ceb" "79f9")
+
+
+def test_harness_guard_reaches_a_guest_that_never_leaves_unicorn(monkeypatch):
+    """A run whose clock stops advancing never returns to Python by itself; the
+    wall-clock guard must still end it (the machine is kicked out of Unicorn so
+    SIGALRM's handler runs). Simulated by pricing every block at zero."""
+    import fuzz
+    from emu.machine import Machine
+    monkeypatch.setattr(fuzz, "WALL_SECONDS_PER_CASE", 1.0)
+    monkeypatch.setattr(Machine, "price_block", lambda self, vcpu, address, size: (0, 0))
+    outcome = run_guest(Guest(code=HINT_NOP_LOOP + exit_group(0)))
+    assert outcome.failure.startswith("hang"), outcome.failure
+
+
+def test_found_code_1_89256_a_loop_of_an_undecodable_hint_nop_ends_at_its_cycle_budget():
+    # Capstone stops at 48 64 0f 1c eb, which Unicorn runs as a NOP: the block
+    # was priced zero cycles, so a loop of it never reached its deadline.
+    outcome = run_case("code", 1, 89256)
+    assert outcome.ok, outcome.failure
+    loop = run_guest(Guest(code=HINT_NOP_LOOP + exit_group(0), max_cycles=20_000))
+    assert loop.ending == "cycle limit" and loop.ok, loop
+
+
 def test_harness_reports_a_host_exception(monkeypatch):
     from kernel import syscalls
 

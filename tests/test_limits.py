@@ -154,3 +154,15 @@ def test_bad_sysctl_value_is_a_usage_error():
     assert result.returncode == 2
     (line,) = result.stderr_lines
     assert "sysctl.vm.overcommit_memory=7" in line
+
+
+def test_timeout_reaches_a_guest_that_never_leaves_unicorn(monkeypatch, capsys):
+    """--timeout must end a run even when guest code never returns to Python
+    (simulated: every block priced at zero cycles, so no deadline is ever
+    reached); the limiter kicks the machine out of Unicorn from a thread."""
+    from emu.machine import Machine
+    from emucli.main import main
+    binary = build_asm(".globl _start\n_start:\n1:  .byte 0x48, 0x64, 0x0f, 0x1c, 0xeb\n    jns 1b\n")
+    monkeypatch.setattr(Machine, "price_block", lambda self, vcpu, address, size: (0, 0))
+    assert main(["run", "--timeout", "0.5", str(binary)]) == EXIT_WALL_TIMEOUT
+    assert "wall-clock timeout of 0.5 s reached" in capsys.readouterr().err
