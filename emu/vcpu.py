@@ -352,6 +352,12 @@ class VCpu:
     def pcid(self) -> int:
         return self._mmu.pcid
 
+    @property
+    def c_mmu(self):
+        """The C ``struct mmu_vcpu *`` (CR3, physical memory) for C code that
+        walks this vCPU's page tables (emu/isa/xstate_fast.c)."""
+        return self._mmu
+
     def _drop_translations(self, pcid: int, start: int, end: int, include_global: bool) -> int:
         """Invalidate model entries (tlb.h ``tlb_invalidate``); flush Unicorn's
         TLB when it could hold one of them. Returns how many were dropped."""

@@ -10,6 +10,7 @@ the FXSAVE-format legacy region here; the rest lives in ``vcpu.xstate``.
 from __future__ import annotations
 
 import functools
+import os
 import struct
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from emu.isa.state import (
     XFEATURE_MASK_PASID, XFEATURE_MASK_SSE, XFEATURE_MASK_X87, XFEATURE_MASK_XTILE, XFEATURE_MASK_XTILECFG,
     XFEATURE_MASK_XTILEDATA, XFEATURE_PASID, XFEATURE_SSE, XFEATURE_X87, XFEATURE_XTILECFG, XFEATURE_XTILEDATA,
 )
+from emu.timing._hotpath import ffi as _ffi, lib as _hotpath
 from emu.traps import GP, NM
 
 LEGACY_AREA_BYTES = 512
@@ -307,6 +309,26 @@ def _init_bytes(number: int) -> bytes:
     return bytes(COMPONENTS[number].size_bytes)
 
 
+def _restored_legacy_registers(legacy, rfbm: int, load: int) -> dict:
+    """The x87/SSE register values an XRSTOR* of ``rfbm`` writes, in the order
+    it writes them: loaded from the legacy region for the components in
+    ``load`` (RFBM & XSTATE_BV), initial for the rest of RFBM; MXCSR with SSE."""
+    legacy_components = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE
+    if rfbm & legacy_components == load & legacy_components == legacy_components:
+        values = registers_from_legacy_area(legacy, legacy_components)      # x87 then SSE, as below
+    else:
+        values = {}
+        if rfbm & XFEATURE_MASK_X87:
+            values.update(registers_from_legacy_area(legacy, XFEATURE_MASK_X87) if load & XFEATURE_MASK_X87
+                          else init_legacy_registers(XFEATURE_MASK_X87))
+        if rfbm & XFEATURE_MASK_SSE:
+            values.update(registers_from_legacy_area(legacy, XFEATURE_MASK_SSE) if load & XFEATURE_MASK_SSE
+                          else init_legacy_registers(XFEATURE_MASK_SSE))
+    if rfbm & XFEATURE_MASK_SSE:
+        values["mxcsr"] = struct.unpack_from("<I", legacy, 24)[0]
+    return values
+
+
 def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
     """XRSTOR (standard or compacted form) or XRSTORS (``supervisor``) from ``address``."""
     if address & 63:
@@ -350,19 +372,7 @@ def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
         if offset is None:
             raise GP(0)
         component_data[number] = cpu.read_virtual(address + offset, COMPONENTS[number].size_bytes)
-    legacy_components = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE
-    if rfbm & legacy_components == load & legacy_components == legacy_components:
-        values = registers_from_legacy_area(legacy, legacy_components)      # x87 then SSE, as below
-    else:
-        values = {}
-        if rfbm & XFEATURE_MASK_X87:
-            values.update(registers_from_legacy_area(legacy, XFEATURE_MASK_X87) if load & XFEATURE_MASK_X87
-                          else init_legacy_registers(XFEATURE_MASK_X87))
-        if rfbm & XFEATURE_MASK_SSE:
-            values.update(registers_from_legacy_area(legacy, XFEATURE_MASK_SSE) if load & XFEATURE_MASK_SSE
-                          else init_legacy_registers(XFEATURE_MASK_SSE))
-    if rfbm & XFEATURE_MASK_SSE:
-        values["mxcsr"] = struct.unpack_from("<I", legacy, 24)[0]
+    values = _restored_legacy_registers(legacy, rfbm, load)
     write_registers = getattr(cpu, "write_registers", None)
     if write_registers is not None:
         write_registers(values)
@@ -387,3 +397,71 @@ def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
     xstate.last_restore_linear_address = address
     xstate.last_restore_was_xrstors = supervisor
     xstate.modified_since_restore = 0
+
+
+# ---- the kernel's XSAVES/XRSTORS in C (emu/isa/xstate_fast.c) -------------------------
+#
+# The context switch saves and restores fpstates with XSAVES/XRSTORS at CPL0.
+# xsaves_fast/xrstors_fast run the byte moving and page walks of those two in
+# C with the semantics above; they return None/False whenever xsave()/xrstor()
+# must run instead (every fault, every unusual case), having changed nothing
+# that run would not redo identically. ``KERNEL_XSTATE_C = False`` (or the
+# environment variable EMU_XSTATE_C=0 at import) makes every call decline, so
+# tests can compare the two paths.
+
+KERNEL_XSTATE_C = os.environ.get("EMU_XSTATE_C", "1") != "0"
+
+for _component in COMPONENTS.values():
+    _hotpath.xstate_fast_declare_component(_component.number, _component.size_bytes, _component.align64)
+
+
+def _flat(buffer):
+    """(pointer, size) of a host buffer standing for the fpstate, or NULL to walk the page tables."""
+    if buffer is None:
+        return _ffi.NULL, 0
+    return _ffi.from_buffer("uint8_t[]", buffer, require_writable=True), len(buffer)
+
+
+def xsaves_fast(cpu, address: int, rfbm: int, registers: dict, buffer: bytearray | None = None) -> int | None:
+    """XSAVES of ``rfbm`` to the supervisor buffer at ``address`` -- ``buffer``
+    when it is host memory standing for [address, address + len(buffer)),
+    else guest memory through ``cpu``'s page tables -- as xsave(variant="xsaves")
+    with ``registers`` (the vCPU's save_user_registers()). Returns the
+    components skipped, or None when xsave() must run instead."""
+    if not KERNEL_XSTATE_C:
+        return None
+    xstate = cpu.xstate
+    legacy = legacy_area_from_registers(registers, mxcsr_mask_of(cpu))
+    in_use = xinuse(cpu, registers) & ~xstate.xfd
+    may_skip_unmodified = xstate.last_restore_linear_address == address and xstate.last_restore_was_xrstors
+    flat, flat_size = _flat(buffer)
+    counts = _ffi.new("uint32_t[2]")
+    if _hotpath.xstate_xsaves(cpu.c_mmu, flat, flat_size, xstate.c_state, address, rfbm, in_use,
+                              may_skip_unmodified, _ffi.from_buffer(legacy), xstate.pasid, counts, counts + 1):
+        return None
+    xstate.unmodified_components_skipped += counts[1]
+    return counts[0]
+
+
+def xrstors_fast(cpu, address: int, rfbm: int, buffer: bytearray | None = None) -> bool:
+    """XRSTORS of ``rfbm`` from ``address`` (``buffer`` as for xsaves_fast),
+    as xrstor(supervisor=True): C loads the tile components; the x87/SSE
+    registers are written here. False when xrstor() must run instead."""
+    if not KERNEL_XSTATE_C:
+        return False
+    xstate = cpu.xstate
+    flat, flat_size = _flat(buffer)
+    legacy = _ffi.new("uint8_t[]", LEGACY_AREA_BYTES)
+    results = _ffi.new("uint64_t[2]")
+    if _hotpath.xstate_xrstors(cpu.c_mmu, flat, flat_size, xstate.c_state, address, rfbm,
+                               xstate.xcr0 | xstate.xss, mxcsr_mask_of(cpu), legacy, results, results + 1):
+        return False
+    load = results[0]
+    cpu.write_registers(_restored_legacy_registers(_ffi.buffer(legacy)[:], rfbm, load))
+    if rfbm & XFEATURE_MASK_PASID:
+        xstate.pasid = results[1] if load & XFEATURE_MASK_PASID else 0
+    # The modified optimization remembers where this state came from (C
+    # cleared modified_since_restore).
+    xstate.last_restore_linear_address = address
+    xstate.last_restore_was_xrstors = True
+    return True
