@@ -120,7 +120,9 @@ static int page_frame(struct buffer_access *b, uint64_t page, uint64_t *paddr)
     return 0;
 }
 
-/* Copy `size` bytes between `host` and the buffer at `vaddr`, page by page. */
+/* Copy `size` bytes between `host` and the buffer at `vaddr`, page by page.
+ * Like KernelBufferAccess.write_virtual, every page of one transfer is
+ * translated before any byte moves: a transfer that faults writes nothing. */
 static int transfer(struct buffer_access *b, uint64_t vaddr, uint8_t *host, uint64_t size)
 {
     if (b->flat) {
@@ -133,12 +135,16 @@ static int transfer(struct buffer_access *b, uint64_t vaddr, uint8_t *host, uint
             memcpy(host, b->flat + offset, size);
         return 0;
     }
+    uint64_t frame;
+    if (vaddr + size < vaddr)
+        return -1;
+    for (uint64_t page = vaddr & ~(PAGE_BYTES - 1); page < vaddr + size; page += PAGE_BYTES)
+        if (page_frame(b, page, &frame))
+            return -1;
     while (size) {
         uint64_t page_offset = vaddr & (PAGE_BYTES - 1);
         uint64_t chunk = PAGE_BYTES - page_offset < size ? PAGE_BYTES - page_offset : size;
-        uint64_t frame;
-        if (page_frame(b, vaddr - page_offset, &frame))
-            return -1;
+        page_frame(b, vaddr - page_offset, &frame);        /* cached above */
         uint64_t paddr = frame | page_offset;
         if (paddr > b->mmu->phys_size || chunk > b->mmu->phys_size - paddr)
             return -1;                  /* emu/memory.py would refuse it */
