@@ -124,6 +124,8 @@ def cpuid_leaf_0xd(subleaf: int, xcr0: int, xss: int) -> tuple[int, int, int, in
 
 def _full_tag(abridged: int, registers: list[tuple[int, int]]) -> int:
     """FXSAVE's abridged tag byte -> the x87 tag word (SDM Vol. 1 §10.5.1.1)."""
+    if not abridged:
+        return 0xFFFF                                   # every register empty
     tag = 0
     for physical in range(8):
         mantissa, exponent = registers[physical]
@@ -150,6 +152,7 @@ _XMM_NAMES = tuple(f"xmm{i}" for i in range(16))
 _MASK64 = (1 << 64) - 1
 
 
+@functools.lru_cache(maxsize=1024)
 def _abridged_tag(fptag: int) -> int:
     """The x87 tag word -> FXSAVE's abridged tag byte: bit i set unless register i is empty (11b)."""
     abridged = 0
