@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
+from unicorn import UcError
 
 from emu.isa.state import (
     XFEATURE_MASK_PASID, XFEATURE_MASK_SSE, XFEATURE_MASK_X87, XFEATURE_MASK_XTILE, XFEATURE_MASK_XTILECFG,
@@ -413,6 +414,7 @@ def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
 # tests can compare the two paths.
 
 KERNEL_XSTATE_C = os.environ.get("EMU_XSTATE_C", "1") != "0"
+_LEGACY_MASK = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE
 
 for _component in COMPONENTS.values():
     _hotpath.xstate_fast_declare_component(_component.number, _component.size_bytes, _component.align64)
@@ -460,7 +462,13 @@ def xrstors_fast(cpu, address: int, rfbm: int, buffer: bytearray | None = None) 
                                xstate.xcr0 | xstate.xss, mxcsr_mask_of(cpu), legacy, results, results + 1):
         return False
     load = results[0]
-    cpu.write_registers(_restored_legacy_registers(_ffi.buffer(legacy)[:], rfbm, load))
+    if rfbm & _LEGACY_MASK == _LEGACY_MASK:
+        # The same registers, values and order as _restored_legacy_registers + write_registers.
+        status = _hotpath.xstate_write_legacy_registers(cpu.clock.uc, legacy, load)
+        if status:
+            raise UcError(status)
+    else:
+        cpu.write_registers(_restored_legacy_registers(_ffi.buffer(legacy)[:], rfbm, load))
     if rfbm & XFEATURE_MASK_PASID:
         xstate.pasid = results[1] if load & XFEATURE_MASK_PASID else 0
     # The modified optimization remembers where this state came from (C

@@ -315,3 +315,82 @@ int xstate_xrstors(struct mmu_vcpu *mmu, uint8_t *flat, uint64_t flat_size, stru
     *pasid_out = pasid;
     return XSTATE_FAST_OK;
 }
+
+/* ---- XRSTORS's x87/SSE registers ------------------------------------------- */
+
+typedef int (*uc_reg_batch_fn)(void *uc, int *regs, void *const *vals, int count);
+static uc_reg_batch_fn reg_write_batch;
+static int legacy_register_ids[XSTATE_LEGACY_REGISTERS];
+
+void xstate_fast_set_register_access(uintptr_t uc_reg_write_batch_address, const int *register_ids)
+{
+    reg_write_batch = (uc_reg_batch_fn)uc_reg_write_batch_address;
+    memcpy(legacy_register_ids, register_ids, sizeof legacy_register_ids);
+}
+
+/* One x87 register as the binding passes it: 64-bit mantissa, then sign and
+ * exponent, in a 16-byte slot (registers.py's "QH6x"). */
+struct fp_slot {
+    uint64_t mantissa;
+    uint16_t exponent;
+    uint8_t reserved[6];
+};
+
+/* FXSAVE's abridged tag -> the tag word: empty (11b) when the abridged bit
+ * is clear, else zero (01b), special (10b) or valid (00b) from the value
+ * (§10.5.1.1; xstate.py _full_tag). */
+static uint16_t full_tag(uint8_t abridged, const struct fp_slot physical[8])
+{
+    uint16_t tag = 0;
+    for (int p = 0; p < 8; p++) {
+        uint16_t exponent = physical[p].exponent & 0x7FFF;
+        uint64_t mantissa = physical[p].mantissa;
+        unsigned value;
+        if (!(abridged >> p & 1))
+            value = 3;
+        else if (exponent == 0 && mantissa == 0)
+            value = 1;
+        else if (exponent == 0 || exponent == 0x7FFF || !(mantissa >> 63))
+            value = 2;
+        else
+            value = 0;
+        tag |= (uint16_t)(value << (2 * p));
+    }
+    return tag;
+}
+
+int xstate_write_legacy_registers(void *uc, const uint8_t *legacy, uint64_t load)
+{
+    uint64_t fcw = 0x037F, fsw = 0, tag = 0xFFFF, mxcsr = 0;
+    struct fp_slot physical[8];
+    uint8_t xmm[16][16];
+    memset(physical, 0, sizeof physical);
+    memset(xmm, 0, sizeof xmm);
+    if (load & MASK(XFEATURE_X87)) {
+        uint16_t word;
+        memcpy(&word, legacy, 2);
+        fcw = word;
+        memcpy(&word, legacy + 2, 2);
+        fsw = word;
+        unsigned top = (unsigned)(fsw >> 11) & 7;
+        /* The legacy region holds ST(i) at 32 + 16 i; FPi is physical register i = (TOP + i) mod 8. */
+        for (unsigned i = 0; i < 8; i++) {
+            memcpy(&physical[(top + i) & 7].mantissa, legacy + 32 + 16 * i, 8);
+            memcpy(&physical[(top + i) & 7].exponent, legacy + 40 + 16 * i, 2);
+        }
+        tag = full_tag(legacy[4], physical);
+    }
+    if (load & MASK(XFEATURE_SSE))
+        memcpy(xmm, legacy + 160, sizeof xmm);
+    uint32_t mxcsr_value;
+    memcpy(&mxcsr_value, legacy + 24, 4);
+    mxcsr = mxcsr_value;
+    void *values[XSTATE_LEGACY_REGISTERS] = {&fcw, &fsw, &tag};
+    for (int i = 0; i < 8; i++)
+        values[3 + i] = &physical[i];
+    for (int i = 0; i < 16; i++)
+        values[11 + i] = xmm[i];
+    values[27] = &mxcsr;
+    return reg_write_batch(uc, legacy_register_ids, (void *const *)values, XSTATE_LEGACY_REGISTERS);
+}
+

@@ -57,3 +57,17 @@ int xstate_xsaves(struct mmu_vcpu *mmu, uint8_t *flat, uint64_t flat_size, struc
 int xstate_xrstors(struct mmu_vcpu *mmu, uint8_t *flat, uint64_t flat_size, struct amx_xstate *state,
                    uint64_t address, uint64_t rfbm, uint64_t enabled, uint32_t mxcsr_mask,
                    uint8_t *legacy_out, uint64_t *load, uint64_t *pasid);
+
+/* The x87/SSE registers an XRSTORS with RFBM[1:0] = 11b writes, in the order
+ * emu/isa/xstate.py writes them (one uc_reg_write_batch, as VCpu.write_registers):
+ * FPCW, FPSW, FPTAG, FP0-FP7 (physical), XMM0-XMM15, MXCSR. */
+#define XSTATE_LEGACY_REGISTERS 28
+/* uc_reg_write_batch and the Unicorn ids of those registers, in that order (VCpu). */
+void xstate_fast_set_register_access(uintptr_t uc_reg_write_batch_address, const int *register_ids);
+/* Write them from a legacy region (XRSTORS's), x87 from `legacy` when `load`
+ * has bit 0 else its init state (FCW 037FH, FSW 0, all empty, FP0-7 zero),
+ * SSE likewise with bit 1 (XMM zero), MXCSR from `legacy` (SDM Vol. 1
+ * §13.8.1; the tag word from the abridged tag as §10.5.1.1). Returns
+ * Unicorn's uc_err (0: done). */
+int xstate_write_legacy_registers(void *uc, const uint8_t *legacy, uint64_t load);
+
