@@ -103,10 +103,11 @@ hotpath.hotpath_set_emu_start(ctypes.cast(_uclib.uc_emu_start, ctypes.c_void_p).
 # One-page flushes of Unicorn's TLB; used by a vCPU only once find_cpu_state
 # has validated its CPUState (emu/unicorn_internals.py).
 hotpath.hotpath_set_tlb_flush_page(tlb_flush_page_address())
-# XRSTORS's x87/SSE registers in C (emu/isa/xstate_fast.c), in xstate.py's write order.
+# XSAVES's and XRSTORS's x87/SSE registers in C (emu/isa/xstate_fast.c), in xstate.py's write order.
 _XSTATE_LEGACY_REGISTER_IDS = ffi.new("int[]", [REGISTER_IDS[name] for name in (
     "fpcw", "fpsw", "fptag", *(f"fp{i}" for i in range(8)), *(f"xmm{i}" for i in range(16)), "mxcsr")])
-hotpath.xstate_fast_set_register_access(ctypes.cast(_uclib.uc_reg_write_batch, ctypes.c_void_p).value,
+hotpath.xstate_fast_set_register_access(ctypes.cast(_uclib.uc_reg_read_batch, ctypes.c_void_p).value,
+                                        ctypes.cast(_uclib.uc_reg_write_batch, ctypes.c_void_p).value,
                                         _XSTATE_LEGACY_REGISTER_IDS)
 hotpath.amx_fast_set_register_access(ctypes.cast(_uclib.uc_reg_read, ctypes.c_void_p).value,
                                      ctypes.cast(_uclib.uc_reg_write, ctypes.c_void_p).value,

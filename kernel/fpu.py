@@ -199,11 +199,7 @@ def _host_bytes(buffer: FpState) -> bytearray | None:
 
 def _xsaves(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int, registers: dict | None = None) -> None:
     # The C instruction (emu/isa/xstate_fast.c) when it takes the case, else the Python one.
-    skipped = None
-    if xstate.KERNEL_XSTATE_C:
-        if registers is None:
-            registers = vcpu.save_user_registers()
-        skipped = xstate.xsaves_fast(vcpu, buffer.kernel_address, mask, registers, _host_bytes(buffer))
+    skipped = xstate.xsaves_fast(vcpu, buffer.kernel_address, mask, _host_bytes(buffer))
     if skipped is None:
         skipped = xstate.xsave(KernelBufferAccess(vcpu, buffer, registers), buffer.kernel_address, mask,
                                variant="xsaves")
@@ -236,7 +232,8 @@ def _copy_pages(kernel: "Kernel", vcpu: "VCpu", source: list[int], target: list[
 def save_fpregs_to_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task", registers: dict | None = None) -> None:
     """Switch-out: XSAVES the task's registers into its fpstate (save_fpregs_to_fpstate).
     The registers stay valid on this CPU until another fpstate is loaded.
-    ``registers``: the vCPU's ``save_user_registers()``, when just read.
+    ``registers``: the vCPU's ``save_user_registers()``, when just read (the
+    Python XSAVES uses them; the C one reads x87/SSE itself).
 
     A paged fpstate (xstate_alloc=pages_percpu) is saved into this CPU's
     contiguous area and copied out; a separate AMX buffer (xstate_alloc=separate)

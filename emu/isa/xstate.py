@@ -427,22 +427,29 @@ def _flat(buffer):
     return _ffi.from_buffer("uint8_t[]", buffer, require_writable=True), len(buffer)
 
 
-def xsaves_fast(cpu, address: int, rfbm: int, registers: dict, buffer: bytearray | None = None) -> int | None:
+def xsaves_fast(cpu, address: int, rfbm: int, buffer: bytearray | None = None) -> int | None:
     """XSAVES of ``rfbm`` to the supervisor buffer at ``address`` -- ``buffer``
     when it is host memory standing for [address, address + len(buffer)),
-    else guest memory through ``cpu``'s page tables -- as xsave(variant="xsaves")
-    with ``registers`` (the vCPU's save_user_registers()). Returns the
+    else guest memory through ``cpu``'s page tables -- as xsave(variant="xsaves").
+    The x87/SSE registers and their XINUSE bits come from C's own read of the
+    vCPU's registers (the values save_user_registers() gives). Returns the
     components skipped, or None when xsave() must run instead."""
     if not KERNEL_XSTATE_C:
         return None
     xstate = cpu.xstate
-    legacy = legacy_area_from_registers(registers, mxcsr_mask_of(cpu))
-    in_use = xinuse(cpu, registers) & ~xstate.xfd
+    legacy = _ffi.new("uint8_t[]", LEGACY_AREA_BYTES)
+    legacy_in_use = _ffi.new("uint64_t *")
+    status = _hotpath.xstate_read_legacy_registers(cpu.clock.uc, mxcsr_mask_of(cpu), legacy, legacy_in_use)
+    if status:
+        raise UcError(status)
+    # XINUSE as xinuse() computes it; a component armed in IA32_XFD counts as init.
+    in_use = (legacy_in_use[0] | (XFEATURE_MASK_XTILE if xstate.tiles_in_use else 0)
+              | (XFEATURE_MASK_PASID if xstate.pasid else 0)) & ~xstate.xfd
     may_skip_unmodified = xstate.last_restore_linear_address == address and xstate.last_restore_was_xrstors
     flat, flat_size = _flat(buffer)
     counts = _ffi.new("uint32_t[2]")
     if _hotpath.xstate_xsaves(cpu.c_mmu, flat, flat_size, xstate.c_state, address, rfbm, in_use,
-                              may_skip_unmodified, _ffi.from_buffer(legacy), xstate.pasid, counts, counts + 1):
+                              may_skip_unmodified, legacy, xstate.pasid, counts, counts + 1):
         return None
     xstate.unmodified_components_skipped += counts[1]
     return counts[0]

@@ -319,11 +319,13 @@ int xstate_xrstors(struct mmu_vcpu *mmu, uint8_t *flat, uint64_t flat_size, stru
 /* ---- XRSTORS's x87/SSE registers ------------------------------------------- */
 
 typedef int (*uc_reg_batch_fn)(void *uc, int *regs, void *const *vals, int count);
-static uc_reg_batch_fn reg_write_batch;
+static uc_reg_batch_fn reg_read_batch, reg_write_batch;
 static int legacy_register_ids[XSTATE_LEGACY_REGISTERS];
 
-void xstate_fast_set_register_access(uintptr_t uc_reg_write_batch_address, const int *register_ids)
+void xstate_fast_set_register_access(uintptr_t uc_reg_read_batch_address, uintptr_t uc_reg_write_batch_address,
+                                     const int *register_ids)
 {
+    reg_read_batch = (uc_reg_batch_fn)uc_reg_read_batch_address;
     reg_write_batch = (uc_reg_batch_fn)uc_reg_write_batch_address;
     memcpy(legacy_register_ids, register_ids, sizeof legacy_register_ids);
 }
@@ -392,5 +394,53 @@ int xstate_write_legacy_registers(void *uc, const uint8_t *legacy, uint64_t load
         values[11 + i] = xmm[i];
     values[27] = &mxcsr;
     return reg_write_batch(uc, legacy_register_ids, (void *const *)values, XSTATE_LEGACY_REGISTERS);
+}
+
+int xstate_read_legacy_registers(void *uc, uint32_t mxcsr_mask, uint8_t *legacy_out, uint64_t *in_use)
+{
+    uint64_t fcw = 0, fsw = 0, tag = 0, mxcsr = 0;
+    struct fp_slot physical[8];
+    uint8_t xmm[16][16];
+    memset(physical, 0, sizeof physical);
+    memset(xmm, 0, sizeof xmm);
+    void *values[XSTATE_LEGACY_REGISTERS] = {&fcw, &fsw, &tag};
+    for (int i = 0; i < 8; i++)
+        values[3 + i] = &physical[i];
+    for (int i = 0; i < 16; i++)
+        values[11 + i] = xmm[i];
+    values[27] = &mxcsr;
+    int status = reg_read_batch(uc, legacy_register_ids, (void *const *)values, XSTATE_LEGACY_REGISTERS);
+    if (status)
+        return status;
+    uint8_t *area = legacy_out;
+    memset(area, 0, LEGACY_AREA_BYTES);
+    uint16_t word = (uint16_t)fcw;
+    memcpy(area, &word, 2);
+    word = (uint16_t)fsw;
+    memcpy(area + 2, &word, 2);
+    uint8_t abridged = 0;              /* bit i set unless register i is empty (11b) */
+    for (int p = 0; p < 8; p++)
+        if ((tag >> (2 * p) & 3) != 3)
+            abridged |= (uint8_t)(1u << p);
+    area[4] = abridged;
+    uint32_t dword = (uint32_t)mxcsr;
+    memcpy(area + 24, &dword, 4);
+    memcpy(area + 28, &mxcsr_mask, 4);
+    unsigned top = (unsigned)(fsw >> 11) & 7;
+    for (unsigned i = 0; i < 8; i++) {
+        memcpy(area + 32 + 16 * i, &physical[(top + i) & 7].mantissa, 8);
+        memcpy(area + 40 + 16 * i, &physical[(top + i) & 7].exponent, 2);
+    }
+    memcpy(area + 160, xmm, sizeof xmm);
+    uint64_t used = 0;
+    if (fcw != 0x037F || fsw != 0 || tag != 0xFFFF)
+        used |= MASK(XFEATURE_X87);
+    int xmm_nonzero = 0;
+    for (size_t i = 0; i < sizeof xmm; i++)
+        xmm_nonzero |= ((const uint8_t *)xmm)[i];
+    if (mxcsr != 0x1F80 || xmm_nonzero)
+        used |= MASK(XFEATURE_SSE);
+    *in_use = used;
+    return 0;
 }
 

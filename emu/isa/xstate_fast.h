@@ -62,8 +62,17 @@ int xstate_xrstors(struct mmu_vcpu *mmu, uint8_t *flat, uint64_t flat_size, stru
  * emu/isa/xstate.py writes them (one uc_reg_write_batch, as VCpu.write_registers):
  * FPCW, FPSW, FPTAG, FP0-FP7 (physical), XMM0-XMM15, MXCSR. */
 #define XSTATE_LEGACY_REGISTERS 28
-/* uc_reg_write_batch and the Unicorn ids of those registers, in that order (VCpu). */
-void xstate_fast_set_register_access(uintptr_t uc_reg_write_batch_address, const int *register_ids);
+/* uc_reg_read_batch, uc_reg_write_batch and the Unicorn ids of those
+ * registers, in that order (VCpu). */
+void xstate_fast_set_register_access(uintptr_t uc_reg_read_batch_address, uintptr_t uc_reg_write_batch_address,
+                                     const int *register_ids);
+/* XSAVES's side: read them (one uc_reg_read_batch, slots as registers.py's)
+ * and build the 512-byte legacy region as xstate.py legacy_area_from_registers
+ * (FXSAVE layout, Vol. 1 Table 10-2: abridged tag, ST(i) order, FOP/FIP/FDP
+ * zero, `mxcsr_mask`); *in_use gets XINUSE[1:0] as xstate.py xinuse computes
+ * it (§13.6: x87 unless FCW 037FH, FSW 0, FTW FFFFH; SSE unless MXCSR 1F80H
+ * and XMM zero). Returns Unicorn's uc_err (0: done). */
+int xstate_read_legacy_registers(void *uc, uint32_t mxcsr_mask, uint8_t *legacy_out, uint64_t *in_use);
 /* Write them from a legacy region (XRSTORS's), x87 from `legacy` when `load`
  * has bit 0 else its init state (FCW 037FH, FSW 0, all empty, FP0-7 zero),
  * SSE likewise with bit 1 (XMM zero), MXCSR from `legacy` (SDM Vol. 1
