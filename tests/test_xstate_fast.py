@@ -174,7 +174,7 @@ def test_restore_then_save_to_the_same_buffer_skips_the_unmodified_tiles_in_c():
     before = side.kernel.counters["xsaves_components_skipped"]
     side.run(_xsaves, buffer, ALL_ENABLED, True)
     assert side.python_runs == 0                        # the C path took all three
-    not_in_use = bin(ALL_ENABLED & ~xstate.xinuse(side.vcpu)).count("1")     # the init optimization's
+    not_in_use = (ALL_ENABLED & ~xstate.xinuse(side.vcpu)).bit_count()     # the init optimization's
     assert side.kernel.counters["xsaves_components_skipped"] - before == 2 + not_in_use
     assert side.vcpu.xstate.unmodified_components_skipped == 2
 
