@@ -103,6 +103,12 @@ hotpath.hotpath_set_emu_start(ctypes.cast(_uclib.uc_emu_start, ctypes.c_void_p).
 # One-page flushes of Unicorn's TLB; used by a vCPU only once find_cpu_state
 # has validated its CPUState (emu/unicorn_internals.py).
 hotpath.hotpath_set_tlb_flush_page(tlb_flush_page_address())
+# XSAVES's and XRSTORS's x87/SSE registers in C (emu/isa/xstate_fast.c), in xstate.py's write order.
+_XSTATE_LEGACY_REGISTER_IDS = ffi.new("int[]", [REGISTER_IDS[name] for name in (
+    "fpcw", "fpsw", "fptag", *(f"fp{i}" for i in range(8)), *(f"xmm{i}" for i in range(16)), "mxcsr")])
+hotpath.xstate_fast_set_register_access(ctypes.cast(_uclib.uc_reg_read_batch, ctypes.c_void_p).value,
+                                        ctypes.cast(_uclib.uc_reg_write_batch, ctypes.c_void_p).value,
+                                        _XSTATE_LEGACY_REGISTER_IDS)
 hotpath.amx_fast_set_register_access(ctypes.cast(_uclib.uc_reg_read, ctypes.c_void_p).value,
                                      ctypes.cast(_uclib.uc_reg_write, ctypes.c_void_p).value,
                                      x86.UC_X86_REG_RIP)
@@ -351,6 +357,12 @@ class VCpu:
     @property
     def pcid(self) -> int:
         return self._mmu.pcid
+
+    @property
+    def c_mmu(self):
+        """The C ``struct mmu_vcpu *`` (CR3, physical memory) for C code that
+        walks this vCPU's page tables (emu/isa/xstate_fast.c)."""
+        return self._mmu
 
     def _drop_translations(self, pcid: int, start: int, end: int, include_global: bool) -> int:
         """Invalidate model entries (tlb.h ``tlb_invalidate``); flush Unicorn's

@@ -191,9 +191,18 @@ class KernelBufferAccess:
         self.vcpu.write_registers(values)
 
 
+def _host_bytes(buffer: FpState) -> bytearray | None:
+    """The host bytes of an fpstate the C XSAVES/XRSTORS use directly (embedded
+    in task_struct), or None when they reach it through the page tables (vmalloc)."""
+    return None if buffer.storage == FPSTATE_VMALLOC else buffer.buffer
+
+
 def _xsaves(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int, registers: dict | None = None) -> None:
-    skipped = xstate.xsave(KernelBufferAccess(vcpu, buffer, registers), buffer.kernel_address, mask,
-                           variant="xsaves")
+    # The C instruction (emu/isa/xstate_fast.c) when it takes the case, else the Python one.
+    skipped = xstate.xsaves_fast(vcpu, buffer.kernel_address, mask, _host_bytes(buffer))
+    if skipped is None:
+        skipped = xstate.xsave(KernelBufferAccess(vcpu, buffer, registers), buffer.kernel_address, mask,
+                               variant="xsaves")
     _charge_xsave(vcpu, buffer)
     kernel.counters["xsaves"] += 1
     kernel.counters["xsaves_components_skipped"] += skipped
@@ -202,7 +211,8 @@ def _xsaves(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int, register
 
 
 def _xrstors(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int) -> None:
-    xstate.xrstor(KernelBufferAccess(vcpu, buffer), buffer.kernel_address, mask, supervisor=True)
+    if not xstate.xrstors_fast(vcpu, buffer.kernel_address, mask, _host_bytes(buffer)):
+        xstate.xrstor(KernelBufferAccess(vcpu, buffer), buffer.kernel_address, mask, supervisor=True)
     _charge_xsave(vcpu, buffer)
     kernel.counters["xrstors"] += 1
 
@@ -222,7 +232,8 @@ def _copy_pages(kernel: "Kernel", vcpu: "VCpu", source: list[int], target: list[
 def save_fpregs_to_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task", registers: dict | None = None) -> None:
     """Switch-out: XSAVES the task's registers into its fpstate (save_fpregs_to_fpstate).
     The registers stay valid on this CPU until another fpstate is loaded.
-    ``registers``: the vCPU's ``save_user_registers()``, when just read.
+    ``registers``: the vCPU's ``save_user_registers()``, when just read (the
+    Python XSAVES uses them; the C one reads x87/SSE itself).
 
     A paged fpstate (xstate_alloc=pages_percpu) is saved into this CPU's
     contiguous area and copied out; a separate AMX buffer (xstate_alloc=separate)

@@ -10,15 +10,18 @@ the FXSAVE-format legacy region here; the rest lives in ``vcpu.xstate``.
 from __future__ import annotations
 
 import functools
+import os
 import struct
 from dataclasses import dataclass
 
 import numpy as np
+from unicorn import UcError
 
 from emu.isa.state import (
     XFEATURE_MASK_PASID, XFEATURE_MASK_SSE, XFEATURE_MASK_X87, XFEATURE_MASK_XTILE, XFEATURE_MASK_XTILECFG,
     XFEATURE_MASK_XTILEDATA, XFEATURE_PASID, XFEATURE_SSE, XFEATURE_X87, XFEATURE_XTILECFG, XFEATURE_XTILEDATA,
 )
+from emu.timing._hotpath import ffi as _ffi, lib as _hotpath
 from emu.traps import GP, NM
 
 LEGACY_AREA_BYTES = 512
@@ -122,6 +125,8 @@ def cpuid_leaf_0xd(subleaf: int, xcr0: int, xss: int) -> tuple[int, int, int, in
 
 def _full_tag(abridged: int, registers: list[tuple[int, int]]) -> int:
     """FXSAVE's abridged tag byte -> the x87 tag word (SDM Vol. 1 §10.5.1.1)."""
+    if not abridged:
+        return 0xFFFF                                   # every register empty
     tag = 0
     for physical in range(8):
         mantissa, exponent = registers[physical]
@@ -148,6 +153,7 @@ _XMM_NAMES = tuple(f"xmm{i}" for i in range(16))
 _MASK64 = (1 << 64) - 1
 
 
+@functools.lru_cache(maxsize=1024)
 def _abridged_tag(fptag: int) -> int:
     """The x87 tag word -> FXSAVE's abridged tag byte: bit i set unless register i is empty (11b)."""
     abridged = 0
@@ -307,6 +313,26 @@ def _init_bytes(number: int) -> bytes:
     return bytes(COMPONENTS[number].size_bytes)
 
 
+def _restored_legacy_registers(legacy, rfbm: int, load: int) -> dict:
+    """The x87/SSE register values an XRSTOR* of ``rfbm`` writes, in the order
+    it writes them: loaded from the legacy region for the components in
+    ``load`` (RFBM & XSTATE_BV), initial for the rest of RFBM; MXCSR with SSE."""
+    legacy_components = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE
+    if rfbm & legacy_components == load & legacy_components == legacy_components:
+        values = registers_from_legacy_area(legacy, legacy_components)      # x87 then SSE, as below
+    else:
+        values = {}
+        if rfbm & XFEATURE_MASK_X87:
+            values.update(registers_from_legacy_area(legacy, XFEATURE_MASK_X87) if load & XFEATURE_MASK_X87
+                          else init_legacy_registers(XFEATURE_MASK_X87))
+        if rfbm & XFEATURE_MASK_SSE:
+            values.update(registers_from_legacy_area(legacy, XFEATURE_MASK_SSE) if load & XFEATURE_MASK_SSE
+                          else init_legacy_registers(XFEATURE_MASK_SSE))
+    if rfbm & XFEATURE_MASK_SSE:
+        values["mxcsr"] = struct.unpack_from("<I", legacy, 24)[0]
+    return values
+
+
 def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
     """XRSTOR (standard or compacted form) or XRSTORS (``supervisor``) from ``address``."""
     if address & 63:
@@ -350,19 +376,7 @@ def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
         if offset is None:
             raise GP(0)
         component_data[number] = cpu.read_virtual(address + offset, COMPONENTS[number].size_bytes)
-    legacy_components = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE
-    if rfbm & legacy_components == load & legacy_components == legacy_components:
-        values = registers_from_legacy_area(legacy, legacy_components)      # x87 then SSE, as below
-    else:
-        values = {}
-        if rfbm & XFEATURE_MASK_X87:
-            values.update(registers_from_legacy_area(legacy, XFEATURE_MASK_X87) if load & XFEATURE_MASK_X87
-                          else init_legacy_registers(XFEATURE_MASK_X87))
-        if rfbm & XFEATURE_MASK_SSE:
-            values.update(registers_from_legacy_area(legacy, XFEATURE_MASK_SSE) if load & XFEATURE_MASK_SSE
-                          else init_legacy_registers(XFEATURE_MASK_SSE))
-    if rfbm & XFEATURE_MASK_SSE:
-        values["mxcsr"] = struct.unpack_from("<I", legacy, 24)[0]
+    values = _restored_legacy_registers(legacy, rfbm, load)
     write_registers = getattr(cpu, "write_registers", None)
     if write_registers is not None:
         write_registers(values)
@@ -387,3 +401,85 @@ def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
     xstate.last_restore_linear_address = address
     xstate.last_restore_was_xrstors = supervisor
     xstate.modified_since_restore = 0
+
+
+# ---- the kernel's XSAVES/XRSTORS in C (emu/isa/xstate_fast.c) -------------------------
+#
+# The context switch saves and restores fpstates with XSAVES/XRSTORS at CPL0.
+# xsaves_fast/xrstors_fast run the byte moving and page walks of those two in
+# C with the semantics above; they return None/False whenever xsave()/xrstor()
+# must run instead (every fault, every unusual case), having changed nothing
+# that run would not redo identically. ``KERNEL_XSTATE_C = False`` (or the
+# environment variable EMU_XSTATE_C=0 at import) makes every call decline, so
+# tests can compare the two paths.
+
+KERNEL_XSTATE_C = os.environ.get("EMU_XSTATE_C", "1") != "0"
+_LEGACY_MASK = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE
+
+for _component in COMPONENTS.values():
+    _hotpath.xstate_fast_declare_component(_component.number, _component.size_bytes, _component.align64)
+
+
+def _flat(buffer):
+    """(pointer, size) of a host buffer standing for the fpstate, or NULL to walk the page tables."""
+    if buffer is None:
+        return _ffi.NULL, 0
+    return _ffi.from_buffer("uint8_t[]", buffer, require_writable=True), len(buffer)
+
+
+def xsaves_fast(cpu, address: int, rfbm: int, buffer: bytearray | None = None) -> int | None:
+    """XSAVES of ``rfbm`` to the supervisor buffer at ``address`` -- ``buffer``
+    when it is host memory standing for [address, address + len(buffer)),
+    else guest memory through ``cpu``'s page tables -- as xsave(variant="xsaves").
+    The x87/SSE registers and their XINUSE bits come from C's own read of the
+    vCPU's registers (the values save_user_registers() gives). Returns the
+    components skipped, or None when xsave() must run instead."""
+    if not KERNEL_XSTATE_C:
+        return None
+    xstate = cpu.xstate
+    legacy = _ffi.new("uint8_t[]", LEGACY_AREA_BYTES)
+    legacy_in_use = _ffi.new("uint64_t *")
+    status = _hotpath.xstate_read_legacy_registers(cpu.clock.uc, mxcsr_mask_of(cpu), legacy, legacy_in_use)
+    if status:
+        raise UcError(status)
+    # XINUSE as xinuse() computes it; a component armed in IA32_XFD counts as init.
+    in_use = (legacy_in_use[0] | (XFEATURE_MASK_XTILE if xstate.tiles_in_use else 0)
+              | (XFEATURE_MASK_PASID if xstate.pasid else 0)) & ~xstate.xfd
+    may_skip_unmodified = xstate.last_restore_linear_address == address and xstate.last_restore_was_xrstors
+    flat, flat_size = _flat(buffer)
+    counts = _ffi.new("uint32_t[2]")
+    if _hotpath.xstate_xsaves(cpu.c_mmu, flat, flat_size, xstate.c_state, address, rfbm, in_use,
+                              may_skip_unmodified, legacy, xstate.pasid, counts, counts + 1):
+        return None
+    xstate.unmodified_components_skipped += counts[1]
+    return counts[0]
+
+
+def xrstors_fast(cpu, address: int, rfbm: int, buffer: bytearray | None = None) -> bool:
+    """XRSTORS of ``rfbm`` from ``address`` (``buffer`` as for xsaves_fast),
+    as xrstor(supervisor=True): C loads the tile components; the x87/SSE
+    registers are written here. False when xrstor() must run instead."""
+    if not KERNEL_XSTATE_C:
+        return False
+    xstate = cpu.xstate
+    flat, flat_size = _flat(buffer)
+    legacy = _ffi.new("uint8_t[]", LEGACY_AREA_BYTES)
+    results = _ffi.new("uint64_t[2]")
+    if _hotpath.xstate_xrstors(cpu.c_mmu, flat, flat_size, xstate.c_state, address, rfbm,
+                               xstate.xcr0 | xstate.xss, mxcsr_mask_of(cpu), legacy, results, results + 1):
+        return False
+    load = results[0]
+    if rfbm & _LEGACY_MASK == _LEGACY_MASK:
+        # The same registers, values and order as _restored_legacy_registers + write_registers.
+        status = _hotpath.xstate_write_legacy_registers(cpu.clock.uc, legacy, load)
+        if status:
+            raise UcError(status)
+    else:
+        cpu.write_registers(_restored_legacy_registers(_ffi.buffer(legacy)[:], rfbm, load))
+    if rfbm & XFEATURE_MASK_PASID:
+        xstate.pasid = results[1] if load & XFEATURE_MASK_PASID else 0
+    # The modified optimization remembers where this state came from (C
+    # cleared modified_since_restore).
+    xstate.last_restore_linear_address = address
+    xstate.last_restore_was_xrstors = True
+    return True
