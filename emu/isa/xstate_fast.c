@@ -361,6 +361,21 @@ static uint16_t full_tag(uint8_t abridged, const struct fp_slot physical[8])
     return tag;
 }
 
+/* The batch's value pointers in legacy_register_ids order: FCW, FSW, the
+ * tag word, the eight x87 registers by physical number, XMM0-15, MXCSR. */
+static void point_at_legacy_registers(void **values, uint64_t *fcw, uint64_t *fsw, uint64_t *tag,
+                                      struct fp_slot *physical, uint8_t (*xmm)[16], uint64_t *mxcsr)
+{
+    values[0] = fcw;
+    values[1] = fsw;
+    values[2] = tag;
+    for (int i = 0; i < 8; i++)
+        values[3 + i] = &physical[i];
+    for (int i = 0; i < 16; i++)
+        values[11 + i] = xmm[i];
+    values[27] = mxcsr;
+}
+
 int xstate_write_legacy_registers(void *uc, const uint8_t *legacy, uint64_t load)
 {
     uint64_t fcw = 0x037F, fsw = 0, tag = 0xFFFF, mxcsr = 0;
@@ -387,12 +402,8 @@ int xstate_write_legacy_registers(void *uc, const uint8_t *legacy, uint64_t load
     uint32_t mxcsr_value;
     memcpy(&mxcsr_value, legacy + 24, 4);
     mxcsr = mxcsr_value;
-    void *values[XSTATE_LEGACY_REGISTERS] = {&fcw, &fsw, &tag};
-    for (int i = 0; i < 8; i++)
-        values[3 + i] = &physical[i];
-    for (int i = 0; i < 16; i++)
-        values[11 + i] = xmm[i];
-    values[27] = &mxcsr;
+    void *values[XSTATE_LEGACY_REGISTERS];
+    point_at_legacy_registers(values, &fcw, &fsw, &tag, physical, xmm, &mxcsr);
     return reg_write_batch(uc, legacy_register_ids, (void *const *)values, XSTATE_LEGACY_REGISTERS);
 }
 
@@ -403,12 +414,8 @@ int xstate_read_legacy_registers(void *uc, uint32_t mxcsr_mask, uint8_t *legacy_
     uint8_t xmm[16][16];
     memset(physical, 0, sizeof physical);
     memset(xmm, 0, sizeof xmm);
-    void *values[XSTATE_LEGACY_REGISTERS] = {&fcw, &fsw, &tag};
-    for (int i = 0; i < 8; i++)
-        values[3 + i] = &physical[i];
-    for (int i = 0; i < 16; i++)
-        values[11 + i] = xmm[i];
-    values[27] = &mxcsr;
+    void *values[XSTATE_LEGACY_REGISTERS];
+    point_at_legacy_registers(values, &fcw, &fsw, &tag, physical, xmm, &mxcsr);
     int status = reg_read_batch(uc, legacy_register_ids, (void *const *)values, XSTATE_LEGACY_REGISTERS);
     if (status)
         return status;
