@@ -22,6 +22,7 @@ from emu.traps import GP, PF, UD
 from emu.vcpu import (
     INVPCID_ALL_INCLUDING_GLOBAL, INVPCID_ALL_NON_GLOBAL, INVPCID_INDIVIDUAL_ADDRESS, INVPCID_SINGLE_CONTEXT,
 )
+from tests.guestbuild import missing_prerequisite
 
 CODE_VA = 0x400000
 LOAD_OFFSET, STORE_OFFSET = 0, 0x10
@@ -728,7 +729,7 @@ def test_the_verified_unicorn_gets_page_flushes():
     """On the libunicorn the offsets were read from, every check passes."""
     from emu import unicorn_internals
     if unicorn_internals.library_version() != unicorn_internals.VERIFIED_VERSION:
-        pytest.skip("not the libunicorn version the CPUState layout was verified on")
+        missing_prerequisite("not the libunicorn version the CPUState layout was verified on")
     vcpu = Rig().machine.vcpus[0]
     assert vcpu.unicorn_page_flush_unavailable == ""
     assert vcpu.clock.uc_cpu != ffi.NULL
