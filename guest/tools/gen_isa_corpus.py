@@ -58,10 +58,7 @@ class Case:
             lines.append(f" * STDOUT: {out}".rstrip())
         lines.append(" */")
         text = "\n".join(lines) + "\n"
-        text += '#include "linux_syscalls.h"\n'
-        if any(macro in self.body for macro in SSE_STATE_MACROS):
-            text += '#include "sse_state.inc"\n'
-        text += '        .text\n        .globl _start\n_start:\n'
+        text += '#include "linux_syscalls.h"\n#include "isa_corpus.inc"\n        .text\n        .globl _start\n_start:\n'
         text += self.body.rstrip("\n") + "\n"
         text += ("        mov     $SYS_exit_group, %eax\n        xor     %edi, %edi\n        syscall\n"
                  "no_permission:\n        mov     $SYS_exit_group, %eax\n        mov     $3, %edi\n        syscall\n")
@@ -73,13 +70,7 @@ class Case:
 
 # ---- assembly snippets -----------------------------------------------------
 
-REQUEST_AMX = """        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
-"""
+REQUEST_AMX = "        REQUEST_AMX\n"
 
 
 def emit_bytes(label: str, data: bytes, align: int = 64, pad_before: int = 0) -> str:
@@ -94,14 +85,10 @@ def emit_bytes(label: str, data: bytes, align: int = 64, pad_before: int = 0) ->
     return "\n".join(out) + "\n"
 
 
+# Snippets a case's body is built from: macros of guest/include/isa_corpus.inc,
+# which every generated case includes.
 def print_rows(label: str, rows: int, row_bytes: int, stride: int, word: int) -> str:
-    return f"""        lea     {label}(%rip), %rdi
-        mov     ${rows}, %esi
-        mov     ${row_bytes}, %edx
-        mov     ${stride}, %rcx
-        mov     ${word}, %r8d
-        call    print_hex_rows
-"""
+    return f"        PRINT_ROWS {label}, {rows}, {row_bytes}, {stride}, {word}\n"
 
 
 def print_u64_at(label: str, offset: int = 0, mask: int | None = None) -> str:
@@ -140,13 +127,11 @@ def layout_tile(data: np.ndarray, stride: int, filler: int = 0xEE) -> bytes:
 
 
 def load_tile(tile: int, label: str, stride: int, offset: int = 0) -> str:
-    return (f"        lea     {label}+{offset}(%rip), %rsi\n        mov     ${stride}, %rdx\n"
-            f"        tileloadd (%rsi,%rdx,1), %tmm{tile}\n")
+    return f"        LOAD_TILE {tile}, {label}, {stride}, {offset}\n"
 
 
 def store_tile(tile: int, label: str, stride: int) -> str:
-    return (f"        lea     {label}(%rip), %rsi\n        mov     ${stride}, %rdx\n"
-            f"        tilestored %tmm{tile}, (%rsi,%rdx,1)\n")
+    return f"        STORE_TILE {tile}, {label}, {stride}\n"
 
 
 # ---- numpy references (SDM Vol. 2C, AMX instructions, Operation) ----------
@@ -473,11 +458,7 @@ FILL = 0xA5
 MXCSR_OFFSET, XMM_OFFSET, HEADER_OFFSET = 24, 160, 512
 
 
-# The x87/SSE snippets are macros of guest/include/sse_state.inc, which a
-# generated case includes when it uses one.
-SSE_STATE_MACROS = ("LOAD_SSE_STATE", "STORE_XMM", "CLOBBER_XMM", "ZERO_XSAVE_HEADER")
-
-
+# The x87/SSE snippets, also macros of guest/include/isa_corpus.inc.
 def set_sse_state(label: str) -> str:
     return f"        LOAD_SSE_STATE {label}\n"
 
@@ -609,33 +590,10 @@ def xgetbv_cases() -> list[Case]:
 # ---- RDPID / RDTSCP / SERIALIZE -----------------------------------------------
 
 def pin_to(cpu: int) -> str:
-    return (f"        movq    ${1 << cpu}, cpu_mask(%rip)\n        mov     $SYS_sched_setaffinity, %eax\n"
-            "        xor     %edi, %edi\n        mov     $8, %esi\n        lea     cpu_mask(%rip), %rdx\n"
-            "        syscall\n        test    %rax, %rax\n        jnz     no_permission\n")
+    return f"        PIN_TO {1 << cpu}\n"
 
 
-REPORT_CPU = """        rdpid   %rax
-        mov     %rax, %rdi
-        call    print_u64
-        call    print_space
-        rdtscp
-        mov     %ecx, %edi
-        call    print_u64
-        call    print_space
-        mov     $SYS_getcpu, %eax
-        lea     cpu_out(%rip), %rdi
-        xor     %esi, %esi
-        xor     %edx, %edx
-        syscall
-        mov     cpu_out(%rip), %edi
-        call    print_u64
-        call    print_nl
-        jmp     1f
-print_space:
-        lea     s_space(%rip), %rdi
-        jmp     print_str
-1:
-"""
+REPORT_CPU = "        REPORT_CPU\n"
 CPU_DATA = """        .balign 8
 cpu_mask: .quad 0
 cpu_out:  .long 0, 0

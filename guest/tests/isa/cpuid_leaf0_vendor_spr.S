@@ -6,6 +6,7 @@
  * STDOUT: GenuineIntel
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:

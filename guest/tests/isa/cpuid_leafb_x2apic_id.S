@@ -6,17 +6,11 @@
  * STDOUT: 0000000000000001
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        movq    $2, cpu_mask(%rip)
-        mov     $SYS_sched_setaffinity, %eax
-        xor     %edi, %edi
-        mov     $8, %esi
-        lea     cpu_mask(%rip), %rdx
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        PIN_TO 2
         mov     $0xb, %eax
         xor     %ecx, %ecx
         cpuid

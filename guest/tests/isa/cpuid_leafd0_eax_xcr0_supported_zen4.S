@@ -6,6 +6,7 @@
  * STDOUT: 0000000000000003
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:

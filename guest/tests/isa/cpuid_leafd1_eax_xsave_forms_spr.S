@@ -6,6 +6,7 @@
  * STDOUT: 000000000000001f
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:

@@ -8,24 +8,15 @@
  * STDOUT: 00 03 00 00 10 00 00 09 00 00 00 00 00 00 00 00
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
         sttilecfg out(%rip)
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $4, %esi
-        mov     $16, %edx
-        mov     $16, %rcx
-        mov     $1, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 4, 16, 16, 1
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

@@ -6,30 +6,11 @@
  * EXIT: 0
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        rdpid   %rax
-        mov     %rax, %rdi
-        call    print_u64
-        call    print_space
-        rdtscp
-        mov     %ecx, %edi
-        call    print_u64
-        call    print_space
-        mov     $SYS_getcpu, %eax
-        lea     cpu_out(%rip), %rdi
-        xor     %esi, %esi
-        xor     %edx, %edx
-        syscall
-        mov     cpu_out(%rip), %edi
-        call    print_u64
-        call    print_nl
-        jmp     1f
-print_space:
-        lea     s_space(%rip), %rdi
-        jmp     print_str
-1:
+        REPORT_CPU
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

@@ -8,96 +8,16 @@
  * STDOUT: 1 1 1
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        movq    $2, cpu_mask(%rip)
-        mov     $SYS_sched_setaffinity, %eax
-        xor     %edi, %edi
-        mov     $8, %esi
-        lea     cpu_mask(%rip), %rdx
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
-        rdpid   %rax
-        mov     %rax, %rdi
-        call    print_u64
-        call    print_space0
-        rdtscp
-        mov     %ecx, %edi
-        call    print_u64
-        call    print_space0
-        mov     $SYS_getcpu, %eax
-        lea     cpu_out(%rip), %rdi
-        xor     %esi, %esi
-        xor     %edx, %edx
-        syscall
-        mov     cpu_out(%rip), %edi
-        call    print_u64
-        call    print_nl
-        jmp     5f
-print_space0:
-        lea     s_space(%rip), %rdi
-        jmp     print_str
-5:
-        movq    $1, cpu_mask(%rip)
-        mov     $SYS_sched_setaffinity, %eax
-        xor     %edi, %edi
-        mov     $8, %esi
-        lea     cpu_mask(%rip), %rdx
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
-        rdpid   %rax
-        mov     %rax, %rdi
-        call    print_u64
-        call    print_space1
-        rdtscp
-        mov     %ecx, %edi
-        call    print_u64
-        call    print_space1
-        mov     $SYS_getcpu, %eax
-        lea     cpu_out(%rip), %rdi
-        xor     %esi, %esi
-        xor     %edx, %edx
-        syscall
-        mov     cpu_out(%rip), %edi
-        call    print_u64
-        call    print_nl
-        jmp     6f
-print_space1:
-        lea     s_space(%rip), %rdi
-        jmp     print_str
-6:
-        movq    $2, cpu_mask(%rip)
-        mov     $SYS_sched_setaffinity, %eax
-        xor     %edi, %edi
-        mov     $8, %esi
-        lea     cpu_mask(%rip), %rdx
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
-        rdpid   %rax
-        mov     %rax, %rdi
-        call    print_u64
-        call    print_space2
-        rdtscp
-        mov     %ecx, %edi
-        call    print_u64
-        call    print_space2
-        mov     $SYS_getcpu, %eax
-        lea     cpu_out(%rip), %rdi
-        xor     %esi, %esi
-        xor     %edx, %edx
-        syscall
-        mov     cpu_out(%rip), %edi
-        call    print_u64
-        call    print_nl
-        jmp     7f
-print_space2:
-        lea     s_space(%rip), %rdi
-        jmp     print_str
-7:
+        PIN_TO 2
+        REPORT_CPU
+        PIN_TO 1
+        REPORT_CPU
+        PIN_TO 2
+        REPORT_CPU
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

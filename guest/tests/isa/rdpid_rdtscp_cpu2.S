@@ -6,38 +6,12 @@
  * STDOUT: 2 2 2
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        movq    $4, cpu_mask(%rip)
-        mov     $SYS_sched_setaffinity, %eax
-        xor     %edi, %edi
-        mov     $8, %esi
-        lea     cpu_mask(%rip), %rdx
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
-        rdpid   %rax
-        mov     %rax, %rdi
-        call    print_u64
-        call    print_space
-        rdtscp
-        mov     %ecx, %edi
-        call    print_u64
-        call    print_space
-        mov     $SYS_getcpu, %eax
-        lea     cpu_out(%rip), %rdi
-        xor     %esi, %esi
-        xor     %edx, %edx
-        syscall
-        mov     cpu_out(%rip), %edi
-        call    print_u64
-        call    print_nl
-        jmp     8f
-print_space:
-        lea     s_space(%rip), %rdi
-        jmp     print_str
-8:
+        PIN_TO 4
+        REPORT_CPU
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

@@ -5,6 +5,7 @@
  * STDOUT: 1
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:

@@ -7,36 +7,19 @@
  * STDOUT: bf75dc6c bfd7b5f6 405e976e 3f398f84 bfe6e5a0 bf8a5427 bf5f2594
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     c_data+0(%rip), %rsi
-        mov     $28, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm0
-        lea     a_data+0(%rip), %rsi
-        mov     $20, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm1
-        lea     b_data+0(%rip), %rsi
-        mov     $28, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm2
+        LOAD_TILE 0, c_data, 28, 0
+        LOAD_TILE 1, a_data, 20, 0
+        LOAD_TILE 2, b_data, 28, 0
         tdpbf16ps %tmm2, %tmm1, %tmm0
-        lea     out(%rip), %rsi
-        mov     $28, %rdx
-        tilestored %tmm0, (%rsi,%rdx,1)
+        STORE_TILE 0, out, 28
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $3, %esi
-        mov     $28, %edx
-        mov     $28, %rcx
-        mov     $4, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 3, 28, 28, 4
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

@@ -8,36 +8,19 @@
  * STDOUT: 7f800000 7f800000 7f800000 7f800000
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     c_data+0(%rip), %rsi
-        mov     $16, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm0
-        lea     a_data+0(%rip), %rsi
-        mov     $16, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm1
-        lea     b_data+0(%rip), %rsi
-        mov     $16, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm2
+        LOAD_TILE 0, c_data, 16, 0
+        LOAD_TILE 1, a_data, 16, 0
+        LOAD_TILE 2, b_data, 16, 0
         tdpbf16ps %tmm2, %tmm1, %tmm0
-        lea     out(%rip), %rsi
-        mov     $16, %rdx
-        tilestored %tmm0, (%rsi,%rdx,1)
+        STORE_TILE 0, out, 16
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $4, %esi
-        mov     $16, %edx
-        mov     $16, %rcx
-        mov     $4, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 4, 16, 16, 4
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

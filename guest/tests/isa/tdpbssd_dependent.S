@@ -20,43 +20,22 @@
  * STDOUT: baeea5af eea7ac5e b31e49e7 3fe2552c 916a9063 a13f5a89 0e5ac7fc 9d7711e8 7aaa3cb3 0e395c01 9b8ae603 4f2c9dd0 addf333e 68c6c69e 3ce69cd5 f5ce73d1
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     c_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm0
-        lea     a_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm1
-        lea     b_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm2
-        lea     c3_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm3
-        lea     b2_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm4
+        LOAD_TILE 0, c_data, 64, 0
+        LOAD_TILE 1, a_data, 64, 0
+        LOAD_TILE 2, b_data, 64, 0
+        LOAD_TILE 3, c3_data, 64, 0
+        LOAD_TILE 4, b2_data, 64, 0
         tdpbssd %tmm2, %tmm1, %tmm0
         tdpbssd %tmm4, %tmm0, %tmm3
-        lea     out(%rip), %rsi
-        mov     $64, %rdx
-        tilestored %tmm3, (%rsi,%rdx,1)
+        STORE_TILE 3, out, 64
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $16, %esi
-        mov     $64, %edx
-        mov     $64, %rcx
-        mov     $4, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 16, 64, 64, 4
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

@@ -4,15 +4,11 @@
  * EXIT: SIGILL
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
         tdpbssd %tmm2, %tmm1, %tmm0
         mov     $SYS_exit_group, %eax

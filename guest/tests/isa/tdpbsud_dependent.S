@@ -20,43 +20,22 @@
  * STDOUT: 55ea48ef ec8a90a6 d52c8e70 66bb72f2 7a4a21b9 fd390809 c3c0cf41 39486161 bb0c4176 59ce1822 d67bb28d 742cb2be e9dfb741 45106b34 69a9d2f2 6ac436ab
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     c_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm0
-        lea     a_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm1
-        lea     b_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm2
-        lea     c3_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm3
-        lea     b2_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm4
+        LOAD_TILE 0, c_data, 64, 0
+        LOAD_TILE 1, a_data, 64, 0
+        LOAD_TILE 2, b_data, 64, 0
+        LOAD_TILE 3, c3_data, 64, 0
+        LOAD_TILE 4, b2_data, 64, 0
         tdpbsud %tmm2, %tmm1, %tmm0
         tdpbsud %tmm4, %tmm0, %tmm3
-        lea     out(%rip), %rsi
-        mov     $64, %rdx
-        tilestored %tmm3, (%rsi,%rdx,1)
+        STORE_TILE 3, out, 64
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $16, %esi
-        mov     $64, %edx
-        mov     $64, %rcx
-        mov     $4, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 16, 64, 64, 4
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

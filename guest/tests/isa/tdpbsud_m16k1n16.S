@@ -20,36 +20,19 @@
  * STDOUT: e49fa303 21e30782 93e782b8 37aa935f 514fde33 6c698071 e28450f1 708bcf55 bc9f1d59 81745453 35d096f9 3d041aa9 4536d07a 29df8e22 b50f16b1 5a2f2c3d
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     c_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm0
-        lea     a_data+0(%rip), %rsi
-        mov     $4, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm1
-        lea     b_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm2
+        LOAD_TILE 0, c_data, 64, 0
+        LOAD_TILE 1, a_data, 4, 0
+        LOAD_TILE 2, b_data, 64, 0
         tdpbsud %tmm2, %tmm1, %tmm0
-        lea     out(%rip), %rsi
-        mov     $64, %rdx
-        tilestored %tmm0, (%rsi,%rdx,1)
+        STORE_TILE 0, out, 64
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $16, %esi
-        mov     $64, %edx
-        mov     $64, %rcx
-        mov     $4, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 16, 64, 64, 4
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

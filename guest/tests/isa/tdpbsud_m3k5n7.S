@@ -7,36 +7,19 @@
  * STDOUT: ff198320 3cf81e23 bcd6ca80 3c5c94cd eaca0976 3fdc8151 e248c230
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     c_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm0
-        lea     a_data+0(%rip), %rsi
-        mov     $96, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm1
-        lea     b_data+0(%rip), %rsi
-        mov     $40, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm2
+        LOAD_TILE 0, c_data, 64, 0
+        LOAD_TILE 1, a_data, 96, 0
+        LOAD_TILE 2, b_data, 40, 0
         tdpbsud %tmm2, %tmm1, %tmm0
-        lea     out(%rip), %rsi
-        mov     $28, %rdx
-        tilestored %tmm0, (%rsi,%rdx,1)
+        STORE_TILE 0, out, 28
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $3, %esi
-        mov     $28, %edx
-        mov     $28, %rcx
-        mov     $4, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 3, 28, 28, 4
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

@@ -20,36 +20,19 @@
  * STDOUT: ddd3a21f 9ebc9ad0 ef1f870a c38b1bf0 d62cad17 71a740f1 8fac73d8 5b1a4866 4f6f7f9c 8063d015 2b3a20b1 38c6fbb9 5f3ed4d8 9a5e235c 8e8bec9f 07c85aa1
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     c_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm0
-        lea     a_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm1
-        lea     b_data+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm2
+        LOAD_TILE 0, c_data, 64, 0
+        LOAD_TILE 1, a_data, 64, 0
+        LOAD_TILE 2, b_data, 64, 0
         tdpbsud %tmm2, %tmm1, %tmm0
-        lea     out(%rip), %rsi
-        mov     $64, %rdx
-        tilestored %tmm0, (%rsi,%rdx,1)
+        STORE_TILE 0, out, 64
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $16, %esi
-        mov     $64, %edx
-        mov     $64, %rcx
-        mov     $4, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 16, 64, 64, 4
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

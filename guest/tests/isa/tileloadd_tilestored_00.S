@@ -20,29 +20,16 @@
  * STDOUT: 8b ba d9 2e 6e 08 63 71 22 ab 31 58 38 dd 59 08 3f 55 42 06 34 be d7 d8 fb 83 98 a8 4b af a0 a4 c7 94 cf d9 a2 41 8a c4 c4 95 d0 60 23 3f a9 10 1b 1e a4 bd 6c 09 75 cb 26 1f b3 11 ad 92 6f 33
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     source+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm5
-        lea     out(%rip), %rsi
-        mov     $64, %rdx
-        tilestored %tmm5, (%rsi,%rdx,1)
+        LOAD_TILE 5, source, 64, 0
+        STORE_TILE 5, out, 64
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $16, %esi
-        mov     $64, %edx
-        mov     $64, %rcx
-        mov     $1, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 16, 64, 64, 1
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

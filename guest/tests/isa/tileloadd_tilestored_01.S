@@ -4,29 +4,16 @@
  * EXIT: SIGILL
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     source+0(%rip), %rsi
-        mov     $1, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm5
-        lea     out(%rip), %rsi
-        mov     $1, %rdx
-        tilestored %tmm5, (%rsi,%rdx,1)
+        LOAD_TILE 5, source, 1, 0
+        STORE_TILE 5, out, 1
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $1, %esi
-        mov     $1, %edx
-        mov     $1, %rcx
-        mov     $1, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 1, 1, 1, 1
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

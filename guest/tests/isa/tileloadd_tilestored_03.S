@@ -20,29 +20,16 @@
  * STDOUT: bf f2 bd 22 bc c4 c4 22 1b b4 09 53 6e 28 f7 fb 90 69 9e e6 cb 8c f8 e5 d1 69 ce 54 41 5a 26 ce ac 57 54 6c 58 ff eb 37 87 22 6d 5d 96 a5 19 0e 45 33 e7 90 c7 86 51 00 37 25 5a 84 5e ec 68 2a
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     source+0(%rip), %rsi
-        mov     $128, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm5
-        lea     out(%rip), %rsi
-        mov     $64, %rdx
-        tilestored %tmm5, (%rsi,%rdx,1)
+        LOAD_TILE 5, source, 128, 0
+        STORE_TILE 5, out, 64
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $16, %esi
-        mov     $64, %edx
-        mov     $64, %rcx
-        mov     $1, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 16, 64, 64, 1
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

@@ -20,29 +20,16 @@
  * STDOUT: a6 d5 62 4b
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     source+0(%rip), %rsi
-        mov     $0, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm5
-        lea     out(%rip), %rsi
-        mov     $4, %rdx
-        tilestored %tmm5, (%rsi,%rdx,1)
+        LOAD_TILE 5, source, 0, 0
+        STORE_TILE 5, out, 4
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $16, %esi
-        mov     $4, %edx
-        mov     $4, %rcx
-        mov     $1, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 16, 4, 4, 1
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

@@ -8,29 +8,16 @@
  * STDOUT: 9b 5b 16 a3 39 e2 67 c5 20 f0 61 a1 0c 8d e3 fc
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     source+48(%rip), %rsi
-        mov     $-16, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm5
-        lea     out(%rip), %rsi
-        mov     $16, %rdx
-        tilestored %tmm5, (%rsi,%rdx,1)
+        LOAD_TILE 5, source, -16, 48
+        STORE_TILE 5, out, 16
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $4, %esi
-        mov     $16, %edx
-        mov     $16, %rcx
-        mov     $1, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 4, 16, 16, 1
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

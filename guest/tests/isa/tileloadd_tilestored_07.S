@@ -20,29 +20,16 @@
  * STDOUT: 17 c7 60 9d 82 60 5a 4b 0e ea 99 66 ec e4 3f 60 cf a1 6b 2f cf 7d c3 05 78 6b 26 2e ec 43 3a bf 6f 8b 6e e4 26 48 cf bc fa c0 c1 e9 6d 7a e1 68 7a 12 db 45 86 10 d9 24 68 19 c1 8a 93 c9 c9 7c
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     source+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm5
-        lea     out(%rip), %rsi
-        mov     $64, %rdx
-        tilestored %tmm5, (%rsi,%rdx,1)
+        LOAD_TILE 5, source, 64, 0
+        STORE_TILE 5, out, 64
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $16, %esi
-        mov     $64, %edx
-        mov     $64, %rcx
-        mov     $1, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 16, 64, 64, 1
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

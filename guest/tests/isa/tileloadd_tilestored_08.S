@@ -6,29 +6,16 @@
  * STDOUT: 25 4b 21 c9 f1 c3 15 01 05 34 ff 29 eb 45 58 c0 cb d7 48 31 be 87 99 80 c7 e4 39 c0 d3 85 15 81 84 c9 a7 a2 6c 00 a4 d8 b7 74 d6 6f 2d a5 a6 e8 b0 b3 61 a3 1d 19 b9 44 ef fa a5 7c 1a ea 8c 19
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     source+0(%rip), %rsi
-        mov     $4096, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm5
-        lea     out(%rip), %rsi
-        mov     $64, %rdx
-        tilestored %tmm5, (%rsi,%rdx,1)
+        LOAD_TILE 5, source, 4096, 0
+        STORE_TILE 5, out, 64
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $2, %esi
-        mov     $64, %edx
-        mov     $64, %rcx
-        mov     $1, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 2, 64, 64, 1
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

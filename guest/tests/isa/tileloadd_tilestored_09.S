@@ -20,29 +20,16 @@
  * STDOUT: 5e 4e 31 e6 bc 65 1a f2 89 1e 10 19 9f cb 1b cf 72 9a 24 f7 77 cf 46 00 eb 57 18 bf ab b6 f2 c5 59 f6 6f e7 44 3a c5 da 8d 97 06 f6 57 3b 5a 9a f3 9f fa 16 79 8a e5 d8 c6 15 ee 83
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     source+0(%rip), %rsi
-        mov     $64, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm5
-        lea     out(%rip), %rsi
-        mov     $100, %rdx
-        tilestored %tmm5, (%rsi,%rdx,1)
+        LOAD_TILE 5, source, 64, 0
+        STORE_TILE 5, out, 100
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $16, %esi
-        mov     $60, %edx
-        mov     $100, %rcx
-        mov     $1, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 16, 60, 100, 1
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

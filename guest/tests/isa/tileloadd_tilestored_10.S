@@ -12,29 +12,16 @@
  * STDOUT: ff 0a 75 b2 00 a0 8e 1f 92 5a 83 ae 43 1f 3f 4d 43 70 72 09 85 94 03 b0 70 0e bb 9b 6e 3b 21 2f c9 ba f8 26
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     source+0(%rip), %rsi
-        mov     $40, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm5
-        lea     out(%rip), %rsi
-        mov     $36, %rdx
-        tilestored %tmm5, (%rsi,%rdx,1)
+        LOAD_TILE 5, source, 40, 0
+        STORE_TILE 5, out, 36
         tilerelease
-        lea     out(%rip), %rdi
-        mov     $8, %esi
-        mov     $36, %edx
-        mov     $36, %rcx
-        mov     $1, %r8d
-        call    print_hex_rows
+        PRINT_ROWS out, 8, 36, 36, 1
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

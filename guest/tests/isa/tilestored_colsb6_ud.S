@@ -5,24 +5,18 @@
  * STDOUT: 0000000000000000
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
         tilezero %tmm3
         mov     tile_config+0(%rip), %rdi
         mov     $0x0, %rax
         and     %rax, %rdi
         call    print_hex64
-        lea     out(%rip), %rsi
-        mov     $64, %rdx
-        tilestored %tmm3, (%rsi,%rdx,1)
+        STORE_TILE 3, out, 64
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

@@ -16,53 +16,22 @@
  * STDOUT: f3b094d6 4825f77d 565ff10d 3d8b5740
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
-        mov     $SYS_arch_prctl, %eax
-        mov     $0x1023, %edi               # ARCH_REQ_XCOMP_PERM
-        mov     $18, %esi                   # XFEATURE_XTILEDATA
-        syscall
-        test    %rax, %rax
-        jnz     no_permission
+        REQUEST_AMX
         ldtilecfg tile_config(%rip)
-        lea     t0+0(%rip), %rsi
-        mov     $16, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm0
-        lea     t1+0(%rip), %rsi
-        mov     $16, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm1
-        lea     t2+0(%rip), %rsi
-        mov     $16, %rdx
-        tileloadd (%rsi,%rdx,1), %tmm2
+        LOAD_TILE 0, t0, 16, 0
+        LOAD_TILE 1, t1, 16, 0
+        LOAD_TILE 2, t2, 16, 0
         tilezero %tmm0
-        lea     out(%rip), %rsi
-        mov     $16, %rdx
-        tilestored %tmm0, (%rsi,%rdx,1)
-        lea     out(%rip), %rdi
-        mov     $4, %esi
-        mov     $16, %edx
-        mov     $16, %rcx
-        mov     $4, %r8d
-        call    print_hex_rows
-        lea     out(%rip), %rsi
-        mov     $16, %rdx
-        tilestored %tmm1, (%rsi,%rdx,1)
-        lea     out(%rip), %rdi
-        mov     $4, %esi
-        mov     $16, %edx
-        mov     $16, %rcx
-        mov     $4, %r8d
-        call    print_hex_rows
-        lea     out(%rip), %rsi
-        mov     $16, %rdx
-        tilestored %tmm2, (%rsi,%rdx,1)
-        lea     out(%rip), %rdi
-        mov     $4, %esi
-        mov     $16, %edx
-        mov     $16, %rcx
-        mov     $4, %r8d
-        call    print_hex_rows
+        STORE_TILE 0, out, 16
+        PRINT_ROWS out, 4, 16, 16, 4
+        STORE_TILE 1, out, 16
+        PRINT_ROWS out, 4, 16, 16, 4
+        STORE_TILE 2, out, 16
+        PRINT_ROWS out, 4, 16, 16, 4
         tilerelease
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi

@@ -4,6 +4,7 @@
  * EXIT: SIGSEGV
  */
 #include "linux_syscalls.h"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:

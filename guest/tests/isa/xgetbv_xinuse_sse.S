@@ -5,7 +5,7 @@
  * STDOUT: 0000000000000003
  */
 #include "linux_syscalls.h"
-#include "sse_state.inc"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:

@@ -20,7 +20,7 @@
  * STDOUT: 10fc7f6f 299dc419 c8ad6ae1 85d71c07
  */
 #include "linux_syscalls.h"
-#include "sse_state.inc"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
@@ -66,12 +66,7 @@ _start:
         xor     %edx, %edx
         xrstor  xsave_area(%rip)
         STORE_XMM xmm_out
-        lea     xmm_out(%rip), %rdi
-        mov     $16, %esi
-        mov     $16, %edx
-        mov     $16, %rcx
-        mov     $4, %r8d
-        call    print_hex_rows
+        PRINT_ROWS xmm_out, 16, 16, 16, 4
         mov     $SYS_exit_group, %eax
         xor     %edi, %edi
         syscall

@@ -24,7 +24,7 @@
  * STDOUT: a5a5a5a5a5a5a5a5
  */
 #include "linux_syscalls.h"
-#include "sse_state.inc"
+#include "isa_corpus.inc"
         .text
         .globl _start
 _start:
@@ -32,24 +32,9 @@ _start:
         mov     $1, %eax
         xor     %edx, %edx
         xsave xsave_area(%rip)
-        lea     xsave_area(%rip), %rdi
-        mov     $1, %esi
-        mov     $2, %edx
-        mov     $2, %rcx
-        mov     $2, %r8d
-        call    print_hex_rows
-        lea     xsave_area+24(%rip), %rdi
-        mov     $1, %esi
-        mov     $4, %edx
-        mov     $4, %rcx
-        mov     $4, %r8d
-        call    print_hex_rows
-        lea     xsave_area+160(%rip), %rdi
-        mov     $16, %esi
-        mov     $16, %edx
-        mov     $16, %rcx
-        mov     $4, %r8d
-        call    print_hex_rows
+        PRINT_ROWS xsave_area, 1, 2, 2, 2
+        PRINT_ROWS xsave_area+24, 1, 4, 4, 4
+        PRINT_ROWS xsave_area+160, 16, 16, 16, 4
         mov     xsave_area+512(%rip), %rdi
         mov     $0x3, %rax
         and     %rax, %rdi
