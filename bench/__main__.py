@@ -224,10 +224,6 @@ def run_in_process(program: str, *args: str, cpus: int = 1) -> tuple[float, dict
             machine.close()
 
 
-def run_in_process_seconds(program: str) -> float:
-    return run_in_process(program)[0]
-
-
 def tdpbssd_per_second(count: int = 200_000) -> float:
     """A loop of ``count`` TDPBSSDs minus the same program with one, both timed
     in this process, best of REPEATS."""
@@ -244,8 +240,8 @@ def tdpbssd_per_second(count: int = 200_000) -> float:
             handle.write(looped)
         with open(single, "w") as handle:
             handle.write(source)
-        many = min(run_in_process_seconds(path) for _ in range(REPEATS))
-        one = min(run_in_process_seconds(single) for _ in range(REPEATS))
+        many = min(run_in_process(path)[0] for _ in range(REPEATS))
+        one = min(run_in_process(single)[0] for _ in range(REPEATS))
     return count / max(many - one, 1e-9)
 
 

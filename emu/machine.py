@@ -7,6 +7,7 @@ seed (DESIGN.md, determinism).
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import capstone
@@ -78,6 +79,18 @@ class Machine:
         to run even while guest code stays inside translated blocks and C hooks."""
         for vcpu in self.vcpus:
             vcpu.kick()
+
+    def kick_after(self, seconds: float, done: threading.Event, every: float = 0.1) -> None:
+        """From a daemon thread: once ``seconds`` have passed, ``kick`` every
+        ``every`` seconds until ``done`` is set (the wall-clock limits of
+        ``emu run --timeout`` and of the fuzz driver)."""
+        def kick_until_done() -> None:
+            if done.wait(seconds):
+                return
+            while not done.is_set():
+                self.kick()
+                done.wait(every)
+        threading.Thread(target=kick_until_done, daemon=True).start()
 
     def close(self) -> None:
         """Release the vCPUs' host resources (a process that builds many machines,

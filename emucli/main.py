@@ -174,7 +174,7 @@ def run_command(options) -> int:
     except (ValueError, OSError) as error:
         raise UsageError(str(error)) from None
     timed_out = False
-    with WallClockLimit(options.timeout, kick=machine.kick) as limit:
+    with WallClockLimit(options.timeout, machine=machine) as limit:
         try:
             debugging.run()
         except WallClockTimeout:
@@ -215,16 +215,16 @@ class WallClockLimit:
 
     REPEAT_SECONDS = 0.1
 
-    def __init__(self, seconds: float | None, kick=None):
+    def __init__(self, seconds: float | None, machine=None):
         self.seconds = seconds
         self.expired = False
         self.active = False
         self._previous = None
-        # Called from a helper thread once the time is up, and every REPEAT_SECONDS
-        # after: SIGALRM's Python handler runs only between bytecodes, and guest
-        # code can stay inside Unicorn (translated blocks, C hooks) for long.
-        self._kick = kick
-        self._kicker = None
+        # SIGALRM's Python handler runs only between bytecodes, and guest code can
+        # stay inside Unicorn (translated blocks, C hooks) for long: once the time
+        # is up the machine is also kicked out of Unicorn (Machine.kick_after).
+        self._machine = machine
+        self._done = None
 
     def _fire(self, signum, frame):
         if self.active:
@@ -237,21 +237,16 @@ class WallClockLimit:
             self._previous = signal.signal(signal.SIGALRM, self._fire)
             self.active = True
             signal.setitimer(signal.ITIMER_REAL, self.seconds, self.REPEAT_SECONDS)
-            if self._kick is not None:
+            if self._machine is not None:
                 import threading
-                self._kicker = threading.Thread(target=self._kick_after_deadline, daemon=True)
-                self._kicker.start()
+                self._done = threading.Event()
+                self._machine.kick_after(self.seconds, self._done, self.REPEAT_SECONDS)
         return self
-
-    def _kick_after_deadline(self) -> None:
-        import time
-        time.sleep(self.seconds)
-        while self.active:
-            self._kick()
-            time.sleep(self.REPEAT_SECONDS)
 
     def __exit__(self, exc_type, exc_value, traceback):
         self.active = False
+        if self._done is not None:
+            self._done.set()
         if self.seconds is not None:
             import signal
             signal.setitimer(signal.ITIMER_REAL, 0)

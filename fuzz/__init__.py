@@ -433,18 +433,6 @@ def _raise_hung(signum, frame):
     raise CaseHung(f"no result after {WALL_SECONDS_PER_CASE:.0f} s of wall-clock time")
 
 
-def _kick_when_hung(machine: Machine, finished: threading.Event) -> None:
-    """After the wall-clock guard, keep kicking the machine out of Unicorn until
-    the case ends: SIGALRM's Python handler runs only between bytecodes, and a
-    guest can stay inside translated blocks and C hooks."""
-    def kick() -> None:
-        if finished.wait(WALL_SECONDS_PER_CASE):
-            return
-        while not finished.wait(0.1):
-            machine.kick()
-    threading.Thread(target=kick, daemon=True).start()
-
-
 def run_guest(guest: Guest, kind: str = "guest", index: int = 0) -> Outcome:
     """Run ``guest`` on a fresh machine and kernel; report how it ended and any broken property."""
     outcome = Outcome(kind, index)
@@ -455,7 +443,9 @@ def run_guest(guest: Guest, kind: str = "guest", index: int = 0) -> Outcome:
     try:
         machine = Machine(cpus=1, memory_bytes=guest.memory_bytes, max_cycles=guest.max_cycles,
                           profile=default_profile())
-        _kick_when_hung(machine, finished)
+        # SIGALRM's handler runs only between bytecodes; a guest can stay in
+        # translated blocks and C hooks, so the machine is kicked out of Unicorn too.
+        machine.kick_after(WALL_SECONDS_PER_CASE, finished)
         # Strict overcommit with all of the (small) memory committable, so the 8 MiB stack fits.
         cmdline = {"sysctl.vm.overcommit_memory": "2", "sysctl.vm.overcommit_ratio": "100"} \
             if guest.strict_overcommit else {}

@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from emu.memory import PAGE_SIZE
+from kernel.mm.vmalloc import VMALLOC_SIZE_MAX_BYTES
+
 
 class CmdlineError(ValueError):
     pass
@@ -61,8 +64,6 @@ def memparse(text: str) -> int:
 
 def vmalloc_size(text: str) -> int:
     """vmalloc=SIZE: at most the 32 TiB vmalloc range, at least a page and its guard page."""
-    from emu.memory import PAGE_SIZE
-    from kernel.mm.vmalloc import VMALLOC_SIZE_MAX_BYTES
     size = memparse(text)
     if size > VMALLOC_SIZE_MAX_BYTES:
         raise BadValue("larger than the 32T vmalloc range")
