@@ -700,7 +700,6 @@ class VCpu:
         if clock.cycles >= deadline_cycles:
             return STOP_DEADLINE
         self.pending = None
-        uc = self.uc
         rip = self.register_file.read("rip")
         mmu = self._mmu
         mmu.fault_vector = 0
@@ -774,7 +773,7 @@ class VCpu:
                 break
             self._replace_aborted_unicorn()
             # Registers were last written back at the start of the block being translated.
-            rip = self.uc.reg_read(x86.UC_X86_REG_RIP)
+            rip = self.read_register("rip")
             culprit = find_untranslatable(self.fetch_code, rip)
             if culprit is None:
                 raise RuntimeError(f"Unicorn's translator aborted on the block at {rip:#x} "
