@@ -128,7 +128,7 @@ class Machine:
             covered = sum(insn.size for insn in decoded)
             # Unicorn's size for a block ending in an invalid opcode may stop
             # short of that instruction's last byte: decode it from memory.
-            tail_retires = covered < size_bytes and not _is_emulated(vcpu.fetch_code(address + covered, 15),
+            tail_retires = covered < size_bytes and not _is_emulated(vcpu.fetch_code(address + covered, encoding.MAX_INSTRUCTION_BYTES),
                                                                      address + covered)
             count = len(retired) + tail_retires
             price = (count, self.profile.block_cycles(retired, self._instruction_costs)) if count else (0, 0)

@@ -72,7 +72,7 @@ class _RegisterReader:
 # Tile registers are compared only after an instruction that can change them:
 # AMX (every one is VEX3-encoded) or the XRSTOR family.
 _VEX3 = 0xC4
-MAX_INSTRUCTION_BYTES = 15
+MAX_INSTRUCTION_BYTES = encoding.MAX_INSTRUCTION_BYTES
 
 
 class TraceFilter:

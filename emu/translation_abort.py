@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 import capstone
 
-LOCK = 0xF0
-LEGACY_PREFIXES = frozenset({0xF0, 0xF2, 0xF3, 0x2E, 0x36, 0x3E, 0x26, 0x64, 0x65, 0x66, 0x67})
-MAX_INSTRUCTION_BYTES = 15
+from emu.isa.encoding import MAX_INSTRUCTION_BYTES, PREFIX_LOCK, PREFIX_NAMES
+
+LEGACY_PREFIXES = frozenset(PREFIX_NAMES)
 # 0F A3 BT, 0F AB BTS, 0F B3 BTR, 0F BB BTC (r/m, r); 0F BA /4../7 (r/m, imm8).
 _BIT_TEST_REG_FORMS = frozenset({0xA3, 0xAB, 0xB3, 0xBB})
 _BIT_TEST_IMM_GROUP = 0xBA
@@ -40,7 +40,7 @@ def aborts_unicorn_translator(code: bytes) -> bool:
     while position < len(code) and position < MAX_INSTRUCTION_BYTES - 3:
         byte = code[position]
         if byte in LEGACY_PREFIXES:
-            locked |= byte == LOCK
+            locked |= byte == PREFIX_LOCK
         elif not 0x40 <= byte <= 0x4F:     # REX
             break
         position += 1

@@ -31,6 +31,7 @@ from emu.memory import PAGE_SIZE
 from emu.apic import MSR_IA32_TSC_DEADLINE, X2APIC_MSRS, LocalApic
 from emu.isa.cpuid import INTEL_SAPPHIRE_RAPIDS, INVLPGB_MAX_PAGES, MODELS_BY_PROFILE, Cpuid
 from emu.isa.dispatch import EVENT_COSTS, execute_extension
+from emu.isa.encoding import MAX_INSTRUCTION_BYTES
 from emu.isa.xstate import SUPPORTED_USER_MASK, cpuid_leaf_0xd, xinuse as xstate_xinuse
 from emu.isa.msr import MsrFile
 from emu.isa.state import MSR_IA32_TSC, XFEATURE_MASK_XTILE, ExtendedState
@@ -43,7 +44,7 @@ except ImportError as _error:  # the cffi extension is compiled when the package
     raise ImportError("the C hot path emu.timing._hotpath is not built; reinstall the package "
                       "(make test, or pip install -e .) on a machine with a C compiler") from _error
 from emu.trace import exception_fields
-from emu.translation_abort import MAX_INSTRUCTION_BYTES, aborts_unicorn_translator, find_untranslatable
+from emu.translation_abort import aborts_unicorn_translator, find_untranslatable
 from emu.unicorn_internals import find_cpu_state, tlb_flush_page_address
 from emu.traps import (
     GP, PF, PF_INSTR, UD, CpuException, exception_for_vector,

@@ -19,7 +19,7 @@ from emu.traps import GP, UD
 if TYPE_CHECKING:  # pragma: no cover
     from emu.vcpu import VCpu
 
-MAX_INSTRUCTION_BYTES = 15
+MAX_INSTRUCTION_BYTES = encoding.MAX_INSTRUCTION_BYTES
 MASK64 = (1 << 64) - 1
 
 
