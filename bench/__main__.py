@@ -3,7 +3,7 @@ written to bench.json.
 
 compute loop  MIPS of `add; dec; jnz` under the full machine (C block hook
               accounting, virtual TLB, page walker) / MIPS of the same bytes in a
-              bare Unicorn with no hooks.
+              bare Unicorn with no hooks; each side in its own fresh process.
 glibc static  guest instructions per second of a glibc static program (gcc -static),
               whole run including start-up.
 page touching 1 load per page over 64 MiB, repeated, with the PCID TLB model (which
@@ -329,9 +329,29 @@ def qiling_ratio() -> tuple[float, float, float] | None:
     return emu_best, qiling_best, emu_best / qiling_best
 
 
+def in_fresh_process(function_name: str) -> float:
+    """``function_name()`` of this module run in a new interpreter. A Unicorn
+    instance runs the same translated loop measurably slower (up to 40%) when
+    another instance was created earlier in the process, so each side of the
+    compute-loop ratio gets a process of its own."""
+    done = subprocess.run([sys.executable, "-c", f"import bench.__main__ as b; print(b.{function_name}())"],
+                          check=True, capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return float(done.stdout.split()[-1])
+
+
+def compute_loop_mips() -> tuple[float, float]:
+    """(machine MIPS, raw Unicorn MIPS), each the best of REPEATS fresh processes,
+    taken alternately so that a slow spell of the host hits both sides."""
+    accounted = raw = 0.0
+    for _ in range(REPEATS):
+        raw = max(raw, in_fresh_process("raw_unicorn_mips"))
+        accounted = max(accounted, in_fresh_process("machine_mips"))
+    return accounted, raw
+
+
 def main() -> int:
-    raw = raw_unicorn_mips()
-    accounted = machine_mips()
+    accounted, raw = compute_loop_mips()
     rows = [("compute loop: accounting MIPS / raw Unicorn MIPS", f"{accounted:.0f} / {raw:.0f}",
              accounted / raw, ">= 0.5")]
     results = {"compute_loop_accounting_mips": accounted, "compute_loop_raw_mips": raw,

@@ -81,34 +81,56 @@ void hotpath_clear_blocks(struct hotpath_vcpu *vcpu)
     memset(vcpu->table, 0, sizeof(struct hotpath_block_cost) * ((size_t)vcpu->table_mask + 1));
 }
 
-void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *user_data)
+/* Everything but "the block that just ran runs again" or "a cached block":
+ * the deadline, a pending Unicorn TLB flush, a cache miss. Kept out of line
+ * so that the common path of hotpath_on_block needs no stack frame: Unicorn
+ * calls the hook before every block, and in a tight loop the hook's
+ * prologue and epilogue were a quarter of its instructions (callgrind). */
+static void __attribute__((noinline, cold)) on_block_rare(void *uc, uint64_t address, uint32_t size_bytes,
+                                                          struct hotpath_vcpu *vcpu)
 {
-    struct hotpath_vcpu *vcpu = (struct hotpath_vcpu *)user_data;
     /* Stopping from a block hook abandons the block before it runs (measured:
      * it is entered again on resume), so the deadline is checked before the
      * block is charged: a block is charged exactly when it executes. */
-    if (__builtin_expect(vcpu->cycles >= vcpu->deadline_cycles, 0)) {
+    if (vcpu->cycles >= vcpu->deadline_cycles) {
         if (!vcpu->deadline_reached) {
             vcpu->deadline_reached = 1;
             emu_stop(uc);
         }
         return;
     }
-    if (__builtin_expect(vcpu->unicorn_tlb_flush_pending, 0))
+    if (vcpu->unicorn_tlb_flush_pending)
         hotpath_flush_unicorn_tlb_pending(vcpu);
+    struct hotpath_block_cost *slot = slot_for(vcpu, address);
+    if (slot->address != address || slot->size_bytes != size_bytes) {
+        vcpu->block_misses++;
+        hotpath_block_miss(vcpu->vcpu_index, address, size_bytes);
+        slot = slot_for(vcpu, address);
+    }
+    vcpu->cycles += slot->cycles;
+    vcpu->instructions += slot->instructions;
+    vcpu->last_block = slot;
+}
+
+void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *user_data)
+{
+    struct hotpath_vcpu *vcpu = (struct hotpath_vcpu *)user_data;
+    if (__builtin_expect(vcpu->cycles >= vcpu->deadline_cycles || vcpu->unicorn_tlb_flush_pending, 0)) {
+        on_block_rare(uc, address, size_bytes, vcpu);
+        return;
+    }
     struct hotpath_block_cost *slot = vcpu->last_block;
     /* Loops re-enter the block they just ran: try that before hashing. */
     if (!slot || slot->address != address || slot->size_bytes != size_bytes) {
         slot = slot_for(vcpu, address);
         if (__builtin_expect(slot->address != address || slot->size_bytes != size_bytes, 0)) {
-            vcpu->block_misses++;
-            hotpath_block_miss(vcpu->vcpu_index, address, size_bytes);
-            slot = slot_for(vcpu, address);
+            on_block_rare(uc, address, size_bytes, vcpu);
+            return;
         }
+        vcpu->last_block = slot;
     }
     vcpu->cycles += slot->cycles;
     vcpu->instructions += slot->instructions;
-    vcpu->last_block = slot;
 }
 
 uintptr_t hotpath_on_block_address(void)
