@@ -240,7 +240,7 @@ class Tracer:
         decoded only where they differ."""
         xstate = vcpu.xstate
         return (self._states[vcpu.index].reader.read(), xstate.xfd, xstate.xfd_err, bytes(xstate.tilecfg),
-                xstate.tiles.tobytes() if xstate.tiles_in_use else None)
+                xstate.tile_bytes() if xstate.tiles_in_use else None)
 
     def _disassemble(self, vcpu: VCpu, rip: int, size: int) -> tuple[bytes, str]:
         """Capstone first; the project's decoder for what capstone does not

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from emu.isa.state import (
     TILE_COUNT, TILE_MAX_ROW_BYTES, TILE_MAX_ROWS, TILECFG_BYTES, XFEATURE_MASK_XTILE,
     XFEATURE_MASK_XTILEDATA, ExtendedState,
@@ -20,6 +18,7 @@ from emu.isa.state import (
 from emu.traps import GP, NM, UD
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     from emu.vcpu import VCpu
 
 MAX_PALETTE = 1
@@ -136,7 +135,7 @@ def tileloadd(vcpu: "VCpu", tile: int, base_address: int, stride: int) -> None:
     for row in range(start_row, rows):
         xstate.tilecfg[1] = row
         data = vcpu.read_virtual((base_address + row * stride) & ((1 << 64) - 1), colsb)
-        xstate.tiles[tile, row, :colsb] = np.frombuffer(data, dtype=np.uint8)
+        xstate.tiles[tile, row, :colsb] = memoryview(data)
         xstate.tiles[tile, row, colsb:] = 0
     xstate.tiles[tile, rows:, :] = 0
     xstate.tilecfg[1] = 0
@@ -158,18 +157,20 @@ def tilestored(vcpu: "VCpu", tile: int, base_address: int, stride: int) -> None:
 
 
 # Element views of the dot products: (dtype of src1 elements, dtype of src2
-# elements, elements per 32-bit lane, accumulator dtype).
+# elements, elements per 32-bit lane, accumulator dtype), as numpy dtype names
+# (numpy is imported only when a dot product runs here rather than in C).
 DOT_PRODUCT_KINDS = {
-    "tdpbssd": (np.int8, np.int8, 4, np.int32),
-    "tdpbsud": (np.int8, np.uint8, 4, np.int32),
-    "tdpbusd": (np.uint8, np.int8, 4, np.int32),
-    "tdpbuud": (np.uint8, np.uint8, 4, np.int32),
-    "tdpbf16ps": ("bf16", "bf16", 2, np.float32),
+    "tdpbssd": ("int8", "int8", 4, "int32"),
+    "tdpbsud": ("int8", "uint8", 4, "int32"),
+    "tdpbusd": ("uint8", "int8", 4, "int32"),
+    "tdpbuud": ("uint8", "uint8", 4, "int32"),
+    "tdpbf16ps": ("bf16", "bf16", 2, "float32"),
 }
 
 
 def _bf16_to_fp32(raw: np.ndarray) -> np.ndarray:
     """bf16 bit patterns (uint16) -> float32 with denormals treated as zero (DAZ)."""
+    import numpy as np
     bits = raw.astype(np.uint32) << 16
     exponent_zero = (bits & 0x7F800000) == 0
     bits = np.where(exponent_zero, bits & 0x80000000, bits)
@@ -177,6 +178,7 @@ def _bf16_to_fp32(raw: np.ndarray) -> np.ndarray:
 
 
 def _flush_denormals(values: np.ndarray) -> np.ndarray:
+    import numpy as np
     bits = values.view(np.uint32)
     exponent_zero = (bits & 0x7F800000) == 0
     return np.where(exponent_zero, bits & 0x80000000, bits).astype(np.uint32).view(np.float32)
@@ -189,6 +191,7 @@ def tile_dot_product(vcpu: "VCpu", kind: str, dest: int, src1: int, src2: int) -
     ``lanes`` consecutive K-values for column n. The shape checks are the
     SDM's #UD conditions (distinct tiles; K, M and N consistent).
     """
+    import numpy as np
     xstate = require_amx(vcpu)
     require_configured(xstate)
     if len({dest, src1, src2}) != 3:

@@ -8,7 +8,10 @@ vCPU (``VCpu.xstate``), written only by the handlers in emu/isa/.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # XSTATE component numbers (SDM Vol. 1 §13.1).
 XFEATURE_X87 = 0
@@ -62,8 +65,8 @@ class ExtendedState:
         from emu.timing._hotpath import ffi
         self.c_state = ffi.new("struct amx_xstate *")
         self._tilecfg = memoryview(ffi.buffer(self.c_state.tilecfg)).cast("B")
-        self._tiles = np.frombuffer(ffi.buffer(self.c_state.tiles), dtype=np.uint8).reshape(
-            TILE_COUNT, TILE_MAX_ROWS, TILE_MAX_ROW_BYTES)
+        self._tile_buffer = ffi.buffer(self.c_state.tiles)
+        self._tiles = None       # the numpy view, made on first use (see ``tiles``)
         self.xcr0 = xcr0
         self.xss = xss
         self.xfd = xfd
@@ -103,11 +106,26 @@ class ExtendedState:
 
     @property
     def tiles(self) -> np.ndarray:
+        """The tile data as a (tile, row, byte) numpy view of the C struct.
+        Made on first use: numpy costs a sixth of a short run's start-up, and
+        a program that never runs a tile instruction in Python never needs it."""
+        if self._tiles is None:
+            import numpy as np
+            self._tiles = np.frombuffer(self._tile_buffer, dtype=np.uint8).reshape(
+                TILE_COUNT, TILE_MAX_ROWS, TILE_MAX_ROW_BYTES)
         return self._tiles
 
     @tiles.setter
     def tiles(self, value) -> None:
-        self._tiles[...] = value
+        self.tiles[...] = value
+
+    def tile_bytes(self) -> bytes:
+        """The XTILEDATA component (8 tiles x 16 rows x 64 bytes), without numpy."""
+        return self._tile_buffer[:]
+
+    def load_tile_bytes(self, data: bytes | None) -> None:
+        """Set all tile data from XTILEDATA bytes, or to zero for ``None``."""
+        self._tile_buffer[:] = bytes(len(self._tile_buffer)) if data is None else data
 
     @property
     def palette(self) -> int:
@@ -125,5 +143,5 @@ class ExtendedState:
     def release_tiles(self) -> None:
         """TILERELEASE / init: palette 0, all tile data zero, XINUSE[18:17] clear."""
         self.tilecfg[:] = bytes(TILECFG_BYTES)
-        self.tiles[:] = 0
+        self.load_tile_bytes(None)
         self.tiles_in_use = False

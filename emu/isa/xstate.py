@@ -14,7 +14,6 @@ import os
 import struct
 from dataclasses import dataclass
 
-import numpy as np
 from unicorn import UcError
 
 from emu.isa.state import (
@@ -243,7 +242,7 @@ def _component_bytes(cpu, number: int, registers: dict, legacy: bytes) -> bytes:
     if number == XFEATURE_XTILECFG:
         return bytes(xstate.tilecfg)
     if number == XFEATURE_XTILEDATA:
-        return xstate.tiles.tobytes()
+        return xstate.tile_bytes()
     raise GP(0)
 
 
@@ -390,9 +389,9 @@ def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
             xstate.tilecfg[:] = bytes(64)
     if rfbm & XFEATURE_MASK_XTILEDATA:
         if load & XFEATURE_MASK_XTILEDATA:
-            xstate.tiles[:] = np.frombuffer(component_data[XFEATURE_XTILEDATA], dtype=np.uint8).reshape(8, 16, 64)
+            xstate.load_tile_bytes(component_data[XFEATURE_XTILEDATA])
         else:
-            xstate.tiles[:] = 0
+            xstate.load_tile_bytes(None)
     if rfbm & XFEATURE_MASK_XTILE:
         xstate.tiles_in_use = bool(load & XFEATURE_MASK_XTILE) and xstate.tilecfg[0] != 0
     if supervisor and rfbm & XFEATURE_MASK_PASID:
