@@ -185,17 +185,74 @@ static inline void drop(struct mmu_vcpu *mmu, struct tlb_entry *e)
     e->last_use = 0;
 }
 
+/* The page a QEMU CPUTLBEntry translates, or all ones for an empty entry.
+ * tlb_set_page_with_attrs (accel/tcg/cputlb.c) fills addr_read, addr_write
+ * and addr_code from one vaddr_page, each with flags below the page bits or
+ * -1 for an access it does not allow, and QEMU only ever copies or empties
+ * (-1) whole entries; so the AND of the three is that page plus flags. The
+ * flags are masked off whole: QEMU's tlb_hit_page also wants TLB_INVALID_MASK
+ * clear, so this finds every entry tlb_flush_page would drop, and a few more. */
+static inline uint64_t qemu_tlb_entry_page(const uint8_t *entry)
+{
+    uint64_t read, write, code;
+    memcpy(&read, entry + UNICORN_TLB_ENTRY_ADDR_READ, 8);
+    memcpy(&write, entry + UNICORN_TLB_ENTRY_ADDR_WRITE, 8);
+    memcpy(&code, entry + UNICORN_TLB_ENTRY_ADDR_CODE, 8);
+    return read & write & code & ~0xFFFull;
+}
+
+/* Whether QEMU's softmmu TLB holds a translation of ``page``: the places
+ * tlb_flush_page looks (accel/tcg/cputlb.c, tlb_flush_page_locked), i.e. the
+ * page's slot of each MMU index's direct-mapped table (tlb_index/tlb_entry)
+ * and that index's victim TLB; an index with no entry since its last full
+ * flush (clear in tlb.c.dirty) is skipped. Read at the time of the question:
+ * QEMU reallocates the tables when it resizes them. */
+int unicorn_tlb_holds(const struct unicorn_tlb_view *view, uint64_t page)
+{
+    uint32_t entry_bytes = 1u << view->entry_shift;
+    uint16_t dirty;
+    memcpy(&dirty, view->dirty, sizeof dirty);
+    for (uint32_t mode = 0; mode < view->mmu_modes; mode++) {
+        if (!((dirty >> mode) & 1))
+            continue;
+        const uint8_t *fast = view->fast + (size_t)mode * view->fast_stride;
+        uintptr_t mask, table;
+        memcpy(&mask, fast, sizeof mask);          /* (entries - 1) << entry_shift */
+        memcpy(&table, fast + sizeof mask, sizeof table);
+        int held = qemu_tlb_entry_page((const uint8_t *)table + (((page >> 12) << view->entry_shift) & mask))
+                   == page;
+        const uint8_t *victim = view->victim + (size_t)mode * view->desc_stride;
+        for (uint32_t k = 0; k < view->victim_entries; k++)
+            held |= qemu_tlb_entry_page(victim + (size_t)k * entry_bytes) == page;
+        if (held)
+            return 1;
+    }
+    return 0;
+}
+
 /* Unicorn's TLB may hold ``e`` (valid, of the current context) and the
  * model drops it: have it flushed before the next block. A 4 KiB entry is
  * one page of Unicorn's (QEMU fills 4 KiB entries in every MMU index, and
  * tlb_flush_page drops the page from all of them); a large entry may stand
  * behind many 4 KiB Unicorn entries, so it, like a full list, asks for the
- * whole TLB. */
+ * whole TLB.
+ * A page never fetched through ``e`` that QEMU's TLB no longer holds needs
+ * nothing: QEMU has no other way to reach it without a fill. Fetched pages
+ * are always flushed, because tlb_flush_page also drops the page's blocks
+ * from QEMU's TB jump cache (tb_flush_jmp_cache), and a block found there
+ * runs without looking at the TLB -- whether its TLB entry survived would
+ * otherwise decide whether the next fetch reaches the model, and QEMU sizes
+ * that TLB by wall-clock time. */
 static inline void unicorn_forget(struct mmu_vcpu *mmu, const struct tlb_entry *e)
 {
     struct hotpath_vcpu *clock = mmu->clock;
     if (clock->unicorn_tlb_flush_pending == HOTPATH_FLUSH_ALL)
         return;
+    if (e->page_shift == 12 && !e->fetched && clock->uc_tlb.fast
+            && !unicorn_tlb_holds(&clock->uc_tlb, e->vpn << 12)) {
+        clock->unicorn_tlb_flushes_skipped++;
+        return;
+    }
     if (e->page_shift != 12 || !clock->uc_cpu
             || clock->unicorn_tlb_flush_page_count >= HOTPATH_FLUSH_PAGES_MAX) {
         clock->unicorn_tlb_flush_pending = HOTPATH_FLUSH_ALL;
@@ -245,6 +302,7 @@ static struct tlb_entry *insert(struct mmu_vcpu *mmu, uint64_t vaddr, const stru
     slot->executable = w->executable;
     slot->dirty = w->dirty;
     slot->page_shift = w->page_shift;
+    slot->fetched = 0;
     slot->last_use = ++mmu->stamp;
     if (w->page_shift != 12)
         mmu->large_valid++;
@@ -324,14 +382,19 @@ static int fail(struct mmu_vcpu *mmu, uint32_t vector, uint64_t vaddr, uint32_t 
     return 0;
 }
 
-static int fill_from(struct uc_tlb_entry_abi *out, const struct tlb_entry *e, uint64_t vaddr)
+static int fill_from(struct uc_tlb_entry_abi *out, struct tlb_entry *e, uint64_t vaddr, int access)
 {
     uint64_t page_mask = (1ull << e->page_shift) - 1;
     out->paddr = e->paddr | (vaddr & page_mask & ~0xFFFull);
+    /* Execute permission only once a fetch has used the entry, so QEMU can
+     * have translated blocks only for pages the model knows were fetched
+     * (see unicorn_forget). */
+    if (access == MMU_ACCESS_FETCH)
+        e->fetched = 1;
     /* Write is granted only once the page is dirty, so the first write to a
      * clean page comes back here and sets Dirty (§4.8). */
     out->perms = UC_PROT_READ | (e->writable && e->dirty ? UC_PROT_WRITE : 0)
-                 | (e->executable ? UC_PROT_EXEC : 0);
+                 | (e->executable && e->fetched ? UC_PROT_EXEC : 0);
     return 1;
 }
 
@@ -355,6 +418,8 @@ int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void
         return fail(mmu, VECTOR_GP, vaddr, 0);
 
     struct tlb_entry *e = lookup(mmu, vaddr, mmu->pcid);
+    struct tlb_entry *assisted = 0;     /* dropped for a dirty assist; drop() left its fields */
+    uint8_t fetched = 0;
     if (e) {
         uint32_t error = PF_PRESENT | PF_USER | (access == MMU_ACCESS_WRITE ? PF_WRITE : 0)
                          | (access == MMU_ACCESS_FETCH ? PF_INSTR : 0);
@@ -376,11 +441,15 @@ int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void
              * letting them reorder the set would make evictions (and cycles)
              * depend on the host. Replacement is by fill order (FIFO). */
             mmu->counters.hits++;
-            return fill_from(out, e, vaddr);
+            return fill_from(out, e, vaddr, access);
         }
         /* A write to a cached clean page: the processor walks to set Dirty
-         * (§4.8), and that walk sees the current paging structures. */
+         * (§4.8), and that walk sees the current paging structures. Unicorn
+         * keeps what it holds of the page (the new entry replaces it in
+         * place), so the new entry inherits whether it was fetched. */
         mmu->counters.dirty_assists++;
+        assisted = e;
+        fetched = e->fetched;
         drop(mmu, e);
     } else {
         mmu->counters.misses++;
@@ -389,9 +458,16 @@ int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void
     int faulted = mmu_walk(mmu, vaddr, access, &w);
     mmu->counters.walk_reads += w.reads;
     mmu->clock->cycles += w.reads * mmu->walk_cycles_per_read;
-    if (faulted)
+    if (faulted) {
+        /* No entry replaces the one the dirty assist dropped, so Unicorn's
+         * copy of it must go too. */
+        if (assisted)
+            unicorn_forget(mmu, assisted);
         return fail(mmu, VECTOR_PF, vaddr, w.fault_error_code);
-    return fill_from(out, insert(mmu, vaddr, &w), vaddr);
+    }
+    struct tlb_entry *slot = insert(mmu, vaddr, &w);
+    slot->fetched = fetched;
+    return fill_from(out, slot, vaddr, access);
 }
 
 uintptr_t mmu_on_tlb_fill_address(void)

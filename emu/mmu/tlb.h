@@ -33,6 +33,10 @@ struct tlb_entry {
     uint8_t executable;     /* not XD at any level */
     uint8_t dirty;          /* leaf Dirty when the entry was filled */
     uint8_t page_shift;     /* 12, 21 or 30 */
+    /* An instruction fetch used the entry: only then does Unicorn get
+     * execute permission for the page, so only such pages can have
+     * translated blocks in QEMU's jump cache (tlb.c, unicorn_forget). */
+    uint8_t fetched;
 };
 
 struct tlb_counters {
@@ -91,6 +95,10 @@ int mmu_walk_mode(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int user_mod
 int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void *user_data);
 uintptr_t mmu_on_tlb_fill_address(void);
 uintptr_t bench_identity_tlb_fill_address(void);   /* the benchmark's baseline fill */
+
+/* Whether QEMU's softmmu TLB described by ``view`` holds a translation of the
+ * 4 KiB page at ``page`` in any MMU index, main table or victim TLB. */
+int unicorn_tlb_holds(const struct unicorn_tlb_view *view, uint64_t page);
 
 /* Look up without side effects (for tests): 1 and *out filled when cached. */
 int tlb_probe(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid, struct tlb_entry *out);
