@@ -282,6 +282,9 @@ class VCpu:
         """The C TLB model (emu/mmu/tlb.h) with the profile's geometry."""
         self._tlb_small = ffi.new("struct tlb_entry[]", geometry.sets * geometry.ways)
         self._tlb_large = ffi.new("struct tlb_entry[]", geometry.large_entries)
+        self._tlb_fifo = ffi.new("uint8_t[]", geometry.sets * geometry.ways)
+        self._tlb_fifo_head = ffi.new("uint8_t[]", geometry.sets)
+        self._tlb_fifo_count = ffi.new("uint8_t[]", geometry.sets)
         mmu = self._mmu = ffi.new("struct mmu_vcpu *")
         mmu.clock = self.clock
         memory = self.machine.memory
@@ -293,6 +296,7 @@ class VCpu:
         mmu.walk_cycles_per_read = self.machine.profile.event_cycles("page_walk_level")
         mmu.small = self._tlb_small
         mmu.large = self._tlb_large
+        mmu.fifo, mmu.fifo_head, mmu.fifo_count = self._tlb_fifo, self._tlb_fifo_head, self._tlb_fifo_count
         mmu.sets = geometry.sets
         mmu.ways = geometry.ways
         mmu.large_entries = geometry.large_entries

@@ -956,3 +956,69 @@ def test_a_wrong_tlb_layout_falls_back_to_flushing_every_eviction(monkeypatch, c
     assert vcpu.clock.uc_tlb.fast == ffi.NULL
     assert (first, second) == (OLD, NEW)
     assert vcpu.clock.unicorn_tlb_flushes_skipped == 0
+
+
+# ---- FIFO replacement kept as a ring per set ----------------------------------------
+
+
+def test_fifo_rings_pick_the_victims_fill_stamps_would():
+    """Random loads over three times as many pages as two sets hold, mixed with
+    INVLPG, INVPCID single-context and PCID switches: after every step the model
+    caches exactly what a reference FIFO (oldest fill of the set goes) predicts,
+    and each set's ring lists its valid ways in fill order (tlb_fifo_consistent)."""
+    rng = random.Random(7)
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    geometry = rig.machine.profile.tlb
+    set_stride = geometry.sets * 0x1000
+    pages = [DATA_VA + 0x5000 + s * 0x1000 + i * set_stride for s in range(2) for i in range(3 * geometry.ways)]
+    roots = {}
+    for pcid in (1, 2):
+        roots[pcid] = root = rig.address_space()
+        for vaddr in pages:
+            rig.map(root, vaddr, rig.frame())
+    vcpu.set_cr4_pcide(True)
+    cached = {}                  # (pcid, set) -> [vaddr, ...] oldest fill first
+    stamps = {}                  # (pcid, vaddr) -> the step that filled it
+    pcid = 1
+    vcpu.write_cr3(roots[pcid] | pcid)
+
+    def set_of(vaddr):
+        return (vaddr >> 12) % geometry.sets
+
+    for step in range(1500):
+        choice = rng.random()
+        if choice < 0.85:
+            vaddr = rng.choice(pages)
+            rig.load(0, vaddr)
+            order = cached.setdefault((pcid, set_of(vaddr)), [])
+            if vaddr not in order:
+                fills = [key for key in cached if key[1] == set_of(vaddr)]
+                if sum(len(cached[key]) for key in fills) == geometry.ways:
+                    # the set is shared by both PCIDs: the oldest fill of either goes
+                    oldest = min(fills, key=lambda key: stamps[(key[0], cached[key][0])] if cached[key] else 1 << 60)
+                    del stamps[(oldest[0], cached[oldest].pop(0))]
+                order.append(vaddr)
+                stamps[(pcid, vaddr)] = step
+        elif choice < 0.93:
+            vaddr = rng.choice(pages)
+            vcpu.invlpg(vaddr)
+            order = cached.get((pcid, set_of(vaddr)), [])
+            if vaddr in order:
+                order.remove(vaddr)
+                del stamps[(pcid, vaddr)]
+        elif choice < 0.96:
+            victim_pcid = rng.choice((1, 2))
+            vcpu.invpcid(INVPCID_SINGLE_CONTEXT, victim_pcid, 0)
+            for key in [key for key in cached if key[0] == victim_pcid]:
+                for vaddr in cached.pop(key):
+                    del stamps[(victim_pcid, vaddr)]
+        else:
+            pcid = 3 - pcid
+            vcpu.write_cr3(roots[pcid] | pcid | NO_FLUSH)
+        assert lib.tlb_fifo_consistent(vcpu.c_mmu), f"step {step}"
+        if step % 50 == 0 or step > 1400:
+            for check_pcid in (1, 2):
+                for vaddr in pages:
+                    expected = vaddr in cached.get((check_pcid, set_of(vaddr)), [])
+                    assert (vcpu.probe_tlb(vaddr, check_pcid) is not None) == expected, (step, check_pcid, hex(vaddr))

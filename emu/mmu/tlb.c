@@ -149,13 +149,19 @@ static inline int entry_matches_context(const struct tlb_entry *e, uint16_t pcid
     return e->global || e->pcid == pcid;
 }
 
+static inline uint32_t set_of(const struct mmu_vcpu *mmu, uint64_t vpn)
+{
+    return (uint32_t)(vpn & (mmu->sets - 1));
+}
+
 static struct tlb_entry *lookup(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid)
 {
     uint64_t vpn = vaddr >> 12;
-    struct tlb_entry *set = &mmu->small[(vpn & (mmu->sets - 1)) * mmu->ways];
+    struct tlb_entry *set = &mmu->small[(size_t)set_of(mmu, vpn) * mmu->ways];
     for (uint32_t way = 0; way < mmu->ways; way++) {
         struct tlb_entry *e = &set[way];
-        if (e->last_use && e->vpn == vpn && entry_matches_context(e, pcid))
+        /* The page first: it rules out almost every way. */
+        if (e->vpn == vpn && e->last_use && entry_matches_context(e, pcid))
             return e;
     }
     if (mmu->large_valid) {
@@ -178,11 +184,79 @@ int tlb_probe(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid, struct tlb_en
     return 1;
 }
 
+/* ---- fill order (FIFO) of the small entries' sets ------------------------- */
+
+/* Take way ``way`` out of ``set``'s fill order (it was just dropped). */
+static void fifo_remove(struct mmu_vcpu *mmu, uint32_t set, uint32_t way)
+{
+    uint8_t *ring = &mmu->fifo[(size_t)set * mmu->ways];
+    uint32_t head = mmu->fifo_head[set], count = mmu->fifo_count[set], ways = mmu->ways;
+    uint32_t i = 0;
+    while (i < count && ring[(head + i) % ways] != way)
+        i++;
+    if (i == count)
+        return;
+    for (; i + 1 < count; i++)
+        ring[(head + i) % ways] = ring[(head + i + 1) % ways];
+    mmu->fifo_count[set] = (uint8_t)(count - 1);
+}
+
+/* Rebuild ``set``'s fill order without the ways that are no longer valid
+ * (after an invalidation dropped several of them). */
+static void fifo_compact(struct mmu_vcpu *mmu, uint32_t set)
+{
+    uint8_t *ring = &mmu->fifo[(size_t)set * mmu->ways];
+    const struct tlb_entry *entries = &mmu->small[(size_t)set * mmu->ways];
+    uint32_t head = mmu->fifo_head[set], count = mmu->fifo_count[set], ways = mmu->ways;
+    uint8_t kept[TLB_MAX_WAYS];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint8_t way = ring[(head + i) % ways];
+        if (entries[way].last_use)
+            kept[n++] = way;
+    }
+    memcpy(ring, kept, n);
+    mmu->fifo_head[set] = 0;
+    mmu->fifo_count[set] = (uint8_t)n;
+}
+
+int tlb_fifo_consistent(struct mmu_vcpu *mmu)
+{
+    for (uint32_t set = 0; set < mmu->sets; set++) {
+        const uint8_t *ring = &mmu->fifo[(size_t)set * mmu->ways];
+        const struct tlb_entry *entries = &mmu->small[(size_t)set * mmu->ways];
+        uint32_t head = mmu->fifo_head[set], count = mmu->fifo_count[set], valid = 0;
+        uint64_t previous = 0;
+        for (uint32_t way = 0; way < mmu->ways; way++)
+            valid += entries[way].last_use != 0;
+        if (count != valid || head >= mmu->ways)
+            return 0;
+        for (uint32_t i = 0; i < count; i++) {
+            uint8_t way = ring[(head + i) % mmu->ways];
+            if (way >= mmu->ways || entries[way].last_use <= previous)
+                return 0;
+            previous = entries[way].last_use;
+        }
+    }
+    return 1;
+}
+
+/* Invalidate ``e``; ``keep_order`` when the caller fixes the set's fill order
+ * itself. */
+static inline void drop_entry(struct mmu_vcpu *mmu, struct tlb_entry *e, int keep_order)
+{
+    if (e->page_shift != 12) {
+        mmu->large_valid--;
+    } else if (!keep_order) {
+        size_t index = (size_t)(e - mmu->small);
+        fifo_remove(mmu, (uint32_t)(index / mmu->ways), (uint32_t)(index % mmu->ways));
+    }
+    e->last_use = 0;
+}
+
 static inline void drop(struct mmu_vcpu *mmu, struct tlb_entry *e)
 {
-    if (e->page_shift != 12)
-        mmu->large_valid--;
-    e->last_use = 0;
+    drop_entry(mmu, e, 0);
 }
 
 /* The page a QEMU CPUTLBEntry translates, or all ones for an empty entry.
@@ -262,35 +336,55 @@ static inline void unicorn_forget(struct mmu_vcpu *mmu, const struct tlb_entry *
     clock->unicorn_tlb_flush_pending = HOTPATH_FLUSH_PAGES;
 }
 
-/* Insert a translation, replacing the way filled longest ago (FIFO; see the
- * hit path for why not LRU).
- * Evicting an entry Unicorn may hold asks for a flush of Unicorn's TLB
- * before the next block, so its misses keep reaching the model. */
+/* Evict ``slot`` (valid) to make room for a fill; the caller keeps the fill
+ * order. Evicting an entry Unicorn may hold asks for a flush of Unicorn's
+ * TLB before the next block, so its misses keep reaching the model. */
+static inline void evict(struct mmu_vcpu *mmu, struct tlb_entry *slot)
+{
+    mmu->counters.evictions++;
+    if (entry_matches_context(slot, mmu->pcid))
+        unicorn_forget(mmu, slot);
+    drop_entry(mmu, slot, 1);
+}
+
+/* Insert a translation into the first invalid way, else in place of the way
+ * filled longest ago (FIFO; see the hit path for why not LRU). A set's fill
+ * order is its ring (mmu_vcpu.fifo): a fill into an invalid way joins the
+ * tail; a full set's victim is the head, and the new entry takes its way and
+ * becomes the tail -- the same victims the fill stamps would pick. */
 static struct tlb_entry *insert(struct mmu_vcpu *mmu, uint64_t vaddr, const struct walk_result *w)
 {
-    struct tlb_entry *slot, *set;
-    uint32_t count;
+    struct tlb_entry *slot;
     if (w->page_shift == 12) {
-        set = &mmu->small[((vaddr >> 12) & (mmu->sets - 1)) * mmu->ways];
-        count = mmu->ways;
-    } else {
-        set = mmu->large;
-        count = mmu->large_entries;
-    }
-    slot = &set[0];
-    for (uint32_t i = 0; i < count; i++) {
-        if (!set[i].last_use) {
-            slot = &set[i];
-            break;
+        uint32_t set = set_of(mmu, vaddr >> 12), ways = mmu->ways;
+        struct tlb_entry *entries = &mmu->small[(size_t)set * ways];
+        uint8_t *ring = &mmu->fifo[(size_t)set * ways];
+        uint32_t head = mmu->fifo_head[set], count = mmu->fifo_count[set];
+        if (count < ways) {
+            uint32_t way = 0;
+            while (entries[way].last_use)
+                way++;
+            ring[(head + count) % ways] = (uint8_t)way;
+            mmu->fifo_count[set] = (uint8_t)(count + 1);
+            slot = &entries[way];
+        } else {
+            slot = &entries[ring[head]];
+            mmu->fifo_head[set] = (uint8_t)((head + 1) % ways);
+            evict(mmu, slot);
         }
-        if (set[i].last_use < slot->last_use)
-            slot = &set[i];
-    }
-    if (slot->last_use) {
-        mmu->counters.evictions++;
-        if (entry_matches_context(slot, mmu->pcid))
-            unicorn_forget(mmu, slot);
-        drop(mmu, slot);
+    } else {
+        struct tlb_entry *set = mmu->large;
+        slot = &set[0];
+        for (uint32_t i = 0; i < mmu->large_entries; i++) {
+            if (!set[i].last_use) {
+                slot = &set[i];
+                break;
+            }
+            if (set[i].last_use < slot->last_use)
+                slot = &set[i];
+        }
+        if (slot->last_use)
+            evict(mmu, slot);
     }
     uint64_t page_mask = (1ull << w->page_shift) - 1;
     slot->vpn = (vaddr & ~page_mask) >> 12;
@@ -330,44 +424,52 @@ static inline int should_drop(const struct tlb_entry *e, int pcid, uint64_t va_s
     return va_start >= va_end || overlaps(e, va_start, va_end);
 }
 
-/* Drop ``e`` if the invalidation covers it; 1 when Unicorn's TLB could hold it. */
+/* Drop ``e`` if the invalidation covers it; 1 when Unicorn's TLB could hold
+ * it. A small entry's set order is left to the caller (fifo_compact). */
 static inline uint32_t invalidate_if_matching(struct mmu_vcpu *mmu, struct tlb_entry *e, int pcid,
                                               uint64_t va_start, uint64_t va_end, int include_global,
-                                              int current_pcid)
+                                              int current_pcid, uint32_t *dropped)
 {
     if (!should_drop(e, pcid, va_start, va_end, include_global))
         return 0;
     uint32_t visible = e->global || e->pcid == (uint16_t)current_pcid;
-    drop(mmu, e);
+    drop_entry(mmu, e, 1);
     mmu->counters.invalidated++;
+    (*dropped)++;
+    return visible;
+}
+
+/* Apply the invalidation to one set of small entries. */
+static uint32_t invalidate_set(struct mmu_vcpu *mmu, uint32_t set, int pcid, uint64_t va_start,
+                               uint64_t va_end, int include_global, int current_pcid)
+{
+    struct tlb_entry *entries = &mmu->small[(size_t)set * mmu->ways];
+    uint32_t visible = 0, dropped = 0;
+    for (uint32_t way = 0; way < mmu->ways; way++)
+        visible += invalidate_if_matching(mmu, &entries[way], pcid, va_start, va_end, include_global,
+                                          current_pcid, &dropped);
+    if (dropped)
+        fifo_compact(mmu, set);
     return visible;
 }
 
 uint32_t tlb_invalidate(struct mmu_vcpu *mmu, int pcid, uint64_t va_start, uint64_t va_end,
                         int include_global, int current_pcid)
 {
-    uint32_t visible = 0;
+    uint32_t visible = 0, dropped = 0;
     uint64_t pages = va_start < va_end ? (va_end - va_start + 0xFFF) >> 12 : UINT64_MAX;
     if (pages <= mmu->sets) {
         /* A short range: visit only the sets its pages index. */
-        for (uint64_t va = va_start & ~0xFFFull; va < va_end; va += 0x1000) {
-            struct tlb_entry *set = &mmu->small[((va >> 12) & (mmu->sets - 1)) * mmu->ways];
-            for (uint32_t way = 0; way < mmu->ways; way++) {
-                struct tlb_entry *e = &set[way];
-                visible += invalidate_if_matching(mmu, e, pcid, va_start, va_end, include_global,
-                                                  current_pcid);
-            }
-        }
+        for (uint64_t va = va_start & ~0xFFFull; va < va_end; va += 0x1000)
+            visible += invalidate_set(mmu, set_of(mmu, va >> 12), pcid, va_start, va_end, include_global,
+                                      current_pcid);
     } else {
-        uint64_t total = (uint64_t)mmu->sets * mmu->ways;
-        for (uint64_t i = 0; i < total; i++) {
-            struct tlb_entry *e = &mmu->small[i];
-            visible += invalidate_if_matching(mmu, e, pcid, va_start, va_end, include_global, current_pcid);
-        }
+        for (uint32_t set = 0; set < mmu->sets; set++)
+            visible += invalidate_set(mmu, set, pcid, va_start, va_end, include_global, current_pcid);
     }
     for (uint32_t i = 0; i < mmu->large_entries && mmu->large_valid; i++) {
         struct tlb_entry *e = &mmu->large[i];
-        visible += invalidate_if_matching(mmu, e, pcid, va_start, va_end, include_global, current_pcid);
+        visible += invalidate_if_matching(mmu, e, pcid, va_start, va_end, include_global, current_pcid, &dropped);
     }
     return visible;
 }

@@ -43,7 +43,7 @@ struct tlb_counters {
     uint64_t hits;          /* fills answered by the model without a walk (host-dependent: not in stats) */
     uint64_t misses;        /* fills that walked the page tables */
     uint64_t dirty_assists; /* first write to a cached clean page: walk to set Dirty */
-    uint64_t evictions;     /* valid entries replaced by a fill (LRU in the set) */
+    uint64_t evictions;     /* valid entries replaced by a fill (FIFO in the set) */
     uint64_t invalidated;   /* entries dropped by architected invalidations */
     uint64_t walk_reads;    /* paging-structure entries read by walks */
     uint64_t faults_from_tlb; /* #PF raised from a cached entry's permissions */
@@ -61,8 +61,17 @@ struct mmu_vcpu {
     struct tlb_entry *small;        /* sets * ways entries, set-major */
     struct tlb_entry *large;        /* large_entries entries */
     uint32_t sets;                  /* power of two */
-    uint32_t ways;
+    uint32_t ways;                  /* at most TLB_MAX_WAYS */
     uint32_t large_entries;
+    /* Each set's valid ways in fill order, oldest first, as a ring of way
+     * numbers: way i of the order is fifo[set * ways + (fifo_head[set] + i) % ways],
+     * i < fifo_count[set]. So a full set's FIFO victim is its head, found
+     * without comparing the entries' fill stamps; the order is always the
+     * valid ways sorted by last_use (tlb_fifo_consistent). Zeroed at creation
+     * (Python), then owned by tlb.c. */
+    uint8_t *fifo;                  /* sets * ways */
+    uint8_t *fifo_head;             /* sets */
+    uint8_t *fifo_count;            /* sets */
     /* Architectural state (Python). */
     uint64_t cr3;                   /* page-table root (bits 51:12) */
     uint16_t pcid;                  /* current PCID (0 when CR4.PCIDE = 0) */
@@ -84,6 +93,9 @@ struct walk_result {
     uint32_t reads;         /* paging-structure entries read */
 };
 
+/* Way numbers are bytes in mmu_vcpu.fifo. */
+#define TLB_MAX_WAYS 255
+
 /* Access kinds, as in emu/mmu/pagewalk.py. */
 #define MMU_ACCESS_READ 0
 #define MMU_ACCESS_WRITE 1
@@ -101,6 +113,9 @@ uintptr_t bench_identity_tlb_fill_address(void);   /* the benchmark's baseline f
 int unicorn_tlb_holds(const struct unicorn_tlb_view *view, uint64_t page);
 
 /* Look up without side effects (for tests): 1 and *out filled when cached. */
+/* For tests: 1 when every set's fifo ring lists exactly its valid ways in
+ * increasing last_use order, 0 otherwise. */
+int tlb_fifo_consistent(struct mmu_vcpu *mmu);
 int tlb_probe(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid, struct tlb_entry *out);
 
 /* Drop entries. pcid < 0: every PCID. [va_start, va_end) page range, or every
