@@ -63,51 +63,60 @@ static inline int is_canonical(uint64_t vaddr)
  * VCpu.translate for the kernel's XSAVES/XRSTORS on vmalloc'ed buffers).
  * Returns 0 on success, else the #PF error code is in
  * result->fault_error_code and the return is 1. */
-int mmu_walk_mode(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int user_mode, struct walk_result *result)
+static inline int walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int user_mode, struct walk_result *result)
 {
-    static const int level_shifts[4] = {39, 30, 21, 12};
     uint32_t error_base = (user_mode ? PF_USER : 0) | (access == MMU_ACCESS_WRITE ? PF_WRITE : 0)
                           | (access == MMU_ACCESS_FETCH ? PF_INSTR : 0);
     uint64_t table = mmu->cr3 & PHYS_ADDR_MASK;
-    int writable = 1, user = 1, no_execute = 0;
-    uint64_t visited[4];
-    int levels = 0, page_shift = 12;
-    uint64_t entry = 0;
-    result->reads = 0;
-    for (int level = 0; level < 4; level++) {
-        int shift = level_shifts[level];
+    /* R/W and U/S must be set at every level, XD clear at every one (§4.6):
+     * the AND and the OR of the entries used. */
+    uint64_t all_entries = ~0ull, any_entry = 0;
+    uint64_t visited[4], values[4];
+    uint32_t levels = 0;
+    int shift = 39;
+    uint64_t entry;
+    for (;;) {
         uint64_t entry_paddr = table + ((vaddr >> shift) & 0x1FF) * 8;
-        result->reads++;
+        levels++;
         if (entry_paddr + 8 > mmu->phys_size) {
+            result->reads = levels;
             result->fault_error_code = PF_RSVD | PF_PRESENT | error_base;
             return 1;
         }
         entry = read_qword(mmu, entry_paddr);
         if (!(entry & PTE_PRESENT)) {
+            result->reads = levels;
             result->fault_error_code = error_base;
             return 1;
         }
-        int large = (level == 1 || level == 2) && (entry & PTE_LARGE);
-        int reserved = (entry & RESERVED_HIGH_MASK) != 0;
-        if (level == 0 && (entry & PTE_LARGE))
-            reserved = 1;
-        /* A large-page entry's bits 12..shift-1, except PAT (bit 12), are reserved. */
-        if (large && (entry & (((1ull << shift) - 1) & ~0x1FFFull)))
-            reserved = 1;
+        int leaf = shift == 12;
+        uint64_t reserved = entry & RESERVED_HIGH_MASK;
+        if (entry & PTE_LARGE) {
+            if (shift == 39) {
+                reserved = 1;           /* PS is reserved in a PML4E */
+            } else if (!leaf) {
+                /* A 1 GiB / 2 MiB page: its bits 12..shift-1, except PAT (bit 12), are reserved. */
+                leaf = 1;
+                reserved |= entry & (((1ull << shift) - 1) & ~0x1FFFull);
+            }
+        }
         if (reserved) {
+            result->reads = levels;
             result->fault_error_code = PF_RSVD | PF_PRESENT | error_base;
             return 1;
         }
-        writable = writable && (entry & PTE_WRITABLE);
-        user = user && (entry & PTE_USER);
-        no_execute = no_execute || (entry & PTE_NX);
-        visited[levels++] = entry_paddr;
-        if (large || level == 3) {
-            page_shift = shift;
+        all_entries &= entry;
+        any_entry |= entry;
+        visited[levels - 1] = entry_paddr;
+        values[levels - 1] = entry;
+        if (leaf)
             break;
-        }
         table = entry & PHYS_ADDR_MASK;
+        shift -= 9;
     }
+    result->reads = levels;
+    int writable = (all_entries & PTE_WRITABLE) != 0, user = (all_entries & PTE_USER) != 0;
+    int no_execute = (any_entry & PTE_NX) != 0;
     /* §4.6: a CPL3 access needs U/S everywhere; a write needs R/W (WP = 1,
      * so also at CPL0); a fetch needs XD clear everywhere. */
     if ((user_mode && !user) || (access == MMU_ACCESS_WRITE && !writable)
@@ -115,30 +124,37 @@ int mmu_walk_mode(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int user_mod
         result->fault_error_code = PF_PRESENT | error_base;
         return 1;
     }
-    /* §4.8: Accessed on every entry used; Dirty on the leaf for a write. */
-    for (int i = 0; i < levels - 1; i++)
-        write_qword(mmu, visited[i], read_qword(mmu, visited[i]) | PTE_ACCESSED);
-    entry |= PTE_ACCESSED;
-    if (access == MMU_ACCESS_WRITE)
-        entry |= PTE_DIRTY;
-    write_qword(mmu, visited[levels - 1], entry);
+    /* §4.8: Accessed on every entry used; Dirty on the leaf for a write. An
+     * entry that already has them is left alone: the processor writes a
+     * paging-structure entry only to set one of them. */
+    for (uint32_t i = 0; i + 1 < levels; i++)
+        if (!(values[i] & PTE_ACCESSED))
+            write_qword(mmu, visited[i], values[i] | PTE_ACCESSED);
+    uint64_t leaf_entry = entry | PTE_ACCESSED | (access == MMU_ACCESS_WRITE ? PTE_DIRTY : 0);
+    if (leaf_entry != entry)
+        write_qword(mmu, visited[levels - 1], leaf_entry);
 
-    uint64_t page_mask = (1ull << page_shift) - 1;
-    uint64_t frame = entry & PHYS_ADDR_MASK & ~page_mask;
+    uint64_t page_mask = (1ull << shift) - 1;
+    uint64_t frame = leaf_entry & PHYS_ADDR_MASK & ~page_mask;
     result->paddr = frame | (vaddr & page_mask & ~0xFFFull);
     result->writable = (uint8_t)writable;
     result->user = (uint8_t)user;
     result->executable = (uint8_t)!no_execute;
-    result->dirty = (entry & PTE_DIRTY) != 0;
-    result->global = (entry & PTE_GLOBAL) != 0;
-    result->page_shift = (uint8_t)page_shift;
+    result->dirty = (leaf_entry & PTE_DIRTY) != 0;
+    result->global = (leaf_entry & PTE_GLOBAL) != 0;
+    result->page_shift = (uint8_t)shift;
     result->fault_error_code = 0;
     return 0;
 }
 
+int mmu_walk_mode(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int user_mode, struct walk_result *result)
+{
+    return walk(mmu, vaddr, access, user_mode, result);
+}
+
 int mmu_walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, struct walk_result *result)
 {
-    return mmu_walk_mode(mmu, vaddr, access, 1, result);
+    return walk(mmu, vaddr, access, 1, result);
 }
 
 /* ---- the TLB model ------------------------------------------------------ */
@@ -557,7 +573,7 @@ int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void
         mmu->counters.misses++;
     }
     struct walk_result w;
-    int faulted = mmu_walk(mmu, vaddr, access, &w);
+    int faulted = walk(mmu, vaddr, access, 1, &w);
     mmu->counters.walk_reads += w.reads;
     mmu->clock->cycles += w.reads * mmu->walk_cycles_per_read;
     if (faulted) {
