@@ -965,7 +965,8 @@ def test_fifo_rings_pick_the_victims_fill_stamps_would():
     """Random loads over three times as many pages as two sets hold, mixed with
     INVLPG, INVPCID single-context and PCID switches: after every step the model
     caches exactly what a reference FIFO (oldest fill of the set goes) predicts,
-    and each set's ring lists its valid ways in fill order (tlb_fifo_consistent)."""
+    each set's ring lists its valid ways in fill order and its tags name
+    exactly its valid entries (tlb_sets_consistent)."""
     rng = random.Random(7)
     rig = Rig()
     vcpu = rig.machine.vcpus[0]
@@ -1016,7 +1017,7 @@ def test_fifo_rings_pick_the_victims_fill_stamps_would():
         else:
             pcid = 3 - pcid
             vcpu.write_cr3(roots[pcid] | pcid | NO_FLUSH)
-        assert lib.tlb_fifo_consistent(vcpu.c_mmu), f"step {step}"
+        assert lib.tlb_sets_consistent(vcpu.c_mmu), f"step {step}"
         if step % 50 == 0 or step > 1400:
             for check_pcid in (1, 2):
                 for vaddr in pages:

@@ -173,12 +173,16 @@ static inline uint32_t set_of(const struct mmu_vcpu *mmu, uint64_t vpn)
 static struct tlb_entry *lookup(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid)
 {
     uint64_t vpn = vaddr >> 12;
-    struct tlb_entry *set = &mmu->small[(size_t)set_of(mmu, vpn) * mmu->ways];
-    for (uint32_t way = 0; way < mmu->ways; way++) {
-        struct tlb_entry *e = &set[way];
-        /* The page first: it rules out almost every way. */
-        if (e->vpn == vpn && e->last_use && entry_matches_context(e, pcid))
-            return e;
+    size_t first = (size_t)set_of(mmu, vpn) * mmu->ways;
+    const uint64_t *tags = &mmu->tags[first];
+    uint32_t ways = mmu->ways;
+    /* The tags first: a set's tags share two cache lines, its entries ten. */
+    for (uint32_t way = 0; way < ways; way++) {
+        if (__builtin_expect(tags[way] == vpn, 0)) {
+            struct tlb_entry *e = &mmu->small[first + way];
+            if (entry_matches_context(e, pcid))
+                return e;
+        }
     }
     if (mmu->large_valid) {
         for (uint32_t i = 0; i < mmu->large_entries; i++) {
@@ -236,15 +240,19 @@ static void fifo_compact(struct mmu_vcpu *mmu, uint32_t set)
     mmu->fifo_count[set] = (uint8_t)n;
 }
 
-int tlb_fifo_consistent(struct mmu_vcpu *mmu)
+int tlb_sets_consistent(struct mmu_vcpu *mmu)
 {
     for (uint32_t set = 0; set < mmu->sets; set++) {
         const uint8_t *ring = &mmu->fifo[(size_t)set * mmu->ways];
         const struct tlb_entry *entries = &mmu->small[(size_t)set * mmu->ways];
         uint32_t head = mmu->fifo_head[set], count = mmu->fifo_count[set], valid = 0;
         uint64_t previous = 0;
-        for (uint32_t way = 0; way < mmu->ways; way++)
+        const uint64_t *tags = &mmu->tags[(size_t)set * mmu->ways];
+        for (uint32_t way = 0; way < mmu->ways; way++) {
             valid += entries[way].last_use != 0;
+            if (tags[way] != (entries[way].last_use ? entries[way].vpn : TLB_TAG_INVALID))
+                return 0;
+        }
         if (count != valid || head >= mmu->ways)
             return 0;
         for (uint32_t i = 0; i < count; i++) {
@@ -263,9 +271,11 @@ static inline void drop_entry(struct mmu_vcpu *mmu, struct tlb_entry *e, int kee
 {
     if (e->page_shift != 12) {
         mmu->large_valid--;
-    } else if (!keep_order) {
+    } else {
         size_t index = (size_t)(e - mmu->small);
-        fifo_remove(mmu, (uint32_t)(index / mmu->ways), (uint32_t)(index % mmu->ways));
+        mmu->tags[index] = TLB_TAG_INVALID;
+        if (!keep_order)
+            fifo_remove(mmu, (uint32_t)(index / mmu->ways), (uint32_t)(index % mmu->ways));
     }
     e->last_use = 0;
 }
@@ -312,6 +322,7 @@ int unicorn_tlb_holds(const struct unicorn_tlb_view *view, uint64_t page)
         int held = qemu_tlb_entry_page((const uint8_t *)table + (((page >> 12) << view->entry_shift) & mask))
                    == page;
         const uint8_t *victim = view->victim + (size_t)mode * view->desc_stride;
+#pragma GCC unroll 8
         for (uint32_t k = 0; k < view->victim_entries; k++)
             held |= qemu_tlb_entry_page(victim + (size_t)k * entry_bytes) == page;
         if (held)
@@ -385,7 +396,7 @@ static struct tlb_entry *insert(struct mmu_vcpu *mmu, uint64_t vaddr, const stru
             slot = &entries[way];
         } else {
             slot = &entries[ring[head]];
-            mmu->fifo_head[set] = (uint8_t)((head + 1) % ways);
+            mmu->fifo_head[set] = (uint8_t)(head + 1 == ways ? 0 : head + 1);
             evict(mmu, slot);
         }
     } else {
@@ -416,6 +427,8 @@ static struct tlb_entry *insert(struct mmu_vcpu *mmu, uint64_t vaddr, const stru
     slot->last_use = ++mmu->stamp;
     if (w->page_shift != 12)
         mmu->large_valid++;
+    else
+        mmu->tags[slot - mmu->small] = slot->vpn;
     return slot;
 }
 

@@ -67,9 +67,13 @@ struct mmu_vcpu {
      * numbers: way i of the order is fifo[set * ways + (fifo_head[set] + i) % ways],
      * i < fifo_count[set]. So a full set's FIFO victim is its head, found
      * without comparing the entries' fill stamps; the order is always the
-     * valid ways sorted by last_use (tlb_fifo_consistent). Zeroed at creation
+     * valid ways sorted by last_use (tlb_sets_consistent). Zeroed at creation
      * (Python), then owned by tlb.c. */
     uint8_t *fifo;                  /* sets * ways */
+    /* small[i].vpn while small[i] is valid, else TLB_TAG_INVALID (Python
+     * fills it so at creation; zero would be page 0): lookup compares these,
+     * 8 bytes a way, before touching an entry of 40. */
+    uint64_t *tags;                 /* sets * ways */
     uint8_t *fifo_head;             /* sets */
     uint8_t *fifo_count;            /* sets */
     /* Architectural state (Python). */
@@ -93,6 +97,9 @@ struct walk_result {
     uint32_t reads;         /* paging-structure entries read */
 };
 
+/* No virtual page number is this large (they have at most 52 bits). */
+#define TLB_TAG_INVALID 0xFFFFFFFFFFFFFFFFull
+
 /* Way numbers are bytes in mmu_vcpu.fifo. */
 #define TLB_MAX_WAYS 255
 
@@ -114,8 +121,9 @@ int unicorn_tlb_holds(const struct unicorn_tlb_view *view, uint64_t page);
 
 /* Look up without side effects (for tests): 1 and *out filled when cached. */
 /* For tests: 1 when every set's fifo ring lists exactly its valid ways in
- * increasing last_use order, 0 otherwise. */
-int tlb_fifo_consistent(struct mmu_vcpu *mmu);
+ * increasing last_use order and its tags are its valid entries' pages, 0
+ * otherwise. */
+int tlb_sets_consistent(struct mmu_vcpu *mmu);
 int tlb_probe(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid, struct tlb_entry *out);
 
 /* Drop entries. pcid < 0: every PCID. [va_start, va_end) page range, or every
