@@ -16,7 +16,8 @@
  * also holds. Whenever the model drops such an entry, Unicorn's TLB must be
  * flushed (the Python side does it for invalidations; an eviction inside a
  * fill sets hotpath_vcpu.unicorn_tlb_flush_pending, which the block hook
- * acts on before the next block runs).
+ * acts on before the next block runs) -- unless QEMU's TLB no longer holds
+ * the page and the page was never fetched (tlb.c, unicorn_forget).
  */
 #pragma once
 #include <stdint.h>
