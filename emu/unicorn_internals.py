@@ -165,9 +165,12 @@ def _tlb_slots(env: int) -> tuple[list[int], list[int]]:
 
 
 def _tlb_readable(ranges, env: int) -> bool:
-    """The whole CPUTLB: from CPUTLBCommon to the last CPUTLBDescFast."""
-    fasts, _ = _tlb_slots(env)
-    return _readable(ranges, env + TLB_DIRTY_ENV_OFFSET, fasts[-1] + TLB_FAST_STRIDE - (env + TLB_DIRTY_ENV_OFFSET))
+    """Every part of the CPUTLB this module reads: tlb.c.dirty, each
+    CPUTLBDescFast and each victim TLB."""
+    fasts, victims = _tlb_slots(env)
+    return (_readable(ranges, env + TLB_DIRTY_ENV_OFFSET, 2)
+            and all(_readable(ranges, fast, TLB_FAST_STRIDE) for fast in fasts)
+            and all(_readable(ranges, victim, TLB_VICTIM_ENTRIES << TLB_ENTRY_SHIFT) for victim in victims))
 
 
 def _tlb_dirty(env: int) -> int:
@@ -219,6 +222,9 @@ def _probe_tlb_layout() -> str:
     addend that reaches the host page it maps."""
     import mmap
     global _scratch_memory
+    if max(TLB_ENTRY_ADDR_READ, TLB_ENTRY_ADDR_WRITE, TLB_ENTRY_ADDR_CODE, TLB_ENTRY_ADDEND) + 8 \
+            > 1 << TLB_ENTRY_SHIFT:
+        return "a CPUTLBEntry field lies outside the entry"
     scratch_bytes = 0x3000
     if _scratch_memory is None:
         _scratch_memory = mmap.mmap(-1, scratch_bytes)

@@ -753,6 +753,7 @@ def test_a_failed_check_falls_back_to_whole_flushes(monkeypatch, constant, value
     vcpu = rig.machine.vcpus[0]
     assert reason in vcpu.unicorn_page_flush_unavailable and vcpu.unicorn_page_flush_unavailable
     assert vcpu.clock.uc_cpu == ffi.NULL
+    assert vcpu.clock.uc_tlb.fast == ffi.NULL and vcpu.unicorn_tlb_view_unavailable
     root = rig.address_space()
     old, new = two_frames(rig)
     rig.map(root, DATA_VA, old)
@@ -940,7 +941,7 @@ def test_the_verified_unicorn_gets_a_view_of_qemus_tlb():
     ("TLB_VICTIM_ENTRIES", 16, "where expected"),
     ("TLB_DIRTY_ENV_OFFSET", -0x888, "dirty"),
     ("TLB_MMU_MODES", 2, "MMU indexes"),
-    ("TLB_ENTRY_SHIFT", 5, "mask or table"),
+    ("TLB_ENTRY_SHIFT", 5, "outside the entry"),
     ("TLB_ENTRY_ADDR_CODE", 24, "where expected"),
     ("TLB_ENTRY_ADDEND", 24, "where expected"),
     ("CPU_STATE_UC_OFFSET", 0x81A0, "CPUState.uc"),
