@@ -74,8 +74,10 @@ static inline int walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int use
     uint64_t visited[4], values[4];
     uint32_t levels = 0;
     int shift = 39;
-    uint64_t entry;
-    for (;;) {
+    uint64_t entry = 0;
+#pragma GCC unroll 4
+    for (uint32_t level = 0; level < 4; level++) {
+        shift = 39 - 9 * (int)level;
         uint64_t entry_paddr = table + ((vaddr >> shift) & 0x1FF) * 8;
         levels++;
         if (entry_paddr + 8 > mmu->phys_size) {
@@ -112,7 +114,6 @@ static inline int walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int use
         if (leaf)
             break;
         table = entry & PHYS_ADDR_MASK;
-        shift -= 9;
     }
     result->reads = levels;
     int writable = (all_entries & PTE_WRITABLE) != 0, user = (all_entries & PTE_USER) != 0;
