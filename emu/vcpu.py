@@ -45,7 +45,7 @@ except ImportError as _error:  # the cffi extension is compiled when the package
                       "(make test, or pip install -e .) on a machine with a C compiler") from _error
 from emu.trace import exception_fields
 from emu.translation_abort import aborts_unicorn_translator, find_untranslatable
-from emu.unicorn_internals import find_cpu_state, find_tlb_view, tlb_flush_page_address
+from emu.unicorn_internals import find_cpu_state, find_tlb_view, tlb_flush_page_address, tlb_layout_reason
 from emu.traps import (
     GP, PF, PF_INSTR, UD, CpuException, exception_for_vector,
 )
@@ -104,6 +104,10 @@ hotpath.hotpath_set_emu_start(ctypes.cast(_uclib.uc_emu_start, ctypes.c_void_p).
 # One-page flushes of Unicorn's TLB; used by a vCPU only once find_cpu_state
 # has validated its CPUState (emu/unicorn_internals.py).
 hotpath.hotpath_set_tlb_flush_page(tlb_flush_page_address())
+# The softmmu TLB layout probe (a scratch Unicorn, a few ms) runs once per
+# process: here, so the runs forked after the imports (emucli/forkserver.py)
+# inherit its answer.
+tlb_layout_reason()
 # XSAVES's and XRSTORS's x87/SSE registers in C (emu/isa/xstate_fast.c), in xstate.py's write order.
 _XSTATE_LEGACY_REGISTER_IDS = ffi.new("int[]", [REGISTER_IDS[name] for name in (
     "fpcw", "fpsw", "fptag", *(f"fp{i}" for i in range(8)), *(f"xmm{i}" for i in range(16)), "mxcsr")])
