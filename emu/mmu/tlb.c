@@ -321,14 +321,13 @@ int unicorn_tlb_holds(const struct unicorn_tlb_view *view, uint64_t page)
         uintptr_t mask, table;
         memcpy(&mask, fast, sizeof mask);          /* (entries - 1) << entry_shift */
         memcpy(&table, fast + sizeof mask, sizeof table);
-        int held = qemu_tlb_entry_page((const uint8_t *)table + (((page >> 12) << view->entry_shift) & mask))
-                   == page;
+        if (qemu_tlb_entry_page((const uint8_t *)table + (((page >> 12) << view->entry_shift) & mask)) == page)
+            return 1;
         const uint8_t *victim = view->victim + (size_t)mode * view->desc_stride;
 #pragma GCC unroll 8
         for (uint32_t k = 0; k < view->victim_entries; k++)
-            held |= qemu_tlb_entry_page(victim + (size_t)k * entry_bytes) == page;
-        if (held)
-            return 1;
+            if (qemu_tlb_entry_page(victim + (size_t)k * entry_bytes) == page)
+                return 1;
     }
     return 0;
 }
