@@ -45,7 +45,7 @@ except ImportError as _error:  # the cffi extension is compiled when the package
                       "(make test, or pip install -e .) on a machine with a C compiler") from _error
 from emu.trace import exception_fields
 from emu.translation_abort import aborts_unicorn_translator, find_untranslatable
-from emu.unicorn_internals import find_cpu_state, tlb_flush_page_address
+from emu.unicorn_internals import find_cpu_state, find_tlb_view, tlb_flush_page_address, tlb_layout_reason
 from emu.traps import (
     GP, PF, PF_INSTR, UD, CpuException, exception_for_vector,
 )
@@ -104,6 +104,10 @@ hotpath.hotpath_set_emu_start(ctypes.cast(_uclib.uc_emu_start, ctypes.c_void_p).
 # One-page flushes of Unicorn's TLB; used by a vCPU only once find_cpu_state
 # has validated its CPUState (emu/unicorn_internals.py).
 hotpath.hotpath_set_tlb_flush_page(tlb_flush_page_address())
+# The softmmu TLB layout probe (a scratch Unicorn, a few ms) runs once per
+# process: here, so the runs forked after the imports (emucli/forkserver.py)
+# inherit its answer.
+tlb_layout_reason()
 # XSAVES's and XRSTORS's x87/SSE registers in C (emu/isa/xstate_fast.c), in xstate.py's write order.
 _XSTATE_LEGACY_REGISTER_IDS = ffi.new("int[]", [REGISTER_IDS[name] for name in (
     "fpcw", "fpsw", "fptag", *(f"fp{i}" for i in range(8)), *(f"xmm{i}" for i in range(16)), "mxcsr")])
@@ -228,6 +232,14 @@ class VCpu:
         # CPUState checks out; otherwise (why in this string) the whole TLB.
         cpu_state, self.unicorn_page_flush_unavailable = find_cpu_state(self.uc)
         self.clock.uc_cpu = ffi.NULL if cpu_state is None else ffi.cast("void *", cpu_state)
+        # With QEMU's TLB in view, an evicted data page it no longer holds
+        # needs no flush at all (emu/mmu/tlb.c, unicorn_forget).
+        view, self.unicorn_tlb_view_unavailable = (None, self.unicorn_page_flush_unavailable) \
+            if cpu_state is None else find_tlb_view(self.uc, cpu_state)
+        self.clock.uc_tlb = {"fast": ffi.NULL} if view is None else {
+            **view, "fast": ffi.cast("const uint8_t *", view["fast"]),
+            "victim": ffi.cast("const uint8_t *", view["victim"]),
+            "dirty": ffi.cast("const uint16_t *", view["dirty"])}
         self._install_hooks()
 
     def _install_hooks(self) -> None:
@@ -274,6 +286,10 @@ class VCpu:
         """The C TLB model (emu/mmu/tlb.h) with the profile's geometry."""
         self._tlb_small = ffi.new("struct tlb_entry[]", geometry.sets * geometry.ways)
         self._tlb_large = ffi.new("struct tlb_entry[]", geometry.large_entries)
+        self._tlb_fifo = ffi.new("uint8_t[]", geometry.sets * geometry.ways)
+        self._tlb_fifo_head = ffi.new("uint8_t[]", geometry.sets)
+        self._tlb_fifo_count = ffi.new("uint8_t[]", geometry.sets)
+        self._tlb_tags = ffi.new("uint64_t[]", [hotpath.TLB_TAG_INVALID] * (geometry.sets * geometry.ways))
         mmu = self._mmu = ffi.new("struct mmu_vcpu *")
         mmu.clock = self.clock
         memory = self.machine.memory
@@ -285,6 +301,8 @@ class VCpu:
         mmu.walk_cycles_per_read = self.machine.profile.event_cycles("page_walk_level")
         mmu.small = self._tlb_small
         mmu.large = self._tlb_large
+        mmu.fifo, mmu.fifo_head, mmu.fifo_count = self._tlb_fifo, self._tlb_fifo_head, self._tlb_fifo_count
+        mmu.tags = self._tlb_tags
         mmu.sets = geometry.sets
         mmu.ways = geometry.ways
         mmu.large_entries = geometry.large_entries

@@ -753,6 +753,7 @@ def test_a_failed_check_falls_back_to_whole_flushes(monkeypatch, constant, value
     vcpu = rig.machine.vcpus[0]
     assert reason in vcpu.unicorn_page_flush_unavailable and vcpu.unicorn_page_flush_unavailable
     assert vcpu.clock.uc_cpu == ffi.NULL
+    assert vcpu.clock.uc_tlb.fast == ffi.NULL and vcpu.unicorn_tlb_view_unavailable
     root = rig.address_space()
     old, new = two_frames(rig)
     rig.map(root, DATA_VA, old)
@@ -773,6 +774,7 @@ def test_evictions_in_one_block_queue_pages_until_the_list_is_full(evictions, pe
     assert lib.HOTPATH_FLUSH_PAGES_MAX == 16
     rig = Rig()
     vcpu = rig.machine.vcpus[0]
+    vcpu.clock.uc_tlb.fast = ffi.NULL           # every eviction queues, as when find_tlb_view refuses
     geometry = rig.machine.profile.tlb
     root = rig.address_space()
     set_stride = geometry.sets * 0x1000
@@ -799,3 +801,226 @@ def test_evictions_in_one_block_queue_pages_until_the_list_is_full(evictions, pe
             first + i * set_stride for i in range(evictions)], "the ways filled first, in order"
     else:
         assert clock.unicorn_tlb_flush_pending == lib.HOTPATH_FLUSH_ALL
+
+
+# ---- evictions QEMU's TLB no longer holds need no flush ----------------------------
+
+STACK_TOP = DATA_VA + 0x10_0000            # the stack page's set and QEMU slot: 127 and 255
+FUNC_VA = DATA_VA + 0x5000                 # set 5, QEMU slot 5
+QEMU_STRIDE = 0x10_0000                    # 256 pages: the same model set and QEMU slot (256-entry table)
+# rbp: the function (or data page) X; rsi: X's PTE through PTE_WINDOW_VA; rdx: the new PTE;
+# r8: the first page sharing X's set and QEMU slot; r12: their stride; r9d: how many.
+REUSE_SOURCE = """
+    {first_use}
+    mov rbx, rax
+    mov [rsi], rdx
+    mov ecx, r9d
+next:
+    mov r10, [r8]
+    add r8, r12
+    dec ecx
+    jnz next
+    {second_use}
+    syscall
+"""
+USES = {"read": ("mov rax, [rbp]", "mov rax, [rbp]"), "call": ("call rbp", "call rbp"),
+        # a read first: Unicorn gets X without execute permission, so the call
+        # must come back to the model, which marks X fetched
+        "read-then-call": ("mov rax, [rbp]; call rbp", "call rbp")}
+
+
+def run_reuse_after_eviction(uses: str, tlb_view: bool = True):
+    """One run, no flush instruction: use X (read it, call it: USES), rewrite X's PTE
+    to another frame, read pages sharing X's model set and QEMU slot until both
+    the model and QEMU's TLB (table and victim TLB) have let X go, use X again.
+    Returns (first use, second use, the vCPU)."""
+    from keystone import KS_ARCH_X86, KS_MODE_64, Ks
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    if not tlb_view:
+        vcpu.clock.uc_tlb.fast = ffi.NULL
+    geometry = rig.machine.profile.tlb
+    assert QEMU_STRIDE % (geometry.sets * 0x1000) == 0
+    root = rig.address_space()
+    first_use, second_use = USES[uses]
+    code, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(REUSE_SOURCE.format(first_use=first_use, second_use=second_use),
+                                              EVICT_CODE_VA)
+    code_frame = rig.frame()
+    rig.memory.write(code_frame, bytes(code))
+    rig.map(root, EVICT_CODE_VA, code_frame, PTE_PRESENT | PTE_USER)
+    rig.map(root, STACK_TOP - 0x1000, rig.frame())
+    old, new = two_frames(rig)
+    if uses != "read":                          # mov eax, 1 / 2; ret
+        rig.memory.write(old, bytes.fromhex("b801000000c3"))
+        rig.memory.write(new, bytes.fromhex("b802000000c3"))
+    rig.map(root, FUNC_VA, old)
+    others = [FUNC_VA + (i + 1) * QEMU_STRIDE for i in range(geometry.ways + 2 * 8)]
+    filler = rig.frame()
+    for vaddr in others:
+        rig.map(root, vaddr, filler)
+    pte = rig.pte_address(root, FUNC_VA)
+    rig.map(root, PTE_WINDOW_VA, pte & ~0xFFF)
+    vcpu.write_cr3(root)
+    vcpu.load_user_registers({"rip": EVICT_CODE_VA, "rsp": STACK_TOP, "rbp": FUNC_VA,
+                              "rsi": PTE_WINDOW_VA + (pte & 0xFFF), "rdx": new | USER_RW, "r8": others[0],
+                              "r12": QEMU_STRIDE, "r9": len(others)})
+    vcpu.run(vcpu.cycles + 10_000_000)
+    assert len(rig.loaded) == 1, "the guest reached its syscall"
+    return vcpu.read_register("rbx"), rig.loaded[-1], vcpu
+
+
+def test_an_evicted_data_page_qemu_no_longer_holds_is_not_flushed_and_walks_again():
+    """QEMU's direct-mapped TLB and victim TLB let X go long before the model
+    evicts it, so that eviction needs no tlb_flush_page; the next read of X
+    still reaches the model, walks and sees the rewritten PTE."""
+    first, second, vcpu = run_reuse_after_eviction("read")
+    assert first == OLD and second == NEW
+    assert vcpu.clock.unicorn_tlb_flushes_skipped > 0
+    assert vcpu.probe_tlb(FUNC_VA) is not None, "the second read filled the model again"
+
+
+@pytest.mark.parametrize("uses", ["call", "read-then-call"])
+def test_an_evicted_code_page_is_flushed_even_when_qemu_no_longer_holds_its_tlb_entry(uses):
+    """X was fetched: its translated block sits in QEMU's TB jump cache, which
+    finds blocks without the TLB, so only tlb_flush_page (which clears the
+    page's jump-cache entries) makes the next call reach the model -- and run
+    the new frame's code."""
+    first, second, vcpu = run_reuse_after_eviction(uses)
+    assert (first, second) == (1, 2)
+    assert vcpu.clock.unicorn_tlb_page_flushes > 0
+
+
+@pytest.mark.parametrize("uses", list(USES))
+def test_skipping_flushes_never_changes_statistics(uses):
+    """Which pages QEMU's TLB still held decides only whether a flush is done."""
+    with_view, without = (run_reuse_after_eviction(uses, tlb_view)[2] for tlb_view in (True, False))
+    assert with_view.tlb_statistics() == without.tlb_statistics()
+    assert (with_view.cycles, with_view.instructions) == (without.cycles, without.instructions)
+    assert with_view.clock.unicorn_tlb_flushes_skipped > 0 == without.clock.unicorn_tlb_flushes_skipped
+
+
+def test_unicorn_tlb_holds_what_unicorn_filled_and_nothing_after_a_flush():
+    """The C reader of QEMU's TLB (tlb.h unicorn_tlb_holds) against fills and flushes."""
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    root = rig.address_space()
+    pages = [DATA_VA + i * 0x1000 for i in range(3)]
+    for vaddr in pages:
+        rig.map(root, vaddr, rig.frame())
+    vcpu.write_cr3(root)
+
+    def holds(vaddr):
+        return lib.unicorn_tlb_holds(ffi.addressof(vcpu.clock.uc_tlb), vaddr)
+
+    assert not any(map(holds, pages))
+    rig.load(0, pages[0])
+    rig.load(0, pages[1])
+    assert holds(pages[0]) and holds(pages[1]) and holds(CODE_VA) and not holds(pages[2])
+    vcpu.invlpg(pages[0])                      # the model drops it: Unicorn's TLB is flushed whole
+    assert not any(map(holds, [*pages, CODE_VA]))
+
+
+def test_the_verified_unicorn_gets_a_view_of_qemus_tlb():
+    from emu import unicorn_internals
+    if unicorn_internals.library_version() != unicorn_internals.VERIFIED_VERSION:
+        missing_prerequisite("not the libunicorn version the softmmu TLB layout was verified on")
+    vcpu = Rig().machine.vcpus[0]
+    assert vcpu.unicorn_tlb_view_unavailable == ""
+    assert vcpu.clock.uc_tlb.fast != ffi.NULL
+    assert (lib.UNICORN_TLB_ENTRY_ADDR_READ, lib.UNICORN_TLB_ENTRY_ADDR_WRITE, lib.UNICORN_TLB_ENTRY_ADDR_CODE) == (
+        unicorn_internals.TLB_ENTRY_ADDR_READ, unicorn_internals.TLB_ENTRY_ADDR_WRITE,
+        unicorn_internals.TLB_ENTRY_ADDR_CODE)
+
+
+@pytest.mark.parametrize("constant, value, reason", [
+    ("TLB_FAST_ENV_OFFSET", -0x50, "mask or table"),
+    ("TLB_FAST_STRIDE", 0x18, "mask or table"),
+    ("TLB_VICTIM_ENV_OFFSET", -0x800, "where expected"),
+    ("TLB_DESC_STRIDE", 0x2C0, "victim TLB"),
+    ("TLB_VICTIM_ENTRIES", 4, "victim TLB"),
+    ("TLB_VICTIM_ENTRIES", 16, "where expected"),
+    ("TLB_DIRTY_ENV_OFFSET", -0x888, "dirty"),
+    ("TLB_MMU_MODES", 2, "MMU indexes"),
+    ("TLB_ENTRY_SHIFT", 5, "outside the entry"),
+    ("TLB_ENTRY_ADDR_CODE", 24, "where expected"),
+    ("TLB_ENTRY_ADDEND", 24, "where expected"),
+    ("CPU_STATE_UC_OFFSET", 0x81A0, "CPUState.uc"),
+])
+def test_a_wrong_tlb_layout_falls_back_to_flushing_every_eviction(monkeypatch, constant, value, reason):
+    """Any layout constant that does not check out leaves the vCPU without a
+    view of QEMU's TLB: every eviction of the current context is flushed
+    again, and the guest still sees a rewritten PTE after the eviction."""
+    from emu import unicorn_internals
+    monkeypatch.setattr(unicorn_internals, constant, value)
+    first, second, vcpu = run_reuse_after_eviction("read")
+    assert reason in vcpu.unicorn_tlb_view_unavailable and vcpu.unicorn_tlb_view_unavailable
+    assert vcpu.clock.uc_tlb.fast == ffi.NULL
+    assert (first, second) == (OLD, NEW)
+    assert vcpu.clock.unicorn_tlb_flushes_skipped == 0
+
+
+# ---- FIFO replacement kept as a ring per set ----------------------------------------
+
+
+def test_fifo_rings_pick_the_victims_fill_stamps_would():
+    """Random loads over three times as many pages as two sets hold, mixed with
+    INVLPG, INVPCID single-context and PCID switches: after every step the model
+    caches exactly what a reference FIFO (oldest fill of the set goes) predicts,
+    each set's ring lists its valid ways in fill order and its tags name
+    exactly its valid entries (tlb_sets_consistent)."""
+    rng = random.Random(7)
+    rig = Rig()
+    vcpu = rig.machine.vcpus[0]
+    geometry = rig.machine.profile.tlb
+    set_stride = geometry.sets * 0x1000
+    pages = [DATA_VA + 0x5000 + s * 0x1000 + i * set_stride for s in range(2) for i in range(3 * geometry.ways)]
+    roots = {}
+    for pcid in (1, 2):
+        roots[pcid] = root = rig.address_space()
+        for vaddr in pages:
+            rig.map(root, vaddr, rig.frame())
+    vcpu.set_cr4_pcide(True)
+    cached = {}                  # (pcid, set) -> [vaddr, ...] oldest fill first
+    stamps = {}                  # (pcid, vaddr) -> the step that filled it
+    pcid = 1
+    vcpu.write_cr3(roots[pcid] | pcid)
+
+    def set_of(vaddr):
+        return (vaddr >> 12) % geometry.sets
+
+    for step in range(1500):
+        choice = rng.random()
+        if choice < 0.85:
+            vaddr = rng.choice(pages)
+            rig.load(0, vaddr)
+            order = cached.setdefault((pcid, set_of(vaddr)), [])
+            if vaddr not in order:
+                fills = [key for key in cached if key[1] == set_of(vaddr)]
+                if sum(len(cached[key]) for key in fills) == geometry.ways:
+                    # the set is shared by both PCIDs: the oldest fill of either goes
+                    oldest = min(fills, key=lambda key: stamps[(key[0], cached[key][0])] if cached[key] else 1 << 60)
+                    del stamps[(oldest[0], cached[oldest].pop(0))]
+                order.append(vaddr)
+                stamps[(pcid, vaddr)] = step
+        elif choice < 0.93:
+            vaddr = rng.choice(pages)
+            vcpu.invlpg(vaddr)
+            order = cached.get((pcid, set_of(vaddr)), [])
+            if vaddr in order:
+                order.remove(vaddr)
+                del stamps[(pcid, vaddr)]
+        elif choice < 0.96:
+            victim_pcid = rng.choice((1, 2))
+            vcpu.invpcid(INVPCID_SINGLE_CONTEXT, victim_pcid, 0)
+            for key in [key for key in cached if key[0] == victim_pcid]:
+                for vaddr in cached.pop(key):
+                    del stamps[(victim_pcid, vaddr)]
+        else:
+            pcid = 3 - pcid
+            vcpu.write_cr3(roots[pcid] | pcid | NO_FLUSH)
+        assert lib.tlb_sets_consistent(vcpu.c_mmu), f"step {step}"
+        if step % 50 == 0 or step > 1400:
+            for check_pcid in (1, 2):
+                for vaddr in pages:
+                    expected = vaddr in cached.get((check_pcid, set_of(vaddr)), [])
+                    assert (vcpu.probe_tlb(vaddr, check_pcid) is not None) == expected, (step, check_pcid, hex(vaddr))

@@ -63,51 +63,61 @@ static inline int is_canonical(uint64_t vaddr)
  * VCpu.translate for the kernel's XSAVES/XRSTORS on vmalloc'ed buffers).
  * Returns 0 on success, else the #PF error code is in
  * result->fault_error_code and the return is 1. */
-int mmu_walk_mode(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int user_mode, struct walk_result *result)
+static inline int walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int user_mode, struct walk_result *result)
 {
-    static const int level_shifts[4] = {39, 30, 21, 12};
     uint32_t error_base = (user_mode ? PF_USER : 0) | (access == MMU_ACCESS_WRITE ? PF_WRITE : 0)
                           | (access == MMU_ACCESS_FETCH ? PF_INSTR : 0);
     uint64_t table = mmu->cr3 & PHYS_ADDR_MASK;
-    int writable = 1, user = 1, no_execute = 0;
-    uint64_t visited[4];
-    int levels = 0, page_shift = 12;
+    /* R/W and U/S must be set at every level, XD clear at every one (§4.6):
+     * the AND and the OR of the entries used. */
+    uint64_t all_entries = ~0ull, any_entry = 0;
+    uint64_t visited[4], values[4];
+    uint32_t levels = 0;
+    int shift = 39;
     uint64_t entry = 0;
-    result->reads = 0;
-    for (int level = 0; level < 4; level++) {
-        int shift = level_shifts[level];
+#pragma GCC unroll 4
+    for (uint32_t level = 0; level < 4; level++) {
+        shift = 39 - 9 * (int)level;
         uint64_t entry_paddr = table + ((vaddr >> shift) & 0x1FF) * 8;
-        result->reads++;
+        levels++;
         if (entry_paddr + 8 > mmu->phys_size) {
+            result->reads = levels;
             result->fault_error_code = PF_RSVD | PF_PRESENT | error_base;
             return 1;
         }
         entry = read_qword(mmu, entry_paddr);
         if (!(entry & PTE_PRESENT)) {
+            result->reads = levels;
             result->fault_error_code = error_base;
             return 1;
         }
-        int large = (level == 1 || level == 2) && (entry & PTE_LARGE);
-        int reserved = (entry & RESERVED_HIGH_MASK) != 0;
-        if (level == 0 && (entry & PTE_LARGE))
-            reserved = 1;
-        /* A large-page entry's bits 12..shift-1, except PAT (bit 12), are reserved. */
-        if (large && (entry & (((1ull << shift) - 1) & ~0x1FFFull)))
-            reserved = 1;
+        int leaf = shift == 12;
+        uint64_t reserved = entry & RESERVED_HIGH_MASK;
+        if (entry & PTE_LARGE) {
+            if (shift == 39) {
+                reserved = 1;           /* PS is reserved in a PML4E */
+            } else if (!leaf) {
+                /* A 1 GiB / 2 MiB page: its bits 12..shift-1, except PAT (bit 12), are reserved. */
+                leaf = 1;
+                reserved |= entry & (((1ull << shift) - 1) & ~0x1FFFull);
+            }
+        }
         if (reserved) {
+            result->reads = levels;
             result->fault_error_code = PF_RSVD | PF_PRESENT | error_base;
             return 1;
         }
-        writable = writable && (entry & PTE_WRITABLE);
-        user = user && (entry & PTE_USER);
-        no_execute = no_execute || (entry & PTE_NX);
-        visited[levels++] = entry_paddr;
-        if (large || level == 3) {
-            page_shift = shift;
+        all_entries &= entry;
+        any_entry |= entry;
+        visited[levels - 1] = entry_paddr;
+        values[levels - 1] = entry;
+        if (leaf)
             break;
-        }
         table = entry & PHYS_ADDR_MASK;
     }
+    result->reads = levels;
+    int writable = (all_entries & PTE_WRITABLE) != 0, user = (all_entries & PTE_USER) != 0;
+    int no_execute = (any_entry & PTE_NX) != 0;
     /* §4.6: a CPL3 access needs U/S everywhere; a write needs R/W (WP = 1,
      * so also at CPL0); a fetch needs XD clear everywhere. */
     if ((user_mode && !user) || (access == MMU_ACCESS_WRITE && !writable)
@@ -115,30 +125,37 @@ int mmu_walk_mode(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int user_mod
         result->fault_error_code = PF_PRESENT | error_base;
         return 1;
     }
-    /* §4.8: Accessed on every entry used; Dirty on the leaf for a write. */
-    for (int i = 0; i < levels - 1; i++)
-        write_qword(mmu, visited[i], read_qword(mmu, visited[i]) | PTE_ACCESSED);
-    entry |= PTE_ACCESSED;
-    if (access == MMU_ACCESS_WRITE)
-        entry |= PTE_DIRTY;
-    write_qword(mmu, visited[levels - 1], entry);
+    /* §4.8: Accessed on every entry used; Dirty on the leaf for a write. An
+     * entry that already has them is left alone: the processor writes a
+     * paging-structure entry only to set one of them. */
+    for (uint32_t i = 0; i + 1 < levels; i++)
+        if (!(values[i] & PTE_ACCESSED))
+            write_qword(mmu, visited[i], values[i] | PTE_ACCESSED);
+    uint64_t leaf_entry = entry | PTE_ACCESSED | (access == MMU_ACCESS_WRITE ? PTE_DIRTY : 0);
+    if (leaf_entry != entry)
+        write_qword(mmu, visited[levels - 1], leaf_entry);
 
-    uint64_t page_mask = (1ull << page_shift) - 1;
-    uint64_t frame = entry & PHYS_ADDR_MASK & ~page_mask;
+    uint64_t page_mask = (1ull << shift) - 1;
+    uint64_t frame = leaf_entry & PHYS_ADDR_MASK & ~page_mask;
     result->paddr = frame | (vaddr & page_mask & ~0xFFFull);
     result->writable = (uint8_t)writable;
     result->user = (uint8_t)user;
     result->executable = (uint8_t)!no_execute;
-    result->dirty = (entry & PTE_DIRTY) != 0;
-    result->global = (entry & PTE_GLOBAL) != 0;
-    result->page_shift = (uint8_t)page_shift;
+    result->dirty = (leaf_entry & PTE_DIRTY) != 0;
+    result->global = (leaf_entry & PTE_GLOBAL) != 0;
+    result->page_shift = (uint8_t)shift;
     result->fault_error_code = 0;
     return 0;
 }
 
+int mmu_walk_mode(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int user_mode, struct walk_result *result)
+{
+    return walk(mmu, vaddr, access, user_mode, result);
+}
+
 int mmu_walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, struct walk_result *result)
 {
-    return mmu_walk_mode(mmu, vaddr, access, 1, result);
+    return walk(mmu, vaddr, access, 1, result);
 }
 
 /* ---- the TLB model ------------------------------------------------------ */
@@ -149,14 +166,25 @@ static inline int entry_matches_context(const struct tlb_entry *e, uint16_t pcid
     return e->global || e->pcid == pcid;
 }
 
+static inline uint32_t set_of(const struct mmu_vcpu *mmu, uint64_t vpn)
+{
+    return (uint32_t)(vpn & (mmu->sets - 1));
+}
+
 static struct tlb_entry *lookup(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid)
 {
     uint64_t vpn = vaddr >> 12;
-    struct tlb_entry *set = &mmu->small[(vpn & (mmu->sets - 1)) * mmu->ways];
-    for (uint32_t way = 0; way < mmu->ways; way++) {
-        struct tlb_entry *e = &set[way];
-        if (e->last_use && e->vpn == vpn && entry_matches_context(e, pcid))
-            return e;
+    size_t first = (size_t)set_of(mmu, vpn) * mmu->ways;
+    const uint64_t *tags = &mmu->tags[first];
+    uint32_t ways = mmu->ways;
+    /* The tags first (8 bytes a way, against 40 for an entry): an entry is
+     * read only when its page matches. */
+    for (uint32_t way = 0; way < ways; way++) {
+        if (__builtin_expect(tags[way] == vpn, 0)) {
+            struct tlb_entry *e = &mmu->small[first + way];
+            if (entry_matches_context(e, pcid))
+                return e;
+        }
     }
     if (mmu->large_valid) {
         for (uint32_t i = 0; i < mmu->large_entries; i++) {
@@ -178,11 +206,130 @@ int tlb_probe(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid, struct tlb_en
     return 1;
 }
 
+/* ---- fill order (FIFO) of the small entries' sets ------------------------- */
+
+/* Take way ``way`` out of ``set``'s fill order (it was just dropped). */
+static void fifo_remove(struct mmu_vcpu *mmu, uint32_t set, uint32_t way)
+{
+    uint8_t *ring = &mmu->fifo[(size_t)set * mmu->ways];
+    uint32_t head = mmu->fifo_head[set], count = mmu->fifo_count[set], ways = mmu->ways;
+    uint32_t i = 0;
+    while (i < count && ring[(head + i) % ways] != way)
+        i++;
+    if (i == count)
+        return;
+    for (; i + 1 < count; i++)
+        ring[(head + i) % ways] = ring[(head + i + 1) % ways];
+    mmu->fifo_count[set] = (uint8_t)(count - 1);
+}
+
+/* Rebuild ``set``'s fill order without the ways that are no longer valid
+ * (after an invalidation dropped several of them). */
+static void fifo_compact(struct mmu_vcpu *mmu, uint32_t set)
+{
+    uint8_t *ring = &mmu->fifo[(size_t)set * mmu->ways];
+    const struct tlb_entry *entries = &mmu->small[(size_t)set * mmu->ways];
+    uint32_t head = mmu->fifo_head[set], count = mmu->fifo_count[set], ways = mmu->ways;
+    uint8_t kept[TLB_MAX_WAYS];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint8_t way = ring[(head + i) % ways];
+        if (entries[way].last_use)
+            kept[n++] = way;
+    }
+    memcpy(ring, kept, n);
+    mmu->fifo_head[set] = 0;
+    mmu->fifo_count[set] = (uint8_t)n;
+}
+
+int tlb_sets_consistent(struct mmu_vcpu *mmu)
+{
+    for (uint32_t set = 0; set < mmu->sets; set++) {
+        const uint8_t *ring = &mmu->fifo[(size_t)set * mmu->ways];
+        const struct tlb_entry *entries = &mmu->small[(size_t)set * mmu->ways];
+        uint32_t head = mmu->fifo_head[set], count = mmu->fifo_count[set], valid = 0;
+        uint64_t previous = 0;
+        const uint64_t *tags = &mmu->tags[(size_t)set * mmu->ways];
+        for (uint32_t way = 0; way < mmu->ways; way++) {
+            valid += entries[way].last_use != 0;
+            if (tags[way] != (entries[way].last_use ? entries[way].vpn : TLB_TAG_INVALID))
+                return 0;
+        }
+        if (count != valid || head >= mmu->ways)
+            return 0;
+        for (uint32_t i = 0; i < count; i++) {
+            uint8_t way = ring[(head + i) % mmu->ways];
+            if (way >= mmu->ways || entries[way].last_use <= previous)
+                return 0;
+            previous = entries[way].last_use;
+        }
+    }
+    return 1;
+}
+
+/* Invalidate ``e``; ``keep_order`` when the caller fixes the set's fill order
+ * itself. */
+static inline void drop_entry(struct mmu_vcpu *mmu, struct tlb_entry *e, int keep_order)
+{
+    if (e->page_shift != 12) {
+        mmu->large_valid--;
+    } else {
+        size_t index = (size_t)(e - mmu->small);
+        mmu->tags[index] = TLB_TAG_INVALID;
+        if (!keep_order)
+            fifo_remove(mmu, (uint32_t)(index / mmu->ways), (uint32_t)(index % mmu->ways));
+    }
+    e->last_use = 0;
+}
+
 static inline void drop(struct mmu_vcpu *mmu, struct tlb_entry *e)
 {
-    if (e->page_shift != 12)
-        mmu->large_valid--;
-    e->last_use = 0;
+    drop_entry(mmu, e, 0);
+}
+
+/* The page a QEMU CPUTLBEntry translates, or all ones for an empty entry.
+ * tlb_set_page_with_attrs (accel/tcg/cputlb.c) fills addr_read, addr_write
+ * and addr_code from one vaddr_page, each with flags below the page bits or
+ * -1 for an access it does not allow, and QEMU only ever copies or empties
+ * (-1) whole entries; so the AND of the three is that page plus flags. The
+ * flags are masked off whole: QEMU's tlb_hit_page also wants TLB_INVALID_MASK
+ * clear, so this finds every entry tlb_flush_page would drop, and a few more. */
+static inline uint64_t qemu_tlb_entry_page(const uint8_t *entry)
+{
+    uint64_t read, write, code;
+    memcpy(&read, entry + UNICORN_TLB_ENTRY_ADDR_READ, 8);
+    memcpy(&write, entry + UNICORN_TLB_ENTRY_ADDR_WRITE, 8);
+    memcpy(&code, entry + UNICORN_TLB_ENTRY_ADDR_CODE, 8);
+    return read & write & code & ~0xFFFull;
+}
+
+/* Whether QEMU's softmmu TLB holds a translation of ``page``: the places
+ * tlb_flush_page looks (accel/tcg/cputlb.c, tlb_flush_page_locked), i.e. the
+ * page's slot of each MMU index's direct-mapped table (tlb_index/tlb_entry)
+ * and that index's victim TLB; an index with no entry since its last full
+ * flush (clear in tlb.c.dirty) is skipped. Read at the time of the question:
+ * QEMU reallocates the tables when it resizes them. */
+int unicorn_tlb_holds(const struct unicorn_tlb_view *view, uint64_t page)
+{
+    uint32_t entry_bytes = 1u << view->entry_shift;
+    uint16_t dirty;
+    memcpy(&dirty, view->dirty, sizeof dirty);
+    for (uint32_t mode = 0; mode < view->mmu_modes; mode++) {
+        if (!((dirty >> mode) & 1))
+            continue;
+        const uint8_t *fast = view->fast + (size_t)mode * view->fast_stride;
+        uintptr_t mask, table;
+        memcpy(&mask, fast, sizeof mask);          /* (entries - 1) << entry_shift */
+        memcpy(&table, fast + sizeof mask, sizeof table);
+        if (qemu_tlb_entry_page((const uint8_t *)table + (((page >> 12) << view->entry_shift) & mask)) == page)
+            return 1;
+        const uint8_t *victim = view->victim + (size_t)mode * view->desc_stride;
+#pragma GCC unroll 8
+        for (uint32_t k = 0; k < view->victim_entries; k++)
+            if (qemu_tlb_entry_page(victim + (size_t)k * entry_bytes) == page)
+                return 1;
+    }
+    return 0;
 }
 
 /* Unicorn's TLB may hold ``e`` (valid, of the current context) and the
@@ -190,12 +337,24 @@ static inline void drop(struct mmu_vcpu *mmu, struct tlb_entry *e)
  * one page of Unicorn's (QEMU fills 4 KiB entries in every MMU index, and
  * tlb_flush_page drops the page from all of them); a large entry may stand
  * behind many 4 KiB Unicorn entries, so it, like a full list, asks for the
- * whole TLB. */
+ * whole TLB.
+ * A page never fetched through ``e`` that QEMU's TLB no longer holds needs
+ * nothing: QEMU has no other way to reach it without a fill. Fetched pages
+ * are always flushed, because tlb_flush_page also drops the page's blocks
+ * from QEMU's TB jump cache (tb_flush_jmp_cache), and a block found there
+ * runs without looking at the TLB -- whether its TLB entry survived would
+ * otherwise decide whether the next fetch reaches the model, and QEMU sizes
+ * that TLB by wall-clock time. */
 static inline void unicorn_forget(struct mmu_vcpu *mmu, const struct tlb_entry *e)
 {
     struct hotpath_vcpu *clock = mmu->clock;
     if (clock->unicorn_tlb_flush_pending == HOTPATH_FLUSH_ALL)
         return;
+    if (e->page_shift == 12 && !e->fetched && clock->uc_tlb.fast
+            && !unicorn_tlb_holds(&clock->uc_tlb, e->vpn << 12)) {
+        clock->unicorn_tlb_flushes_skipped++;
+        return;
+    }
     if (e->page_shift != 12 || !clock->uc_cpu
             || clock->unicorn_tlb_flush_page_count >= HOTPATH_FLUSH_PAGES_MAX) {
         clock->unicorn_tlb_flush_pending = HOTPATH_FLUSH_ALL;
@@ -205,35 +364,55 @@ static inline void unicorn_forget(struct mmu_vcpu *mmu, const struct tlb_entry *
     clock->unicorn_tlb_flush_pending = HOTPATH_FLUSH_PAGES;
 }
 
-/* Insert a translation, replacing the way filled longest ago (FIFO; see the
- * hit path for why not LRU).
- * Evicting an entry Unicorn may hold asks for a flush of Unicorn's TLB
- * before the next block, so its misses keep reaching the model. */
+/* Evict ``slot`` (valid) to make room for a fill; the caller keeps the fill
+ * order. Evicting an entry Unicorn may hold asks for a flush of Unicorn's
+ * TLB before the next block, so its misses keep reaching the model. */
+static inline void evict(struct mmu_vcpu *mmu, struct tlb_entry *slot)
+{
+    mmu->counters.evictions++;
+    if (entry_matches_context(slot, mmu->pcid))
+        unicorn_forget(mmu, slot);
+    drop_entry(mmu, slot, 1);
+}
+
+/* Insert a translation into the first invalid way, else in place of the way
+ * filled longest ago (FIFO; see the hit path for why not LRU). A set's fill
+ * order is its ring (mmu_vcpu.fifo): a fill into an invalid way joins the
+ * tail; a full set's victim is the head, and the new entry takes its way and
+ * becomes the tail -- the same victims the fill stamps would pick. */
 static struct tlb_entry *insert(struct mmu_vcpu *mmu, uint64_t vaddr, const struct walk_result *w)
 {
-    struct tlb_entry *slot, *set;
-    uint32_t count;
+    struct tlb_entry *slot;
     if (w->page_shift == 12) {
-        set = &mmu->small[((vaddr >> 12) & (mmu->sets - 1)) * mmu->ways];
-        count = mmu->ways;
-    } else {
-        set = mmu->large;
-        count = mmu->large_entries;
-    }
-    slot = &set[0];
-    for (uint32_t i = 0; i < count; i++) {
-        if (!set[i].last_use) {
-            slot = &set[i];
-            break;
+        uint32_t set = set_of(mmu, vaddr >> 12), ways = mmu->ways;
+        struct tlb_entry *entries = &mmu->small[(size_t)set * ways];
+        uint8_t *ring = &mmu->fifo[(size_t)set * ways];
+        uint32_t head = mmu->fifo_head[set], count = mmu->fifo_count[set];
+        if (count < ways) {
+            uint32_t way = 0;
+            while (entries[way].last_use)
+                way++;
+            ring[(head + count) % ways] = (uint8_t)way;
+            mmu->fifo_count[set] = (uint8_t)(count + 1);
+            slot = &entries[way];
+        } else {
+            slot = &entries[ring[head]];
+            mmu->fifo_head[set] = (uint8_t)(head + 1 == ways ? 0 : head + 1);
+            evict(mmu, slot);
         }
-        if (set[i].last_use < slot->last_use)
-            slot = &set[i];
-    }
-    if (slot->last_use) {
-        mmu->counters.evictions++;
-        if (entry_matches_context(slot, mmu->pcid))
-            unicorn_forget(mmu, slot);
-        drop(mmu, slot);
+    } else {
+        struct tlb_entry *set = mmu->large;
+        slot = &set[0];
+        for (uint32_t i = 0; i < mmu->large_entries; i++) {
+            if (!set[i].last_use) {
+                slot = &set[i];
+                break;
+            }
+            if (set[i].last_use < slot->last_use)
+                slot = &set[i];
+        }
+        if (slot->last_use)
+            evict(mmu, slot);
     }
     uint64_t page_mask = (1ull << w->page_shift) - 1;
     slot->vpn = (vaddr & ~page_mask) >> 12;
@@ -245,9 +424,12 @@ static struct tlb_entry *insert(struct mmu_vcpu *mmu, uint64_t vaddr, const stru
     slot->executable = w->executable;
     slot->dirty = w->dirty;
     slot->page_shift = w->page_shift;
+    slot->fetched = 0;
     slot->last_use = ++mmu->stamp;
     if (w->page_shift != 12)
         mmu->large_valid++;
+    else
+        mmu->tags[slot - mmu->small] = slot->vpn;
     return slot;
 }
 
@@ -272,44 +454,52 @@ static inline int should_drop(const struct tlb_entry *e, int pcid, uint64_t va_s
     return va_start >= va_end || overlaps(e, va_start, va_end);
 }
 
-/* Drop ``e`` if the invalidation covers it; 1 when Unicorn's TLB could hold it. */
+/* Drop ``e`` if the invalidation covers it; 1 when Unicorn's TLB could hold
+ * it. A small entry's set order is left to the caller (fifo_compact). */
 static inline uint32_t invalidate_if_matching(struct mmu_vcpu *mmu, struct tlb_entry *e, int pcid,
                                               uint64_t va_start, uint64_t va_end, int include_global,
-                                              int current_pcid)
+                                              int current_pcid, uint32_t *dropped)
 {
     if (!should_drop(e, pcid, va_start, va_end, include_global))
         return 0;
     uint32_t visible = e->global || e->pcid == (uint16_t)current_pcid;
-    drop(mmu, e);
+    drop_entry(mmu, e, 1);
     mmu->counters.invalidated++;
+    (*dropped)++;
+    return visible;
+}
+
+/* Apply the invalidation to one set of small entries. */
+static uint32_t invalidate_set(struct mmu_vcpu *mmu, uint32_t set, int pcid, uint64_t va_start,
+                               uint64_t va_end, int include_global, int current_pcid)
+{
+    struct tlb_entry *entries = &mmu->small[(size_t)set * mmu->ways];
+    uint32_t visible = 0, dropped = 0;
+    for (uint32_t way = 0; way < mmu->ways; way++)
+        visible += invalidate_if_matching(mmu, &entries[way], pcid, va_start, va_end, include_global,
+                                          current_pcid, &dropped);
+    if (dropped)
+        fifo_compact(mmu, set);
     return visible;
 }
 
 uint32_t tlb_invalidate(struct mmu_vcpu *mmu, int pcid, uint64_t va_start, uint64_t va_end,
                         int include_global, int current_pcid)
 {
-    uint32_t visible = 0;
+    uint32_t visible = 0, dropped = 0;
     uint64_t pages = va_start < va_end ? (va_end - va_start + 0xFFF) >> 12 : UINT64_MAX;
     if (pages <= mmu->sets) {
         /* A short range: visit only the sets its pages index. */
-        for (uint64_t va = va_start & ~0xFFFull; va < va_end; va += 0x1000) {
-            struct tlb_entry *set = &mmu->small[((va >> 12) & (mmu->sets - 1)) * mmu->ways];
-            for (uint32_t way = 0; way < mmu->ways; way++) {
-                struct tlb_entry *e = &set[way];
-                visible += invalidate_if_matching(mmu, e, pcid, va_start, va_end, include_global,
-                                                  current_pcid);
-            }
-        }
+        for (uint64_t va = va_start & ~0xFFFull; va < va_end; va += 0x1000)
+            visible += invalidate_set(mmu, set_of(mmu, va >> 12), pcid, va_start, va_end, include_global,
+                                      current_pcid);
     } else {
-        uint64_t total = (uint64_t)mmu->sets * mmu->ways;
-        for (uint64_t i = 0; i < total; i++) {
-            struct tlb_entry *e = &mmu->small[i];
-            visible += invalidate_if_matching(mmu, e, pcid, va_start, va_end, include_global, current_pcid);
-        }
+        for (uint32_t set = 0; set < mmu->sets; set++)
+            visible += invalidate_set(mmu, set, pcid, va_start, va_end, include_global, current_pcid);
     }
     for (uint32_t i = 0; i < mmu->large_entries && mmu->large_valid; i++) {
         struct tlb_entry *e = &mmu->large[i];
-        visible += invalidate_if_matching(mmu, e, pcid, va_start, va_end, include_global, current_pcid);
+        visible += invalidate_if_matching(mmu, e, pcid, va_start, va_end, include_global, current_pcid, &dropped);
     }
     return visible;
 }
@@ -324,14 +514,19 @@ static int fail(struct mmu_vcpu *mmu, uint32_t vector, uint64_t vaddr, uint32_t 
     return 0;
 }
 
-static int fill_from(struct uc_tlb_entry_abi *out, const struct tlb_entry *e, uint64_t vaddr)
+static int fill_from(struct uc_tlb_entry_abi *out, struct tlb_entry *e, uint64_t vaddr, int access)
 {
     uint64_t page_mask = (1ull << e->page_shift) - 1;
     out->paddr = e->paddr | (vaddr & page_mask & ~0xFFFull);
+    /* Execute permission only once a fetch has used the entry, so QEMU can
+     * have translated blocks only for pages the model knows were fetched
+     * (see unicorn_forget). */
+    if (access == MMU_ACCESS_FETCH)
+        e->fetched = 1;
     /* Write is granted only once the page is dirty, so the first write to a
      * clean page comes back here and sets Dirty (§4.8). */
     out->perms = UC_PROT_READ | (e->writable && e->dirty ? UC_PROT_WRITE : 0)
-                 | (e->executable ? UC_PROT_EXEC : 0);
+                 | (e->executable && e->fetched ? UC_PROT_EXEC : 0);
     return 1;
 }
 
@@ -355,6 +550,8 @@ int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void
         return fail(mmu, VECTOR_GP, vaddr, 0);
 
     struct tlb_entry *e = lookup(mmu, vaddr, mmu->pcid);
+    struct tlb_entry *assisted = 0;     /* dropped for a dirty assist; drop() left its fields */
+    uint8_t fetched = 0;
     if (e) {
         uint32_t error = PF_PRESENT | PF_USER | (access == MMU_ACCESS_WRITE ? PF_WRITE : 0)
                          | (access == MMU_ACCESS_FETCH ? PF_INSTR : 0);
@@ -376,22 +573,33 @@ int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void
              * letting them reorder the set would make evictions (and cycles)
              * depend on the host. Replacement is by fill order (FIFO). */
             mmu->counters.hits++;
-            return fill_from(out, e, vaddr);
+            return fill_from(out, e, vaddr, access);
         }
         /* A write to a cached clean page: the processor walks to set Dirty
-         * (§4.8), and that walk sees the current paging structures. */
+         * (§4.8), and that walk sees the current paging structures. Unicorn
+         * keeps what it holds of the page (the new entry replaces it in
+         * place), so the new entry inherits whether it was fetched. */
         mmu->counters.dirty_assists++;
+        assisted = e;
+        fetched = e->fetched;
         drop(mmu, e);
     } else {
         mmu->counters.misses++;
     }
     struct walk_result w;
-    int faulted = mmu_walk(mmu, vaddr, access, &w);
+    int faulted = walk(mmu, vaddr, access, 1, &w);
     mmu->counters.walk_reads += w.reads;
     mmu->clock->cycles += w.reads * mmu->walk_cycles_per_read;
-    if (faulted)
+    if (faulted) {
+        /* No entry replaces the one the dirty assist dropped, so Unicorn's
+         * copy of it must go too. */
+        if (assisted)
+            unicorn_forget(mmu, assisted);
         return fail(mmu, VECTOR_PF, vaddr, w.fault_error_code);
-    return fill_from(out, insert(mmu, vaddr, &w), vaddr);
+    }
+    struct tlb_entry *slot = insert(mmu, vaddr, &w);
+    slot->fetched = fetched;
+    return fill_from(out, slot, vaddr, access);
 }
 
 uintptr_t mmu_on_tlb_fill_address(void)

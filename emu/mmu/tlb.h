@@ -16,7 +16,8 @@
  * also holds. Whenever the model drops such an entry, Unicorn's TLB must be
  * flushed (the Python side does it for invalidations; an eviction inside a
  * fill sets hotpath_vcpu.unicorn_tlb_flush_pending, which the block hook
- * acts on before the next block runs).
+ * acts on before the next block runs) -- unless QEMU's TLB no longer holds
+ * the page and the page was never fetched (tlb.c, unicorn_forget).
  */
 #pragma once
 #include <stdint.h>
@@ -33,13 +34,17 @@ struct tlb_entry {
     uint8_t executable;     /* not XD at any level */
     uint8_t dirty;          /* leaf Dirty when the entry was filled */
     uint8_t page_shift;     /* 12, 21 or 30 */
+    /* An instruction fetch used the entry: only then does Unicorn get
+     * execute permission for the page, so only such pages can have
+     * translated blocks in QEMU's jump cache (tlb.c, unicorn_forget). */
+    uint8_t fetched;
 };
 
 struct tlb_counters {
     uint64_t hits;          /* fills answered by the model without a walk (host-dependent: not in stats) */
     uint64_t misses;        /* fills that walked the page tables */
     uint64_t dirty_assists; /* first write to a cached clean page: walk to set Dirty */
-    uint64_t evictions;     /* valid entries replaced by a fill (LRU in the set) */
+    uint64_t evictions;     /* valid entries replaced by a fill (FIFO in the set) */
     uint64_t invalidated;   /* entries dropped by architected invalidations */
     uint64_t walk_reads;    /* paging-structure entries read by walks */
     uint64_t faults_from_tlb; /* #PF raised from a cached entry's permissions */
@@ -57,8 +62,21 @@ struct mmu_vcpu {
     struct tlb_entry *small;        /* sets * ways entries, set-major */
     struct tlb_entry *large;        /* large_entries entries */
     uint32_t sets;                  /* power of two */
-    uint32_t ways;
+    uint32_t ways;                  /* at most TLB_MAX_WAYS */
     uint32_t large_entries;
+    /* Each set's valid ways in fill order, oldest first, as a ring of way
+     * numbers: way i of the order is fifo[set * ways + (fifo_head[set] + i) % ways],
+     * i < fifo_count[set]. So a full set's FIFO victim is its head, found
+     * without comparing the entries' fill stamps; the order is always the
+     * valid ways sorted by last_use (tlb_sets_consistent). Zeroed at creation
+     * (Python), then owned by tlb.c. */
+    uint8_t *fifo;                  /* sets * ways */
+    /* small[i].vpn while small[i] is valid, else TLB_TAG_INVALID (Python
+     * fills it so at creation; zero would be page 0): lookup compares these,
+     * 8 bytes a way, before touching an entry of 40. */
+    uint64_t *tags;                 /* sets * ways */
+    uint8_t *fifo_head;             /* sets */
+    uint8_t *fifo_count;            /* sets */
     /* Architectural state (Python). */
     uint64_t cr3;                   /* page-table root (bits 51:12) */
     uint16_t pcid;                  /* current PCID (0 when CR4.PCIDE = 0) */
@@ -80,6 +98,12 @@ struct walk_result {
     uint32_t reads;         /* paging-structure entries read */
 };
 
+/* No virtual page number is this large (they have at most 52 bits). */
+#define TLB_TAG_INVALID 0xFFFFFFFFFFFFFFFFull
+
+/* Way numbers are bytes in mmu_vcpu.fifo. */
+#define TLB_MAX_WAYS 255
+
 /* Access kinds, as in emu/mmu/pagewalk.py. */
 #define MMU_ACCESS_READ 0
 #define MMU_ACCESS_WRITE 1
@@ -92,7 +116,15 @@ int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void
 uintptr_t mmu_on_tlb_fill_address(void);
 uintptr_t bench_identity_tlb_fill_address(void);   /* the benchmark's baseline fill */
 
+/* Whether QEMU's softmmu TLB described by ``view`` holds a translation of the
+ * 4 KiB page at ``page`` in any MMU index, main table or victim TLB. */
+int unicorn_tlb_holds(const struct unicorn_tlb_view *view, uint64_t page);
+
 /* Look up without side effects (for tests): 1 and *out filled when cached. */
+/* For tests: 1 when every set's fifo ring lists exactly its valid ways in
+ * increasing last_use order and its tags are its valid entries' pages, 0
+ * otherwise. */
+int tlb_sets_consistent(struct mmu_vcpu *mmu);
 int tlb_probe(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid, struct tlb_entry *out);
 
 /* Drop entries. pcid < 0: every PCID. [va_start, va_end) page range, or every

@@ -18,6 +18,33 @@
 /* Pages a pending flush can list before it becomes a whole-TLB flush. */
 #define HOTPATH_FLUSH_PAGES_MAX 16
 
+/* Where QEMU keeps a vCPU's softmmu TLB: QEMU 5.0's CPUTLB in the
+ * CPUNegativeOffsetState just before CPUX86State in Unicorn's X86CPU
+ * (include/exec/cpu-defs.h). Found and validated by
+ * emu/unicorn_internals.py (find_tlb_view) for the verified libunicorn only;
+ * fast == NULL when it could not be. With it, the TLB model skips the
+ * tlb_flush_page of an evicted data page that QEMU no longer holds
+ * (emu/mmu/tlb.c, unicorn_forget). Read only, never written. */
+/* CPUTLBEntry's first fields: the page address each kind of access compares
+ * against, flags below the page bits, -1 when that access is not allowed
+ * (emu/unicorn_internals.py TLB_ENTRY_ADDR_*, which the probe checks). */
+#define UNICORN_TLB_ENTRY_ADDR_READ 0
+#define UNICORN_TLB_ENTRY_ADDR_WRITE 8
+#define UNICORN_TLB_ENTRY_ADDR_CODE 16
+struct unicorn_tlb_view {
+    const uint8_t *fast;        /* &tlb.f[0]: per MMU index {uintptr_t mask; CPUTLBEntry *table;} */
+    const uint8_t *victim;      /* &tlb.d[0].vtable[0]: MMU index 0's victim TLB */
+    /* &tlb.c.dirty: bit N is set once MMU index N got an entry since its last
+     * full flush (tlb_set_page_with_attrs sets it, tlb_flush_by_mmuidx_async_work
+     * clears it), so a clear bit means an empty index. */
+    const uint16_t *dirty;
+    uint32_t mmu_modes;         /* NB_MMU_MODES */
+    uint32_t fast_stride;       /* sizeof(CPUTLBDescFast) */
+    uint32_t desc_stride;       /* sizeof(CPUTLBDesc): one MMU index's victim TLB to the next */
+    uint32_t victim_entries;    /* CPU_VTLB_SIZE */
+    uint32_t entry_shift;       /* CPU_TLB_ENTRY_BITS: sizeof(CPUTLBEntry) == 1 << entry_shift */
+};
+
 struct hotpath_block_cost {
     uint64_t address;       /* guest virtual address of the block; 0 = empty */
     uint32_t size_bytes;    /* Unicorn's block size: a different size is a different block */
@@ -56,6 +83,12 @@ struct hotpath_vcpu {
     void *uc_cpu;
     uint64_t unicorn_tlb_full_flushes;  /* whole-TLB flushes done (diagnostics) */
     uint64_t unicorn_tlb_page_flushes;  /* single-page flushes done (diagnostics) */
+    /* QEMU's TLB of this vCPU, set by Python with uc_cpu (fast == NULL:
+     * unknown, every eviction of the current context is flushed). */
+    struct unicorn_tlb_view uc_tlb;
+    /* Evictions that needed no flush: a data-only page QEMU's TLB did not
+     * hold (diagnostics). */
+    uint64_t unicorn_tlb_flushes_skipped;
 };
 
 void hotpath_set_emu_stop(uintptr_t uc_emu_stop_address);

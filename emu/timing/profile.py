@@ -17,6 +17,8 @@ from capstone import x86_const as cs_x86
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PROFILE = "spr"
+# The TLB model keeps each set's fill order as bytes (emu/mmu/tlb.h TLB_MAX_WAYS).
+TLB_MAX_WAYS = 255
 
 INSTRUCTION_CLASSES = (
     "alu", "nop", "load", "store", "branch", "call_ret", "multiply", "divide", "string_op",
@@ -175,4 +177,6 @@ def _tlb_geometry(path: Path, section: dict) -> TlbGeometry:
     if (geometry.ways < 1 or geometry.entries % geometry.ways or sets < 1 or sets & (sets - 1)
             or geometry.large_entries < 1):
         raise ProfileError(f"{path}: [tlb] entries / ways must be a power of two and large_entries >= 1")
+    if geometry.ways > TLB_MAX_WAYS:
+        raise ProfileError(f"{path}: [tlb] ways must be at most {TLB_MAX_WAYS}")
     return geometry
