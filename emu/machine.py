@@ -25,6 +25,22 @@ DEFAULT_MEMORY_BYTES = 512 << 20
 DEFAULT_QUANTUM_CYCLES = 1_000_000
 MAX_CPUS = 64
 
+# Decoded blocks, shared by every vCPU of every Machine in this process (the
+# fuzz driver, bench and the forkserver's parent build many). What a block
+# costs is a function of its bytes and the profile's instruction costs alone:
+# capstone's decode, Profile.classify/instruction_cost and the emulated-mnemonic
+# filter never look at the address, the vCPU or the CPU model. So each
+# distinct block is disassembled once per process and instruction-cost table.
+# Key: (instruction-cost key, code bytes); value: (retired instructions, their
+# cycles, bytes capstone decoded). Cleared whole at the bound (a pure cache:
+# what it holds never changes a price). ``SHARE_BLOCK_PRICES = False`` decodes
+# every block on every call instead (tests/test_block_price_cache.py compares).
+SHARE_BLOCK_PRICES = True
+BLOCK_PRICE_CACHE_ENTRIES = 1 << 16
+_decoded_blocks: dict[tuple[tuple, bytes], tuple[int, int, int]] = {}
+# Per instruction-cost key: instruction bytes -> cycles (Profile.block_cycles's cost_cache).
+_instruction_costs: dict[tuple, dict[bytes, float]] = {}
+
 
 def _is_emulated(code: bytes, address: int) -> bool:
     """Whether ``code`` starts with an instruction the emulator runs itself
@@ -57,8 +73,10 @@ class Machine:
         self.cpu_count = cpus
         self._disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         self._disassembler.detail = True
+        # The profile's identity as far as block prices go (profiles are
+        # immutable once loaded): equal costs share decoded blocks.
+        self._price_key = tuple(sorted(self.profile.instruction_cycles.items()))
         self._block_prices: dict[tuple[int, bytes], tuple[int, int]] = {}
-        self._instruction_costs: dict[bytes, float] = {}
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
         self.stopped = False
         self.cycle_limit_reached = False
@@ -118,22 +136,47 @@ class Machine:
         # also stops at some encodings Unicorn does run (a prefixed hint NOP
         # such as 48 64 0f 1c eb): those bytes count as one instruction, or a
         # loop of them would never advance the clock to its deadline.
-        # The price is a function of the bytes at that address: vCPUs that run
-        # the same code (threads, the same binary) share one decode.
+        # Memoised per machine by address and bytes (vCPUs running the same
+        # code share it), so the tail fetch below walks the page tables once
+        # per block and machine; the decode itself comes from the process-wide
+        # cache (_decode_block).
         key = (address, code)
         price = self._block_prices.get(key)
         if price is None:
-            decoded = list(self._disassembler.disasm(code, address))
-            retired = [insn for insn in decoded if insn.mnemonic not in EMULATED_MNEMONICS]
-            covered = sum(insn.size for insn in decoded)
+            count, cycles, covered = self._decode_block(code, address)
             # Unicorn's size for a block ending in an invalid opcode may stop
-            # short of that instruction's last byte: decode it from memory.
-            tail_retires = covered < size_bytes and not _is_emulated(vcpu.fetch_code(address + covered, encoding.MAX_INSTRUCTION_BYTES),
-                                                                     address + covered)
-            count = len(retired) + tail_retires
-            price = (count, self.profile.block_cycles(retired, self._instruction_costs)) if count else (0, 0)
-            self._block_prices[key] = price
+            # short of that instruction's last byte: decode it from memory
+            # (the bytes past the block are not part of the decode cache's key).
+            if covered < size_bytes and not _is_emulated(
+                    vcpu.fetch_code(address + covered, encoding.MAX_INSTRUCTION_BYTES), address + covered):
+                count += 1
+                if count == 1:
+                    cycles = self.profile.block_cycles(())
+            price = self._block_prices[key] = (count, cycles) if count else (0, 0)
         return price
+
+    def _decode_block(self, code: bytes, address: int) -> tuple[int, int, int]:
+        """(retired instructions, their cycles, bytes decoded) of ``code``,
+        from the process-wide cache when the same bytes were priced before."""
+        key = (self._price_key, code)
+        if SHARE_BLOCK_PRICES:
+            decoded = _decoded_blocks.get(key)
+            if decoded is not None:
+                return decoded
+            costs = _instruction_costs.get(self._price_key)
+            if costs is None or len(costs) >= BLOCK_PRICE_CACHE_ENTRIES:
+                costs = _instruction_costs[self._price_key] = {}
+        else:
+            costs = None
+        instructions = list(self._disassembler.disasm(code, address))
+        retired = [insn for insn in instructions if insn.mnemonic not in EMULATED_MNEMONICS]
+        covered = sum(insn.size for insn in instructions)
+        decoded = (len(retired), self.profile.block_cycles(retired, costs) if retired else 0, covered)
+        if SHARE_BLOCK_PRICES:
+            if len(_decoded_blocks) >= BLOCK_PRICE_CACHE_ENTRIES:
+                _decoded_blocks.clear()
+            _decoded_blocks[key] = decoded
+        return decoded
 
     def read_virtual(self, vcpu: VCpu, address: int, size: int, access: int = ACCESS_FETCH) -> bytes:
         """Read guest-virtual bytes through ``vcpu``'s page tables (raises PF)."""
