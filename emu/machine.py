@@ -225,29 +225,45 @@ class Machine:
             self._deliver_interrupts(vcpu)
             if not vcpu.runnable or self.stopped:
                 continue
-            deadline = vcpu.cycles + self.quantum_cycles
+            now = vcpu.cycles
+            deadline = now + self.quantum_cycles
             next_interrupt = vcpu.apic.next_event_cycles()
             if next_interrupt is not None:
-                deadline = min(deadline, max(next_interrupt, vcpu.cycles + 1))
-            # A vCPU waiting for acknowledgements resumes no earlier than its
-            # slowest target's clock (the last ack happens there), so it
-            # bounds the others from that time, like a running one.
-            others = [self._resume_bound(other) for other in self.vcpus
-                      if other is not vcpu and (other.runnable or other.waiting_for_acks)]
-            if others:
-                deadline = min(deadline, min(others) + lookahead)
-            # An idle or waiting vCPU that an interrupt will wake acts on shared
-            # kernel state at that moment: nobody runs past it before it has.
-            wakes = [other.apic.next_event_cycles() for other in self.vcpus
-                     if other is not vcpu and not other.runnable]
-            wakes = [when for when in wakes if when is not None]
-            if wakes:
-                deadline = min(deadline, max(min(wakes), vcpu.cycles + 1))
+                deadline = min(deadline, max(next_interrupt, now + 1))
+            # One pass over the other vCPUs (runnable = not halted and not
+            # waiting for acknowledgements, as VCpu.runnable):
+            # - a runnable one, or one waiting for acknowledgements, bounds
+            #   this run at lookahead past its clock; a waiting one resumes no
+            #   earlier than its slowest target's clock (the last ack happens
+            #   there), so it bounds the others from that time, like a running one;
+            # - an idle or waiting vCPU that an interrupt will wake acts on
+            #   shared kernel state at that moment: nobody runs past it before it has.
+            slowest = wake = None
+            for other in self.vcpus:
+                if other is vcpu:
+                    continue
+                waiting = other.waiting_for_acks
+                if not other.halted and not waiting:
+                    bound = other.clock.cycles
+                    if slowest is None or bound < slowest:
+                        slowest = bound
+                    continue
+                if waiting:
+                    bound = self._resume_bound(other)
+                    if slowest is None or bound < slowest:
+                        slowest = bound
+                when = other.apic.next_event_cycles()
+                if when is not None and (wake is None or when < wake):
+                    wake = when
+            if slowest is not None:
+                deadline = min(deadline, slowest + lookahead)
+            if wake is not None:
+                deadline = min(deadline, max(wake, now + 1))
             if self.max_cycles is not None:
                 deadline = min(deadline, self.max_cycles)
             # The earliest vCPU always makes progress (an IPI sent to a vCPU
             # already past its arrival time is taken at its next boundary).
-            vcpu.run(max(deadline, vcpu.cycles + 1))
+            vcpu.run(max(deadline, now + 1))
 
     def _resume_bound(self, vcpu: VCpu) -> int:
         if not vcpu.waiting_for_acks:
@@ -255,20 +271,21 @@ class Machine:
         return max(vcpu.cycles, max(self.vcpus[target].cycles for target in vcpu.waiting_for_acks))
 
     def _next_vcpu(self) -> tuple[VCpu | None, int]:
-        best, best_time = None, 0
+        best, best_time, best_runnable = None, 0, False
         for vcpu in self.vcpus:
-            if vcpu.runnable:
-                when = vcpu.cycles
+            runnable = not vcpu.halted and not vcpu.waiting_for_acks     # VCpu.runnable
+            if runnable:
+                when = vcpu.clock.cycles
             else:
                 # Idle, or spinning for acknowledgements with interrupts
                 # enabled (csd_lock_wait): its next activity is an interrupt.
                 when = vcpu.apic.next_event_cycles()
                 if when is None:
                     continue
-                when = max(when, vcpu.cycles)
+                when = max(when, vcpu.clock.cycles)
             # At equal times an idle vCPU's wake-up goes first, then CPU order.
-            if best is None or (when, vcpu.runnable) < (best_time, best.runnable):
-                best, best_time = vcpu, when
+            if best is None or when < best_time or (when == best_time and best_runnable and not runnable):
+                best, best_time, best_runnable = vcpu, when, runnable
         return best, best_time
 
     def _deliver_interrupts(self, vcpu: VCpu) -> None:

@@ -35,7 +35,7 @@ from emu.isa.encoding import MAX_INSTRUCTION_BYTES
 from emu.isa.xstate import SUPPORTED_USER_MASK, cpuid_leaf_0xd, xinuse as xstate_xinuse
 from emu.isa.msr import MsrFile
 from emu.isa.state import MSR_IA32_TSC, XFEATURE_MASK_XTILE, ExtendedState
-from emu.registers import RegisterFile
+from emu.registers import RegisterFile, RegisterSnapshot
 from emu.mmu.faultaddr import candidate_addresses, exact_fault_address
 from emu.mmu.pagewalk import ACCESS_READ, ACCESS_WRITE, is_canonical
 try:
@@ -70,6 +70,12 @@ for _i in range(8):
     _REG_IDS[f"fp{_i}"] = x86.UC_X86_REG_FP0 + _i
 REGISTER_IDS = dict(_REG_IDS)
 USER_REGISTER_NAMES = tuple(REGISTER_IDS)
+# What a task switch keeps as Python values (save_task_registers): the leading
+# registers of USER_REGISTER_NAMES up to GS base -- Linux's pt_regs plus
+# thread.fsbase/gsbase, the registers the kernel reads and edits while a task
+# is off its CPU. The x87/SSE rest stays raw bytes (their state travels in the
+# fpstate through XSAVES/XRSTORS).
+TASK_REGISTER_NAMES = USER_REGISTER_NAMES[:USER_REGISTER_NAMES.index("gs_base") + 1]
 
 # INVPCID types (SDM Vol. 2A INVPCID).
 INVPCID_INDIVIDUAL_ADDRESS = 0
@@ -148,6 +154,10 @@ class PendingTrap:
     page_granular_address: bool = False
 
 
+# Every system call's trap (read, never modified).
+SYSCALL_TRAP = PendingTrap("syscall")
+
+
 class VCpu:
     """A vCPU. Fields: ``index`` (CPU number), ``cr3`` (owned by the kernel
     through ``write_cr3``), ``clock`` (the C hot-path counters: cycles,
@@ -168,6 +178,8 @@ class VCpu:
         self.halted = False
         self.pending: PendingTrap | None = None
         self.event_counts: dict[str, int] = {}
+        # Profile.event_cycles(event) of every event, for charge_event's count of one.
+        self._event_cycles = {event: machine.profile.event_cycles(event) for event in machine.profile.event_costs}
         self.xstate = ExtendedState()
         self.msrs = MsrFile(self)
         self.apic = LocalApic(self)
@@ -237,7 +249,11 @@ class VCpu:
         # the C hook declines reaches _on_invalid_opcode unchanged.
         self._c_hook_handles = [self._add_c_hook(unicorn.UC_HOOK_INSN_INVALID,
                                                  hotpath.amx_fast_on_invalid_address(), self._amx_fast)]
-        uc.hook_add(unicorn.UC_HOOK_INSN, self._on_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
+        # SYSCALL in C (hotpath_on_syscall): it records the trap in the clock
+        # struct and stops, as _on_interrupt does for faults, without a
+        # Python callback on every system call.
+        self._c_hook_handles.append(self._add_c_hook(unicorn.UC_HOOK_INSN, hotpath.hotpath_on_syscall_address(),
+                                                     self.clock, x86.UC_X86_INS_SYSCALL))
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
         uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
         uc.hook_add(unicorn.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
@@ -247,11 +263,13 @@ class VCpu:
                 (unicorn.UC_HOOK_TLB_FILL, hotpath.mmu_on_tlb_fill_address(), self._mmu)):
             self._c_hook_handles.append(self._add_c_hook(hook_type, callback, context))
 
-    def _add_c_hook(self, hook_type: int, callback: int, context) -> ctypes.c_size_t:
+    def _add_c_hook(self, hook_type: int, callback: int, context, *instruction: int) -> ctypes.c_size_t:
+        """uc_hook_add of a C callback over every address; UC_HOOK_INSN takes the instruction id."""
         handle = ctypes.c_size_t()
         status = _uclib.uc_hook_add(
             self.uc._uch, ctypes.byref(handle), ctypes.c_int(hook_type), ctypes.c_void_p(callback),
-            ctypes.c_void_p(int(ffi.cast("uintptr_t", context))), ctypes.c_uint64(1), ctypes.c_uint64(0))
+            ctypes.c_void_p(int(ffi.cast("uintptr_t", context))), ctypes.c_uint64(1), ctypes.c_uint64(0),
+            *(ctypes.c_int(insn) for insn in instruction))
         if status != 0:
             raise RuntimeError(f"uc_hook_add({hook_type}) failed: {status}")
         return handle
@@ -312,6 +330,7 @@ class VCpu:
         if uc.reg_read(x86.UC_X86_REG_CS) & 3 != 3:
             raise RuntimeError("vCPU failed to enter CPL3 at boot")
         self._clean_user_context = uc.context_save()
+        self.clock.syscall_pending = 0      # the firmware's SYSCALL that ended the boot
         self._flush_unicorn_tlb()
         # Firmware instructions are not guest work: the clock starts at zero.
         self.clock.cycles = 0
@@ -329,6 +348,10 @@ class VCpu:
         """``read_register`` of every name (a tuple, in order), as one libunicorn call."""
         return self.register_file.read_many(names)
 
+    def read_register_values(self, names: tuple) -> tuple:
+        """The values of scalar registers ``names`` (a tuple), in order, as one libunicorn call."""
+        return self.register_file.batch(names).read_values()
+
     def write_registers(self, values: dict) -> None:
         """``write_register`` for every item, in order, as one libunicorn call."""
         self.register_file.write_many(values)
@@ -337,13 +360,33 @@ class VCpu:
         """Every register of REGISTER_IDS (in that order), read in one libunicorn call."""
         return self._user_register_batch.read()
 
-    def load_user_registers(self, registers: dict) -> None:
+    def load_user_registers(self, registers: dict, fpregs_follow: bool = False) -> None:
         """Enter user mode with ``registers``: restore the clean CPL3 context
         first, which also drops the pending-exception state QEMU keeps after a
-        fault (without it the next fault is promoted to #DF; DESIGN.md)."""
-        self.uc.context_restore(self._clean_user_context)
+        fault (without it the next fault is promoted to #DF; DESIGN.md).
+
+        ``registers`` is a dict of named registers (written in its order), or
+        what ``save_task_registers`` returned (the whole user register file,
+        one C call). ``fpregs_follow``: the caller writes every x87/SSE
+        register next (an XRSTORS whose RFBM holds x87 and SSE: it loads each
+        of them from its buffer or its init value, whatever the register held),
+        so a snapshot's copies of them need not be written first."""
+        if type(registers) is RegisterSnapshot:
+            if len(registers) == len(TASK_REGISTER_NAMES):
+                self._user_register_batch.restore_snapshot(
+                    registers, self._clean_user_context, len(TASK_REGISTER_NAMES) if fpregs_follow else None)
+                return
+            registers = self._user_register_batch.values_of(registers)   # an item was added: all, by name
         if registers:
-            self.register_file.write_many(registers)
+            self.register_file.batch(tuple(registers)).write(registers, restore_context=self._clean_user_context)
+        else:
+            self.uc.context_restore(self._clean_user_context)
+
+    def save_task_registers(self) -> RegisterSnapshot:
+        """The whole user register file (as ``save_user_registers``) in one
+        libunicorn call, for a task switch: TASK_REGISTER_NAMES as items, the
+        rest as raw bytes (``load_user_registers`` writes it back)."""
+        return self._user_register_batch.snapshot(len(TASK_REGISTER_NAMES))
 
     # ---- memory management ------------------------------------------------
 
@@ -587,12 +630,12 @@ class VCpu:
 
     # ---- traps ------------------------------------------------------------
 
-    def _on_syscall(self, uc, _user_data) -> None:
-        self.pending = PendingTrap("syscall")
-        uc.emu_stop()
+    # The trap a run ends with is the last one a hook recorded: these clear the
+    # C SYSCALL hook's flag when they record theirs (see _start_unicorn).
 
     def _on_interrupt(self, uc, vector, _user_data) -> None:
         self.pending = PendingTrap("exception", exception_for_vector(vector))
+        self.clock.syscall_pending = 0
         uc.emu_stop()
 
     def _on_invalid_opcode(self, uc, _user_data) -> bool:
@@ -602,8 +645,10 @@ class VCpu:
                 return True
         except CpuException as exc:
             self.pending = PendingTrap("exception", exc)
+            self.clock.syscall_pending = 0
             return False
         self.pending = PendingTrap("exception", UD(0))
+        self.clock.syscall_pending = 0
         return False
 
     def _on_cpuid(self, uc, _user_data) -> int:
@@ -687,8 +732,12 @@ class VCpu:
 
     def charge_event(self, event: str, count: float = 1) -> None:
         """Charge a profile event (emu/timing/profiles) and count it for statistics."""
-        self.clock.cycles += self.machine.profile.event_cycles(event, count)
-        self.event_counts[event] = self.event_counts.get(event, 0) + 1
+        if count == 1:
+            self.clock.cycles += self._event_cycles[event]
+        else:
+            self.clock.cycles += self.machine.profile.event_cycles(event, count)
+        counts = self.event_counts
+        counts[event] = counts.get(event, 0) + 1
 
     def run(self, deadline_cycles: int) -> str:
         """Run guest code until a trap or until the clock reaches ``deadline_cycles``.
@@ -746,7 +795,7 @@ class VCpu:
         self._refund_unexecuted()
         # Resume from a clean context: QEMU keeps a pending-exception state
         # after a fault reported to a hook (DESIGN.md, measured).
-        self.load_user_registers(self.save_user_registers())
+        self.load_user_registers(self.save_task_registers())
         if isinstance(pending.exception, GP) and self._emulate_time_stamp_counter():
             return STOP_TRAP
         self.charge_event("page_fault" if isinstance(pending.exception, PF) else "exception_entry")
@@ -770,6 +819,10 @@ class VCpu:
             uc = self.uc
             uc._hook_exception = None       # as Uc.emu_start does, for its hook wrappers
             status = hotpath.hotpath_emu_start_guarded(self.clock.uc, rip, until)
+            if self.clock.syscall_pending:
+                # The C SYSCALL hook was the last trap of this run.
+                self.clock.syscall_pending = 0
+                self.pending = SYSCALL_TRAP
             if status != hotpath.HOTPATH_TRANSLATION_ABORTED:
                 break
             self._replace_aborted_unicorn()

@@ -36,6 +36,7 @@ ARCH_GET_XCOMP_SUPP = 0x1021
 ARCH_GET_XCOMP_PERM = 0x1022
 ARCH_REQ_XCOMP_PERM = 0x1023
 XFEATURE_MAX = 19    # one past the highest feature number this kernel knows (XTILEDATA)
+XFEATURE_MASK_FPSSE = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE
 
 # Features that need a permission request and a larger buffer (XFEATURE_MASK_USER_DYNAMIC).
 XFEATURE_MASK_USER_DYNAMIC = XFEATURE_MASK_XTILEDATA
@@ -252,6 +253,23 @@ def save_fpregs_to_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task", registe
     kernel.fpregs_owner[vcpu.index] = fpstate
 
 
+def fpregs_state_valid(kernel: "Kernel", vcpu: "VCpu", fpstate: FpState) -> bool:
+    """This CPU still holds exactly ``fpstate``'s registers (fpregs_state_valid:
+    the per-CPU owner is this fpstate and its last_cpu is this CPU)."""
+    return kernel.fpregs_owner[vcpu.index] is fpstate and fpstate.last_cpu == vcpu.index
+
+
+def restore_loads_legacy_registers(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> bool:
+    """Whether ``restore_fpregs_from_fpstate`` for ``task`` will write every
+    x87/SSE register: it runs an XRSTORS (the registers are not still valid
+    here) whose RFBM, every enabled feature, holds x87 and SSE. Such an
+    XRSTORS loads each from the buffer or its init value (SDM Vol. 1
+    §13.12), so Kernel.switch_to need not write them before it."""
+    enabled = vcpu.xstate.xcr0 | vcpu.xstate.xss
+    return (enabled & XFEATURE_MASK_FPSSE == XFEATURE_MASK_FPSSE
+            and not fpregs_state_valid(kernel, vcpu, task.fpstate))
+
+
 def restore_fpregs_from_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
     """Return to user: XRSTORS unless this CPU still holds exactly this task's
     registers (fpregs_state_valid: the per-CPU owner is this fpstate and its
@@ -261,7 +279,7 @@ def restore_fpregs_from_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") ->
     the previous task used and this one lacks must go back to its init state
     (restore_fpregs_from_fpstate uses fpu_kernel_cfg.max_features)."""
     fpstate = task.fpstate
-    if kernel.fpregs_owner[vcpu.index] is fpstate and fpstate.last_cpu == vcpu.index:
+    if fpregs_state_valid(kernel, vcpu, fpstate):
         kernel.counters["xrstors_skipped"] += 1
         vcpu.charge_event("xrstors_skipped")
         if kernel.machine.events is not None:

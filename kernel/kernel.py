@@ -199,7 +199,10 @@ class Kernel:
             # Work the task was pushed here to do with preemption off (cpu_opv).
             work, task.resume_work = task.resume_work, None
             work(vcpu, task)
-        vcpu.load_user_registers(task.registers)
+        # __switch_to's register half: the task's saved registers; x87/SSE
+        # only when the XRSTORS below will not load them anyway
+        # (switch_fpu_return -> restore_fpregs_from_fpstate).
+        vcpu.load_user_registers(task.registers, fpregs_follow=fpu.restore_loads_legacy_registers(self, vcpu, task))
         previous = self.last_task[vcpu.index]
         if previous is not task and previous is not None:
             self.counters["context_switches"] += 1

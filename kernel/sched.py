@@ -153,8 +153,10 @@ class Scheduler:
     def _put_prev_task(self, vcpu: "VCpu") -> "Task":
         """Save the running task's user state and take it off ``vcpu``."""
         task = self.kernel.current[vcpu.index]
-        task.registers = vcpu.save_user_registers()
-        save_fpregs_to_fpstate(self.kernel, vcpu, task, task.registers)
+        # The whole user register file in one call; x87/SSE stay raw bytes,
+        # which the XSAVES below does not need (it reads them itself).
+        task.registers = vcpu.save_task_registers()
+        save_fpregs_to_fpstate(self.kernel, vcpu, task)
         task.rseq_event_pending = True        # rseq_preempt on every switch out
         self.kernel.current[vcpu.index] = None
         task.cpu = None

@@ -115,3 +115,15 @@ uintptr_t hotpath_on_block_address(void)
 {
     return (uintptr_t)&hotpath_on_block;
 }
+
+void hotpath_on_syscall(void *uc, void *user_data)
+{
+    struct hotpath_vcpu *vcpu = (struct hotpath_vcpu *)user_data;
+    vcpu->syscall_pending = 1;
+    emu_stop(uc);
+}
+
+uintptr_t hotpath_on_syscall_address(void)
+{
+    return (uintptr_t)&hotpath_on_syscall;
+}

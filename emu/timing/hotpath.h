@@ -56,6 +56,10 @@ struct hotpath_vcpu {
     void *uc_cpu;
     uint64_t unicorn_tlb_full_flushes;  /* whole-TLB flushes done (diagnostics) */
     uint64_t unicorn_tlb_page_flushes;  /* single-page flushes done (diagnostics) */
+    /* Set by the SYSCALL hook (hotpath_on_syscall), taken and cleared by
+     * VCpu.run when emu_start returns; the Python trap hooks clear it, so it
+     * is set only when the SYSCALL was the last trap of the run. */
+    uint32_t syscall_pending;
 };
 
 void hotpath_set_emu_stop(uintptr_t uc_emu_stop_address);
@@ -68,6 +72,11 @@ uintptr_t hotpath_on_block_address(void);
 void hotpath_store_block(struct hotpath_vcpu *vcpu, uint64_t address, uint32_t size_bytes,
                          uint32_t instructions, uint64_t cycles);
 void hotpath_clear_blocks(struct hotpath_vcpu *vcpu);
+/* The UC_HOOK_INSN hook for SYSCALL (user_data: the vCPU's struct
+ * hotpath_vcpu): record the trap and stop, as the Python hook did, without a
+ * Python callback per system call. */
+void hotpath_on_syscall(void *uc, void *user_data);
+uintptr_t hotpath_on_syscall_address(void);
 
 /* emu/timing/abort_guard.c: uc_emu_start that survives an abort() inside
  * Unicorn's translator (returns HOTPATH_TRANSLATION_ABORTED). */
