@@ -41,7 +41,8 @@ def uc_handle(uc):
 
 
 def context_handle(context):
-    """The ``uc_context *`` of a binding ``UcContext`` as a cffi pointer."""
+    """The ``uc_context *`` of a binding ``UcContext`` as a cffi pointer (valid
+    while ``context`` lives)."""
     return ffi.cast("void *", ctypes.cast(context.context, ctypes.c_void_p).value)
 
 SCALAR, XMM, FPR = 0, 1, 2
@@ -155,7 +156,7 @@ class RegisterBatch:
         return snapshot
 
     def restore_snapshot(self, snapshot: RegisterSnapshot, restore_context, count: int | None = None) -> None:
-        """uc_context_restore ``restore_context``, then write the set's first
+        """uc_context_restore ``restore_context`` (a ``context_handle``), then write the set's first
         ``count`` registers (all by default) from ``snapshot``: its items over
         its raw bytes, in the set's order -- what ``write`` of the whole
         snapshot read back as a dict would write, in one C call."""
@@ -166,8 +167,8 @@ class RegisterBatch:
             items_struct.pack_into(buffer, 0, *getter(snapshot))
         except (struct.error, TypeError):
             items_struct.pack_into(buffer, 0, *(index(snapshot[name]) & MASK64 for name in names))
-        status = lib.regs_restore_and_write(self._uch, context_handle(restore_context), self._ids,
-                                            self._pointers, self._count if count is None else count)
+        status = lib.regs_restore_and_write(self._uch, restore_context, self._ids, self._pointers,
+                                            self._count if count is None else count)
         if status != unicorn.UC_ERR_OK:
             raise unicorn.UcError(status)
 
@@ -198,14 +199,13 @@ class RegisterBatch:
 
     def write(self, values: dict, restore_context=None) -> None:
         """Write ``values[name]`` for every name of the set, in the set's order;
-        with ``restore_context`` (a binding ``UcContext``), uc_context_restore
-        it first, in the same C call."""
+        with ``restore_context`` (a ``context_handle``), uc_context_restore it
+        first, in the same C call."""
         self._pack(values)
         if restore_context is None:
             status = lib.regs_write(self._uch, self._ids, self._pointers, self._count)
         else:
-            status = lib.regs_restore_and_write(self._uch, context_handle(restore_context), self._ids,
-                                                self._pointers, self._count)
+            status = lib.regs_restore_and_write(self._uch, restore_context, self._ids, self._pointers, self._count)
         if status != unicorn.UC_ERR_OK:
             raise unicorn.UcError(status)
 

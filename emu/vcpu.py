@@ -35,7 +35,7 @@ from emu.isa.encoding import MAX_INSTRUCTION_BYTES
 from emu.isa.xstate import SUPPORTED_USER_MASK, cpuid_leaf_0xd, xinuse as xstate_xinuse
 from emu.isa.msr import MsrFile
 from emu.isa.state import MSR_IA32_TSC, XFEATURE_MASK_XTILE, ExtendedState
-from emu.registers import RegisterFile, RegisterSnapshot
+from emu.registers import RegisterFile, RegisterSnapshot, context_handle
 from emu.mmu.faultaddr import candidate_addresses, exact_fault_address
 from emu.mmu.pagewalk import ACCESS_READ, ACCESS_WRITE, is_canonical
 try:
@@ -330,6 +330,7 @@ class VCpu:
         if uc.reg_read(x86.UC_X86_REG_CS) & 3 != 3:
             raise RuntimeError("vCPU failed to enter CPL3 at boot")
         self._clean_user_context = uc.context_save()
+        self._clean_context_handle = context_handle(self._clean_user_context)
         self.clock.syscall_pending = 0      # the firmware's SYSCALL that ended the boot
         self._flush_unicorn_tlb()
         # Firmware instructions are not guest work: the clock starts at zero.
@@ -374,11 +375,11 @@ class VCpu:
         if type(registers) is RegisterSnapshot:
             if len(registers) == len(TASK_REGISTER_NAMES):
                 self._user_register_batch.restore_snapshot(
-                    registers, self._clean_user_context, len(TASK_REGISTER_NAMES) if fpregs_follow else None)
+                    registers, self._clean_context_handle, len(TASK_REGISTER_NAMES) if fpregs_follow else None)
                 return
             registers = self._user_register_batch.values_of(registers)   # an item was added: all, by name
         if registers:
-            self.register_file.batch(tuple(registers)).write(registers, restore_context=self._clean_user_context)
+            self.register_file.batch(tuple(registers)).write(registers, restore_context=self._clean_context_handle)
         else:
             self.uc.context_restore(self._clean_user_context)
 

@@ -68,6 +68,7 @@ class Scheduler:
         self.preemptions = 0
         self.load_balance_migrations = 0    # tasks moved by the periodic balance
         self.idle_pulls = 0                 # tasks pulled by a CPU going idle
+        self._lvt_timer = TIMER_MODE_TSC_DEADLINE | self._timer_vector()   # LVT timer: TSC-deadline mode
 
     # ---- load ------------------------------------------------------------------
 
@@ -350,7 +351,7 @@ class Scheduler:
         """Program the TSC deadline for this CPU's next periodic tick (or an earlier
         timed sleeper). The tick keeps its period across context switches, as
         Linux's does, so short-running tasks cannot postpone the balance."""
-        vcpu.write_msr(MSR_X2APIC_LVT_TIMER, TIMER_MODE_TSC_DEADLINE | self._timer_vector())
+        vcpu.write_msr(MSR_X2APIC_LVT_TIMER, self._lvt_timer)
         next_tick = self.next_tick_cycles[vcpu.index]
         if next_tick is None or next_tick <= vcpu.cycles:
             next_tick = self.next_tick_cycles[vcpu.index] = vcpu.cycles + self.quantum_cycles
@@ -362,7 +363,7 @@ class Scheduler:
     def arm_sleeper_timer(self, vcpu: "VCpu") -> None:
         """An idle CPU sleeps until the earliest timed sleeper is due (or forever)."""
         if self.sleepers:
-            vcpu.write_msr(MSR_X2APIC_LVT_TIMER, TIMER_MODE_TSC_DEADLINE | self._timer_vector())
+            vcpu.write_msr(MSR_X2APIC_LVT_TIMER, self._lvt_timer)
             vcpu.write_msr(MSR_IA32_TSC_DEADLINE, max(self.sleepers[0][0], vcpu.cycles + 1) + vcpu.msrs.tsc_offset)
         else:
             vcpu.write_msr(MSR_IA32_TSC_DEADLINE, 0)

@@ -6,7 +6,7 @@ import random
 import unicorn
 import unicorn.x86_const as x86
 
-from emu.registers import RegisterBatch, RegisterFile
+from emu.registers import RegisterBatch, RegisterFile, context_handle
 from emu.vcpu import REGISTER_IDS, USER_REGISTER_NAMES
 
 
@@ -100,7 +100,7 @@ def test_a_snapshot_holds_what_read_returns_and_restores_like_context_restore_th
         full.update(rax=0xFFFF_FFFF_FFFF_FFF2, rip=0x401000)
         clean = snapshotted.context_save()
         snapshotted.reg_write(x86.UC_X86_REG_RAX, 5)     # overwritten by the context restore
-        _user_batch(snapshotted).restore_snapshot(snapshot, clean)
+        _user_batch(snapshotted).restore_snapshot(snapshot, context_handle(clean))
         written.context_restore(written.context_save())
         _user_batch(written).write(full)
         assert _user_batch(snapshotted).read() == _user_batch(written).read() == full
@@ -116,7 +116,7 @@ def test_a_snapshot_restored_without_its_fpregs_leaves_them_to_the_context():
     snapshot = _user_batch(source).snapshot(len(TASK_REGISTER_NAMES))
     clean = target.context_save()
     before = _user_batch(target).read()
-    _user_batch(target).restore_snapshot(snapshot, clean, len(TASK_REGISTER_NAMES))
+    _user_batch(target).restore_snapshot(snapshot, context_handle(clean), len(TASK_REGISTER_NAMES))
     after = _user_batch(target).read()
     for name in USER_REGISTER_NAMES:
         assert after[name] == (values[name] if name in TASK_REGISTER_NAMES else before[name]), name

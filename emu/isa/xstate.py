@@ -427,6 +427,13 @@ def _flat(buffer):
     return _ffi.from_buffer("uint8_t[]", buffer, require_writable=True), len(buffer)
 
 
+# Scratch space of the two calls below, allocated once (they never nest): the
+# legacy region, and the C functions' out-parameters.
+_legacy_scratch = _ffi.new("uint8_t[]", LEGACY_AREA_BYTES)
+_u64_scratch = _ffi.new("uint64_t[2]")
+_u32_scratch = _ffi.new("uint32_t[2]")
+
+
 def xsaves_fast(cpu, address: int, rfbm: int, buffer: bytearray | None = None) -> int | None:
     """XSAVES of ``rfbm`` to the supervisor buffer at ``address`` -- ``buffer``
     when it is host memory standing for [address, address + len(buffer)),
@@ -437,21 +444,23 @@ def xsaves_fast(cpu, address: int, rfbm: int, buffer: bytearray | None = None) -
     if not KERNEL_XSTATE_C:
         return None
     xstate = cpu.xstate
-    legacy = _ffi.new("uint8_t[]", LEGACY_AREA_BYTES)
-    legacy_in_use = _ffi.new("uint64_t *")
+    c_state = xstate.c_state
+    legacy, legacy_in_use = _legacy_scratch, _u64_scratch
     status = _hotpath.xstate_read_legacy_registers(cpu.clock.uc, mxcsr_mask_of(cpu), legacy, legacy_in_use)
     if status:
         raise UcError(status)
     # XINUSE as xinuse() computes it; a component armed in IA32_XFD counts as init.
-    in_use = (legacy_in_use[0] | (XFEATURE_MASK_XTILE if xstate.tiles_in_use else 0)
-              | (XFEATURE_MASK_PASID if xstate.pasid else 0)) & ~xstate.xfd
+    pasid = xstate.pasid
+    in_use = (legacy_in_use[0] | (XFEATURE_MASK_XTILE if c_state.tiles_in_use else 0)
+              | (XFEATURE_MASK_PASID if pasid else 0)) & ~c_state.xfd
     may_skip_unmodified = xstate.last_restore_linear_address == address and xstate.last_restore_was_xrstors
     flat, flat_size = _flat(buffer)
-    counts = _ffi.new("uint32_t[2]")
-    if _hotpath.xstate_xsaves(cpu.c_mmu, flat, flat_size, xstate.c_state, address, rfbm, in_use,
-                              may_skip_unmodified, legacy, xstate.pasid, counts, counts + 1):
+    counts = _u32_scratch
+    if _hotpath.xstate_xsaves(cpu.c_mmu, flat, flat_size, c_state, address, rfbm, in_use,
+                              may_skip_unmodified, legacy, pasid, counts, counts + 1):
         return None
-    xstate.unmodified_components_skipped += counts[1]
+    if counts[1]:
+        xstate.unmodified_components_skipped += counts[1]
     return counts[0]
 
 
@@ -462,11 +471,11 @@ def xrstors_fast(cpu, address: int, rfbm: int, buffer: bytearray | None = None) 
     if not KERNEL_XSTATE_C:
         return False
     xstate = cpu.xstate
+    c_state = xstate.c_state
     flat, flat_size = _flat(buffer)
-    legacy = _ffi.new("uint8_t[]", LEGACY_AREA_BYTES)
-    results = _ffi.new("uint64_t[2]")
-    if _hotpath.xstate_xrstors(cpu.c_mmu, flat, flat_size, xstate.c_state, address, rfbm,
-                               xstate.xcr0 | xstate.xss, mxcsr_mask_of(cpu), legacy, results, results + 1):
+    legacy, results = _legacy_scratch, _u64_scratch
+    if _hotpath.xstate_xrstors(cpu.c_mmu, flat, flat_size, c_state, address, rfbm,
+                               c_state.xcr0 | xstate.xss, mxcsr_mask_of(cpu), legacy, results, results + 1):
         return False
     load = results[0]
     if rfbm & _LEGACY_MASK == _LEGACY_MASK:

@@ -362,6 +362,10 @@ class MmStruct:
     def copy_from_user(self, vaddr: int, size: int) -> bytes:
         if size < 0 or vaddr < 0 or vaddr + size > TASK_SIZE:
             raise SyscallError(EFAULT)
+        if 0 < size <= PAGE_SIZE - (vaddr & (PAGE_SIZE - 1)):
+            # Within one page (a u64, an rseq_cs): one walk, one slice.
+            paddr = self._user_paddr(vaddr, write=False)
+            return bytes(self.memory.view[paddr:paddr + size])
         out = bytearray()
         while size > 0:
             chunk = min(size, PAGE_SIZE - (vaddr & (PAGE_SIZE - 1)))
