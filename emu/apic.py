@@ -159,9 +159,10 @@ class LocalApic:
 
     def timer_due_cycles(self) -> int | None:
         """When the timer next fires, in this vCPU's cycles (None: disarmed/masked)."""
-        if self.lvt_timer & LVT_MASKED:
+        lvt_timer = self.lvt_timer
+        if lvt_timer & LVT_MASKED:
             return None
-        mode = self.timer_mode
+        mode = (lvt_timer >> 17) & 3          # timer_mode
         if mode == TIMER_MODE_TSC_DEADLINE:
             if not self.tsc_deadline:
                 return None

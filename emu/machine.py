@@ -125,9 +125,13 @@ class Machine:
         Called once per new block from the C hot path; the cost comes from the
         profile (emu/timing/profile.py).
         """
-        code = self.read_virtual(vcpu, address, size_bytes)
         if size_bytes == 0:
             return 0, 0
+        if (address & (PAGE_SIZE - 1)) + size_bytes <= PAGE_SIZE:
+            # Within one page (nearly every block): read_virtual's one translation.
+            code = self.memory.read(vcpu.translate(address, ACCESS_FETCH), size_bytes)
+        else:
+            code = self.read_virtual(vcpu, address, size_bytes)
         # Only what Unicorn executes itself. A block ends at an instruction it
         # raises invalid-opcode for: one the emulator implements (AMX, XSAVE
         # family, XGETBV, RDPID, ...; charged by charge_instruction when it

@@ -150,7 +150,7 @@ class RegisterBatch:
         status = lib.regs_read(self._uch, self._ids, self._pointers, self._count, self._c_buffer, self._size)
         if status != unicorn.UC_ERR_OK:
             raise unicorn.UcError(status)
-        plan = self._snapshot_plan(items)
+        plan = self._snapshot_plans.get(items) or self._snapshot_plan(items)
         snapshot = RegisterSnapshot(zip(plan[0], plan[1].unpack_from(self._buffer)))
         snapshot.raw = self._buffer[:]
         return snapshot
@@ -160,7 +160,8 @@ class RegisterBatch:
         ``count`` registers (all by default) from ``snapshot``: its items over
         its raw bytes, in the set's order -- what ``write`` of the whole
         snapshot read back as a dict would write, in one C call."""
-        names, items_struct, getter = self._snapshot_plan(len(snapshot))
+        items = len(snapshot)
+        names, items_struct, getter = self._snapshot_plans.get(items) or self._snapshot_plan(items)
         buffer = self._buffer
         buffer[:] = snapshot.raw
         try:

@@ -123,6 +123,8 @@ hotpath.amx_fast_set_register_access(ctypes.cast(_uclib.uc_reg_read, ctypes.c_vo
 # (tests compare the two paths; VCpu.amx_fast_path is the per-vCPU switch).
 AMX_FAST_PATH_DEFAULT = os.environ.get("EMU_AMX_FAST_PATH", "1") != "0"
 BLOCK_TABLE_ENTRIES = 1 << 14
+# Bound of charge_event's memo of Profile.event_cycles (events x counts seen).
+EVENT_CYCLES_MEMO_ENTRIES = 1024
 
 # Every VCpu registers here so the one cffi miss callback finds its owner.
 _VCPUS_BY_HANDLE: dict[int, "VCpu"] = {}
@@ -734,9 +736,17 @@ class VCpu:
     def charge_event(self, event: str, count: float = 1) -> None:
         """Charge a profile event (emu/timing/profiles) and count it for statistics."""
         if count == 1:
-            self.clock.cycles += self._event_cycles[event]
+            cycles = self._event_cycles[event]
         else:
-            self.clock.cycles += self.machine.profile.event_cycles(event, count)
+            # Memoised by (event, count) too: XSAVES/XRSTORS charge per byte of
+            # the same few buffer sizes on every switch.
+            key = (event, count)
+            cycles = self._event_cycles.get(key)
+            if cycles is None:
+                cycles = self.machine.profile.event_cycles(event, count)
+                if len(self._event_cycles) < EVENT_CYCLES_MEMO_ENTRIES:
+                    self._event_cycles[key] = cycles
+        self.clock.cycles += cycles
         counts = self.event_counts
         counts[event] = counts.get(event, 0) + 1
 
