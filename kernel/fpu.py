@@ -192,29 +192,30 @@ class KernelBufferAccess:
         self.vcpu.write_registers(values)
 
 
-def _host_bytes(buffer: FpState) -> bytearray | None:
-    """The host bytes of an fpstate the C XSAVES/XRSTORS use directly (embedded
-    in task_struct), or None when they reach it through the page tables (vmalloc)."""
-    return None if buffer.storage == FPSTATE_VMALLOC else buffer.buffer
-
-
 def _xsaves(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int, registers: dict | None = None) -> None:
     # The C instruction (emu/isa/xstate_fast.c) when it takes the case, else the Python one.
-    skipped = xstate.xsaves_fast(vcpu, buffer.kernel_address, mask, _host_bytes(buffer))
+    # The C one takes an fpstate embedded in task_struct as host bytes, and
+    # reaches a vmalloc'ed one through the page tables.
+    skipped = xstate.xsaves_fast(vcpu, buffer.kernel_address, mask,
+                                 None if buffer.storage == FPSTATE_VMALLOC else buffer.buffer)
     if skipped is None:
         skipped = xstate.xsave(KernelBufferAccess(vcpu, buffer, registers), buffer.kernel_address, mask,
                                variant="xsaves")
-    _charge_xsave(vcpu, buffer)
-    kernel.counters["xsaves"] += 1
-    kernel.counters["xsaves_components_skipped"] += skipped
+    vcpu.charge_event("xsave_base")
+    vcpu.charge_event("xsave_per_byte", buffer.size_bytes)
+    counters = kernel.counters
+    counters["xsaves"] += 1
+    counters["xsaves_components_skipped"] += skipped
     if kernel.machine.events is not None:
         kernel.machine.events.emit(vcpu, "xsaves", mask=f"{mask:#x}", components_skipped=skipped)
 
 
 def _xrstors(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int) -> None:
-    if not xstate.xrstors_fast(vcpu, buffer.kernel_address, mask, _host_bytes(buffer)):
+    if not xstate.xrstors_fast(vcpu, buffer.kernel_address, mask,
+                               None if buffer.storage == FPSTATE_VMALLOC else buffer.buffer):
         xstate.xrstor(KernelBufferAccess(vcpu, buffer), buffer.kernel_address, mask, supervisor=True)
-    _charge_xsave(vcpu, buffer)
+    vcpu.charge_event("xsave_base")
+    vcpu.charge_event("xsave_per_byte", buffer.size_bytes)
     kernel.counters["xrstors"] += 1
 
 
@@ -298,11 +299,6 @@ def restore_fpregs_from_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") ->
     if kernel.machine.events is not None:
         kernel.machine.events.emit(vcpu, "xrstors", task=task.tid, mask=f"{mask:#x}", skipped=False)
     fpstate.last_cpu = vcpu.index
-
-
-def _charge_xsave(vcpu: "VCpu", buffer: FpState) -> None:
-    vcpu.charge_event("xsave_base")
-    vcpu.charge_event("xsave_per_byte", buffer.size_bytes)
 
 
 def fpu_drop(kernel: "Kernel", task: "Task") -> None:

@@ -266,12 +266,17 @@ class Scheduler:
     def schedule(self, vcpu: "VCpu") -> None:
         """Pick the next task for ``vcpu`` (__schedule); pull work when the local
         queue is empty (newidle_balance); idle the CPU if there is none."""
-        self.kicked.discard(vcpu.index)
-        self.wake_expired_sleepers(vcpu)
-        if self.kernel.current[vcpu.index] is not None:
+        cpu = vcpu.index
+        self.kicked.discard(cpu)
+        if self.sleepers:
+            self.wake_expired_sleepers(vcpu)
+        if self.kernel.current[cpu] is not None:
             return
-        queue = self.runqueues[vcpu.index]
-        task = next((queued for queued in queue if queued.allowed_on(vcpu.index)), None)
+        task = None
+        for queued in self.runqueues[cpu]:
+            if queued.allowed_on(cpu):
+                task = queued
+                break
         if task is None:
             task = self.newidle_balance(vcpu)
         if task is None:
@@ -352,12 +357,13 @@ class Scheduler:
         timed sleeper). The tick keeps its period across context switches, as
         Linux's does, so short-running tasks cannot postpone the balance."""
         vcpu.write_msr(MSR_X2APIC_LVT_TIMER, self._lvt_timer)
+        now = vcpu.cycles
         next_tick = self.next_tick_cycles[vcpu.index]
-        if next_tick is None or next_tick <= vcpu.cycles:
-            next_tick = self.next_tick_cycles[vcpu.index] = vcpu.cycles + self.quantum_cycles
+        if next_tick is None or next_tick <= now:
+            next_tick = self.next_tick_cycles[vcpu.index] = now + self.quantum_cycles
         deadline = next_tick
         if self.sleepers:
-            deadline = min(deadline, max(self.sleepers[0][0], vcpu.cycles + 1))
+            deadline = min(deadline, max(self.sleepers[0][0], now + 1))
         vcpu.write_msr(MSR_IA32_TSC_DEADLINE, deadline + vcpu.msrs.tsc_offset)
 
     def arm_sleeper_timer(self, vcpu: "VCpu") -> None:

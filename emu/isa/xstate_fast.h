@@ -26,6 +26,8 @@
 
 #define XSTATE_FAST_OK 0
 #define XSTATE_FAST_PYTHON 1
+/* Added to a uc_err from the register access (xstate_*_registers below). */
+#define XSTATE_FAST_UC_ERROR 1000
 
 /* The component table (emu/isa/xstate.py COMPONENTS, the single source of
  * truth), given once per component by Python: size and the align64 bit
@@ -80,3 +82,19 @@ int xstate_read_legacy_registers(void *uc, uint32_t mxcsr_mask, uint8_t *legacy_
  * Unicorn's uc_err (0: done). */
 int xstate_write_legacy_registers(void *uc, const uint8_t *legacy, uint64_t load);
 
+/* The context switch's XSAVES in one call: xstate_read_legacy_registers,
+ * XINUSE = (x87/SSE in use | XTILECFG/XTILEDATA when state->tiles_in_use |
+ * PASID when `pasid` is non-zero) & ~state->xfd (xstate.py xinuse), then
+ * xstate_xsaves. Returns its result, or XSTATE_FAST_UC_ERROR + the uc_err of
+ * a failed register read. */
+int xstate_xsaves_registers(void *uc, uint32_t mxcsr_mask, struct mmu_vcpu *mmu, uint8_t *flat,
+                            uint64_t flat_size, struct amx_xstate *state, uint64_t address, uint64_t rfbm,
+                            int may_skip_unmodified, uint64_t pasid, uint32_t *skipped,
+                            uint32_t *unmodified_skipped);
+/* The context switch's XRSTORS in one call: xstate_xrstors, then, when it
+ * succeeded and RFBM holds x87 and SSE, xstate_write_legacy_registers (else
+ * Python writes the subset from `legacy_out`). Returns xstate_xrstors's
+ * result, or XSTATE_FAST_UC_ERROR + the uc_err of a failed register write. */
+int xstate_xrstors_registers(void *uc, struct mmu_vcpu *mmu, uint8_t *flat, uint64_t flat_size,
+                             struct amx_xstate *state, uint64_t address, uint64_t rfbm, uint64_t enabled,
+                             uint32_t mxcsr_mask, uint8_t *legacy_out, uint64_t *load, uint64_t *pasid);
