@@ -19,7 +19,7 @@ from emu.memory import PAGE_SIZE, PhysicalMemory
 from emu.mmu.pagewalk import ACCESS_FETCH
 from emu.timing.profile import DEFAULT_PROFILE, Profile, load_profile
 from emu.traps import TrapHandler
-from emu.vcpu import VCpu
+from emu.vcpu import VCpu, hotpath
 
 DEFAULT_MEMORY_BYTES = 512 << 20
 DEFAULT_QUANTUM_CYCLES = 1_000_000
@@ -40,6 +40,11 @@ BLOCK_PRICE_CACHE_ENTRIES = 1 << 16
 _decoded_blocks: dict[tuple[tuple, bytes], tuple[int, int, int]] = {}
 # Per instruction-cost key: instruction bytes -> cycles (Profile.block_cycles's cost_cache).
 _instruction_costs: dict[tuple, dict[bytes, float]] = {}
+# The same prices for the C block hook (hotpath.h, the price cache): a vCPU's
+# block-table miss looks the block's bytes up there before calling Python.
+# Each distinct instruction-cost key gets a number from 1, never reused.
+_price_profiles: dict[tuple, int] = {}
+hotpath.hotpath_price_cache_init(BLOCK_PRICE_CACHE_ENTRIES)
 
 
 def _is_emulated(code: bytes, address: int) -> bool:
@@ -78,6 +83,10 @@ class Machine:
         self._price_key = tuple(sorted(self.profile.instruction_cycles.items()))
         self._block_prices: dict[tuple[int, bytes], tuple[int, int]] = {}
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
+        self._price_profile = (_price_profiles.setdefault(self._price_key, len(_price_profiles) + 1)
+                               if SHARE_BLOCK_PRICES else 0)
+        for vcpu in self.vcpus:
+            vcpu.clock.price_profile = self._price_profile
         self.stopped = False
         self.cycle_limit_reached = False
         # The event sink (emu/trace.py Tracer) while tracing, else None: only
@@ -151,11 +160,17 @@ class Machine:
             # Unicorn's size for a block ending in an invalid opcode may stop
             # short of that instruction's last byte: decode it from memory
             # (the bytes past the block are not part of the decode cache's key).
-            if covered < size_bytes and not _is_emulated(
-                    vcpu.fetch_code(address + covered, encoding.MAX_INSTRUCTION_BYTES), address + covered):
-                count += 1
-                if count == 1:
-                    cycles = self.profile.block_cycles(())
+            if covered < size_bytes:
+                if not _is_emulated(vcpu.fetch_code(address + covered, encoding.MAX_INSTRUCTION_BYTES),
+                                    address + covered):
+                    count += 1
+                    if count == 1:
+                        cycles = self.profile.block_cycles(())
+            elif self._price_profile:
+                # A function of the bytes and costs alone: the C hook prices
+                # this block from now on, on every vCPU of every machine.
+                hotpath.hotpath_price_cache_insert(self._price_profile, code, size_bytes, count,
+                                                   cycles if count else 0)
             price = self._block_prices[key] = (count, cycles) if count else (0, 0)
         return price
 

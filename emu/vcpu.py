@@ -296,6 +296,7 @@ class VCpu:
         self._tlb_large = ffi.new("struct tlb_entry[]", geometry.large_entries)
         mmu = self._mmu = ffi.new("struct mmu_vcpu *")
         mmu.clock = self.clock
+        self.clock.mmu = mmu
         memory = self.machine.memory
         mmu.phys = ffi.cast("uint8_t *", memory.host_address)
         mmu.phys_size = memory.size_bytes

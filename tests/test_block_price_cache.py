@@ -1,9 +1,10 @@
 """Decoded blocks are shared by every vCPU and every Machine of a process
-(emu/machine.py ``_decoded_blocks``), keyed by the code bytes and the
-profile's instruction costs. The cache changes wall-clock time only: a guest
-run with it off (every block disassembled afresh), cold, or warm from earlier
-machines -- with other profiles, and with the cache cleared at its bound --
-gives the same output and the same full statistics."""
+(emu/machine.py ``_decoded_blocks``, and the C block hook's price cache,
+emu/timing/hotpath.h), keyed by the code bytes and the profile's instruction
+costs. The caches change wall-clock time only: a guest run with them off
+(every block disassembled afresh), cold, or warm from earlier machines --
+with other profiles, and with the cache cleared at its bound -- gives the
+same output and the same full statistics."""
 from __future__ import annotations
 
 import io
@@ -12,6 +13,7 @@ import pytest
 
 from emu import machine as machine_module
 from emu.machine import Machine
+from emu.vcpu import hotpath
 from emucli.main import collect_stats
 from kernel.kernel import Kernel, KernelConfig
 from tests.test_switch_equivalence import CASES, GUEST_ENVIRONMENT, staged_program
@@ -23,7 +25,7 @@ RUNS = [("tiles_8x40_4cpu", "spr"), ("amx_first_use_2cpu", "spr"),
         ("native_floats", "spr"), ("floats_zen4", "zen4")]
 
 
-def run(name: str, profile: str) -> dict:
+def run(name: str, profile: str, priced_in_c: list | None = None) -> dict:
     _, _, options, arguments, _ = CASES[name]
     cpus = int(options[options.index("--cpus") + 1]) if "--cpus" in options else 1
     program = str(staged_program(name))
@@ -35,6 +37,8 @@ def run(name: str, profile: str) -> dict:
                                               stdout=stdout, stderr=stderr))
         kernel.start(program)
         machine.run()
+        if priced_in_c is not None:
+            priced_in_c.append(sum(vcpu.clock.price_cache_hits for vcpu in machine.vcpus))
         return {"stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "stats": collect_stats(machine, kernel)}
     finally:
         machine.close()
@@ -44,20 +48,29 @@ def run(name: str, profile: str) -> dict:
 def empty_cache(monkeypatch):
     monkeypatch.setattr(machine_module, "_decoded_blocks", {})
     monkeypatch.setattr(machine_module, "_instruction_costs", {})
+    # The C side (hotpath.h price cache): emptied, profiles numbered anew; emptied
+    # again afterwards, as the restored numbering may differ from the test's.
+    monkeypatch.setattr(machine_module, "_price_profiles", {})
+    hotpath.hotpath_price_cache_init(machine_module.BLOCK_PRICE_CACHE_ENTRIES)
+    yield
+    hotpath.hotpath_price_cache_init(machine_module.BLOCK_PRICE_CACHE_ENTRIES)
 
 
 def test_shared_decodes_give_the_same_runs_as_fresh_ones(monkeypatch, empty_cache):
     monkeypatch.setattr(machine_module, "SHARE_BLOCK_PRICES", False)
     reference = [run(name, profile) for name, profile in RUNS]
-    assert not machine_module._decoded_blocks
+    assert not machine_module._decoded_blocks and hotpath.hotpath_price_cache_size() == 0
     monkeypatch.setattr(machine_module, "SHARE_BLOCK_PRICES", True)
     cold = [run(name, profile) for name, profile in RUNS]
     assert cold == reference
     decoded = dict(machine_module._decoded_blocks)
-    warm = [run(name, profile) for name, profile in reversed(RUNS)]
+    priced_in_c = []
+    warm = [run(name, profile, priced_in_c) for name, profile in reversed(RUNS)]
     assert warm[::-1] == reference
-    # Every block came from the cache: the second round decoded nothing new.
+    # Every block came from the caches: the second round decoded nothing new,
+    # and the C block hook priced blocks without calling Python.
     assert machine_module._decoded_blocks == decoded
+    assert all(priced_in_c), priced_in_c
 
 
 def test_a_cache_cleared_at_its_bound_gives_the_same_runs(monkeypatch, empty_cache):
