@@ -182,6 +182,7 @@ class VCpu:
         self.event_counts: dict[str, int] = {}
         # Profile.event_cycles(event) of every event, for charge_event's count of one.
         self._event_cycles = {event: machine.profile.event_cycles(event) for event in machine.profile.event_costs}
+        self._xsave_cycles: dict[int, int] = {}     # charge_xsave's, by size
         self.xstate = ExtendedState()
         self.msrs = MsrFile(self)
         self.apic = LocalApic(self)
@@ -750,6 +751,22 @@ class VCpu:
         self.clock.cycles += cycles
         counts = self.event_counts
         counts[event] = counts.get(event, 0) + 1
+
+    def charge_xsave(self, size_bytes: int) -> None:
+        """An XSAVE-family instruction moving ``size_bytes`` of state: the
+        profile's xsave_base plus xsave_per_byte per byte -- exactly
+        ``charge_event("xsave_base")`` then ``charge_event("xsave_per_byte",
+        size_bytes)``, in one call (the context switch runs two of them)."""
+        cycles = self._xsave_cycles.get(size_bytes)
+        if cycles is None:
+            cycles = (self.machine.profile.event_cycles("xsave_base")
+                      + self.machine.profile.event_cycles("xsave_per_byte", size_bytes))
+            if len(self._xsave_cycles) < EVENT_CYCLES_MEMO_ENTRIES:
+                self._xsave_cycles[size_bytes] = cycles
+        self.clock.cycles += cycles
+        counts = self.event_counts
+        counts["xsave_base"] = counts.get("xsave_base", 0) + 1
+        counts["xsave_per_byte"] = counts.get("xsave_per_byte", 0) + 1
 
     def run(self, deadline_cycles: int) -> str:
         """Run guest code until a trap or until the clock reaches ``deadline_cycles``.

@@ -201,8 +201,7 @@ def _xsaves(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int, register
     if skipped is None:
         skipped = xstate.xsave(KernelBufferAccess(vcpu, buffer, registers), buffer.kernel_address, mask,
                                variant="xsaves")
-    vcpu.charge_event("xsave_base")
-    vcpu.charge_event("xsave_per_byte", buffer.size_bytes)
+    vcpu.charge_xsave(buffer.size_bytes)
     counters = kernel.counters
     counters["xsaves"] += 1
     counters["xsaves_components_skipped"] += skipped
@@ -214,8 +213,7 @@ def _xrstors(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int) -> None
     if not xstate.xrstors_fast(vcpu, buffer.kernel_address, mask,
                                None if buffer.storage == FPSTATE_VMALLOC else buffer.buffer):
         xstate.xrstor(KernelBufferAccess(vcpu, buffer), buffer.kernel_address, mask, supervisor=True)
-    vcpu.charge_event("xsave_base")
-    vcpu.charge_event("xsave_per_byte", buffer.size_bytes)
+    vcpu.charge_xsave(buffer.size_bytes)
     kernel.counters["xrstors"] += 1
 
 
