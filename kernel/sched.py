@@ -69,6 +69,10 @@ class Scheduler:
         self.load_balance_migrations = 0    # tasks moved by the periodic balance
         self.idle_pulls = 0                 # tasks pulled by a CPU going idle
         self._lvt_timer = TIMER_MODE_TSC_DEADLINE | self._timer_vector()   # LVT timer: TSC-deadline mode
+        # Per CPU: LVT timer programmed (only this code writes it, always the
+        # same value), so later ticks write only the deadline MSR, as Linux's
+        # lapic_next_deadline does after lapic_timer_set_oneshot.
+        self._lvt_programmed = [False] * self.cpu_count
 
     # ---- load ------------------------------------------------------------------
 
@@ -356,7 +360,7 @@ class Scheduler:
         """Program the TSC deadline for this CPU's next periodic tick (or an earlier
         timed sleeper). The tick keeps its period across context switches, as
         Linux's does, so short-running tasks cannot postpone the balance."""
-        vcpu.write_msr(MSR_X2APIC_LVT_TIMER, self._lvt_timer)
+        self._program_lvt_timer(vcpu)
         now = vcpu.cycles
         next_tick = self.next_tick_cycles[vcpu.index]
         if next_tick is None or next_tick <= now:
@@ -369,10 +373,16 @@ class Scheduler:
     def arm_sleeper_timer(self, vcpu: "VCpu") -> None:
         """An idle CPU sleeps until the earliest timed sleeper is due (or forever)."""
         if self.sleepers:
-            vcpu.write_msr(MSR_X2APIC_LVT_TIMER, self._lvt_timer)
+            self._program_lvt_timer(vcpu)
             vcpu.write_msr(MSR_IA32_TSC_DEADLINE, max(self.sleepers[0][0], vcpu.cycles + 1) + vcpu.msrs.tsc_offset)
         else:
             vcpu.write_msr(MSR_IA32_TSC_DEADLINE, 0)
+
+    def _program_lvt_timer(self, vcpu: "VCpu") -> None:
+        """The LVT timer in TSC-deadline mode with the timer vector, written once per CPU."""
+        if not self._lvt_programmed[vcpu.index]:
+            vcpu.write_msr(MSR_X2APIC_LVT_TIMER, self._lvt_timer)
+            self._lvt_programmed[vcpu.index] = True
 
     def wake_expired_sleepers(self, vcpu: "VCpu") -> None:
         while self.sleepers and self.sleepers[0][0] <= vcpu.cycles:

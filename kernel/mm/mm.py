@@ -375,6 +375,13 @@ class MmStruct:
             size -= chunk
         return bytes(out)
 
+    def get_user_u64(self, vaddr: int) -> int:
+        """get_user of a little-endian u64: ``copy_from_user(vaddr, 8)`` as an
+        integer (the same walk and faults), without the bytes in between."""
+        if 0 <= vaddr and vaddr + 8 <= TASK_SIZE and (vaddr & (PAGE_SIZE - 1)) <= PAGE_SIZE - 8:
+            return self.memory.read_u64(self._user_paddr(vaddr, write=False))
+        return int.from_bytes(self.copy_from_user(vaddr, 8), "little")
+
     def copy_to_user(self, vaddr: int, data: bytes) -> None:
         size = len(data)
         if vaddr < 0 or vaddr + size > TASK_SIZE:
