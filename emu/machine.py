@@ -225,6 +225,15 @@ class Machine:
         """
         if self.trap_handler is None:
             raise RuntimeError("no trap handler attached")
+        # The translator-abort guard's handler stays installed for the whole
+        # loop instead of per run (emu/timing/abort_guard.c).
+        hotpath.hotpath_abort_guard_install()
+        try:
+            self._run_loop()
+        finally:
+            hotpath.hotpath_abort_guard_remove()
+
+    def _run_loop(self) -> None:
         lookahead = max(1, self.profile.event_cycles("ipi_latency"))
         while not self.stopped:
             if self.stop_requested is not None and self.stop_requested():

@@ -163,7 +163,8 @@ class RegisterBatch:
         items = len(snapshot)
         names, items_struct, getter = self._snapshot_plans.get(items) or self._snapshot_plan(items)
         buffer = self._buffer
-        buffer[:] = snapshot.raw
+        if count is None or count > items:
+            buffer[:] = snapshot.raw        # the items' slots come first: only they are written otherwise
         try:
             items_struct.pack_into(buffer, 0, *getter(snapshot))
         except (struct.error, TypeError):

@@ -106,3 +106,7 @@ uintptr_t hotpath_on_syscall_address(void);
 #define HOTPATH_TRANSLATION_ABORTED 1000
 void hotpath_set_emu_start(uintptr_t uc_emu_start_address);
 int hotpath_emu_start_guarded(void *uc, uint64_t begin, uint64_t until);
+/* Keep the guard's SIGABRT handler installed between runs (Machine.run), so a
+ * run makes no system call; remove restores the action it replaced. */
+void hotpath_abort_guard_install(void);
+void hotpath_abort_guard_remove(void);
