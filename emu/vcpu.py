@@ -156,6 +156,8 @@ class PendingTrap:
     page_granular_address: bool = False
 
 
+_CPUID_INPUTS = ("rax", "rcx")
+
 # Every system call's trap (read, never modified).
 SYSCALL_TRAP = PendingTrap("syscall")
 
@@ -311,6 +313,7 @@ class VCpu:
         mmu.ways = geometry.ways
         mmu.large_entries = geometry.large_entries
         self._walk_result = ffi.new("struct walk_result *")
+        self._rip_slot = ffi.new("uint64_t *")         # run's RIP (hotpath_prepare_run)
 
     def _boot(self) -> None:
         """Power-on: run the firmware's iretq into CPL3 and save that clean context."""
@@ -657,13 +660,11 @@ class VCpu:
         return False
 
     def _on_cpuid(self, uc, _user_data) -> int:
-        leaf = uc.reg_read(x86.UC_X86_REG_EAX) & 0xFFFFFFFF
-        subleaf = uc.reg_read(x86.UC_X86_REG_ECX) & 0xFFFFFFFF
-        eax, ebx, ecx, edx = self.cpuid.query(leaf, subleaf)
-        uc.reg_write(x86.UC_X86_REG_RAX, eax)
-        uc.reg_write(x86.UC_X86_REG_RBX, ebx)
-        uc.reg_write(x86.UC_X86_REG_RCX, ecx)
-        uc.reg_write(x86.UC_X86_REG_RDX, edx)
+        # EAX/ECX are the low halves of RAX/RCX; the four results are written
+        # in one batch, RAX, RBX, RCX, RDX in that order.
+        leaf, subleaf = self.register_file.batch(_CPUID_INPUTS).read_values()
+        eax, ebx, ecx, edx = self.cpuid.query(leaf & 0xFFFFFFFF, subleaf & 0xFFFFFFFF)
+        self.register_file.write_many({"rax": eax, "rbx": ebx, "rcx": ecx, "rdx": edx})
         return 1   # skip Unicorn's own CPUID
 
     # ---- extension state ----------------------------------------------------
@@ -774,16 +775,16 @@ class VCpu:
         Traps are delivered to the machine's trap handler before returning.
         """
         clock = self.clock
-        clock.deadline_cycles = deadline_cycles
-        clock.deadline_reached = 0
-        if clock.cycles >= deadline_cycles:
+        # The deadline; unless already reached: the fill hook's fault cleared,
+        # a pending flush of Unicorn's TLB done, RIP read.
+        status = hotpath.hotpath_prepare_run(clock, deadline_cycles, x86.UC_X86_REG_RIP, self._rip_slot)
+        if status == hotpath.HOTPATH_RUN_DEADLINE:
             return STOP_DEADLINE
+        if status != unicorn.UC_ERR_OK:
+            raise unicorn.UcError(status)
         self.pending = None
-        rip = self.register_file.read("rip")
+        rip = self._rip_slot[0]
         mmu = self._mmu
-        mmu.fault_vector = 0
-        if clock.unicorn_tlb_flush_pending:
-            hotpath.hotpath_flush_unicorn_tlb_pending(clock)
         events = self.machine.events
         if events is not None:
             events.resume(self)

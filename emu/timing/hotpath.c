@@ -82,6 +82,18 @@ void hotpath_clear_blocks(struct hotpath_vcpu *vcpu)
     memset(vcpu->table, 0, sizeof(struct hotpath_block_cost) * ((size_t)vcpu->table_mask + 1));
 }
 
+int hotpath_prepare_run(struct hotpath_vcpu *vcpu, uint64_t deadline_cycles, int rip_register, uint64_t *rip)
+{
+    vcpu->deadline_cycles = deadline_cycles;
+    vcpu->deadline_reached = 0;
+    if (vcpu->cycles >= deadline_cycles)
+        return HOTPATH_RUN_DEADLINE;
+    ((struct mmu_vcpu *)vcpu->mmu)->fault_vector = 0;
+    if (vcpu->unicorn_tlb_flush_pending)
+        hotpath_flush_unicorn_tlb_pending(vcpu);
+    return regs_read_scalar(vcpu->uc, rip_register, rip);
+}
+
 /* ---- the process-wide price cache (hotpath.h) ---------------------------- */
 
 struct price_entry {

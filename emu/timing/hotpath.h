@@ -78,6 +78,14 @@ uintptr_t hotpath_on_block_address(void);
 void hotpath_store_block(struct hotpath_vcpu *vcpu, uint64_t address, uint32_t size_bytes,
                          uint32_t instructions, uint64_t cycles);
 void hotpath_clear_blocks(struct hotpath_vcpu *vcpu);
+/* VCpu.run's set-up before emu_start, in one call: the deadline (clearing
+ * deadline_reached), then -- unless the clock already reached it
+ * (HOTPATH_RUN_DEADLINE) -- the fill hook's fault cleared, a pending flush of
+ * Unicorn's TLB done, and register `rip_register` read into *rip (a uc_err:
+ * emu/registers_fast.c regs_read_scalar). */
+#define HOTPATH_RUN_DEADLINE -1
+int hotpath_prepare_run(struct hotpath_vcpu *vcpu, uint64_t deadline_cycles, int rip_register, uint64_t *rip);
+
 /* Block prices shared by every vCPU of every machine in the process, keyed
  * by the block's bytes and a profile number (Python numbers each distinct
  * table of instruction costs from 1): Machine.price_block's result is a
