@@ -3,8 +3,10 @@
  *
  * emu/isa/xstate.py's xsave()/xrstor() stay the reference and the path for
  * everything these functions decline. They only move bytes: the x87/SSE
- * legacy region comes from (XSAVES) or goes back to (XRSTORS) Python, which
- * owns the register batch; XTILECFG/XTILEDATA come from / go to the vCPU's
+ * legacy region comes from (XSAVES) or goes back to (XRSTORS) the vCPU's
+ * registers, read or written here with one uc_reg_read_batch/
+ * uc_reg_write_batch (xstate_*_registers at the end: the context switch's
+ * calls); XTILECFG/XTILEDATA come from / go to the vCPU's
  * struct amx_xstate; the buffer is either a host array (an fpstate embedded
  * in task_struct) or guest memory reached by supervisor page walks through
  * mmu->cr3 (a vmalloc'ed fpstate: tlb.c's mmu_walk_mode, the walk
