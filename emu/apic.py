@@ -159,9 +159,10 @@ class LocalApic:
 
     def timer_due_cycles(self) -> int | None:
         """When the timer next fires, in this vCPU's cycles (None: disarmed/masked)."""
-        if self.lvt_timer & LVT_MASKED:
+        lvt_timer = self.lvt_timer
+        if lvt_timer & LVT_MASKED:
             return None
-        mode = self.timer_mode
+        mode = (lvt_timer >> 17) & 3          # timer_mode
         if mode == TIMER_MODE_TSC_DEADLINE:
             if not self.tsc_deadline:
                 return None
@@ -190,11 +191,11 @@ class LocalApic:
 
     def next_event_cycles(self) -> int | None:
         """The earliest cycle at which something will be pending here."""
-        candidates = [self.pending[0].arrival_cycles] if self.pending else []
         due = self.timer_due_cycles()
-        if due is not None:
-            candidates.append(due)
-        return min(candidates) if candidates else None
+        if self.pending:
+            arrival = self.pending[0].arrival_cycles
+            return arrival if due is None or arrival < due else due
+        return due
 
     def take_due(self, now_cycles: int) -> list[PendingInterrupt]:
         """Interrupts that have arrived by ``now_cycles``, in arrival order."""

@@ -19,11 +19,32 @@ from emu.memory import PAGE_SIZE, PhysicalMemory
 from emu.mmu.pagewalk import ACCESS_FETCH
 from emu.timing.profile import DEFAULT_PROFILE, Profile, load_profile
 from emu.traps import TrapHandler
-from emu.vcpu import VCpu
+from emu.vcpu import VCpu, hotpath
 
 DEFAULT_MEMORY_BYTES = 512 << 20
 DEFAULT_QUANTUM_CYCLES = 1_000_000
 MAX_CPUS = 64
+
+# Decoded blocks, shared by every vCPU of every Machine in this process (the
+# fuzz driver, bench and the forkserver's parent build many). What a block
+# costs is a function of its bytes and the profile's instruction costs alone:
+# capstone's decode, Profile.classify/instruction_cost and the emulated-mnemonic
+# filter never look at the address, the vCPU or the CPU model. So each
+# distinct block is disassembled once per process and instruction-cost table.
+# Key: (instruction-cost key, code bytes); value: (retired instructions, their
+# cycles, bytes capstone decoded). Cleared whole at the bound (a pure cache:
+# what it holds never changes a price). ``SHARE_BLOCK_PRICES = False`` decodes
+# every block on every call instead (tests/test_block_price_cache.py compares).
+SHARE_BLOCK_PRICES = True
+BLOCK_PRICE_CACHE_ENTRIES = 1 << 16
+_decoded_blocks: dict[tuple[tuple, bytes], tuple[int, int, int]] = {}
+# Per instruction-cost key: instruction bytes -> cycles (Profile.block_cycles's cost_cache).
+_instruction_costs: dict[tuple, dict[bytes, float]] = {}
+# The same prices for the C block hook (hotpath.h, the price cache): a vCPU's
+# block-table miss looks the block's bytes up there before calling Python.
+# Each distinct instruction-cost key gets a number from 1, never reused.
+_price_profiles: dict[tuple, int] = {}
+hotpath.hotpath_price_cache_init(BLOCK_PRICE_CACHE_ENTRIES)
 
 
 def _is_emulated(code: bytes, address: int) -> bool:
@@ -57,9 +78,15 @@ class Machine:
         self.cpu_count = cpus
         self._disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         self._disassembler.detail = True
+        # The profile's identity as far as block prices go (profiles are
+        # immutable once loaded): equal costs share decoded blocks.
+        self._price_key = tuple(sorted(self.profile.instruction_cycles.items()))
         self._block_prices: dict[tuple[int, bytes], tuple[int, int]] = {}
-        self._instruction_costs: dict[bytes, float] = {}
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
+        self._price_profile = (_price_profiles.setdefault(self._price_key, len(_price_profiles) + 1)
+                               if SHARE_BLOCK_PRICES else 0)
+        for vcpu in self.vcpus:
+            vcpu.clock.price_profile = self._price_profile
         self.stopped = False
         self.cycle_limit_reached = False
         # The event sink (emu/trace.py Tracer) while tracing, else None: only
@@ -107,9 +134,13 @@ class Machine:
         Called once per new block from the C hot path; the cost comes from the
         profile (emu/timing/profile.py).
         """
-        code = self.read_virtual(vcpu, address, size_bytes)
         if size_bytes == 0:
             return 0, 0
+        if (address & (PAGE_SIZE - 1)) + size_bytes <= PAGE_SIZE:
+            # Within one page (nearly every block): read_virtual's one translation.
+            code = self.memory.read(vcpu.translate(address, ACCESS_FETCH), size_bytes)
+        else:
+            code = self.read_virtual(vcpu, address, size_bytes)
         # Only what Unicorn executes itself. A block ends at an instruction it
         # raises invalid-opcode for: one the emulator implements (AMX, XSAVE
         # family, XGETBV, RDPID, ...; charged by charge_instruction when it
@@ -118,22 +149,53 @@ class Machine:
         # also stops at some encodings Unicorn does run (a prefixed hint NOP
         # such as 48 64 0f 1c eb): those bytes count as one instruction, or a
         # loop of them would never advance the clock to its deadline.
-        # The price is a function of the bytes at that address: vCPUs that run
-        # the same code (threads, the same binary) share one decode.
+        # Memoised per machine by address and bytes (vCPUs running the same
+        # code share it), so the tail fetch below walks the page tables once
+        # per block and machine; the decode itself comes from the process-wide
+        # cache (_decode_block).
         key = (address, code)
         price = self._block_prices.get(key)
         if price is None:
-            decoded = list(self._disassembler.disasm(code, address))
-            retired = [insn for insn in decoded if insn.mnemonic not in EMULATED_MNEMONICS]
-            covered = sum(insn.size for insn in decoded)
+            count, cycles, covered = self._decode_block(code, address)
             # Unicorn's size for a block ending in an invalid opcode may stop
-            # short of that instruction's last byte: decode it from memory.
-            tail_retires = covered < size_bytes and not _is_emulated(vcpu.fetch_code(address + covered, encoding.MAX_INSTRUCTION_BYTES),
-                                                                     address + covered)
-            count = len(retired) + tail_retires
-            price = (count, self.profile.block_cycles(retired, self._instruction_costs)) if count else (0, 0)
-            self._block_prices[key] = price
+            # short of that instruction's last byte: decode it from memory
+            # (the bytes past the block are not part of the decode cache's key).
+            if covered < size_bytes:
+                if not _is_emulated(vcpu.fetch_code(address + covered, encoding.MAX_INSTRUCTION_BYTES),
+                                    address + covered):
+                    count += 1
+                    if count == 1:
+                        cycles = self.profile.block_cycles(())
+            elif self._price_profile:
+                # A function of the bytes and costs alone: the C hook prices
+                # this block from now on, on every vCPU of every machine.
+                hotpath.hotpath_price_cache_insert(self._price_profile, code, size_bytes, count,
+                                                   cycles if count else 0)
+            price = self._block_prices[key] = (count, cycles) if count else (0, 0)
         return price
+
+    def _decode_block(self, code: bytes, address: int) -> tuple[int, int, int]:
+        """(retired instructions, their cycles, bytes decoded) of ``code``,
+        from the process-wide cache when the same bytes were priced before."""
+        key = (self._price_key, code)
+        if SHARE_BLOCK_PRICES:
+            decoded = _decoded_blocks.get(key)
+            if decoded is not None:
+                return decoded
+            costs = _instruction_costs.get(self._price_key)
+            if costs is None or len(costs) >= BLOCK_PRICE_CACHE_ENTRIES:
+                costs = _instruction_costs[self._price_key] = {}
+        else:
+            costs = None
+        instructions = list(self._disassembler.disasm(code, address))
+        retired = [insn for insn in instructions if insn.mnemonic not in EMULATED_MNEMONICS]
+        covered = sum(insn.size for insn in instructions)
+        decoded = (len(retired), self.profile.block_cycles(retired, costs) if retired else 0, covered)
+        if SHARE_BLOCK_PRICES:
+            if len(_decoded_blocks) >= BLOCK_PRICE_CACHE_ENTRIES:
+                _decoded_blocks.clear()
+            _decoded_blocks[key] = decoded
+        return decoded
 
     def read_virtual(self, vcpu: VCpu, address: int, size: int, access: int = ACCESS_FETCH) -> bytes:
         """Read guest-virtual bytes through ``vcpu``'s page tables (raises PF)."""
@@ -163,6 +225,15 @@ class Machine:
         """
         if self.trap_handler is None:
             raise RuntimeError("no trap handler attached")
+        # The translator-abort guard's handler stays installed for the whole
+        # loop instead of per run (emu/timing/abort_guard.c).
+        hotpath.hotpath_abort_guard_install()
+        try:
+            self._run_loop()
+        finally:
+            hotpath.hotpath_abort_guard_remove()
+
+    def _run_loop(self) -> None:
         lookahead = max(1, self.profile.event_cycles("ipi_latency"))
         while not self.stopped:
             if self.stop_requested is not None and self.stop_requested():
@@ -182,29 +253,45 @@ class Machine:
             self._deliver_interrupts(vcpu)
             if not vcpu.runnable or self.stopped:
                 continue
-            deadline = vcpu.cycles + self.quantum_cycles
+            now = vcpu.cycles
+            deadline = now + self.quantum_cycles
             next_interrupt = vcpu.apic.next_event_cycles()
             if next_interrupt is not None:
-                deadline = min(deadline, max(next_interrupt, vcpu.cycles + 1))
-            # A vCPU waiting for acknowledgements resumes no earlier than its
-            # slowest target's clock (the last ack happens there), so it
-            # bounds the others from that time, like a running one.
-            others = [self._resume_bound(other) for other in self.vcpus
-                      if other is not vcpu and (other.runnable or other.waiting_for_acks)]
-            if others:
-                deadline = min(deadline, min(others) + lookahead)
-            # An idle or waiting vCPU that an interrupt will wake acts on shared
-            # kernel state at that moment: nobody runs past it before it has.
-            wakes = [other.apic.next_event_cycles() for other in self.vcpus
-                     if other is not vcpu and not other.runnable]
-            wakes = [when for when in wakes if when is not None]
-            if wakes:
-                deadline = min(deadline, max(min(wakes), vcpu.cycles + 1))
+                deadline = min(deadline, max(next_interrupt, now + 1))
+            # One pass over the other vCPUs (runnable = not halted and not
+            # waiting for acknowledgements, as VCpu.runnable):
+            # - a runnable one, or one waiting for acknowledgements, bounds
+            #   this run at lookahead past its clock; a waiting one resumes no
+            #   earlier than its slowest target's clock (the last ack happens
+            #   there), so it bounds the others from that time, like a running one;
+            # - an idle or waiting vCPU that an interrupt will wake acts on
+            #   shared kernel state at that moment: nobody runs past it before it has.
+            slowest = wake = None
+            for other in self.vcpus:
+                if other is vcpu:
+                    continue
+                waiting = other.waiting_for_acks
+                if not other.halted and not waiting:
+                    bound = other.clock.cycles
+                    if slowest is None or bound < slowest:
+                        slowest = bound
+                    continue
+                if waiting:
+                    bound = self._resume_bound(other)
+                    if slowest is None or bound < slowest:
+                        slowest = bound
+                when = other.apic.next_event_cycles()
+                if when is not None and (wake is None or when < wake):
+                    wake = when
+            if slowest is not None:
+                deadline = min(deadline, slowest + lookahead)
+            if wake is not None:
+                deadline = min(deadline, max(wake, now + 1))
             if self.max_cycles is not None:
                 deadline = min(deadline, self.max_cycles)
             # The earliest vCPU always makes progress (an IPI sent to a vCPU
             # already past its arrival time is taken at its next boundary).
-            vcpu.run(max(deadline, vcpu.cycles + 1))
+            vcpu.run(max(deadline, now + 1))
 
     def _resume_bound(self, vcpu: VCpu) -> int:
         if not vcpu.waiting_for_acks:
@@ -212,20 +299,21 @@ class Machine:
         return max(vcpu.cycles, max(self.vcpus[target].cycles for target in vcpu.waiting_for_acks))
 
     def _next_vcpu(self) -> tuple[VCpu | None, int]:
-        best, best_time = None, 0
+        best, best_time, best_runnable = None, 0, False
         for vcpu in self.vcpus:
-            if vcpu.runnable:
-                when = vcpu.cycles
+            runnable = not vcpu.halted and not vcpu.waiting_for_acks     # VCpu.runnable
+            if runnable:
+                when = vcpu.clock.cycles
             else:
                 # Idle, or spinning for acknowledgements with interrupts
                 # enabled (csd_lock_wait): its next activity is an interrupt.
                 when = vcpu.apic.next_event_cycles()
                 if when is None:
                     continue
-                when = max(when, vcpu.cycles)
+                when = max(when, vcpu.clock.cycles)
             # At equal times an idle vCPU's wake-up goes first, then CPU order.
-            if best is None or (when, vcpu.runnable) < (best_time, best.runnable):
-                best, best_time = vcpu, when
+            if best is None or when < best_time or (when == best_time and best_runnable and not runnable):
+                best, best_time, best_runnable = vcpu, when, runnable
         return best, best_time
 
     def _deliver_interrupts(self, vcpu: VCpu) -> None:

@@ -6,7 +6,9 @@ registers several times. ``RegisterBatch`` keeps, for one ordered set of
 registers, the id array, a pointer array and one host buffer, and reads or
 writes the whole set with ``uc_reg_read_batch``/``uc_reg_write_batch`` -- the
 same per-register reader/writer inside libunicorn, in the same order, so the
-effect is identical to the individual calls.
+effect is identical to the individual calls. The calls go through
+emu/registers_fast.c (cffi), not ctypes, whose argument conversion cost more
+than the access.
 
 Value formats are the binding's: registers up to 64 bits are ints (read into a
 zeroed 8-byte slot, as the binding's ``c_uint64``; written truncated to 64
@@ -24,8 +26,24 @@ import unicorn
 import unicorn.x86_const as x86
 from unicorn.unicorn_py3 import unicorn as uc_module
 
+from emu.timing._hotpath import ffi, lib
+
 _uclib = uc_module.uclib
 MASK64 = (1 << 64) - 1
+lib.regs_set_access(*(ctypes.cast(function, ctypes.c_void_p).value for function in (
+    _uclib.uc_reg_read, _uclib.uc_reg_write, _uclib.uc_reg_read_batch, _uclib.uc_reg_write_batch,
+    _uclib.uc_context_restore)))
+
+
+def uc_handle(uc):
+    """The ``uc_engine *`` of a binding ``Uc`` as a cffi pointer."""
+    return ffi.cast("void *", uc._uch.value)
+
+
+def context_handle(context):
+    """The ``uc_context *`` of a binding ``UcContext`` as a cffi pointer (valid
+    while ``context`` lives)."""
+    return ffi.cast("void *", ctypes.cast(context.context, ctypes.c_void_p).value)
 
 SCALAR, XMM, FPR = 0, 1, 2
 _SLOT_FORMAT = {SCALAR: "Q", XMM: "QQ", FPR: "QH6x"}
@@ -50,6 +68,18 @@ def _getter(names):
         name = names[0]
         return lambda values: (values[name],)
     return itemgetter(*names)
+
+
+class RegisterSnapshot(dict):
+    """A register set read in one call (``RegisterBatch.snapshot``) for a task
+    switch: the leading scalar registers the kernel reads and edits while the
+    task is off its CPU (GPRs, RIP, RFLAGS, FS/GS base -- Linux's pt_regs and
+    thread.fsbase/gsbase) as items, and ``raw``, the batch buffer's bytes of the
+    whole set as read -- x87/SSE included, which nothing edits between a
+    switch-out and the next switch-in (they travel in the fpstate), so they
+    never become Python objects. ``RegisterBatch.restore_snapshot`` writes the
+    items over ``raw`` and the set back."""
+    __slots__ = ("raw",)
 
 
 class RegisterBatch:
@@ -77,19 +107,20 @@ class RegisterBatch:
                 slot_offsets[name] = offset
                 offset += _SLOT_BYTES[kind]
         self._size = offset
-        self._buffer = ctypes.create_string_buffer(max(self._size, 1))
-        base = ctypes.addressof(self._buffer)
-        self._ids = (ctypes.c_int * count)(*reg_ids)
-        self._pointers = (ctypes.c_void_p * count)(*(base + slot_offsets[name] for name in self.names))
+        self._uch = uc_handle(uc)
+        self._c_buffer = ffi.new("uint8_t[]", max(self._size, 1))
+        self._buffer = ffi.buffer(self._c_buffer)
+        self._ids = ffi.new("int[]", list(reg_ids) or [0])
+        self._pointers = ffi.new("void *[]", [self._c_buffer + slot_offsets[name] for name in self.names] or 1)
         self._struct = struct.Struct("<" + "Q" * len(self._scalars) + "QQ" * len(self._xmms)
                                      + "QH6x" * len(self._fprs))
         self._grouped = self.names == self._scalars + self._xmms + self._fprs   # dicts come out in order
         self._xmm_start = len(self._scalars)
         self._fpr_start = self._xmm_start + 2 * len(self._xmms)
+        self._snapshot_plans: dict[int, tuple] = {}
 
     def read(self) -> dict:
-        ctypes.memset(self._buffer, 0, self._size)
-        status = _uclib.uc_reg_read_batch(self._uc._uch, self._ids, self._pointers, self._count)
+        status = lib.regs_read(self._uch, self._ids, self._pointers, self._count, self._c_buffer, self._size)
         if status != unicorn.UC_ERR_OK:
             raise unicorn.UcError(status)
         raw = self._struct.unpack_from(self._buffer)
@@ -106,8 +137,81 @@ class RegisterBatch:
             values.update(zip(self._fprs, zip(raw[f::2], raw[f + 1::2])))
         return values
 
-    def write(self, values: dict) -> None:
-        """Write ``values[name]`` for every name of the set, in the set's order."""
+    def read_values(self) -> tuple:
+        """The set's values in its order, for a set of scalars only (the syscall arguments)."""
+        assert not self._xmms and not self._fprs
+        status = lib.regs_read(self._uch, self._ids, self._pointers, self._count, self._c_buffer, self._size)
+        if status != unicorn.UC_ERR_OK:
+            raise unicorn.UcError(status)
+        return self._struct.unpack_from(self._buffer)
+
+    def snapshot(self, items: int) -> RegisterSnapshot:
+        """Read the set; its first ``items`` registers (scalars) as the snapshot's items."""
+        status = lib.regs_read(self._uch, self._ids, self._pointers, self._count, self._c_buffer, self._size)
+        if status != unicorn.UC_ERR_OK:
+            raise unicorn.UcError(status)
+        plan = self._snapshot_plans.get(items) or self._snapshot_plan(items)
+        snapshot = RegisterSnapshot(zip(plan[0], plan[1].unpack_from(self._buffer)))
+        snapshot.raw = self._buffer[:]
+        return snapshot
+
+    def restore_snapshot(self, snapshot: RegisterSnapshot, restore_context, count: int | None = None) -> None:
+        """uc_context_restore ``restore_context`` (a ``context_handle``), then write the set's first
+        ``count`` registers (all by default) from ``snapshot``: its items over
+        its raw bytes, in the set's order -- what ``write`` of the whole
+        snapshot read back as a dict would write, in one C call."""
+        items = len(snapshot)
+        names, items_struct, getter = self._snapshot_plans.get(items) or self._snapshot_plan(items)
+        buffer = self._buffer
+        if count is None or count > items:
+            buffer[:] = snapshot.raw        # the items' slots come first: only they are written otherwise
+        try:
+            items_struct.pack_into(buffer, 0, *getter(snapshot))
+        except (struct.error, TypeError):
+            items_struct.pack_into(buffer, 0, *(index(snapshot[name]) & MASK64 for name in names))
+        status = lib.regs_restore_and_write(self._uch, restore_context, self._ids, self._pointers,
+                                            self._count if count is None else count)
+        if status != unicorn.UC_ERR_OK:
+            raise unicorn.UcError(status)
+
+    def values_of(self, snapshot: RegisterSnapshot) -> dict:
+        """The whole set as ``read`` returns it, from ``snapshot`` (its raw
+        bytes, with its items over them)."""
+        raw = self._struct.unpack_from(snapshot.raw)
+        values = dict(zip(self._scalars, raw))
+        if self._xmms:
+            x, f = self._xmm_start, self._fpr_start
+            values.update(zip(self._xmms, [low | high << 64 for low, high in zip(raw[x:f:2], raw[x + 1:f:2])]))
+        if self._fprs:
+            f = self._fpr_start
+            values.update(zip(self._fprs, zip(raw[f::2], raw[f + 1::2])))
+        values = {name: values[name] for name in self.names}
+        values.update(snapshot)
+        return values
+
+    def _snapshot_plan(self, items: int) -> tuple:
+        """(names, struct, getter) of the set's first ``items`` registers, which must be scalars."""
+        plan = self._snapshot_plans.get(items)
+        if plan is None:
+            names = self.names[:items]
+            if names != self._scalars[:items]:
+                raise ValueError("a snapshot's items must be the set's leading scalar registers")
+            plan = self._snapshot_plans[items] = (names, struct.Struct("<" + "Q" * items), _getter(names))
+        return plan
+
+    def write(self, values: dict, restore_context=None) -> None:
+        """Write ``values[name]`` for every name of the set, in the set's order;
+        with ``restore_context`` (a ``context_handle``), uc_context_restore it
+        first, in the same C call."""
+        self._pack(values)
+        if restore_context is None:
+            status = lib.regs_write(self._uch, self._ids, self._pointers, self._count)
+        else:
+            status = lib.regs_restore_and_write(self._uch, restore_context, self._ids, self._pointers, self._count)
+        if status != unicorn.UC_ERR_OK:
+            raise unicorn.UcError(status)
+
+    def _pack(self, values: dict) -> None:
         flat = list(self._get_scalars(values))
         for xmm in self._get_xmms(values):
             flat += (xmm & MASK64, xmm >> 64)
@@ -118,9 +222,6 @@ class RegisterBatch:
             # Out of range for the slot (negative, too wide) or not an int:
             # truncate like the binding's ctypes conversion, or raise as it would.
             self._struct.pack_into(self._buffer, 0, *self._truncated(values))
-        status = _uclib.uc_reg_write_batch(self._uc._uch, self._ids, self._pointers, self._count)
-        if status != unicorn.UC_ERR_OK:
-            raise unicorn.UcError(status)
 
     def _truncated(self, values: dict) -> list:
         flat = [index(values[name]) & MASK64 for name in self._scalars]
@@ -139,10 +240,10 @@ class RegisterFile:
 
     def __init__(self, uc, register_ids: dict):
         self._uc = uc
+        self._uch = uc_handle(uc)
         self._ids = register_ids
         self._batches: dict[tuple, RegisterBatch] = {}
-        self._slot = ctypes.c_uint64()
-        self._slot_address = ctypes.addressof(self._slot)
+        self._slot = ffi.new("uint64_t *")
         self._scalar = {name: reg_id for name, reg_id in register_ids.items() if register_kind(reg_id) == SCALAR}
 
     def batch(self, names: tuple) -> RegisterBatch:
@@ -155,19 +256,17 @@ class RegisterFile:
         reg_id = self._scalar.get(name)
         if reg_id is None:
             return self.batch((name,)).read()[name]
-        self._slot.value = 0
-        status = _uclib.uc_reg_read(self._uc._uch, reg_id, self._slot_address)
+        status = lib.regs_read_scalar(self._uch, reg_id, self._slot)
         if status != unicorn.UC_ERR_OK:
             raise unicorn.UcError(status, reg_id)
-        return self._slot.value
+        return self._slot[0]
 
     def write(self, name: str, value) -> None:
         reg_id = self._scalar.get(name)
         if reg_id is None:
             self.batch((name,)).write({name: value})
             return
-        self._slot.value = index(value) & MASK64
-        status = _uclib.uc_reg_write(self._uc._uch, reg_id, self._slot_address)
+        status = lib.regs_write_scalar(self._uch, reg_id, index(value) & MASK64)
         if status != unicorn.UC_ERR_OK:
             raise unicorn.UcError(status, reg_id)
 

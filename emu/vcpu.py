@@ -35,7 +35,7 @@ from emu.isa.encoding import MAX_INSTRUCTION_BYTES
 from emu.isa.xstate import SUPPORTED_USER_MASK, cpuid_leaf_0xd, xinuse as xstate_xinuse
 from emu.isa.msr import MsrFile
 from emu.isa.state import MSR_IA32_TSC, XFEATURE_MASK_XTILE, ExtendedState
-from emu.registers import RegisterFile
+from emu.registers import RegisterFile, RegisterSnapshot, context_handle
 from emu.mmu.faultaddr import candidate_addresses, exact_fault_address
 from emu.mmu.pagewalk import ACCESS_READ, ACCESS_WRITE, is_canonical
 try:
@@ -70,6 +70,12 @@ for _i in range(8):
     _REG_IDS[f"fp{_i}"] = x86.UC_X86_REG_FP0 + _i
 REGISTER_IDS = dict(_REG_IDS)
 USER_REGISTER_NAMES = tuple(REGISTER_IDS)
+# What a task switch keeps as Python values (save_task_registers): the leading
+# registers of USER_REGISTER_NAMES up to GS base -- Linux's pt_regs plus
+# thread.fsbase/gsbase, the registers the kernel reads and edits while a task
+# is off its CPU. The x87/SSE rest stays raw bytes (their state travels in the
+# fpstate through XSAVES/XRSTORS).
+TASK_REGISTER_NAMES = USER_REGISTER_NAMES[:USER_REGISTER_NAMES.index("gs_base") + 1]
 
 # INVPCID types (SDM Vol. 2A INVPCID).
 INVPCID_INDIVIDUAL_ADDRESS = 0
@@ -121,6 +127,8 @@ hotpath.amx_fast_set_register_access(ctypes.cast(_uclib.uc_reg_read, ctypes.c_vo
 # (tests compare the two paths; VCpu.amx_fast_path is the per-vCPU switch).
 AMX_FAST_PATH_DEFAULT = os.environ.get("EMU_AMX_FAST_PATH", "1") != "0"
 BLOCK_TABLE_ENTRIES = 1 << 14
+# Bound of charge_event's memo of Profile.event_cycles (events x counts seen).
+EVENT_CYCLES_MEMO_ENTRIES = 1024
 
 # Every VCpu registers here so the one cffi miss callback finds its owner.
 _VCPUS_BY_HANDLE: dict[int, "VCpu"] = {}
@@ -152,6 +160,12 @@ class PendingTrap:
     page_granular_address: bool = False
 
 
+_CPUID_INPUTS = ("rax", "rcx")
+
+# Every system call's trap (read, never modified).
+SYSCALL_TRAP = PendingTrap("syscall")
+
+
 class VCpu:
     """A vCPU. Fields: ``index`` (CPU number), ``cr3`` (owned by the kernel
     through ``write_cr3``), ``clock`` (the C hot-path counters: cycles,
@@ -172,6 +186,9 @@ class VCpu:
         self.halted = False
         self.pending: PendingTrap | None = None
         self.event_counts: dict[str, int] = {}
+        # Profile.event_cycles(event) of every event, for charge_event's count of one.
+        self._event_cycles = {event: machine.profile.event_cycles(event) for event in machine.profile.event_costs}
+        self._xsave_cycles: dict[int, int] = {}     # charge_xsave's, by size
         self.xstate = ExtendedState()
         self.msrs = MsrFile(self)
         self.apic = LocalApic(self)
@@ -249,7 +266,11 @@ class VCpu:
         # the C hook declines reaches _on_invalid_opcode unchanged.
         self._c_hook_handles = [self._add_c_hook(unicorn.UC_HOOK_INSN_INVALID,
                                                  hotpath.amx_fast_on_invalid_address(), self._amx_fast)]
-        uc.hook_add(unicorn.UC_HOOK_INSN, self._on_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
+        # SYSCALL in C (hotpath_on_syscall): it records the trap in the clock
+        # struct and stops, as _on_interrupt does for faults, without a
+        # Python callback on every system call.
+        self._c_hook_handles.append(self._add_c_hook(unicorn.UC_HOOK_INSN, hotpath.hotpath_on_syscall_address(),
+                                                     self.clock, x86.UC_X86_INS_SYSCALL))
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
         uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
         uc.hook_add(unicorn.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
@@ -259,11 +280,13 @@ class VCpu:
                 (unicorn.UC_HOOK_TLB_FILL, hotpath.mmu_on_tlb_fill_address(), self._mmu)):
             self._c_hook_handles.append(self._add_c_hook(hook_type, callback, context))
 
-    def _add_c_hook(self, hook_type: int, callback: int, context) -> ctypes.c_size_t:
+    def _add_c_hook(self, hook_type: int, callback: int, context, *instruction: int) -> ctypes.c_size_t:
+        """uc_hook_add of a C callback over every address; UC_HOOK_INSN takes the instruction id."""
         handle = ctypes.c_size_t()
         status = _uclib.uc_hook_add(
             self.uc._uch, ctypes.byref(handle), ctypes.c_int(hook_type), ctypes.c_void_p(callback),
-            ctypes.c_void_p(int(ffi.cast("uintptr_t", context))), ctypes.c_uint64(1), ctypes.c_uint64(0))
+            ctypes.c_void_p(int(ffi.cast("uintptr_t", context))), ctypes.c_uint64(1), ctypes.c_uint64(0),
+            *(ctypes.c_int(insn) for insn in instruction))
         if status != 0:
             raise RuntimeError(f"uc_hook_add({hook_type}) failed: {status}")
         return handle
@@ -292,6 +315,7 @@ class VCpu:
         self._tlb_tags = ffi.new("uint64_t[]", [hotpath.TLB_TAG_INVALID] * (geometry.sets * geometry.ways))
         mmu = self._mmu = ffi.new("struct mmu_vcpu *")
         mmu.clock = self.clock
+        self.clock.mmu = mmu
         memory = self.machine.memory
         mmu.phys = ffi.cast("uint8_t *", memory.host_address)
         mmu.phys_size = memory.size_bytes
@@ -307,6 +331,7 @@ class VCpu:
         mmu.ways = geometry.ways
         mmu.large_entries = geometry.large_entries
         self._walk_result = ffi.new("struct walk_result *")
+        self._rip_slot = ffi.new("uint64_t *")         # run's RIP (hotpath_prepare_run)
 
     def _boot(self) -> None:
         """Power-on: run the firmware's iretq into CPL3 and save that clean context."""
@@ -330,6 +355,8 @@ class VCpu:
         if uc.reg_read(x86.UC_X86_REG_CS) & 3 != 3:
             raise RuntimeError("vCPU failed to enter CPL3 at boot")
         self._clean_user_context = uc.context_save()
+        self._clean_context_handle = context_handle(self._clean_user_context)
+        self.clock.syscall_pending = 0      # the firmware's SYSCALL that ended the boot
         self._flush_unicorn_tlb()
         # Firmware instructions are not guest work: the clock starts at zero.
         self.clock.cycles = 0
@@ -347,6 +374,10 @@ class VCpu:
         """``read_register`` of every name (a tuple, in order), as one libunicorn call."""
         return self.register_file.read_many(names)
 
+    def read_register_values(self, names: tuple) -> tuple:
+        """The values of scalar registers ``names`` (a tuple), in order, as one libunicorn call."""
+        return self.register_file.batch(names).read_values()
+
     def write_registers(self, values: dict) -> None:
         """``write_register`` for every item, in order, as one libunicorn call."""
         self.register_file.write_many(values)
@@ -355,13 +386,33 @@ class VCpu:
         """Every register of REGISTER_IDS (in that order), read in one libunicorn call."""
         return self._user_register_batch.read()
 
-    def load_user_registers(self, registers: dict) -> None:
+    def load_user_registers(self, registers: dict, fpregs_follow: bool = False) -> None:
         """Enter user mode with ``registers``: restore the clean CPL3 context
         first, which also drops the pending-exception state QEMU keeps after a
-        fault (without it the next fault is promoted to #DF; DESIGN.md)."""
-        self.uc.context_restore(self._clean_user_context)
+        fault (without it the next fault is promoted to #DF; DESIGN.md).
+
+        ``registers`` is a dict of named registers (written in its order), or
+        what ``save_task_registers`` returned (the whole user register file,
+        one C call). ``fpregs_follow``: the caller writes every x87/SSE
+        register next (an XRSTORS whose RFBM holds x87 and SSE: it loads each
+        of them from its buffer or its init value, whatever the register held),
+        so a snapshot's copies of them need not be written first."""
+        if type(registers) is RegisterSnapshot:
+            if len(registers) == len(TASK_REGISTER_NAMES):
+                self._user_register_batch.restore_snapshot(
+                    registers, self._clean_context_handle, len(TASK_REGISTER_NAMES) if fpregs_follow else None)
+                return
+            registers = self._user_register_batch.values_of(registers)   # an item was added: all, by name
         if registers:
-            self.register_file.write_many(registers)
+            self.register_file.batch(tuple(registers)).write(registers, restore_context=self._clean_context_handle)
+        else:
+            self.uc.context_restore(self._clean_user_context)
+
+    def save_task_registers(self) -> RegisterSnapshot:
+        """The whole user register file (as ``save_user_registers``) in one
+        libunicorn call, for a task switch: TASK_REGISTER_NAMES as items, the
+        rest as raw bytes (``load_user_registers`` writes it back)."""
+        return self._user_register_batch.snapshot(len(TASK_REGISTER_NAMES))
 
     # ---- memory management ------------------------------------------------
 
@@ -605,12 +656,12 @@ class VCpu:
 
     # ---- traps ------------------------------------------------------------
 
-    def _on_syscall(self, uc, _user_data) -> None:
-        self.pending = PendingTrap("syscall")
-        uc.emu_stop()
+    # The trap a run ends with is the last one a hook recorded: these clear the
+    # C SYSCALL hook's flag when they record theirs (see _start_unicorn).
 
     def _on_interrupt(self, uc, vector, _user_data) -> None:
         self.pending = PendingTrap("exception", exception_for_vector(vector))
+        self.clock.syscall_pending = 0
         uc.emu_stop()
 
     def _on_invalid_opcode(self, uc, _user_data) -> bool:
@@ -620,18 +671,18 @@ class VCpu:
                 return True
         except CpuException as exc:
             self.pending = PendingTrap("exception", exc)
+            self.clock.syscall_pending = 0
             return False
         self.pending = PendingTrap("exception", UD(0))
+        self.clock.syscall_pending = 0
         return False
 
     def _on_cpuid(self, uc, _user_data) -> int:
-        leaf = uc.reg_read(x86.UC_X86_REG_EAX) & 0xFFFFFFFF
-        subleaf = uc.reg_read(x86.UC_X86_REG_ECX) & 0xFFFFFFFF
-        eax, ebx, ecx, edx = self.cpuid.query(leaf, subleaf)
-        uc.reg_write(x86.UC_X86_REG_RAX, eax)
-        uc.reg_write(x86.UC_X86_REG_RBX, ebx)
-        uc.reg_write(x86.UC_X86_REG_RCX, ecx)
-        uc.reg_write(x86.UC_X86_REG_RDX, edx)
+        # EAX/ECX are the low halves of RAX/RCX; the four results are written
+        # in one batch, RAX, RBX, RCX, RDX in that order.
+        leaf, subleaf = self.register_file.batch(_CPUID_INPUTS).read_values()
+        eax, ebx, ecx, edx = self.cpuid.query(leaf & 0xFFFFFFFF, subleaf & 0xFFFFFFFF)
+        self.register_file.write_many({"rax": eax, "rbx": ebx, "rcx": ecx, "rdx": edx})
         return 1   # skip Unicorn's own CPUID
 
     # ---- extension state ----------------------------------------------------
@@ -705,8 +756,36 @@ class VCpu:
 
     def charge_event(self, event: str, count: float = 1) -> None:
         """Charge a profile event (emu/timing/profiles) and count it for statistics."""
-        self.clock.cycles += self.machine.profile.event_cycles(event, count)
-        self.event_counts[event] = self.event_counts.get(event, 0) + 1
+        if count == 1:
+            cycles = self._event_cycles[event]
+        else:
+            # Memoised by (event, count) too: XSAVES/XRSTORS charge per byte of
+            # the same few buffer sizes on every switch.
+            key = (event, count)
+            cycles = self._event_cycles.get(key)
+            if cycles is None:
+                cycles = self.machine.profile.event_cycles(event, count)
+                if len(self._event_cycles) < EVENT_CYCLES_MEMO_ENTRIES:
+                    self._event_cycles[key] = cycles
+        self.clock.cycles += cycles
+        counts = self.event_counts
+        counts[event] = counts.get(event, 0) + 1
+
+    def charge_xsave(self, size_bytes: int) -> None:
+        """An XSAVE-family instruction moving ``size_bytes`` of state: the
+        profile's xsave_base plus xsave_per_byte per byte -- exactly
+        ``charge_event("xsave_base")`` then ``charge_event("xsave_per_byte",
+        size_bytes)``, in one call (the context switch runs two of them)."""
+        cycles = self._xsave_cycles.get(size_bytes)
+        if cycles is None:
+            cycles = (self.machine.profile.event_cycles("xsave_base")
+                      + self.machine.profile.event_cycles("xsave_per_byte", size_bytes))
+            if len(self._xsave_cycles) < EVENT_CYCLES_MEMO_ENTRIES:
+                self._xsave_cycles[size_bytes] = cycles
+        self.clock.cycles += cycles
+        counts = self.event_counts
+        counts["xsave_base"] = counts.get("xsave_base", 0) + 1
+        counts["xsave_per_byte"] = counts.get("xsave_per_byte", 0) + 1
 
     def run(self, deadline_cycles: int) -> str:
         """Run guest code until a trap or until the clock reaches ``deadline_cycles``.
@@ -714,16 +793,16 @@ class VCpu:
         Traps are delivered to the machine's trap handler before returning.
         """
         clock = self.clock
-        clock.deadline_cycles = deadline_cycles
-        clock.deadline_reached = 0
-        if clock.cycles >= deadline_cycles:
+        # The deadline; unless already reached: the fill hook's fault cleared,
+        # a pending flush of Unicorn's TLB done, RIP read.
+        status = hotpath.hotpath_prepare_run(clock, deadline_cycles, x86.UC_X86_REG_RIP, self._rip_slot)
+        if status == hotpath.HOTPATH_RUN_DEADLINE:
             return STOP_DEADLINE
+        if status != unicorn.UC_ERR_OK:
+            raise unicorn.UcError(status)
         self.pending = None
-        rip = self.register_file.read("rip")
+        rip = self._rip_slot[0]
         mmu = self._mmu
-        mmu.fault_vector = 0
-        if clock.unicorn_tlb_flush_pending:
-            hotpath.hotpath_flush_unicorn_tlb_pending(clock)
         events = self.machine.events
         if events is not None:
             events.resume(self)
@@ -764,7 +843,7 @@ class VCpu:
         self._refund_unexecuted()
         # Resume from a clean context: QEMU keeps a pending-exception state
         # after a fault reported to a hook (DESIGN.md, measured).
-        self.load_user_registers(self.save_user_registers())
+        self.load_user_registers(self.save_task_registers())
         if isinstance(pending.exception, GP) and self._emulate_time_stamp_counter():
             return STOP_TRAP
         self.charge_event("page_fault" if isinstance(pending.exception, PF) else "exception_entry")
@@ -788,6 +867,10 @@ class VCpu:
             uc = self.uc
             uc._hook_exception = None       # as Uc.emu_start does, for its hook wrappers
             status = hotpath.hotpath_emu_start_guarded(self.clock.uc, rip, until)
+            if self.clock.syscall_pending:
+                # The C SYSCALL hook was the last trap of this run.
+                self.clock.syscall_pending = 0
+                self.pending = SYSCALL_TRAP
             if status != hotpath.HOTPATH_TRANSLATION_ABORTED:
                 break
             self._replace_aborted_unicorn()

@@ -103,8 +103,7 @@ def fpu_clone(kernel: "Kernel", vcpu: "VCpu", child_fpstate: fpu.FpState) -> Non
     mask = child_fpstate.xfeatures & ~fpu.XFEATURE_MASK_USER_DYNAMIC & (vcpu.xstate.xcr0 | vcpu.xstate.xss)
     access = fpu.KernelBufferAccess(vcpu, child_fpstate)
     xstate.xsave(access, child_fpstate.kernel_address, mask, variant="xsaves")
-    vcpu.charge_event("xsave_base")
-    vcpu.charge_event("xsave_per_byte", xstate.compacted_size(mask))
+    vcpu.charge_xsave(xstate.compacted_size(mask))
     kernel.counters["xsaves"] += 1
     header = child_fpstate.kernel_address + xstate.HEADER_OFFSET
     (xstate_bv,) = struct.unpack("<Q", access.read_virtual(header, 8))

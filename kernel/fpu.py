@@ -36,6 +36,7 @@ ARCH_GET_XCOMP_SUPP = 0x1021
 ARCH_GET_XCOMP_PERM = 0x1022
 ARCH_REQ_XCOMP_PERM = 0x1023
 XFEATURE_MAX = 19    # one past the highest feature number this kernel knows (XTILEDATA)
+XFEATURE_MASK_FPSSE = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE
 
 # Features that need a permission request and a larger buffer (XFEATURE_MASK_USER_DYNAMIC).
 XFEATURE_MASK_USER_DYNAMIC = XFEATURE_MASK_XTILEDATA
@@ -191,29 +192,28 @@ class KernelBufferAccess:
         self.vcpu.write_registers(values)
 
 
-def _host_bytes(buffer: FpState) -> bytearray | None:
-    """The host bytes of an fpstate the C XSAVES/XRSTORS use directly (embedded
-    in task_struct), or None when they reach it through the page tables (vmalloc)."""
-    return None if buffer.storage == FPSTATE_VMALLOC else buffer.buffer
-
-
 def _xsaves(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int, registers: dict | None = None) -> None:
     # The C instruction (emu/isa/xstate_fast.c) when it takes the case, else the Python one.
-    skipped = xstate.xsaves_fast(vcpu, buffer.kernel_address, mask, _host_bytes(buffer))
+    # The C one takes an fpstate embedded in task_struct as host bytes, and
+    # reaches a vmalloc'ed one through the page tables.
+    skipped = xstate.xsaves_fast(vcpu, buffer.kernel_address, mask,
+                                 None if buffer.storage == FPSTATE_VMALLOC else buffer.buffer)
     if skipped is None:
         skipped = xstate.xsave(KernelBufferAccess(vcpu, buffer, registers), buffer.kernel_address, mask,
                                variant="xsaves")
-    _charge_xsave(vcpu, buffer)
-    kernel.counters["xsaves"] += 1
-    kernel.counters["xsaves_components_skipped"] += skipped
+    vcpu.charge_xsave(buffer.size_bytes)
+    counters = kernel.counters
+    counters["xsaves"] += 1
+    counters["xsaves_components_skipped"] += skipped
     if kernel.machine.events is not None:
         kernel.machine.events.emit(vcpu, "xsaves", mask=f"{mask:#x}", components_skipped=skipped)
 
 
 def _xrstors(kernel: "Kernel", vcpu: "VCpu", buffer: FpState, mask: int) -> None:
-    if not xstate.xrstors_fast(vcpu, buffer.kernel_address, mask, _host_bytes(buffer)):
+    if not xstate.xrstors_fast(vcpu, buffer.kernel_address, mask,
+                               None if buffer.storage == FPSTATE_VMALLOC else buffer.buffer):
         xstate.xrstor(KernelBufferAccess(vcpu, buffer), buffer.kernel_address, mask, supervisor=True)
-    _charge_xsave(vcpu, buffer)
+    vcpu.charge_xsave(buffer.size_bytes)
     kernel.counters["xrstors"] += 1
 
 
@@ -252,6 +252,23 @@ def save_fpregs_to_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task", registe
     kernel.fpregs_owner[vcpu.index] = fpstate
 
 
+def fpregs_state_valid(kernel: "Kernel", vcpu: "VCpu", fpstate: FpState) -> bool:
+    """This CPU still holds exactly ``fpstate``'s registers (fpregs_state_valid:
+    the per-CPU owner is this fpstate and its last_cpu is this CPU)."""
+    return kernel.fpregs_owner[vcpu.index] is fpstate and fpstate.last_cpu == vcpu.index
+
+
+def restore_loads_legacy_registers(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> bool:
+    """Whether ``restore_fpregs_from_fpstate`` for ``task`` will write every
+    x87/SSE register: it runs an XRSTORS (the registers are not still valid
+    here) whose RFBM, every enabled feature, holds x87 and SSE. Such an
+    XRSTORS loads each from the buffer or its init value (SDM Vol. 1
+    §13.12), so Kernel.switch_to need not write them before it."""
+    enabled = vcpu.xstate.xcr0 | vcpu.xstate.xss
+    return (enabled & XFEATURE_MASK_FPSSE == XFEATURE_MASK_FPSSE
+            and not fpregs_state_valid(kernel, vcpu, task.fpstate))
+
+
 def restore_fpregs_from_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
     """Return to user: XRSTORS unless this CPU still holds exactly this task's
     registers (fpregs_state_valid: the per-CPU owner is this fpstate and its
@@ -261,7 +278,7 @@ def restore_fpregs_from_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") ->
     the previous task used and this one lacks must go back to its init state
     (restore_fpregs_from_fpstate uses fpu_kernel_cfg.max_features)."""
     fpstate = task.fpstate
-    if kernel.fpregs_owner[vcpu.index] is fpstate and fpstate.last_cpu == vcpu.index:
+    if fpregs_state_valid(kernel, vcpu, fpstate):
         kernel.counters["xrstors_skipped"] += 1
         vcpu.charge_event("xrstors_skipped")
         if kernel.machine.events is not None:
@@ -280,11 +297,6 @@ def restore_fpregs_from_fpstate(kernel: "Kernel", vcpu: "VCpu", task: "Task") ->
     if kernel.machine.events is not None:
         kernel.machine.events.emit(vcpu, "xrstors", task=task.tid, mask=f"{mask:#x}", skipped=False)
     fpstate.last_cpu = vcpu.index
-
-
-def _charge_xsave(vcpu: "VCpu", buffer: FpState) -> None:
-    vcpu.charge_event("xsave_base")
-    vcpu.charge_event("xsave_per_byte", buffer.size_bytes)
 
 
 def fpu_drop(kernel: "Kernel", task: "Task") -> None:

@@ -139,6 +139,8 @@ class Kernel:
         # Per CPU: the fpstate whose registers are live there (fpu_fpregs_owner_ctx).
         self.fpregs_owner: list = [None] * len(machine.vcpus)
         self.scheduler = Scheduler(self, self.params["sched_quantum"])
+        from kernel.syscalls import dispatch_syscall    # kernel.syscalls imports this module
+        self._dispatch_syscall = dispatch_syscall
         self.futex_queues: dict = {}
         # System calls only some command lines enable (number -> handler).
         self.optional_syscalls: dict = {}
@@ -199,7 +201,10 @@ class Kernel:
             # Work the task was pushed here to do with preemption off (cpu_opv).
             work, task.resume_work = task.resume_work, None
             work(vcpu, task)
-        vcpu.load_user_registers(task.registers)
+        # __switch_to's register half: the task's saved registers; x87/SSE
+        # only when the XRSTORS below will not load them anyway
+        # (switch_fpu_return -> restore_fpregs_from_fpstate).
+        vcpu.load_user_registers(task.registers, fpregs_follow=fpu.restore_loads_legacy_registers(self, vcpu, task))
         previous = self.last_task[vcpu.index]
         if previous is not task and previous is not None:
             self.counters["context_switches"] += 1
@@ -397,13 +402,12 @@ class Kernel:
     # ---- TrapHandler ------------------------------------------------------
 
     def handle_syscall(self, vcpu: VCpu) -> None:
-        from kernel.syscalls import dispatch_syscall
         self.this_cpu = vcpu
         task = self.task_on(vcpu)
         self.counters["syscalls"] += 1
         if self.machine.events is not None:
             self._trace_syscall(vcpu)
-        dispatch_syscall(self, vcpu, task)
+        self._dispatch_syscall(self, vcpu, task)
 
     def _trace_syscall(self, vcpu: VCpu) -> None:
         """The syscall event: number, name, arguments (its result is traced on return to user)."""

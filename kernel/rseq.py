@@ -35,7 +35,7 @@ def rseq_ip_fixup(kernel: "Kernel", task: "Task", registers: dict) -> None:
     rseq = task.rseq
     mm = task.mm
     try:
-        (descriptor,) = struct.unpack("<Q", mm.copy_from_user(rseq.address + RSEQ_CS_OFFSET, 8))
+        descriptor = mm.get_user_u64(rseq.address + RSEQ_CS_OFFSET)
         if descriptor == 0:
             return
         version, _flags, start_ip, post_commit_offset, abort_ip = struct.unpack(

@@ -68,6 +68,11 @@ class Scheduler:
         self.preemptions = 0
         self.load_balance_migrations = 0    # tasks moved by the periodic balance
         self.idle_pulls = 0                 # tasks pulled by a CPU going idle
+        self._lvt_timer = TIMER_MODE_TSC_DEADLINE | self._timer_vector()   # LVT timer: TSC-deadline mode
+        # Per CPU: LVT timer programmed (only this code writes it, always the
+        # same value), so later ticks write only the deadline MSR, as Linux's
+        # lapic_next_deadline does after lapic_timer_set_oneshot.
+        self._lvt_programmed = [False] * self.cpu_count
 
     # ---- load ------------------------------------------------------------------
 
@@ -153,8 +158,10 @@ class Scheduler:
     def _put_prev_task(self, vcpu: "VCpu") -> "Task":
         """Save the running task's user state and take it off ``vcpu``."""
         task = self.kernel.current[vcpu.index]
-        task.registers = vcpu.save_user_registers()
-        save_fpregs_to_fpstate(self.kernel, vcpu, task, task.registers)
+        # The whole user register file in one call; x87/SSE stay raw bytes,
+        # which the XSAVES below does not need (it reads them itself).
+        task.registers = vcpu.save_task_registers()
+        save_fpregs_to_fpstate(self.kernel, vcpu, task)
         task.rseq_event_pending = True        # rseq_preempt on every switch out
         self.kernel.current[vcpu.index] = None
         task.cpu = None
@@ -263,12 +270,17 @@ class Scheduler:
     def schedule(self, vcpu: "VCpu") -> None:
         """Pick the next task for ``vcpu`` (__schedule); pull work when the local
         queue is empty (newidle_balance); idle the CPU if there is none."""
-        self.kicked.discard(vcpu.index)
-        self.wake_expired_sleepers(vcpu)
-        if self.kernel.current[vcpu.index] is not None:
+        cpu = vcpu.index
+        self.kicked.discard(cpu)
+        if self.sleepers:
+            self.wake_expired_sleepers(vcpu)
+        if self.kernel.current[cpu] is not None:
             return
-        queue = self.runqueues[vcpu.index]
-        task = next((queued for queued in queue if queued.allowed_on(vcpu.index)), None)
+        task = None
+        for queued in self.runqueues[cpu]:
+            if queued.allowed_on(cpu):
+                task = queued
+                break
         if task is None:
             task = self.newidle_balance(vcpu)
         if task is None:
@@ -348,22 +360,29 @@ class Scheduler:
         """Program the TSC deadline for this CPU's next periodic tick (or an earlier
         timed sleeper). The tick keeps its period across context switches, as
         Linux's does, so short-running tasks cannot postpone the balance."""
-        vcpu.write_msr(MSR_X2APIC_LVT_TIMER, TIMER_MODE_TSC_DEADLINE | self._timer_vector())
+        self._program_lvt_timer(vcpu)
+        now = vcpu.cycles
         next_tick = self.next_tick_cycles[vcpu.index]
-        if next_tick is None or next_tick <= vcpu.cycles:
-            next_tick = self.next_tick_cycles[vcpu.index] = vcpu.cycles + self.quantum_cycles
+        if next_tick is None or next_tick <= now:
+            next_tick = self.next_tick_cycles[vcpu.index] = now + self.quantum_cycles
         deadline = next_tick
         if self.sleepers:
-            deadline = min(deadline, max(self.sleepers[0][0], vcpu.cycles + 1))
+            deadline = min(deadline, max(self.sleepers[0][0], now + 1))
         vcpu.write_msr(MSR_IA32_TSC_DEADLINE, deadline + vcpu.msrs.tsc_offset)
 
     def arm_sleeper_timer(self, vcpu: "VCpu") -> None:
         """An idle CPU sleeps until the earliest timed sleeper is due (or forever)."""
         if self.sleepers:
-            vcpu.write_msr(MSR_X2APIC_LVT_TIMER, TIMER_MODE_TSC_DEADLINE | self._timer_vector())
+            self._program_lvt_timer(vcpu)
             vcpu.write_msr(MSR_IA32_TSC_DEADLINE, max(self.sleepers[0][0], vcpu.cycles + 1) + vcpu.msrs.tsc_offset)
         else:
             vcpu.write_msr(MSR_IA32_TSC_DEADLINE, 0)
+
+    def _program_lvt_timer(self, vcpu: "VCpu") -> None:
+        """The LVT timer in TSC-deadline mode with the timer vector, written once per CPU."""
+        if not self._lvt_programmed[vcpu.index]:
+            vcpu.write_msr(MSR_X2APIC_LVT_TIMER, self._lvt_timer)
+            self._lvt_programmed[vcpu.index] = True
 
     def wake_expired_sleepers(self, vcpu: "VCpu") -> None:
         while self.sleepers and self.sleepers[0][0] <= vcpu.cycles:

@@ -95,7 +95,7 @@ _SYSCALL_REGISTERS = ("rax", *ARG_REGISTERS)
 
 def dispatch_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
     """Run one system call for ``task`` on ``vcpu`` (do_syscall_64)."""
-    number, *args = vcpu.read_registers(_SYSCALL_REGISTERS).values()
+    number, *args = vcpu.read_register_values(_SYSCALL_REGISTERS)
     kernel.syscall_counts[number] += 1
     handler = SYSCALLS.get(number) or kernel.optional_syscalls.get(number)
     if handler is None:

@@ -6,7 +6,7 @@ import random
 import unicorn
 import unicorn.x86_const as x86
 
-from emu.registers import RegisterBatch, RegisterFile
+from emu.registers import RegisterBatch, RegisterFile, context_handle
 from emu.vcpu import REGISTER_IDS, USER_REGISTER_NAMES
 
 
@@ -76,3 +76,56 @@ def test_batch_write_of_rip_moves_execution_like_reg_write():
     registers.write_many({"rax": 41, "rip": 0x1010})
     uc.emu_start(registers.read("rip"), 0x1013)
     assert uc.reg_read(x86.UC_X86_REG_RAX) == 42
+
+
+def _user_batch(uc):
+    return RegisterBatch(uc, USER_REGISTER_NAMES, [REGISTER_IDS[n] for n in USER_REGISTER_NAMES])
+
+
+def test_a_snapshot_holds_what_read_returns_and_restores_like_context_restore_then_write():
+    from emu.vcpu import TASK_REGISTER_NAMES
+    rng = random.Random(13)
+    items = len(TASK_REGISTER_NAMES)
+    for _ in range(10):
+        values = _random_values(rng)
+        source, snapshotted, written = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64), *_pair()
+        _user_batch(source).write(values)
+        snapshot = _user_batch(source).snapshot(items)
+        full = _user_batch(source).read()
+        assert list(snapshot) == list(TASK_REGISTER_NAMES)
+        assert dict(snapshot) == {name: full[name] for name in TASK_REGISTER_NAMES}
+        assert _user_batch(source).values_of(snapshot) == full
+        # The kernel edits items while the task is off its CPU (syscall result, rseq abort).
+        snapshot["rax"], snapshot["rip"] = 0xFFFF_FFFF_FFFF_FFF2, 0x401000
+        full.update(rax=0xFFFF_FFFF_FFFF_FFF2, rip=0x401000)
+        clean = snapshotted.context_save()
+        snapshotted.reg_write(x86.UC_X86_REG_RAX, 5)     # overwritten by the context restore
+        _user_batch(snapshotted).restore_snapshot(snapshot, context_handle(clean))
+        written.context_restore(written.context_save())
+        _user_batch(written).write(full)
+        assert _user_batch(snapshotted).read() == _user_batch(written).read() == full
+
+
+def test_a_snapshot_restored_without_its_fpregs_leaves_them_to_the_context():
+    """load_user_registers(fpregs_follow=True): only the task items are written;
+    x87/SSE keep what the clean context holds until the XRSTORS loads them."""
+    from emu.vcpu import TASK_REGISTER_NAMES
+    values = _random_values(random.Random(17))
+    source, target = _pair()
+    _user_batch(source).write(values)
+    snapshot = _user_batch(source).snapshot(len(TASK_REGISTER_NAMES))
+    clean = target.context_save()
+    before = _user_batch(target).read()
+    _user_batch(target).restore_snapshot(snapshot, context_handle(clean), len(TASK_REGISTER_NAMES))
+    after = _user_batch(target).read()
+    for name in USER_REGISTER_NAMES:
+        assert after[name] == (values[name] if name in TASK_REGISTER_NAMES else before[name]), name
+
+
+def test_read_values_is_read_in_order_for_scalar_sets():
+    uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64)
+    names = ("rax", "rdi", "rsi", "rdx", "r10", "r8", "r9")
+    for offset, name in enumerate(names):
+        uc.reg_write(REGISTER_IDS[name], 0x1000 + offset)
+    batch = RegisterBatch(uc, names, [REGISTER_IDS[n] for n in names])
+    assert batch.read_values() == tuple(batch.read().values()) == tuple(range(0x1000, 0x1007))

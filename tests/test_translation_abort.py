@@ -103,3 +103,30 @@ def test_a_replaced_unicorn_gets_its_own_validated_cpu_state_and_the_same_result
         assert stdout.getvalue() == host.stdout and kernel.exit_status() == host.returncode == 0
     finally:
         machine.close()
+
+
+def test_the_abort_guard_installed_for_a_run_loop_hands_sigabrt_back():
+    """Machine.run keeps the guard's SIGABRT handler installed between runs
+    (emu/timing/abort_guard.c): removing it restores the action it replaced,
+    and a SIGABRT outside a run while it is installed reaches that action."""
+    import os
+    import signal
+
+    from emu.timing._hotpath import lib
+
+    received = []
+    previous = signal.signal(signal.SIGABRT, lambda signo, frame: received.append(signo))
+    try:
+        lib.hotpath_abort_guard_install()
+        lib.hotpath_abort_guard_remove()
+        os.kill(os.getpid(), signal.SIGABRT)
+        assert received == [signal.SIGABRT]
+        lib.hotpath_abort_guard_install()
+        os.kill(os.getpid(), signal.SIGABRT)      # not inside a run: the replaced action
+        assert received == [signal.SIGABRT, signal.SIGABRT]
+        lib.hotpath_abort_guard_remove()
+        os.kill(os.getpid(), signal.SIGABRT)
+        assert received == [signal.SIGABRT] * 3
+    finally:
+        lib.hotpath_abort_guard_remove()
+        signal.signal(signal.SIGABRT, previous)

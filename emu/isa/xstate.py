@@ -426,54 +426,59 @@ def _flat(buffer):
     return _ffi.from_buffer("uint8_t[]", buffer, require_writable=True), len(buffer)
 
 
+# Scratch space of the two calls below, allocated once (they never nest): the
+# legacy region, and the C functions' out-parameters.
+_legacy_scratch = _ffi.new("uint8_t[]", LEGACY_AREA_BYTES)
+_u64_scratch = _ffi.new("uint64_t[2]")
+_u32_scratch = _ffi.new("uint32_t[2]")
+
+
 def xsaves_fast(cpu, address: int, rfbm: int, buffer: bytearray | None = None) -> int | None:
     """XSAVES of ``rfbm`` to the supervisor buffer at ``address`` -- ``buffer``
     when it is host memory standing for [address, address + len(buffer)),
     else guest memory through ``cpu``'s page tables -- as xsave(variant="xsaves").
     The x87/SSE registers and their XINUSE bits come from C's own read of the
-    vCPU's registers (the values save_user_registers() gives). Returns the
-    components skipped, or None when xsave() must run instead."""
+    vCPU's registers (the values save_user_registers() gives), in the same
+    call. Returns the components skipped, or None when xsave() must run instead."""
     if not KERNEL_XSTATE_C:
         return None
     xstate = cpu.xstate
-    legacy = _ffi.new("uint8_t[]", LEGACY_AREA_BYTES)
-    legacy_in_use = _ffi.new("uint64_t *")
-    status = _hotpath.xstate_read_legacy_registers(cpu.clock.uc, mxcsr_mask_of(cpu), legacy, legacy_in_use)
-    if status:
-        raise UcError(status)
-    # XINUSE as xinuse() computes it; a component armed in IA32_XFD counts as init.
-    in_use = (legacy_in_use[0] | (XFEATURE_MASK_XTILE if xstate.tiles_in_use else 0)
-              | (XFEATURE_MASK_PASID if xstate.pasid else 0)) & ~xstate.xfd
-    may_skip_unmodified = xstate.last_restore_linear_address == address and xstate.last_restore_was_xrstors
     flat, flat_size = _flat(buffer)
-    counts = _ffi.new("uint32_t[2]")
-    if _hotpath.xstate_xsaves(cpu.c_mmu, flat, flat_size, xstate.c_state, address, rfbm, in_use,
-                              may_skip_unmodified, legacy, xstate.pasid, counts, counts + 1):
+    counts = _u32_scratch
+    status = _hotpath.xstate_xsaves_registers(
+        cpu.clock.uc, mxcsr_mask_of(cpu), cpu.c_mmu, flat, flat_size, xstate.c_state, address, rfbm,
+        xstate.last_restore_linear_address == address and xstate.last_restore_was_xrstors, xstate.pasid,
+        counts, counts + 1)
+    if status:
+        if status >= _hotpath.XSTATE_FAST_UC_ERROR:
+            raise UcError(status - _hotpath.XSTATE_FAST_UC_ERROR)
         return None
-    xstate.unmodified_components_skipped += counts[1]
+    if counts[1]:
+        xstate.unmodified_components_skipped += counts[1]
     return counts[0]
 
 
 def xrstors_fast(cpu, address: int, rfbm: int, buffer: bytearray | None = None) -> bool:
     """XRSTORS of ``rfbm`` from ``address`` (``buffer`` as for xsaves_fast),
-    as xrstor(supervisor=True): C loads the tile components; the x87/SSE
-    registers are written here. False when xrstor() must run instead."""
+    as xrstor(supervisor=True): C loads the tile components and, when RFBM
+    holds x87 and SSE, writes those registers in the same call; a subset is
+    written here. False when xrstor() must run instead."""
     if not KERNEL_XSTATE_C:
         return False
     xstate = cpu.xstate
+    c_state = xstate.c_state
     flat, flat_size = _flat(buffer)
-    legacy = _ffi.new("uint8_t[]", LEGACY_AREA_BYTES)
-    results = _ffi.new("uint64_t[2]")
-    if _hotpath.xstate_xrstors(cpu.c_mmu, flat, flat_size, xstate.c_state, address, rfbm,
-                               xstate.xcr0 | xstate.xss, mxcsr_mask_of(cpu), legacy, results, results + 1):
+    legacy, results = _legacy_scratch, _u64_scratch
+    # The same registers, values and order as _restored_legacy_registers + write_registers.
+    status = _hotpath.xstate_xrstors_registers(
+        cpu.clock.uc, cpu.c_mmu, flat, flat_size, c_state, address, rfbm, c_state.xcr0 | xstate.xss,
+        mxcsr_mask_of(cpu), legacy, results, results + 1)
+    if status:
+        if status >= _hotpath.XSTATE_FAST_UC_ERROR:
+            raise UcError(status - _hotpath.XSTATE_FAST_UC_ERROR)
         return False
     load = results[0]
-    if rfbm & _LEGACY_MASK == _LEGACY_MASK:
-        # The same registers, values and order as _restored_legacy_registers + write_registers.
-        status = _hotpath.xstate_write_legacy_registers(cpu.clock.uc, legacy, load)
-        if status:
-            raise UcError(status)
-    else:
+    if rfbm & _LEGACY_MASK != _LEGACY_MASK:
         cpu.write_registers(_restored_legacy_registers(_ffi.buffer(legacy)[:], rfbm, load))
     if rfbm & XFEATURE_MASK_PASID:
         xstate.pasid = results[1] if load & XFEATURE_MASK_PASID else 0

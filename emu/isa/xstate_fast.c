@@ -451,3 +451,36 @@ int xstate_read_legacy_registers(void *uc, uint32_t mxcsr_mask, uint8_t *legacy_
     return 0;
 }
 
+
+/* ---- the context switch's calls: registers and instruction together --------- */
+
+int xstate_xsaves_registers(void *uc, uint32_t mxcsr_mask, struct mmu_vcpu *mmu, uint8_t *flat,
+                            uint64_t flat_size, struct amx_xstate *state, uint64_t address, uint64_t rfbm,
+                            int may_skip_unmodified, uint64_t pasid, uint32_t *skipped,
+                            uint32_t *unmodified_skipped)
+{
+    uint8_t legacy[LEGACY_AREA_BYTES];
+    uint64_t legacy_in_use;
+    int status = xstate_read_legacy_registers(uc, mxcsr_mask, legacy, &legacy_in_use);
+    if (status)
+        return XSTATE_FAST_UC_ERROR + status;
+    /* XINUSE as xstate.py xinuse() computes it; a component armed in IA32_XFD counts as init. */
+    uint64_t in_use = (legacy_in_use | (state->tiles_in_use ? XFEATURE_MASK_XTILE : 0)
+                       | (pasid ? MASK(XFEATURE_PASID) : 0)) & ~state->xfd;
+    return xstate_xsaves(mmu, flat, flat_size, state, address, rfbm, in_use, may_skip_unmodified, legacy,
+                         pasid, skipped, unmodified_skipped);
+}
+
+int xstate_xrstors_registers(void *uc, struct mmu_vcpu *mmu, uint8_t *flat, uint64_t flat_size,
+                             struct amx_xstate *state, uint64_t address, uint64_t rfbm, uint64_t enabled,
+                             uint32_t mxcsr_mask, uint8_t *legacy_out, uint64_t *load, uint64_t *pasid)
+{
+    int status = xstate_xrstors(mmu, flat, flat_size, state, address, rfbm, enabled, mxcsr_mask, legacy_out,
+                                load, pasid);
+    if (status != XSTATE_FAST_OK)
+        return status;
+    if ((rfbm & (MASK(XFEATURE_X87) | MASK(XFEATURE_SSE))) != (MASK(XFEATURE_X87) | MASK(XFEATURE_SSE)))
+        return XSTATE_FAST_OK;              /* Python writes the subset */
+    status = xstate_write_legacy_registers(uc, legacy_out, *load);
+    return status ? XSTATE_FAST_UC_ERROR + status : XSTATE_FAST_OK;
+}

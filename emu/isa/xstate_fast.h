@@ -3,8 +3,10 @@
  *
  * emu/isa/xstate.py's xsave()/xrstor() stay the reference and the path for
  * everything these functions decline. They only move bytes: the x87/SSE
- * legacy region comes from (XSAVES) or goes back to (XRSTORS) Python, which
- * owns the register batch; XTILECFG/XTILEDATA come from / go to the vCPU's
+ * legacy region comes from (XSAVES) or goes back to (XRSTORS) the vCPU's
+ * registers, read or written here with one uc_reg_read_batch/
+ * uc_reg_write_batch (xstate_*_registers at the end: the context switch's
+ * calls); XTILECFG/XTILEDATA come from / go to the vCPU's
  * struct amx_xstate; the buffer is either a host array (an fpstate embedded
  * in task_struct) or guest memory reached by supervisor page walks through
  * mmu->cr3 (a vmalloc'ed fpstate: tlb.c's mmu_walk_mode, the walk
@@ -26,6 +28,8 @@
 
 #define XSTATE_FAST_OK 0
 #define XSTATE_FAST_PYTHON 1
+/* Added to a uc_err from the register access (xstate_*_registers below). */
+#define XSTATE_FAST_UC_ERROR 1000
 
 /* The component table (emu/isa/xstate.py COMPONENTS, the single source of
  * truth), given once per component by Python: size and the align64 bit
@@ -80,3 +84,19 @@ int xstate_read_legacy_registers(void *uc, uint32_t mxcsr_mask, uint8_t *legacy_
  * Unicorn's uc_err (0: done). */
 int xstate_write_legacy_registers(void *uc, const uint8_t *legacy, uint64_t load);
 
+/* The context switch's XSAVES in one call: xstate_read_legacy_registers,
+ * XINUSE = (x87/SSE in use | XTILECFG/XTILEDATA when state->tiles_in_use |
+ * PASID when `pasid` is non-zero) & ~state->xfd (xstate.py xinuse), then
+ * xstate_xsaves. Returns its result, or XSTATE_FAST_UC_ERROR + the uc_err of
+ * a failed register read. */
+int xstate_xsaves_registers(void *uc, uint32_t mxcsr_mask, struct mmu_vcpu *mmu, uint8_t *flat,
+                            uint64_t flat_size, struct amx_xstate *state, uint64_t address, uint64_t rfbm,
+                            int may_skip_unmodified, uint64_t pasid, uint32_t *skipped,
+                            uint32_t *unmodified_skipped);
+/* The context switch's XRSTORS in one call: xstate_xrstors, then, when it
+ * succeeded and RFBM holds x87 and SSE, xstate_write_legacy_registers (else
+ * Python writes the subset from `legacy_out`). Returns xstate_xrstors's
+ * result, or XSTATE_FAST_UC_ERROR + the uc_err of a failed register write. */
+int xstate_xrstors_registers(void *uc, struct mmu_vcpu *mmu, uint8_t *flat, uint64_t flat_size,
+                             struct amx_xstate *state, uint64_t address, uint64_t rfbm, uint64_t enabled,
+                             uint32_t mxcsr_mask, uint8_t *legacy_out, uint64_t *load, uint64_t *pasid);

@@ -89,6 +89,16 @@ struct hotpath_vcpu {
     /* Evictions that needed no flush: a data-only page QEMU's TLB did not
      * hold (diagnostics). */
     uint64_t unicorn_tlb_flushes_skipped;
+    /* The vCPU's struct mmu_vcpu (emu/mmu/tlb.h), for reading a missed
+     * block's bytes as Machine.price_block does; and the process-wide price
+     * cache's profile number for this machine, 0: do not use the cache. */
+    void *mmu;
+    uint32_t price_profile;
+    uint64_t price_cache_hits;  /* misses priced from the cache (diagnostics) */
+    /* Set by the SYSCALL hook (hotpath_on_syscall), taken and cleared by
+     * VCpu.run when emu_start returns; the Python trap hooks clear it, so it
+     * is set only when the SYSCALL was the last trap of the run. */
+    uint32_t syscall_pending;
 };
 
 void hotpath_set_emu_stop(uintptr_t uc_emu_stop_address);
@@ -101,9 +111,43 @@ uintptr_t hotpath_on_block_address(void);
 void hotpath_store_block(struct hotpath_vcpu *vcpu, uint64_t address, uint32_t size_bytes,
                          uint32_t instructions, uint64_t cycles);
 void hotpath_clear_blocks(struct hotpath_vcpu *vcpu);
+/* VCpu.run's set-up before emu_start, in one call: the deadline (clearing
+ * deadline_reached), then -- unless the clock already reached it
+ * (HOTPATH_RUN_DEADLINE) -- the fill hook's fault cleared, a pending flush of
+ * Unicorn's TLB done, and register `rip_register` read into *rip (a uc_err:
+ * emu/registers_fast.c regs_read_scalar). */
+#define HOTPATH_RUN_DEADLINE -1
+int hotpath_prepare_run(struct hotpath_vcpu *vcpu, uint64_t deadline_cycles, int rip_register, uint64_t *rip);
+
+/* Block prices shared by every vCPU of every machine in the process, keyed
+ * by the block's bytes and a profile number (Python numbers each distinct
+ * table of instruction costs from 1): Machine.price_block's result is a
+ * function of those alone when capstone decodes the whole block (no
+ * invalid-opcode tail, whose bytes lie past the block), and Python inserts
+ * only such results. A block-table miss first reads the block's bytes
+ * through the vCPU's page tables -- the canonical check, firmware window,
+ * fetch walks at CPL3 and bounds check of VCpu.translate and
+ * Machine.read_virtual, so the same Accessed bits are set -- and looks them
+ * up here; anything else (a fault, a miss, a block over two pages) goes to
+ * Python as before. A pure cache: an entry is replaced by a colliding
+ * insert, never changes a price. */
+void hotpath_price_cache_init(uint32_t entries);     /* a power of two; drops every entry */
+void hotpath_price_cache_insert(uint32_t profile, const char *code, uint32_t size_bytes,
+                                uint32_t instructions, uint64_t cycles);
+uint32_t hotpath_price_cache_size(void);            /* entries in use (tests) */
+
+/* The UC_HOOK_INSN hook for SYSCALL (user_data: the vCPU's struct
+ * hotpath_vcpu): record the trap and stop, as the Python hook did, without a
+ * Python callback per system call. */
+void hotpath_on_syscall(void *uc, void *user_data);
+uintptr_t hotpath_on_syscall_address(void);
 
 /* emu/timing/abort_guard.c: uc_emu_start that survives an abort() inside
  * Unicorn's translator (returns HOTPATH_TRANSLATION_ABORTED). */
 #define HOTPATH_TRANSLATION_ABORTED 1000
 void hotpath_set_emu_start(uintptr_t uc_emu_start_address);
 int hotpath_emu_start_guarded(void *uc, uint64_t begin, uint64_t until);
+/* Keep the guard's SIGABRT handler installed between runs (Machine.run), so a
+ * run makes no system call; remove restores the action it replaced. */
+void hotpath_abort_guard_install(void);
+void hotpath_abort_guard_remove(void);

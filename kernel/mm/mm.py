@@ -362,6 +362,10 @@ class MmStruct:
     def copy_from_user(self, vaddr: int, size: int) -> bytes:
         if size < 0 or vaddr < 0 or vaddr + size > TASK_SIZE:
             raise SyscallError(EFAULT)
+        if 0 < size <= PAGE_SIZE - (vaddr & (PAGE_SIZE - 1)):
+            # Within one page (a u64, an rseq_cs): one walk, one slice.
+            paddr = self._user_paddr(vaddr, write=False)
+            return bytes(self.memory.view[paddr:paddr + size])
         out = bytearray()
         while size > 0:
             chunk = min(size, PAGE_SIZE - (vaddr & (PAGE_SIZE - 1)))
@@ -370,6 +374,13 @@ class MmStruct:
             vaddr += chunk
             size -= chunk
         return bytes(out)
+
+    def get_user_u64(self, vaddr: int) -> int:
+        """get_user of a little-endian u64: ``copy_from_user(vaddr, 8)`` as an
+        integer (the same walk and faults), without the bytes in between."""
+        if 0 <= vaddr and vaddr + 8 <= TASK_SIZE and (vaddr & (PAGE_SIZE - 1)) <= PAGE_SIZE - 8:
+            return self.memory.read_u64(self._user_paddr(vaddr, write=False))
+        return int.from_bytes(self.copy_from_user(vaddr, 8), "little")
 
     def copy_to_user(self, vaddr: int, data: bytes) -> None:
         size = len(data)

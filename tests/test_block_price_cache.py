@@ -1,0 +1,91 @@
+"""Decoded blocks are shared by every vCPU and every Machine of a process
+(emu/machine.py ``_decoded_blocks``, and the C block hook's price cache,
+emu/timing/hotpath.h), keyed by the code bytes and the profile's instruction
+costs. The caches change wall-clock time only: a guest run with them off
+(every block disassembled afresh), cold, or warm from earlier machines --
+with other profiles, and with the cache cleared at its bound -- gives the
+same output and the same full statistics."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from emu import machine as machine_module
+from emu.machine import Machine
+from emu.vcpu import hotpath
+from emucli.main import collect_stats
+from kernel.kernel import Kernel, KernelConfig
+from tests.test_switch_equivalence import CASES, GUEST_ENVIRONMENT, staged_program
+
+# Tile switches on 4 CPUs (blocks ending at emulated tile instructions), AMX
+# first use from assembly (emulated instructions inside blocks), and one C
+# program under both profiles (the same bytes priced by two cost tables).
+RUNS = [("tiles_8x40_4cpu", "spr"), ("amx_first_use_2cpu", "spr"),
+        ("native_floats", "spr"), ("floats_zen4", "zen4")]
+
+
+def run(name: str, profile: str, priced_in_c: list | None = None) -> dict:
+    _, _, options, arguments, _ = CASES[name]
+    cpus = int(options[options.index("--cpus") + 1]) if "--cpus" in options else 1
+    program = str(staged_program(name))
+    machine = Machine(cpus=cpus, memory_bytes=256 << 20, profile=profile)
+    stdout, stderr = io.BytesIO(), io.BytesIO()
+    try:
+        kernel = Kernel(machine, KernelConfig(argv=[program, *arguments],
+                                              envp=[f"{k}={v}" for k, v in GUEST_ENVIRONMENT.items()],
+                                              stdout=stdout, stderr=stderr))
+        kernel.start(program)
+        machine.run()
+        if priced_in_c is not None:
+            priced_in_c.append(sum(vcpu.clock.price_cache_hits for vcpu in machine.vcpus))
+        return {"stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "stats": collect_stats(machine, kernel)}
+    finally:
+        machine.close()
+
+
+@pytest.fixture
+def empty_cache(monkeypatch):
+    monkeypatch.setattr(machine_module, "_decoded_blocks", {})
+    monkeypatch.setattr(machine_module, "_instruction_costs", {})
+    # The C side (hotpath.h price cache): emptied, profiles numbered anew; emptied
+    # again afterwards, as the restored numbering may differ from the test's.
+    monkeypatch.setattr(machine_module, "_price_profiles", {})
+    hotpath.hotpath_price_cache_init(machine_module.BLOCK_PRICE_CACHE_ENTRIES)
+    yield
+    hotpath.hotpath_price_cache_init(machine_module.BLOCK_PRICE_CACHE_ENTRIES)
+
+
+def test_shared_decodes_give_the_same_runs_as_fresh_ones(monkeypatch, empty_cache):
+    monkeypatch.setattr(machine_module, "SHARE_BLOCK_PRICES", False)
+    reference = [run(name, profile) for name, profile in RUNS]
+    assert not machine_module._decoded_blocks and hotpath.hotpath_price_cache_size() == 0
+    monkeypatch.setattr(machine_module, "SHARE_BLOCK_PRICES", True)
+    cold = [run(name, profile) for name, profile in RUNS]
+    assert cold == reference
+    decoded = dict(machine_module._decoded_blocks)
+    priced_in_c = []
+    warm = [run(name, profile, priced_in_c) for name, profile in reversed(RUNS)]
+    assert warm[::-1] == reference
+    # Every block came from the caches: the second round decoded nothing new,
+    # and the C block hook priced blocks without calling Python.
+    assert machine_module._decoded_blocks == decoded
+    assert all(priced_in_c), priced_in_c
+
+
+def test_a_cache_cleared_at_its_bound_gives_the_same_runs(monkeypatch, empty_cache):
+    monkeypatch.setattr(machine_module, "SHARE_BLOCK_PRICES", False)
+    reference = run(*RUNS[0])
+    monkeypatch.setattr(machine_module, "SHARE_BLOCK_PRICES", True)
+    monkeypatch.setattr(machine_module, "BLOCK_PRICE_CACHE_ENTRIES", 16)
+    assert run(*RUNS[0]) == reference
+    assert len(machine_module._decoded_blocks) <= 16
+
+
+def test_profiles_with_other_costs_do_not_share_decodes(empty_cache):
+    run(*RUNS[2])
+    run(*RUNS[3])
+    keys = {key for key, _code in machine_module._decoded_blocks}
+    assert len(keys) == 2
+    shared_code = {code for _key, code in machine_module._decoded_blocks}
+    assert len(shared_code) < len(machine_module._decoded_blocks)
