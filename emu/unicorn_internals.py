@@ -304,7 +304,9 @@ def tlb_layout_reason() -> str:
     if key not in _tlb_layout_reasons:
         try:
             _tlb_layout_reasons[key] = _probe_tlb_layout()
-        except unicorn.UcError as error:
+        except (unicorn.UcError, OSError) as error:
+            # An optimisation's probe: whatever stops it means "not verified",
+            # never a failure to import the emulator.
             _tlb_layout_reasons[key] = f"the softmmu TLB probe failed: {error}"
     return _tlb_layout_reasons[key]
 
