@@ -119,11 +119,18 @@ class RegisterBatch:
         self._fpr_start = self._xmm_start + 2 * len(self._xmms)
         self._snapshot_plans: dict[int, tuple] = {}
 
-    def read(self) -> dict:
+    def _read_into_buffer(self) -> None:
+        """The set's registers into the slot buffer, in one C call."""
         status = lib.regs_read(self._uch, self._ids, self._pointers, self._count, self._c_buffer, self._size)
         if status != unicorn.UC_ERR_OK:
             raise unicorn.UcError(status)
-        raw = self._struct.unpack_from(self._buffer)
+
+    def read(self) -> dict:
+        self._read_into_buffer()
+        return self._values_from(self._struct.unpack_from(self._buffer))
+
+    def _values_from(self, raw: tuple) -> dict:
+        """The set's values, in its order, from the unpacked slots ``raw``."""
         if self._grouped:
             values = dict(zip(self._scalars, raw))
         else:
@@ -140,16 +147,12 @@ class RegisterBatch:
     def read_values(self) -> tuple:
         """The set's values in its order, for a set of scalars only (the syscall arguments)."""
         assert not self._xmms and not self._fprs
-        status = lib.regs_read(self._uch, self._ids, self._pointers, self._count, self._c_buffer, self._size)
-        if status != unicorn.UC_ERR_OK:
-            raise unicorn.UcError(status)
+        self._read_into_buffer()
         return self._struct.unpack_from(self._buffer)
 
     def snapshot(self, items: int) -> RegisterSnapshot:
         """Read the set; its first ``items`` registers (scalars) as the snapshot's items."""
-        status = lib.regs_read(self._uch, self._ids, self._pointers, self._count, self._c_buffer, self._size)
-        if status != unicorn.UC_ERR_OK:
-            raise unicorn.UcError(status)
+        self._read_into_buffer()
         plan = self._snapshot_plans.get(items) or self._snapshot_plan(items)
         snapshot = RegisterSnapshot(zip(plan[0], plan[1].unpack_from(self._buffer)))
         snapshot.raw = self._buffer[:]
@@ -177,15 +180,7 @@ class RegisterBatch:
     def values_of(self, snapshot: RegisterSnapshot) -> dict:
         """The whole set as ``read`` returns it, from ``snapshot`` (its raw
         bytes, with its items over them)."""
-        raw = self._struct.unpack_from(snapshot.raw)
-        values = dict(zip(self._scalars, raw))
-        if self._xmms:
-            x, f = self._xmm_start, self._fpr_start
-            values.update(zip(self._xmms, [low | high << 64 for low, high in zip(raw[x:f:2], raw[x + 1:f:2])]))
-        if self._fprs:
-            f = self._fpr_start
-            values.update(zip(self._fprs, zip(raw[f::2], raw[f + 1::2])))
-        values = {name: values[name] for name in self.names}
+        values = self._values_from(self._struct.unpack_from(snapshot.raw))
         values.update(snapshot)
         return values
 
