@@ -45,7 +45,9 @@ except ImportError as _error:  # the cffi extension is compiled when the package
                       "(make test, or pip install -e .) on a machine with a C compiler") from _error
 from emu.trace import exception_fields
 from emu.translation_abort import aborts_unicorn_translator, find_untranslatable
-from emu.unicorn_internals import find_cpu_state, find_tlb_view, tlb_flush_page_address, tlb_layout_reason
+from emu.unicorn_internals import (
+    find_cpu_state, find_tlb_view, readable_ranges, tlb_flush_page_address, tlb_layout_reason,
+)
 from emu.traps import (
     GP, PF, PF_INSTR, UD, CpuException, exception_for_vector,
 )
@@ -247,12 +249,13 @@ class VCpu:
         self._user_register_batch = self.register_file.batch(USER_REGISTER_NAMES)
         # A model eviction flushes just its page from Unicorn's TLB when the
         # CPUState checks out; otherwise (why in this string) the whole TLB.
-        cpu_state, self.unicorn_page_flush_unavailable = find_cpu_state(self.uc)
+        maps = readable_ranges()        # one parse of /proc/self/maps for both checks
+        cpu_state, self.unicorn_page_flush_unavailable = find_cpu_state(self.uc, maps)
         self.clock.uc_cpu = ffi.NULL if cpu_state is None else ffi.cast("void *", cpu_state)
         # With QEMU's TLB in view, an evicted data page it no longer holds
         # needs no flush at all (emu/mmu/tlb.c, unicorn_forget).
         view, self.unicorn_tlb_view_unavailable = (None, self.unicorn_page_flush_unavailable) \
-            if cpu_state is None else find_tlb_view(self.uc, cpu_state)
+            if cpu_state is None else find_tlb_view(self.uc, cpu_state, maps)
         self.clock.uc_tlb = {"fast": ffi.NULL} if view is None else {
             **view, "fast": ffi.cast("const uint8_t *", view["fast"]),
             "victim": ffi.cast("const uint8_t *", view["victim"]),
