@@ -368,7 +368,7 @@ def run_checks(checks: list[Directive], output: str) -> CheckFailure | None:
 @functools.lru_cache(maxsize=1)
 def syscall_numbers() -> dict[str, int]:
     """Syscall names from the kernel's own table (``sys_write`` -> ``write``)."""
-    from kernel.syscalls import SYSCALLS
+    from kernel.syscall_table import SYSCALLS
     return {handler.__name__.removeprefix("sys_"): number for number, handler in SYSCALLS.items()}
 
 

@@ -256,7 +256,7 @@ _ENDING_SYSCALLS = {60, 231}
 
 
 def _syscall_number(rng: random.Random) -> int:
-    from kernel.syscalls import SYSCALLS
+    from kernel.syscall_table import SYSCALLS
     choice = rng.random()
     if choice < 0.75:
         number = rng.choice(sorted(SYSCALLS))

@@ -139,7 +139,7 @@ class Kernel:
         # Per CPU: the fpstate whose registers are live there (fpu_fpregs_owner_ctx).
         self.fpregs_owner: list = [None] * len(machine.vcpus)
         self.scheduler = Scheduler(self, self.params["sched_quantum"])
-        from kernel.syscalls import dispatch_syscall    # kernel.syscalls imports this module
+        from kernel.syscall_table import dispatch_syscall    # kernel.syscalls imports this module
         self._dispatch_syscall = dispatch_syscall
         self.futex_queues: dict = {}
         # System calls only some command lines enable (number -> handler).
@@ -411,7 +411,8 @@ class Kernel:
 
     def _trace_syscall(self, vcpu: VCpu) -> None:
         """The syscall event: number, name, arguments (its result is traced on return to user)."""
-        from kernel.syscalls import ARG_REGISTERS, SYSCALLS
+        from kernel.syscall_table import SYSCALLS
+        from kernel.syscalls import ARG_REGISTERS
         number = vcpu.read_register("rax")
         handler = SYSCALLS.get(number) or self.optional_syscalls.get(number)
         name = handler.__name__.removeprefix("sys_") if handler is not None else f"syscall_{number}"

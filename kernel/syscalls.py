@@ -90,33 +90,6 @@ def signed32(value: int) -> int:
     return value - (1 << 32) if value & (1 << 31) else value
 
 
-_SYSCALL_REGISTERS = ("rax", *ARG_REGISTERS)
-
-
-def dispatch_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
-    """Run one system call for ``task`` on ``vcpu`` (do_syscall_64)."""
-    number, *args = vcpu.read_register_values(_SYSCALL_REGISTERS)
-    kernel.syscall_counts[number] += 1
-    handler = SYSCALLS.get(number) or kernel.optional_syscalls.get(number)
-    if handler is None:
-        if number not in kernel.warned_syscalls:
-            kernel.warned_syscalls.add(number)
-            kernel.warn(f"unimplemented syscall {number}, returning -ENOSYS")
-        result = -ENOSYS
-    else:
-        try:
-            result = handler(kernel, vcpu, task, *args)
-        except SyscallError as error:
-            result = -error.errno
-        except OutOfMemory:          # a page table or kernel buffer found no frame
-            result = -ENOMEM
-    if result is not None:
-        vcpu.write_register("rax", result & MASK64)
-    # Return to user mode: signals queued for the task are delivered now.
-    if kernel.current[vcpu.index] is task and task.pending_signals:
-        deliver_pending_signals(kernel, vcpu, task)
-
-
 # ---- file descriptors 0-2 -----------------------------------------------------
 
 def _host_stream(kernel: "Kernel", fd: int):

@@ -56,7 +56,7 @@ def test_harness_reports_a_run_over_its_cycle_budget(monkeypatch):
 
 
 def test_harness_reports_a_hang(monkeypatch):
-    from kernel import syscalls
+    from kernel import syscall_table as syscalls
 
     def hang(*_):
         raise CaseHung("simulated")
@@ -91,7 +91,7 @@ def test_found_code_1_89256_a_loop_of_an_undecodable_hint_nop_ends_at_its_cycle_
 
 
 def test_harness_reports_a_host_exception(monkeypatch):
-    from kernel import syscalls
+    from kernel import syscall_table as syscalls
 
     def broken(*_):
         raise KeyError("emulator bug")

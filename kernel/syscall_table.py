@@ -1,0 +1,72 @@
+"""The system call table, assembled from the subsystems that own the calls.
+
+Linux keeps each call beside its mechanism (fs/pipe.c, fs/eventpoll.c,
+kernel/futex/, ipc/shm.c, kernel/ptrace.c ...) and syscall_64.tbl only names
+them; here each subsystem module exports ``SYSCALLS = {number: handler}`` for
+the calls it owns and this module merges them. A number claimed by two
+modules is a bug caught at import time, so the table never depends on import
+order.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from kernel import syscalls
+from kernel.errno import ENOMEM, ENOSYS, SyscallError
+from kernel.mm.frames import OutOfMemory
+from kernel.sigframe import deliver_pending_signals
+from kernel.syscalls import ARG_REGISTERS, MASK64
+
+if TYPE_CHECKING:  # pragma: no cover
+    from emu.vcpu import VCpu
+    from kernel.kernel import Kernel
+    from kernel.task import Task
+
+# Every module that registers system calls. Add a subsystem here, never by
+# growing kernel/syscalls.py.
+SUBSYSTEMS = (
+    syscalls,
+)
+
+
+def assemble(modules=SUBSYSTEMS) -> dict[int, Callable]:
+    table: dict[int, Callable] = {}
+    owner: dict[int, str] = {}
+    for module in modules:
+        for number, handler in module.SYSCALLS.items():
+            if number in table:
+                raise ImportError(f"syscall {number} registered by both {owner[number]} and {module.__name__}")
+            table[number] = handler
+            owner[number] = module.__name__
+    return table
+
+
+SYSCALLS: dict[int, Callable] = assemble()
+OWNER: dict[int, str] = {number: module.__name__ for module in SUBSYSTEMS for number in module.SYSCALLS}
+
+
+_SYSCALL_REGISTERS = ("rax", *ARG_REGISTERS)
+
+
+def dispatch_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
+    """Run one system call for ``task`` on ``vcpu`` (do_syscall_64)."""
+    number, *args = vcpu.read_register_values(_SYSCALL_REGISTERS)
+    kernel.syscall_counts[number] += 1
+    handler = SYSCALLS.get(number) or kernel.optional_syscalls.get(number)
+    if handler is None:
+        if number not in kernel.warned_syscalls:
+            kernel.warned_syscalls.add(number)
+            kernel.warn(f"unimplemented syscall {number}, returning -ENOSYS")
+        result = -ENOSYS
+    else:
+        try:
+            result = handler(kernel, vcpu, task, *args)
+        except SyscallError as error:
+            result = -error.errno
+        except OutOfMemory:          # a page table or kernel buffer found no frame
+            result = -ENOMEM
+    if result is not None:
+        vcpu.write_register("rax", result & MASK64)
+    # Return to user mode: signals queued for the task are delivered now.
+    if kernel.current[vcpu.index] is task and task.pending_signals:
+        deliver_pending_signals(kernel, vcpu, task)
