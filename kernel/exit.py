@@ -99,7 +99,19 @@ def exit_process(kernel: "Kernel", process: Process, waker: "VCpu | None") -> No
     if process.exit_state is not None:
         return
     kernel.counters["process_exits"] += 1
+    exit_files(kernel, process)
     exit_notify(kernel, process, waker)
+
+
+def exit_files(kernel: "Kernel", process: Process) -> None:
+    """exit_files: drop the process's fd table; the last holder closes every file
+    (a pipe's reader sees EOF once every writer's process is gone)."""
+    files, process.files = process.files, None
+    if files is None:
+        return
+    files.references -= 1
+    if files.references == 0:
+        files.close_all(kernel)
 
 
 def exit_notify(kernel: "Kernel", process: Process, waker: "VCpu | None") -> None:

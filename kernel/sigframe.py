@@ -284,6 +284,8 @@ def send_signal(kernel: "Kernel", sender_vcpu: "VCpu | None", target: "Task", in
     if target.state == "sleeping" and not target.sleep_uninterruptible:
         from kernel.errno import EINTR
         restart_number = getattr(target.wait_request, "syscall_number", None)
+        if restart_number is None:       # a blocking read/write (kernel/wait.py): -ERESTARTSYS
+            restart_number = getattr(target.waiter, "restart_number", None)
         if restart_number is not None and action.handler != SIG_DFL and action.flags & SA_RESTART:
             # wait4/waitid end with -ERESTARTSYS: with SA_RESTART the handler
             # returns onto the SYSCALL instruction, which runs again.
