@@ -3,6 +3,7 @@
 // sync.WaitGroup. Expected output is what the same binary prints natively.
 // BUILD: go
 // CPUS: 4
+// XFAIL: epoll_create1 (291) and epoll_create (213) unimplemented: "runtime: netpollinit failed", exit 2
 // TIMEOUT: 600
 // STDOUT: GOMAXPROCS 4
 // STDOUT: ping-pong after 1000 rounds: 1000
