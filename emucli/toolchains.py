@@ -87,7 +87,8 @@ class InstallError(Exception):
 def _apt(arguments: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     # Wait for the dpkg lock rather than fail when another apt-get runs.
-    return subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", *arguments], cwd=cwd, env=env, check=False, capture_output=True, text=True)
+    return subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", *arguments], cwd=cwd, env=env, check=False,
+                          capture_output=True, text=True)
 
 
 def _last_error(result: subprocess.CompletedProcess) -> str:

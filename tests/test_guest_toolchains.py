@@ -84,7 +84,7 @@ def test_busybox_script_runs_as_sh_c_with_its_text_and_the_reproduce_line_cats_t
     spec = guesttest.parse_spec(script)
     assert guesttest.guest_argv(spec) == ["sh", "-c", script.read_text(), "s.sh", "one", "two"]
     line = guesttest.reproduce_command(spec, spec.variants()[0], Path("/bb/busybox"), tmp_path)
-    assert line.endswith(f'/bb/busybox sh -c "$(cat s.sh)" s.sh one two')
+    assert line.endswith('/bb/busybox sh -c "$(cat s.sh)" s.sh one two')
 
 
 # ---- the run's root --------------------------------------------------------------------
@@ -163,7 +163,7 @@ def _run_emu_test(tmp_path: Path, **env) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in ("CI", "EMU_BUSYBOX")}
     environment.update(EMU_TOOLCHAINS=str(tmp_path / "no-toolchains"), COLUMNS="200", **env)
     return subprocess.run([str(VENV_BIN / "emu"), "test", str(tmp_path / "s.sh")], cwd=tmp_path, env=environment,
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
 
 
 def test_missing_toolchain_skips_with_the_reason(tmp_path):
@@ -183,9 +183,10 @@ def test_toolchains_check_reports_missing_tools(tmp_path):
     env = {**os.environ, "EMU_TOOLCHAINS": str(tmp_path)}
     env.pop("EMU_BUSYBOX", None)
     result = subprocess.run([sys.executable, "-m", "emucli.toolchains", "--check", "busybox"], env=env,
-                            capture_output=True, text=True)
+                            check=False, capture_output=True, text=True)
     assert (result.returncode, result.stderr.strip()) == (1, "toolchains: missing busybox")
-    result = subprocess.run([sys.executable, "-m", "emucli.toolchains", "cargo"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "emucli.toolchains", "cargo"], check=False,
+                            capture_output=True, text=True)
     assert result.returncode == 2 and "unknown tool 'cargo'" in result.stderr
 
 
@@ -202,7 +203,7 @@ def test_rust_program_builds_static_and_once(tmp_path):
     spec = guesttest.parse_spec(write(tmp_path, "hi.rs", '// STDOUT: hi 6\nfn main() { println!("hi {}", 2 * 3); }\n'))
     binary = guestbuild.build(spec, tmp_path / "build")
     assert is_static(binary)
-    assert subprocess.run([str(binary)], capture_output=True, text=True).stdout == "hi 6\n"
+    assert subprocess.run([str(binary)], check=False, capture_output=True, text=True).stdout == "hi 6\n"
     built_at = binary.stat().st_mtime_ns
     assert guestbuild.build(spec, tmp_path / "build") == binary and binary.stat().st_mtime_ns == built_at
 
@@ -213,12 +214,12 @@ def test_go_program_builds_static_without_cgo(tmp_path):
     spec = guesttest.parse_spec(write(tmp_path, "hi.go", "// STDOUT: go 42\n" + source))
     binary = guestbuild.build(spec, tmp_path / "build")
     assert is_static(binary)
-    assert subprocess.run([str(binary)], capture_output=True, text=True).stdout == "go 42\n"
+    assert subprocess.run([str(binary)], check=False, capture_output=True, text=True).stdout == "go 42\n"
     assert "go.mod" in guestbuild.describe_build(spec, binary)
 
 
 def test_busybox_from_the_toolchain_cache_is_static(tmp_path):
     busybox = require("busybox")
     assert is_static(busybox)
-    result = subprocess.run([str(busybox), "sh", "-c", "echo $((6 * 7))"], capture_output=True, text=True)
+    result = subprocess.run([str(busybox), "sh", "-c", "echo $((6 * 7))"], check=False, capture_output=True, text=True)
     assert result.stdout == "42\n"
