@@ -50,9 +50,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _commit() -> str:
-    result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=False,
-                            capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "emu", "kernel", "emucli"],
+    """The last commit that changed the emulator or its kernel (what the emu runs measured)."""
+    result = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %cs", "--", "emu", "kernel"],
+                            check=False, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "emu", "kernel"],
                            check=False, capture_output=True, text=True).stdout.strip()
     return (result.stdout.strip() or "?") + (" (with uncommitted changes)" if dirty else "")
 
