@@ -25,8 +25,6 @@ MEMBERS = (
     "tools/testing/selftests/kselftest*",
     "tools/testing/selftests/lib.mk",
     "tools/include/*",
-    "include/uapi/*",
-    "arch/x86/include/uapi/*",
     "arch/x86/include/asm/desc_defs.h",     # x86/sigreturn.c includes it by relative path
 )
 # uapi headers newer in 6.12 than in the host's linux-libc-dev (Debian 12 ships
@@ -35,6 +33,7 @@ MEMBERS = (
 # The 6.12 source headers of these files need no header_install rewriting
 # (no __user, no kernel-only #ifdefs).
 UAPI_OVERLAY = ("linux/membarrier.h", "linux/rseq.h")
+MEMBERS += tuple(f"include/uapi/{header}" for header in UAPI_OVERLAY)
 
 
 class SourceError(Exception):
