@@ -26,7 +26,10 @@ def load_results(path: Path) -> dict[str, dict]:
 
 
 def save_results(path: Path, results: dict[str, dict]) -> None:
-    path.write_text(json.dumps(results, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
+    """One entry per line, so a rerun's diff shows the rows that changed."""
+    rows = [f"{json.dumps(key, ensure_ascii=False)}: {json.dumps(value, ensure_ascii=False)}"
+            for key, value in results.items()]
+    path.write_text("{\n" + ",\n".join(rows) + "\n}\n")
 
 
 def load_reasons(path: Path) -> dict[str, str]:
