@@ -141,6 +141,8 @@ def do_execveat(kernel, vcpu, task, dirfd: int, filename: int, argv_address: int
     envp = copy_strings(task, envp_address)
     if not argv:
         argv = [b""]                 # Linux 5.18+: an empty argv becomes { "" } (bprm_stack_limits)
+    from kernel.namei import start_of
+    location = ("guest", start_of(task, dirfd, path), path) if path else task.process.exe_location
     contents, used_path = _read_program(kernel, task, dirfd, path, flags)
     execfn = used_path if used_path else b"/dev/fd/%d" % dirfd
     for _depth in range(MAX_INTERPRETER_DEPTH + 1):
@@ -149,6 +151,7 @@ def do_execveat(kernel, vcpu, task, dirfd: int, filename: int, argv_address: int
         interpreter, argument = parse_shebang(contents)
         # The script's own argv[0] is replaced by its path (binfmt_script: bprm->filename).
         argv = [interpreter] + ([argument] if argument is not None else []) + [execfn] + argv[1:]
+        location = ("guest", start_of(task, AT_FDCWD, interpreter), interpreter)
         contents, used_path = _read_program(kernel, task, AT_FDCWD, interpreter, 0)
     else:
         raise SyscallError(ELOOP)
@@ -159,7 +162,10 @@ def do_execveat(kernel, vcpu, task, dirfd: int, filename: int, argv_address: int
         image = load_elf(used_path.decode("utf-8", "surrogateescape"), contents, ELF_ET_DYN_BASE)
     except LoadError:
         raise SyscallError(ENOEXEC) from None
+    if location and location[0] == "guest" and location[2] == b"/proc/self/exe":
+        location = task.process.exe_location       # the same program again
     begin_new_exec(kernel, vcpu, task, image, used_path, execfn, argv, envp)
+    task.process.exe_location = location
     return None
 
 

@@ -139,7 +139,7 @@ def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, 
     # CLONE_PARENT: a sibling of the caller, sharing its parent.
     real_parent = parent.parent if flags & CLONE_PARENT else parent
     child_process = Process(
-        pid=pid, mm=mm, exe_path=parent.exe_path,
+        pid=pid, mm=mm, exe_path=parent.exe_path, exe_location=parent.exe_location,
         fpu_permission=replace(parent.fpu_permission),     # fpu_inherit_perms
         sigactions=parent.sigactions if flags & CLONE_SIGHAND else dict(parent.sigactions),
         # membarrier registration is per mm (mm->membarrier_state).

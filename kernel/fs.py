@@ -64,7 +64,7 @@ class HostFile(File):
     seekable = True
     pollable = False              # regular files and directories: epoll_ctl gives -EPERM
 
-    def __init__(self, sandbox: "SandboxFs", host_fd: int, flags: int, is_directory: bool,
+    def __init__(self, sandbox: "SandboxFs | None", host_fd: int, flags: int, is_directory: bool,
                  path: tuple[str, ...]) -> None:
         super().__init__(flags)
         self.sandbox = sandbox
@@ -74,10 +74,12 @@ class HostFile(File):
         self.path = path
         self.offset = 0
         self.directory_entries: list | None = None   # getdents64 snapshot, sorted by name
-        sandbox.open_host_fds.add(host_fd)
+        if sandbox is not None:          # None: the program the emulator was started with
+            sandbox.open_host_fds.add(host_fd)
 
     def release(self, kernel) -> None:
-        self.sandbox.open_host_fds.discard(self.host_fd)
+        if self.sandbox is not None:
+            self.sandbox.open_host_fds.discard(self.host_fd)
         try:
             os.close(self.host_fd)
         except OSError:

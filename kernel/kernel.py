@@ -6,6 +6,7 @@ every other fault into the Linux signal (arch/x86/kernel/traps.c semantics).
 """
 from __future__ import annotations
 
+import os
 import random
 import sys
 from collections import Counter
@@ -165,7 +166,7 @@ class Kernel:
         self.vmalloc.clone_kernel_pgd_entries(mm.pagetables)
         mm.tlb_flush_hook = self.flush_tlb_mm_range
         mm.code_change_hook = self.invalidate_code
-        process = Process(pid=allocate_pid(), mm=mm, exe_path=path,
+        process = Process(pid=allocate_pid(), mm=mm, exe_path=path, exe_location=("host", os.path.abspath(path)),
                           fpu_permission=fpu.new_process_permission(self.fpu_config),
                           files=self.initial_files())
         task = Task(tid=process.pid, process=process, fpstate=fpu.new_task_fpstate(self.fpu_config))

@@ -146,9 +146,31 @@ def _lookup_kernel_node(components: tuple[str, ...], trailing_slash: bool) -> st
     raise SyscallError(ENOENT)
 
 
+def open_exe(kernel: "Kernel", task: "Task") -> File:
+    """/proc/self/exe opened: the running program's file again (proc_exe_link)."""
+    import os
+    location = task.process.exe_location
+    if not location:
+        raise SyscallError(ENOENT)
+    if location[0] == "host":
+        from kernel.fs import HostFile
+        try:
+            host_fd = os.open(location[1], os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            raise SyscallError(ENOENT) from None
+        return HostFile(None, host_fd, O_RDONLY | O_LARGEFILE, False, ())
+    _, start, path = location
+    components = kernel_path(kernel, start, path)
+    if components is None:
+        return kernel.fs.open(start, path, O_RDONLY, 0)
+    raise SyscallError(ENOENT)
+
+
 def open_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, flags: int, mode: int) -> File:
     """do_filp_open: the File ``path`` names, opened with ``flags``."""
     start = start_of(task, dirfd, path)
+    if fold(start, path) in (("proc", "self", "exe"), ("proc", str(task.pid), "exe")) and not flags & O_CREAT:
+        return open_exe(kernel, task)    # the one procfs entry there is so far (a magic link)
     components = kernel_path(kernel, start, path)
     if components is None:
         return kernel.fs.open(start, path, flags, mode, umask=getattr(task.process, "umask", 0o022))

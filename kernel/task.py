@@ -50,6 +50,10 @@ class Process:
     umask: int = 0o022
     cred: object = None                    # kernel.cred.Cred (None: the default user until first asked)
     comm: str = ""                         # prctl(PR_SET_NAME) of the thread-group leader
+    # How to open the running program again (/proc/self/exe, mm->exe_file):
+    # ("host", absolute host path) for the program emu started, ("guest",
+    # start components, path) for one execve found in the guest's tree.
+    exe_location: tuple = ()
 
 
 @dataclass

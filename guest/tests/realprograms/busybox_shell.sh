@@ -7,7 +7,6 @@
 # FS-RW: -
 # INSTALL: helpers/echo_args.c /bin/echo_args
 # CPUS: 1 2
-# XFAIL: pipe2 (293) unimplemented: "can't create pipe: Bad file descriptor", exit 2
 # STDOUT: 1000
 # STDOUT: 999
 # STDOUT: 998

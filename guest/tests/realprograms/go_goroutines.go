@@ -3,7 +3,6 @@
 // sync.WaitGroup. Expected output is what the same binary prints natively.
 // BUILD: go
 // CPUS: 4
-// XFAIL: epoll_create1 (291) and epoll_create (213) unimplemented: "runtime: netpollinit failed", exit 2
 // STDOUT: GOMAXPROCS 4
 // STDOUT: ping-pong after 1000 rounds: 1000
 // STDOUT: 8 goroutines: [1 4 9 16 25 36 49 64]

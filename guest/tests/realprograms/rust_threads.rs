@@ -7,7 +7,6 @@
 // FS: fsroot
 // ARGS: /numbers.txt
 // CPUS: 1 4
-// XFAIL: std's start-up poll() of fds 0-2 (syscall 7) is unimplemented: SIGABRT before main
 // STDOUT: read 3 lines: alpha=3 beta=5 gamma=7
 // STDOUT: worker 0 sent 15
 // STDOUT: worker 1 sent 40
