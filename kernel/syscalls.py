@@ -601,17 +601,6 @@ def sys_sysinfo(k, vcpu, task, info, *_):
     return 0
 
 
-def sys_rt_sigpending(k, vcpu, task, set_address, sigsetsize, *_):
-    """rt_sigpending(2): the signals pending for the thread (they wait because blocked)."""
-    if sigsetsize > 8:              # a shorter set is copied in part (kernel/signal.c)
-        raise SyscallError(EINVAL)
-    pending = 0
-    for info in task.pending_signals:
-        pending |= 1 << (info.signo - 1)
-    task.mm.copy_to_user(set_address, struct.pack("<Q", pending)[:sigsetsize])
-    return 0
-
-
 # membarrier commands (include/uapi/linux/membarrier.h)
 MEMBARRIER_CMD_QUERY = 0
 MEMBARRIER_CMD_GLOBAL = 1
@@ -951,7 +940,6 @@ SYSCALLS: dict[int, Callable] = {
     SYS_getppid: sys_getppid,
     SYS_sigaltstack: sys_sigaltstack,
     SYS_rt_sigreturn: sys_rt_sigreturn,
-    SYS_rt_sigpending: sys_rt_sigpending,
     SYS_membarrier: sys_membarrier,
     SYS_arch_prctl: sys_arch_prctl,
     SYS_gettid: sys_gettid,

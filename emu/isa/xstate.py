@@ -208,6 +208,17 @@ def init_legacy_registers(components: int = XFEATURE_MASK_X87 | XFEATURE_MASK_SS
     return values
 
 
+# The part of the legacy region an init image fills in: FCW (bytes 0-1) to MXCSR (24-27).
+LEGACY_INIT_BYTES = 28
+
+
+def legacy_init_image() -> bytes:
+    """The first LEGACY_INIT_BYTES of an FXSAVE image of the init state, as
+    Linux's fpstate_init_fxstate writes into init_fpstate: FCW 0x37F, FSW 0,
+    abridged tag 0 (all empty), MXCSR 0x1F80."""
+    return struct.pack("<HHBxHQQI", FCW_INIT, 0, 0, 0, 0, 0, MXCSR_INIT)
+
+
 def mxcsr_mask_of(cpu) -> int:
     return MXCSR_MASK_AMD if cpu.cpu_model.vendor == "AuthenticAMD" else MXCSR_MASK
 
