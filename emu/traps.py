@@ -150,6 +150,15 @@ class SoftwareInterrupt(CpuException):
         return f"INT {self.vector:#x}"
 
 
+class SysenterEntry(CpuException):
+    """SYSENTER from user mode on an Intel processor in long mode: an entry
+    into the operating system at CPL0 (SDM Vol. 2B SYSENTER), which loads RIP
+    and RSP from MSRs -- the user's are lost; the OS decides where to return."""
+
+    def __str__(self) -> str:
+        return "SYSENTER"
+
+
 def gp_for_software_interrupt(vector: int) -> GP:
     """INT n whose gate's DPL is below CPL: #GP with the IDT-referencing error
     code (vector * 8 + 2: IDT bit set, EXT clear; SDM Vol. 3A §6.13)."""

@@ -49,7 +49,8 @@ from emu.unicorn_internals import (
     find_cpu_state, find_tlb_view, readable_ranges, tlb_flush_page_address, tlb_layout_reason,
 )
 from emu.traps import (
-    DB, GP, PF, PF_INSTR, UD, VECTOR_DB, VECTOR_BP, CpuException, SoftwareInterrupt, exception_for_vector,
+    DB, GP, PF, PF_INSTR, UD, VECTOR_DB, VECTOR_BP, CpuException, SoftwareInterrupt, SysenterEntry,
+    exception_for_vector,
     gp_for_software_interrupt,
 )
 
@@ -96,6 +97,7 @@ RFLAGS_IF = 1 << 9
 RFLAGS_TF = 1 << 8
 INT_N_OPCODE = 0xCD            # INT imm8
 INT_N_BYTES = 2
+SYSENTER_BYTES = 2
 FIRST_INTERRUPT_VECTOR = 32    # below: exceptions (SDM Vol. 3A Table 6-1)
 CR4_TSD = 1 << 2
 CR4_OSXSAVE = 1 << 18
@@ -301,6 +303,7 @@ class VCpu:
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
         uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
         uc.hook_add(unicorn.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
+        uc.hook_add(unicorn.UC_HOOK_INSN, self._on_sysenter, None, 1, 0, x86.UC_X86_INS_SYSENTER)
         # The block and TLB-fill hooks are C: add them through libunicorn directly.
         for hook_type, callback, context in (
                 (unicorn.UC_HOOK_BLOCK, hotpath.hotpath_on_block_address(), self.clock),
@@ -691,6 +694,14 @@ class VCpu:
         self.user_interrupt_gates = frozenset(vectors)
 
     def _on_interrupt(self, uc, vector, _user_data) -> None:
+        if vector == VECTOR_DB and (self.clock.syscall_pending or self.pending is not None):
+            # QEMU raises the single-step #DB of an instruction run with
+            # RFLAGS.TF set even after a hook took it over; the processor
+            # does not: SYSCALL clears TF through IA32_FMASK (Linux masks it),
+            # so the system call is the trap, and a fault (SYSENTER's)
+            # means the instruction never completed.
+            uc.emu_stop()
+            return
         self.pending = self._interrupt_trap(uc, vector)
         self.clock.syscall_pending = 0
         uc.emu_stop()
@@ -748,6 +759,19 @@ class VCpu:
         self.pending = PendingTrap("exception", UD(0))
         self.clock.syscall_pending = 0
         return False
+
+    def _on_sysenter(self, uc, _user_data) -> None:
+        """SYSENTER from 64-bit user mode, which Unicorn would skip: #UD on
+        AMD processors in long mode (APM Vol. 3 SYSENTER), an OS entry on
+        Intel ones (SDM Vol. 2B SYSENTER; the kernel programs the MSRs): the
+        kernel gets SysenterEntry. SYSENTER ends its block, so the stop is
+        exact; RIP is past the instruction (0F 34) and goes back onto it."""
+        if self.cpu_model.vendor == "AuthenticAMD":
+            self.pending = PendingTrap("exception", UD(0), rewind_bytes=SYSENTER_BYTES)
+        else:
+            self.pending = PendingTrap("exception", SysenterEntry(0), rewind_bytes=SYSENTER_BYTES)
+        self.clock.syscall_pending = 0
+        uc.emu_stop()
 
     def _on_cpuid(self, uc, _user_data) -> int:
         # EAX/ECX are the low halves of RAX/RCX; the four results are written

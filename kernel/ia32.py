@@ -11,9 +11,10 @@ mapped -- no struct whose compat layout differs -- and the rest return
 """
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING
 
-from kernel.errno import ENOMEM, ENOSYS, SyscallError
+from kernel.errno import EFAULT, ENOMEM, ENOSYS, SyscallError
 from kernel.mm.frames import OutOfMemory
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,6 +64,33 @@ def _sign_extend32(value: int) -> int:
     return (value | ~MASK32) & MASK64 if value & 0x80000000 else value
 
 
+# Where the 32-bit vDSO's int80_landing_pad lies from its base
+# (vdso_image_32.sym_int80_landing_pad; a representative value: a 64-bit
+# process has no 32-bit vDSO, and this kernel maps no vDSO at all, so the
+# return lands on an unmapped low address either way).
+VDSO32_INT80_LANDING_PAD = 0x579
+
+
+def do_fast_syscall_32(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
+    """SYSENTER from 64-bit code on Intel (entry_SYSENTER_compat ->
+    do_fast_syscall_32): the vDSO convention -- the user stack pointer is in
+    EBP, the sixth argument at [ESP] -- and the return goes to the 32-bit
+    vDSO's landing pad (SYSENTER forgets RIP), which a 64-bit process lacks:
+    it faults there. A stack word that cannot be read gives -EFAULT."""
+    from kernel.sigframe import deliver_pending_signals
+    rsp, rbp = vcpu.read_register_values(("rsp", "rbp"))
+    vcpu.write_registers({"rip": VDSO32_INT80_LANDING_PAD, "rsp": rbp & MASK32})
+    try:
+        (ebp,) = struct.unpack("<I", task.mm.copy_from_user(rsp & MASK32, 4))
+    except SyscallError:
+        vcpu.write_register("rax", (-EFAULT) & MASK64)
+        if kernel.current[vcpu.index] is task and task.pending_signals:
+            deliver_pending_signals(kernel, vcpu, task)
+        return
+    vcpu.write_register("rbp", ebp)
+    do_int80_syscall_32(kernel, vcpu, task)
+
+
 def do_int80_syscall_32(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
     """int $0x80 from user mode: run the i386 call in EAX (RIP is already past INT)."""
     from kernel.sigframe import deliver_pending_signals
@@ -90,4 +118,4 @@ def do_int80_syscall_32(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
         deliver_pending_signals(kernel, vcpu, task)
 
 
-__all__ = ["IA32_SYSCALLS", "do_int80_syscall_32"]
+__all__ = ["IA32_SYSCALLS", "do_fast_syscall_32", "do_int80_syscall_32"]

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from emu.machine import Machine
-from emu.traps import PF, VECTOR_NM, CpuException, SoftwareInterrupt
+from emu.traps import PF, VECTOR_NM, CpuException, SoftwareInterrupt, SysenterEntry
 from emu.vcpu import VCpu
 from kernel import cpu_opv, fpu, signals, vsyscall
-from kernel.ia32 import do_int80_syscall_32
+from kernel.ia32 import do_fast_syscall_32, do_int80_syscall_32
 from kernel.cmdline import parse_kernel_cmdline
 from kernel.errno import SyscallError
 from kernel.exec import exec_image
@@ -464,6 +464,10 @@ class Kernel:
                 return
             # No permission (or not an XFD event): SIGILL, ILL_ILLOPC at the instruction.
             force_sig_fault(self, vcpu, task, SigInfo(signals.SIGILL, signals.ILL_ILLOPC, rip))
+            return
+        if isinstance(exc, SysenterEntry):
+            self.counters["syscalls"] += 1
+            do_fast_syscall_32(self, vcpu, task)
             return
         if isinstance(exc, SoftwareInterrupt):
             if exc.vector == IA32_SYSCALL_VECTOR:
