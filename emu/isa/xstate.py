@@ -233,8 +233,7 @@ def xinuse(cpu, registers: dict | None = None) -> int:
         in_use |= XFEATURE_MASK_X87
     if registers["mxcsr"] != MXCSR_INIT or any(map(registers.__getitem__, _XMM_NAMES)):
         in_use |= XFEATURE_MASK_SSE
-    if cpu.xstate.tiles_in_use:
-        in_use |= XFEATURE_MASK_XTILE
+    in_use |= cpu.xstate.tile_xinuse
     if cpu.xstate.pasid:
         in_use |= XFEATURE_MASK_PASID
     return in_use
@@ -403,8 +402,16 @@ def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
             xstate.load_tile_bytes(component_data[XFEATURE_XTILEDATA])
         else:
             xstate.load_tile_bytes(None)
+    # XINUSE of each tile component in RFBM: XTILECFG in use when loaded with
+    # a palette (an all-zero configuration is its init state), XTILEDATA
+    # whenever it was loaded, even with XTILECFG in its init state (SDM Vol. 1
+    # §13.6, §13.8; the amx selftest's XRSTOR of tile data alone).
     if rfbm & XFEATURE_MASK_XTILE:
-        xstate.tiles_in_use = bool(load & XFEATURE_MASK_XTILE) and xstate.tilecfg[0] != 0
+        tile_in_use = xstate.tile_xinuse & ~rfbm
+        if load & XFEATURE_MASK_XTILECFG and xstate.tilecfg[0] != 0:
+            tile_in_use |= XFEATURE_MASK_XTILECFG
+        tile_in_use |= load & XFEATURE_MASK_XTILEDATA
+        xstate.tile_xinuse = tile_in_use
     if supervisor and rfbm & XFEATURE_MASK_PASID:
         xstate.pasid = struct.unpack("<Q", component_data[XFEATURE_PASID])[0] if load & XFEATURE_MASK_PASID else 0
     # The modified optimization remembers where this state came from.
