@@ -16,11 +16,11 @@ from emu.machine import Machine
 from emu.traps import PF, VECTOR_NM, CpuException, SoftwareInterrupt, SysenterEntry
 from emu.vcpu import VCpu
 from kernel import cpu_opv, fpu, signals, vsyscall
-from kernel.ia32 import do_fast_syscall_32, do_int80_syscall_32
 from kernel.cmdline import parse_kernel_cmdline
 from kernel.errno import SyscallError
 from kernel.exec import exec_image
 from kernel.fs import SandboxFs
+from kernel.ia32 import do_fast_syscall_32, do_int80_syscall_32
 from kernel.loader import load_program
 from kernel.mm.frames import FrameAllocator, OutOfMemory
 from kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
@@ -28,7 +28,6 @@ from kernel.mm.tlb import TlbManager
 from kernel.rseq import rseq_handle_notify_resume
 from kernel.sched import Scheduler
 from kernel.sigframe import SigInfo, deliver_pending_signals, force_sig_fault
-from kernel.traps import IA32_SYSCALL_VECTOR, load_idt, record_page_fault, user_exception_signal
 from kernel.task import (
     TASK_EXITED,
     TASK_RUNNING,
@@ -36,6 +35,12 @@ from kernel.task import (
     Process,
     Task,
     allocate_pid,
+)
+from kernel.traps import (
+    IA32_SYSCALL_VECTOR,
+    load_idt,
+    record_page_fault,
+    user_exception_signal,
 )
 from kernel.xstate_alloc import xstate_alloc_from_cmdline
 
@@ -133,7 +138,9 @@ class Kernel:
         # Per CPU: the fpstate whose registers are live there (fpu_fpregs_owner_ctx).
         self.fpregs_owner: list = [None] * len(machine.vcpus)
         self.scheduler = Scheduler(self, self.params["sched_quantum"])
-        from kernel.syscall_table import dispatch_syscall    # kernel.syscalls imports this module
+        from kernel.syscall_table import (
+            dispatch_syscall,  # kernel.syscalls imports this module
+        )
         self._dispatch_syscall = dispatch_syscall
         self.futex_queues: dict = {}
         # System calls only some command lines enable (number -> handler).

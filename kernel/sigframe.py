@@ -240,7 +240,6 @@ def sys_rt_sigreturn(kernel: "Kernel", vcpu: "VCpu", task: "Task", *_):
 def _rt_sigreturn_badframe(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
     vcpu.write_register("rax", 0)
     force_sig(kernel, vcpu, task, SigInfo(signals.SIGSEGV, signals.SI_KERNEL, 0))
-    return None
 
 
 def sys_sigaltstack(kernel: "Kernel", vcpu: "VCpu", task: "Task", new_address, old_address, *_):

@@ -33,7 +33,6 @@ def sys_pause(kernel: "Kernel", vcpu: "VCpu", task: "Task", *_):
         raise SyscallError(EINTR)
     vcpu.write_register("rax", (-EINTR) & MASK64)
     kernel.scheduler.block_current(vcpu)
-    return None
 
 
 def sys_rt_sigpending(kernel: "Kernel", vcpu: "VCpu", task: "Task", set_address, sigsetsize, *_):

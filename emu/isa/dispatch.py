@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from emu.isa import amx, encoding
-from emu.isa.system import execute_system_instruction
 from emu.isa.state import XFEATURE_MASK_XTILE
+from emu.isa.system import execute_system_instruction
 from emu.traps import GP, UD
 
 if TYPE_CHECKING:  # pragma: no cover
