@@ -453,6 +453,12 @@ def sys_madvise(k, vcpu, task, addr, length, advice, *_):
         raise SyscallError(EINVAL)
     if end == addr:
         return 0
+    if end > TASK_SIZE:
+        # Past user space there is only a hole: Linux advises the mappings
+        # below it first, then answers ENOMEM. Here MADV_DONTNEED cannot give
+        # back the contents of a private file mapping (the ELF image), so a
+        # range reaching past TASK_SIZE is refused before it changes anything.
+        raise SyscallError(ENOMEM)
     covered = 0
     for vma in task.mm.vmas:
         if vma.end > addr and vma.start < end:
