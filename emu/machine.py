@@ -21,6 +21,14 @@ from emu.timing.profile import DEFAULT_PROFILE, Profile, load_profile
 from emu.traps import TrapHandler
 from emu.vcpu import VCpu, hotpath
 
+# IN, OUT, INS, OUTS: Unicorn runs them at CPL3 without the IOPL and I/O
+# permission bitmap checks (SDM Vol. 1 §19.5), so the machine stops before
+# them (emu/isa/system.py).
+PORT_IO_INSTRUCTIONS = frozenset((
+    capstone.x86.X86_INS_IN, capstone.x86.X86_INS_OUT, capstone.x86.X86_INS_INSB, capstone.x86.X86_INS_INSW,
+    capstone.x86.X86_INS_INSD, capstone.x86.X86_INS_OUTSB, capstone.x86.X86_INS_OUTSW, capstone.x86.X86_INS_OUTSD,
+))
+
 DEFAULT_MEMORY_BYTES = 512 << 20
 DEFAULT_QUANTUM_CYCLES = 1_000_000
 MAX_CPUS = 64
@@ -37,7 +45,7 @@ MAX_CPUS = 64
 # every block on every call instead (tests/test_block_price_cache.py compares).
 SHARE_BLOCK_PRICES = True
 BLOCK_PRICE_CACHE_ENTRIES = 1 << 16
-_decoded_blocks: dict[tuple[tuple, bytes], tuple[int, int, int]] = {}
+_decoded_blocks: dict[tuple[tuple, bytes], tuple[int, int, int, int | None]] = {}
 # Per instruction-cost key: instruction bytes -> cycles (Profile.block_cycles's cost_cache).
 _instruction_costs: dict[tuple, dict[bytes, float]] = {}
 # The same prices for the C block hook (hotpath.h, the price cache): a vCPU's
@@ -81,7 +89,10 @@ class Machine:
         # The profile's identity as far as block prices go (profiles are
         # immutable once loaded): equal costs share decoded blocks.
         self._price_key = tuple(sorted(self.profile.instruction_cycles.items()))
-        self._block_prices: dict[tuple[int, bytes], tuple[int, int]] = {}
+        self._block_prices: dict[tuple[int, bytes], tuple[int, int, int | None]] = {}
+        # (address, size) of each priced block holding a port I/O instruction
+        # -> that instruction's address (the vCPU raises its #GP: VCpu.run).
+        self.port_io_blocks: dict[tuple[int, int], int] = {}
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
         self._price_profile = (_price_profiles.setdefault(self._price_key, len(_price_profiles) + 1)
                                if SHARE_BLOCK_PRICES else 0)
@@ -156,7 +167,7 @@ class Machine:
         key = (address, code)
         price = self._block_prices.get(key)
         if price is None:
-            count, cycles, covered = self._decode_block(code, address)
+            count, cycles, covered, port_io_offset = self._decode_block(code, address)
             # Unicorn's size for a block ending in an invalid opcode may stop
             # short of that instruction's last byte: decode it from memory
             # (the bytes past the block are not part of the decode cache's key).
@@ -166,17 +177,23 @@ class Machine:
                     count += 1
                     if count == 1:
                         cycles = self.profile.block_cycles(())
-            elif self._price_profile:
+            elif self._price_profile and port_io_offset is None:
                 # A function of the bytes and costs alone: the C hook prices
                 # this block from now on, on every vCPU of every machine.
+                # Never a block with port I/O: each entry must reach Python.
                 hotpath.hotpath_price_cache_insert(self._price_profile, code, size_bytes, count,
                                                    cycles if count else 0)
-            price = self._block_prices[key] = (count, cycles) if count else (0, 0)
-        return price
+            price = self._block_prices[key] = ((count, cycles) if count else (0, 0)) + (port_io_offset,)
+        if price[2] is not None:
+            self.port_io_blocks[(address, size_bytes)] = address + price[2]
+        elif self.port_io_blocks:
+            self.port_io_blocks.pop((address, size_bytes), None)
+        return price[:2]
 
-    def _decode_block(self, code: bytes, address: int) -> tuple[int, int, int]:
-        """(retired instructions, their cycles, bytes decoded) of ``code``,
-        from the process-wide cache when the same bytes were priced before."""
+    def _decode_block(self, code: bytes, address: int) -> tuple[int, int, int, int | None]:
+        """(retired instructions, their cycles, bytes decoded, offset of the
+        first port I/O instruction or None) of ``code``, from the process-wide
+        cache when the same bytes were priced before."""
         key = (self._price_key, code)
         if SHARE_BLOCK_PRICES:
             decoded = _decoded_blocks.get(key)
@@ -190,7 +207,10 @@ class Machine:
         instructions = list(self._disassembler.disasm(code, address))
         retired = [insn for insn in instructions if insn.mnemonic not in EMULATED_MNEMONICS]
         covered = sum(insn.size for insn in instructions)
-        decoded = (len(retired), self.profile.block_cycles(retired, costs) if retired else 0, covered)
+        port_io_offset = next((insn.address - address for insn in instructions if insn.id in PORT_IO_INSTRUCTIONS),
+                              None)
+        decoded = (len(retired), self.profile.block_cycles(retired, costs) if retired else 0, covered,
+                   port_io_offset)
         if SHARE_BLOCK_PRICES:
             if len(_decoded_blocks) >= BLOCK_PRICE_CACHE_ENTRIES:
                 _decoded_blocks.clear()

@@ -50,9 +50,18 @@ class CpuException(Exception):
 
     vector: int = -1
 
+    # A trap an emulated instruction raised after retiring (INT1): RIP moves
+    # this many bytes past the instruction when it is delivered (VCpu.run).
+    trap_instruction_bytes: int = 0
+
     def __init__(self, error_code: int = 0):
         super().__init__(error_code)
         self.error_code = error_code
+
+    def after_instruction(self, length_bytes: int) -> "CpuException":
+        """Mark this exception as a trap that follows the instruction at RIP."""
+        self.trap_instruction_bytes = length_bytes
+        return self
 
     @property
     def name(self) -> str:
@@ -66,8 +75,27 @@ class DE(CpuException):
     vector = VECTOR_DE
 
 
+# DR6 bits (SDM Vol. 3B §18.2.3): B0-B3 (breakpoint conditions) and BS (single step).
+DR6_TRAP_BITS = 0xF
+DR6_BS = 1 << 14
+
+
+class DB(CpuException):
+    """#DB. ``dr6``: the status bits the processor reports -- BS for a
+    single-step trap (RFLAGS.TF), none for INT1/ICEBP (SDM Vol. 3B §18.2.3)."""
+    vector = VECTOR_DB
+
+    def __init__(self, error_code: int = 0, dr6: int = DR6_BS):
+        super().__init__(error_code)
+        self.dr6 = dr6
+
+
 class BP(CpuException):
     vector = VECTOR_BP
+
+
+class OF(CpuException):
+    vector = VECTOR_OF
 
 
 class UD(CpuException):
@@ -109,7 +137,35 @@ class PF(CpuException):
         return f"#PF(addr={self.address:#x}, err={self.error_code:#x})"
 
 
-_BY_VECTOR = {cls.vector: cls for cls in (DE, BP, UD, NM, GP, SS, AC, MF, XM)}
+class SoftwareInterrupt(CpuException):
+    """INT n through an interrupt gate user mode may use (DPL 3) for a vector
+    that is not an exception: the operating system's entry (Linux's int $0x80).
+    A trap: RIP is past the instruction."""
+
+    def __init__(self, vector: int):
+        super().__init__(0)
+        self.vector = vector
+
+    def __str__(self) -> str:
+        return f"INT {self.vector:#x}"
+
+
+class SysenterEntry(CpuException):
+    """SYSENTER from user mode on an Intel processor in long mode: an entry
+    into the operating system at CPL0 (SDM Vol. 2B SYSENTER), which loads RIP
+    and RSP from MSRs -- the user's are lost; the OS decides where to return."""
+
+    def __str__(self) -> str:
+        return "SYSENTER"
+
+
+def gp_for_software_interrupt(vector: int) -> GP:
+    """INT n whose gate's DPL is below CPL: #GP with the IDT-referencing error
+    code (vector * 8 + 2: IDT bit set, EXT clear; SDM Vol. 3A §6.13)."""
+    return GP((vector << 3) | 2)
+
+
+_BY_VECTOR = {cls.vector: cls for cls in (DE, DB, BP, OF, UD, NM, GP, SS, AC, MF, XM)}
 
 
 def exception_for_vector(vector: int, error_code: int = 0) -> CpuException:

@@ -49,7 +49,9 @@ from emu.unicorn_internals import (
     find_cpu_state, find_tlb_view, readable_ranges, tlb_flush_page_address, tlb_layout_reason,
 )
 from emu.traps import (
-    GP, PF, PF_INSTR, UD, CpuException, exception_for_vector,
+    DB, GP, PF, PF_INSTR, UD, VECTOR_DB, VECTOR_BP, CpuException, SoftwareInterrupt, SysenterEntry,
+    exception_for_vector,
+    gp_for_software_interrupt,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -92,6 +94,11 @@ _FLUSH_COST_EVENTS = {"cr3": "cr3_write_flush", "cr3_noflush": "cr3_write_noflus
                       "invpcid_all": "invpcid_all", "invpcid_all_non_global": "invpcid_all"}
 
 RFLAGS_IF = 1 << 9
+RFLAGS_TF = 1 << 8
+INT_N_OPCODE = 0xCD            # INT imm8
+INT_N_BYTES = 2
+SYSENTER_BYTES = 2
+FIRST_INTERRUPT_VECTOR = 32    # below: exceptions (SDM Vol. 3A Table 6-1)
 CR4_TSD = 1 << 2
 CR4_OSXSAVE = 1 << 18
 RFLAGS_RESERVED_1 = 1 << 1
@@ -150,6 +157,14 @@ def hotpath_block_miss(handle: int, address: int, size_bytes: int) -> None:
         instructions, cycles = vcpu.machine.price_block(vcpu, address, size_bytes)
     except CpuException:
         instructions, cycles = 0, 0
+    port_io_blocks = vcpu.machine.port_io_blocks
+    if port_io_blocks:
+        port_io = port_io_blocks.get((address, size_bytes))
+        if port_io is not None and vcpu.stop_before_port_io(address, port_io):
+            # Nothing runs or is charged now; the slot stays unmatched, so the
+            # block comes back here on every entry.
+            hotpath.hotpath_store_block(vcpu.clock, address, 0, 0, 0)
+            return
     hotpath.hotpath_store_block(vcpu.clock, address, size_bytes, instructions, cycles)
 
 
@@ -160,6 +175,9 @@ class PendingTrap:
     # A #PF seen by the TLB-fill hook carries only the page address; the
     # exact CR2 is recomputed from the instruction (mmu/faultaddr.py).
     page_granular_address: bool = False
+    # Unicorn left RIP this many bytes past the faulting instruction (INT n
+    # that the gate's DPL refuses: a fault, so RIP goes back onto it).
+    rewind_bytes: int = 0
 
 
 _CPUID_INPUTS = ("rax", "rcx")
@@ -222,6 +240,14 @@ class VCpu:
         # The address of an instruction known to abort Unicorn's translator:
         # a run starting there raises #UD without translating it.
         self._untranslatable_at: int | None = None
+        # (block, first port I/O instruction) of the block the hot path just
+        # refused to run (hotpath_block_miss): the run goes on up to that
+        # instruction and raises its #GP there (_start_unicorn).
+        self._port_io_at: tuple[int, int] | None = None
+        # The vectors whose IDT gates have DPL 3, which INT n may reach from
+        # user mode; any other INT n raises #GP. The kernel loads its IDT's
+        # choice (load_idt_user_gates); none until then.
+        self.user_interrupt_gates: frozenset[int] = frozenset()
         self._create_unicorn()
         self._clean_user_context = None
         self._boot()
@@ -277,6 +303,7 @@ class VCpu:
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
         uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
         uc.hook_add(unicorn.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
+        uc.hook_add(unicorn.UC_HOOK_INSN, self._on_sysenter, None, 1, 0, x86.UC_X86_INS_SYSENTER)
         # The block and TLB-fill hooks are C: add them through libunicorn directly.
         for hook_type, callback, context in (
                 (unicorn.UC_HOOK_BLOCK, hotpath.hotpath_on_block_address(), self.clock),
@@ -662,10 +689,63 @@ class VCpu:
     # The trap a run ends with is the last one a hook recorded: these clear the
     # C SYSCALL hook's flag when they record theirs (see _start_unicorn).
 
+    def load_idt_user_gates(self, vectors) -> None:
+        """LIDT's part the machine models: which gates have DPL 3 (system gates)."""
+        self.user_interrupt_gates = frozenset(vectors)
+
     def _on_interrupt(self, uc, vector, _user_data) -> None:
-        self.pending = PendingTrap("exception", exception_for_vector(vector))
+        if vector == VECTOR_DB and (self.clock.syscall_pending or self.pending is not None):
+            # QEMU raises the single-step #DB of an instruction run with
+            # RFLAGS.TF set even after a hook took it over; the processor
+            # does not: SYSCALL clears TF through IA32_FMASK (Linux masks it),
+            # so the system call is the trap, and a fault (SYSENTER's)
+            # means the instruction never completed.
+            uc.emu_stop()
+            return
+        self.pending = self._interrupt_trap(uc, vector)
         self.clock.syscall_pending = 0
         uc.emu_stop()
+
+    def _interrupt_trap(self, uc, vector: int) -> PendingTrap:
+        """What a vector Unicorn reports is architecturally. Unicorn runs INT n
+        (CD ib) without reading the IDT: it reports vector n with RIP past the
+        instruction, whatever the gate. The processor checks the gate's DPL
+        against CPL first (SDM Vol. 3A §6.12.1.1): at CPL3 a gate below DPL 3
+        is #GP(n * 8 + 2) at the INT instruction. Unicorn has no external
+        interrupts, so a vector of 32 or more always comes from INT n; below 32
+        the instruction bytes before RIP tell INT n from an exception (a
+        single-step #DB is told by RFLAGS.TF)."""
+        if vector == VECTOR_DB and uc.reg_read(x86.UC_X86_REG_EFLAGS) & RFLAGS_TF:
+            return PendingTrap("exception", DB())
+        if vector >= FIRST_INTERRUPT_VECTOR or self._follows_int_n(uc.reg_read(x86.UC_X86_REG_RIP), vector):
+            if vector not in self.user_interrupt_gates:
+                return PendingTrap("exception", gp_for_software_interrupt(vector), rewind_bytes=INT_N_BYTES)
+            if vector < FIRST_INTERRUPT_VECTOR:
+                return PendingTrap("exception", exception_for_vector(vector))   # INT 3, INT 4: traps
+            return PendingTrap("exception", SoftwareInterrupt(vector))
+        if vector == VECTOR_BP and VECTOR_BP not in self.user_interrupt_gates:
+            # INT3 (CC) is checked against the gate's DPL too.
+            return PendingTrap("exception", gp_for_software_interrupt(vector), rewind_bytes=1)
+        return PendingTrap("exception", exception_for_vector(vector))
+
+    def stop_before_port_io(self, block_address: int, address: int) -> bool:
+        """Called at the entry of the block at ``block_address`` holding a port
+        I/O instruction at ``address``, before any of it runs. At CPL3 with IOPL 0 and no I/O
+        permission bitmap -- always the case here: RFLAGS.IOPL cannot be raised
+        from user mode and the kernel grants neither iopl(3) nor ioperm() to
+        its unprivileged user -- the instruction raises #GP(0) (SDM Vol. 1
+        §19.5.1-2). Unicorn would run it, so the vCPU abandons the block and
+        runs only up to that instruction (_start_unicorn)."""
+        self._port_io_at = (block_address, address)
+        self.uc.emu_stop()
+        return True
+
+    def _follows_int_n(self, rip: int, vector: int) -> bool:
+        """The two bytes before ``rip`` are INT ``vector``."""
+        try:
+            return self.machine.read_virtual(self, rip - INT_N_BYTES, INT_N_BYTES) == bytes((INT_N_OPCODE, vector))
+        except CpuException:
+            return False
 
     def _on_invalid_opcode(self, uc, _user_data) -> bool:
         """Unicorn could not execute the instruction: the extensions (emu/isa) may."""
@@ -679,6 +759,19 @@ class VCpu:
         self.pending = PendingTrap("exception", UD(0))
         self.clock.syscall_pending = 0
         return False
+
+    def _on_sysenter(self, uc, _user_data) -> None:
+        """SYSENTER from 64-bit user mode, which Unicorn would skip: #UD on
+        AMD processors in long mode (APM Vol. 3 SYSENTER), an OS entry on
+        Intel ones (SDM Vol. 2B SYSENTER; the kernel programs the MSRs): the
+        kernel gets SysenterEntry. SYSENTER ends its block, so the stop is
+        exact; RIP is past the instruction (0F 34) and goes back onto it."""
+        if self.cpu_model.vendor == "AuthenticAMD":
+            self.pending = PendingTrap("exception", UD(0), rewind_bytes=SYSENTER_BYTES)
+        else:
+            self.pending = PendingTrap("exception", SysenterEntry(0), rewind_bytes=SYSENTER_BYTES)
+        self.clock.syscall_pending = 0
+        uc.emu_stop()
 
     def _on_cpuid(self, uc, _user_data) -> int:
         # EAX/ECX are the low halves of RAX/RCX; the four results are written
@@ -843,10 +936,18 @@ class VCpu:
             self.charge_event("syscall")
             handler.handle_syscall(self)
             return STOP_TRAP
+        exception = pending.exception
+        if pending.rewind_bytes:
+            self.uc.reg_write(x86.UC_X86_REG_RIP, self.uc.reg_read(x86.UC_X86_REG_RIP) - pending.rewind_bytes)
         self._refund_unexecuted()
         # Resume from a clean context: QEMU keeps a pending-exception state
         # after a fault reported to a hook (DESIGN.md, measured).
         self.load_user_registers(self.save_task_registers())
+        if exception.trap_instruction_bytes:
+            # A trap raised by an instruction the machine emulates (INT1): it
+            # retired, and the trap frame's RIP is past it.
+            self.write_register("rip", self.read_register("rip") + exception.trap_instruction_bytes)
+            self.charge_instruction(None)
         if isinstance(pending.exception, GP) and self._emulate_time_stamp_counter():
             return STOP_TRAP
         self.charge_event("page_fault" if isinstance(pending.exception, PF) else "exception_entry")
@@ -874,6 +975,23 @@ class VCpu:
                 # The C SYSCALL hook was the last trap of this run.
                 self.clock.syscall_pending = 0
                 self.pending = SYSCALL_TRAP
+            stopped_before, self._port_io_at = self._port_io_at, None
+            if stopped_before is not None and status == unicorn.UC_ERR_OK and self.pending is None \
+                    and not self.clock.deadline_reached:
+                # A block entry found a port I/O instruction (stop_before_port_io):
+                # run up to it, then raise its #GP there.
+                block, port_io = stopped_before
+                rip = self.uc.reg_read(x86.UC_X86_REG_RIP)
+                if rip == port_io:
+                    self.pending = PendingTrap("exception", GP(0))
+                    return
+                if until == port_io:
+                    return          # the run up to it ended elsewhere (no trap: the scheduler runs it again)
+                # The block is translated whole: translate it again, ending
+                # before the instruction (Unicorn's `until`).
+                uc.ctl_remove_cache(block, port_io + 1)
+                until = port_io
+                continue
             if status != hotpath.HOTPATH_TRANSLATION_ABORTED:
                 break
             self._replace_aborted_unicorn()

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kernel import signals
-from kernel.errno import ECHILD, EINVAL, ESRCH, SyscallError
+from kernel.errno import EBADF, ECHILD, EFAULT, EINVAL, ESRCH, SyscallError
 from kernel.exec import GUEST_UID
 from kernel.sigframe import SIG_IGN, SigInfo, get_action, send_signal, sigbit
 from kernel.task import TASK_EXITED, Process, Task
@@ -46,7 +46,7 @@ WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 2, 4, 8, 0x01
 __WNOTHREAD, __WALL, __WCLONE = 0x20000000, 0x40000000, 0x80000000
 WAIT4_VALID_OPTIONS = WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE
 WAITID_VALID_OPTIONS = WNOHANG | WEXITED | WSTOPPED | WCONTINUED | WNOWAIT | __WNOTHREAD | __WALL | __WCLONE
-P_ALL, P_PID, P_PGID = 0, 1, 2
+P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
 # si_code for SIGCHLD (include/uapi/asm-generic/siginfo.h)
 CLD_EXITED, CLD_KILLED = 1, 2
 SA_NOCLDWAIT = 0x2
@@ -262,6 +262,32 @@ def sys_wait4(kernel, vcpu, task, pid, status_address, options, rusage_address, 
 
 
 def sys_waitid(kernel, vcpu, task, idtype, upid, infop, options, rusage_address, *_):
+    """waitid(2) in kernel/exit.c's order: kernel_waitid's checks and the wait
+    itself first; then, whatever it returned, a non-NULL ``infop`` is written
+    -- the child's siginfo, or zeroes (si_signo 0) with no child to report or
+    on an error -- so an unwritable ``infop`` is EFAULT even where the wait
+    failed (EINVAL, ECHILD)."""
+    try:
+        result = _kernel_waitid(kernel, vcpu, task, idtype, upid, infop, options, rusage_address)
+    except SyscallError as error:
+        result = -error.errno
+    if result is None or not infop or result >= 0:
+        return result             # a sleep (the wake-up writes infop), or infop written already
+    if result != -EFAULT:
+        # No child reported: si_signo, si_errno, si_code, si_pid, si_uid, si_status all 0.
+        result = _put_user(task, infop, bytes(WAITID_ZEROED_HEAD_BYTES), result)
+        result = _put_user(task, infop + WAITID_ZEROED_TAIL_OFFSET, bytes(WAITID_ZEROED_TAIL_BYTES), result)
+    return result
+
+
+# The siginfo fields waitid writes when no child is reported: si_signo,
+# si_errno, si_code (bytes 0-11), then si_pid, si_uid, si_status (16-27).
+WAITID_ZEROED_HEAD_BYTES = 12
+WAITID_ZEROED_TAIL_OFFSET = 16
+WAITID_ZEROED_TAIL_BYTES = 12
+
+
+def _kernel_waitid(kernel, vcpu, task, idtype, upid, infop, options, rusage_address):
     options &= 0xFFFFFFFF
     upid = _signed32(upid)
     if options & ~WAITID_VALID_OPTIONS or not options & (WEXITED | WSTOPPED | WCONTINUED):
@@ -276,8 +302,12 @@ def sys_waitid(kernel, vcpu, task, idtype, upid, infop, options, rusage_address,
         if upid < 0:
             raise SyscallError(EINVAL)
         pid = _pid_selector(kernel, task, -upid if upid else 0)
+    elif idtype == P_PIDFD:
+        if upid < 0:
+            raise SyscallError(EINVAL)
+        raise SyscallError(EBADF)     # pidfd_get_pid: there are no pidfds here
     else:
-        raise SyscallError(EINVAL)    # P_PIDFD: there are no pidfds
+        raise SyscallError(EINVAL)
     if pid == 0:
         return -ECHILD
     request = WaitRequest(pid=pid, options=options, infop_address=infop, rusage_address=rusage_address,

@@ -89,7 +89,12 @@ class FpState:
     def __post_init__(self):
         if self.storage == FPSTATE_EMBEDDED and not self.buffer:
             self.buffer = bytearray(self.size_bytes)
-            # An all-init image: XSTATE_BV = 0, compacted form with these features.
+            # init_fpstate's image: XSTATE_BV = 0, compacted form with these
+            # features, and the legacy area fpstate_init_fxstate fills in
+            # (FCW 0x37F, MXCSR 0x1F80). XRSTORS loads MXCSR from the buffer
+            # even when SSE is in its init state, so a new program starts with
+            # every SSE exception masked, as on Linux.
+            self.buffer[:xstate.LEGACY_INIT_BYTES] = xstate.legacy_init_image()
             struct.pack_into("<QQ", self.buffer, xstate.HEADER_OFFSET, 0, self.xfeatures | xstate.COMPACTED_FORM)
         if self.storage == FPSTATE_VMALLOC:
             self.kernel_address = self.area.start
@@ -107,7 +112,9 @@ class FpState:
 
 def init_xstate_header(memory, frames: list[int], xfeatures: int) -> None:
     """xstate_init_xcomp_bv on a buffer made of page frames (written through the
-    direct map): XSTATE_BV = 0 (all init), XCOMP_BV = features | compacted."""
+    direct map): XSTATE_BV = 0 (all init), XCOMP_BV = features | compacted,
+    and init_fpstate's legacy values (FCW, MXCSR) as in FpState.__post_init__."""
+    memory.write(frames[0], xstate.legacy_init_image())
     memory.write(frames[0] + xstate.HEADER_OFFSET,
                  struct.pack("<QQ", 0, xfeatures | xstate.COMPACTED_FORM).ljust(xstate.HEADER_BYTES, b"\0"))
 

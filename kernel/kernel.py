@@ -14,27 +14,14 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from emu.machine import Machine
-from emu.traps import (
-    PF,
-    VECTOR_AC,
-    VECTOR_BP,
-    VECTOR_DB,
-    VECTOR_DE,
-    VECTOR_GP,
-    VECTOR_MF,
-    VECTOR_NM,
-    VECTOR_PF,
-    VECTOR_SS,
-    VECTOR_UD,
-    VECTOR_XM,
-    CpuException,
-)
+from emu.traps import PF, VECTOR_NM, CpuException, SoftwareInterrupt, SysenterEntry
 from emu.vcpu import VCpu
-from kernel import cpu_opv, fpu, signals
+from kernel import cpu_opv, fpu, signals, vsyscall
 from kernel.cmdline import parse_kernel_cmdline
 from kernel.errno import SyscallError
 from kernel.exec import exec_image
 from kernel.fs import SandboxFs
+from kernel.ia32 import do_fast_syscall_32, do_int80_syscall_32
 from kernel.loader import load_program
 from kernel.mm.frames import FrameAllocator, OutOfMemory
 from kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
@@ -49,6 +36,12 @@ from kernel.task import (
     Process,
     Task,
     allocate_pid,
+)
+from kernel.traps import (
+    IA32_SYSCALL_VECTOR,
+    load_idt,
+    record_page_fault,
+    user_exception_signal,
 )
 from kernel.xstate_alloc import xstate_alloc_from_cmdline
 
@@ -82,6 +75,11 @@ class KernelConfig:
     # --fs / --fs-rw: host directory mapped as the guest's root (kernel/fs.py); None: no files.
     fs_root: str | None = None
     fs_writable: bool = False
+
+
+# SYSCALL: RCX <- RIP (already past the instruction), R11 <- RFLAGS.
+_SYSCALL_SAVED = ("rip", "rflags")
+_SYSCALL_CLOBBERED = ("rcx", "r11")
 
 
 class GuestExit(Exception):
@@ -124,6 +122,7 @@ class Kernel:
             vcpu.halted = True
             # IA32_TSC_AUX = CPU number, read back by RDTSCP/RDPID (setup_getcpu).
             vcpu.write_msr(0xC0000103, vcpu.index)
+            load_idt(vcpu)
         self.fpu_config = fpu.fpu_init(self)
         # strict_sas_size: check every sigaltstack against the permitted frame size.
         self.strict_sas_size = self.params["strict_sas_size"]
@@ -140,7 +139,9 @@ class Kernel:
         # Per CPU: the fpstate whose registers are live there (fpu_fpregs_owner_ctx).
         self.fpregs_owner: list = [None] * len(machine.vcpus)
         self.scheduler = Scheduler(self, self.params["sched_quantum"])
-        from kernel.syscall_table import dispatch_syscall    # kernel.syscalls imports this module
+        from kernel.syscall_table import (
+            dispatch_syscall,  # kernel.syscalls imports this module
+        )
         self._dispatch_syscall = dispatch_syscall
         self.futex_queues: dict = {}
         # System calls only some command lines enable (number -> handler).
@@ -424,6 +425,13 @@ class Kernel:
     def handle_syscall(self, vcpu: VCpu) -> None:
         self.this_cpu = vcpu
         task = self.task_on(vcpu)
+        # SYSCALL itself (SDM Vol. 2B SYSCALL) loads RCX with the return RIP
+        # and R11 with RFLAGS; Unicorn's SYSCALL hook runs instead of the
+        # instruction, so the machine's registers get them here. Linux's
+        # entry_SYSCALL_64 saves both into pt_regs (cx, r11) and its SYSRET
+        # path returns with RCX = RIP and R11 = RFLAGS, so user code and a
+        # signal frame built on the way out see them (selftest sysret_rip).
+        vcpu.write_registers(dict(zip(_SYSCALL_CLOBBERED, vcpu.read_register_values(_SYSCALL_SAVED))))
         self.counters["syscalls"] += 1
         if self.machine.events is not None:
             self._trace_syscall(vcpu)
@@ -463,6 +471,9 @@ class Kernel:
             except OutOfMemory:
                 self.oom_kill(task, rip, exc.address)
                 return
+            if vsyscall.emulate_vsyscall(self, vcpu, task, exc.address, exc.error_code):
+                return
+            record_page_fault(task, exc.address, exc.error_code)
             force_sig_fault(self, vcpu, task, SigInfo(signals.SIGSEGV, task.mm.fault_code(exc.address),
                                                       exc.address))
             return
@@ -481,16 +492,16 @@ class Kernel:
             # No permission (or not an XFD event): SIGILL, ILL_ILLOPC at the instruction.
             force_sig_fault(self, vcpu, task, SigInfo(signals.SIGILL, signals.ILL_ILLOPC, rip))
             return
-        signo = signal_for_vector(exc.vector)
-        code, address = {
-            VECTOR_UD: (signals.ILL_ILLOPN, rip),
-            # Single step (RFLAGS.TF) or ICEBP: exc_debug_user sends SIGTRAP, TRAP_TRACE, at RIP.
-            VECTOR_DB: (signals.TRAP_TRACE, rip),
-            VECTOR_DE: (signals.FPE_INTDIV, rip),
-            VECTOR_BP: (signals.SI_KERNEL, 0),
-            VECTOR_GP: (signals.SI_KERNEL, 0),
-        }.get(exc.vector, (signals.SI_KERNEL, 0))
-        force_sig_fault(self, vcpu, task, SigInfo(signo, code, address))
+        if isinstance(exc, SysenterEntry):
+            self.counters["syscalls"] += 1
+            do_fast_syscall_32(self, vcpu, task)
+            return
+        if isinstance(exc, SoftwareInterrupt):
+            if exc.vector == IA32_SYSCALL_VECTOR:
+                self.counters["syscalls"] += 1
+                do_int80_syscall_32(self, vcpu, task)
+            return
+        force_sig_fault(self, vcpu, task, user_exception_signal(task, exc, rip))
 
     def handle_deadline(self, vcpu: VCpu) -> None:
         """A quantum ended; with one runnable task per CPU there is nothing to switch."""
@@ -599,20 +610,3 @@ def initial_user_registers(rip: int, rsp: int) -> dict:
     registers.update(rip=rip, rsp=rsp, rflags=0x202, fs_base=0, gs_base=0, mxcsr=0x1F80, fpcw=0x37F,
                      fpsw=0, fptag=0xFFFF)   # FNINIT state: every x87 register empty
     return registers
-
-
-def signal_for_vector(vector: int) -> int:
-    """The signal Linux sends for a user-mode exception (arch/x86/kernel/traps.c)."""
-    return {
-        VECTOR_DE: signals.SIGFPE,
-        VECTOR_DB: signals.SIGTRAP,
-        VECTOR_BP: signals.SIGTRAP,
-        VECTOR_UD: signals.SIGILL,
-        VECTOR_GP: signals.SIGSEGV,
-        VECTOR_SS: signals.SIGBUS,
-        VECTOR_PF: signals.SIGSEGV,
-        VECTOR_AC: signals.SIGBUS,
-        VECTOR_MF: signals.SIGFPE,
-        VECTOR_XM: signals.SIGFPE,
-        18: signals.SIGBUS,
-    }.get(vector, signals.SIGSEGV)

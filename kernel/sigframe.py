@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from emu.isa import xstate
 from emu.isa.state import XFEATURE_MASK_XTILE
+from emu.traps import CpuException
 from kernel import signals
 from kernel.errno import EFAULT, EINVAL, ENOMEM, EPERM, SyscallError
 from kernel.rseq import RseqViolation, rseq_ip_fixup
@@ -34,6 +35,8 @@ SA_NODEFER = 0x40000000
 SA_RESETHAND = 0x80000000
 SIG_DFL, SIG_IGN = 0, 1
 SS_ONSTACK, SS_DISABLE = 1, 2
+SS_AUTODISARM = 1 << 31
+SS_FLAG_BITS = SS_AUTODISARM
 MINSIGSTKSZ = 2048
 
 SI_USER = 0
@@ -126,7 +129,9 @@ def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, 
     sp = registers["rsp"]
     altstack = task.sigaltstack
     on_altstack = altstack is not None and altstack[0] < sp <= altstack[0] + altstack[2]
-    if action.flags & SA_ONSTACK and altstack is not None and not altstack[1] & SS_DISABLE and not on_altstack:
+    entering_altstack = (action.flags & SA_ONSTACK and altstack is not None and not altstack[1] & SS_DISABLE
+                         and not on_altstack)
+    if entering_altstack:
         sp = altstack[0] + altstack[2]
     else:
         sp -= RED_ZONE_BYTES
@@ -134,6 +139,10 @@ def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, 
     xstate_size = xstate_frame_bytes(kernel, task)
     fp_address = (sp - xstate_size) & ~63
     frame = ((fp_address - RT_SIGFRAME_BYTES) & ~15) - 8
+    if (on_altstack or entering_altstack) and not altstack[0] < frame <= altstack[0] + altstack[2]:
+        # get_sigframe: a frame that would overflow the alternate stack is
+        # never written below it (the caller turns this into SIGSEGV).
+        return False
     try:
         # Linux's copy_fpstate_to_sigframe: XSAVE of the user features into
         # the frame, then the software-reserved bytes and MAGIC2.
@@ -146,10 +155,11 @@ def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, 
         mcontext = [registers[name] for name in SIGCONTEXT_GPRS]
         mcontext += [registers["rflags"]]
         segments = struct.pack("<HHHH", USER_CS, 0, 0, USER_DS)
-        trap = info.signo
-        cr2 = info.address if info.signo in (signals.SIGSEGV, signals.SIGBUS) else 0
+        # err, trapno and cr2 are the thread's fault record (kernel/traps.py), as
+        # setup_sigcontext copies current->thread.error_code/trap_nr/cr2.
         sigcontext = (struct.pack(f"<{len(mcontext)}Q", *mcontext) + segments
-                      + struct.pack("<QQQQQ", 0, trap, task.signal_mask & 0xFFFFFFFF, cr2, fp_address) + bytes(64))
+                      + struct.pack("<QQQQQ", task.error_code, task.trap_nr, task.signal_mask & 0xFFFFFFFF,
+                                    task.cr2, fp_address) + bytes(64))
         ss_sp, ss_flags, ss_size = altstack if altstack is not None else (0, SS_DISABLE, 0)
         if on_altstack:
             ss_flags |= SS_ONSTACK
@@ -190,15 +200,16 @@ def setup_rt_frame(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo, 
 
 
 def sys_rt_sigreturn(kernel: "Kernel", vcpu: "VCpu", task: "Task", *_):
-    """Restore the registers, mask, altstack and xstate from the frame the handler returns through."""
+    """Restore the registers, mask, altstack and xstate from the frame the handler returns through.
+    A frame that cannot be read or restored is rt_sigreturn's badframe:
+    signal_fault -> force_sig(SIGSEGV), which an installed handler catches,
+    with RAX = 0 (the call's return value) and whatever was restored so far."""
     frame = vcpu.read_register("rsp") - 8
     mm = task.mm
     try:
         raw = mm.copy_from_user(frame + 8, UCONTEXT_BYTES)
     except SyscallError:
-        kernel.force_fatal_signal(task, signals.SIGSEGV, vcpu.read_register("rip"), frame,
-                                  detail="bad rt_sigreturn frame")
-        return None
+        return _rt_sigreturn_badframe(kernel, vcpu, task)
     _flags, _link = struct.unpack_from("<QQ", raw, 0)
     ss_sp, ss_flags, ss_size = struct.unpack_from("<Qi4xQ", raw, 16)
     mcontext = struct.unpack_from(f"<{len(SIGCONTEXT_GPRS) + 1}Q", raw, 40)
@@ -216,34 +227,43 @@ def sys_rt_sigreturn(kernel: "Kernel", vcpu: "VCpu", task: "Task", *_):
             (magic1,) = struct.unpack("<I", mm.copy_from_user(fp_address + SW_RESERVED_OFFSET, 4))
             mask_to_restore = task.fpstate.user_xfeatures if magic1 == FP_XSTATE_MAGIC1 else 0b11
             xstate.xrstor(vcpu, fp_address, mask_to_restore, supervisor=False)
-        except Exception:   # a corrupted xstate frame: Linux sends SIGSEGV
-            kernel.force_fatal_signal(task, signals.SIGSEGV, vcpu.read_register("rip"), fp_address,
-                                      detail="bad xstate in rt_sigreturn frame")
-            return None
+        except (CpuException, SyscallError):
+            # A corrupt xstate (reserved header bits: XRSTOR's #GP) or an
+            # unreadable one: __fpu_restore_sig fails, and so does the frame.
+            return _rt_sigreturn_badframe(kernel, vcpu, task)
     if not ss_flags & SS_DISABLE:
         task.sigaltstack = (ss_sp, ss_flags & ~SS_ONSTACK, ss_size)
     deliver_pending_signals(kernel, vcpu, task)
     return None   # RAX was restored from the frame
 
 
+def _rt_sigreturn_badframe(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
+    vcpu.write_register("rax", 0)
+    force_sig(kernel, vcpu, task, SigInfo(signals.SIGSEGV, signals.SI_KERNEL, 0))
+
+
 def sys_sigaltstack(kernel: "Kernel", vcpu: "VCpu", task: "Task", new_address, old_address, *_):
+    """sigaltstack(2) in kernel/signal.c's order: read the new stack (EFAULT),
+    do_sigaltstack's checks (EPERM on it, EINVAL mode, ENOMEM size), and only
+    then, on success, write the old one (EFAULT)."""
     mm = task.mm
     sp = vcpu.read_register("rsp")
     current = task.sigaltstack
+    new = struct.unpack("<Qi4xQ", mm.copy_from_user(new_address, 24)) if new_address else None
     on_stack = current is not None and current[0] < sp <= current[0] + current[2]
-    if old_address:
-        if current is None:
-            mm.copy_to_user(old_address, struct.pack("<Qi4xQ", 0, SS_DISABLE, 0))
-        else:
-            mm.copy_to_user(old_address, struct.pack("<Qi4xQ", current[0],
-                                                     current[1] | (SS_ONSTACK if on_stack else 0), current[2]))
-    if new_address:
-        ss_sp, ss_flags, ss_size = struct.unpack("<Qi4xQ", mm.copy_from_user(new_address, 24))
+    if current is None:
+        old = (0, SS_DISABLE, 0)
+    else:
+        old = (current[0], (SS_ONSTACK if on_stack else 0) | (current[1] & SS_FLAG_BITS), current[2])
+    if new is not None:
+        ss_sp, ss_flags, ss_size = new
+        ss_flags &= 0xFFFFFFFF
         if on_stack:
             raise SyscallError(EPERM)
-        if ss_flags not in (0, SS_DISABLE, SS_ONSTACK):
+        ss_mode = ss_flags & ~SS_FLAG_BITS
+        if ss_mode not in (0, SS_DISABLE, SS_ONSTACK):
             raise SyscallError(EINVAL)
-        if ss_flags & SS_DISABLE:
+        if ss_mode == SS_DISABLE:
             task.sigaltstack = None
         else:
             # MINSIGSTKSZ first, then the frame the permitted xstate needs
@@ -251,7 +271,9 @@ def sys_sigaltstack(kernel: "Kernel", vcpu: "VCpu", task: "Task", new_address, o
             from kernel.fpu import sigaltstack_size_valid
             if ss_size < MINSIGSTKSZ or not sigaltstack_size_valid(kernel, task.process, ss_size):
                 raise SyscallError(ENOMEM)
-            task.sigaltstack = (ss_sp, 0, ss_size)
+            task.sigaltstack = (ss_sp, ss_flags & SS_FLAG_BITS, ss_size)
+    if old_address:
+        mm.copy_to_user(old_address, struct.pack("<Qi4xQ", old[0], old[1], old[2]))
     return 0
 
 
@@ -271,8 +293,31 @@ def force_sig_fault(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo)
         kernel.force_fatal_signal(task, info.signo, vcpu.read_register("rip"), address)
         return
     if not setup_rt_frame(kernel, vcpu, task, info, action):
+        force_sigsegv(kernel, vcpu, task, info.signo)
+
+
+def force_sig(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo) -> None:
+    """force_sig (force_sig_info_to_task, HANDLER_CURRENT): a blocked or
+    ignored signal gets its default action back and is unblocked; then it is
+    delivered at once -- synchronous signals are dequeued first."""
+    action = get_action(task, info.signo)
+    if task.signal_mask & sigbit(info.signo) or action.handler == SIG_IGN:
+        action.handler = SIG_DFL
+        task.process.sigactions[info.signo] = action.pack()
+        task.signal_mask &= ~sigbit(info.signo)
+    force_sig_fault(kernel, vcpu, task, info)
+
+
+def force_sigsegv(kernel: "Kernel", vcpu: "VCpu", task: "Task", failed_signo: int) -> None:
+    """signal_setup_done(failed) -> force_sigsegv (kernel/signal.c): the frame
+    for ``failed_signo`` could not be written. A SIGSEGV whose own frame failed
+    is fatal (force_fatal_sig); any other signal becomes a SIGSEGV, which a
+    SIGSEGV handler may catch."""
+    if failed_signo == signals.SIGSEGV:
         kernel.force_fatal_signal(task, signals.SIGSEGV, vcpu.read_register("rip"), None,
                                   detail="cannot write the signal frame")
+        return
+    force_sig(kernel, vcpu, task, SigInfo(signals.SIGSEGV, signals.SI_KERNEL, 0))
 
 
 def send_signal(kernel: "Kernel", sender_vcpu: "VCpu | None", target: "Task", info: SigInfo) -> None:
@@ -323,8 +368,7 @@ def deliver_pending_signals(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> Non
                 kernel.force_fatal_signal(task, info.signo, vcpu.read_register("rip"), None)
                 return
             if not setup_rt_frame(kernel, vcpu, task, info, action):
-                kernel.force_fatal_signal(task, signals.SIGSEGV, vcpu.read_register("rip"), None,
-                                          detail="cannot write the signal frame")
+                force_sigsegv(kernel, vcpu, task, info.signo)
             return
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from kernel import (
-    cred, eventfd, eventpoll, execve, fcntl, file, open as open_calls, pipe, prctl, read_write, readdir, select,
-    socket, stat, syscalls, timerfd,
+    cred, eventfd, eventpoll, execve, fcntl, file, ioport, open as open_calls, pipe, prctl, read_write, readdir,
+    select, signal_calls, socket, stat, syscalls, timerfd,
 )
 from kernel.errno import ENOMEM, ENOSYS, SyscallError
 from kernel.mm.frames import OutOfMemory
@@ -44,6 +44,8 @@ SUBSYSTEMS = (
     execve,          # execve, execveat
     cred,            # get/set*id, groups
     prctl,
+    signal_calls,    # pause
+    ioport,          # iopl, ioperm
 )
 
 

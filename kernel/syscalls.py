@@ -159,15 +159,34 @@ def sys_munmap(k, vcpu, task, addr, length, *_):
     return 0
 
 
+PROT_SEM, PROT_GROWSDOWN, PROT_GROWSUP = 0x8, 0x01000000, 0x02000000
+
+
 def sys_mprotect(k, vcpu, task, addr, length, prot, *_):
-    if addr & (PAGE_SIZE - 1):
+    """mprotect(2) in mm/mprotect.c do_mprotect_pkey's order: GROWSDOWN|GROWSUP,
+    alignment, an empty range (0 before any prot check), wrap-around, the prot
+    bits, then the range must start in a mapping and have no hole (ENOMEM).
+    No mapping here grows (VM_GROWSDOWN/UP), so PROT_GROWS* on one is EINVAL."""
+    prot &= 0xFFFFFFFF
+    grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP)
+    prot &= ~grows
+    if grows == PROT_GROWSDOWN | PROT_GROWSUP or addr & (PAGE_SIZE - 1):
         raise SyscallError(EINVAL)
-    prot = _check_prot(prot)
     if length == 0:
         return 0
-    end = addr + page_align_up(length)
-    if end > TASK_SIZE:
+    end = (addr + page_align_up(length)) & MASK64
+    if end <= addr:
         raise SyscallError(ENOMEM)
+    prot = _check_prot(prot & ~PROT_SEM)       # arch_validate_prot: PROT_SEM is allowed
+    first = next((vma for vma in task.mm.vmas if vma.end > addr), None)   # vma_find(start, end)
+    if first is None or first.start >= end or end > TASK_SIZE:
+        raise SyscallError(ENOMEM)
+    if grows & PROT_GROWSDOWN:
+        raise SyscallError(EINVAL)
+    if first.start > addr:
+        raise SyscallError(ENOMEM)
+    if grows & PROT_GROWSUP:
+        raise SyscallError(EINVAL)
     task.mm.mprotect(addr, end, prot)
     return 0
 
@@ -218,12 +237,39 @@ def _move_mapping(mm, vma, old_addr, old_size, new_size, new_addr):
     return new_addr
 
 
+# madvise_behavior_valid (mm/madvise.c) for a kernel with KSM and THP and
+# without CONFIG_MEMORY_FAILURE (as the reference host: MADV_HWPOISON and
+# MADV_SOFT_OFFLINE are EINVAL): NORMAL..WILLNEED, DONTNEED, FREE, REMOVE,
+# DONTFORK, DOFORK, MERGEABLE, UNMERGEABLE, HUGEPAGE, NOHUGEPAGE, DONTDUMP,
+# DODUMP, WIPEONFORK, KEEPONFORK, COLD, PAGEOUT, POPULATE_READ/WRITE,
+# DONTNEED_LOCKED, COLLAPSE.
+MADV_VALID = frozenset((0, 1, 2, 3, 4, *range(8, 26)))
+
+
 def sys_madvise(k, vcpu, task, addr, length, advice, *_):
-    # mm/madvise.c do_madvise: aligned start, no wrap-around; the range must be user space.
-    if addr & (PAGE_SIZE - 1) or (length and page_align_up(length) > MASK64 - addr):
+    """do_madvise's order: the advice, the alignment, a length rounding up to
+    zero or wrapping (EINVAL), an empty range (0), then the mappings: any
+    hole in the range is ENOMEM (madvise_walk_vmas, after advising the rest)."""
+    if signed32(advice) not in MADV_VALID or addr & (PAGE_SIZE - 1):
         raise SyscallError(EINVAL)
-    if addr + page_align_up(length) > TASK_SIZE:
+    aligned = page_align_up(length) & MASK64
+    if length and not aligned:
+        raise SyscallError(EINVAL)
+    end = addr + aligned
+    if end > MASK64:
+        raise SyscallError(EINVAL)
+    if end == addr:
+        return 0
+    if end > TASK_SIZE:
+        # Past user space there is only a hole: Linux advises the mappings
+        # below it first, then answers ENOMEM. Here MADV_DONTNEED cannot give
+        # back the contents of a private file mapping (the ELF image), so a
+        # range reaching past TASK_SIZE is refused before it changes anything.
         raise SyscallError(ENOMEM)
+    covered = 0
+    for vma in task.mm.vmas:
+        if vma.end > addr and vma.start < end:
+            covered += min(vma.end, end) - max(vma.start, addr)
     MADV_DONTNEED = 4
     if advice == MADV_DONTNEED and length:
         # Anonymous private memory reads back as zeroes after MADV_DONTNEED.
@@ -234,6 +280,8 @@ def sys_madvise(k, vcpu, task, addr, length, advice, *_):
             mm.pagetables.clear_entry(vaddr)
             mm.frames.free(entry & PHYS_ADDR_MASK)
         mm.flush_tlb_range(addr, end)
+    if covered != end - addr:
+        raise SyscallError(ENOMEM)
     return 0
 
 
@@ -395,17 +443,6 @@ def sys_sysinfo(k, vcpu, task, info, *_):
     data = struct.pack("<q3Q6QH6xQQI", uptime_seconds, 0, 0, 0, total, free, 0, 0, 0, 0,
                        len(k.processes), 0, 0, 1)
     task.mm.copy_to_user(info, data.ljust(112, b"\0"))
-    return 0
-
-
-def sys_rt_sigpending(k, vcpu, task, set_address, sigsetsize, *_):
-    """rt_sigpending(2): the signals pending for the thread (they wait because blocked)."""
-    if sigsetsize > 8:              # a shorter set is copied in part (kernel/signal.c)
-        raise SyscallError(EINVAL)
-    pending = 0
-    for info in task.pending_signals:
-        pending |= 1 << (info.signo - 1)
-    task.mm.copy_to_user(set_address, struct.pack("<Q", pending)[:sigsetsize])
     return 0
 
 
@@ -654,7 +691,18 @@ def sys_clock_gettime(k, vcpu, task, clock_id, tp, *_):
     return 0
 
 
+# Clocks clock_getres knows (posix_clocks[]): REALTIME .. BOOTTIME and TAI.
+CLOCK_TAI = 11
+CLOCK_GETRES_IDS = frozenset((CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID,
+                              CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME,
+                              CLOCK_TAI))
+
+
 def sys_clock_getres(k, vcpu, task, clock_id, res, *_):
+    """clock_getres(2): the clock first (clockid_to_kclock: EINVAL, negative
+    ids included -- no other process's CPU clock is known), then the copy."""
+    if signed32(clock_id) not in CLOCK_GETRES_IDS:
+        raise SyscallError(EINVAL)
     if res:
         task.mm.copy_to_user(res, _timespec(1))
     return 0
@@ -729,7 +777,6 @@ SYSCALLS: dict[int, Callable] = {
     SYS_getppid: sys_getppid,
     SYS_sigaltstack: sys_sigaltstack,
     SYS_rt_sigreturn: sys_rt_sigreturn,
-    SYS_rt_sigpending: sys_rt_sigpending,
     SYS_membarrier: sys_membarrier,
     SYS_arch_prctl: sys_arch_prctl,
     SYS_gettid: sys_gettid,

@@ -105,6 +105,12 @@ class Task:
     waiter: object = None                  # kernel.wait.Waiter of a blocking file operation
     vfork_done: "Task | None" = None
     sleep_uninterruptible: bool = False
+    # thread_struct's fault record (kernel/traps.py): the last exception's
+    # vector and error code, and the last page fault's address. Signal frames
+    # report them in sigcontext (trapno, err, cr2), stale ones included.
+    trap_nr: int = 0
+    error_code: int = 0
+    cr2: int = 0
 
     def allowed_on(self, cpu: int) -> bool:
         return self.affinity is None or bool(self.affinity >> cpu & 1)

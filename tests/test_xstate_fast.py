@@ -72,7 +72,7 @@ class Side:
             "memory": self.machine.memory.read(0, self.machine.memory.size_bytes),
             "embedded": bytes(self.buffers[0].buffer),
             "registers": self.vcpu.save_user_registers(),
-            "xstate": (bytes(x.tilecfg), x.tiles.tobytes(), x.tiles_in_use, x.pasid, x.xfd, x.xfd_err,
+            "xstate": (bytes(x.tilecfg), x.tiles.tobytes(), x.tile_xinuse, x.pasid, x.xfd, x.xfd_err,
                        x.modified_since_restore, x.last_restore_linear_address, x.last_restore_was_xrstors,
                        x.unmodified_components_skipped),
             "counters": dict(self.kernel.counters),

@@ -186,7 +186,7 @@ int amx_tile_dot_product(struct amx_xstate *s, int kind, int dest, int src1, int
         memset(s->tiles[dest][m] + dest_colsb, 0, AMX_TILE_ROW_BYTES - dest_colsb);
     memset(s->tiles[dest][m_rows], 0, (size_t)(AMX_TILE_ROWS - m_rows) * AMX_TILE_ROW_BYTES);
     /* amx.py _mark_in_use: XINUSE[18:17] set, both tile components modified. */
-    s->tiles_in_use = 1;
+    s->tiles_in_use = TILES_IN_USE_BOTH;
     s->modified_since_restore |= XFEATURE_MASK_XTILE;
     return 1;
 }

@@ -42,7 +42,14 @@ struct amx_xstate {
     uint64_t xcr0;                      /* XCR0 (XSETBV / the kernel) */
     uint64_t xfd;                       /* IA32_XFD (WRMSR) */
     uint64_t modified_since_restore;    /* components written since the last XRSTOR* */
-    uint8_t tiles_in_use;               /* XINUSE[18:17] */
+    /* XINUSE[18:17] as bits 1:0: XTILECFG (17) and XTILEDATA (18) are
+     * tracked apart (SDM Vol. 1 §13.6): XRSTOR of tile data alone leaves
+     * the configuration in its init state and the data in use. */
+    uint8_t tiles_in_use;
+#define TILES_IN_USE_CFG 1
+#define TILES_IN_USE_DATA 2
+#define TILES_IN_USE_BOTH 3
+#define TILES_IN_USE_SHIFT 17
 };
 
 struct amx_fastpath {

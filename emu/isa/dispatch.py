@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 
 from emu.isa import amx, encoding
 from emu.isa.state import XFEATURE_MASK_XTILE
+from emu.isa.system import execute_system_instruction
 from emu.traps import GP, UD
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -157,11 +158,10 @@ def execute_extension(vcpu: "VCpu") -> bool:
     rip = vcpu.read_register("rip")
     code = vcpu.fetch_code(rip, MAX_INSTRUCTION_BYTES)
     insn = encoding.decode(code, rip)
-    if insn is None:
-        return False
-    handler = HANDLERS.get(insn.mnemonic)
+    handler = HANDLERS.get(insn.mnemonic) if insn is not None else None
     if handler is None:
-        return False
+        # INT1, RDPMC, SYSRET: another exception than #UD at CPL3 (system.py).
+        return execute_system_instruction(vcpu, code, rip)
     next_rip = (rip + insn.length) & MASK64
     handler(vcpu, insn, next_rip)
     vcpu.write_register("rip", next_rip)

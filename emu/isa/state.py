@@ -32,6 +32,8 @@ TILE_COUNT = 8
 TILE_MAX_ROWS = 16
 TILE_MAX_ROW_BYTES = 64
 TILECFG_BYTES = 64
+# struct amx_xstate.tiles_in_use: XINUSE[17] and XINUSE[18] as bits 0 and 1.
+TILES_IN_USE_BOTH = 3
 
 # MSR numbers (SDM Vol. 4).
 MSR_IA32_TSC = 0x10
@@ -88,13 +90,25 @@ class ExtendedState:
 
     @property
     def tiles_in_use(self) -> bool:
-        """XINUSE for the components whose use the emulator tracks exactly (AMX):
-        set by any tile instruction, cleared by TILERELEASE and init restores."""
+        """Either AMX component in use (XINUSE[17] or XINUSE[18]). Setting it
+        sets or clears both: every tile instruction uses both, TILERELEASE and
+        an init restore of both clear both."""
         return bool(self.c_state.tiles_in_use)
 
     @tiles_in_use.setter
     def tiles_in_use(self, value: bool) -> None:
-        self.c_state.tiles_in_use = bool(value)
+        self.c_state.tiles_in_use = TILES_IN_USE_BOTH if value else 0
+
+    @property
+    def tile_xinuse(self) -> int:
+        """XINUSE[18:17] as an XFEATURE mask: XTILECFG and XTILEDATA are tracked
+        apart (SDM Vol. 1 §13.6), so an XRSTOR of tile data alone leaves
+        XTILECFG in its init state and XTILEDATA in use."""
+        return (self.c_state.tiles_in_use & TILES_IN_USE_BOTH) << XFEATURE_XTILECFG
+
+    @tile_xinuse.setter
+    def tile_xinuse(self, mask: int) -> None:
+        self.c_state.tiles_in_use = (mask & XFEATURE_MASK_XTILE) >> XFEATURE_XTILECFG
 
     @property
     def tilecfg(self) -> memoryview:

@@ -208,6 +208,17 @@ def init_legacy_registers(components: int = XFEATURE_MASK_X87 | XFEATURE_MASK_SS
     return values
 
 
+# The part of the legacy region an init image fills in: FCW (bytes 0-1) to MXCSR (24-27).
+LEGACY_INIT_BYTES = 28
+
+
+def legacy_init_image() -> bytes:
+    """The first LEGACY_INIT_BYTES of an FXSAVE image of the init state, as
+    Linux's fpstate_init_fxstate writes into init_fpstate: FCW 0x37F, FSW 0,
+    abridged tag 0 (all empty), MXCSR 0x1F80."""
+    return struct.pack("<HHBxHQQI", FCW_INIT, 0, 0, 0, 0, 0, MXCSR_INIT)
+
+
 def mxcsr_mask_of(cpu) -> int:
     return MXCSR_MASK_AMD if cpu.cpu_model.vendor == "AuthenticAMD" else MXCSR_MASK
 
@@ -222,8 +233,7 @@ def xinuse(cpu, registers: dict | None = None) -> int:
         in_use |= XFEATURE_MASK_X87
     if registers["mxcsr"] != MXCSR_INIT or any(map(registers.__getitem__, _XMM_NAMES)):
         in_use |= XFEATURE_MASK_SSE
-    if cpu.xstate.tiles_in_use:
-        in_use |= XFEATURE_MASK_XTILE
+    in_use |= cpu.xstate.tile_xinuse
     if cpu.xstate.pasid:
         in_use |= XFEATURE_MASK_PASID
     return in_use
@@ -392,8 +402,16 @@ def xrstor(cpu, address: int, rfbm: int, *, supervisor: bool) -> None:
             xstate.load_tile_bytes(component_data[XFEATURE_XTILEDATA])
         else:
             xstate.load_tile_bytes(None)
+    # XINUSE of each tile component in RFBM: XTILECFG in use when loaded with
+    # a palette (an all-zero configuration is its init state), XTILEDATA
+    # whenever it was loaded, even with XTILECFG in its init state (SDM Vol. 1
+    # §13.6, §13.8; the amx selftest's XRSTOR of tile data alone).
     if rfbm & XFEATURE_MASK_XTILE:
-        xstate.tiles_in_use = bool(load & XFEATURE_MASK_XTILE) and xstate.tilecfg[0] != 0
+        tile_in_use = xstate.tile_xinuse & ~rfbm
+        if load & XFEATURE_MASK_XTILECFG and xstate.tilecfg[0] != 0:
+            tile_in_use |= XFEATURE_MASK_XTILECFG
+        tile_in_use |= load & XFEATURE_MASK_XTILEDATA
+        xstate.tile_xinuse = tile_in_use
     if supervisor and rfbm & XFEATURE_MASK_PASID:
         xstate.pasid = struct.unpack("<Q", component_data[XFEATURE_PASID])[0] if load & XFEATURE_MASK_PASID else 0
     # The modified optimization remembers where this state came from.

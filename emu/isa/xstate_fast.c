@@ -307,8 +307,18 @@ int xstate_xrstors(struct mmu_vcpu *mmu, uint8_t *flat, uint64_t flat_size, stru
         else
             memset(state->tiles, 0, TILEDATA_BYTES);
     }
-    if (rfbm & XFEATURE_MASK_XTILE)
-        state->tiles_in_use = (load & XFEATURE_MASK_XTILE) != 0 && state->tilecfg[0] != 0;
+    /* XINUSE of each tile component in RFBM (xstate.py xrstor): XTILECFG in
+     * use when loaded with a palette, XTILEDATA whenever it was loaded. */
+    if (rfbm & MASK(XFEATURE_XTILECFG)) {
+        state->tiles_in_use &= ~TILES_IN_USE_CFG;
+        if (load & MASK(XFEATURE_XTILECFG) && state->tilecfg[0] != 0)
+            state->tiles_in_use |= TILES_IN_USE_CFG;
+    }
+    if (rfbm & MASK(XFEATURE_XTILEDATA)) {
+        state->tiles_in_use &= ~TILES_IN_USE_DATA;
+        if (load & MASK(XFEATURE_XTILEDATA))
+            state->tiles_in_use |= TILES_IN_USE_DATA;
+    }
     /* The modified optimization starts over from this restore (§13.6). */
     state->modified_since_restore = 0;
     *load_out = load;
@@ -465,7 +475,7 @@ int xstate_xsaves_registers(void *uc, uint32_t mxcsr_mask, struct mmu_vcpu *mmu,
     if (status)
         return XSTATE_FAST_UC_ERROR + status;
     /* XINUSE as xstate.py xinuse() computes it; a component armed in IA32_XFD counts as init. */
-    uint64_t in_use = (legacy_in_use | (state->tiles_in_use ? XFEATURE_MASK_XTILE : 0)
+    uint64_t in_use = (legacy_in_use | ((uint64_t)(state->tiles_in_use & TILES_IN_USE_BOTH) << TILES_IN_USE_SHIFT)
                        | (pasid ? MASK(XFEATURE_PASID) : 0)) & ~state->xfd;
     return xstate_xsaves(mmu, flat, flat_size, state, address, rfbm, in_use, may_skip_unmodified, legacy,
                          pasid, skipped, unmodified_skipped);

@@ -85,7 +85,7 @@ int xstate_read_legacy_registers(void *uc, uint32_t mxcsr_mask, uint8_t *legacy_
 int xstate_write_legacy_registers(void *uc, const uint8_t *legacy, uint64_t load);
 
 /* The context switch's XSAVES in one call: xstate_read_legacy_registers,
- * XINUSE = (x87/SSE in use | XTILECFG/XTILEDATA when state->tiles_in_use |
+ * XINUSE = (x87/SSE in use | XTILECFG/XTILEDATA as state->tiles_in_use has them |
  * PASID when `pasid` is non-zero) & ~state->xfd (xstate.py xinuse), then
  * xstate_xsaves. Returns its result, or XSTATE_FAST_UC_ERROR + the uc_err of
  * a failed register read. */
