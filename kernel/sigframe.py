@@ -265,6 +265,15 @@ def force_sig_fault(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo)
     action = get_action(task, info.signo)
     if task.signal_mask & sigbit(info.signo) or action.handler == SIG_IGN:
         action = SigAction()
+        if task.ptrace is not None:
+            # force_sig_info_to_task: the handler becomes SIG_DFL and the signal
+            # unblocked, then it is queued and the tracer sees it first.
+            task.process.sigactions[info.signo] = action.pack()
+            task.signal_mask &= ~sigbit(info.signo)
+    if task.ptrace is not None:
+        task.pending_signals.insert(0, info)
+        deliver_pending_signals(kernel, vcpu, task)
+        return
     if action.handler == SIG_DFL:
         # The exit line names the faulting address for memory faults only.
         address = info.address if info.signo in (signals.SIGSEGV, signals.SIGBUS) and info.code > 0 else None
@@ -278,13 +287,23 @@ def force_sig_fault(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo)
 def send_signal(kernel: "Kernel", sender_vcpu: "VCpu | None", target: "Task", info: SigInfo) -> None:
     """kill/tgkill: queue for the target thread; it is delivered on its way back to user mode."""
     action = get_action(target, info.signo)
-    if action.handler == SIG_IGN or (action.handler == SIG_DFL and info.signo in DEFAULT_IGNORED):
+    traced = target.ptrace is not None
+    # sig_ignored: a tracer sees even ignored signals (but SIGKILL).
+    if not traced and (action.handler == SIG_IGN or (action.handler == SIG_DFL and info.signo in DEFAULT_IGNORED)):
         return
     target.pending_signals.append(info)
+    if traced:
+        from kernel.ptrace import ptrace_signal_wake
+        if ptrace_signal_wake(kernel, sender_vcpu, target, info):
+            return
     if target.state == "sleeping" and not target.sleep_uninterruptible:
         from kernel.errno import EINTR
         restart_number = getattr(target.wait_request, "syscall_number", None)
-        if restart_number is not None and action.handler != SIG_DFL and action.flags & SA_RESTART:
+        if traced:
+            # -ERESTART*: the traced task's return to user decides (kernel/ptrace.py).
+            from kernel.ptrace import ptrace_interrupted_sleep
+            target.registers["rax"] = ptrace_interrupted_sleep(target, restart_number)
+        elif restart_number is not None and action.handler != SIG_DFL and action.flags & SA_RESTART:
             # wait4/waitid end with -ERESTARTSYS: with SA_RESTART the handler
             # returns onto the SYSCALL instruction, which runs again.
             target.registers["rip"] -= 2
@@ -312,19 +331,40 @@ def deliver_pending_signals(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> Non
     for index, info in enumerate(task.pending_signals):
         if info.signo in (signals.SIGKILL, signals.SIGSTOP) or not task.signal_mask & sigbit(info.signo):
             del task.pending_signals[index]
-            action = get_action(task, info.signo)
-            if action.handler == SIG_IGN:
+            if task.ptrace is not None and info.signo != signals.SIGKILL:
+                from kernel.ptrace import ptrace_signal     # the tracer decides first (ptrace_signal)
+                ptrace_signal(kernel, vcpu, task, info)
                 return
-            if action.handler == SIG_DFL:
-                if info.signo in DEFAULT_IGNORED:
-                    return
-                kernel.force_fatal_signal(task, info.signo, vcpu.read_register("rip"), None)
-                return
-            if not setup_rt_frame(kernel, vcpu, task, info, action):
-                kernel.force_fatal_signal(task, signals.SIGSEGV, vcpu.read_register("rip"), None,
-                                          detail="cannot write the signal frame")
+            handle_signal(kernel, vcpu, task, info)
             return
 
 
+def handle_signal(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo) -> None:
+    """Take the signal's action: ignore, the default (death), or the handler's frame."""
+    action = get_action(task, info.signo)
+    if action.handler == SIG_IGN:
+        return
+    if action.handler == SIG_DFL:
+        if info.signo in DEFAULT_IGNORED:
+            return
+        kernel.force_fatal_signal(task, info.signo, vcpu.read_register("rip"), None)
+        return
+    if not setup_rt_frame(kernel, vcpu, task, info, action):
+        kernel.force_fatal_signal(task, signals.SIGSEGV, vcpu.read_register("rip"), None,
+                                  detail="cannot write the signal frame")
+
+
+def sys_pause(kernel: "Kernel", vcpu: "VCpu", task: "Task", *_):
+    """pause(2): sleep until a signal is delivered (kernel/signal.c). An
+    ignored signal is never queued, so it does not end the sleep; a handled
+    one ends it with -EINTR (-ERESTARTNOHAND: never restarted after a handler)."""
+    vcpu.write_register("rax", (-4) & ((1 << 64) - 1))
+    kernel.scheduler.block_current(vcpu)
+    return None
+
+
+SYS_pause = 34
+SYSCALLS = {SYS_pause: sys_pause}
+
 __all__ = ["SigAction", "SigInfo", "force_sig_fault", "send_signal", "deliver_pending_signals",
-           "sys_rt_sigreturn", "sys_sigaltstack", "EFAULT"]
+           "handle_signal", "sys_rt_sigreturn", "sys_sigaltstack", "sys_pause", "EFAULT"]
