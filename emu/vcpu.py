@@ -49,7 +49,7 @@ from emu.unicorn_internals import (
     find_cpu_state, find_tlb_view, readable_ranges, tlb_flush_page_address, tlb_layout_reason,
 )
 from emu.traps import (
-    GP, PF, PF_INSTR, UD, CpuException, exception_for_vector,
+    GP, PF, PF_INSTR, UD, VECTOR_DB, CpuException, exception_for_vector,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -663,6 +663,13 @@ class VCpu:
     # C SYSCALL hook's flag when they record theirs (see _start_unicorn).
 
     def _on_interrupt(self, uc, vector, _user_data) -> None:
+        if vector == VECTOR_DB and self.clock.syscall_pending:
+            # SYSCALL with RFLAGS.TF: QEMU ends the instruction with a single-step
+            # #DB, but SYSCALL clears TF on entry (Linux's MSR_SYSCALL_MASK holds
+            # it), so no trap belongs to it; the syscall is the trap. TF comes
+            # back with SYSRET and traps after the next instruction (SDM Vol. 3
+            # §18.3.1.4); a ptrace single step reports the call itself (the kernel).
+            return
         self.pending = PendingTrap("exception", exception_for_vector(vector))
         self.clock.syscall_pending = 0
         uc.emu_stop()

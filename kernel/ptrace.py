@@ -454,6 +454,20 @@ def _run_syscall(kernel: "Kernel", vcpu: "VCpu", task: Task) -> None:
             task.ptrace_resume = after_vfork
             return
     task.ptrace_resume = lambda v, t: _syscall_exit_work(kernel, v, t)
+    if task.state == TASK_SLEEPING and not task.sleep_uninterruptible and _deliverable_signal(task):
+        # A signal queued while the tracee was stopped: the sleep ends at once
+        # (schedule() returns with signal_pending), as send_signal ends one.
+        restart = getattr(task.wait_request, "syscall_number", None)
+        task.registers["rax"] = ptrace_interrupted_sleep(task, restart)
+        kernel.timeout_expired_silently(task)
+        kernel.scheduler.wake_up(task, vcpu)
+        if kernel.current[vcpu.index] is None:
+            kernel.scheduler.schedule(vcpu)
+
+
+def _deliverable_signal(task: Task) -> bool:
+    return any(info.signo == signals.SIGKILL or not task.signal_mask & sigbit(info.signo)
+               for info in task.pending_signals)
 
 
 def _syscall_exit_work(kernel: "Kernel", vcpu: "VCpu", task: Task) -> None:
@@ -461,7 +475,11 @@ def _syscall_exit_work(kernel: "Kernel", vcpu: "VCpu", task: Task) -> None:
     if kernel.current[vcpu.index] is not task:
         return
     pt = task.ptrace
-    if pt is not None and pt.syscall_work == "syscall":
+    if pt is not None and pt.singlestep and pt.syscall_work != "sysemu":
+        # report_single_step: a step over SYSCALL stops after it with a SIGTRAP
+        # (user_single_step_report: SI_USER), instead of the exit stop.
+        task.pending_signals.insert(0, SigInfo(signals.SIGTRAP, SI_USER))
+    elif pt is not None and pt.syscall_work == "syscall":
         _syscall_stop(kernel, vcpu, task, PTRACE_SYSCALL_INFO_EXIT, lambda v, t: _return_to_user(kernel, v, t))
         return
     _return_to_user(kernel, vcpu, task)
