@@ -142,8 +142,6 @@ class PtraceState:
     exit_code: int = 0                 # the stop wait reports; 0 once reported
     last_siginfo: SigInfo | None = None
     message: int = 0                   # PTRACE_GETEVENTMSG
-    orig_rax: int = -1                 # the syscall number (pt_regs->orig_ax), -1 outside syscalls
-    in_syscall: bool = False           # between syscall entry and the return to user mode
     syscall_stop: int = PTRACE_SYSCALL_INFO_NONE
     interrupt_pending: bool = False    # JOBCTL_TRAP_STOP: PTRACE_INTERRUPT or a seized child's first stop
     zombie_status: int | None = None   # an exited traced thread waiting for its tracer's wait
@@ -312,9 +310,10 @@ def _return_to_user(kernel: "Kernel", vcpu: "VCpu", task: Task) -> None:
 
 
 def _leave_syscall(task: Task) -> None:
+    """Back in user mode: no syscall to restart (the next entry from an interrupt has orig_ax -1)."""
+    task.orig_rax = -1
     pt = task.ptrace
     if pt is not None:
-        pt.in_syscall = False
         pt.syscall_stop = PTRACE_SYSCALL_INFO_NONE
 
 
@@ -322,8 +321,7 @@ def _restart_fixup(vcpu: "VCpu", task: Task, action) -> None:
     """arch_do_signal_or_restart / handle_signal for a syscall a signal
     interrupted: with a handler, -EINTR (or a restart for -ERESTARTSYS under
     SA_RESTART, and always for -ERESTARTNOINTR); without one, restart."""
-    pt = task.ptrace
-    if pt is None or not pt.in_syscall or pt.orig_rax < 0:
+    if task.orig_rax < 0:
         return
     rax = _signed64(vcpu.read_register("rax"))
     if -rax not in (ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK):
@@ -333,7 +331,7 @@ def _restart_fixup(vcpu: "VCpu", task: Task, action) -> None:
         if not restart:
             vcpu.write_register("rax", (-4) & MASK64)      # -EINTR
             return
-    number = SYS_restart_syscall if -rax == ERESTART_RESTARTBLOCK else pt.orig_rax
+    number = SYS_restart_syscall if -rax == ERESTART_RESTARTBLOCK else task.orig_rax
     vcpu.write_register("rax", number)
     vcpu.write_register("rip", vcpu.read_register("rip") - SYSCALL_INSTRUCTION_BYTES)
 
@@ -341,6 +339,12 @@ def _restart_fixup(vcpu: "VCpu", task: Task, action) -> None:
 def ptrace_interrupted_sleep(target: Task, restart_number: int | None) -> int:
     """send_signal woke a traced task sleeping in a syscall: the RAX the
     syscall-exit stop shows, fixed up on the return to user mode."""
+    if target.orig_rax < 0:
+        # The call began before the task was traced, so its number was not
+        # kept: wait4/waitid name theirs; any other call ends with -EINTR.
+        if restart_number is None:
+            return (-4) & MASK64
+        target.orig_rax = restart_number
     errno = ERESTARTSYS if restart_number is not None else ERESTARTNOHAND
     return (-errno) & MASK64
 
@@ -375,8 +379,7 @@ def syscall_trace_dispatch(kernel: "Kernel", vcpu: "VCpu", task: Task) -> None:
     return to user mode."""
     pt = task.ptrace
     number, *_args = vcpu.read_register_values(_SYSCALL_REGISTERS)
-    pt.orig_rax = _signed64(number)
-    pt.in_syscall = True
+    task.orig_rax = _signed64(number)
     vcpu.write_register("rax", (-ENOSYS) & MASK64)
     if pt.syscall_work:
         emulated = pt.syscall_work == "sysemu"
@@ -400,7 +403,7 @@ def _after_entry_stop(kernel: "Kernel", vcpu: "VCpu", task: Task, emulated: bool
     pt = task.ptrace
     if pt is not None:
         pt.syscall_stop = PTRACE_SYSCALL_INFO_NONE
-        if emulated or pt.orig_rax == -1:
+        if emulated or task.orig_rax == -1:
             _syscall_exit_work(kernel, vcpu, task)
             return
     _run_syscall(kernel, vcpu, task)
@@ -410,7 +413,7 @@ def _run_syscall(kernel: "Kernel", vcpu: "VCpu", task: Task) -> None:
     from kernel.syscall_table import invoke_syscall
     pt = task.ptrace
     values = vcpu.read_register_values(_SYSCALL_REGISTERS)
-    number = pt.orig_rax & MASK64 if pt is not None else values[0]
+    number = task.orig_rax & MASK64 if task.orig_rax != -1 else values[0]
     args = values[1:]
     if pt is not None and number in (SYS_exit, SYS_exit_group):
         pt.exit_status_hint = (args[0] & 0xFF) << 8
@@ -655,7 +658,7 @@ def getreg(task: Task, name: str) -> int:
     pt = task.ptrace
     registers = task.registers
     if name == "orig_rax":
-        return pt.orig_rax & MASK64
+        return task.orig_rax & MASK64
     if name == "cs":
         return USER_CS
     if name == "ss":
@@ -693,7 +696,7 @@ def putreg(task: Task, name: str, value: int) -> None:
             value |= X86_EFLAGS_TF
         registers["rflags"] = (registers["rflags"] & ~FLAG_MASK) | (value & FLAG_MASK)
     elif name == "orig_rax":
-        pt.orig_rax = _signed64(value)
+        task.orig_rax = _signed64(value)
     else:
         registers[name] = value
 
@@ -997,7 +1000,7 @@ def _get_syscall_info(kernel: "Kernel", vcpu: "VCpu", tracee: Task, size: int, a
     head = struct.pack("<B3xIQQ", pt.syscall_stop, AUDIT_ARCH_X86_64, registers["rip"], registers["rsp"])
     if pt.syscall_stop == PTRACE_SYSCALL_INFO_ENTRY:
         args = [registers[name] for name in ("rdi", "rsi", "rdx", "r10", "r8", "r9")]
-        info = head + struct.pack("<7Q", pt.orig_rax & MASK64, *args)
+        info = head + struct.pack("<7Q", tracee.orig_rax & MASK64, *args)
     elif pt.syscall_stop == PTRACE_SYSCALL_INFO_EXIT:
         rval = _signed64(registers["rax"])
         info = head + struct.pack("<qB", rval, 1 if -4095 <= rval < 0 else 0)

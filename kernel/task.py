@@ -103,6 +103,9 @@ class Task:
     ptraced: list = field(default_factory=list)
     ptrace_resume: object = None
     ptrace_resume_signal: int = 0
+    # pt_regs->orig_ax: the number of the syscall being run, -1 in user mode;
+    # kept by the traced syscall path (kernel/ptrace.py), which alone needs it.
+    orig_rax: int = -1
 
     def allowed_on(self, cpu: int) -> bool:
         return self.affinity is None or bool(self.affinity >> cpu & 1)
