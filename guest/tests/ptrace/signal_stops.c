@@ -5,6 +5,7 @@
  * and a signal rewritten with PTRACE_SETSIGINFO. A signal that interrupts a
  * traced child's pause(2) shows -ERESTARTNOHAND at the exit stop; suppressed,
  * the call restarts (a new entry stop). PTRACE_DETACH with a signal delivers it.
+ * CPUS: 1 2
  * STDOUT: stop 1 sig=10 code=-6
  * STDOUT: stop 2 sig=12 code=-6
  * STDOUT: stop 3 sig=10 code=-6

@@ -4,6 +4,7 @@
  * counted, one call skipped (orig_rax = -1), one turned into getpid, one
  * result rewritten at its exit stop, and the PTRACE_EVENT_EXIT stop's message.
  * The same binary prints the same natively on Linux.
+ * CPUS: 1 2
  * STDOUT: stopped sig=19 code=-6 orig_rax_is_tgkill=1 rax=0
  * STDOUT: peek magic=0x1234 poke ok
  * STDOUT: child magic=0x5678 r0=parent r1=parent r2=-38 r3=self r4=12345
