@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 from kernel import signals
 from kernel.errno import ECHILD, EINVAL, ESRCH, SyscallError
 from kernel.exec import GUEST_UID
-from kernel.sigframe import SIG_IGN, SigInfo, get_action, send_signal, sigbit
 from kernel.ptrace import wait_task_traced, wait_tracees
+from kernel.sigframe import SIG_IGN, SigInfo, get_action, send_signal, sigbit
 from kernel.task import TASK_EXITED, Process, Task
 
 if TYPE_CHECKING:  # pragma: no cover

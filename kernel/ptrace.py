@@ -53,8 +53,9 @@ the kernel's older rule (kernel/sigframe.py send_signal).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from emu.isa import xstate
 from emu.isa.state import XFEATURE_MASK_SSE, XFEATURE_MASK_X87
@@ -65,7 +66,14 @@ from kernel.errno import EFAULT, EINVAL, EIO, ENOSYS, EPERM, ESRCH, SyscallError
 from kernel.exec import GUEST_UID
 from kernel.mm.mm import PROT_EXEC, PROT_WRITE, TASK_SIZE
 from kernel.sigframe import (
-    SA_RESTART, SIG_DFL, SIG_IGN, SW_RESERVED_OFFSET, SigInfo, get_action, handle_signal, sigbit,
+    SA_RESTART,
+    SIG_DFL,
+    SIG_IGN,
+    SW_RESERVED_OFFSET,
+    SigInfo,
+    get_action,
+    handle_signal,
+    sigbit,
 )
 from kernel.task import TASK_EXITED, TASK_RUNNABLE, TASK_SLEEPING, TASK_TRACED, Task
 

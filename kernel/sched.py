@@ -33,7 +33,13 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from kernel.fpu import save_fpregs_to_fpstate
-from kernel.task import TASK_EXITED, TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING, TASK_TRACED
+from kernel.task import (
+    TASK_EXITED,
+    TASK_RUNNABLE,
+    TASK_RUNNING,
+    TASK_SLEEPING,
+    TASK_TRACED,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu.vcpu import VCpu

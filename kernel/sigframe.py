@@ -332,7 +332,8 @@ def deliver_pending_signals(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> Non
         if info.signo in (signals.SIGKILL, signals.SIGSTOP) or not task.signal_mask & sigbit(info.signo):
             del task.pending_signals[index]
             if task.ptrace is not None and info.signo != signals.SIGKILL:
-                from kernel.ptrace import ptrace_signal     # the tracer decides first (ptrace_signal)
+                # The tracer decides first (get_signal -> ptrace_signal).
+                from kernel.ptrace import ptrace_signal
                 ptrace_signal(kernel, vcpu, task, info)
                 return
             handle_signal(kernel, vcpu, task, info)
@@ -359,12 +360,11 @@ def sys_pause(kernel: "Kernel", vcpu: "VCpu", task: "Task", *_):
     ignored signal is never queued, so it does not end the sleep; a handled
     one ends it with -EINTR (-ERESTARTNOHAND: never restarted after a handler)."""
     vcpu.write_register("rax", (-4) & ((1 << 64) - 1))
-    kernel.scheduler.block_current(vcpu)
-    return None
+    kernel.scheduler.block_current(vcpu)      # blocked: the handler's None leaves RAX alone
 
 
 SYS_pause = 34
 SYSCALLS = {SYS_pause: sys_pause}
 
-__all__ = ["SigAction", "SigInfo", "force_sig_fault", "send_signal", "deliver_pending_signals",
-           "handle_signal", "sys_rt_sigreturn", "sys_sigaltstack", "sys_pause", "EFAULT"]
+__all__ = ["EFAULT", "SigAction", "SigInfo", "deliver_pending_signals", "force_sig_fault", "handle_signal",
+           "send_signal", "sys_pause", "sys_rt_sigreturn", "sys_sigaltstack"]
