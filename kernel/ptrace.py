@@ -84,6 +84,7 @@ if TYPE_CHECKING:  # pragma: no cover
 SYS_ptrace = 101
 SYS_clone, SYS_fork, SYS_vfork, SYS_exit, SYS_exit_group, SYS_clone3 = 56, 57, 58, 60, 231, 435
 SYS_restart_syscall = 219
+SYS_execve, SYS_execveat = 59, 322
 MASK64 = (1 << 64) - 1
 
 # Requests (include/uapi/linux/ptrace.h, arch/x86/include/uapi/asm/ptrace-abi.h).
@@ -432,6 +433,10 @@ def _run_syscall(kernel: "Kernel", vcpu: "VCpu", task: Task) -> None:
             ptrace_event_stop(kernel, vcpu, task, PTRACE_EVENT_EXIT, pt.exit_status_hint, exit_now)
             return
     result = invoke_syscall(kernel, vcpu, task, number, args)
+    if result is not None and number in (SYS_execve, SYS_execveat) and result == 0 and task.ptrace is not None:
+        vcpu.write_register("rax", 0)
+        _ptrace_exec_notify(kernel, vcpu, task)
+        return
     if result is not None:
         event, child_tid = _clone_event(task, number, args, result)
         if event:
@@ -457,9 +462,15 @@ def _run_syscall(kernel: "Kernel", vcpu: "VCpu", task: Task) -> None:
         if _event_enabled(task, PTRACE_EVENT_VFORK) and child_tid > 0:
             _attach_new_child(kernel, task, child_tid)
 
+            # The parent already waited for the child here (copy_process blocked it), so
+            # the VFORK event comes after the wait, then VFORK_DONE (Linux: before, after).
             def after_vfork(v: "VCpu", t: Task) -> None:
                 def finish(v2: "VCpu", t2: Task) -> None:
                     v2.write_register("rax", child_tid)
+                    if _event_enabled(t2, PTRACE_EVENT_VFORK_DONE):
+                        ptrace_event_stop(kernel, v2, t2, PTRACE_EVENT_VFORK_DONE, child_tid,
+                                          lambda v3, t3: _syscall_exit_work(kernel, v3, t3))
+                        return
                     _syscall_exit_work(kernel, v2, t2)
                 ptrace_event_stop(kernel, v, t, PTRACE_EVENT_VFORK, child_tid, finish)
             task.ptrace_resume = after_vfork
@@ -479,6 +490,19 @@ def _run_syscall(kernel: "Kernel", vcpu: "VCpu", task: Task) -> None:
 def _deliverable_signal(task: Task) -> bool:
     return any(info.signo == signals.SIGKILL or not task.signal_mask & sigbit(info.signo)
                for info in task.pending_signals)
+
+
+def _ptrace_exec_notify(kernel: "Kernel", vcpu: "VCpu", task: Task) -> None:
+    """exec_binprm's ptrace_event(PTRACE_EVENT_EXEC, old_vpid): the event stop with
+    PTRACE_O_TRACEEXEC; otherwise a tracee that was not seized gets the legacy
+    SIGTRAP after a successful execve."""
+    if _event_enabled(task, PTRACE_EVENT_EXEC):
+        ptrace_event_stop(kernel, vcpu, task, PTRACE_EVENT_EXEC, task.tid,
+                          lambda v, t: _syscall_exit_work(kernel, v, t))
+        return
+    if not task.ptrace.seized:
+        task.pending_signals.append(SigInfo(signals.SIGTRAP, SI_USER))
+    _syscall_exit_work(kernel, vcpu, task)
 
 
 def _syscall_exit_work(kernel: "Kernel", vcpu: "VCpu", task: Task) -> None:
@@ -516,10 +540,21 @@ def _clone_event(task: Task, number: int, args, result: int) -> tuple[int, int]:
     return (event, result) if _event_enabled(task, event) else (0, 0)
 
 
-def _attach_new_child(kernel: "Kernel", parent: Task, tid: int) -> None:
+def ptrace_init_task(kernel: "Kernel", parent: Task, child: Task, flags: int, exit_signal: int) -> None:
+    """copy_process -> ptrace_init_task: a traced parent's new process is traced
+    too when the event kernel_clone would report is enabled."""
+    if flags & CLONE_UNTRACED:
+        return
+    event = PTRACE_EVENT_VFORK if flags & CLONE_VFORK else (
+        PTRACE_EVENT_CLONE if exit_signal != signals.SIGCHLD else PTRACE_EVENT_FORK)
+    if _event_enabled(parent, event):
+        _attach_new_child(kernel, parent, child.tid, child)
+
+
+def _attach_new_child(kernel: "Kernel", parent: Task, tid: int, child: Task | None = None) -> None:
     """ptrace_init_task: the new task is traced by the same tracer with the same
     options; it starts with SIGSTOP pending, or a PTRACE_EVENT_STOP when seized."""
-    child = find_task(kernel, tid)
+    child = child if child is not None else find_task(kernel, tid)
     pt = parent.ptrace
     if child is None or child.ptrace is not None:
         return
