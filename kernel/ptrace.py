@@ -279,9 +279,10 @@ def _after_signal_stop(kernel: "Kernel", vcpu: "VCpu", task: Task, info: SigInfo
                 return
             if action.handler == SIG_DFL and signr in STOP_SIGNALS and pt is not None:
                 # do_signal_stop: a traced task reports the group stop to its tracer.
+                # (A seized tracee's is a PTRACE_EVENT_STOP; a plain one has no siginfo.)
                 code = signr | PTRACE_EVENT_STOP << 8 if pt.seized else signr
                 ptrace_stop(kernel, vcpu, task, code, _notify_info(signals.SIGTRAP, code, task) if pt.seized
-                            else info, lambda v, t: _return_to_user(kernel, v, t))
+                            else None, lambda v, t: _return_to_user(kernel, v, t))
                 return
             if action.handler == SIG_DFL and signr not in signals_default_ignored():
                 handle_signal(kernel, vcpu, task, info)     # the default action: death
@@ -399,11 +400,19 @@ def syscall_trace_dispatch(kernel: "Kernel", vcpu: "VCpu", task: Task) -> None:
 
 
 def _syscall_stop(kernel: "Kernel", vcpu: "VCpu", task: Task, which: int, resume: Callable) -> None:
-    """ptrace_report_syscall: SIGTRAP (| 0x80 with TRACESYSGOOD)."""
+    """ptrace_report_syscall: SIGTRAP (| 0x80 with TRACESYSGOOD). A signal the
+    tracer resumes with is sent to the tracee (send_sig, SEND_SIG_PRIV)."""
     pt = task.ptrace
     pt.syscall_stop = which
     code = signals.SIGTRAP | (0x80 if pt.options & PTRACE_O_TRACESYSGOOD else 0)
-    ptrace_stop(kernel, vcpu, task, code, _notify_info(signals.SIGTRAP, code, task), resume)
+
+    def resumed(v: "VCpu", t: Task) -> None:
+        if t.ptrace_resume_signal:
+            t.pending_signals.append(SigInfo(t.ptrace_resume_signal, SI_KERNEL))
+            t.ptrace_resume_signal = 0
+        resume(v, t)
+
+    ptrace_stop(kernel, vcpu, task, code, _notify_info(signals.SIGTRAP, code, task), resumed)
 
 
 def _after_entry_stop(kernel: "Kernel", vcpu: "VCpu", task: Task, emulated: bool) -> None:
