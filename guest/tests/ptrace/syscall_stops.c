@@ -12,6 +12,8 @@
  * STDOUT: syscalls 110 110 110 110 110 39 1 231
  * STDOUT: exit event msg=0x700
  * STDOUT: exited status=7
+ * STDOUT: syscall_info entry op=1 arch_ok=1 nr=110 size=80 exit op=2 rval_is_parent=1 error=0 size=33
+ * STDOUT: skipped exit rval=-38 error=1
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -74,6 +76,7 @@ int main(void) {
     printf("peek magic=%#lx poke %s\n", word, poked ? "ok" : "failed");
     ptrace(PTRACE_SETOPTIONS, child, 0, (void *)(long)(PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXIT));
     int entries = 0, exits = 0, sysgood = 1, in_syscall = 0, getppids = 0;
+    char info_line[160] = "", skipped_line[80] = "";
     long numbers[32];
     for (;;) {
         ptrace(PTRACE_SYSCALL, child, 0, 0);
@@ -94,6 +97,17 @@ int main(void) {
         if ((WSTOPSIG(status) & 0x80) == 0)
             sysgood = 0;
         ptrace(PTRACE_GETREGS, child, 0, &regs);
+        struct __ptrace_syscall_info sinfo;
+        memset(&sinfo, 0, sizeof sinfo);
+        long size = ptrace(PTRACE_GET_SYSCALL_INFO, child, (void *)sizeof sinfo, &sinfo);
+        if (regs.orig_rax == SYS_getppid && getppids == 0 && !in_syscall)
+            sprintf(info_line, "syscall_info entry op=%d arch_ok=%d nr=%llu size=%ld", sinfo.op,
+                    sinfo.arch == 0xC000003E, (unsigned long long)sinfo.entry.nr, size);
+        if (regs.orig_rax == SYS_getppid && getppids == 1 && in_syscall)
+            sprintf(info_line + strlen(info_line), " exit op=%d rval_is_parent=%d error=%d size=%ld", sinfo.op,
+                    sinfo.exit.rval == parent, sinfo.exit.is_error, size);
+        if (getppids == 3 && in_syscall)
+            sprintf(skipped_line, "skipped exit rval=%lld error=%d", (long long)sinfo.exit.rval, sinfo.exit.is_error);
         if (!in_syscall) {
             numbers[entries++ & 31] = regs.orig_rax;
             if (regs.orig_rax == SYS_getppid) {
@@ -117,5 +131,6 @@ int main(void) {
     if (waitpid(child, &status, 0) != child)
         return 13;
     printf("exited status=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    printf("%s\n%s\n", info_line, skipped_line);
     return 0;
 }
