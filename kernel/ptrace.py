@@ -961,7 +961,10 @@ def access_process_vm(kernel: "Kernel", tracee: Task, address: int, data: bytes 
             paddr = _force_writable_frame(mm, vaddr, vma)
             mm.memory.view[paddr:paddr + chunk] = data[offset:offset + chunk]
         if vma.prot & PROT_EXEC:
-            kernel.invalidate_code(mm, vaddr, vaddr + chunk)
+            # Translated blocks are found by physical page, and the tracee's mm is
+            # not the one loaded here: every vCPU drops all of them (rare: breakpoints).
+            for cpu in kernel.machine.vcpus:
+                cpu.invalidate_all_code()
         offset += chunk
     return b""
 

@@ -358,7 +358,14 @@ def handle_signal(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo) -
 def sys_pause(kernel: "Kernel", vcpu: "VCpu", task: "Task", *_):
     """pause(2): sleep until a signal is delivered (kernel/signal.c). An
     ignored signal is never queued, so it does not end the sleep; a handled
-    one ends it with -EINTR (-ERESTARTNOHAND: never restarted after a handler)."""
+    one ends it with -EINTR (-ERESTARTNOHAND: never restarted after a handler).
+    A signal already pending (sent from another CPU whose kick has not arrived)
+    ends it at once: Linux sleeps only while no signal is pending."""
+    pending = any(info.signo == signals.SIGKILL or not task.signal_mask & sigbit(info.signo)
+                  for info in task.pending_signals)
+    if pending:
+        # A traced task's return to user restarts the call when no handler runs (kernel/ptrace.py).
+        return -514 if task.ptrace is not None else -4
     vcpu.write_register("rax", (-4) & ((1 << 64) - 1))
     kernel.scheduler.block_current(vcpu)      # blocked: the handler's None leaves RAX alone
 

@@ -12,7 +12,8 @@ from emucli.guesttest import parse_spec
 from tests.guestbuild import REPO, build_c, native
 
 PTRACE_DIR = REPO / "guest" / "tests" / "ptrace"
-HOST_COMPARABLE = ("syscall_stops", "single_step", "signal_stops", "user_area", "seize_threads", "fork_events")
+HOST_COMPARABLE = ("syscall_stops", "single_step", "signal_stops", "user_area", "seize_threads", "fork_events",
+                   "breakpoints_and_errors")
 
 
 @pytest.mark.parametrize("name", HOST_COMPARABLE)
