@@ -1,9 +1,11 @@
 """Guest test programs that carry their expectations in a header comment.
 
 Shared by the pytest plugin (``emucli/pytest_plugin.py``) and ``emu test DIR``
-(``emucli/testcmd.py``).  A guest test is a ``.S``/``.s``/``.asm``/``.c`` file
-whose leading comment holds directives, one per line (``KEYWORD: value``; the
-comment leaders ``/*``, ``*``, ``//``, ``#`` and ``;`` are skipped)::
+(``emucli/testcmd.py``).  A guest test is a ``.S``/``.s``/``.asm``/``.c`` file,
+a Rust (``.rs``) or Go (``.go``) program, or a busybox shell script (``.sh``,
+run as ``busybox sh -c SCRIPT``), whose leading comment holds directives, one
+per line (``KEYWORD: value``; the comment leaders ``/*``, ``*``, ``//``, ``#``
+and ``;`` are skipped)::
 
     /* TDPBSSD of two seeded tiles.
      * CPUS: 1 2                  one test per vCPU count
@@ -13,9 +15,20 @@ comment leaders ``/*``, ``*``, ``//``, ``#`` and ``;`` are skipped)::
      * ARGS: one "two words"      guest arguments
      * ENV: LC_ALL=C             guest environment (default: empty)
      * STDIN: a line              one line of guest stdin per directive
-     * CFLAGS: -mamx-tile         extra gcc flags (.c; always -static -O2)
-     * BUILD: gcc                 .S/.s only: link with gcc -nostdlib -static
-     *                            instead of emu's own assembler
+     * CFLAGS: -mamx-tile         extra compiler flags (.c: gcc -static -O2; .rs:
+     *                            rustc; .go: go build)
+     * BUILD: gcc                 .S/.s: link with gcc -nostdlib -static instead
+     *                            of emu's own assembler; .rs: rustc, .go: go (the
+     *                            default for those suffixes; see guestbuild.py)
+     * FS: data                   map the folder data/ (next to the test) read-only
+     *                            as the guest's / (emu run --fs)
+     * FS-RW: data                a fresh copy of data/ per run, read-write
+     *                            (--fs-rw); `FS-RW: -` starts from an empty folder
+     * INSTALL: prog.c /bin/prog  build prog.c (next to the test; or `busybox`)
+     *                            into the run's writable root at /bin/prog
+     * REQUIRES: busybox          a toolchain the test needs (rustc, go, busybox,
+     *                            gcc): missing, the test is skipped -- under
+     *                            CI=true it fails instead
      * EXIT: 0                    exit status (default 0) or a signal: SIGILL
      * STDOUT: line               the exact stdout, one directive per line
      * CHECK: text {{regex}}      FileCheck-style matching on stdout; also
@@ -36,7 +49,6 @@ from __future__ import annotations
 import atexit
 import difflib
 import functools
-import hashlib
 import itertools
 import json
 import os
@@ -51,17 +63,18 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SUFFIXES = (".S", ".s", ".asm", ".c")
+from emucli import guestbuild, toolchains
+from emucli.guestbuild import BuildError, ToolchainMissing
+
+SUFFIXES = (".S", ".s", ".asm", ".c", ".rs", ".go", ".sh")
 DEFAULT_TIMEOUT_S = 300
-BASE_CFLAGS = ["-static", "-O2"]
-ASM_GCC_FLAGS = ["-nostdlib", "-static"]
-INCLUDE_DIR = Path(__file__).resolve().parent.parent / "guest" / "include"
 
 # A directive: optional comment leader, an upper-case keyword, a colon.
 _DIRECTIVE = re.compile(r"^\s*(?:/\*+|\*+|//+|#+|;+)?\s*([A-Z][A-Z0-9-]*):(?:\s|$)(.*)$")
 _CHECK_KINDS = ("CHECK", "CHECK-NEXT", "CHECK-SAME", "CHECK-NOT", "CHECK-EMPTY")
 KEYWORDS = {"CPUS", "CMDLINE", "PROFILE", "RUN", "ARGS", "ENV", "STDIN", "CFLAGS", "BUILD", "EXIT",
-            "STDOUT", "CHECK-STDERR", "STATS", "TIMEOUT", "EVENTS", "XFAIL", *_CHECK_KINDS}
+            "STDOUT", "CHECK-STDERR", "STATS", "TIMEOUT", "EVENTS", "XFAIL", "FS", "FS-RW", "INSTALL", "REQUIRES",
+            *_CHECK_KINDS}
 _MARKS_A_TEST = {"EXIT", "STDOUT", "STATS", "CHECK-STDERR", *_CHECK_KINDS}
 _STATS_EXPR = re.compile(r"^([A-Za-z_][\w.*]*)\s*(==|!=|<=|>=|<|>)\s*(-?(?:0x[0-9a-fA-F_]+|[0-9_]+))$")
 _OPERATORS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
@@ -106,7 +119,11 @@ class GuestSpec:
     env: dict[str, str] = field(default_factory=dict)
     stdin: bytes = b""
     cflags: list[str] = field(default_factory=list)
-    build_with_gcc: bool = False
+    build_kind: str = "emu"         # emu, gcc, rustc, go, busybox (guestbuild.py)
+    fs: Path | None = None          # FS: mapped read-only
+    fs_rw: Path | str | None = None  # FS-RW: copied per run ("" for an empty root)
+    installs: list[tuple[str, str]] = field(default_factory=list)    # INSTALL: (source, guest path)
+    requires: list[str] = field(default_factory=list)
     exit_status: int = 0
     exit_label: str = "0"
     stdout_lines: list[str] | None = None
@@ -118,6 +135,10 @@ class GuestSpec:
     cpus: list[int] = field(default_factory=list)
     cmdlines: list[str] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
+
+    @property
+    def build_with_gcc(self) -> bool:
+        return self.build_kind == "gcc" and self.path.suffix in guestbuild.ASSEMBLY_SUFFIXES
 
     def variants(self) -> list[Variant]:
         return [Variant(c, m, p) for c, m, p in itertools.product(self.cpus or [None], self.cmdlines or [None],
@@ -173,7 +194,8 @@ def _signal_number(name: str) -> int | None:
 def parse_spec(path: Path) -> GuestSpec:
     """Read ``path``'s header; raises HeaderError (one line, file:line) on a bad directive."""
     text = path.read_text(errors="replace")
-    spec = GuestSpec(path=path)
+    spec = GuestSpec(path=path, build_kind=guestbuild.DEFAULT_KIND[path.suffix])
+    build_directive = None
     stdin_lines = []
     stdout_variables: dict[str, str] = {}     # FileCheck variables defined so far (names only)
     stderr_variables: dict[str, str] = {}
@@ -208,9 +230,42 @@ def parse_spec(path: Path) -> GuestSpec:
             elif kw == "CFLAGS":
                 spec.cflags += shlex.split(value)
             elif kw == "BUILD":
-                if value not in ("gcc", "emu"):
-                    raise fail(d, f"expected 'gcc' or 'emu', got {value!r}")
-                spec.build_with_gcc = value == "gcc"
+                allowed = guestbuild.ALLOWED_KINDS[path.suffix]
+                if not allowed:
+                    raise fail(d, f"a {path.suffix} test always builds with {spec.build_kind}; drop the line")
+                if value not in allowed:
+                    raise fail(d, f"expected {' or '.join(repr(k) for k in allowed)} for a {path.suffix} source, "
+                                  f"got {value!r}")
+                spec.build_kind, build_directive = value, d
+            elif kw in ("FS", "FS-RW"):
+                if kw == "FS-RW" and value in ("", "-"):
+                    spec.fs_rw = ""
+                    continue
+                folder = (path.parent / value).resolve()
+                if not value or not folder.is_dir():
+                    raise fail(d, f"expected a folder next to the test, got {value!r}")
+                if spec.fs is not None or spec.fs_rw is not None:
+                    raise fail(d, "one root per test: FS and FS-RW given together or twice")
+                if kw == "FS":
+                    spec.fs = folder
+                else:
+                    spec.fs_rw = folder
+            elif kw == "INSTALL":
+                words = shlex.split(value)
+                if len(words) != 2:
+                    raise fail(d, f"expected 'SOURCE GUEST-PATH' (e.g. hello.c /bin/hello), got {value!r}")
+                source, guest_path = words
+                if source != "busybox":
+                    if Path(source).suffix not in (".c", ".rs", ".go", ".S", ".s"):
+                        raise fail(d, f"expected busybox or a .c/.rs/.go/.S source, got {source!r}")
+                    if not (path.parent / source).is_file():
+                        raise fail(d, f"no such file next to the test: {source!r}")
+                spec.installs.append((source, guest_path))
+            elif kw == "REQUIRES":
+                for tool in value.replace(",", " ").split():
+                    if tool not in guestbuild.KIND_TOOL.values():
+                        raise fail(d, f"unknown tool {tool!r} (known: {', '.join(guestbuild.KIND_TOOL.values())})")
+                    spec.requires.append(tool)
             elif kw == "EXIT":
                 if re.fullmatch(r"\d+", value):
                     spec.exit_status, spec.exit_label = int(value), value
@@ -253,9 +308,17 @@ def parse_spec(path: Path) -> GuestSpec:
         spec.stdin = ("\n".join(stdin_lines) + "\n").encode()
     if spec.cpus and "--cpus" in spec.run_options:
         raise HeaderError(f"{path}: CPUS and RUN: --cpus both given")
-    if path.suffix == ".c" and spec.build_with_gcc:
-        raise HeaderError(f"{path}: BUILD: applies to assembly sources only (.c always builds with gcc)")
+    if spec.installs and spec.fs is not None:
+        raise HeaderError(f"{path}: INSTALL needs a writable root: use FS-RW instead of FS")
+    if build_directive is not None and spec.build_kind == "gcc" and path.suffix == ".asm":
+        raise HeaderError(f"{path}:{build_directive.line}: BUILD: gcc does not apply to .asm (Intel syntax)")
     return spec
+
+
+def program_spec(path: Path) -> GuestSpec:
+    """A source built for INSTALL: (no expectations, the suffix's build kind; assembly with gcc)."""
+    kind = guestbuild.DEFAULT_KIND[path.suffix]
+    return GuestSpec(path=path, build_kind="gcc" if kind == "emu" else kind)
 
 
 # ---- FileCheck-style matching ----------------------------------------------
@@ -426,80 +489,6 @@ def check_stats(directives: list[Directive], stats: dict) -> list[str]:
 
 # ---- building and running ----------------------------------------------------
 
-@functools.lru_cache(maxsize=1)
-def _gcc_identity() -> str:
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        return ""
-    return subprocess.run([gcc, "--version"], check=False, capture_output=True, text=True).stdout.split("\n")[0]
-
-
-class BuildError(Exception):
-    def __init__(self, command: list[str], output: str):
-        super().__init__(output)
-        self.command = command
-        self.output = output
-
-
-def _local_includes(path: Path, text: str, seen: set | None = None) -> bytes:
-    """The bytes of every ``#include "..."``/``.include`` file found next to the source
-    or in guest/include, recursively, so editing a header rebuilds its users."""
-    seen = seen if seen is not None else set()
-    blob = b""
-    for name in re.findall(r'^\s*(?:#\s*include|\.include)\s*"([^"]+)"', text, re.MULTILINE):
-        for directory in (path.parent, INCLUDE_DIR):
-            candidate = (directory / name).resolve()
-            if candidate.is_file() and candidate not in seen:
-                seen.add(candidate)
-                inner = candidate.read_text(errors="replace")
-                blob += name.encode() + b"\0" + inner.encode() + _local_includes(candidate, inner, seen)
-                break
-    return blob
-
-
-def build_command(spec: GuestSpec, output: Path) -> list[str]:
-    if spec.path.suffix == ".c":
-        flags = [*BASE_CFLAGS, *spec.cflags]
-    else:
-        flags = [*ASM_GCC_FLAGS, *spec.cflags]
-        if spec.path.suffix == ".asm":
-            raise BuildError([], "BUILD: gcc does not apply to .asm (Intel syntax) sources")
-    return ["gcc", *flags, "-I", str(spec.path.parent), "-I", str(INCLUDE_DIR), str(spec.path), "-o", str(output)]
-
-
-def needs_build(spec: GuestSpec) -> bool:
-    return spec.path.suffix == ".c" or spec.build_with_gcc
-
-
-def build(spec: GuestSpec, build_dir: Path) -> Path:
-    """The program ``emu run`` gets: the source itself for emu's assembler, else a
-    gcc-built static ELF cached under ``build_dir`` by the hash of everything that
-    goes into it (source, included headers, flags, gcc version)."""
-    if not needs_build(spec):
-        return spec.path
-    if shutil.which("gcc") is None:
-        raise BuildError(["gcc"], "gcc is not installed")
-    text = spec.path.read_text(errors="replace")
-    probe = build_command(spec, Path("OUT"))
-    key_material = b"\0".join([" ".join(probe[:-4]).encode(), _gcc_identity().encode(), text.encode(),
-                               _local_includes(spec.path, text)])
-    key = hashlib.sha256(key_material).hexdigest()[:16]
-    build_dir.mkdir(parents=True, exist_ok=True)
-    binary = build_dir / f"{spec.path.stem}-{key}"
-    if binary.exists():
-        return binary
-    handle, partial_name = tempfile.mkstemp(prefix=f"{spec.path.stem}-{key}.", suffix=".tmp", dir=build_dir)
-    os.close(handle)
-    partial = Path(partial_name)     # private to this process and thread
-    command = build_command(spec, partial)
-    result = subprocess.run(command, check=False, capture_output=True, text=True)
-    if result.returncode != 0:
-        partial.unlink(missing_ok=True)
-        raise BuildError(build_command(spec, binary), result.stderr.strip())
-    partial.replace(binary)      # atomic: parallel workers never run half a file
-    return binary
-
-
 def emu_executable() -> str:
     """The ``emu`` next to this Python (the venv's), else the one on PATH."""
     sibling = Path(sys.executable).with_name("emu")
@@ -508,15 +497,28 @@ def emu_executable() -> str:
     return shutil.which("emu") or "emu"
 
 
-def run_arguments(spec: GuestSpec, variant: Variant, program: Path, stats_path: str | None) -> list[str]:
+def guest_argv(spec: GuestSpec) -> list[str]:
+    """The guest's arguments: ARGS:, after ``sh -c SCRIPT NAME`` for a busybox script."""
+    if spec.build_kind == "busybox":
+        return ["sh", "-c", spec.path.read_text(errors="replace"), spec.path.name, *spec.args]
+    return list(spec.args)
+
+
+def run_arguments(spec: GuestSpec, variant: Variant, program: Path, stats_path: str | None,
+                  root: Path | str | None = None) -> list[str]:
+    """``emu run`` arguments; ``root`` is the run's writable root (FS-RW:/INSTALL:)."""
     options = ["--stats", stats_path] if stats_path else []
+    if spec.fs is not None:
+        options += ["--fs", str(spec.fs)]
+    elif root is not None:
+        options += ["--fs-rw", str(root)]
     if variant.cpus is not None:
         options += ["--cpus", str(variant.cpus)]
     if variant.profile is not None:
         options += ["--profile", variant.profile]
     if variant.cmdline is not None:
         options += ["--cmdline", variant.cmdline]
-    return ["run", *options, *spec.run_options, str(program), *spec.args]
+    return ["run", *options, *spec.run_options, str(program), *guest_argv(spec)]
 
 
 def _display_path(path: Path, cwd: Path) -> str:
@@ -526,11 +528,23 @@ def _display_path(path: Path, cwd: Path) -> str:
         return str(path)
 
 
-def reproduce_command(spec: GuestSpec, variant: Variant, program: Path, cwd: Path) -> str:
+def reproduce_command(spec: GuestSpec, variant: Variant, program: Path, cwd: Path,
+                      build_dir: Path | None = None) -> str:
     """A shell line that re-runs exactly this test (same environment, options, stdin)."""
-    args = run_arguments(spec, variant, Path(_display_path(program, cwd)), "-" if spec.stats else None)
+    root = "$ROOT" if guestbuild.needs_root(spec) else None
+    args = run_arguments(spec, variant, Path(_display_path(program, cwd)), "-" if spec.stats else None, root)
+    if spec.fs is not None:
+        args[args.index("--fs") + 1] = _display_path(spec.fs, cwd)
     words = ["env", "-i", *[f"{k}={v}" for k, v in spec.env.items()], emu_executable(), *args]
-    line = " ".join(shlex.quote(w) for w in words)
+    quoted = [shlex.quote(w) for w in words]
+    if root is not None:
+        quoted[quoted.index("'$ROOT'")] = '"$ROOT"'
+    if spec.build_kind == "busybox":       # the script itself, not its text inline
+        script = spec.path.read_text(errors="replace")
+        quoted[quoted.index(shlex.quote(script))] = f'"$(cat {shlex.quote(_display_path(spec.path, cwd))})"'
+    line = " ".join(quoted)
+    if root is not None and build_dir is not None:
+        line = f"{guestbuild.describe_root(spec, build_dir, cwd)} && {line}"
     if spec.stdin:
         line = f"printf %s {shlex.quote(spec.stdin.decode(errors='replace'))} | {line}"
     return f"cd {shlex.quote(str(cwd))} && {line}"
@@ -565,13 +579,13 @@ def close_fork_servers() -> None:
         server.close()
 
 
-def run_guest(spec: GuestSpec, variant: Variant, program: Path, cwd: Path) -> RunResult:
+def run_guest(spec: GuestSpec, variant: Variant, program: Path, cwd: Path, root: Path | None = None) -> RunResult:
     """``emu run`` in a fresh process image: forked from a server that has the imports
     done (the same ``main`` a new process runs), or with EMU_TEST_FRESH_PROCESS=1
     a new ``python -m emucli``.  Either way the guest sees exactly ENV:."""
     with tempfile.TemporaryDirectory(prefix="emu-guest-") as scratch:
         stats_path = os.path.join(scratch, "stats.json")
-        args = run_arguments(spec, variant, Path(_display_path(program, cwd)), stats_path)
+        args = run_arguments(spec, variant, Path(_display_path(program, cwd)), stats_path, root)
         timed_out = False
         if os.environ.get("EMU_TEST_FRESH_PROCESS"):
             try:
@@ -669,6 +683,7 @@ class Outcome:
     problems: list[str]
     reproduce: str
     result: RunResult | None = None
+    skipped: str | None = None      # why the test could not run (a missing toolchain)
 
     @property
     def passed(self) -> bool:
@@ -680,16 +695,32 @@ class Outcome:
 
 
 def run_test(spec: GuestSpec, variant: Variant, build_dir: Path, cwd: Path) -> Outcome:
-    """Build (cached), run under emu and check: the one path both front ends use."""
+    """Build (cached), run under emu and check: the one path both front ends use.
+
+    A missing toolchain skips the test with the reason, except under CI=true,
+    where it fails: CI must never pass by skipping."""
     try:
-        program = build(spec, build_dir)
+        for tool in guestbuild.required_tools(spec):
+            guestbuild.find_tool(tool)
+        program = guestbuild.build(spec, build_dir)
+        with tempfile.TemporaryDirectory(prefix="emu-root-") as scratch:
+            root = None
+            if guestbuild.needs_root(spec):
+                root = Path(scratch)
+                root.chmod(0o755)
+                guestbuild.prepare_root(spec, build_dir, root)
+            result = run_guest(spec, variant, program, cwd, root)
+    except guestbuild.ToolchainMissing as missing:
+        if toolchains.in_ci():
+            return Outcome(spec, variant, [f"{missing} (CI=true: a missing toolchain fails the test, never skips)"],
+                           "make toolchains")
+        return Outcome(spec, variant, [], "make toolchains", skipped=str(missing))
     except BuildError as error:
         return Outcome(spec, variant, [f"build failed: {' '.join(error.command)}\n{error.output}"],
                        " ".join(shlex.quote(w) for w in error.command))
-    result = run_guest(spec, variant, program, cwd)
-    reproduce = reproduce_command(spec, variant, program, cwd)
-    if needs_build(spec):
-        reproduce = " ".join(shlex.quote(w) for w in build_command(spec, program)) + f"\n  {reproduce}"
+    reproduce = reproduce_command(spec, variant, program, cwd, build_dir)
+    if guestbuild.needs_build(spec):
+        reproduce = guestbuild.describe_build(spec, program) + f"\n  {reproduce}"
     return Outcome(spec, variant, check_result(spec, result), reproduce, result)
 
 
@@ -711,6 +742,7 @@ __all__ = [
     "GuestSpec",
     "HeaderError",
     "Outcome",
+    "ToolchainMissing",
     "Variant",
     "discover",
     "header_directives",

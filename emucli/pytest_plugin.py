@@ -1,11 +1,12 @@
 """pytest plugin (entry point ``pytest11: emu_guest``): guest test programs as tests.
 
-Any ``.S``/``.s``/``.asm``/``.c`` file pytest meets while collecting whose header
+Any ``.S``/``.s``/``.asm``/``.c``/``.rs``/``.go``/``.sh`` file pytest meets while collecting whose header
 comment carries expectations (see ``emucli/guesttest.py``) becomes one test per
 variant (CPUS x CMDLINE x PROFILE).  A test builds the program (gcc, cached by
 content hash under ``emu_build_dir``), runs it with ``emu run`` in a
 subprocess -- so a crash stays in its test and xdist workers share nothing --
-and checks exit status, stdout, stderr and statistics.  A failure shows every
+and checks exit status, stdout, stderr and statistics.  A test whose toolchain
+is missing is skipped with the reason (under ``CI=true`` it fails instead).  A failure shows every
 unmet expectation (a diff for STDOUT, the output around the failing CHECK) and
 the shell command that reproduces it.
 """
@@ -68,6 +69,8 @@ class GuestItem(pytest.Item):
 
     def runtest(self):
         outcome = guesttest.run_test(self.spec, self.variant, _build_dir(self.config), Path(self.config.rootpath))
+        if outcome.skipped:
+            pytest.skip(outcome.skipped)
         if self.spec.xfail:
             if outcome.passed:
                 raise GuestTestFailure(f"XFAIL ({self.spec.xfail}) but the test passed: remove the XFAIL line"

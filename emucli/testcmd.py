@@ -25,7 +25,7 @@ class TestUsageError(Exception):
 class Result:
     path: Path
     variant_id: str
-    status: str             # PASS, FAIL, XFAIL, XPASS, ERROR
+    status: str             # PASS, FAIL, XFAIL, XPASS, ERROR, SKIP
     seconds: float
     report: str = ""
 
@@ -50,6 +50,8 @@ def _run_one(spec: guesttest.GuestSpec, variant: guesttest.Variant, build_dir: P
     started = time.monotonic()
     outcome = guesttest.run_test(spec, variant, build_dir, cwd)
     seconds = time.monotonic() - started
+    if outcome.skipped:
+        return Result(spec.path, variant.id, "SKIP", seconds, outcome.skipped)
     if spec.xfail:
         if outcome.passed:
             return Result(spec.path, variant.id, "XPASS", seconds,
@@ -126,7 +128,10 @@ def run(options) -> int:
         if result.status in ("FAIL", "XPASS", "ERROR"):
             out.rule(f"[red]{result.status}[/red] {escape(result.name)}")
             out.print(result.report, markup=False, soft_wrap=True)
-    counts = {status: sum(r.status == status for r in results) for status in ("PASS", "FAIL", "XFAIL", "XPASS", "ERROR")}
+        elif result.status == "SKIP":
+            out.print(f"[yellow]SKIP[/yellow] {escape(result.name)}: {escape(result.report)}")
+    counts = {status: sum(r.status == status for r in results)
+              for status in ("PASS", "FAIL", "XFAIL", "XPASS", "ERROR", "SKIP")}
     table = Table(title="guest tests", show_footer=False)
     if options.verbose:
         table.add_column("test")
@@ -152,5 +157,5 @@ def run(options) -> int:
 
 
 def _styled(status: str) -> str:
-    color = {"PASS": "green", "FAIL": "red", "XFAIL": "yellow", "XPASS": "red", "ERROR": "red"}[status]
+    color = {"PASS": "green", "FAIL": "red", "XFAIL": "yellow", "XPASS": "red", "ERROR": "red", "SKIP": "yellow"}[status]
     return f"[{color}]{status}[/{color}]"

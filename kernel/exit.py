@@ -82,7 +82,7 @@ def mm_release(kernel: "Kernel", task: Task, waker: "VCpu | None") -> None:
     """The task is done with its address space: a vfork parent may go on
     (mm_release's complete_vfork_done)."""
     task.wait_request = None
-    if task.ptrace is not None or task.ptraced:
+    if (task.ptrace is not None or task.ptraced) and task.state == TASK_EXITED:   # not exec's mm_release
         from kernel.ptrace import ptrace_task_exit
         ptrace_task_exit(kernel, task, waker)
     parent_task = task.vfork_done
@@ -103,7 +103,19 @@ def exit_process(kernel: "Kernel", process: Process, waker: "VCpu | None") -> No
     if process.exit_state is not None:
         return
     kernel.counters["process_exits"] += 1
+    exit_files(kernel, process)
     exit_notify(kernel, process, waker)
+
+
+def exit_files(kernel: "Kernel", process: Process) -> None:
+    """exit_files: drop the process's fd table; the last holder closes every file
+    (a pipe's reader sees EOF once every writer's process is gone)."""
+    files, process.files = process.files, None
+    if files is None:
+        return
+    files.references -= 1
+    if files.references == 0:
+        files.close_all(kernel)
 
 
 def exit_notify(kernel: "Kernel", process: Process, waker: "VCpu | None") -> None:

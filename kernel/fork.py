@@ -139,12 +139,16 @@ def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, 
     # CLONE_PARENT: a sibling of the caller, sharing its parent.
     real_parent = parent.parent if flags & CLONE_PARENT else parent
     child_process = Process(
-        pid=pid, mm=mm, exe_path=parent.exe_path,
+        pid=pid, mm=mm, exe_path=parent.exe_path, exe_location=parent.exe_location,
         fpu_permission=replace(parent.fpu_permission),     # fpu_inherit_perms
         sigactions=parent.sigactions if flags & CLONE_SIGHAND else dict(parent.sigactions),
         # membarrier registration is per mm (mm->membarrier_state).
         membarrier_registered=parent.membarrier_registered if flags & CLONE_VM else set(),
-        parent=real_parent, exit_signal=exit_signal)
+        parent=real_parent, exit_signal=exit_signal,
+        # files_struct: shared with CLONE_FILES, else copied (dup_fd); fs_struct copied.
+        files=parent.files.share() if flags & CLONE_FILES else parent.files.copy(),
+        cwd=parent.cwd, umask=parent.umask, cred=replace(parent.cred) if parent.cred is not None else None,
+        comm=parent.comm)
     # The alternate signal stack is dropped for CLONE_VM without CLONE_VFORK
     # (it would be shared); rseq is dropped with CLONE_VM (rseq_fork).
     keeps_altstack = flags & VFORK_FLAGS != CLONE_VM

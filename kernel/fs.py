@@ -1,7 +1,7 @@
-"""The guest's file system: a host directory mapped as the guest's root, or nothing.
+"""The --fs sandbox: a host directory mapped as the guest's root, and its open files.
 
-Without ``--fs``/``--fs-rw`` a guest has fds 0-2 and no file access at all (the
-syscalls in syscalls.py answer -ENOENT / -EBADF). With ``--fs DIR`` the
+Without ``--fs``/``--fs-rw`` a guest's root holds only /dev (kernel/namei.py).
+With ``--fs DIR`` the
 directory is the guest's ``/``, read-only (writes fail -EROFS, as on a
 read-only mount); ``--fs-rw DIR`` also lets the guest create, truncate and
 write files there.
@@ -17,11 +17,10 @@ root, and at most 40 links are followed (-ELOOP). So no ``..``, symlink or
 files and directories are opened; FIFOs, sockets and devices are -EACCES, so
 a guest cannot make the emulator block on the host.
 
-Per-process open-file tables live here (``FileTable``); fds 0-2 stay the
-host streams handled in syscalls.py. ``file_syscalls`` wraps that module's
-handlers: a call on fd >= 3 or on a path comes here, everything else goes
-to the original handler. Network syscalls are refused (-EACCES), like a
-sandbox with no network (``socket`` under a seccomp/LSM deny policy).
+``HostFile`` is such a file or directory once open (kernel/file.py's File);
+the system calls that reach it live with their Linux counterparts
+(kernel/open.py, kernel/stat.py, kernel/read_write.py ...) and resolve paths
+through kernel/namei.py, which sends what is not /dev here.
 """
 from __future__ import annotations
 
@@ -29,48 +28,28 @@ import errno as host_errno
 import os
 import stat
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from kernel.errno import (
     EACCES,
-    EBADF,
     EEXIST,
     EINVAL,
     EISDIR,
     ELOOP,
-    EMFILE,
     ENAMETOOLONG,
     ENOENT,
     ENOTDIR,
-    ENOTTY,
     EROFS,
     SyscallError,
 )
+from kernel.file import (
+    O_ACCMODE, O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH, O_RDONLY, O_TMPFILE,
+    O_TRUNC, File,
+)
 
-if TYPE_CHECKING:  # pragma: no cover
-    from kernel.kernel import Kernel
-
-MASK64 = (1 << 64) - 1
-AT_FDCWD = -100
-AT_SYMLINK_NOFOLLOW = 0x100
-AT_EMPTY_PATH = 0x1000
 MAX_PATH_BYTES = 4096
 MAX_NAME_BYTES = 255
 MAXSYMLINKS = 40                     # include/linux/namei.h
-FIRST_FILE_FD = 3
-MAX_OPEN_FILES = 1024                # RLIMIT_NOFILE soft limit the guest is told
-IO_CHUNK_BYTES = 1 << 20             # host memory per read/write step, whatever the guest asks
 MAX_RW_COUNT = 0x7FFFF000
-
-# open(2) flags (include/uapi/asm-generic/fcntl.h)
-O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR = 0o3, 0o0, 0o1, 0o2
-O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC, O_APPEND = 0o100, 0o200, 0o400, 0o1000, 0o2000
-O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = 0o4000, 0o200000, 0o400000, 0o2000000
-O_PATH, O_TMPFILE = 0o10000000, 0o20000000 | 0o200000
-F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
-FD_CLOEXEC = 1
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 R_OK, W_OK, X_OK = 4, 2, 1
 # linux_dirent64 d_type values (include/linux/fs_types.h)
@@ -78,38 +57,141 @@ DT_UNKNOWN, DT_FIFO, DT_CHR, DT_DIR, DT_BLK, DT_REG, DT_LNK, DT_SOCK = 0, 1, 2, 
 GUEST_DEV = 0x801                    # st_dev the guest sees for every file of the mapped directory
 
 
-@dataclass
-class OpenFile:
-    """One open file description. ``host_fd`` is owned here (closed with the last guest fd)."""
-    host_fd: int
-    flags: int                       # the guest's open flags (access mode, O_APPEND, ...)
-    is_directory: bool
-    path: tuple[str, ...]            # guest path components from the root, for openat(dirfd, ...)
-    offset: int = 0
-    directory_entries: list | None = None   # getdents64 snapshot, sorted by name
-    references: int = 1
+class HostFile(File):
+    """A file or directory of the mapped directory, open. ``host_fd`` is owned here
+    (closed when the last guest fd goes); ``path``: guest components from the root,
+    for openat(dirfd, ...), fchdir and /proc/self/fd."""
+    seekable = True
+    pollable = False              # regular files and directories: epoll_ctl gives -EPERM
+
+    def __init__(self, sandbox: "SandboxFs | None", host_fd: int, flags: int, is_directory: bool,
+                 path: tuple[str, ...]) -> None:
+        super().__init__(flags)
+        self.sandbox = sandbox
+        self.host_fd = host_fd
+        self.is_directory = is_directory
+        self.regular = not is_directory
+        self.path = path
+        self.offset = 0
+        self.directory_entries: list | None = None   # getdents64 snapshot, sorted by name
+        if sandbox is not None:          # None: the program the emulator was started with
+            sandbox.open_host_fds.add(host_fd)
+
+    def release(self, kernel) -> None:
+        if self.sandbox is not None:
+            self.sandbox.open_host_fds.discard(self.host_fd)
+        try:
+            os.close(self.host_fd)
+        except OSError:
+            pass
+
+    def describe(self) -> str:
+        return "/" + "/".join(self.path)
+
+    def read_bytes(self, kernel, task, max_bytes):
+        data = self.pread_bytes(kernel, max_bytes, self.offset)
+        self.offset += len(data)
+        return data
+
+    def pread_bytes(self, kernel, max_bytes, position):
+        if self.is_directory:
+            raise SyscallError(EISDIR)
+        try:
+            return os.pread(self.host_fd, max_bytes, position)
+        except OSError as error:
+            raise SyscallError(_errno_of(error)) from None
+
+    def write_bytes(self, kernel, task, data):
+        try:
+            if self.flags & O_APPEND:
+                written = os.write(self.host_fd, data)
+                self.offset = os.lseek(self.host_fd, 0, os.SEEK_CUR)
+                return written
+            written = os.pwrite(self.host_fd, data, self.offset)
+        except OSError as error:
+            raise SyscallError(_errno_of(error)) from None
+        self.offset += written
+        return written
+
+    def pwrite_bytes(self, kernel, data, position):
+        try:
+            return os.pwrite(self.host_fd, data, position)
+        except OSError as error:
+            raise SyscallError(_errno_of(error)) from None
+
+    def llseek(self, kernel, offset, whence):
+        if self.is_directory:
+            if whence != SEEK_SET or offset < 0:
+                raise SyscallError(EINVAL)
+            self.offset = offset
+            return offset
+        if whence == SEEK_SET:
+            new = offset
+        elif whence == SEEK_CUR:
+            new = self.offset + offset
+        elif whence == SEEK_END:
+            new = os.fstat(self.host_fd).st_size + offset
+        else:                              # SEEK_DATA / SEEK_HOLE: the file has no holes here
+            size = os.fstat(self.host_fd).st_size
+            if offset < 0 or offset >= size:
+                raise SyscallError(host_errno.ENXIO)
+            new = offset if whence == 3 else size
+        if new < 0 or new > (1 << 63) - 1:
+            raise SyscallError(EINVAL)
+        self.offset = new
+        return new
+
+    def stat(self, kernel) -> bytes:
+        return stat_bytes(os.fstat(self.host_fd))
+
+    def getdents64(self, kernel, task, dirp: int, count: int) -> int:
+        """linux_dirent64 records (ino, off, reclen, type, name) from a sorted snapshot, so the
+        order is the same on every host and run; d_off is the index of the next entry."""
+        if not self.is_directory:
+            raise SyscallError(ENOTDIR)
+        if self.directory_entries is None:
+            self.directory_entries = self._directory_entries()
+        return emit_dirents(task, self, self.directory_entries, dirp, count)
+
+    def _directory_entries(self) -> list[tuple[int, int, bytes]]:
+        entries = []
+        this = os.fstat(self.host_fd).st_ino
+        entries.append((this, DT_DIR, b"."))
+        entries.append((this if not self.path else 1, DT_DIR, b".."))
+        try:
+            with os.scandir(self.host_fd) as scan:
+                listed = []
+                for entry in scan:
+                    try:
+                        mode = entry.stat(follow_symlinks=False).st_mode
+                    except OSError:
+                        mode = 0
+                    listed.append((entry.inode(), _dirent_type(mode), os.fsencode(entry.name)))
+        except OSError as error:
+            raise SyscallError(_errno_of(error)) from None
+        if not self.path and not any(name == b"dev" for _, _, name in listed):
+            listed.append((2, DT_DIR, b"dev"))        # devtmpfs is mounted on /dev
+        return entries + sorted(listed, key=lambda item: item[2])
 
 
-@dataclass
-class FileTable:
-    """A process's fds >= 3 (fds 0-2 are the host streams). ``cloexec`` is per fd, as in Linux."""
-    files: dict[int, OpenFile] = field(default_factory=dict)
-    cloexec: set[int] = field(default_factory=set)
-
-    def install(self, handle: OpenFile, lowest: int = FIRST_FILE_FD) -> int:
-        fd = max(lowest, FIRST_FILE_FD)
-        while fd in self.files:
-            fd += 1
-        if fd >= MAX_OPEN_FILES:
-            raise SyscallError(EMFILE)
-        self.files[fd] = handle
-        return fd
-
-    def get(self, fd: int) -> OpenFile:
-        handle = self.files.get(fd)
-        if handle is None:
-            raise SyscallError(EBADF)
-        return handle
+def emit_dirents(task, file, entries: list[tuple[int, int, bytes]], dirp: int, count: int) -> int:
+    """Write linux_dirent64 records from ``entries`` starting at ``file.offset`` (an index)."""
+    out = bytearray()
+    index = file.offset
+    while index < len(entries):
+        ino, kind, name = entries[index]
+        record_length = (19 + len(name) + 1 + 7) & ~7
+        if len(out) + record_length > min(count, MAX_RW_COUNT):
+            break
+        record = struct.pack("<QqHB", ino, index + 1, record_length, kind) + name + b"\0"
+        out += record.ljust(record_length, b"\0")
+        index += 1
+    if not out and index < len(entries):
+        raise SyscallError(EINVAL)      # the buffer cannot hold even one record
+    if out:
+        task.mm.copy_to_user(dirp, bytes(out))
+    file.offset = index
+    return len(out)
 
 
 def _errno_of(error: OSError) -> int:
@@ -123,26 +205,21 @@ _PASSED_ERRNOS = {ENOENT, ENOTDIR, EISDIR, EEXIST, EACCES, ELOOP, ENAMETOOLONG, 
 
 class SandboxFs:
     """A host directory as the guest's root. Fields: ``root_fd`` (an O_PATH fd of DIR),
-    ``writable``, ``tables`` (pid -> FileTable, shared by a process's threads)."""
+    ``writable``, ``open_host_fds`` (the host fds behind the guest's open HostFiles)."""
 
     def __init__(self, root: str, writable: bool = False):
         self.root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.writable = writable
-        self.tables: dict[int, FileTable] = {}
-
-    def table(self, task) -> FileTable:
-        return self.tables.setdefault(task.pid, FileTable())
+        self.open_host_fds: set[int] = set()
 
     def close_all(self) -> None:
-        for table in self.tables.values():
-            for handle in table.files.values():
-                handle.references = 0
-                try:
-                    os.close(handle.host_fd)
-                except OSError:
-                    pass
-            table.files.clear()
-        self.tables.clear()
+        """Release every host fd (the machine is being torn down)."""
+        for fd in sorted(self.open_host_fds):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.open_host_fds.clear()
         os.close(self.root_fd)
 
     # ---- path walk (RESOLVE_IN_ROOT) ------------------------------------------------------
@@ -238,29 +315,16 @@ class SandboxFs:
         final = tuple(names) if name == "." else (*names, name)
         return parent, name, final
 
-    def start_directory(self, task, dirfd: int, path: bytes) -> tuple[str, ...]:
-        """Where ``path`` starts: the root for an absolute path or AT_FDCWD (the guest's cwd
-        is ``/``), else the open directory ``dirfd``."""
-        if path.startswith(b"/") or dirfd == AT_FDCWD:
-            return ()
-        if 0 <= dirfd < FIRST_FILE_FD:
-            raise SyscallError(ENOTDIR)
-        handle = self.table(task).get(dirfd)
-        if not handle.is_directory:
-            raise SyscallError(ENOTDIR)
-        return handle.path
+    # ---- operations (``start``: the components the walk starts from) ------------------------
 
-    # ---- operations --------------------------------------------------------------------------
-
-    def open(self, task, dirfd: int, path: bytes, flags: int, mode: int) -> int:
-        """openat(2) below the root; returns the new guest fd."""
+    def open(self, start: tuple[str, ...], path: bytes, flags: int, mode: int, umask: int = 0o022) -> HostFile:
+        """openat(2) below the root: the opened HostFile (not yet in any fd table)."""
         if flags & O_TMPFILE == O_TMPFILE or flags & O_PATH:
             raise SyscallError(EINVAL if flags & O_TMPFILE == O_TMPFILE else EACCES)
         access = flags & O_ACCMODE
         if access == O_ACCMODE:
             raise SyscallError(EINVAL)
-        parent, name, components = self.resolve(self.start_directory(task, dirfd, path), path,
-                                                follow_last=not flags & O_NOFOLLOW,
+        parent, name, components = self.resolve(start, path, follow_last=not flags & O_NOFOLLOW,
                                                 allow_missing_last=bool(flags & O_CREAT))
         try:
             host_flags = os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK | os.O_NOFOLLOW | access
@@ -283,10 +347,12 @@ class SandboxFs:
                     raise SyscallError(ELOOP)        # O_NOFOLLOW on a link (or it changed under us)
                 if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
                     raise SyscallError(EACCES)       # FIFOs, sockets, devices: never opened on the host
-                if stat.S_ISDIR(info.st_mode) and access != O_RDONLY:
-                    raise SyscallError(EISDIR)
                 if flags & O_CREAT and flags & O_EXCL:
                     raise SyscallError(EEXIST)
+                if stat.S_ISDIR(info.st_mode) and (access != O_RDONLY or flags & O_CREAT):
+                    raise SyscallError(EISDIR)
+                if flags & O_DIRECTORY and not stat.S_ISDIR(info.st_mode):
+                    raise SyscallError(ENOTDIR)
             if info is None and not flags & O_CREAT:
                 raise SyscallError(ENOENT)
             # A read-only mount (fs/namei.c may_open, open_last_lookups): writing, truncating
@@ -294,7 +360,7 @@ class SandboxFs:
             if not self.writable and (access != O_RDONLY or flags & O_TRUNC or info is None):
                 raise SyscallError(EROFS)
             try:
-                host_fd = os.open(name, host_flags, mode & 0o777 & ~0o022, dir_fd=parent)
+                host_fd = os.open(name, host_flags, mode & 0o7777 & ~umask, dir_fd=parent)
             except OSError as error:
                 raise SyscallError(_errno_of(error)) from None
         finally:
@@ -303,154 +369,12 @@ class SandboxFs:
         if not (stat.S_ISREG(opened.st_mode) or stat.S_ISDIR(opened.st_mode)):
             os.close(host_fd)
             raise SyscallError(EACCES)
-        handle = OpenFile(host_fd, flags & (O_ACCMODE | O_APPEND), stat.S_ISDIR(opened.st_mode), components)
-        table = self.table(task)
-        try:
-            fd = table.install(handle)
-        except SyscallError:
-            os.close(host_fd)
-            raise
-        if flags & O_CLOEXEC:
-            table.cloexec.add(fd)
-        return fd
+        # x86-64 opens every file with O_LARGEFILE (force_o_largefile), and F_GETFL shows it.
+        status = flags & (O_ACCMODE | O_APPEND | 0o4000 | 0o10000 | 0o40000 | 0o1000000) | O_LARGEFILE
+        return HostFile(self, host_fd, status, stat.S_ISDIR(opened.st_mode), components)
 
-    def close(self, task, fd: int) -> int:
-        table = self.table(task)
-        handle = table.files.pop(fd, None)
-        if handle is None:
-            raise SyscallError(EBADF)
-        table.cloexec.discard(fd)
-        handle.references -= 1
-        if handle.references == 0:
-            os.close(handle.host_fd)
-        return 0
-
-    def read(self, task, fd: int, buf: int, count: int, position: int | None = None) -> int:
-        """read/pread64: copied to the guest in bounded chunks, so a huge count costs no host memory."""
-        handle = self.table(task).get(fd)
-        if handle.flags & O_ACCMODE == O_WRONLY:
-            raise SyscallError(EBADF)
-        if handle.is_directory:
-            raise SyscallError(EISDIR)
-        count = min(count, MAX_RW_COUNT)
-        offset = handle.offset if position is None else position
-        done = 0
-        while done < count:
-            try:
-                data = os.pread(handle.host_fd, min(IO_CHUNK_BYTES, count - done), offset + done)
-            except OSError as error:
-                raise SyscallError(_errno_of(error)) from None
-            if not data:
-                break
-            try:
-                task.mm.copy_to_user(buf + done, data)
-            except SyscallError:
-                if done == 0:
-                    raise
-                break
-            done += len(data)
-        if position is None:
-            handle.offset += done
-        return done
-
-    def write(self, task, fd: int, buf: int, count: int, position: int | None = None) -> int:
-        handle = self.table(task).get(fd)
-        if handle.flags & O_ACCMODE == O_RDONLY:
-            raise SyscallError(EBADF)
-        count = min(count, MAX_RW_COUNT)
-        done = 0
-        while done < count:
-            try:
-                data = task.mm.copy_from_user(buf + done, min(IO_CHUNK_BYTES, count - done))
-            except SyscallError:
-                if done == 0:
-                    raise
-                break
-            try:
-                if position is not None:
-                    written = os.pwrite(handle.host_fd, data, position + done)
-                elif handle.flags & O_APPEND:
-                    written = os.write(handle.host_fd, data)
-                else:
-                    written = os.pwrite(handle.host_fd, data, handle.offset + done)
-            except OSError as error:
-                if done == 0:
-                    raise SyscallError(_errno_of(error)) from None
-                break
-            done += written
-            if written < len(data):
-                break
-        if position is None:
-            handle.offset = os.lseek(handle.host_fd, 0, os.SEEK_CUR) if handle.flags & O_APPEND \
-                else handle.offset + done
-        return done
-
-    def lseek(self, task, fd: int, offset: int, whence: int) -> int:
-        handle = self.table(task).get(fd)
-        offset = offset - (1 << 64) if offset & (1 << 63) else offset
-        if handle.is_directory:
-            if whence != SEEK_SET or offset < 0:
-                raise SyscallError(EINVAL)
-            handle.offset = offset
-            return offset
-        if whence == SEEK_SET:
-            new = offset
-        elif whence == SEEK_CUR:
-            new = handle.offset + offset
-        elif whence == SEEK_END:
-            new = os.fstat(handle.host_fd).st_size + offset
-        else:
-            raise SyscallError(EINVAL)
-        if new < 0 or new > (1 << 63) - 1:
-            raise SyscallError(EINVAL)
-        handle.offset = new
-        return new
-
-    def getdents64(self, task, fd: int, dirp: int, count: int) -> int:
-        """linux_dirent64 records (ino, off, reclen, type, name) from a sorted snapshot, so the
-        order is the same on every host and run; d_off is the index of the next entry."""
-        handle = self.table(task).get(fd)
-        if not handle.is_directory:
-            raise SyscallError(ENOTDIR)
-        if handle.directory_entries is None:
-            handle.directory_entries = self._directory_entries(handle)
-        out = bytearray()
-        index = handle.offset
-        while index < len(handle.directory_entries):
-            ino, kind, name = handle.directory_entries[index]
-            record_length = (19 + len(name) + 1 + 7) & ~7
-            if len(out) + record_length > min(count, MAX_RW_COUNT):
-                break
-            record = struct.pack("<QqHB", ino, index + 1, record_length, kind) + name + b"\0"
-            out += record.ljust(record_length, b"\0")
-            index += 1
-        if not out and index < len(handle.directory_entries):
-            raise SyscallError(EINVAL)      # the buffer cannot hold even one record
-        if out:
-            task.mm.copy_to_user(dirp, bytes(out))
-        handle.offset = index
-        return len(out)
-
-    def _directory_entries(self, handle: OpenFile) -> list[tuple[int, int, bytes]]:
-        entries = []
-        this = os.fstat(handle.host_fd).st_ino
-        entries.append((this, DT_DIR, b"."))
-        entries.append((this if not handle.path else 1, DT_DIR, b".."))
-        try:
-            with os.scandir(handle.host_fd) as scan:
-                listed = []
-                for entry in scan:
-                    try:
-                        mode = entry.stat(follow_symlinks=False).st_mode
-                    except OSError:
-                        mode = 0
-                    listed.append((entry.inode(), _dirent_type(mode), os.fsencode(entry.name)))
-        except OSError as error:
-            raise SyscallError(_errno_of(error)) from None
-        return entries + sorted(listed, key=lambda item: item[2])
-
-    def stat_path(self, task, dirfd: int, path: bytes, follow: bool) -> bytes:
-        parent, name, _ = self.resolve(self.start_directory(task, dirfd, path), path, follow_last=follow)
+    def stat_path(self, start: tuple[str, ...], path: bytes, follow: bool) -> bytes:
+        parent, name, _ = self.resolve(start, path, follow_last=follow)
         try:
             return stat_bytes(os.stat(name, dir_fd=parent, follow_symlinks=False))
         except OSError as error:
@@ -458,13 +382,23 @@ class SandboxFs:
         finally:
             os.close(parent)
 
-    def stat_fd(self, task, fd: int) -> bytes:
-        return stat_bytes(os.fstat(self.table(task).get(fd).host_fd))
+    def directory(self, start: tuple[str, ...], path: bytes) -> tuple[str, ...]:
+        """The components of the directory ``path`` names (chdir): -ENOTDIR for anything else."""
+        parent, name, components = self.resolve(start, path, follow_last=True)
+        try:
+            info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except OSError as error:
+            raise SyscallError(_errno_of(error)) from None
+        finally:
+            os.close(parent)
+        if not stat.S_ISDIR(info.st_mode):
+            raise SyscallError(ENOTDIR)
+        if not info.st_mode & 0o111:
+            raise SyscallError(EACCES)
+        return components
 
-    def access(self, task, dirfd: int, path: bytes, mode: int) -> int:
-        if mode & ~(R_OK | W_OK | X_OK):
-            raise SyscallError(EINVAL)
-        parent, name, _ = self.resolve(self.start_directory(task, dirfd, path), path, follow_last=True)
+    def access(self, start: tuple[str, ...], path: bytes, mode: int, follow: bool = True) -> int:
+        parent, name, _ = self.resolve(start, path, follow_last=follow)
         try:
             info = os.stat(name, dir_fd=parent, follow_symlinks=False)
         except OSError as error:
@@ -479,8 +413,8 @@ class SandboxFs:
             raise SyscallError(EACCES)
         return 0
 
-    def readlink(self, task, dirfd: int, path: bytes) -> bytes:
-        parent, name, _ = self.resolve(self.start_directory(task, dirfd, path), path, follow_last=False)
+    def readlink(self, start: tuple[str, ...], path: bytes) -> bytes:
+        parent, name, _ = self.resolve(start, path, follow_last=False)
         try:
             if name == ".":
                 raise SyscallError(EINVAL)
@@ -493,33 +427,6 @@ class SandboxFs:
         finally:
             os.close(parent)
 
-    def fcntl(self, task, fd: int, command: int, argument: int) -> int:
-        table = self.table(task)
-        handle = table.get(fd)
-        if command in (F_DUPFD, F_DUPFD_CLOEXEC):
-            if argument >= MAX_OPEN_FILES:
-                raise SyscallError(EINVAL)
-            handle.references += 1
-            try:
-                new_fd = table.install(handle, lowest=argument)
-            except SyscallError:
-                handle.references -= 1
-                raise
-            if command == F_DUPFD_CLOEXEC:
-                table.cloexec.add(new_fd)
-            return new_fd
-        if command == F_GETFD:
-            return FD_CLOEXEC if fd in table.cloexec else 0
-        if command == F_SETFD:
-            (table.cloexec.add if argument & FD_CLOEXEC else table.cloexec.discard)(fd)
-            return 0
-        if command == F_GETFL:
-            return handle.flags
-        if command == F_SETFL:
-            handle.flags = (handle.flags & ~O_APPEND) | (argument & O_APPEND)
-            return 0
-        raise SyscallError(EINVAL)
-
 
 def _dirent_type(mode: int) -> int:
     for test, kind in ((stat.S_ISREG, DT_REG), (stat.S_ISDIR, DT_DIR), (stat.S_ISLNK, DT_LNK),
@@ -531,196 +438,13 @@ def _dirent_type(mode: int) -> int:
 
 
 def stat_bytes(info: os.stat_result) -> bytes:
-    """struct stat (arch/x86/include/uapi/asm/stat.h). Owner is the guest's uid/gid, st_dev
-    one constant: the guest learns the file's contents and shape, not the host's accounts."""
-    from kernel.exec import GUEST_GID, GUEST_UID
+    """struct stat (arch/x86/include/uapi/asm/stat.h). The owner is the host file's, as
+    `ls -l` shows it natively; st_dev is one constant for the whole mapped tree."""
     return struct.pack("<QQQIIIIQqqq6q3q", GUEST_DEV, info.st_ino, info.st_nlink, info.st_mode,
-                       GUEST_UID, GUEST_GID, 0, 0, info.st_size, 4096, (info.st_size + 511) // 512,
+                       info.st_uid, info.st_gid, 0, 0, info.st_size, 4096, (info.st_size + 511) // 512,
                        int(info.st_atime), info.st_atime_ns % 1_000_000_000,
                        int(info.st_mtime), info.st_mtime_ns % 1_000_000_000,
                        int(info.st_ctime), info.st_ctime_ns % 1_000_000_000, 0, 0, 0)
 
 
-# ---- the syscall layer -------------------------------------------------------------------------
-
-SYS_read, SYS_write, SYS_open, SYS_close, SYS_stat, SYS_fstat, SYS_lstat = 0, 1, 2, 3, 4, 5, 6
-SYS_lseek, SYS_pread64, SYS_pwrite64, SYS_access, SYS_fcntl, SYS_readlink = 8, 17, 18, 21, 72, 89
-SYS_getdents64, SYS_openat, SYS_newfstatat, SYS_readlinkat, SYS_faccessat, SYS_faccessat2 = \
-    217, 257, 262, 267, 269, 439
-SYS_ioctl = 16
-# Network (syscall_64.tbl): socket, socketpair refused; the rest have no socket to act on.
-SYS_socket, SYS_socketpair = 41, 53
-NETWORK_FD_SYSCALLS = (42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 54, 55, 288, 299, 307)
-
-
-def _fd(value: int) -> int:
-    """An ``unsigned int fd`` argument as the guest's int (so 0xFFFFFFFF is -1, -EBADF)."""
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value & (1 << 31) else value
-
-
-def _path(task, address: int) -> bytes:
-    name = task.mm.strncpy_from_user(address, MAX_PATH_BYTES)
-    if len(name) >= MAX_PATH_BYTES:
-        raise SyscallError(ENAMETOOLONG)
-    return name
-
-
-def file_syscalls(table: dict[int, Callable]) -> dict[int, Callable]:
-    """Handlers that send file calls to the kernel's SandboxFs (``kernel.fs``) and the rest --
-    fds 0-2, or any call when no directory is mapped -- to the original ``table`` entries."""
-    original = dict(table)
-
-    def on_fd(number: int, operation: Callable) -> Callable:
-        def handler(k: Kernel, vcpu, task, fd, *args):
-            if k.fs is None or 0 <= _fd(fd) < FIRST_FILE_FD:
-                return original[number](k, vcpu, task, fd, *args)
-            return operation(k.fs, task, _fd(fd), *args)
-        # Keep the syscall's own name (sys_write...): tools name calls by it.
-        handler.__name__ = original[number].__name__ if number in original else f"sys_{operation.__name__}"
-        return handler
-
-    def on_path(number: int, operation: Callable) -> Callable:
-        def handler(k: Kernel, vcpu, task, *args):
-            if k.fs is None:
-                return original[number](k, vcpu, task, *args)
-            return operation(k, vcpu, task, *args)
-        # Keep the syscall's own name (sys_write...): tools name calls by it.
-        handler.__name__ = original[number].__name__ if number in original else f"sys_{operation.__name__}"
-        return handler
-
-    def read(fs, task, fd, buf, count, *_):
-        return fs.read(task, fd, buf, count)
-
-    def write(fs, task, fd, buf, count, *_):
-        return fs.write(task, fd, buf, count)
-
-    def pread64(k, vcpu, task, fd, buf, count, offset, *_):
-        if 0 <= _fd(fd) < FIRST_FILE_FD:
-            raise SyscallError(host_errno.ESPIPE)  # a terminal or pipe has no position
-        if k.fs is None:
-            raise SyscallError(EBADF)
-        if offset & (1 << 63):
-            raise SyscallError(EINVAL)
-        return k.fs.read(task, _fd(fd), buf, count, position=offset)
-
-    def pwrite64(k, vcpu, task, fd, buf, count, offset, *_):
-        if 0 <= _fd(fd) < FIRST_FILE_FD:
-            raise SyscallError(host_errno.ESPIPE)
-        if k.fs is None:
-            raise SyscallError(EBADF)
-        if offset & (1 << 63):
-            raise SyscallError(EINVAL)
-        return k.fs.write(task, _fd(fd), buf, count, position=offset)
-
-    def close(fs, task, fd, *_):
-        return fs.close(task, fd)
-
-    def lseek(fs, task, fd, offset, whence, *_):
-        return fs.lseek(task, fd, offset, whence & 0xFFFFFFFF)
-
-    def fstat(fs, task, fd, statbuf, *_):
-        task.mm.copy_to_user(statbuf, fs.stat_fd(task, fd))
-        return 0
-
-    def fcntl(fs, task, fd, command, argument, *_):
-        return fs.fcntl(task, fd, command & 0xFFFFFFFF, argument & 0xFFFFFFFF)
-
-    def ioctl(fs, task, fd, *_):
-        fs.table(task).get(fd)
-        raise SyscallError(ENOTTY)
-
-    def getdents64(k, vcpu, task, fd, dirp, count, *_):
-        if 0 <= _fd(fd) < FIRST_FILE_FD:
-            raise SyscallError(ENOTDIR)            # the host streams are not directories
-        if k.fs is None:
-            raise SyscallError(EBADF)
-        return k.fs.getdents64(task, _fd(fd), dirp, count & 0xFFFFFFFF)
-
-    def openat(k, vcpu, task, dirfd, path, flags, mode, *_):
-        return k.fs.open(task, _fd(dirfd), _path(task, path), flags & 0xFFFFFFFF, mode & 0xFFFFFFFF)
-
-    def open_(k, vcpu, task, path, flags, mode, *_):
-        return k.fs.open(task, AT_FDCWD, _path(task, path), flags & 0xFFFFFFFF, mode & 0xFFFFFFFF)
-
-    def newfstatat(k, vcpu, task, dirfd, path, statbuf, flags, *_):
-        name = _path(task, path)
-        flags &= 0xFFFFFFFF
-        if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800):   # 0x800: AT_NO_AUTOMOUNT
-            raise SyscallError(EINVAL)
-        if not name and flags & AT_EMPTY_PATH:
-            fd = _fd(dirfd)
-            if 0 <= fd < FIRST_FILE_FD:
-                return original[SYS_fstat](k, vcpu, task, fd, statbuf)
-            data = k.fs.stat_fd(task, fd)
-        else:
-            data = k.fs.stat_path(task, _fd(dirfd), name, follow=not flags & AT_SYMLINK_NOFOLLOW)
-        task.mm.copy_to_user(statbuf, data)
-        return 0
-
-    def stat_(k, vcpu, task, path, statbuf, *_):
-        task.mm.copy_to_user(statbuf, k.fs.stat_path(task, AT_FDCWD, _path(task, path), follow=True))
-        return 0
-
-    def lstat(k, vcpu, task, path, statbuf, *_):
-        task.mm.copy_to_user(statbuf, k.fs.stat_path(task, AT_FDCWD, _path(task, path), follow=False))
-        return 0
-
-    def access(k, vcpu, task, path, mode, *_):
-        return k.fs.access(task, AT_FDCWD, _path(task, path), mode & 0xFFFFFFFF)
-
-    def faccessat(k, vcpu, task, dirfd, path, mode, *_):
-        return k.fs.access(task, _fd(dirfd), _path(task, path), mode & 0xFFFFFFFF)
-
-    def readlinkat(k, vcpu, task, dirfd, path, buf, size, *_):
-        name = _path(task, path)
-        if name == b"/proc/self/exe":       # the emulator's own answer (syscalls.sys_readlink)
-            return original[SYS_readlink](k, vcpu, task, path, buf, size)
-        size = size & 0xFFFFFFFF
-        if size == 0 or size & (1 << 31):
-            raise SyscallError(EINVAL)
-        target = k.fs.readlink(task, _fd(dirfd), name)[:size]
-        task.mm.copy_to_user(buf, target)
-        return len(target)
-
-    def readlink(k, vcpu, task, path, buf, size, *_):
-        return readlinkat(k, vcpu, task, AT_FDCWD & MASK64, path, buf, size)
-
-    def refuse_socket(k, vcpu, task, *_):
-        raise SyscallError(EACCES)
-
-    def no_socket_fd(k, vcpu, task, fd, *_):
-        fd = _fd(fd)
-        if 0 <= fd < FIRST_FILE_FD or (k.fs is not None and fd in k.fs.table(task).files):
-            raise SyscallError(88)   # ENOTSOCK
-        raise SyscallError(EBADF)
-
-    handlers = {
-        SYS_read: on_fd(SYS_read, read),
-        SYS_write: on_fd(SYS_write, write),
-        SYS_close: on_fd(SYS_close, close),
-        SYS_lseek: on_fd(SYS_lseek, lseek),
-        SYS_fstat: on_fd(SYS_fstat, fstat),
-        SYS_fcntl: on_fd(SYS_fcntl, fcntl),
-        SYS_ioctl: on_fd(SYS_ioctl, ioctl),
-        SYS_pread64: pread64,
-        SYS_pwrite64: pwrite64,
-        SYS_getdents64: getdents64,
-        SYS_open: on_path(SYS_open, open_),
-        SYS_openat: on_path(SYS_openat, openat),
-        SYS_stat: on_path(SYS_stat, stat_),
-        SYS_lstat: on_path(SYS_lstat, lstat),
-        SYS_newfstatat: on_path(SYS_newfstatat, newfstatat),
-        SYS_access: on_path(SYS_access, access),
-        SYS_faccessat: on_path(SYS_faccessat, faccessat),
-        SYS_faccessat2: on_path(SYS_faccessat2, faccessat),
-        SYS_readlink: on_path(SYS_readlink, readlink),
-        SYS_readlinkat: on_path(SYS_readlinkat, readlinkat),
-        SYS_socket: refuse_socket,
-        SYS_socketpair: refuse_socket,
-        **{number: no_socket_fd for number in NETWORK_FD_SYSCALLS},
-    }
-    return handlers
-
-
-__all__ = ["FileTable", "OpenFile", "SandboxFs", "file_syscalls"]
+__all__ = ["HostFile", "SandboxFs", "stat_bytes", "emit_dirents"]

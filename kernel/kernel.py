@@ -6,6 +6,7 @@ every other fault into the Linux signal (arch/x86/kernel/traps.c semantics).
 """
 from __future__ import annotations
 
+import os
 import random
 import sys
 from collections import Counter
@@ -165,8 +166,9 @@ class Kernel:
         self.vmalloc.clone_kernel_pgd_entries(mm.pagetables)
         mm.tlb_flush_hook = self.flush_tlb_mm_range
         mm.code_change_hook = self.invalidate_code
-        process = Process(pid=allocate_pid(), mm=mm, exe_path=path,
-                          fpu_permission=fpu.new_process_permission(self.fpu_config))
+        process = Process(pid=allocate_pid(), mm=mm, exe_path=path, exe_location=("host", os.path.abspath(path)),
+                          fpu_permission=fpu.new_process_permission(self.fpu_config),
+                          files=self.initial_files())
         task = Task(tid=process.pid, process=process, fpstate=fpu.new_task_fpstate(self.fpu_config))
         process.tasks.append(task)
         self.xstate_alloc.task_created(self.machine.vcpus[0], task)
@@ -177,6 +179,15 @@ class Kernel:
         self.scheduler.enqueue(task)
         self.scheduler.schedule(self.machine.vcpus[0])
         return process
+
+    def initial_files(self):
+        """fds 0-2: the host's stdin, stdout and stderr, as the emulator was started."""
+        from kernel.devices import HostStream
+        from kernel.file import FdTable
+        table = FdTable()
+        for number in range(3):
+            table.install(HostStream(self, number), lowest=number)
+        return table
 
     # ---- scheduling ---------------------------------------------------------
 
@@ -231,7 +242,9 @@ class Kernel:
     def timeout_expired_silently(self, task: Task) -> None:
         """Take a sleeping task off its futex queue, wait and timer without touching RAX."""
         from kernel.futex import futex_cancel_wait
+        from kernel.wait import cancel_wait
         futex_cancel_wait(self, task)
+        cancel_wait(task)
         task.wake_cycles = None
         task.wait_request = None
 
@@ -244,8 +257,11 @@ class Kernel:
     def timeout_expired(self, task: Task) -> None:
         """A timed sleep ended by its timeout: the syscall returns ``timeout_result``."""
         from kernel.futex import futex_cancel_wait
+        from kernel.wait import cancel_wait, timeout_value
         futex_cancel_wait(self, task)
-        task.registers["rax"] = task.timeout_result & ((1 << 64) - 1)
+        value = timeout_value(task)          # poll/select/epoll_wait: 0 and their side effects
+        cancel_wait(task)
+        task.registers["rax"] = (task.timeout_result if value is None else value) & ((1 << 64) - 1)
 
     def task_on(self, vcpu: VCpu) -> Task:
         task = self.current[vcpu.index]
@@ -256,7 +272,9 @@ class Kernel:
     def exit_task(self, task: Task, vcpu: VCpu | None = None) -> None:
         """do_exit for one thread: clear_child_tid + futex wake (mm_release), leave the CPU."""
         from kernel.futex import futex_cancel_wait, futex_wake
+        from kernel.wait import cancel_wait
         futex_cancel_wait(self, task)
+        cancel_wait(task)
         self.scheduler.dequeue(task)
         if task.clear_child_tid and task.process.exit_status is None:
             try:
@@ -284,12 +302,14 @@ class Kernel:
             process.exit_status = status & 0xFF
             process.killed_by_signal = signal
         from kernel.futex import futex_cancel_wait
+        from kernel.wait import cancel_wait
         freed_cpus = []
         exited_tasks = []
         for task in process.tasks:
             if task.state == TASK_EXITED:
                 continue
             futex_cancel_wait(self, task)
+            cancel_wait(task)
             self.scheduler.dequeue(task)
             task.state = TASK_EXITED
             exited_tasks.append(task)

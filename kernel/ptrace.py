@@ -460,7 +460,11 @@ def _run_syscall(kernel: "Kernel", vcpu: "VCpu", task: Task) -> None:
         _syscall_exit_work(kernel, vcpu, task)
         return
     if kernel.current[vcpu.index] is task:
-        _syscall_exit_work(kernel, vcpu, task)      # rt_sigreturn and friends: RAX already set
+        # rt_sigreturn and friends: RAX already set; a successful execve too.
+        if number in (SYS_execve, SYS_execveat) and task.ptrace is not None:
+            _ptrace_exec_notify(kernel, vcpu, task)
+            return
+        _syscall_exit_work(kernel, vcpu, task)
         return
     pt = task.ptrace
     if pt is None or task.state not in (TASK_SLEEPING, TASK_RUNNABLE) or task.ptrace_resume is not None:

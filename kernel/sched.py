@@ -33,18 +33,11 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from kernel.fpu import save_fpregs_to_fpstate
-from kernel.task import (
-    TASK_EXITED,
-    TASK_RUNNABLE,
-    TASK_RUNNING,
-    TASK_SLEEPING,
-    TASK_TRACED,
-)
+from kernel.task import TASK_EXITED, TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING, TASK_TRACED, Task
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu.vcpu import VCpu
     from kernel.kernel import Kernel
-    from kernel.task import Task
 
 DEFAULT_SCHED_QUANTUM_CYCLES = 4_000_000     # 2 ms at the profiles' 2 GHz
 MSR_X2APIC_LVT_TIMER = 0x832
@@ -403,8 +396,13 @@ class Scheduler:
 
     def wake_expired_sleepers(self, vcpu: "VCpu") -> None:
         while self.sleepers and self.sleepers[0][0] <= vcpu.cycles:
-            _, _, task = heapq.heappop(self.sleepers)
-            if task.state == TASK_SLEEPING and task.wake_cycles is not None:
+            wake_at, _, task = heapq.heappop(self.sleepers)
+            if not isinstance(task, Task):     # a kernel timer (kernel/timer.py)
+                task.expire(wake_at, vcpu)
+                continue
+            # An entry left by an earlier sleep the task was woken from sooner
+            # must not end its current sleep: only the matching deadline does.
+            if task.state == TASK_SLEEPING and task.wake_cycles == wake_at:
                 self.kernel.timeout_expired(task)
                 self.wake_up(task, vcpu)
 

@@ -299,6 +299,8 @@ def send_signal(kernel: "Kernel", sender_vcpu: "VCpu | None", target: "Task", in
     if target.state == "sleeping" and not target.sleep_uninterruptible:
         from kernel.errno import EINTR
         restart_number = getattr(target.wait_request, "syscall_number", None)
+        if restart_number is None:       # a blocking read/write (kernel/wait.py): -ERESTARTSYS
+            restart_number = getattr(target.waiter, "restart_number", None)
         if traced:
             # -ERESTART*: the traced task's return to user decides (kernel/ptrace.py).
             from kernel.ptrace import ptrace_interrupted_sleep

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from kernel import ptrace, sigframe, syscalls
+from kernel import (
+    cred, eventfd, eventpoll, execve, fcntl, file, open as open_calls, pipe, prctl, ptrace, read_write, readdir,
+    select, sigframe, socket, stat, syscalls, timerfd,
+)
 from kernel.errno import ENOMEM, ENOSYS, SyscallError
 from kernel.mm.frames import OutOfMemory
 from kernel.sigframe import deliver_pending_signals
@@ -26,7 +29,22 @@ if TYPE_CHECKING:  # pragma: no cover
 # growing kernel/syscalls.py.
 SUBSYSTEMS = (
     syscalls,
-    sigframe,
+    file,            # close, dup*
+    open_calls,      # open*, access, chdir, getcwd
+    stat,            # stat family, readlink
+    read_write,      # read/write family, lseek, sendfile
+    readdir,
+    fcntl,           # fcntl, ioctl
+    pipe,
+    select,          # poll, select
+    eventpoll,       # epoll_*
+    eventfd,
+    timerfd,
+    socket,
+    execve,          # execve, execveat
+    cred,            # get/set*id, groups
+    prctl,
+    sigframe,        # pause
     ptrace,
 )
 

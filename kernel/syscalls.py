@@ -8,15 +8,12 @@ bad pointer is -EFAULT, never a host exception.
 """
 from __future__ import annotations
 
-import os
-import stat
 import struct
 from typing import TYPE_CHECKING, Callable
 
 from emu.memory import PAGE_SIZE
 from kernel.errno import (
-    EBADF, EBUSY, EEXIST, EFAULT, EINVAL, ENAMETOOLONG, ENODEV, ENOENT, ENOMEM, ENOSYS, ENOTTY, EPERM, EPIPE,
-    ERANGE, ESPIPE, ESRCH, SyscallError,
+    EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM, ESRCH, SyscallError,
 )
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE
 from kernel.mm.mm import (
@@ -28,16 +25,13 @@ from kernel.exit import sys_wait4, sys_waitid
 from kernel.fork import sys_fork, sys_vfork
 from kernel.rseq import rseq_update_cpu_id
 from kernel.sigframe import (
-    SI_TKILL, SI_USER, SigAction, SigInfo, deliver_pending_signals, send_signal, sys_rt_sigreturn,
+    SI_TKILL, SI_USER, SigAction, SigInfo, send_signal, sys_rt_sigreturn,
     sys_sigaltstack,
 )
-from kernel.mm.frames import OutOfMemory
 from kernel.task import Rseq
 
 if TYPE_CHECKING:  # pragma: no cover
-    from emu.vcpu import VCpu
-    from kernel.kernel import Kernel
-    from kernel.task import Task
+    pass
 
 MASK64 = (1 << 64) - 1
 ARG_REGISTERS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
@@ -90,200 +84,6 @@ def signed32(value: int) -> int:
     return value - (1 << 32) if value & (1 << 31) else value
 
 
-# ---- file descriptors 0-2 -----------------------------------------------------
-
-def _host_stream(kernel: "Kernel", fd: int):
-    if fd == 0:
-        return kernel.stdin
-    if fd == 1:
-        return kernel.stdout
-    if fd == 2:
-        return kernel.stderr
-    raise SyscallError(EBADF)
-
-
-def _write_stream(kernel: "Kernel", fd: int, data: bytes) -> None:
-    if fd not in (1, 2):
-        raise SyscallError(EBADF)
-    stream = _host_stream(kernel, fd)
-    try:
-        stream.write(data)
-        stream.flush()
-    except BrokenPipeError:
-        raise SyscallError(EPIPE) from None
-
-
-def sys_read(k, vcpu, task, fd, buf, count, *_):
-    if fd != 0:
-        raise SyscallError(EBADF)
-    count = min(count, MAX_IO_BYTES)
-    stream = k.stdin
-    if hasattr(stream, "read1"):
-        data = stream.read1(count) if count else b""
-    else:
-        data = stream.read(count)
-    if data:
-        task.mm.copy_to_user(buf, data)
-    return len(data)
-
-
-def sys_write(k, vcpu, task, fd, buf, count, *_):
-    if fd not in (1, 2):
-        raise SyscallError(EBADF)
-    count = min(count, MAX_IO_BYTES)
-    data = task.mm.copy_from_user(buf, count)
-    _write_stream(k, fd, data)
-    return count
-
-
-def _read_iovec(task, iov, iovcnt) -> list[tuple[int, int]]:
-    if signed(iovcnt) < 0 or iovcnt > 1024:
-        raise SyscallError(EINVAL)
-    raw = task.mm.copy_from_user(iov, 16 * iovcnt)
-    return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(iovcnt)]
-
-
-def sys_writev(k, vcpu, task, fd, iov, iovcnt, *_):
-    if fd not in (1, 2):
-        raise SyscallError(EBADF)
-    data = b"".join(task.mm.copy_from_user(base, length) for base, length in _read_iovec(task, iov, iovcnt))
-    _write_stream(k, fd, data)
-    return len(data)
-
-
-def sys_readv(k, vcpu, task, fd, iov, iovcnt, *_):
-    total = 0
-    for base, length in _read_iovec(task, iov, iovcnt):
-        got = sys_read(k, vcpu, task, fd, base, length)
-        total += got
-        if got < length:
-            break
-    return total
-
-
-def sys_close(k, vcpu, task, fd, *_):
-    if fd > 2:
-        raise SyscallError(EBADF)
-    return 0
-
-
-def sys_lseek(k, vcpu, task, fd, *_):
-    if fd > 2:
-        raise SyscallError(EBADF)
-    raise SyscallError(ESPIPE)
-
-
-def sys_open(k, vcpu, task, path, *_):
-    # EFAULT on a bad pointer and ENAMETOOLONG past PATH_MAX, as getname() does.
-    if len(task.mm.strncpy_from_user(path, MAX_PATH_BYTES)) >= MAX_PATH_BYTES:
-        raise SyscallError(ENAMETOOLONG)
-    raise SyscallError(ENOENT)
-
-
-def sys_openat(k, vcpu, task, dirfd, path, *_):
-    return sys_open(k, vcpu, task, path)
-
-
-def sys_access(k, vcpu, task, path, *_):
-    return sys_open(k, vcpu, task, path)
-
-
-def sys_faccessat(k, vcpu, task, dirfd, path, *_):
-    return sys_open(k, vcpu, task, path)
-
-
-def _stat_bytes(kernel: "Kernel", fd: int) -> bytes:
-    """struct stat (arch/x86/include/uapi/asm/stat.h) for fd 0-2, typed like the host fd
-    (character device, pipe or regular file) so stdio buffers as it would natively."""
-    stream = _host_stream(kernel, fd)
-    mode = stat.S_IFCHR | 0o620
-    rdev = 0x8800 + fd
-    try:
-        host_mode = os.fstat(stream.fileno()).st_mode
-        if stat.S_ISFIFO(host_mode):
-            mode, rdev = stat.S_IFIFO | 0o600, 0
-        elif stat.S_ISREG(host_mode):
-            mode, rdev = stat.S_IFREG | 0o644, 0
-        elif stat.S_ISSOCK(host_mode):
-            mode, rdev = stat.S_IFSOCK | 0o777, 0
-    except (OSError, AttributeError, ValueError):
-        mode, rdev = stat.S_IFIFO | 0o600, 0
-    from kernel.exec import GUEST_GID, GUEST_UID
-    # st_dev, st_ino, st_nlink, st_mode, st_uid, st_gid, pad, st_rdev, st_size,
-    # st_blksize, st_blocks, atime, mtime, ctime (sec, nsec each), 3 reserved.
-    return struct.pack("<QQQIIIIQqqq6q3q", 0x16, 1 + fd, 1, mode, GUEST_UID, GUEST_GID, 0, rdev,
-                       0, 4096, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-
-
-def sys_fstat(k, vcpu, task, fd, statbuf, *_):
-    task.mm.copy_to_user(statbuf, _stat_bytes(k, fd))
-    return 0
-
-
-def sys_newfstatat(k, vcpu, task, dirfd, path, statbuf, flags, *_):
-    name = task.mm.strncpy_from_user(path, MAX_PATH_BYTES)
-    if name == b"" and flags & AT_EMPTY_PATH:
-        return sys_fstat(k, vcpu, task, signed32(dirfd), statbuf)
-    raise SyscallError(ENOENT)
-
-
-def sys_stat(k, vcpu, task, path, *_):
-    return sys_open(k, vcpu, task, path)
-
-
-def sys_ioctl(k, vcpu, task, fd, request, arg, *_):
-    stream = _host_stream(k, fd)
-    try:
-        is_tty = os.isatty(stream.fileno())
-    except (OSError, AttributeError, ValueError):
-        is_tty = False
-    request &= 0xFFFFFFFF
-    if request == TCGETS and is_tty:
-        # A plausible cooked-mode termios: iflag ICRNL|IXON, oflag OPOST|ONLCR,
-        # cflag B38400|CS8|CREAD, lflag ISIG|ICANON|ECHO|ECHOE|ECHOK|IEXTEN...
-        termios = struct.pack("<IIIIB19s", 0x0500, 0x0005, 0x00BF, 0x8A3B, 0, bytes(19))
-        task.mm.copy_to_user(arg, termios)
-        return 0
-    if request == TIOCGWINSZ and is_tty:
-        task.mm.copy_to_user(arg, struct.pack("<HHHH", 24, 80, 0, 0))
-        return 0
-    raise SyscallError(ENOTTY)
-
-
-def sys_fcntl(k, vcpu, task, fd, cmd, arg, *_):
-    _host_stream(k, fd)
-    F_GETFD, F_SETFD, F_GETFL, F_SETFL = 1, 2, 3, 4
-    if cmd == F_GETFL:
-        return 0o2 if fd else 0o0  # O_RDWR for output streams as a terminal would, O_RDONLY for stdin
-    if cmd in (F_GETFD, F_SETFD, F_SETFL):
-        return 0
-    raise SyscallError(EINVAL)
-
-
-def sys_readlink(k, vcpu, task, path, buf, size, *_):
-    name = task.mm.strncpy_from_user(path, MAX_PATH_BYTES)
-    if signed(size) <= 0:
-        raise SyscallError(EINVAL)
-    if name == b"/proc/self/exe":
-        target = os.path.abspath(task.process.exe_path).encode()
-        data = target[:size]
-        task.mm.copy_to_user(buf, data)
-        return len(data)
-    raise SyscallError(ENOENT)
-
-
-def sys_readlinkat(k, vcpu, task, dirfd, path, buf, size, *_):
-    return sys_readlink(k, vcpu, task, path, buf, size)
-
-
-def sys_getcwd(k, vcpu, task, buf, size, *_):
-    cwd = b"/\0"
-    if size < len(cwd):
-        raise SyscallError(ERANGE)
-    task.mm.copy_to_user(buf, cwd)
-    return len(cwd)
-
-
 # ---- memory --------------------------------------------------------------------
 
 def sys_brk(k, vcpu, task, new_brk, *_):
@@ -326,8 +126,15 @@ def sys_mmap(k, vcpu, task, addr, length, prot, flags, fd, offset):
     if not flags & (MAP_SHARED | MAP_PRIVATE):
         raise SyscallError(EINVAL)
     if not flags & MAP_ANONYMOUS:
-        # Only fds 0-2 exist and none of them is mappable.
-        raise SyscallError(EBADF if fd < 0 or fd > 2 else ENODEV)
+        from kernel.devices import NullDevice, ZeroDevice
+        from kernel.file import O_ACCMODE, O_WRONLY
+        file = task.process.files.get(fd)
+        if not isinstance(file, (ZeroDevice, NullDevice)):
+            raise SyscallError(ENODEV)   # no file here has a page cache to map (yet)
+        if file.flags & O_ACCMODE == O_WRONLY:
+            raise SyscallError(13)       # EACCES: mapping needs read access
+        # /dev/zero maps as anonymous memory (mmap_zero / shmem_zero_setup for MAP_SHARED).
+        flags |= MAP_ANONYMOUS
     length = page_align_up(length)
     if length > TASK_SIZE:
         raise SyscallError(ENOMEM)
@@ -444,16 +251,6 @@ def sys_getppid(k, vcpu, task, *_):
     """The parent's pid; the first process and orphans report init's (1)."""
     parent = task.process.parent
     return parent.pid if parent is not None else 1
-
-
-def sys_getuid(k, vcpu, task, *_):
-    from kernel.exec import GUEST_UID
-    return GUEST_UID
-
-
-def sys_getgid(k, vcpu, task, *_):
-    from kernel.exec import GUEST_GID
-    return GUEST_GID
 
 
 def sys_set_tid_address(k, vcpu, task, tidptr, *_):
@@ -913,24 +710,12 @@ def sys_clock_nanosleep(k, vcpu, task, clock_id, flags, req, rem, *_):
 
 
 SYSCALLS: dict[int, Callable] = {
-    SYS_read: sys_read,
-    SYS_write: sys_write,
-    SYS_open: sys_open,
-    SYS_close: sys_close,
-    SYS_stat: sys_stat,
-    SYS_fstat: sys_fstat,
-    SYS_lstat: sys_stat,
-    SYS_lseek: sys_lseek,
     SYS_mmap: sys_mmap,
     SYS_mprotect: sys_mprotect,
     SYS_munmap: sys_munmap,
     SYS_brk: sys_brk,
     SYS_rt_sigaction: sys_rt_sigaction,
     SYS_rt_sigprocmask: sys_rt_sigprocmask,
-    SYS_ioctl: sys_ioctl,
-    SYS_readv: sys_readv,
-    SYS_writev: sys_writev,
-    SYS_access: sys_access,
     SYS_sched_yield: sys_sched_yield,
     SYS_mremap: sys_mremap,
     SYS_madvise: sys_madvise,
@@ -939,15 +724,8 @@ SYSCALLS: dict[int, Callable] = {
     SYS_exit: sys_exit,
     SYS_kill: sys_kill,
     SYS_uname: sys_uname,
-    SYS_fcntl: sys_fcntl,
-    SYS_getcwd: sys_getcwd,
-    SYS_readlink: sys_readlink,
     SYS_gettimeofday: sys_gettimeofday,
     SYS_getrlimit: sys_getrlimit,
-    SYS_getuid: sys_getuid,
-    SYS_getgid: sys_getgid,
-    SYS_geteuid: sys_getuid,
-    SYS_getegid: sys_getgid,
     SYS_getppid: sys_getppid,
     SYS_sigaltstack: sys_sigaltstack,
     SYS_rt_sigreturn: sys_rt_sigreturn,
@@ -974,17 +752,8 @@ SYSCALLS: dict[int, Callable] = {
     SYS_clock_nanosleep: sys_clock_nanosleep,
     SYS_exit_group: sys_exit_group,
     SYS_tgkill: sys_tgkill,
-    SYS_openat: sys_openat,
-    SYS_newfstatat: sys_newfstatat,
-    SYS_readlinkat: sys_readlinkat,
-    SYS_faccessat: sys_faccessat,
-    SYS_faccessat2: sys_faccessat,
     SYS_set_robust_list: sys_set_robust_list,
     SYS_prlimit64: sys_prlimit64,
     SYS_getrandom: sys_getrandom,
     SYS_rseq: sys_rseq,
 }
-
-# Calls on files (fds >= 3, paths) go to the --fs sandbox (kernel/fs.py); network is refused.
-from kernel import fs as _fs  # noqa: E402  (fs wraps the handlers above)
-SYSCALLS.update(_fs.file_syscalls(SYSCALLS))

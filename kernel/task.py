@@ -45,6 +45,17 @@ class Process:
     children: list["Process"] = field(default_factory=list)
     exit_signal: int = 17
     exit_state: str | None = None
+    # Open files and working directory (files_struct, fs_struct): owned by
+    # kernel/file.py and kernel/open.py; threads share them, fork copies them.
+    files: object = None                   # kernel.file.FdTable
+    cwd: tuple = ()                        # path components below the guest's root
+    umask: int = 0o022
+    cred: object = None                    # kernel.cred.Cred (None: the default user until first asked)
+    comm: str = ""                         # prctl(PR_SET_NAME) of the thread-group leader
+    # How to open the running program again (/proc/self/exe, mm->exe_file):
+    # ("host", absolute host path) for the program emu started, ("guest",
+    # start components, path) for one execve found in the guest's tree.
+    exe_location: tuple = ()
 
 
 @dataclass
@@ -93,6 +104,7 @@ class Task:
     # gives up its mm (vfork_done); ``sleep_uninterruptible`` while sleeping
     # where signals stay pending instead of waking it (the vfork wait).
     wait_request: object = None
+    waiter: object = None                  # kernel.wait.Waiter of a blocking file operation
     vfork_done: "Task | None" = None
     sleep_uninterruptible: bool = False
     # ptrace (kernel/ptrace.py): this task's link to its tracer (a

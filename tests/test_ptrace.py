@@ -13,7 +13,7 @@ from tests.guestbuild import REPO, build_c, native
 
 PTRACE_DIR = REPO / "guest" / "tests" / "ptrace"
 HOST_COMPARABLE = ("syscall_stops", "single_step", "signal_stops", "user_area", "seize_threads", "fork_events",
-                   "breakpoints_and_errors")
+                   "breakpoints_and_errors", "exec_events")
 
 
 @pytest.mark.parametrize("name", HOST_COMPARABLE)
