@@ -651,6 +651,13 @@ class VCpu:
         self.uc.ctl_remove_cache(start, end)
         hotpath.hotpath_clear_blocks(self.clock)
 
+    def invalidate_all_code(self) -> None:
+        """Forget every translated block and block price: code changed in an address
+        space this vCPU may not have loaded (a debugger's POKETEXT into another
+        process), where ``invalidate_code``'s virtual range would name the wrong pages."""
+        self.uc.ctl_flush_tb()
+        hotpath.hotpath_clear_blocks(self.clock)
+
     def translate(self, vaddr: int, access: int = ACCESS_READ, user_mode: bool = True) -> int:
         """Guest virtual -> physical through this vCPU's page tables; raises PF."""
         if not is_canonical(vaddr):

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from kernel import signals
 from kernel.errno import EBADF, ECHILD, EFAULT, EINVAL, ESRCH, SyscallError
 from kernel.exec import GUEST_UID
+from kernel.ptrace import wait_task_traced, wait_tracees
 from kernel.sigframe import SIG_IGN, SigInfo, get_action, send_signal, sigbit
 from kernel.task import TASK_EXITED, Process, Task
 
@@ -81,6 +82,9 @@ def mm_release(kernel: "Kernel", task: Task, waker: "VCpu | None") -> None:
     """The task is done with its address space: a vfork parent may go on
     (mm_release's complete_vfork_done)."""
     task.wait_request = None
+    if (task.ptrace is not None or task.ptraced) and task.state == TASK_EXITED:   # not exec's mm_release
+        from kernel.ptrace import ptrace_task_exit
+        ptrace_task_exit(kernel, task, waker)
     parent_task = task.vfork_done
     if parent_task is not None:
         task.vfork_done = None
@@ -171,8 +175,14 @@ def do_wait(kernel: "Kernel", task: Task, request: WaitRequest) -> int | None:
     children live on, -ECHILD when there are none; None: sleep and retry at
     the next child exit."""
     eligible = [child for child in task.process.children if _eligible(child, request)]
-    if not eligible:
+    tracees = wait_tracees(task, request) if any(waiter.ptraced for waiter in task.process.tasks) else ()
+    if not eligible and not tracees:
         return -ECHILD
+    for tracee in tracees:
+        # ptrace_do_wait: a ptrace stop, or a traced thread's exit.
+        result = wait_task_traced(kernel, task, tracee, request)
+        if result is not None:
+            return result
     if request.options & WEXITED or not request.is_waitid:
         for child in eligible:
             if child.exit_state == ZOMBIE:

@@ -180,6 +180,10 @@ def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, 
     kernel.counters["forks"] += 1
     if flags & CLONE_VFORK:
         child.vfork_done = parent_task
+    if parent_task.ptrace is not None:
+        # ptrace_init_task: traced before it can run (a vfork child runs while its parent waits).
+        from kernel.ptrace import ptrace_init_task
+        ptrace_init_task(kernel, parent_task, child, flags, exit_signal)
     if write_protected is not None:
         # Writable -> read-only: no CPU may keep a writable translation of the
         # parent's pages once the child can run (dup_mmap's flush_tlb_mm).

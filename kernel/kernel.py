@@ -233,7 +233,11 @@ class Kernel:
         self.current[vcpu.index] = task
         self.last_task[vcpu.index] = task
         vcpu.halted = False
-        if task.pending_signals:
+        if task.ptrace_resume is not None:
+            # A ptrace stop continues (kernel/ptrace.py) instead of the plain return to user.
+            from kernel.ptrace import ptrace_resume_user
+            ptrace_resume_user(self, vcpu, task)
+        elif task.pending_signals:
             deliver_pending_signals(self, vcpu, task)
 
     def timeout_expired_silently(self, task: Task) -> None:

@@ -33,7 +33,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from kernel.fpu import save_fpregs_to_fpstate
-from kernel.task import TASK_EXITED, TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING, Task
+from kernel.task import TASK_EXITED, TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING, TASK_TRACED, Task
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu.vcpu import VCpu
@@ -123,8 +123,9 @@ class Scheduler:
 
     def enqueue(self, task: "Task", waker: "VCpu | None" = None) -> int | None:
         """Put a sleeping or new task on a run queue; the chosen CPU, or None if
-        the task was not sleeping."""
-        if task.state in (TASK_RUNNABLE, TASK_RUNNING, TASK_EXITED):
+        the task was not sleeping. A ptrace-stopped task stays put: its tracer
+        makes it sleeping first when it lets it go (kernel/ptrace.py)."""
+        if task.state in (TASK_RUNNABLE, TASK_RUNNING, TASK_EXITED, TASK_TRACED):
             return None
         task.state = TASK_RUNNABLE
         task.wake_cycles = None
@@ -173,6 +174,16 @@ class Scheduler:
         task.wake_cycles = wake_cycles
         if wake_cycles is not None:
             heapq.heappush(self.sleepers, (wake_cycles, next(_timer_sequence), task))
+        self.schedule(vcpu)
+
+    def trace_stop_current(self, vcpu: "VCpu", notify=None) -> None:
+        """The running task stops for its tracer (ptrace_stop: TASK_TRACED, then
+        schedule). ``notify()`` wakes the tracer once the CPU is free, so a
+        tracer waiting on another CPU and this one compete fairly for it."""
+        task = self._put_prev_task(vcpu)
+        task.state = TASK_TRACED
+        if notify is not None:
+            notify()
         self.schedule(vcpu)
 
     def preempt_current(self, vcpu: "VCpu", position: int | None = None) -> None:

@@ -287,6 +287,15 @@ def force_sig_fault(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo)
     action = get_action(task, info.signo)
     if task.signal_mask & sigbit(info.signo) or action.handler == SIG_IGN:
         action = SigAction()
+        if task.ptrace is not None:
+            # force_sig_info_to_task: the handler becomes SIG_DFL and the signal
+            # unblocked, then it is queued and the tracer sees it first.
+            task.process.sigactions[info.signo] = action.pack()
+            task.signal_mask &= ~sigbit(info.signo)
+    if task.ptrace is not None:
+        task.pending_signals.insert(0, info)
+        deliver_pending_signals(kernel, vcpu, task)
+        return
     if action.handler == SIG_DFL:
         # The exit line names the faulting address for memory faults only.
         address = info.address if info.signo in (signals.SIGSEGV, signals.SIGBUS) and info.code > 0 else None
@@ -323,15 +332,25 @@ def force_sigsegv(kernel: "Kernel", vcpu: "VCpu", task: "Task", failed_signo: in
 def send_signal(kernel: "Kernel", sender_vcpu: "VCpu | None", target: "Task", info: SigInfo) -> None:
     """kill/tgkill: queue for the target thread; it is delivered on its way back to user mode."""
     action = get_action(target, info.signo)
-    if action.handler == SIG_IGN or (action.handler == SIG_DFL and info.signo in DEFAULT_IGNORED):
+    traced = target.ptrace is not None
+    # sig_ignored: a tracer sees even ignored signals (but SIGKILL).
+    if not traced and (action.handler == SIG_IGN or (action.handler == SIG_DFL and info.signo in DEFAULT_IGNORED)):
         return
     target.pending_signals.append(info)
+    if traced:
+        from kernel.ptrace import ptrace_signal_wake
+        if ptrace_signal_wake(kernel, sender_vcpu, target, info):
+            return
     if target.state == "sleeping" and not target.sleep_uninterruptible:
         from kernel.errno import EINTR
         restart_number = getattr(target.wait_request, "syscall_number", None)
         if restart_number is None:       # a blocking read/write (kernel/wait.py): -ERESTARTSYS
             restart_number = getattr(target.waiter, "restart_number", None)
-        if restart_number is not None and action.handler != SIG_DFL and action.flags & SA_RESTART:
+        if traced:
+            # -ERESTART*: the traced task's return to user decides (kernel/ptrace.py).
+            from kernel.ptrace import ptrace_interrupted_sleep
+            target.registers["rax"] = ptrace_interrupted_sleep(target, restart_number)
+        elif restart_number is not None and action.handler != SIG_DFL and action.flags & SA_RESTART:
             # wait4/waitid end with -ERESTARTSYS: with SA_RESTART the handler
             # returns onto the SYSCALL instruction, which runs again.
             target.registers["rip"] -= 2
@@ -359,18 +378,28 @@ def deliver_pending_signals(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> Non
     for index, info in enumerate(task.pending_signals):
         if info.signo in (signals.SIGKILL, signals.SIGSTOP) or not task.signal_mask & sigbit(info.signo):
             del task.pending_signals[index]
-            action = get_action(task, info.signo)
-            if action.handler == SIG_IGN:
+            if task.ptrace is not None and info.signo != signals.SIGKILL:
+                # The tracer decides first (get_signal -> ptrace_signal).
+                from kernel.ptrace import ptrace_signal
+                ptrace_signal(kernel, vcpu, task, info)
                 return
-            if action.handler == SIG_DFL:
-                if info.signo in DEFAULT_IGNORED:
-                    return
-                kernel.force_fatal_signal(task, info.signo, vcpu.read_register("rip"), None)
-                return
-            if not setup_rt_frame(kernel, vcpu, task, info, action):
-                force_sigsegv(kernel, vcpu, task, info.signo)
+            handle_signal(kernel, vcpu, task, info)
             return
 
 
-__all__ = ["SigAction", "SigInfo", "force_sig_fault", "send_signal", "deliver_pending_signals",
-           "sys_rt_sigreturn", "sys_sigaltstack", "EFAULT"]
+def handle_signal(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo) -> None:
+    """Take the signal's action: ignore, the default (death), or the handler's frame."""
+    action = get_action(task, info.signo)
+    if action.handler == SIG_IGN:
+        return
+    if action.handler == SIG_DFL:
+        if info.signo in DEFAULT_IGNORED:
+            return
+        kernel.force_fatal_signal(task, info.signo, vcpu.read_register("rip"), None)
+        return
+    if not setup_rt_frame(kernel, vcpu, task, info, action):
+        force_sigsegv(kernel, vcpu, task, info.signo)
+
+
+__all__ = ["EFAULT", "SigAction", "SigInfo", "deliver_pending_signals", "force_sig_fault", "handle_signal",
+           "send_signal", "sys_rt_sigreturn", "sys_sigaltstack"]

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SYS_pause, SYS_rt_sigpending = 34, 127
 SIGSET_BYTES = 8
+ERESTARTNOHAND = 514
 MASK64 = (1 << 64) - 1
 
 
@@ -30,7 +31,10 @@ def sys_pause(kernel: "Kernel", vcpu: "VCpu", task: "Task", *_):
     handler (ignored) does not wake it (send_signal drops it), so the call
     keeps waiting, as the restart would; a fatal one ends the process."""
     if _deliverable(task):
-        raise SyscallError(EINTR)
+        # A signal already pending (its kick from another CPU not yet arrived):
+        # no sleep. A traced task shows -ERESTARTNOHAND at its exit stop
+        # (kernel/ptrace.py restarts the call when no handler runs).
+        return -ERESTARTNOHAND if task.ptrace is not None else -EINTR
     vcpu.write_register("rax", (-EINTR) & MASK64)
     kernel.scheduler.block_current(vcpu)
 

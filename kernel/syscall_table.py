@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from kernel import (
-    cred, eventfd, eventpoll, execve, fcntl, file, ioport, open as open_calls, pipe, prctl, read_write, readdir,
-    select, signal_calls, socket, stat, syscalls, timerfd,
+    cred, eventfd, eventpoll, execve, fcntl, file, ioport, open as open_calls, pipe, prctl, ptrace, read_write,
+    readdir, select, signal_calls, socket, stat, syscalls, timerfd,
 )
 from kernel.errno import ENOMEM, ENOSYS, SyscallError
 from kernel.mm.frames import OutOfMemory
@@ -44,8 +44,9 @@ SUBSYSTEMS = (
     execve,          # execve, execveat
     cred,            # get/set*id, groups
     prctl,
-    signal_calls,    # pause
+    signal_calls,    # pause, rt_sigpending
     ioport,          # iopl, ioperm
+    ptrace,
 )
 
 
@@ -70,23 +71,32 @@ _SYSCALL_REGISTERS = ("rax", *ARG_REGISTERS)
 
 def dispatch_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
     """Run one system call for ``task`` on ``vcpu`` (do_syscall_64)."""
+    if task.ptrace is not None:
+        # syscall_enter_from_user_mode's work: orig_rax, syscall stops (kernel/ptrace.py).
+        ptrace.syscall_trace_dispatch(kernel, vcpu, task)
+        return
     number, *args = vcpu.read_register_values(_SYSCALL_REGISTERS)
+    result = invoke_syscall(kernel, vcpu, task, number, args)
+    if result is not None:
+        vcpu.write_register("rax", result & MASK64)
+    # Return to user mode: signals queued for the task are delivered now.
+    if kernel.current[vcpu.index] is task and task.pending_signals:
+        deliver_pending_signals(kernel, vcpu, task)
+
+
+def invoke_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task", number: int, args) -> int | None:
+    """The handler's result for syscall ``number`` (-ENOSYS when there is none),
+    errors as negative errno; None when the task blocked or RAX is set."""
     kernel.syscall_counts[number] += 1
     handler = SYSCALLS.get(number) or kernel.optional_syscalls.get(number)
     if handler is None:
         if number not in kernel.warned_syscalls:
             kernel.warned_syscalls.add(number)
             kernel.warn(f"unimplemented syscall {number}, returning -ENOSYS")
-        result = -ENOSYS
-    else:
-        try:
-            result = handler(kernel, vcpu, task, *args)
-        except SyscallError as error:
-            result = -error.errno
-        except OutOfMemory:          # a page table or kernel buffer found no frame
-            result = -ENOMEM
-    if result is not None:
-        vcpu.write_register("rax", result & MASK64)
-    # Return to user mode: signals queued for the task are delivered now.
-    if kernel.current[vcpu.index] is task and task.pending_signals:
-        deliver_pending_signals(kernel, vcpu, task)
+        return -ENOSYS
+    try:
+        return handler(kernel, vcpu, task, *args)
+    except SyscallError as error:
+        return -error.errno
+    except OutOfMemory:          # a page table or kernel buffer found no frame
+        return -ENOMEM

@@ -14,6 +14,8 @@ TASK_RUNNABLE = "runnable"
 TASK_RUNNING = "running"
 TASK_EXITED = "exited"
 TASK_SLEEPING = "sleeping"
+# Stopped by ptrace (TASK_TRACED): off every run queue until the tracer resumes it.
+TASK_TRACED = "traced"
 
 _pids = itertools.count(1000)
 
@@ -111,6 +113,17 @@ class Task:
     trap_nr: int = 0
     error_code: int = 0
     cr2: int = 0
+    # ptrace (kernel/ptrace.py): this task's link to its tracer (a
+    # PtraceState, None when untraced), the tasks it traces, and the kernel
+    # work that continues a ptrace stop once the task runs again (run by
+    # Kernel.switch_to) with the signal the tracer resumed it with.
+    ptrace: object = None
+    ptraced: list = field(default_factory=list)
+    ptrace_resume: object = None
+    ptrace_resume_signal: int = 0
+    # pt_regs->orig_ax: the number of the syscall being run, -1 in user mode;
+    # kept by the traced syscall path (kernel/ptrace.py), which alone needs it.
+    orig_rax: int = -1
 
     def allowed_on(self, cpu: int) -> bool:
         return self.affinity is None or bool(self.affinity >> cpu & 1)

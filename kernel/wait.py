@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from kernel.errno import SyscallError
+from kernel.errno import EINTR, SyscallError
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu.vcpu import VCpu
@@ -90,6 +90,19 @@ def wait_event(kernel: "Kernel", vcpu: "VCpu", task: "Task", queues: list[WaitQu
     """Put the running ``task`` to sleep on ``queues`` until ``retry`` completes, the
     timeout passes (``timeout_ns`` of virtual time; None: no timeout) or a signal
     arrives. The syscall handler returns None after this (the result comes later)."""
+    if signal_pending(task):
+        # A signal already queued (its kick from another CPU not delivered yet):
+        # Linux never goes to sleep then; the call ends as a signal would end it.
+        from kernel.sigframe import SA_RESTART, SIG_DFL, get_action
+        restart = restart_number is not None and any(
+            get_action(task, info.signo).flags & SA_RESTART and get_action(task, info.signo).handler != SIG_DFL
+            for info in task.pending_signals[:1])
+        if restart:
+            vcpu.write_register("rip", vcpu.read_register("rip") - 2)
+            vcpu.write_register("rax", restart_number)
+        else:
+            vcpu.write_register("rax", (-EINTR) & MASK64)
+        return
     waiter = Waiter(task, list(queues), retry, on_timeout, restart_number)
     for queue in waiter.queues:
         queue.waiters.append(waiter)
@@ -99,6 +112,13 @@ def wait_event(kernel: "Kernel", vcpu: "VCpu", task: "Task", queues: list[WaitQu
     if timeout_ns is not None:
         wake_cycles = vcpu.cycles + timeout_ns * kernel.tsc_hz // 1_000_000_000
     kernel.scheduler.block_current(vcpu, wake_cycles)
+
+
+def signal_pending(task: "Task") -> bool:
+    """signal_pending: a queued signal the thread does not block (SIGKILL/SIGSTOP always)."""
+    from kernel.sigframe import UNBLOCKABLE, sigbit
+    return any(not task.signal_mask & sigbit(info.signo) or sigbit(info.signo) & UNBLOCKABLE
+               for info in task.pending_signals)
 
 
 def cancel_wait(task: "Task") -> None:
