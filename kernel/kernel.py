@@ -141,7 +141,8 @@ class Kernel:
         self.scheduler = Scheduler(self, self.params["sched_quantum"])
         from kernel.syscall_table import dispatch_syscall    # kernel.syscalls imports this module
         self._dispatch_syscall = dispatch_syscall
-        self.futex_queues: dict = {}
+        self.futex_queues: dict = {}        # key -> [FutexQ] (kernel/futex/core.py)
+        self.futex_pi_states: dict = {}     # key -> PiState of a contended PI futex (kernel/futex/pi.py)
         # System calls only some command lines enable (number -> handler).
         self.optional_syscalls: dict = {}
         cpu_opv.cpu_opv_setup(self, self.params["cpu_opv"])
@@ -225,9 +226,10 @@ class Kernel:
             deliver_pending_signals(self, vcpu, task)
 
     def timeout_expired_silently(self, task: Task) -> None:
-        """Take a sleeping task off its futex queue, wait and timer without touching RAX."""
-        from kernel.futex import futex_cancel_wait
-        futex_cancel_wait(self, task)
+        """A signal ends a sleep: take the task off its futex queues (applying the
+        futex wait's restart code to RAX), wait and timer."""
+        from kernel.futex import futex_interrupted
+        futex_interrupted(self, task)
         task.wake_cycles = None
         task.wait_request = None
 
@@ -251,9 +253,10 @@ class Kernel:
 
     def exit_task(self, task: Task, vcpu: VCpu | None = None) -> None:
         """do_exit for one thread: clear_child_tid + futex wake (mm_release), leave the CPU."""
-        from kernel.futex import futex_cancel_wait, futex_wake
-        futex_cancel_wait(self, task)
+        from kernel.futex import futex_exit_release, futex_wake
         self.scheduler.dequeue(task)
+        # mm_release: robust futexes and PI futexes first, then clear_child_tid.
+        futex_exit_release(self, task, vcpu)
         if task.clear_child_tid and task.process.exit_status is None:
             try:
                 task.mm.copy_to_user(task.clear_child_tid, bytes(4))
@@ -297,6 +300,10 @@ class Kernel:
             # The run ends here: the buffers die with the machine.
             self.machine.stop()
             return
+        from kernel.futex import futex_exit_release
+        for task in exited_tasks:
+            # mm_release's futex_exit_release: robust and PI futexes other processes may share.
+            futex_exit_release(self, task, self.this_cpu)
         for task in process.tasks:
             fpu.fpstate_free(self, self.machine.vcpus[task.last_cpu or 0], task)
         # do_exit's order: exit_mm -- this CPU stays on the dying mm as a lazy

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from kernel import syscalls
+from kernel import futex, syscalls
 from kernel.errno import ENOMEM, ENOSYS, SyscallError
 from kernel.mm.frames import OutOfMemory
 from kernel.sigframe import deliver_pending_signals
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # growing kernel/syscalls.py.
 SUBSYSTEMS = (
     syscalls,
+    futex,
 )
 
 

@@ -23,7 +23,7 @@ from kernel.mm.mm import (
     MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, MMAP_MIN_ADDR, TASK_SIZE,
     page_align_up,
 )
-from kernel import fpu, futex
+from kernel import fpu
 from kernel.exit import sys_wait4, sys_waitid
 from kernel.fork import sys_fork, sys_vfork
 from kernel.rseq import rseq_update_cpu_id
@@ -459,13 +459,6 @@ def sys_getgid(k, vcpu, task, *_):
 def sys_set_tid_address(k, vcpu, task, tidptr, *_):
     task.clear_child_tid = tidptr
     return task.tid
-
-
-def sys_set_robust_list(k, vcpu, task, head, length, *_):
-    if length != 24:   # sizeof(struct robust_list_head)
-        raise SyscallError(EINVAL)
-    task.robust_list_head, task.robust_list_len = head, length
-    return 0
 
 
 def sys_arch_prctl(k, vcpu, task, code, addr, *_):
@@ -957,7 +950,6 @@ SYSCALLS: dict[int, Callable] = {
     SYS_gettid: sys_gettid,
     SYS_tkill: sys_tkill,
     SYS_time: sys_time,
-    SYS_futex: futex.sys_futex,
     SYS_clone: sys_clone,
     SYS_clone3: sys_clone3,
     SYS_fork: sys_fork,
@@ -979,7 +971,6 @@ SYSCALLS: dict[int, Callable] = {
     SYS_readlinkat: sys_readlinkat,
     SYS_faccessat: sys_faccessat,
     SYS_faccessat2: sys_faccessat,
-    SYS_set_robust_list: sys_set_robust_list,
     SYS_prlimit64: sys_prlimit64,
     SYS_getrandom: sys_getrandom,
     SYS_rseq: sys_rseq,

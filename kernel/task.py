@@ -66,6 +66,10 @@ class Task:
     clear_child_tid: int = 0
     robust_list_head: int = 0
     robust_list_len: int = 0
+    # Futex state (kernel/futex/): the queue entries the task sleeps on and how
+    # a signal ends that sleep (a RESTART_* mode of kernel/futex/core.py).
+    futex_waits: list = field(default_factory=list)
+    futex_restart: str | None = None
     rseq: Rseq | None = None
     rseq_cpu_written: int | None = None   # CPU number last written to the rseq area
     rseq_event_pending: bool = False      # preempted/migrated/signalled since last return to user
