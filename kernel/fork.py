@@ -32,6 +32,7 @@ from kernel import fpu, signals
 from kernel.errno import EINVAL, ENOMEM, EPERM, SyscallError
 from kernel.mm.frames import OutOfMemory
 from kernel.mm.mm import MAP_SHARED, TASK_SIZE, MmStruct
+from kernel.sched_syscalls import sched_fork
 from kernel.task import Process, Task, allocate_pid
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -142,8 +143,7 @@ def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, 
         pid=pid, mm=mm, exe_path=parent.exe_path,
         fpu_permission=replace(parent.fpu_permission),     # fpu_inherit_perms
         sigactions=parent.sigactions if flags & CLONE_SIGHAND else dict(parent.sigactions),
-        # membarrier registration is per mm (mm->membarrier_state).
-        membarrier_registered=parent.membarrier_registered if flags & CLONE_VM else set(),
+        rlimits=dict(parent.rlimits),                       # copy_signal: signal->rlim
         parent=real_parent, exit_signal=exit_signal)
     # The alternate signal stack is dropped for CLONE_VM without CLONE_VFORK
     # (it would be shared); rseq is dropped with CLONE_VM (rseq_fork).
@@ -154,6 +154,7 @@ def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, 
                  sigaltstack=parent_task.sigaltstack if keeps_altstack else None,
                  rseq=None if flags & CLONE_VM or parent_task.rseq is None else replace(parent_task.rseq))
     child.state = "sleeping"
+    sched_fork(child, parent_task)
     child_process.tasks.append(child)
     kernel.xstate_alloc.task_created(vcpu, child)      # the allocation policy may size the buffer
     fpu_clone(kernel, vcpu, child.fpstate)

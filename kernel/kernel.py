@@ -38,7 +38,7 @@ from kernel.loader import load_program
 from kernel.mm.frames import FrameAllocator, OutOfMemory
 from kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
 from kernel.mm.tlb import TlbManager
-from kernel.rseq import rseq_handle_notify_resume
+from kernel.rseq import mm_cid_exit, rseq_handle_notify_resume
 from kernel.sched import Scheduler
 from kernel.sigframe import SigInfo, deliver_pending_signals, force_sig_fault
 from kernel.task import (
@@ -265,6 +265,7 @@ class Kernel:
                 pass
         task.state = TASK_EXITED
         fpu.fpstate_free(self, vcpu if vcpu is not None else self.machine.vcpus[task.last_cpu or 0], task)
+        mm_cid_exit(task)
         cpu = task.cpu
         if cpu is not None:
             self.current[cpu] = None

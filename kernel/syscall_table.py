@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from kernel import futex, syscalls
+from kernel import futex, membarrier, resource, rseq, sched_syscalls, syscalls
 from kernel.errno import ENOMEM, ENOSYS, SyscallError
 from kernel.mm.frames import OutOfMemory
 from kernel.sigframe import deliver_pending_signals
@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # pragma: no cover
 SUBSYSTEMS = (
     syscalls,
     futex,
+    membarrier,
+    sched_syscalls,
+    resource,
+    rseq,
 )
 
 

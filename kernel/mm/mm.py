@@ -98,6 +98,14 @@ class MmStruct:
         self.cow_copies = 0        # write faults that copied a shared page (kernel/mm/cow.py)
         self.cow_reuses = 0        # write faults that found the page no longer shared
         self.tlb_flush_hook = None   # set by the kernel: (mm, start, end) -> None
+        # kernel/membarrier.py: registrations (mm->membarrier_state bits).
+        self.membarrier_state = 0
+        # kernel/rseq.py: the concurrency ids of this mm's tasks, per CPU (mm->pcpu_cid).
+        self.pcpu_cid: dict[int, int] = {}
+        # kernel/ipc/shm.py: SysV segments attached here, by start address.
+        self.shm_attachments: dict = {}
+        # arch/x86 modify_ldt (kernel/ldt.py): the LDT's 8-byte descriptors, or None.
+        self.ldt: list[bytes] | None = None
         self.code_change_hook = None  # set by the kernel: (mm, start, end) -> None
 
     @property
