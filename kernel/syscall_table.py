@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from kernel import futex, membarrier, resource, rseq, sched_syscalls, syscalls
+from kernel.ipc import shm
 from kernel.errno import ENOMEM, ENOSYS, SyscallError
 from kernel.mm.frames import OutOfMemory
 from kernel.sigframe import deliver_pending_signals
@@ -31,6 +32,7 @@ SUBSYSTEMS = (
     sched_syscalls,
     resource,
     rseq,
+    shm,
 )
 
 
