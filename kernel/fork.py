@@ -68,6 +68,7 @@ def dup_mmap(kernel: "Kernel", parent_mm: MmStruct) -> tuple[MmStruct, tuple[int
     child.tlb_flush_hook = parent_mm.tlb_flush_hook
     child.code_change_hook = parent_mm.code_change_hook
     child.start_brk, child.brk = parent_mm.start_brk, parent_mm.brk
+    child.ldt = list(parent_mm.ldt) if parent_mm.ldt else None     # ldt_dup_context
     write_protected = []
     try:
         for vma in parent_mm.vmas:

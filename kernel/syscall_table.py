@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from kernel import futex, membarrier, resource, rseq, sched_syscalls, syscalls
+from kernel import futex, ldt, membarrier, process_vm, resource, rseq, sched_syscalls, syscalls
 from kernel.ipc import shm
 from kernel.errno import ENOMEM, ENOSYS, SyscallError
 from kernel.mm.frames import OutOfMemory
@@ -33,6 +33,8 @@ SUBSYSTEMS = (
     resource,
     rseq,
     shm,
+    process_vm,
+    ldt,
 )
 
 
