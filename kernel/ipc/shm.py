@@ -103,7 +103,7 @@ class ShmSegment:
 
     def pack(self) -> bytes:
         """struct shmid64_ds (struct ipc64_perm first)."""
-        perm = struct.pack("<iIIIIIHHQQ", self.key, self.uid, self.gid, self.cuid, self.cgid, self.mode,
+        perm = struct.pack("<iIIIIIHH4xQQ", self.key, self.uid, self.gid, self.cuid, self.cgid, self.mode,
                            self.seq, 0, 0, 0)
         return perm + struct.pack("<QqqqiiQQQ", self.size_bytes, self.atime, self.dtime, self.ctime,
                                   self.cpid, self.lpid, self.nattch, 0, 0)
