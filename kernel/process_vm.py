@@ -72,10 +72,12 @@ def process_vm_rw(kernel, task: "Task", pid: int, lvec: int, liovcnt: int, rvec:
     from kernel.sched_syscalls import find_process_by_pid, signed32
     pid = signed32(pid)
     target = find_process_by_pid(kernel, task, pid) if pid > 0 else None
-    if target is None or target.state == "exited":
+    if target is None:
         raise SyscallError(ESRCH)
     if getattr(target, "owned_by_root", False):
         raise SyscallError(EPERM)
+    if target.state == "exited":
+        raise SyscallError(ESRCH)          # a zombie has no mm left (mm_access)
     remote_mm = target.mm
     local = [vector for vector in local if vector[1]]
     moved = 0
