@@ -1,8 +1,8 @@
 """membarrier(2) (kernel/sched/membarrier.c, Linux 6.12).
 
 Registrations live in the mm (``MmStruct.membarrier_state``, Linux's
-mm->membarrier_state bits), so CLONE_VM processes share them and fork or
-exec start clean. The expedited commands IPI the other CPUs and wait for
+mm->membarrier_state bits), so CLONE_VM processes share them, fork copies
+them with the rest of the mm (dup_mm) and exec starts clean. The expedited commands IPI the other CPUs and wait for
 every one to acknowledge (smp_call_function_many with wait); the barrier
 itself is implicit -- the machine's vCPUs are sequentially consistent with
 each other at interrupt boundaries. Which CPUs:

@@ -19,9 +19,9 @@ users) -- Linux's periodic task_mm_cid_work compaction, done at the moment it
 matters -- so ids stay compact and unique among the mm's running tasks.
 
 sys_rseq (kernel/rseq.c SYSCALL_DEFINE4(rseq)) registers with Linux's
-length rules: at least ORIG_RSEQ_SIZE (32, then 32-byte aligned), or any
-length covering every field (AT_RSEQ_FEATURE_SIZE, 28) with the struct's
-alignment (AT_RSEQ_ALIGN, 32).
+length rules: at least ORIG_RSEQ_SIZE (32); exactly 32 must be 32-byte
+aligned, any other length must have the struct's alignment (AT_RSEQ_ALIGN,
+32) and cover every field the kernel knows (AT_RSEQ_FEATURE_SIZE, 28).
 """
 from __future__ import annotations
 
