@@ -102,4 +102,4 @@ def sys_modify_ldt(kernel, vcpu, task, func, ptr, bytecount, *_):
 
 SYSCALLS = {SYS_modify_ldt: sys_modify_ldt}
 
-__all__ = ["SYSCALLS", "EFAULT"]
+__all__ = ["EFAULT", "SYSCALLS"]

@@ -83,7 +83,7 @@ REGISTRATIONS = (
 )
 
 
-def _ipi_rseq(kernel: "Kernel", target_vcpu: "VCpu") -> None:
+def _ipi_rseq(kernel: Kernel, target_vcpu: VCpu) -> None:
     """ipi_rseq: rseq_preempt on the interrupted task, so a critical section it
     is in aborts before it returns to user mode."""
     running = kernel.current[target_vcpu.index]
@@ -96,19 +96,19 @@ def _ipi_rseq(kernel: "Kernel", target_vcpu: "VCpu") -> None:
         target_vcpu.write_register("rip", running.registers["rip"])
 
 
-def _ipi_targets(kernel: "Kernel", vcpu: "VCpu", predicate) -> list[int]:
+def _ipi_targets(kernel: Kernel, vcpu: VCpu, predicate) -> list[int]:
     return [cpu for cpu, current in enumerate(kernel.current)
             if cpu != vcpu.index and current is not None and predicate(current)]
 
 
-def _send(kernel: "Kernel", vcpu: "VCpu", targets: list[int], function) -> None:
+def _send(kernel: Kernel, vcpu: VCpu, targets: list[int], function) -> None:
     kernel.counters["membarriers"] += 1
     vcpu.write_register("rax", 0)
     if targets:
         kernel.smp_call_function_many(vcpu, targets, function, wait=True)
 
 
-def membarrier_global_expedited(kernel: "Kernel", vcpu: "VCpu") -> int:
+def membarrier_global_expedited(kernel: Kernel, vcpu: VCpu) -> int:
     if len(kernel.machine.vcpus) == 1:
         return 0
     targets = _ipi_targets(kernel, vcpu,
@@ -117,7 +117,7 @@ def membarrier_global_expedited(kernel: "Kernel", vcpu: "VCpu") -> int:
     return 0
 
 
-def membarrier_private_expedited(kernel: "Kernel", vcpu: "VCpu", task: "Task", flavour: str, cpu_id: int) -> int:
+def membarrier_private_expedited(kernel: Kernel, vcpu: VCpu, task: Task, flavour: str, cpu_id: int) -> int:
     mm = task.mm
     if not mm.membarrier_state & FLAVOURS[flavour][1]:
         raise SyscallError(EPERM)
@@ -139,7 +139,7 @@ def membarrier_private_expedited(kernel: "Kernel", vcpu: "VCpu", task: "Task", f
     return 0
 
 
-def membarrier_register(task: "Task", flavour: str | None) -> int:
+def membarrier_register(task: Task, flavour: str | None) -> int:
     """REGISTER_*: set the state bits, then the ready bit (sync_runqueues_membarrier_state
     has nothing to wait for: every CPU reads the mm's state when it needs it)."""
     mm = task.mm
@@ -151,7 +151,7 @@ def membarrier_register(task: "Task", flavour: str | None) -> int:
     return 0
 
 
-def membarrier_get_registrations(task: "Task") -> int:
+def membarrier_get_registrations(task: Task) -> int:
     state = task.mm.membarrier_state
     mask = 0
     for bits, command in REGISTRATIONS:

@@ -33,7 +33,7 @@ MAX_RW_COUNT = 0x7FFFF000
 SSIZE_MAX = (1 << 63) - 1
 
 
-def iovec_from_user(task: "Task", address: int, count: int) -> list[list[int]]:
+def iovec_from_user(task: Task, address: int, count: int) -> list[list[int]]:
     if count > UIO_MAXIOV:
         raise SyscallError(EINVAL)
     if not count:
@@ -45,7 +45,7 @@ def iovec_from_user(task: "Task", address: int, count: int) -> list[list[int]]:
     return vectors
 
 
-def import_iovec(task: "Task", address: int, count: int) -> list[list[int]]:
+def import_iovec(task: Task, address: int, count: int) -> list[list[int]]:
     """The local vector, each buffer within user space, the total capped at MAX_RW_COUNT."""
     vectors = iovec_from_user(task, address, count)
     total = 0
@@ -59,7 +59,7 @@ def import_iovec(task: "Task", address: int, count: int) -> list[list[int]]:
     return vectors
 
 
-def process_vm_rw(kernel, task: "Task", pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int, flags: int,
+def process_vm_rw(kernel, task: Task, pid: int, lvec: int, liovcnt: int, rvec: int, riovcnt: int, flags: int,
                   write: bool) -> int:
     if flags:
         raise SyscallError(EINVAL)
@@ -126,4 +126,4 @@ SYSCALLS = {
     SYS_process_vm_writev: sys_process_vm_writev,
 }
 
-__all__ = ["SYSCALLS", "EFAULT"]
+__all__ = ["EFAULT", "SYSCALLS"]

@@ -53,7 +53,7 @@ INIT_RLIMITS = {
 }
 
 
-def _default(kernel: "Kernel | None", resource: int) -> tuple[int, int]:
+def _default(kernel: Kernel | None, resource: int) -> tuple[int, int]:
     if resource in (RLIMIT_NPROC, RLIMIT_SIGPENDING):
         memory_bytes = kernel.machine.memory.size_bytes if kernel is not None else 1 << 30
         max_threads = max(20, memory_bytes // (8 * THREAD_SIZE_BYTES))
@@ -61,17 +61,17 @@ def _default(kernel: "Kernel | None", resource: int) -> tuple[int, int]:
     return INIT_RLIMITS[resource]
 
 
-def rlimit(process: "Process", resource: int, kernel: "Kernel | None" = None) -> tuple[int, int]:
+def rlimit(process: Process, resource: int, kernel: Kernel | None = None) -> tuple[int, int]:
     """(soft, hard) of ``resource`` for ``process``."""
     return process.rlimits.get(resource) or _default(kernel, resource)
 
 
-def task_rlimit(process: "Process", resource: int, kernel: "Kernel | None" = None) -> int:
+def task_rlimit(process: Process, resource: int, kernel: Kernel | None = None) -> int:
     """The soft limit (task_rlimit): what the subsystems enforce."""
     return rlimit(process, resource, kernel)[0]
 
 
-def do_prlimit(kernel: "Kernel", process: "Process", resource: int, new: tuple[int, int] | None) -> tuple[int, int]:
+def do_prlimit(kernel: Kernel, process: Process, resource: int, new: tuple[int, int] | None) -> tuple[int, int]:
     """Read (and with ``new`` replace) one limit; returns the old one. EINVAL for
     an unknown resource or soft > hard; EPERM for RLIMIT_NOFILE above nr_open
     or a raised hard limit."""

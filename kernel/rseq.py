@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING
 
 from kernel.errno import EBUSY, EFAULT, EINVAL, EPERM, SyscallError
 from kernel.mm.mm import TASK_SIZE
-
 from kernel.task import Rseq
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,7 +52,7 @@ class RseqViolation(Exception):
     """The task's rseq area or descriptor is invalid: it gets SIGSEGV."""
 
 
-def rseq_ip_fixup(kernel: "Kernel", task: "Task", registers: dict) -> None:
+def rseq_ip_fixup(kernel: Kernel, task: Task, registers: dict) -> None:
     """Move RIP to the abort handler if the task was stopped inside its critical section."""
     rseq = task.rseq
     mm = task.mm
@@ -84,7 +83,7 @@ def rseq_ip_fixup(kernel: "Kernel", task: "Task", registers: dict) -> None:
     kernel.counters["rseq_aborts"] += 1
 
 
-def mm_cid_get(kernel: "Kernel", task: "Task", cpu: int) -> int:
+def mm_cid_get(kernel: Kernel, task: Task, cpu: int) -> int:
     """The concurrency id of ``task``'s mm on ``cpu`` (mm_cid_get)."""
     mm = task.mm
     pcpu_cid = mm.pcpu_cid
@@ -112,13 +111,13 @@ def _lowest_free(pcpu_cid: dict[int, int]) -> int:
     return cid
 
 
-def mm_cid_exit(task: "Task") -> None:
+def mm_cid_exit(task: Task) -> None:
     """An exiting task gives back the id of the CPU it ran on (sched_mm_cid_exit_signals)."""
     if task.cpu is not None:
         task.mm.pcpu_cid.pop(task.cpu, None)
 
 
-def rseq_update_cpu_id(task: "Task", cpu: int, mm_cid: int) -> None:
+def rseq_update_cpu_id(task: Task, cpu: int, mm_cid: int) -> None:
     """rseq_update_cpu_node_id: cpu_id_start, cpu_id, node_id = 0, mm_cid (the
     32-byte original layout always holds them)."""
     rseq = task.rseq
@@ -128,7 +127,7 @@ def rseq_update_cpu_id(task: "Task", cpu: int, mm_cid: int) -> None:
     task.mm_cid = mm_cid
 
 
-def rseq_handle_notify_resume(kernel: "Kernel", task: "Task", registers: dict, cpu: int) -> bool:
+def rseq_handle_notify_resume(kernel: Kernel, task: Task, registers: dict, cpu: int) -> bool:
     """On return to user after preemption/migration/signal: fix up the IP, refresh cpu ids.
     Returns False when the task must die with SIGSEGV."""
     try:

@@ -60,7 +60,7 @@ def signed32(value: int) -> int:
     return value - (1 << 32) if value & (1 << 31) else value
 
 
-def find_process_by_pid(kernel: "Kernel", task: "Task", pid: int):
+def find_process_by_pid(kernel: Kernel, task: Task, pid: int):
     """The thread ``pid`` names (0: the caller), or None (find_process_by_pid)."""
     if pid == 0:
         return task
@@ -80,11 +80,11 @@ def check_same_owner(target) -> bool:
     return not getattr(target, "owned_by_root", False)
 
 
-def nr_cpu_ids(kernel: "Kernel") -> int:
+def nr_cpu_ids(kernel: Kernel) -> int:
     return len(kernel.machine.vcpus)
 
 
-def cpumask_size(kernel: "Kernel") -> int:
+def cpumask_size(kernel: Kernel) -> int:
     """Bytes of a kernel cpumask: whole longs for nr_cpu_ids bits (CPUMASK_OFFSTACK)."""
     return (nr_cpu_ids(kernel) + BITS_PER_LONG - 1) // BITS_PER_LONG * 8
 
@@ -146,9 +146,8 @@ def __sched_setscheduler(target, policy: int, priority: int, reset_on_fork: bool
         raise SyscallError(EINVAL)
     # user_check_sched_setscheduler: RLIMIT_RTPRIO = 0 and RLIMIT_NICE = 0.
     needs_privilege = False
-    if policy in RT_POLICIES:
-        if policy != target.sched_policy or priority > target.sched_priority:
-            needs_privilege = True
+    if policy in RT_POLICIES and (policy != target.sched_policy or priority > target.sched_priority):
+        needs_privilege = True
     if target.sched_policy == SCHED_IDLE and policy != SCHED_IDLE:
         needs_privilege = True           # is_nice_reduction(p, task_nice(p)) fails
     if not check_same_owner(target):
@@ -163,7 +162,7 @@ def __sched_setscheduler(target, policy: int, priority: int, reset_on_fork: bool
     return 0
 
 
-def do_sched_setscheduler(kernel: "Kernel", task: "Task", pid: int, policy: int, param: int) -> int:
+def do_sched_setscheduler(kernel: Kernel, task: Task, pid: int, policy: int, param: int) -> int:
     pid = signed32(pid)
     if not param or pid < 0:
         raise SyscallError(EINVAL)
@@ -191,7 +190,7 @@ def sys_sched_setparam(kernel, vcpu, task, pid, param, *_):
     return do_sched_setscheduler(kernel, task, pid, SETPARAM_POLICY, param)
 
 
-def sched_fork(child: "Task", parent: "Task") -> None:
+def sched_fork(child: Task, parent: Task) -> None:
     """A new task's policy (sched_fork): the parent's, or SCHED_NORMAL with
     priority 0 when the parent asked for SCHED_RESET_ON_FORK."""
     if parent.sched_reset_on_fork:
@@ -256,7 +255,6 @@ def sys_sched_yield(kernel, vcpu, task, *_):
     """Give the CPU to the next runnable task, if any (do_sched_yield)."""
     vcpu.write_register("rax", 0)
     kernel.scheduler.yield_current(vcpu)
-    return None
 
 
 SYSCALLS = {
@@ -272,4 +270,4 @@ SYSCALLS = {
     SYS_getcpu: sys_getcpu,
 }
 
-__all__ = ["SYSCALLS", "find_process_by_pid", "sched_fork", "EFAULT"]
+__all__ = ["EFAULT", "SYSCALLS", "find_process_by_pid", "sched_fork"]

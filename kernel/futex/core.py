@@ -72,7 +72,7 @@ class FutexQ:
     (futex_waitv's index). ``pi_state``: blocked on a PI futex's rt_mutex;
     ``requeue_pi_key``: sleeping in FUTEX_WAIT_REQUEUE_PI (q->rt_waiter),
     the PI futex it may be requeued to."""
-    task: "Task"
+    task: Task
     key: tuple
     bitset: int = FUTEX_BITSET_MATCH_ANY
     result: int = 0
@@ -83,7 +83,7 @@ class FutexQ:
 
 # ---- keys and user words ---------------------------------------------------
 
-def get_futex_key(task: "Task", address: int, shared: bool, write: bool = False) -> tuple:
+def get_futex_key(task: Task, address: int, shared: bool, write: bool = False) -> tuple:
     """get_futex_key: EINVAL when not 4-byte aligned, EFAULT outside user space;
     a shared key faults the page in (EFAULT if it cannot be)."""
     if address & 3:
@@ -100,11 +100,11 @@ def get_futex_key(task: "Task", address: int, shared: bool, write: bool = False)
     return ("mmshared", mm.ctx_id, address)
 
 
-def get_user_u32(mm: "MmStruct", address: int) -> int:
+def get_user_u32(mm: MmStruct, address: int) -> int:
     return struct.unpack("<I", mm.copy_from_user(address, 4))[0]
 
 
-def put_user_u32(mm: "MmStruct", address: int, value: int) -> None:
+def put_user_u32(mm: MmStruct, address: int, value: int) -> None:
     mm.copy_to_user(address, struct.pack("<I", value & 0xFFFFFFFF))
 
 
@@ -113,7 +113,7 @@ def signed32(value: int) -> int:
     return value - (1 << 32) if value & (1 << 31) else value
 
 
-def find_task_by_vpid(kernel: "Kernel", tid: int) -> "Task | None":
+def find_task_by_vpid(kernel: Kernel, tid: int) -> Task | None:
     """A live thread with this id, in any process (find_task_by_vpid)."""
     for process in kernel.processes.values():
         for thread in process.tasks:
@@ -124,12 +124,12 @@ def find_task_by_vpid(kernel: "Kernel", tid: int) -> "Task | None":
 
 # ---- queues ---------------------------------------------------------------------
 
-def futex_queue(kernel: "Kernel", q: FutexQ) -> None:
+def futex_queue(kernel: Kernel, q: FutexQ) -> None:
     kernel.futex_queues.setdefault(q.key, []).append(q)
     q.task.futex_waits.append(q)
 
 
-def _dequeue(kernel: "Kernel", q: FutexQ) -> None:
+def _dequeue(kernel: Kernel, q: FutexQ) -> None:
     queue = kernel.futex_queues.get(q.key)
     if queue is not None:
         try:
@@ -143,7 +143,7 @@ def _dequeue(kernel: "Kernel", q: FutexQ) -> None:
         pi_state_drop_waiter(kernel, q)
 
 
-def requeue_futex(kernel: "Kernel", q: FutexQ, key2: tuple) -> None:
+def requeue_futex(kernel: Kernel, q: FutexQ, key2: tuple) -> None:
     """requeue_futex: move a waiter to another key, keeping its place in its task."""
     queue = kernel.futex_queues.get(q.key)
     if queue is not None:
@@ -154,19 +154,19 @@ def requeue_futex(kernel: "Kernel", q: FutexQ, key2: tuple) -> None:
     kernel.futex_queues.setdefault(key2, []).append(q)
 
 
-def futex_unqueue_task(kernel: "Kernel", task: "Task") -> None:
+def futex_unqueue_task(kernel: Kernel, task: Task) -> None:
     for q in task.futex_waits:
         _dequeue(kernel, q)
     task.futex_waits = []
     task.futex_restart = None
 
 
-def futex_waiters(kernel: "Kernel", key: tuple) -> list[FutexQ]:
+def futex_waiters(kernel: Kernel, key: tuple) -> list[FutexQ]:
     """The waiters on ``key`` in queue order (a copy: waking edits the queue)."""
     return list(kernel.futex_queues.get(key, ()))
 
 
-def wake_futex(kernel: "Kernel", waker: "VCpu | None", q: FutexQ, result: int | None = None) -> None:
+def wake_futex(kernel: Kernel, waker: VCpu | None, q: FutexQ, result: int | None = None) -> None:
     """futex_wake_mark + wake_up_q: the task leaves every queue it waits on and
     returns ``result`` (the entry's own result by default)."""
     task = q.task
@@ -175,14 +175,14 @@ def wake_futex(kernel: "Kernel", waker: "VCpu | None", q: FutexQ, result: int | 
     kernel.scheduler.wake_up(task, waker)
 
 
-def futex_cancel_wait(kernel: "Kernel", task: "Task") -> None:
+def futex_cancel_wait(kernel: Kernel, task: Task) -> None:
     """Take ``task`` off every futex queue (timeout or exit)."""
     if task.futex_waits:
         futex_unqueue_task(kernel, task)
     task.futex_restart = None
 
 
-def futex_interrupted(kernel: "Kernel", task: "Task") -> None:
+def futex_interrupted(kernel: Kernel, task: Task) -> None:
     """A signal ends the task's sleep (send_signal already set RAX to -EINTR):
     apply the wait path's restart code. -ERESTARTNOINTR always runs the
     system call again; -ERESTARTSYS does when the handler has SA_RESTART;
@@ -206,7 +206,7 @@ def futex_interrupted(kernel: "Kernel", task: "Task") -> None:
 
 # ---- time ---------------------------------------------------------------------
 
-def read_timespec(task: "Task", address: int) -> int:
+def read_timespec(task: Task, address: int) -> int:
     """A struct __kernel_timespec in nanoseconds; EFAULT unreadable, EINVAL not
     valid (timespec64_valid: seconds >= 0, 0 <= nanoseconds < 10^9)."""
     seconds, nanoseconds = struct.unpack("<qq", task.mm.copy_from_user(address, 16))
@@ -215,7 +215,7 @@ def read_timespec(task: "Task", address: int) -> int:
     return seconds * NSEC_PER_SEC + nanoseconds
 
 
-def deadline_cycles(kernel: "Kernel", vcpu: "VCpu", timeout: tuple[int, bool] | None) -> int | None:
+def deadline_cycles(kernel: Kernel, vcpu: VCpu, timeout: tuple[int, bool] | None) -> int | None:
     """The vCPU cycle at which an absolute timeout ``(ns, realtime)`` expires;
     -1 when it already has (the hrtimer fires at once)."""
     if timeout is None:
@@ -231,7 +231,7 @@ def deadline_cycles(kernel: "Kernel", vcpu: "VCpu", timeout: tuple[int, bool] | 
     return vcpu.cycles + max(1, -(-remaining_ns * kernel.tsc_hz // NSEC_PER_SEC))
 
 
-def futex_sleep(kernel: "Kernel", vcpu: "VCpu", task: "Task", wake_cycles: int | None, restart: str) -> None:
+def futex_sleep(kernel: Kernel, vcpu: VCpu, task: Task, wake_cycles: int | None, restart: str) -> None:
     """Block the caller on the queues it joined; a waker sets RAX, a timeout gives -ETIMEDOUT."""
     task.timeout_result = -ETIMEDOUT
     task.futex_restart = restart
@@ -241,7 +241,7 @@ def futex_sleep(kernel: "Kernel", vcpu: "VCpu", task: "Task", wake_cycles: int |
 
 # ---- WAIT / WAKE ------------------------------------------------------------------
 
-def futex_wait(kernel: "Kernel", vcpu: "VCpu", task: "Task", address: int, shared: bool, value: int,
+def futex_wait(kernel: Kernel, vcpu: VCpu, task: Task, address: int, shared: bool, value: int,
                timeout: tuple[int, bool] | None, bitset: int) -> None:
     """futex_wait: sleep if the word still holds ``value`` (else -EAGAIN)."""
     if not bitset:
@@ -256,7 +256,7 @@ def futex_wait(kernel: "Kernel", vcpu: "VCpu", task: "Task", address: int, share
     futex_sleep(kernel, vcpu, task, wake_cycles, RESTART_SYS if timeout is None else RESTART_NONE)
 
 
-def futex_wake_key(kernel: "Kernel", waker: "VCpu | None", key: tuple, nr_wake: int, bitset: int) -> int:
+def futex_wake_key(kernel: Kernel, waker: VCpu | None, key: tuple, nr_wake: int, bitset: int) -> int:
     """Wake up to ``nr_wake`` waiters whose bitset matches (at least one: the
     loop tests the count after each wake-up, as futex_wake does); a PI or
     requeue-PI waiter on the key is -EINVAL."""
@@ -273,8 +273,8 @@ def futex_wake_key(kernel: "Kernel", waker: "VCpu | None", key: tuple, nr_wake: 
     return woken
 
 
-def futex_wake(kernel: "Kernel", waker: "VCpu | None", mm_or_task, address: int, nr_wake: int,
-               bitset: int = FUTEX_BITSET_MATCH_ANY, shared: bool = True, task: "Task | None" = None) -> int:
+def futex_wake(kernel: Kernel, waker: VCpu | None, mm_or_task, address: int, nr_wake: int,
+               bitset: int = FUTEX_BITSET_MATCH_ANY, shared: bool = True, task: Task | None = None) -> int:
     """FUTEX_WAKE on ``address`` of the given task's mm (the kernel's own wakes --
     clear_child_tid, robust futexes -- are shared wakes, as do_futex(FUTEX_WAKE))."""
     if task is None:
@@ -297,7 +297,7 @@ class _TaskView:
 
 # ---- REQUEUE / CMP_REQUEUE / WAKE_OP ------------------------------------------------
 
-def futex_requeue(kernel: "Kernel", vcpu: "VCpu", task: "Task", address1: int, shared: bool, address2: int,
+def futex_requeue(kernel: Kernel, vcpu: VCpu, task: Task, address1: int, shared: bool, address2: int,
                   nr_wake: int, nr_requeue: int, cmpval: int | None, requeue_pi: bool) -> int:
     """futex_requeue: wake ``nr_wake`` waiters of the first futex and move up to
     ``nr_requeue`` more to the second; the count of both. CMP_REQUEUE first
@@ -306,9 +306,8 @@ def futex_requeue(kernel: "Kernel", vcpu: "VCpu", task: "Task", address1: int, s
     for the top waiter (kernel/futex/pi.py)."""
     if nr_wake < 0 or nr_requeue < 0:
         raise SyscallError(EINVAL)
-    if requeue_pi:
-        if address1 == address2 or nr_wake != 1:
-            raise SyscallError(EINVAL)
+    if requeue_pi and (address1 == address2 or nr_wake != 1):
+        raise SyscallError(EINVAL)
     key1 = get_futex_key(task, address1, shared)
     key2 = get_futex_key(task, address2, shared, write=requeue_pi)
     if requeue_pi and key1 == key2:
@@ -342,7 +341,7 @@ def futex_requeue(kernel: "Kernel", vcpu: "VCpu", task: "Task", address1: int, s
     return task_count
 
 
-def futex_atomic_op_inuser(mm: "MmStruct", encoded_op: int, address: int) -> bool:
+def futex_atomic_op_inuser(mm: MmStruct, encoded_op: int, address: int) -> bool:
     """Apply FUTEX_WAKE_OP's operation to the word at ``address`` and compare its
     old value (futex_atomic_op_inuser, arch_futex_atomic_op_inuser). ENOSYS for
     an unknown op or comparison (the op is checked before the word changes)."""
@@ -382,7 +381,7 @@ def _sign_extend12(value: int) -> int:
     return value - 0x1000 if value & 0x800 else value
 
 
-def futex_wake_op(kernel: "Kernel", vcpu: "VCpu", task: "Task", address1: int, shared: bool, address2: int,
+def futex_wake_op(kernel: Kernel, vcpu: VCpu, task: Task, address1: int, shared: bool, address2: int,
                   nr_wake: int, nr_wake2: int, encoded_op: int) -> int:
     """futex_wake_op: atomically update the second word, wake up to ``nr_wake``
     waiters of the first and, when the comparison of the second word's old

@@ -13,8 +13,19 @@ from typing import TYPE_CHECKING
 
 from kernel.errno import EAGAIN, EINVAL, ETIMEDOUT, SyscallError
 from kernel.futex.core import (
-    RESTART_SYS, FutexQ, deadline_cycles, futex_queue, futex_requeue, futex_sleep, futex_unqueue_task,
-    futex_wait, futex_wake_key, get_futex_key, get_user_u32, read_timespec, signed32,
+    RESTART_SYS,
+    FutexQ,
+    deadline_cycles,
+    futex_queue,
+    futex_requeue,
+    futex_sleep,
+    futex_unqueue_task,
+    futex_wait,
+    futex_wake_key,
+    get_futex_key,
+    get_user_u32,
+    read_timespec,
+    signed32,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,7 +52,7 @@ def futex_validate_input(flags: int, value: int) -> bool:
     return not value >> 32
 
 
-def futex2_setup_timeout(task: "Task", address: int, clockid: int) -> tuple[int, bool] | None:
+def futex2_setup_timeout(task: Task, address: int, clockid: int) -> tuple[int, bool] | None:
     """An absolute timeout on CLOCK_MONOTONIC or CLOCK_REALTIME (else EINVAL, checked first)."""
     if not address:
         return None
@@ -51,7 +62,7 @@ def futex2_setup_timeout(task: "Task", address: int, clockid: int) -> tuple[int,
     return read_timespec(task, address), clockid == CLOCK_REALTIME
 
 
-def futex_parse_waitv(task: "Task", address: int, count: int) -> list[tuple[int, int, int]]:
+def futex_parse_waitv(task: Task, address: int, count: int) -> list[tuple[int, int, int]]:
     """(flags, val, uaddr) per entry: EFAULT unreadable, EINVAL for unknown flags,
     a non-zero __reserved, a size other than U32, or a value wider than it."""
     entries = []
@@ -87,7 +98,6 @@ def sys_futex_waitv(kernel, vcpu, task, waiters, nr_futexes, flags, timeout_addr
     for index, key in enumerate(keys):
         futex_queue(kernel, FutexQ(task, key, result=index))
     futex_sleep(kernel, vcpu, task, wake_cycles, RESTART_SYS)
-    return None
 
 
 def sys_futex_wake(kernel, vcpu, task, uaddr, mask, nr, flags, *_):
@@ -124,4 +134,4 @@ def sys_futex_requeue(kernel, vcpu, task, waiters, flags, nr_wake, nr_requeue, *
                          signed32(nr_wake), signed32(nr_requeue), val1, False)
 
 
-__all__ = ["sys_futex_waitv", "sys_futex_wake", "sys_futex_wait", "sys_futex_requeue", "futex_unqueue_task"]
+__all__ = ["futex_unqueue_task", "sys_futex_requeue", "sys_futex_wait", "sys_futex_waitv", "sys_futex_wake"]

@@ -15,9 +15,22 @@ from typing import TYPE_CHECKING
 
 from kernel.errno import EAGAIN, EDEADLK, EINVAL, EPERM, ESRCH, ETIMEDOUT, SyscallError
 from kernel.futex.core import (
-    FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS, RESTART_NOINTR, RESTART_WOULDBLOCK, FutexQ,
-    deadline_cycles, find_task_by_vpid, futex_queue, futex_sleep, futex_waiters, get_futex_key, get_user_u32,
-    put_user_u32, requeue_futex, wake_futex,
+    FUTEX_OWNER_DIED,
+    FUTEX_TID_MASK,
+    FUTEX_WAITERS,
+    RESTART_NOINTR,
+    RESTART_WOULDBLOCK,
+    FutexQ,
+    deadline_cycles,
+    find_task_by_vpid,
+    futex_queue,
+    futex_sleep,
+    futex_waiters,
+    get_futex_key,
+    get_user_u32,
+    put_user_u32,
+    requeue_futex,
+    wake_futex,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,11 +44,11 @@ if TYPE_CHECKING:  # pragma: no cover
 class PiState:
     """Owned by ``kernel.futex_pi_states[key]`` while someone waits for the lock."""
     key: tuple
-    owner: "Task | None"
+    owner: Task | None
     waiters: list = field(default_factory=list)     # FutexQ, top waiter first
 
 
-def pi_state_drop_waiter(kernel: "Kernel", q: FutexQ) -> None:
+def pi_state_drop_waiter(kernel: Kernel, q: FutexQ) -> None:
     """A waiter leaves the rt_mutex (woken, timed out, signalled, exiting);
     the last one frees the PI state (put_pi_state). FUTEX_WAITERS stays in the
     word, so the owner's unlock still enters the kernel, which clears it."""
@@ -47,7 +60,7 @@ def pi_state_drop_waiter(kernel: "Kernel", q: FutexQ) -> None:
         del kernel.futex_pi_states[pi_state.key]
 
 
-def futex_lock_pi_atomic(kernel: "Kernel", mm: "MmStruct", address: int, key: tuple, locker: "Task",
+def futex_lock_pi_atomic(kernel: Kernel, mm: MmStruct, address: int, key: tuple, locker: Task,
                          set_waiters: bool) -> tuple[bool, PiState | None]:
     """Take the lock for ``locker`` if the word has no owner (keeping
     OWNER_DIED), else set FUTEX_WAITERS and attach to the owner's PI state.
@@ -72,12 +85,12 @@ def futex_lock_pi_atomic(kernel: "Kernel", mm: "MmStruct", address: int, key: tu
     return False, pi_state
 
 
-def _discard_if_unused(kernel: "Kernel", pi_state: PiState | None) -> None:
+def _discard_if_unused(kernel: Kernel, pi_state: PiState | None) -> None:
     if pi_state is not None and not pi_state.waiters and kernel.futex_pi_states.get(pi_state.key) is pi_state:
         del kernel.futex_pi_states[pi_state.key]
 
 
-def futex_lock_pi(kernel: "Kernel", vcpu: "VCpu", task: "Task", address: int, shared: bool,
+def futex_lock_pi(kernel: Kernel, vcpu: VCpu, task: Task, address: int, shared: bool,
                   timeout: tuple[int, bool] | None, trylock: bool) -> int | None:
     """FUTEX_LOCK_PI / LOCK_PI2 / TRYLOCK_PI: 0 with the lock taken; TRYLOCK_PI
     on a held lock is -EWOULDBLOCK (FUTEX_WAITERS is left set, as Linux
@@ -101,7 +114,7 @@ def futex_lock_pi(kernel: "Kernel", vcpu: "VCpu", task: "Task", address: int, sh
     return None
 
 
-def _hand_over(kernel: "Kernel", waker: "VCpu | None", pi_state: PiState, owner_died: bool) -> None:
+def _hand_over(kernel: Kernel, waker: VCpu | None, pi_state: PiState, owner_died: bool) -> None:
     """Give the lock to the top waiter (wake_futex_pi / fixup_pi_state_owner):
     the word becomes FUTEX_WAITERS | its TID (| OWNER_DIED after a death) and
     it returns 0 from its lock call."""
@@ -113,7 +126,7 @@ def _hand_over(kernel: "Kernel", waker: "VCpu | None", pi_state: PiState, owner_
     wake_futex(kernel, waker, q, 0)
 
 
-def futex_unlock_pi(kernel: "Kernel", vcpu: "VCpu", task: "Task", address: int, shared: bool) -> int:
+def futex_unlock_pi(kernel: Kernel, vcpu: VCpu, task: Task, address: int, shared: bool) -> int:
     """FUTEX_UNLOCK_PI: only the owner may unlock (EPERM); the top waiter gets
     the lock, or the word becomes 0."""
     uval = get_user_u32(task.mm, address)
@@ -128,7 +141,7 @@ def futex_unlock_pi(kernel: "Kernel", vcpu: "VCpu", task: "Task", address: int, 
     return 0
 
 
-def futex_wait_requeue_pi(kernel: "Kernel", vcpu: "VCpu", task: "Task", address: int, shared: bool, value: int,
+def futex_wait_requeue_pi(kernel: Kernel, vcpu: VCpu, task: Task, address: int, shared: bool, value: int,
                           timeout: tuple[int, bool] | None, bitset: int, address2: int) -> None:
     """FUTEX_WAIT_REQUEUE_PI: wait on a plain futex until FUTEX_CMP_REQUEUE_PI
     moves the waiter onto the PI futex at ``address2``; returns 0 holding it."""
@@ -147,7 +160,7 @@ def futex_wait_requeue_pi(kernel: "Kernel", vcpu: "VCpu", task: "Task", address:
     futex_sleep(kernel, vcpu, task, wake_cycles, RESTART_NOINTR)
 
 
-def futex_proxy_trylock_atomic(kernel: "Kernel", vcpu: "VCpu", task: "Task", address2: int, key1: tuple,
+def futex_proxy_trylock_atomic(kernel: Kernel, vcpu: VCpu, task: Task, address2: int, key1: tuple,
                                key2: tuple, nr_requeue: int) -> tuple[int, PiState | None]:
     """Try to take the PI futex for the top waiter of the first futex; (1, None)
     when it got it (and was woken), else (0, the PI state others will block on)."""
@@ -166,7 +179,7 @@ def futex_proxy_trylock_atomic(kernel: "Kernel", vcpu: "VCpu", task: "Task", add
     return 0, pi_state
 
 
-def requeue_pi_waiter(kernel: "Kernel", vcpu: "VCpu", task: "Task", q: FutexQ, key2: tuple, address2: int,
+def requeue_pi_waiter(kernel: Kernel, vcpu: VCpu, task: Task, q: FutexQ, key2: tuple, address2: int,
                       pi_state: PiState | None) -> PiState:
     """Move a FUTEX_WAIT_REQUEUE_PI waiter onto the PI futex's rt_mutex
     (rt_mutex_start_proxy_lock + requeue_futex). When the top waiter was just
@@ -185,7 +198,7 @@ def requeue_pi_waiter(kernel: "Kernel", vcpu: "VCpu", task: "Task", q: FutexQ, k
     return pi_state
 
 
-def exit_pi_state_list(kernel: "Kernel", task: "Task", waker: "VCpu | None") -> None:
+def exit_pi_state_list(kernel: Kernel, task: Task, waker: VCpu | None) -> None:
     """The exiting task owned contended PI futexes: each goes to its top waiter
     with FUTEX_OWNER_DIED set (exit_pi_state_list + fixup_pi_state_owner)."""
     for pi_state in [state for state in kernel.futex_pi_states.values() if state.owner is task]:

@@ -19,8 +19,15 @@ from typing import TYPE_CHECKING
 
 from kernel.errno import EFAULT, EINVAL, EPERM, ESRCH, SyscallError
 from kernel.futex.core import (
-    FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS, find_task_by_vpid, futex_cancel_wait, futex_wake,
-    get_user_u32, put_user_u32, signed32,
+    FUTEX_OWNER_DIED,
+    FUTEX_TID_MASK,
+    FUTEX_WAITERS,
+    find_task_by_vpid,
+    futex_cancel_wait,
+    futex_wake,
+    get_user_u32,
+    put_user_u32,
+    signed32,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,13 +60,13 @@ def sys_get_robust_list(kernel, vcpu, task, pid, head_ptr, len_ptr, *_):
     return 0
 
 
-def _fetch_robust_entry(task: "Task", address: int) -> tuple[int, bool]:
+def _fetch_robust_entry(task: Task, address: int) -> tuple[int, bool]:
     """A list pointer: the entry address and its PI bit (fetch_robust_entry)."""
     value = task.mm.get_user_u64(address)
     return value & ~1 & MASK64, bool(value & 1)
 
 
-def handle_futex_death(kernel: "Kernel", waker: "VCpu | None", task: "Task", address: int, pi: bool,
+def handle_futex_death(kernel: Kernel, waker: VCpu | None, task: Task, address: int, pi: bool,
                        pending: bool) -> bool:
     """Mark one futex the dying ``task`` holds; False stops the walk (a fault)."""
     if address & 3:
@@ -80,7 +87,7 @@ def handle_futex_death(kernel: "Kernel", waker: "VCpu | None", task: "Task", add
     return True
 
 
-def exit_robust_list(kernel: "Kernel", waker: "VCpu | None", task: "Task") -> None:
+def exit_robust_list(kernel: Kernel, waker: VCpu | None, task: Task) -> None:
     head = task.robust_list_head
     if not head:
         return
@@ -99,9 +106,9 @@ def exit_robust_list(kernel: "Kernel", waker: "VCpu | None", task: "Task") -> No
             fetched = True
         except SyscallError:
             fetched = False
-        if entry != pending:
-            if not handle_futex_death(kernel, waker, task, (entry + futex_offset) & MASK64, pi, pending=False):
-                return
+        if entry != pending and not handle_futex_death(kernel, waker, task, (entry + futex_offset) & MASK64,
+                                                        pi, pending=False):
+            return
         if not fetched:
             return
         entry, pi = next_entry, next_pi
@@ -112,7 +119,7 @@ def exit_robust_list(kernel: "Kernel", waker: "VCpu | None", task: "Task") -> No
         handle_futex_death(kernel, waker, task, (pending + futex_offset) & MASK64, pending_pi, pending=True)
 
 
-def futex_exit_release(kernel: "Kernel", task: "Task", waker: "VCpu | None") -> None:
+def futex_exit_release(kernel: Kernel, task: Task, waker: VCpu | None) -> None:
     """The futex work of an exiting thread (futex_exit_release, from mm_release):
     leave any wait, walk the robust list, hand over owned PI futexes."""
     futex_cancel_wait(kernel, task)
@@ -123,4 +130,4 @@ def futex_exit_release(kernel: "Kernel", task: "Task", waker: "VCpu | None") -> 
     exit_pi_state_list(kernel, task, waker)
 
 
-__all__ = ["sys_set_robust_list", "sys_get_robust_list", "futex_exit_release", "EFAULT"]
+__all__ = ["EFAULT", "futex_exit_release", "sys_get_robust_list", "sys_set_robust_list"]

@@ -20,7 +20,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from emu.memory import PAGE_SIZE
-from kernel.errno import EACCES, EEXIST, EIDRM, EINVAL, ENOENT, ENOMEM, ENOSPC, EPERM, SyscallError
+from kernel.errno import (
+    EACCES,
+    EEXIST,
+    EIDRM,
+    EINVAL,
+    ENOENT,
+    ENOMEM,
+    ENOSPC,
+    EPERM,
+    SyscallError,
+)
 from kernel.exec import GUEST_GID, GUEST_UID
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE
 from kernel.mm.mm import MAP_SHARED, MMAP_MIN_ADDR, TASK_SIZE, page_align_up
@@ -57,7 +67,7 @@ SHM_INFO_BYTES = 48
 class ShmSegment:
     """struct shmid_kernel. ``frames``: page index -> physical frame (one
     reference held by the segment); ``nattch``: VMAs mapping it."""
-    kernel: "Kernel"
+    kernel: Kernel
     id: int
     key: int
     size_bytes: int
@@ -88,10 +98,10 @@ class ShmSegment:
             self.frames[index] = frame
         return frame
 
-    def vma_open(self, mm: "MmStruct", vma: "VMA") -> None:
+    def vma_open(self, mm: MmStruct, vma: VMA) -> None:
         self.nattch += 1
 
-    def vma_close(self, mm: "MmStruct", vma: "VMA") -> None:
+    def vma_close(self, mm: MmStruct, vma: VMA) -> None:
         """shm_close: one VMA fewer; the last one destroys a removed segment."""
         self.nattch -= 1
         ns = shm_namespace(self.kernel)
@@ -112,7 +122,7 @@ class ShmSegment:
 class ShmNamespace:
     """The IPC namespace's shm ids (struct ipc_ids)."""
 
-    def __init__(self, kernel: "Kernel"):
+    def __init__(self, kernel: Kernel):
         self.kernel = kernel
         self.segments: dict[int, ShmSegment] = {}     # index -> segment
         self.seq = 0
@@ -164,7 +174,7 @@ class ShmNamespace:
         segment.frames.clear()
 
 
-def shm_namespace(kernel: "Kernel") -> ShmNamespace:
+def shm_namespace(kernel: Kernel) -> ShmNamespace:
     ns = getattr(kernel, "ipc_shm", None)
     if ns is None:
         ns = kernel.ipc_shm = ShmNamespace(kernel)
@@ -195,7 +205,7 @@ def signed32(value: int) -> int:
 
 # ---- shmget -----------------------------------------------------------------------
 
-def newseg(kernel: "Kernel", task: "Task", key: int, size: int, shmflg: int) -> int:
+def newseg(kernel: Kernel, task: Task, key: int, size: int, shmflg: int) -> int:
     ns = shm_namespace(kernel)
     if size < SHMMIN or size > SHMMAX:
         raise SyscallError(EINVAL)
