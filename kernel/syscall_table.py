@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from kernel import futex, ldt, membarrier, process_vm, resource, rseq, sched_syscalls, syscalls
-from kernel.ipc import shm
+from kernel import (
+    futex,
+    ldt,
+    membarrier,
+    process_vm,
+    resource,
+    rseq,
+    sched_syscalls,
+    syscalls,
+)
 from kernel.errno import ENOMEM, ENOSYS, SyscallError
+from kernel.ipc import shm
 from kernel.mm.frames import OutOfMemory
 from kernel.sigframe import deliver_pending_signals
 from kernel.syscalls import ARG_REGISTERS, MASK64

@@ -70,7 +70,7 @@ class VMA:
     backing: object = None
     pgoff: int = 0
 
-    def piece(self, start: int, end: int) -> "VMA":
+    def piece(self, start: int, end: int) -> VMA:
         """The part [start, end) of this VMA (split_vma), same backing at the matching offset."""
         return VMA(start, end, self.prot, self.flags, self.name, self.accounted, self.backing,
                    self.pgoff + (start - self.start) // PAGE_SIZE)
