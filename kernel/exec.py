@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from emu.memory import PAGE_SIZE
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, ProgramImage, Segment
 from kernel.mm.frames import FrameAllocator
+from kernel.rseq import RSEQ_ALIGN, RSEQ_FEATURE_SIZE
 from kernel.mm.mm import (
     MAP_ANONYMOUS, MAP_GROWSDOWN, MAP_PRIVATE, STACK_LIMIT_BYTES, STACK_TOP, MmStruct,
     page_align_down, page_align_up,
@@ -23,6 +24,7 @@ from kernel.mm.mm import (
 AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
 AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
 AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 23, 25, 26, 31, 51
+AT_RSEQ_FEATURE_SIZE, AT_RSEQ_ALIGN = 27, 28
 
 PLATFORM = b"x86_64"
 # Where the kernel puts synthesized ELF headers for images without their own
@@ -122,7 +124,10 @@ def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str],
         (AT_BASE, 0), (AT_FLAGS, 0), (AT_ENTRY, image.entry),
         (AT_UID, GUEST_UID), (AT_EUID, GUEST_UID), (AT_GID, GUEST_GID), (AT_EGID, GUEST_GID),
         (AT_SECURE, 0), (AT_RANDOM, random_addr), (AT_HWCAP2, hwcap2),
-        (AT_EXECFN, execfn_addr), (AT_PLATFORM, platform_addr), (AT_MINSIGSTKSZ, minsigstksz),
+        (AT_EXECFN, execfn_addr), (AT_PLATFORM, platform_addr),
+        # create_elf_tables: offsetof(struct rseq, end) and __alignof__(struct rseq).
+        (AT_RSEQ_FEATURE_SIZE, RSEQ_FEATURE_SIZE), (AT_RSEQ_ALIGN, RSEQ_ALIGN),
+        (AT_MINSIGSTKSZ, minsigstksz),
         (AT_NULL, 0),
     ]
     words = [len(argv), *arg_addrs, 0, *env_addrs, 0]

@@ -32,6 +32,7 @@ from kernel import fpu, signals
 from kernel.errno import EINVAL, ENOMEM, EPERM, SyscallError
 from kernel.mm.frames import OutOfMemory
 from kernel.mm.mm import MAP_SHARED, TASK_SIZE, MmStruct
+from kernel.sched_syscalls import sched_fork
 from kernel.task import Process, Task, allocate_pid
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,10 +68,12 @@ def dup_mmap(kernel: "Kernel", parent_mm: MmStruct) -> tuple[MmStruct, tuple[int
     child.tlb_flush_hook = parent_mm.tlb_flush_hook
     child.code_change_hook = parent_mm.code_change_hook
     child.start_brk, child.brk = parent_mm.start_brk, parent_mm.brk
+    child.ldt = list(parent_mm.ldt) if parent_mm.ldt else None     # ldt_dup_context
+    child.membarrier_state = parent_mm.membarrier_state           # dup_mm copies the mm, registrations included
     write_protected = []
     try:
         for vma in parent_mm.vmas:
-            child.add_vma(vma.start, vma.end, vma.prot, vma.flags, vma.name)
+            child.add_vma(vma.start, vma.end, vma.prot, vma.flags, vma.name, vma.backing, vma.pgoff)
             shared = bool(vma.flags & MAP_SHARED)
             if shared:
                 for page in range(vma.start, vma.end, PAGE_SIZE):
@@ -142,13 +145,12 @@ def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, 
         pid=pid, mm=mm, exe_path=parent.exe_path, exe_location=parent.exe_location,
         fpu_permission=replace(parent.fpu_permission),     # fpu_inherit_perms
         sigactions=parent.sigactions if flags & CLONE_SIGHAND else dict(parent.sigactions),
-        # membarrier registration is per mm (mm->membarrier_state).
-        membarrier_registered=parent.membarrier_registered if flags & CLONE_VM else set(),
         parent=real_parent, exit_signal=exit_signal,
         # files_struct: shared with CLONE_FILES, else copied (dup_fd); fs_struct copied.
         files=parent.files.share() if flags & CLONE_FILES else parent.files.copy(),
         cwd=parent.cwd, umask=parent.umask, cred=replace(parent.cred) if parent.cred is not None else None,
-        comm=parent.comm)
+        comm=parent.comm,
+        rlimits=dict(parent.rlimits))                       # copy_signal: signal->rlim
     # The alternate signal stack is dropped for CLONE_VM without CLONE_VFORK
     # (it would be shared); rseq is dropped with CLONE_VM (rseq_fork).
     keeps_altstack = flags & VFORK_FLAGS != CLONE_VM
@@ -158,6 +160,7 @@ def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, 
                  sigaltstack=parent_task.sigaltstack if keeps_altstack else None,
                  rseq=None if flags & CLONE_VM or parent_task.rseq is None else replace(parent_task.rseq))
     child.state = "sleeping"
+    sched_fork(child, parent_task)
     child_process.tasks.append(child)
     kernel.xstate_alloc.task_created(vcpu, child)      # the allocation policy may size the buffer
     fpu_clone(kernel, vcpu, child.fpstate)

@@ -26,7 +26,7 @@ from kernel.loader import load_program
 from kernel.mm.frames import FrameAllocator, OutOfMemory
 from kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
 from kernel.mm.tlb import TlbManager
-from kernel.rseq import rseq_handle_notify_resume
+from kernel.rseq import mm_cid_exit, rseq_handle_notify_resume
 from kernel.sched import Scheduler
 from kernel.sigframe import SigInfo, deliver_pending_signals, force_sig_fault
 from kernel.task import (
@@ -143,7 +143,8 @@ class Kernel:
             dispatch_syscall,  # kernel.syscalls imports this module
         )
         self._dispatch_syscall = dispatch_syscall
-        self.futex_queues: dict = {}
+        self.futex_queues: dict = {}        # key -> [FutexQ] (kernel/futex/core.py)
+        self.futex_pi_states: dict = {}     # key -> PiState of a contended PI futex (kernel/futex/pi.py)
         # System calls only some command lines enable (number -> handler).
         self.optional_syscalls: dict = {}
         cpu_opv.cpu_opv_setup(self, self.params["cpu_opv"])
@@ -241,10 +242,11 @@ class Kernel:
             deliver_pending_signals(self, vcpu, task)
 
     def timeout_expired_silently(self, task: Task) -> None:
-        """Take a sleeping task off its futex queue, wait and timer without touching RAX."""
-        from kernel.futex import futex_cancel_wait
+        """A signal ends a sleep: take the task off its futex queues (applying the
+        futex wait's restart code to RAX), wait and timer."""
+        from kernel.futex import futex_interrupted
+        futex_interrupted(self, task)
         from kernel.wait import cancel_wait
-        futex_cancel_wait(self, task)
         cancel_wait(task)
         task.wake_cycles = None
         task.wait_request = None
@@ -272,11 +274,12 @@ class Kernel:
 
     def exit_task(self, task: Task, vcpu: VCpu | None = None) -> None:
         """do_exit for one thread: clear_child_tid + futex wake (mm_release), leave the CPU."""
-        from kernel.futex import futex_cancel_wait, futex_wake
+        from kernel.futex import futex_exit_release, futex_wake
         from kernel.wait import cancel_wait
-        futex_cancel_wait(self, task)
         cancel_wait(task)
         self.scheduler.dequeue(task)
+        # mm_release: robust futexes and PI futexes first, then clear_child_tid.
+        futex_exit_release(self, task, vcpu)
         if task.clear_child_tid and task.process.exit_status is None:
             try:
                 task.mm.copy_to_user(task.clear_child_tid, bytes(4))
@@ -285,6 +288,7 @@ class Kernel:
                 pass
         task.state = TASK_EXITED
         fpu.fpstate_free(self, vcpu if vcpu is not None else self.machine.vcpus[task.last_cpu or 0], task)
+        mm_cid_exit(task)
         cpu = task.cpu
         if cpu is not None:
             self.current[cpu] = None
@@ -322,6 +326,10 @@ class Kernel:
             # The run ends here: the buffers die with the machine.
             self.machine.stop()
             return
+        from kernel.futex import futex_exit_release
+        for task in exited_tasks:
+            # mm_release's futex_exit_release: robust and PI futexes other processes may share.
+            futex_exit_release(self, task, self.this_cpu)
         for task in process.tasks:
             fpu.fpstate_free(self, self.machine.vcpus[task.last_cpu or 0], task)
         # do_exit's order: exit_mm -- this CPU stays on the dying mm as a lazy

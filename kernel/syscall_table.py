@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from kernel import (
-    cred, eventfd, eventpoll, execve, fcntl, file, ioport, open as open_calls, pipe, prctl, ptrace, read_write,
-    readdir, select, signal_calls, socket, stat, syscalls, timerfd,
+    cred, eventfd, eventpoll, execve, fcntl, file, futex, ioport, ldt, membarrier, open as open_calls, pipe, prctl,
+    process_vm, ptrace, read_write, readdir, resource, rseq, sched_syscalls, select, signal_calls, socket, stat,
+    syscalls, timerfd,
 )
 from kernel.errno import ENOMEM, ENOSYS, SyscallError
+from kernel.ipc import shm
 from kernel.mm.frames import OutOfMemory
 from kernel.sigframe import deliver_pending_signals
 from kernel.syscalls import ARG_REGISTERS, MASK64
@@ -47,6 +49,14 @@ SUBSYSTEMS = (
     signal_calls,    # pause, rt_sigpending
     ioport,          # iopl, ioperm
     ptrace,
+    futex,
+    membarrier,
+    sched_syscalls,
+    resource,
+    rseq,
+    shm,
+    process_vm,
+    ldt,
 )
 
 

@@ -13,22 +13,20 @@ from typing import TYPE_CHECKING, Callable
 
 from emu.memory import PAGE_SIZE
 from kernel.errno import (
-    EBUSY, EEXIST, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM, ESRCH, SyscallError,
+    EEXIST, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM, ESRCH, SyscallError,
 )
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE
 from kernel.mm.mm import (
     MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, MMAP_MIN_ADDR, TASK_SIZE,
     page_align_up,
 )
-from kernel import fpu, futex
+from kernel import fpu
 from kernel.exit import sys_wait4, sys_waitid
 from kernel.fork import sys_fork, sys_vfork
-from kernel.rseq import rseq_update_cpu_id
 from kernel.sigframe import (
     SI_TKILL, SI_USER, SigAction, SigInfo, send_signal, sys_rt_sigreturn,
     sys_sigaltstack,
 )
-from kernel.task import Rseq
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -306,13 +304,6 @@ def sys_set_tid_address(k, vcpu, task, tidptr, *_):
     return task.tid
 
 
-def sys_set_robust_list(k, vcpu, task, head, length, *_):
-    if length != 24:   # sizeof(struct robust_list_head)
-        raise SyscallError(EINVAL)
-    task.robust_list_head, task.robust_list_len = head, length
-    return 0
-
-
 def sys_arch_prctl(k, vcpu, task, code, addr, *_):
     if code == ARCH_SET_FS:
         if addr >= TASK_SIZE:
@@ -337,22 +328,6 @@ def sys_arch_prctl(k, vcpu, task, code, addr, *_):
     raise SyscallError(EINVAL)
 
 
-def sys_prlimit64(k, vcpu, task, pid, resource, new_limit, old_limit, *_):
-    if pid not in (0, task.pid):
-        raise SyscallError(ESRCH)
-    limits = {RLIMIT_STACK: (8 << 20, RLIM_INFINITY), RLIMIT_NOFILE: (1024, 4096)}
-    if resource >= 16:
-        raise SyscallError(EINVAL)
-    current = limits.get(resource, (RLIM_INFINITY, RLIM_INFINITY))
-    if old_limit:
-        task.mm.copy_to_user(old_limit, struct.pack("<QQ", *current))
-    return 0
-
-
-def sys_getrlimit(k, vcpu, task, resource, old_limit, *_):
-    return sys_prlimit64(k, vcpu, task, 0, resource, 0, old_limit)
-
-
 def sys_uname(k, vcpu, task, buf, *_):
     fields = (b"Linux", b"emu", b"6.1.0-emu", b"#1 SMP PREEMPT_DYNAMIC", b"x86_64", b"(none)")
     task.mm.copy_to_user(buf, b"".join(f.ljust(65, b"\0") for f in fields))
@@ -367,33 +342,6 @@ def sys_getrandom(k, vcpu, task, buf, count, flags, *_):
     data = k.guest_random.randbytes(count)
     task.mm.copy_to_user(buf, data)
     return count
-
-
-def sys_rseq(k, vcpu, task, address, length, flags, signature, *_):
-    length &= 0xFFFFFFFF
-    signature &= 0xFFFFFFFF
-    if flags & RSEQ_FLAG_UNREGISTER:
-        if task.rseq is None or task.rseq.address != address:
-            raise SyscallError(EINVAL)
-        if task.rseq.signature != signature:
-            raise SyscallError(EPERM)
-        task.mm.copy_to_user(address + 4, struct.pack("<I", RSEQ_CPU_ID_UNINITIALIZED))
-        task.rseq = None
-        return 0
-    if flags:
-        raise SyscallError(EINVAL)
-    if task.rseq is not None:
-        if task.rseq.address != address or task.rseq.length != length:
-            raise SyscallError(EINVAL)
-        if task.rseq.signature != signature:
-            raise SyscallError(EPERM)
-        raise SyscallError(EBUSY)
-    if address & 31 or length < RSEQ_MIN_LENGTH:
-        raise SyscallError(EINVAL)
-    task.mm.copy_from_user(address, RSEQ_MIN_LENGTH)   # EFAULT if not accessible
-    task.rseq = Rseq(address, length, signature)
-    rseq_update_cpu_id(task, vcpu.index)
-    return 0
 
 
 def sys_rt_sigaction(k, vcpu, task, signo, act, oldact, sigsetsize, *_):
@@ -446,108 +394,6 @@ def sys_sysinfo(k, vcpu, task, info, *_):
     return 0
 
 
-# membarrier commands (include/uapi/linux/membarrier.h)
-MEMBARRIER_CMD_QUERY = 0
-MEMBARRIER_CMD_GLOBAL = 1
-MEMBARRIER_CMD_PRIVATE_EXPEDITED = 8
-MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED = 16
-MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ = 128
-MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ = 256
-MEMBARRIER_SUPPORTED = (MEMBARRIER_CMD_GLOBAL | MEMBARRIER_CMD_PRIVATE_EXPEDITED
-                        | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED | MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ
-                        | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ)
-
-
-def sys_membarrier(k, vcpu, task, command, flags, cpu_id, *_):
-    """membarrier(2) (kernel/sched/membarrier.c): the expedited commands IPI every
-    other CPU running this mm and wait for them; the RSEQ flavour also restarts
-    rseq critical sections running there."""
-    process = task.process
-    if command == MEMBARRIER_CMD_QUERY:
-        return MEMBARRIER_SUPPORTED
-    if flags:
-        raise SyscallError(EINVAL)
-    if command == MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED:
-        process.membarrier_registered.add("expedited")
-        return 0
-    if command == MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ:
-        process.membarrier_registered.add("rseq")
-        return 0
-    if command in (MEMBARRIER_CMD_PRIVATE_EXPEDITED, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_GLOBAL):
-        rseq = command == MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ
-        if command != MEMBARRIER_CMD_GLOBAL and ("rseq" if rseq else "expedited") not in process.membarrier_registered:
-            raise SyscallError(EPERM)
-        targets = [cpu for cpu, current in enumerate(k.current)
-                   if current is not None and current.mm is task.mm and cpu != vcpu.index]
-
-        def ipi_membarrier(target_vcpu):
-            running = k.current[target_vcpu.index]
-            if rseq and running is not None and running.rseq is not None:
-                # rseq_preempt on the interrupted task: its critical section restarts.
-                running.registers = target_vcpu.save_user_registers()
-                running.rseq_event_pending = True
-                from kernel.rseq import rseq_handle_notify_resume
-                if rseq_handle_notify_resume(k, running, running.registers, target_vcpu.index):
-                    target_vcpu.write_register("rip", running.registers["rip"])
-        k.counters["membarriers"] += 1
-        vcpu.write_register("rax", 0)
-        k.smp_call_function_many(vcpu, targets, ipi_membarrier, wait=True)
-        return 0
-    raise SyscallError(EINVAL)
-
-
-def _thread(k, task, pid):
-    pid = signed32(pid)
-    if pid == 0:
-        return task
-    for process in k.processes.values():
-        for thread in process.tasks:
-            if thread.tid == pid and thread.state != "exited":
-                return thread
-    raise SyscallError(ESRCH)
-
-
-def sys_sched_getaffinity(k, vcpu, task, pid, size, mask, *_):
-    cpus = len(k.machine.vcpus)
-    nbytes = max(8, (cpus + 63) // 64 * 8)
-    if size < nbytes or size & 7:
-        raise SyscallError(EINVAL)
-    target = _thread(k, task, pid)
-    allowed = (1 << cpus) - 1 if target.affinity is None else target.affinity
-    task.mm.copy_to_user(mask, allowed.to_bytes(nbytes, "little"))
-    return nbytes
-
-
-def sys_sched_setaffinity(k, vcpu, task, pid, size, mask, *_):
-    """Restrict a thread to a set of CPUs; a running thread outside it moves at once."""
-    cpus = len(k.machine.vcpus)
-    raw = task.mm.copy_from_user(mask, min(size, 128))
-    allowed = int.from_bytes(raw, "little") & ((1 << cpus) - 1)
-    if not allowed:
-        raise SyscallError(EINVAL)
-    target = _thread(k, task, pid)
-    target.affinity = allowed
-    vcpu.write_register("rax", 0)
-    if k.scheduler.affinity_changed(vcpu, target):
-        return None                     # the caller moved to an allowed CPU
-    return 0
-
-
-def sys_getcpu(k, vcpu, task, cpu_address, node_address, *_):
-    if cpu_address:
-        task.mm.copy_to_user(cpu_address, struct.pack("<I", vcpu.index))
-    if node_address:
-        task.mm.copy_to_user(node_address, struct.pack("<I", 0))
-    return 0
-
-
-def sys_sched_yield(k, vcpu, task, *_):
-    """Give the CPU to the next runnable task, if any (do_sched_yield)."""
-    vcpu.write_register("rax", 0)
-    k.scheduler.yield_current(vcpu)
-    return None
-
-
 def sys_exit(k, vcpu, task, status, *_):
     """exit(2) of the calling thread; the last thread out ends the process."""
     process = task.process
@@ -588,6 +434,8 @@ def do_clone(k, vcpu, task, flags, stack_pointer, parent_tid, child_tid, tls, ex
                  fpstate=fpu.new_task_fpstate(k.fpu_config), signal_mask=task.signal_mask,
                  affinity=task.affinity)       # dup_task_struct copies cpus_mask
     child.state = "sleeping"
+    from kernel.sched_syscalls import sched_fork
+    sched_fork(child, task)
     if flags & CLONE_PARENT_SETTID:
         task.mm.copy_to_user(parent_tid, struct.pack("<I", child.tid))
     if flags & CLONE_CHILD_SETTID:
@@ -764,7 +612,6 @@ SYSCALLS: dict[int, Callable] = {
     SYS_brk: sys_brk,
     SYS_rt_sigaction: sys_rt_sigaction,
     SYS_rt_sigprocmask: sys_rt_sigprocmask,
-    SYS_sched_yield: sys_sched_yield,
     SYS_mremap: sys_mremap,
     SYS_madvise: sys_madvise,
     SYS_nanosleep: sys_nanosleep,
@@ -773,25 +620,19 @@ SYSCALLS: dict[int, Callable] = {
     SYS_kill: sys_kill,
     SYS_uname: sys_uname,
     SYS_gettimeofday: sys_gettimeofday,
-    SYS_getrlimit: sys_getrlimit,
     SYS_getppid: sys_getppid,
     SYS_sigaltstack: sys_sigaltstack,
     SYS_rt_sigreturn: sys_rt_sigreturn,
-    SYS_membarrier: sys_membarrier,
     SYS_arch_prctl: sys_arch_prctl,
     SYS_gettid: sys_gettid,
     SYS_tkill: sys_tkill,
     SYS_time: sys_time,
-    SYS_futex: futex.sys_futex,
     SYS_clone: sys_clone,
     SYS_clone3: sys_clone3,
     SYS_fork: sys_fork,
     SYS_vfork: sys_vfork,
     SYS_wait4: sys_wait4,
     SYS_waitid: sys_waitid,
-    SYS_sched_getaffinity: sys_sched_getaffinity,
-    SYS_sched_setaffinity: sys_sched_setaffinity,
-    SYS_getcpu: sys_getcpu,
     SYS_sysinfo: sys_sysinfo,
     SYS_set_tid_address: sys_set_tid_address,
     SYS_clock_gettime: sys_clock_gettime,
@@ -799,8 +640,5 @@ SYSCALLS: dict[int, Callable] = {
     SYS_clock_nanosleep: sys_clock_nanosleep,
     SYS_exit_group: sys_exit_group,
     SYS_tgkill: sys_tgkill,
-    SYS_set_robust_list: sys_set_robust_list,
-    SYS_prlimit64: sys_prlimit64,
     SYS_getrandom: sys_getrandom,
-    SYS_rseq: sys_rseq,
 }

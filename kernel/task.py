@@ -36,7 +36,9 @@ class Process:
     killed_by_signal: int | None = None
     fpu_permission: object = None          # kernel.fpu.FpuPermission, process-wide
     sigactions: dict = field(default_factory=dict)   # signo -> raw struct sigaction bytes
-    membarrier_registered: set = field(default_factory=set)   # "expedited", "rseq"
+    # Resource limits (kernel/resource.py): resource number -> (soft, hard),
+    # shared by the threads, inherited by fork (signal->rlim).
+    rlimits: dict = field(default_factory=dict)
     # Process tree (kernel/fork.py, kernel/exit.py): ``parent`` is None for the
     # first process and for orphans (their exit is reaped at once, as init
     # would). ``exit_signal`` goes to the parent at exit (SIGCHLD for fork).
@@ -79,6 +81,10 @@ class Task:
     clear_child_tid: int = 0
     robust_list_head: int = 0
     robust_list_len: int = 0
+    # Futex state (kernel/futex/): the queue entries the task sleeps on and how
+    # a signal ends that sleep (a RESTART_* mode of kernel/futex/core.py).
+    futex_waits: list = field(default_factory=list)
+    futex_restart: str | None = None
     rseq: Rseq | None = None
     rseq_cpu_written: int | None = None   # CPU number last written to the rseq area
     rseq_event_pending: bool = False      # preempted/migrated/signalled since last return to user
@@ -88,6 +94,12 @@ class Task:
     # CPUs it may run on (None: all; sched_setaffinity).
     last_cpu: int | None = None
     affinity: int | None = None
+    # Policy and RT priority (kernel/sched_syscalls.py); recorded, not used by the scheduler.
+    sched_policy: int = 0
+    sched_priority: int = 0
+    sched_reset_on_fork: bool = False
+    # rseq's mm_cid as last written to the rseq area (kernel/rseq.py).
+    mm_cid: int | None = None
     wake_cycles: int | None = None
     runqueue_cpu: int | None = None        # the CPU whose run queue holds the task, if queued
     # Kernel work to run on the CPU the task was pushed to, before it returns

@@ -64,6 +64,16 @@ class VMA:
     flags: int
     name: str = ""
     accounted: bool = False     # charged to the commitment (VM_ACCOUNT), see FrameAllocator
+    # A shared object whose pages this VMA maps (vm_file: a SysV segment,
+    # kernel/ipc/shm.py), from its page ``pgoff`` on. It provides the frames
+    # (``get_frame(index)``) and counts the VMAs mapping it (vm_ops open/close).
+    backing: object = None
+    pgoff: int = 0
+
+    def piece(self, start: int, end: int) -> VMA:
+        """The part [start, end) of this VMA (split_vma), same backing at the matching offset."""
+        return VMA(start, end, self.prot, self.flags, self.name, self.accounted, self.backing,
+                   self.pgoff + (start - self.start) // PAGE_SIZE)
 
     def __contains__(self, vaddr: int) -> bool:
         return self.start <= vaddr < self.end
@@ -98,6 +108,14 @@ class MmStruct:
         self.cow_copies = 0        # write faults that copied a shared page (kernel/mm/cow.py)
         self.cow_reuses = 0        # write faults that found the page no longer shared
         self.tlb_flush_hook = None   # set by the kernel: (mm, start, end) -> None
+        # kernel/membarrier.py: registrations (mm->membarrier_state bits).
+        self.membarrier_state = 0
+        # kernel/rseq.py: the concurrency ids of this mm's tasks, per CPU (mm->pcpu_cid).
+        self.pcpu_cid: dict[int, int] = {}
+        # kernel/ipc/shm.py: SysV segments attached here, by start address.
+        self.shm_attachments: dict = {}
+        # arch/x86 modify_ldt (kernel/ldt.py): the LDT's 8-byte descriptors, or None.
+        self.ldt: list[bytes] | None = None
         self.code_change_hook = None  # set by the kernel: (mm, start, end) -> None
 
     @property
@@ -116,11 +134,15 @@ class MmStruct:
         index = bisect.bisect_left(self._starts, vma.start)
         self.vmas.insert(index, vma)
         self._starts.insert(index, vma.start)
+        if vma.backing is not None:
+            vma.backing.vma_open(self, vma)
 
     def _remove_vma(self, vma: VMA) -> None:
         index = self.vmas.index(vma)
         del self.vmas[index]
         del self._starts[index]
+        if vma.backing is not None:
+            vma.backing.vma_close(self, vma)
 
     def range_is_free(self, start: int, end: int) -> bool:
         index = bisect.bisect_left(self._starts, end) - 1
@@ -144,7 +166,8 @@ class MmStruct:
             raise SyscallError(ENOMEM)
         return start
 
-    def add_vma(self, start: int, end: int, prot: int, flags: int, name: str = "") -> VMA:
+    def add_vma(self, start: int, end: int, prot: int, flags: int, name: str = "", backing: object = None,
+                pgoff: int = 0) -> VMA:
         """Map [start, end) replacing anything there (MAP_FIXED semantics).
 
         A writable private mapping is charged to the commitment first, after the
@@ -154,7 +177,7 @@ class MmStruct:
         accounted = self._accountable(prot, flags)
         if accounted and not self.frames.vm_enough_memory((end - start) // PAGE_SIZE):
             raise SyscallError(ENOMEM)
-        vma = VMA(start, end, prot, flags, name, accounted)
+        vma = VMA(start, end, prot, flags, name, accounted, backing, pgoff)
         self._insert_vma(vma)
         return vma
 
@@ -177,14 +200,18 @@ class MmStruct:
             if vma.end <= start or vma.start >= end:
                 continue
             if vma.start < start:
+                # New pieces open before the old VMA closes, so a backing
+                # object never sees its mapping count reach zero mid-split.
+                head, tail = vma.piece(vma.start, start), vma.piece(start, vma.end)
+                self._insert_vma(head)
                 self._remove_vma(vma)
-                self._insert_vma(VMA(vma.start, start, vma.prot, vma.flags, vma.name, vma.accounted))
-                vma = VMA(start, vma.end, vma.prot, vma.flags, vma.name, vma.accounted)
+                vma = tail
                 self._insert_vma(vma)
             if vma.end > end:
+                head, tail = vma.piece(vma.start, end), vma.piece(end, vma.end)
+                self._insert_vma(tail)
                 self._remove_vma(vma)
-                self._insert_vma(VMA(end, vma.end, vma.prot, vma.flags, vma.name, vma.accounted))
-                vma = VMA(vma.start, end, vma.prot, vma.flags, vma.name, vma.accounted)
+                vma = head
                 self._insert_vma(vma)
             inside.append(vma)
         return inside
@@ -270,8 +297,14 @@ class MmStruct:
         entry = self.pagetables.lookup(vaddr)
         frame = entry & PHYS_ADDR_MASK
         if not frame:
+            vma = self.find_vma(vaddr)
             try:
-                frame = self.frames.alloc()
+                if vma is not None and vma.backing is not None:
+                    # A page of a shared object: its frame, one more reference for this PTE.
+                    frame = vma.backing.get_frame(vma.pgoff + (page_align_down(vaddr) - vma.start) // PAGE_SIZE)
+                    self.frames.get(frame)
+                else:
+                    frame = self.frames.alloc()
             except OutOfMemory:
                 raise SyscallError(ENOMEM) from None
         self.pagetables.set_entry(vaddr, self._keep_cow_write_protected(vaddr, frame | pte_flags_for_prot(prot)))
@@ -418,9 +451,12 @@ class MmStruct:
                 frame = entry & PHYS_ADDR_MASK
                 if frame:
                     self.frames.free(frame)
+        backed = [vma for vma in self.vmas if vma.backing is not None]
         self.vmas.clear()
         self._starts.clear()
         self.pagetables.destroy()
+        for vma in backed:
+            vma.backing.vma_close(self, vma)
 
 
 def check_user_range(addr: int, length: int) -> None:

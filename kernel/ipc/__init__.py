@@ -1,0 +1,1 @@
+"""System V IPC (ipc/): shm.py. Message queues and semaphores are not implemented."""
