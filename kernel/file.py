@@ -225,14 +225,10 @@ def as_fd(value: int) -> int:
 
 
 def nofile_limit(task: "Task") -> int:
-    """RLIMIT_NOFILE's soft limit for ``task`` (kernel/resource limits when set)."""
-    limits = getattr(task.process, "rlimits", None)
-    if limits:
-        value = limits.get(7)
-        if value is not None:
-            soft = value[0] if isinstance(value, tuple) else value
-            return min(soft, NR_OPEN)
-    return NR_OPEN_DEFAULT
+    """RLIMIT_NOFILE's soft limit (setrlimit changes it: kernel/resource.py), the
+    bound for new fds (alloc_fd, F_DUPFD, dup2)."""
+    from kernel.resource import RLIMIT_NOFILE, task_rlimit
+    return min(task_rlimit(task.process, RLIMIT_NOFILE), NR_OPEN)
 
 
 # ---- system calls -------------------------------------------------------------------------

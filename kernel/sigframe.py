@@ -341,6 +341,8 @@ def send_signal(kernel: "Kernel", sender_vcpu: "VCpu | None", target: "Task", in
         from kernel.ptrace import ptrace_signal_wake
         if ptrace_signal_wake(kernel, sender_vcpu, target, info):
             return
+    if target.signal_mask & sigbit(info.signo) and not sigbit(info.signo) & UNBLOCKABLE:
+        return           # blocked: it stays pending and wakes nobody (signal_wake_up is not called)
     if target.state == "sleeping" and not target.sleep_uninterruptible:
         from kernel.errno import EINTR
         restart_number = getattr(target.wait_request, "syscall_number", None)
