@@ -91,11 +91,17 @@ def _code(text: str) -> str:
     return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
 
 
+MAX_LISTED_SYSCALLS = 12          # a prober of the number space would list thousands
+
+
 def _evidence(run: Run) -> list[str]:
     lines = []
     if run.unimplemented:
+        shown = run.unimplemented[:MAX_LISTED_SYSCALLS]
+        more = len(run.unimplemented) - len(shown)
         lines.append("unimplemented syscalls (first warning first): "
-                     + ", ".join(describe_syscall(n) for n in run.unimplemented))
+                     + ", ".join(describe_syscall(n) for n in shown)
+                     + (f" and {more} more" if more > 0 else ""))
     if run.first_failure:
         lines.append(f"first failure line: {_code(run.first_failure)}")
     if run.tail:

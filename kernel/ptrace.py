@@ -410,12 +410,13 @@ def _syscall_stop(kernel: "Kernel", vcpu: "VCpu", task: Task, which: int, resume
 
 
 def _after_entry_stop(kernel: "Kernel", vcpu: "VCpu", task: Task, emulated: bool) -> None:
-    """syscall_trace_enter after the stop: SYSEMU or orig_rax == -1 skip the call
-    (RAX keeps what it holds); otherwise the number is orig_rax."""
+    """syscall_trace_enter after the stop: SYSEMU or a number of -1 skip the call
+    (RAX keeps what it holds); otherwise the number is orig_rax. do_syscall_64
+    takes the number as an int, so only orig_rax's low half counts."""
     pt = task.ptrace
     if pt is not None:
         pt.syscall_stop = PTRACE_SYSCALL_INFO_NONE
-        if emulated or task.orig_rax == -1:
+        if emulated or task.orig_rax & 0xFFFFFFFF == 0xFFFFFFFF:
             _syscall_exit_work(kernel, vcpu, task)
             return
     _run_syscall(kernel, vcpu, task)

@@ -77,6 +77,7 @@ OWNER: dict[int, str] = {number: module.__name__ for module in SUBSYSTEMS for nu
 
 
 _SYSCALL_REGISTERS = ("rax", *ARG_REGISTERS)
+NR_SYSCALLS = 463                    # syscall_64.tbl of Linux 6.12 ends at 462 (mseal)
 
 
 def dispatch_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
@@ -96,11 +97,17 @@ def dispatch_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
 
 def invoke_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task", number: int, args) -> int | None:
     """The handler's result for syscall ``number`` (-ENOSYS when there is none),
-    errors as negative errno; None when the task blocked or RAX is set."""
+    errors as negative errno; None when the task blocked or RAX is set.
+
+    do_syscall_64 takes the number as an ``int``: the upper half of RAX is
+    ignored, and a number outside the table (negative, x32's bit 30 on a kernel
+    without CONFIG_X86_X32_ABI, past NR_syscalls) is -ENOSYS without a warning --
+    only a Linux call this kernel lacks is worth one."""
+    number &= 0xFFFFFFFF
     kernel.syscall_counts[number] += 1
     handler = SYSCALLS.get(number) or kernel.optional_syscalls.get(number)
     if handler is None:
-        if number not in kernel.warned_syscalls:
+        if number < NR_SYSCALLS and number not in kernel.warned_syscalls:
             kernel.warned_syscalls.add(number)
             kernel.warn(f"unimplemented syscall {number}, returning -ENOSYS")
         return -ENOSYS
