@@ -137,13 +137,14 @@ def sys_execveat(kernel, vcpu, task, dirfd, filename, argv, envp, flags, *_):
 def do_execveat(kernel, vcpu, task, dirfd: int, filename: int, argv_address: int, envp_address: int,
                 flags: int) -> int | None:
     path = getname(task, filename, allow_empty=bool(flags & AT_EMPTY_PATH))
+    from kernel.namei import start_of
+    location = ("guest", start_of(task, dirfd, path), path) if path else task.process.exe_location
+    # alloc_bprm opens the file before argv and envp are counted and copied.
+    contents, used_path = _read_program(kernel, task, dirfd, path, flags)
     argv = copy_strings(task, argv_address)
     envp = copy_strings(task, envp_address)
     if not argv:
         argv = [b""]                 # Linux 5.18+: an empty argv becomes { "" } (bprm_stack_limits)
-    from kernel.namei import start_of
-    location = ("guest", start_of(task, dirfd, path), path) if path else task.process.exe_location
-    contents, used_path = _read_program(kernel, task, dirfd, path, flags)
     execfn = used_path if used_path else b"/dev/fd/%d" % dirfd
     for _depth in range(MAX_INTERPRETER_DEPTH + 1):
         if not contents.startswith(b"#!"):

@@ -245,8 +245,8 @@ class Kernel:
         """A signal ends a sleep: take the task off its futex queues (applying the
         futex wait's restart code to RAX), wait and timer."""
         from kernel.futex import futex_interrupted
-        futex_interrupted(self, task)
         from kernel.wait import cancel_wait
+        futex_interrupted(self, task)
         cancel_wait(task)
         task.wake_cycles = None
         task.wait_request = None

@@ -79,8 +79,7 @@ class Waiter:
         self.detach()
         task.waiter = None
         task.registers["rax"] = result & MASK64
-        kernel.timeout_expired_silently(task)
-        kernel.scheduler.wake_up(task, waker)
+        kernel.scheduler.wake_up(task, waker)   # enqueue drops the timed wake-up (wake_cycles)
         return True
 
 
