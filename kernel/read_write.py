@@ -52,9 +52,9 @@ def queue_sigpipe(task: "Task") -> None:
 
 # ---- the transfer loops (shared with the retry of a sleeping task) ----------------------
 
-def _read_into(kernel, task, file: File, segments: list[tuple[int, int]], position: int | None) -> int | None:
-    """Fill ``segments`` (address, length) from ``file``. Returns the count, or None when
-    the file has nothing yet and the caller should wait (WouldBlock on the first byte)."""
+def _read_into(kernel, task, file: File, segments: list[tuple[int, int]], position: int | None) -> int:
+    """Fill ``segments`` (address, length) from ``file``; returns the count. Raises
+    WouldBlock only when nothing was read yet (the caller sleeps or fails -EAGAIN)."""
     done = 0
     for address, length in segments:
         offset = 0
@@ -107,6 +107,8 @@ def _write_from(kernel, task, file: File, progress: WriteProgress, position: int
         while offset < length:
             want = min(IO_CHUNK_BYTES, length - offset)
             room = file.write_room(kernel)
+            # A pipe takes only what fits: copy no more than that from the user (a write of
+            # at most PIPE_BUF bytes goes whole or not at all, so it is never cut here).
             if room is not None and total - progress.done > 4096:
                 want = max(1, min(want, room)) if room else min(want, 4096)
             try:
