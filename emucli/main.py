@@ -138,6 +138,9 @@ def run_command(options) -> int:
     from kernel.loader.image import LoadError
     from kernel.mm.frames import OutOfMemory
 
+    # Every output is checked before the guest runs: a --stats path that cannot be
+    # written is a usage error now, not an internal error after the whole run.
+    check_stats_output(options.stats)
     argv = [options.program, *options.args]
     cmdline = parse_cmdline(options.cmdline)
     memory_bytes = options.memory << 20
@@ -307,6 +310,25 @@ def collect_stats(machine, kernel) -> dict:
     return stats
 
 
+def check_stats_output(destination: str | None) -> None:
+    """--stats FILE must be writable before anything runs (a usage error now, not an
+    internal error after the whole run); nothing is created until the run ends."""
+    if not destination or destination == "-":
+        return
+    path = os.path.abspath(destination)
+    if os.path.isdir(path):
+        raise UsageError(f"--stats {destination}: Is a directory")
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"--stats {destination}: Permission denied")
+        return
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise UsageError(f"--stats {destination}: No such file or directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--stats {destination}: Permission denied")
+
+
 def write_stats(destination: str, machine, kernel) -> None:
     text = json.dumps(collect_stats(machine, kernel), indent=2, sort_keys=False) + "\n"
     if destination == "-":
@@ -342,6 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("emu: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`emu trace ... | head -1`): end quietly, as a
+        # command killed by SIGPIPE would, without a second error on exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13
     except Exception as error:  # an emulator bug: one line, the traceback on request
         if os.environ.get("EMU_DEBUG"):
             raise

@@ -1,0 +1,35 @@
+"""Regressions (issue 20): a --stats path that cannot be written is a usage
+error before the guest runs (it was exit 70 after the whole run), and a reader
+that closes the pipe (`emu trace ... | head -1`) ends emu quietly, as SIGPIPE
+ends other command-line tools, instead of a BrokenPipeError."""
+import subprocess
+import sys
+
+from tests.guestbuild import REPO, emu
+
+HELLO = str(REPO / "guest" / "examples" / "hello.S")
+
+
+def test_unwritable_stats_path_is_a_usage_error_before_the_run(tmp_path):
+    result = emu("run", "--stats", str(tmp_path / "missing" / "s.json"), HELLO)
+    assert result.returncode == 2
+    assert result.stdout == b""                      # the guest never ran
+    assert result.stderr_lines == [f"emu: --stats {tmp_path / 'missing' / 's.json'}: No such file or directory"]
+
+
+def test_stats_file_is_written_when_the_path_is_good(tmp_path):
+    target = tmp_path / "s.json"
+    result = emu("run", "--stats", str(target), HELLO)
+    assert result.returncode == 0
+    assert '"cycles"' in target.read_text()
+
+
+def test_closed_pipe_ends_trace_quietly():
+    emu_process = subprocess.Popen([sys.executable, "-m", "emucli", "trace", HELLO], cwd=REPO,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = emu_process.stdout.readline()
+    emu_process.stdout.close()                       # what `| head -1` does
+    stderr = emu_process.stderr.read()
+    assert emu_process.wait(timeout=120) == 128 + 13
+    assert first.startswith(b"{")
+    assert stderr == b""
