@@ -163,27 +163,31 @@ def run_command(options) -> int:
         raise UsageError(f"--cmdline: {error}") from None
     except OSError as error:           # --fs DIR exists but cannot be opened
         raise UsageError(f"{error.filename}: {error.strerror}") from None
-    try:
-        kernel.start(options.program)
-    except LoadError as error:
-        print(f"emu: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (OutOfMemory, SyscallError):
-        print(f"emu: {options.program}: guest memory ({memory_bytes >> 20} MiB) is too small to load it",
-              file=sys.stderr)
-        return EXIT_OUT_OF_MEMORY
-    try:
-        debugging = Debugging(options, machine, kernel, options.program)
-    except (ValueError, OSError) as error:
-        raise UsageError(str(error)) from None
+    # --timeout is armed before the program is read or assembled, so no input,
+    # however built, outlives it (DESIGN.md: every limit before the load).
     timed_out = False
+    debugging = None
     with WallClockLimit(options.timeout, machine=machine) as limit:
         try:
+            try:
+                kernel.start(options.program)
+            except LoadError as error:
+                print(f"emu: {error}", file=sys.stderr)
+                return EXIT_USAGE
+            except (OutOfMemory, SyscallError):
+                print(f"emu: {options.program}: guest memory ({memory_bytes >> 20} MiB) is too small to load it",
+                      file=sys.stderr)
+                return EXIT_OUT_OF_MEMORY
+            try:
+                debugging = Debugging(options, machine, kernel, options.program)
+            except (ValueError, OSError) as error:
+                raise UsageError(str(error)) from None
             debugging.run()
         except WallClockTimeout:
             timed_out = True
         finally:
-            debugging.finish()
+            if debugging is not None:
+                debugging.finish()
             sys.stdout.flush()
     timed_out = timed_out or limit.expired
     if kernel.fatal_message and not timed_out:
@@ -207,8 +211,10 @@ def run_command(options) -> int:
     return kernel.exit_status()
 
 
-class WallClockTimeout(Exception):
-    """Raised in the main thread when --timeout expires."""
+class WallClockTimeout(BaseException):
+    """Raised in the main thread when --timeout expires. A BaseException, as
+    KeyboardInterrupt is, so no ``except Exception`` on the way (the assembler's
+    diagnostics, a loader's) can turn it into another error."""
 
 
 class WallClockLimit:

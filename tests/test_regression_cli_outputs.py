@@ -1,7 +1,8 @@
-"""Regressions (issue 20): a --stats path that cannot be written is a usage
-error before the guest runs (it was exit 70 after the whole run), and a reader
-that closes the pipe (`emu trace ... | head -1`) ends emu quietly, as SIGPIPE
-ends other command-line tools, instead of a BrokenPipeError."""
+"""Regressions (issue 20): --timeout covers loading and assembling; a --stats
+path that cannot be written is a usage error before the guest runs (it was
+exit 70 after the whole run); a reader that closes the pipe (`emu trace ... |
+head -1`) ends emu quietly, as SIGPIPE ends other command-line tools, instead
+of a BrokenPipeError."""
 import subprocess
 import sys
 
@@ -33,3 +34,18 @@ def test_closed_pipe_ends_trace_quietly():
     assert emu_process.wait(timeout=120) == 128 + 13
     assert first.startswith(b"{")
     assert stderr == b""
+
+
+def test_timeout_covers_assembling(tmp_path):
+    """--timeout is armed before the program is assembled: sources whose expansion
+    never ends (nested .rept, .uleb128 -1) stop at the limit with 125 and stats."""
+    nested = tmp_path / "nested.s"
+    nested.write_text(".text\n.globl _start\n_start:\n.rept 1000000\n.rept 1000000\nnop\n.endr\n.endr\n")
+    endless = tmp_path / "uleb.s"
+    endless.write_text(".text\n.uleb128 -1\n")
+    for source in (nested, endless):
+        stats = tmp_path / f"{source.stem}.json"
+        result = emu("run", "--timeout", "2", "--stats", str(stats), str(source), timeout=60)
+        assert result.returncode == 125, result.stderr
+        assert result.stderr_lines == ["emu: wall-clock timeout of 2 s reached"]
+        assert '"instructions": 0' in stats.read_text()
