@@ -49,3 +49,15 @@ def test_timeout_covers_assembling(tmp_path):
         assert result.returncode == 125, result.stderr
         assert result.stderr_lines == ["emu: wall-clock timeout of 2 s reached"]
         assert '"instructions": 0' in stats.read_text()
+
+
+def test_only_regular_files_are_executed(tmp_path):
+    """A FIFO as the program used to block in open() forever and /dev/zero was read
+    whole; both are refused at once with one line and exit 2, as execve's EACCES."""
+    import os
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for program in (str(fifo), "/dev/zero"):
+        result = emu("run", program, timeout=60)
+        assert result.returncode == 2
+        assert result.stderr_lines == [f"emu: {program}: cannot execute: not a regular file"]
