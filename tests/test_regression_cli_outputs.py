@@ -61,3 +61,36 @@ def test_only_regular_files_are_executed(tmp_path):
         result = emu("run", program, timeout=60)
         assert result.returncode == 2
         assert result.stderr_lines == [f"emu: {program}: cannot execute: not a regular file"]
+
+
+def _mutated_hello(tmp_path, name, mutate):
+    """A real static binary with one header field changed (as the elf fuzz kind does)."""
+    import struct
+    from tests.guestbuild import build_c
+    data = bytearray(build_c('#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n').read_bytes())
+    mutate(data, struct)
+    path = tmp_path / name
+    path.write_bytes(bytes(data))
+    path.chmod(0o755)
+    return path
+
+
+def test_elf_header_checks_of_load_elf_binary(tmp_path):
+    def kernel_half(data, struct):
+        phoff, = struct.unpack_from("<Q", data, 0x20)
+        phnum, = struct.unpack_from("<H", data, 0x38)
+        for index in range(phnum):
+            if struct.unpack_from("<I", data, phoff + 56 * index)[0] == 1:        # PT_LOAD
+                struct.pack_into("<Q", data, phoff + 56 * index + 16, 0xFFFFFFFF81000000)
+                return
+
+    def wrong_phentsize(data, struct):
+        struct.pack_into("<H", data, 0x36, 64)
+
+    cases = {"kernel_half": (kernel_half, "lies outside the user address space"),
+             "phentsize": (wrong_phentsize, "e_phentsize 64, not 56")}
+    for name, (mutate, message) in cases.items():
+        program = _mutated_hello(tmp_path, name, mutate)
+        result = emu("run", str(program), timeout=60)
+        assert result.returncode == 2, (name, result.stderr)
+        assert len(result.stderr_lines) == 1 and message in result.stderr_lines[0], name

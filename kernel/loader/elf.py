@@ -2,7 +2,8 @@
 
 Refuses, with one line each, what Linux's binfmt_elf would refuse or what this
 machine cannot run: non-ELF files, 32-bit or non-x86-64 ELF, anything with a
-PT_INTERP (dynamically linked), truncated files.
+PT_INTERP (dynamically linked), truncated files, program headers that are not
+elf64_phdr-sized or over 64 KiB, segments outside the user address space.
 """
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, LoadError, ProgramImage, Segment
+from kernel.mm.mm import TASK_SIZE
 
 ELF_MAGIC = b"\x7fELF"
+ELF64_PHDR_BYTES = 56                 # sizeof(struct elf64_phdr)
+ELF_MIN_ALIGN = 4096
+MAX_PHDR_TABLE_BYTES = 65536          # binfmt_elf's load_elf_phdrs: at most 64 KiB of program headers
 
 
 def is_elf(data: bytes) -> bool:
@@ -41,6 +46,11 @@ def load_elf(path: str, data: bytes, pie_load_bias: int) -> ProgramImage:
         raise LoadError(f"{path}: ELF for {machine}, not x86-64")
     if elf_type not in ("ET_EXEC", "ET_DYN"):
         raise LoadError(f"{path}: ELF type {elf_type} is not an executable")
+    # load_elf_phdrs: e_phentsize must be an elf64_phdr and the table at most 64 KiB.
+    if elf.header["e_phentsize"] != ELF64_PHDR_BYTES:
+        raise LoadError(f"{path}: malformed ELF file (e_phentsize {elf.header['e_phentsize']}, not 56)")
+    if elf.header["e_phnum"] * ELF64_PHDR_BYTES > MAX_PHDR_TABLE_BYTES:
+        raise LoadError(f"{path}: malformed ELF file (program-header table over 64 KiB)")
     if any(seg["p_type"] == "PT_INTERP" for seg in segments):
         raise LoadError(f"{path}: dynamically linked executable is not supported; build with -static")
 
@@ -55,6 +65,12 @@ def load_elf(path: str, data: bytes, pie_load_bias: int) -> ProgramImage:
             raise LoadError(f"{path}: truncated ELF file (segment at offset {offset:#x} runs past the end)")
         if memsz < filesz:
             raise LoadError(f"{path}: malformed ELF segment (memory size below file size)")
+        start = seg["p_vaddr"] + bias
+        # elf_map/total_mapping_size: every segment inside the user address space,
+        # without wrapping (Linux fails the exec; nothing is mapped in the kernel half).
+        if start >= TASK_SIZE or memsz > TASK_SIZE or start + memsz > TASK_SIZE:
+            raise LoadError(f"{path}: ELF segment at {start:#x} (+{memsz:#x} bytes) lies outside the user "
+                            "address space")
         flags = seg["p_flags"]
         prot = ((PROT_READ if flags & P_FLAGS.PF_R else 0) | (PROT_WRITE if flags & P_FLAGS.PF_W else 0)
                 | (PROT_EXEC if flags & P_FLAGS.PF_X else 0))
