@@ -67,26 +67,37 @@ def synthesize_program_headers(image: ProgramImage) -> Segment:
 
 
 def map_image(mm: MmStruct, image: ProgramImage) -> int:
-    """Map every segment (eagerly populated); return the initial program break."""
+    """Map every segment; return the initial program break.
+
+    As binfmt_elf's elf_map calls (MAP_FIXED, in program-header order), a page
+    two segments share takes the later segment's protection. Only the pages that
+    hold file bytes are populated now; the rest of a segment (.bss) is demand
+    paged, so a huge p_memsz costs nothing until it is touched (and is charged
+    to the commitment like any writable private mapping: -ENOMEM when it cannot
+    be, which the caller reports as a program too large for guest memory)."""
     segments = list(image.segments)
     if image.phdr_vaddr is None:
         segments.insert(0, synthesize_program_headers(image))
-    # Pages shared by two segments get the union of their permissions, as the
-    # two overlapping mmaps binfmt_elf would make leave the later one's prot;
-    # the union never refuses an access the program makes.
-    page_prot: dict[int, int] = {}
+    ranges: list[tuple[int, int, int]] = []           # (start, end, prot), sorted, disjoint
     for seg in segments:
-        for page in range(page_align_down(seg.vaddr), page_align_up(seg.vaddr + seg.mem_size_bytes), PAGE_SIZE):
-            page_prot[page] = page_prot.get(page, 0) | seg.prot
-    # One VMA per run of pages with the same protection.
-    for page, prot in sorted(page_prot.items()):
-        vma = mm.find_vma(page - PAGE_SIZE) if page else None
-        if vma is not None and vma.end == page and vma.prot == prot and vma.name == "image":
-            vma.end = page + PAGE_SIZE
-        else:
-            mm.add_vma(page, page + PAGE_SIZE, prot, MAP_PRIVATE, "image")
-        mm.populate(page, prot)
+        start = page_align_down(seg.vaddr)
+        end = page_align_up(seg.vaddr + seg.mem_size_bytes)
+        kept = []
+        for low, high, prot in ranges:
+            if high <= start or low >= end:
+                kept.append((low, high, prot))
+                continue
+            if low < start:
+                kept.append((low, start, prot))
+            if high > end:
+                kept.append((end, high, prot))
+        kept.append((start, end, seg.prot))
+        ranges = sorted(kept)
+    for start, end, prot in ranges:
+        mm.add_vma(start, end, prot, MAP_PRIVATE, "image")
     for seg in segments:
+        for page in range(page_align_down(seg.vaddr), page_align_up(seg.vaddr + len(seg.data)), PAGE_SIZE):
+            mm.populate(page, mm.find_vma(page).prot)
         mm.write_initial(seg.vaddr, seg.data)
     end = max(seg.vaddr + seg.mem_size_bytes for seg in segments)
     return page_align_up(end)

@@ -94,3 +94,18 @@ def test_elf_header_checks_of_load_elf_binary(tmp_path):
         result = emu("run", str(program), timeout=60)
         assert result.returncode == 2, (name, result.stderr)
         assert len(result.stderr_lines) == 1 and message in result.stderr_lines[0], name
+
+
+def test_huge_bss_costs_nothing_until_touched(tmp_path):
+    """A 1 TiB .bss used to be populated page by page at exec (a hang, then host
+    memory); it is demand paged now, as Linux maps it, and the program runs."""
+    from tests.guestbuild import build_c
+    program = build_c("#include <stdio.h>\nstatic char big[1UL << 40];\n"
+                      "int main(void) { big[12345] = 1; big[(1UL << 40) - 1] = 2;\n"
+                      "  printf(\"%d\\n\", big[12345] + big[(1UL << 40) - 1]); return 0; }\n")
+    stats = tmp_path / "s.json"
+    result = emu("run", "--timeout", "60", "--stats", str(stats), str(program), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"3\n"
+    import json
+    assert json.loads(stats.read_text())["peak_frames_in_use"] < 1000
