@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from kernel.errno import EINTR, SyscallError
+from kernel.errno import EINTR, ENOMEM, SyscallError
+from kernel.mm.frames import OutOfMemory
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu.vcpu import VCpu
@@ -74,6 +75,8 @@ class Waiter:
             result = self.retry()
         except SyscallError as error:
             result = -error.errno
+        except OutOfMemory:          # the sleeper's buffer needed a frame: its call fails, not the waker's
+            result = -ENOMEM
         if result is None:
             return False
         self.detach()
