@@ -136,8 +136,7 @@ def _write_from(kernel, task, file: File, progress: WriteProgress, position: int
 
 
 def do_read(kernel, vcpu, task, file: File, segments, position, number: int) -> int | None:
-    if not file.readable:
-        raise SyscallError(EBADF)
+    """The read once the fd is known readable (reading_fd) and the arguments checked."""
     try:
         return _read_into(kernel, task, file, segments, position)
     except WouldBlock:
@@ -155,8 +154,7 @@ def do_read(kernel, vcpu, task, file: File, segments, position, number: int) -> 
 
 
 def do_write(kernel, vcpu, task, file: File, segments, position, number: int) -> int | None:
-    if not file.writable:
-        raise SyscallError(EBADF)
+    """The write once the fd is known writable (writing_fd) and the arguments checked."""
     if file.discards_writes:             # /dev/null, /dev/zero, /dev/full never read the buffer
         file.write_bytes(kernel, task, b"")          # -ENOSPC for /dev/full
         return sum(length for _, length in segments)
@@ -209,35 +207,43 @@ def read_iovec(task: "Task", iov: int, iovcnt: int) -> list[tuple[int, int]]:
 
 # ---- system calls -------------------------------------------------------------------------
 
-def sys_read(kernel, vcpu, task, fd, buf, count, *_):
+def reading_fd(task, fd) -> File:
+    """fdget + FMODE_READ, the first checks of every read (-EBADF)."""
     file = fdget(task, fd)
-    count = min(count, MAX_RW_COUNT)
     if not file.readable:
         raise SyscallError(EBADF)
+    return file
+
+
+def writing_fd(task, fd) -> File:
+    """fdget + FMODE_WRITE, the first checks of every write (-EBADF)."""
+    file = fdget(task, fd)
+    if not file.writable:
+        raise SyscallError(EBADF)
+    return file
+
+
+def sys_read(kernel, vcpu, task, fd, buf, count, *_):
+    file = reading_fd(task, fd)
+    count = min(count, MAX_RW_COUNT)
     _check_buffer(buf, count)
     return do_read(kernel, vcpu, task, file, [(buf, count)], None, SYS_read)
 
 
 def sys_write(kernel, vcpu, task, fd, buf, count, *_):
-    file = fdget(task, fd)
+    file = writing_fd(task, fd)
     count = min(count, MAX_RW_COUNT)
-    if not file.writable:
-        raise SyscallError(EBADF)
     _check_buffer(buf, count)
     return do_write(kernel, vcpu, task, file, [(buf, count)], None, SYS_write)
 
 
 def sys_readv(kernel, vcpu, task, fd, iov, iovcnt, *_):
-    file = fdget(task, fd)
-    if not file.readable:
-        raise SyscallError(EBADF)
+    file = reading_fd(task, fd)
     return do_read(kernel, vcpu, task, file, read_iovec(task, iov, iovcnt), None, SYS_readv)
 
 
 def sys_writev(kernel, vcpu, task, fd, iov, iovcnt, *_):
-    file = fdget(task, fd)
-    if not file.writable:
-        raise SyscallError(EBADF)
+    file = writing_fd(task, fd)
     return do_write(kernel, vcpu, task, file, read_iovec(task, iov, iovcnt), None, SYS_writev)
 
 
@@ -250,9 +256,7 @@ def _position(file: File, offset: int) -> int:
 
 
 def sys_pread64(kernel, vcpu, task, fd, buf, count, offset, *_):
-    file = fdget(task, fd)
-    if not file.readable:
-        raise SyscallError(EBADF)
+    file = reading_fd(task, fd)
     position = _position(file, offset)
     count = min(count, MAX_RW_COUNT)
     _check_buffer(buf, count)
@@ -260,9 +264,7 @@ def sys_pread64(kernel, vcpu, task, fd, buf, count, offset, *_):
 
 
 def sys_pwrite64(kernel, vcpu, task, fd, buf, count, offset, *_):
-    file = fdget(task, fd)
-    if not file.writable:
-        raise SyscallError(EBADF)
+    file = writing_fd(task, fd)
     position = _position(file, offset)
     count = min(count, MAX_RW_COUNT)
     _check_buffer(buf, count)
@@ -279,33 +281,25 @@ def _vector_position(file: File, low: int, flags: int) -> int | None:
 
 
 def sys_preadv(kernel, vcpu, task, fd, iov, iovcnt, pos_low, pos_high, *_):
-    file = fdget(task, fd)
-    if not file.readable:
-        raise SyscallError(EBADF)
+    file = reading_fd(task, fd)
     position = _position(file, pos_low)
     return do_read(kernel, vcpu, task, file, read_iovec(task, iov, iovcnt), position, SYS_preadv)
 
 
 def sys_pwritev(kernel, vcpu, task, fd, iov, iovcnt, pos_low, pos_high, *_):
-    file = fdget(task, fd)
-    if not file.writable:
-        raise SyscallError(EBADF)
+    file = writing_fd(task, fd)
     position = _position(file, pos_low)
     return do_write(kernel, vcpu, task, file, read_iovec(task, iov, iovcnt), position, SYS_pwritev)
 
 
 def sys_preadv2(kernel, vcpu, task, fd, iov, iovcnt, pos_low, pos_high, flags, *_):
-    file = fdget(task, fd)
-    if not file.readable:
-        raise SyscallError(EBADF)
+    file = reading_fd(task, fd)
     position = _vector_position(file, pos_low, flags)
     return do_read(kernel, vcpu, task, file, read_iovec(task, iov, iovcnt), position, SYS_preadv2)
 
 
 def sys_pwritev2(kernel, vcpu, task, fd, iov, iovcnt, pos_low, pos_high, flags, *_):
-    file = fdget(task, fd)
-    if not file.writable:
-        raise SyscallError(EBADF)
+    file = writing_fd(task, fd)
     position = _vector_position(file, pos_low, flags)
     return do_write(kernel, vcpu, task, file, read_iovec(task, iov, iovcnt), position, SYS_pwritev2)
 
@@ -322,12 +316,8 @@ def sys_sendfile(kernel, vcpu, task, out_fd, in_fd, offset_address, count, *_):
     """sendfile(2) (do_sendfile): from ``in_fd`` (at *offset when given, leaving its
     position alone) to ``out_fd``; blocks on a full pipe as write would. The data is
     read only as it can be written, so nothing read is ever lost."""
-    in_file = fdget(task, in_fd)
-    if not in_file.readable:
-        raise SyscallError(EBADF)
-    out_file = fdget(task, out_fd)
-    if not out_file.writable:
-        raise SyscallError(EBADF)
+    in_file = reading_fd(task, in_fd)
+    out_file = writing_fd(task, out_fd)
     position = None
     if offset_address:
         (position,) = struct.unpack("<q", task.mm.copy_from_user(offset_address, 8))
