@@ -25,6 +25,7 @@ from kernel.file import (
     ANON_INODE_DEV, O_CLOEXEC, O_RDWR, POLLERR, POLLHUP, POLLIN, POLLRDNORM, File, as_fd, fdget, files_of,
     nofile_limit, stat_struct,
 )
+from kernel.select import check_sigmask, read_timeout_timespec
 from kernel.wait import wait_event
 
 EPOLL_CLOEXEC = O_CLOEXEC
@@ -36,7 +37,6 @@ EP_MAX_EVENTS = 0x7FFFFFFF // 12
 EVENT_BYTES = 12                      # struct epoll_event is packed on x86-64: u32 events, u64 data
 SYS_epoll_create, SYS_epoll_wait, SYS_epoll_ctl, SYS_epoll_pwait = 213, 232, 233, 281
 SYS_epoll_create1, SYS_epoll_pwait2 = 291, 441
-NSEC_PER_SEC = 1_000_000_000
 
 
 class EpollItem:
@@ -220,30 +220,18 @@ def _timeout_ms(timeout) -> int | None:
     return None if timeout & (1 << 31) else timeout * 1_000_000
 
 
-def _check_sigmask(task, address: int, size: int) -> None:
-    if address:
-        if size != 8:
-            raise SyscallError(EINVAL)
-        task.mm.copy_from_user(address, 8)
-
-
 def sys_epoll_wait(kernel, vcpu, task, epfd, events, max_events, timeout, *_):
     return do_epoll_wait(kernel, vcpu, task, epfd, events, max_events, _timeout_ms(timeout))
 
 
 def sys_epoll_pwait(kernel, vcpu, task, epfd, events, max_events, timeout, sigmask, sigsetsize, *_):
-    _check_sigmask(task, sigmask, sigsetsize)
+    check_sigmask(task, sigmask, sigsetsize)
     return do_epoll_wait(kernel, vcpu, task, epfd, events, max_events, _timeout_ms(timeout))
 
 
 def sys_epoll_pwait2(kernel, vcpu, task, epfd, events, max_events, timeout_address, sigmask, sigsetsize):
-    timeout_ns = None
-    if timeout_address:
-        seconds, nanoseconds = struct.unpack("<qq", task.mm.copy_from_user(timeout_address, 16))
-        if seconds < 0 or not 0 <= nanoseconds < NSEC_PER_SEC:
-            raise SyscallError(EINVAL)
-        timeout_ns = seconds * NSEC_PER_SEC + nanoseconds
-    _check_sigmask(task, sigmask, sigsetsize)
+    timeout_ns = read_timeout_timespec(task, timeout_address)
+    check_sigmask(task, sigmask, sigsetsize)
     return do_epoll_wait(kernel, vcpu, task, epfd, events, max_events, timeout_ns)
 
 

@@ -32,7 +32,7 @@ SYS_poll, SYS_select, SYS_pselect6, SYS_ppoll = 7, 23, 270, 271
 NSEC_PER_SEC = 1_000_000_000
 
 
-def _read_timespec(task, address: int) -> int | None:
+def read_timeout_timespec(task, address: int) -> int | None:
     """A relative timeout in ns from a struct timespec (None: no pointer: wait forever)."""
     if not address:
         return None
@@ -42,7 +42,7 @@ def _read_timespec(task, address: int) -> int | None:
     return seconds * NSEC_PER_SEC + nanoseconds
 
 
-def _check_sigmask(task, address: int, size: int) -> None:
+def check_sigmask(task, address: int, size: int) -> None:
     """The temporary signal mask of ppoll/pselect6: sigsetsize must be 8 (-EINVAL)."""
     if address:
         if size != 8:
@@ -131,8 +131,8 @@ def _timespec_writer(task, address: int):
 
 
 def sys_ppoll(kernel, vcpu, task, fds, nfds, timeout_address, sigmask, sigsetsize, *_):
-    timeout_ns = _read_timespec(task, timeout_address)
-    _check_sigmask(task, sigmask, sigsetsize)
+    timeout_ns = read_timeout_timespec(task, timeout_address)
+    check_sigmask(task, sigmask, sigsetsize)
     return do_poll(kernel, vcpu, task, fds, nfds, timeout_ns, _timespec_writer(task, timeout_address))
 
 
@@ -230,13 +230,13 @@ def sys_select(kernel, vcpu, task, nfds, readfds, writefds, exceptfds, timeval_a
 
 
 def sys_pselect6(kernel, vcpu, task, nfds, readfds, writefds, exceptfds, timespec_address, sigmask_pack, *_):
-    timeout_ns = _read_timespec(task, timespec_address)
+    timeout_ns = read_timeout_timespec(task, timespec_address)
     if sigmask_pack:
         try:
             sigmask, sigsetsize = struct.unpack("<QQ", task.mm.copy_from_user(sigmask_pack, 16))
         except SyscallError:
             raise SyscallError(EFAULT) from None
-        _check_sigmask(task, sigmask, sigsetsize)
+        check_sigmask(task, sigmask, sigsetsize)
     return do_select(kernel, vcpu, task, nfds, (readfds, writefds, exceptfds), timeout_ns,
                      _timespec_writer(task, timespec_address))
 
