@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from kernel import signals
 from kernel.errno import EAGAIN, EBADF, EFAULT, EINVAL, EPIPE, ESPIPE, SyscallError
 from kernel.file import O_NONBLOCK, File, WouldBlock, as_fd, fdget
+from kernel.syscalls import signed
 from kernel.wait import wait_event
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,10 +35,6 @@ RWF_NOWAIT = 0x8
 
 SYS_read, SYS_write, SYS_lseek, SYS_pread64, SYS_pwrite64, SYS_readv, SYS_writev = 0, 1, 8, 17, 18, 19, 20
 SYS_sendfile, SYS_preadv, SYS_pwritev, SYS_preadv2, SYS_pwritev2 = 40, 295, 296, 327, 328
-
-
-def signed(value: int) -> int:
-    return value - (1 << 64) if value & (1 << 63) else value
 
 
 def queue_sigpipe(task: "Task") -> None:
