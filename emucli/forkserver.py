@@ -71,7 +71,7 @@ def serve() -> None:
     import emu.machine  # noqa: F401
     import emucli.main  # noqa: F401
     import kernel.kernel  # noqa: F401
-    import kernel.loader.assembler  # noqa: F401
+    import emuas.assembler  # noqa: F401
     for line in commands:
         request = json.loads(line)
         pid = os.fork()

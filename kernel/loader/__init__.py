@@ -14,7 +14,7 @@ def load_program(path: str, pie_load_bias: int) -> ProgramImage:
     if path.endswith(ASSEMBLY_SUFFIXES):
         if not os.path.isfile(path):
             raise LoadError(f"{path}: cannot read: {_reason(path)}")
-        from kernel.loader.assembler import assemble_file
+        from emuas import assemble_file
         return assemble_file(path)
     # execve runs only regular files (do_open_execat: -EACCES otherwise). Opening
     # with O_NONBLOCK and checking the open file means a FIFO never blocks the

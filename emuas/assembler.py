@@ -52,12 +52,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from emuas.expression import (ExpressionError, ExpressionParser, apply_binary, apply_unary, signed64,
+                              tokenize)
+from emuas.source import SourceLine, split_statements, split_top_level, unescape
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, LoadError, ProgramImage, Segment
 
 IMAGE_BASE = 0x400000              # the kernel's synthesized ELF headers live here
 TEXT_BASE = 0x401000               # first byte of .text
 PAGE_SIZE_BYTES = 0x1000
-INCLUDE_DIR = Path(__file__).resolve().parents[2] / "guest" / "include"
+INCLUDE_DIR = Path(__file__).resolve().parents[1] / "guest" / "include"
 
 MAX_LAYOUT_PASSES = 200            # jumps only grow, so layout converges long before this
 MAX_EXPANSION_DEPTH = 100          # nested macros / .include
@@ -161,325 +164,6 @@ def _code_padding(size_bytes: int) -> bytes:
     longest = max(_CODE_NOPS)
     count, rest = divmod(size_bytes, longest)
     return _CODE_NOPS[longest] * count + (_CODE_NOPS[rest] if rest else b"")
-
-
-# ---------------------------------------------------------------------------
-# Source text -> statements.
-
-@dataclass(frozen=True)
-class SourceLine:
-    """One statement: comments gone, ``;``-separated pieces apart."""
-    filename: str
-    line: int
-    text: str
-
-
-_LINE_MARKER = re.compile(r'#\s*(\d+)\s+"((?:[^"\\]|\\.)*)"')
-
-
-def split_statements(text: str, filename: str, stdin_name: str | None = None) -> list[SourceLine]:
-    """Statements of ``text`` with their original file and line.
-
-    ``# N "file"`` lines (the C preprocessor's markers, which GNU as honours
-    in any source) set the file and line of the next line.  ``#`` starts a
-    comment, ``/* */`` comments may span lines, ``;`` separates statements;
-    none of them count inside strings or character constants.
-    """
-    statements: list[SourceLine] = []
-    current_file, next_line = filename, 1
-    in_block_comment = False
-    for raw in text.split("\n"):
-        line_number = next_line
-        next_line += 1
-        if not in_block_comment and raw.startswith("#"):
-            marker = _LINE_MARKER.match(raw)
-            if marker:
-                next_line = int(marker.group(1))
-                name = marker.group(2)
-                current_file = filename if name == (stdin_name or "<stdin>") else name
-                continue
-        if not in_block_comment and not any(ch in raw for ch in "\"'/"):
-            # Fast path: nothing that needs a character scan.
-            code = raw.split("#", 1)[0]
-            pieces = code.split(";")
-        else:
-            pieces, in_block_comment = _scan_line(raw, in_block_comment)
-        for piece in pieces:
-            piece = piece.strip()
-            if piece:
-                statements.append(SourceLine(current_file, line_number, piece))
-    return statements
-
-
-def _scan_line(raw: str, in_block_comment: bool) -> tuple[list[str], bool]:
-    pieces: list[str] = []
-    current: list[str] = []
-    i, n = 0, len(raw)
-    while i < n:
-        if in_block_comment:
-            end = raw.find("*/", i)
-            if end < 0:
-                break
-            in_block_comment = False
-            current.append(" ")
-            i = end + 2
-            continue
-        ch = raw[i]
-        if ch == '"':
-            j = i + 1
-            while j < n and raw[j] != '"':
-                j += 2 if raw[j] == "\\" else 1
-            current.append(raw[i:j + 1])
-            i = j + 1
-        elif ch == "'":
-            # A character constant: 'c, 'c', '\n, '\'' (GNU as takes the
-            # closing quote as optional).
-            j = i + 1
-            j += 2 if j < n and raw[j] == "\\" else 1
-            if j < n and raw[j] == "'":
-                j += 1
-            current.append(raw[i:j])
-            i = j
-        elif raw.startswith("/*", i):
-            in_block_comment = True
-            i += 2
-        elif ch == "#":
-            break
-        elif ch == ";":
-            pieces.append("".join(current))
-            current = []
-            i += 1
-        else:
-            current.append(ch)
-            i += 1
-    pieces.append("".join(current))
-    return pieces, in_block_comment
-
-
-def _split_top_level(text: str, separator: str = ",") -> list[str]:
-    """Split at ``separator`` outside quotes and brackets (operands, arguments)."""
-    parts, current, depth, i = [], [], 0, 0
-    while i < len(text):
-        ch = text[i]
-        if ch == '"':
-            j = i + 1
-            while j < len(text) and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            current.append(text[i:j + 1])
-            i = j + 1
-            continue
-        if ch == "'" and i + 1 < len(text):
-            j = i + (3 if text[i + 1] == "\\" else 2)
-            if j < len(text) and text[j] == "'":
-                j += 1
-            current.append(text[i:j])
-            i = j
-            continue
-        if ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        if ch == separator and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    parts.append("".join(current))
-    return parts
-
-
-# GNU as 2.40's escapes (measured): no \a or \e -- an unknown escape is the character itself.
-_ESCAPES = {"n": 10, "t": 9, "r": 13, "b": 8, "f": 12, "v": 11, "\\": 92, '"': 34, "'": 39}
-
-
-def _unescape(body: str) -> bytes:
-    """The bytes of a GNU-as string body (C escapes, octal, ``\\x`` hex)."""
-    out = bytearray()
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch != "\\" or i + 1 >= len(body):
-            out += ch.encode()
-            i += 1
-            continue
-        ch = body[i + 1]
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-            i += 2
-        elif ch in "01234567":
-            digits = re.match(r"[0-7]{1,3}", body[i + 1:]).group(0)
-            out.append(int(digits, 8) & 0xFF)
-            i += 1 + len(digits)
-        elif ch in "xX" and re.match(r"[0-9a-fA-F]", body[i + 2:i + 3]):
-            digits = re.match(r"[0-9a-fA-F]+", body[i + 2:]).group(0)
-            out.append(int(digits, 16) & 0xFF)          # GNU as reads every hex digit
-            i += 2 + len(digits)
-        else:
-            out += ch.encode()
-            i += 2
-    return bytes(out)
-
-
-# ---------------------------------------------------------------------------
-# Expressions.
-#
-# Nodes are tuples: ("num", value), ("sym", name), ("dot", frag, offset),
-# ("unary", op, node), ("binary", op, left, right).  Precedence is GNU as's,
-# not C's: * / % << >> bind tightest, then | & ^ !, then + -, then the
-# comparisons, then &&, then ||.  A true comparison is -1, as in GNU as.
-
-class ExpressionError(Exception):
-    pass
-
-
-_EXPRESSION_TOKEN = re.compile(r"""\s*(?:
-      (?P<hex>0[xX][0-9a-fA-F]+)
-    | (?P<bin>0[bB][01]+)(?![\w$])
-    | (?P<local>\d+[bf])(?![\w$])
-    | (?P<intelhex>\d[0-9a-fA-F]*[hH])(?![\w$])
-    | (?P<dec>\d+)
-    | (?P<char>'(?:\\(?:[0-7]{1,3}|[xX][0-9a-fA-F]+|.)|[^\\])'?)
-    | (?P<name>[A-Za-z_.\x02][\w.$\x02]*(?:@[A-Za-z]+)?)
-    | (?P<op><<|>>|<=|>=|==|!=|<>|&&|\|\||[-+*/%&|^~!<>()])
-    )""", re.VERBOSE)
-
-_BINARY_RANK = {"||": 1, "&&": 2, "==": 3, "!=": 3, "<>": 3, "<": 3, "<=": 3, ">": 3, ">=": 3,
-                "+": 4, "-": 4, "|": 5, "&": 5, "^": 5, "!": 5,
-                "*": 6, "/": 6, "%": 6, "<<": 6, ">>": 6}
-
-
-def _tokenize(text: str, intel: bool) -> list[tuple[str, object]]:
-    tokens, position = [], 0
-    text = text.rstrip()
-    while position < len(text):
-        match = _EXPRESSION_TOKEN.match(text, position)
-        if not match or match.end() == position:
-            raise ExpressionError(f"junk in expression: '{text[position:].strip()}'")
-        position = match.end()
-        kind = match.lastgroup
-        value = match.group(kind)
-        if kind == "hex":
-            tokens.append(("num", int(value, 16)))
-        elif kind == "bin":
-            tokens.append(("num", int(value[2:], 2)))
-        elif kind == "intelhex":
-            if not intel:
-                raise ExpressionError(f"bad number '{value}'")
-            tokens.append(("num", int(value[:-1], 16)))
-        elif kind == "dec":
-            # GNU as: a leading zero means octal.
-            if len(value) > 1 and value[0] == "0":
-                if not all(c in "01234567" for c in value):
-                    raise ExpressionError(f"bad octal number '{value}'")
-                tokens.append(("num", int(value, 8)))
-            else:
-                tokens.append(("num", int(value)))
-        elif kind == "local":
-            tokens.append(("local", value))
-        elif kind == "char":
-            body = value[1:-1] if len(value) > 2 and value.endswith("'") and value[1:-1] else value[1:]
-            tokens.append(("num", _unescape(body)[0] if body else 0))
-        elif kind == "name":
-            tokens.append(("name", value))
-        else:
-            tokens.append(("op", value))
-    return tokens
-
-
-class _ExpressionParser:
-    """Precedence climbing over tokens; ``leaf`` turns names into nodes."""
-
-    def __init__(self, tokens, leaf: Callable[[str, str], tuple]):
-        self.tokens = tokens
-        self.position = 0
-        self.leaf = leaf
-
-    def parse(self) -> tuple:
-        if not self.tokens:
-            raise ExpressionError("missing expression")
-        node = self._binary(1)
-        if self.position != len(self.tokens):
-            raise ExpressionError(f"junk at end of expression: '{self._describe()}'")
-        return node
-
-    def _describe(self) -> str:
-        return " ".join(str(value) for _kind, value in self.tokens[self.position:])
-
-    def _peek(self):
-        return self.tokens[self.position] if self.position < len(self.tokens) else (None, None)
-
-    def _binary(self, min_rank: int) -> tuple:
-        left = self._unary()
-        while True:
-            kind, value = self._peek()
-            rank = _BINARY_RANK.get(value) if kind == "op" else None
-            if rank is None or rank < min_rank:
-                return left
-            self.position += 1
-            right = self._binary(rank + 1)
-            left = ("binary", value, left, right)
-
-    def _unary(self) -> tuple:
-        kind, value = self._peek()
-        if kind is None:
-            raise ExpressionError("missing operand in expression")
-        self.position += 1
-        if kind == "num":
-            return ("num", value)
-        if kind in ("name", "local"):
-            return self.leaf(kind, value)
-        if value == "(":
-            node = self._binary(1)
-            if self._peek() != ("op", ")"):
-                raise ExpressionError("missing ')' in expression")
-            self.position += 1
-            return node
-        if value in ("-", "+", "~", "!"):
-            return ("unary", value, self._unary())
-        raise ExpressionError(f"unexpected '{value}' in expression")
-
-
-_MASK64 = (1 << 64) - 1
-
-
-def _signed64(value: int) -> int:
-    value &= _MASK64
-    return value - (1 << 64) if value >> 63 else value
-
-
-def _apply_unary(op: str, value: int) -> int:
-    if op == "-":
-        return _signed64(-value)
-    if op == "+":
-        return value
-    if op == "~":
-        return _signed64(~value)
-    return 0 if value else 1                                     # "!"
-
-
-def _apply_binary(op: str, left: int, right: int) -> int:
-    if op in ("/", "%"):
-        if right == 0:
-            raise ExpressionError("division by zero")
-        quotient = abs(left) // abs(right) * (1 if (left < 0) == (right < 0) else -1)   # C truncation
-        return _signed64(quotient if op == "/" else left - quotient * right)
-    comparisons = {"==": left == right, "!=": left != right, "<>": left != right, "<": left < right,
-                   "<=": left <= right, ">": left > right, ">=": left >= right}
-    if op in comparisons:
-        return -1 if comparisons[op] else 0
-    if op == "&&":
-        return 1 if left and right else 0
-    if op == "||":
-        return 1 if left or right else 0
-    if op == "<<":
-        return _signed64(left << right) if 0 <= right < 64 else 0
-    if op == ">>":
-        return _signed64((left & _MASK64) >> right) if 0 <= right < 64 else 0
-    results = {"+": lambda: left + right, "-": lambda: left - right, "*": lambda: left * right,
-               "|": lambda: left | right, "&": lambda: left & right, "^": lambda: left ^ right,
-               "!": lambda: left | ~right}
-    return _signed64(results[op]())
 
 
 # ---------------------------------------------------------------------------
@@ -811,7 +495,7 @@ def _parse_operand(text: str, syntax: str) -> _OperandText:
 
 
 def _hex(value: int) -> str:
-    value = _signed64(value)
+    value = signed64(value)
     return f"-{-value:#x}" if value < 0 else f"{value:#x}"
 
 
@@ -1025,7 +709,7 @@ class Assembler:
             if not re.fullmatch(r"[A-Za-z_.][\w.$]*", name):
                 raise self._error(source, f"bad {head} parameter '{name}'")
             if head == ".irp":
-                values = [value.strip() for value in _split_top_level(values_text)] if values_text.strip() else [""]
+                values = [value.strip() for value in split_top_level(values_text)] if values_text.strip() else [""]
             else:
                 values = list(values_text.strip()) or [""]
             for value in values:
@@ -1097,7 +781,7 @@ class Assembler:
         self.macros[name] = _Macro(name, parameters, body)
 
     def _expand_macro(self, macro: _Macro, args_text: str, source: SourceLine) -> None:
-        arguments = _split_top_level(args_text) if args_text.strip() else []
+        arguments = split_top_level(args_text) if args_text.strip() else []
         if len(arguments) == 1 and len(macro.parameters) > 1 and not macro.parameters[0][3]:
             arguments = args_text.split()            # space-separated arguments
         values: dict[str, str] = {}
@@ -1223,7 +907,7 @@ class Assembler:
             return ("sym", value)
 
         try:
-            return _ExpressionParser(_tokenize(text, self.syntax == "intel"), leaf).parse()
+            return ExpressionParser(tokenize(text, self.syntax == "intel"), leaf).parse()
         except ExpressionError as error:
             raise self._error(source, str(error)) from None
 
@@ -1243,7 +927,7 @@ class Assembler:
             value = self._read_value(node[2])
             if isinstance(value, _Place):
                 raise _Unknown
-            return _apply_unary(node[1], value)
+            return apply_unary(node[1], value)
         op, left, right = node[1], self._read_value(node[2]), self._read_value(node[3])
         if isinstance(left, _Place) or isinstance(right, _Place):
             if op == "+" and isinstance(left, _Place) and isinstance(right, int):
@@ -1255,7 +939,7 @@ class Assembler:
             if op == "-" and isinstance(left, _Place) and isinstance(right, _Place) and left.frag is right.frag:
                 return left.offset - right.offset
             raise _Unknown
-        return _apply_binary(op, left, right)
+        return apply_binary(op, left, right)
 
     def _known(self, node: tuple, source: SourceLine):
         """The read-time value of ``node`` (int or _Place), or None when not known yet."""
@@ -1296,7 +980,7 @@ class Assembler:
             return self._layout_value(symbol.node, symbol.source, depth + 1)
         try:
             if kind == "unary":
-                return _apply_unary(node[1], _address(self._layout_value(node[2], source, depth)))
+                return apply_unary(node[1], _address(self._layout_value(node[2], source, depth)))
             op = node[1]
             left = self._layout_value(node[2], source, depth)
             right = self._layout_value(node[3], source, depth)
@@ -1304,7 +988,7 @@ class Assembler:
                 return _Place(left.frag, left.offset + (right if op == "+" else -right))
             if op == "+" and isinstance(right, _Place) and isinstance(left, int):
                 return _Place(right.frag, right.offset + left)
-            return _apply_binary(op, _address(left), _address(right))
+            return apply_binary(op, _address(left), _address(right))
         except ExpressionError as error:
             raise self._error(source, str(error)) from None
 
@@ -1357,7 +1041,7 @@ class Assembler:
         return handler
 
     def _directive_section(self, rest: str, source: SourceLine) -> None:
-        parts = [part.strip() for part in _split_top_level(rest)]
+        parts = [part.strip() for part in split_top_level(rest)]
         if not parts or not parts[0]:
             raise self._error(source, "missing section name")
         name = _unquote(parts[0].split()[0])
@@ -1394,7 +1078,7 @@ class Assembler:
         pass
 
     def _directive_symbol_binding(self, rest: str, source: SourceLine) -> None:
-        for name in _split_top_level(rest):
+        for name in split_top_level(rest):
             if not re.fullmatch(r"\s*[A-Za-z_.$][\w.$]*\s*", name):
                 raise self._error(source, f"bad symbol name '{name.strip()}'")
 
@@ -1409,21 +1093,21 @@ class Assembler:
         def handler(self: "Assembler", rest: str, source: SourceLine) -> None:
             if not rest.strip():
                 return
-            for item in _split_top_level(rest):
+            for item in split_top_level(rest):
                 if not item.strip():
                     raise self._error(source, "missing value")
                 self._emit_value(self._parse_expression(item, source), width, source)
         return handler
 
     def _directive_octa(self, rest: str, source: SourceLine) -> None:
-        for item in _split_top_level(rest):
+        for item in split_top_level(rest):
             value = self._absolute(item, source, ".octa")
             self._emit((value & ((1 << 128) - 1)).to_bytes(16, "little"), source)
 
     @staticmethod
     def _directive_leb128(signed: bool):
         def handler(self: "Assembler", rest: str, source: SourceLine) -> None:
-            for item in _split_top_level(rest):
+            for item in split_top_level(rest):
                 value = self._absolute(item, source, ".sleb128" if signed else ".uleb128")
                 out = bytearray()
                 while True:
@@ -1440,7 +1124,7 @@ class Assembler:
     @staticmethod
     def _directive_float(fmt: str):
         def handler(self: "Assembler", rest: str, source: SourceLine) -> None:
-            for item in _split_top_level(rest):
+            for item in split_top_level(rest):
                 text = item.strip()
                 text = re.sub(r"^0[dDfFeErR]", "", text)
                 try:
@@ -1453,15 +1137,15 @@ class Assembler:
     @staticmethod
     def _directive_string(terminator: bytes):
         def handler(self: "Assembler", rest: str, source: SourceLine) -> None:
-            for item in _split_top_level(rest):
+            for item in split_top_level(rest):
                 item = item.strip()
                 if len(item) < 2 or item[0] != '"' or item[-1] != '"':
                     raise self._error(source, f"expected a string, got '{item}'")
-                self._emit(_unescape(item[1:-1]) + terminator, source)
+                self._emit(unescape(item[1:-1]) + terminator, source)
         return handler
 
     def _directive_skip(self, rest: str, source: SourceLine) -> None:
-        parts = _split_top_level(rest)
+        parts = split_top_level(rest)
         count = self._absolute(parts[0], source, ".skip")
         fill = self._absolute(parts[1], source, ".skip") if len(parts) > 1 else 0
         if not 0 <= count <= MAX_REPEAT_COUNT * 64:
@@ -1469,7 +1153,7 @@ class Assembler:
         self._emit(bytes([fill & 0xFF]) * count, source)
 
     def _directive_fill(self, rest: str, source: SourceLine) -> None:
-        parts = _split_top_level(rest)
+        parts = split_top_level(rest)
         repeat = self._absolute(parts[0], source, ".fill")
         size = self._absolute(parts[1], source, ".fill") if len(parts) > 1 and parts[1].strip() else 1
         value = self._absolute(parts[2], source, ".fill") if len(parts) > 2 and parts[2].strip() else 0
@@ -1483,7 +1167,7 @@ class Assembler:
     def _directive_align(kind: str):
         """.balign/.align (bytes), .p2align (power of two); the *w/*l forms fill with 2/4-byte values."""
         def handler(self: "Assembler", rest: str, source: SourceLine) -> None:
-            parts = _split_top_level(rest) if rest.strip() else [""]
+            parts = split_top_level(rest) if rest.strip() else [""]
             if not parts[0].strip():
                 raise self._error(source, f"{kind} needs an alignment")
             amount = self._absolute(parts[0], source, kind)
@@ -1515,7 +1199,7 @@ class Assembler:
     @staticmethod
     def _directive_comm(local: bool):
         def handler(self: "Assembler", rest: str, source: SourceLine) -> None:
-            parts = [part.strip() for part in _split_top_level(rest)]
+            parts = [part.strip() for part in split_top_level(rest)]
             if len(parts) < 2:
                 raise self._error(source, "expected 'symbol, size'")
             name = parts[0]
@@ -1563,7 +1247,7 @@ class Assembler:
         self._nested(source, split_statements(text, path))
 
     def _directive_incbin(self, rest: str, source: SourceLine) -> None:
-        parts = _split_top_level(rest)
+        parts = split_top_level(rest)
         path = self._find_file(_unquote(parts[0].strip()), source)
         try:
             data = Path(path).read_bytes()
@@ -1614,7 +1298,7 @@ class Assembler:
             return
 
         try:
-            operands = [_parse_operand(item, syntax) for item in _split_top_level(operand_text)] \
+            operands = [_parse_operand(item, syntax) for item in split_top_level(operand_text)] \
                 if operand_text else []
         except ExpressionError as error:
             raise self._error(source, f"{error} in '{text}'") from None
@@ -2405,7 +2089,7 @@ def _project_extension_encoder(mnemonic: str, encode: Callable[[str, str, str], 
     depend on the value).
     """
     def encoder(operands_text: str, syntax: str, address: int, resolve: Callable[[str], int]) -> bytes:
-        parsed = [_parse_operand(item, syntax) for item in _split_top_level(operands_text)] \
+        parsed = [_parse_operand(item, syntax) for item in split_top_level(operands_text)] \
             if operands_text.strip() else []
 
         def render(rip_displacement: int) -> str:
