@@ -50,6 +50,8 @@ fuzz: $(STAMP)
 	$(FUZZ) --kind syscall --cases 20000
 	$(FUZZ) --kind extension --cases 20000
 	$(FUZZ) --kind machine_api --cases 20000
+	$(FUZZ) --kind elf --cases 10000
+	$(FUZZ) --kind asm --cases 10000
 
 compare: $(STAMP)
 	$(BIN)/emu compare --workload "guest/workloads/munmap_threads.c 0 50" \

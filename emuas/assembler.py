@@ -45,16 +45,20 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
+import signal
 import struct
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from emuas.expression import (ExpressionError, ExpressionParser, apply_binary, apply_unary, signed64,
                               tokenize)
-from emuas.source import SourceLine, split_statements, split_top_level, unescape
+from emuas.source import (SourceLine, read_regular_file, regular_file_size, split_statements, split_top_level,
+                          unescape)
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, LoadError, ProgramImage, Segment
 
 IMAGE_BASE = 0x400000              # the kernel's synthesized ELF headers live here
@@ -64,7 +68,19 @@ INCLUDE_DIR = Path(__file__).resolve().parents[1] / "guest" / "include"
 
 MAX_LAYOUT_PASSES = 200            # jumps only grow, so layout converges long before this
 MAX_EXPANSION_DEPTH = 100          # nested macros / .include
-MAX_REPEAT_COUNT = 1_000_000       # .rept, .fill, .skip sanity limit
+MAX_REPEAT_COUNT = 1_000_000       # one .rept, .fill or .skip
+# Budgets for a whole assembly, across every level of nesting, so that no
+# source -- a macro that doubles itself, .rept inside .rept -- runs or grows
+# without bound (GNU as has none: it is fast and runs in its own process).
+# A statement is one line read or one repetition started, after expansion.
+MAX_STATEMENTS = 500_000           # about 5 s of this assembler's time
+MAX_OUTPUT_BYTES = 64 << 20        # file-backed bytes (code and data; .bss costs nothing)
+MAX_SOURCE_BYTES = 16 << 20        # the source with its .includes (and cpp's output for .S)
+USER_ADDRESS_LIMIT = 1 << 47       # TASK_SIZE: every section must end below it
+MASK64 = (1 << 64) - 1
+PREPROCESSOR_MEMORY_BYTES = 512 << 20  # address space of gcc -E and cc1 (a normal .S needs < 100 MiB)
+PREPROCESSOR_CPU_SECONDS = 10
+PREPROCESSOR_WALL_SECONDS = 30         # an #include of a FIFO waits without using CPU
 
 # Extension instructions keystone does not know.  The table is consulted
 # before keystone for every instruction:
@@ -222,13 +238,32 @@ class _Extension:
         return self.current_size
 
 
+class _ZeroFill:
+    """The contents of a frag in a nobits section: only its length. GNU as keeps
+    no bytes for .bss either, so a gigabyte of .skip costs nothing here."""
+    __slots__ = ("length",)
+
+    def __init__(self):
+        self.length = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iadd__(self, data: bytes) -> "_ZeroFill":
+        self.length += len(data)        # callers refuse non-zero bytes in nobits sections first
+        return self
+
+    def grow(self, size_bytes: int) -> None:
+        self.length += size_bytes
+
+
 class _Frag:
     """Fixed bytes, then at most one variable-size tail."""
     __slots__ = ("section", "data", "fixups", "tail", "address", "tail_size")
 
     def __init__(self, section: "_Section"):
         self.section = section
-        self.data = bytearray()
+        self.data = _ZeroFill() if section.nobits else bytearray()
         self.fixups: list[_Fixup] = []
         self.tail = None
         self.address = 0
@@ -645,6 +680,11 @@ class Assembler:
         self.commons: list[tuple[str, int, int, SourceLine]] = []
         self.hidden_counter = 0
         self.current_source = SourceLine(filename, 1, "")
+        self.statements_left = MAX_STATEMENTS
+        self.output_bytes_left = MAX_OUTPUT_BYTES
+        self.source_bytes_left = MAX_SOURCE_BYTES
+        self.macro_depth = 0
+        self.common_bytes = 0
 
     # ---- errors ------------------------------------------------------------------
 
@@ -660,6 +700,7 @@ class Assembler:
         while index < len(lines) and not self.ended:
             source = lines[index]
             self.current_source = source
+            self._charge_statement(source)
             text = self._define_leading_labels(source, source.text)
             head, rest = _head(text)
             if head in _BLOCK_OPENERS:
@@ -672,6 +713,18 @@ class Assembler:
             if text:
                 self._statement(source, text, head, rest)
             index += 1
+
+    def _charge_statement(self, source: SourceLine) -> None:
+        self.statements_left -= 1
+        if self.statements_left < 0:
+            raise self._error(source, f"more than {MAX_STATEMENTS} statements after expanding macros and "
+                                      "repetitions")
+
+    def charge_source(self, size_bytes: int, source: SourceLine, what: str) -> None:
+        """Count ``size_bytes`` of source text (an .include, cpp's output) against MAX_SOURCE_BYTES."""
+        self.source_bytes_left -= size_bytes
+        if self.source_bytes_left < 0:
+            raise self._error(source, f"{what}: the source with its includes exceeds {MAX_SOURCE_BYTES >> 20} MiB")
 
     def _define_leading_labels(self, source: SourceLine, text: str) -> str:
         while True:
@@ -702,6 +755,7 @@ class Assembler:
             if count > MAX_REPEAT_COUNT:
                 raise self._error(source, f".rept count {count} is too large")
             for _ in range(max(0, count)):
+                self._charge_statement(source)         # an empty body still costs its repetitions
                 self._nested(source, body)
         elif head in (".irp", ".irpc"):
             name, _, values_text = rest.partition(",")
@@ -713,6 +767,7 @@ class Assembler:
             else:
                 values = list(values_text.strip()) or [""]
             for value in values:
+                self._charge_statement(source)
                 substituted = [SourceLine(line.filename, line.line,
                                           _substitute_parameters(line.text, {name: value}, None))
                                for line in body]
@@ -811,10 +866,13 @@ class Assembler:
         # Errors inside an expansion are reported at the invoking line.
         expanded = [SourceLine(source.filename, source.line, _substitute_parameters(line.text, values, counter))
                     for line in macro.body]
+        self.macro_depth += 1
         try:
             self._nested(source, expanded)
         except _MacroExit:
             pass
+        finally:
+            self.macro_depth -= 1
 
     # ---- one statement -----------------------------------------------------------
 
@@ -1000,7 +1058,27 @@ class Assembler:
     def _emit(self, data: bytes, source: SourceLine) -> None:
         if self.section.nobits and any(data):
             raise self._error(source, f"non-zero data in nobits section '{self.section.name}'")
+        self._charge_output(len(data), source)
         self.section.current.data += data
+
+    def _charge_output(self, size_bytes: int, source: SourceLine) -> None:
+        if self.section.nobits:
+            return
+        self.output_bytes_left -= size_bytes
+        if self.output_bytes_left < 0:
+            raise self._error(source, f"code and data exceed {MAX_OUTPUT_BYTES >> 20} MiB")
+
+    def _emit_repeated(self, unit: bytes, count: int, source: SourceLine) -> None:
+        """``count`` copies of ``unit``; in a nobits section only the size grows (no bytes are kept)."""
+        if self.section.nobits and any(unit):
+            raise self._error(source, f"non-zero data in nobits section '{self.section.name}'")
+        self._charge_output(len(unit) * count, source)
+        if self.section.nobits:
+            if len(self.section.current.data) + len(unit) * count > USER_ADDRESS_LIMIT:
+                raise self._error(source, f"section '{self.section.name}' does not fit in the user address space")
+            self.section.current.data.grow(len(unit) * count)
+        else:
+            self.section.current.data += unit * count
 
     def _emit_value(self, node: tuple, width: int, source: SourceLine) -> None:
         """A data value: bytes now if known, else a fixup."""
@@ -1109,6 +1187,8 @@ class Assembler:
         def handler(self: "Assembler", rest: str, source: SourceLine) -> None:
             for item in split_top_level(rest):
                 value = self._absolute(item, source, ".sleb128" if signed else ".uleb128")
+                # GNU as encodes the 64-bit value: -1 as .uleb128 is 2^64-1 (ten bytes).
+                value = signed64(value) if signed else value & MASK64
                 out = bytearray()
                 while True:
                     byte = value & 0x7F
@@ -1150,7 +1230,7 @@ class Assembler:
         fill = self._absolute(parts[1], source, ".skip") if len(parts) > 1 else 0
         if not 0 <= count <= MAX_REPEAT_COUNT * 64:
             raise self._error(source, f"bad .skip size {count}")
-        self._emit(bytes([fill & 0xFF]) * count, source)
+        self._emit_repeated(bytes([fill & 0xFF]), count, source)
 
     def _directive_fill(self, rest: str, source: SourceLine) -> None:
         parts = split_top_level(rest)
@@ -1161,7 +1241,7 @@ class Assembler:
             raise self._error(source, f"bad .fill repeat count {repeat}")
         # GNU as: each copy comes from an 8-byte number whose upper 4 bytes are zero.
         unit = ((value & 0xFFFFFFFF).to_bytes(8, "little"))[:min(size, 8)]
-        self._emit(unit * repeat, source)
+        self._emit_repeated(unit, repeat, source)
 
     @staticmethod
     def _directive_align(kind: str):
@@ -1204,6 +1284,11 @@ class Assembler:
                 raise self._error(source, "expected 'symbol, size'")
             name = parts[0]
             size = self._absolute(parts[1], source, ".comm")
+            if size < 0:
+                return      # GNU as: "size (-1) out of range, ignored" (a warning)
+            self.common_bytes += size
+            if self.common_bytes >= USER_ADDRESS_LIMIT:
+                raise self._error(source, f"size of '{name}' ({size:#x}) does not fit in the user address space")
             if len(parts) > 2 and parts[2]:
                 alignment = self._absolute(parts[2], source, ".comm")
             elif local:
@@ -1230,6 +1315,8 @@ class Assembler:
         self.ended = True
 
     def _directive_exitm(self, rest: str, source: SourceLine) -> None:
+        if self.macro_depth == 0:
+            return          # GNU as: "ignoring macro exit outside a macro definition" (a warning)
         raise _MacroExit
 
     def _directive_purgem(self, rest: str, source: SourceLine) -> None:
@@ -1240,8 +1327,10 @@ class Assembler:
 
     def _directive_include(self, rest: str, source: SourceLine) -> None:
         path = self._find_file(_unquote(rest.strip()), source)
+        size_bytes = self._regular_file_size(path, source)
+        self.charge_source(size_bytes, source, f".include \"{path}\"")
         try:
-            text = Path(path).read_text()
+            text = read_regular_file(path, 0, size_bytes).decode()
         except (OSError, UnicodeDecodeError) as error:
             raise self._error(source, f"cannot read '{path}': {error}") from None
         self._nested(source, split_statements(text, path))
@@ -1249,13 +1338,24 @@ class Assembler:
     def _directive_incbin(self, rest: str, source: SourceLine) -> None:
         parts = split_top_level(rest)
         path = self._find_file(_unquote(parts[0].strip()), source)
+        file_bytes = self._regular_file_size(path, source)
+        skip = self._absolute(parts[1], source, ".incbin") if len(parts) > 1 and parts[1].strip() else 0
+        count = self._absolute(parts[2], source, ".incbin") if len(parts) > 2 else file_bytes - skip
+        # GNU as (s_incbin) checks the range against the file's size before reading anything.
+        if skip < 0 or count < 0 or skip + count > file_bytes:
+            raise self._error(source, f"skip ({skip}) or count ({count}) invalid for file size ({file_bytes})")
+        self._charge_output(count, source)
         try:
-            data = Path(path).read_bytes()
+            data = read_regular_file(path, skip, count)
         except OSError as error:
             raise self._error(source, f"cannot read '{path}': {error.strerror}") from None
-        skip = self._absolute(parts[1], source, ".incbin") if len(parts) > 1 else 0
-        count = self._absolute(parts[2], source, ".incbin") if len(parts) > 2 else len(data) - skip
-        self._emit(data[skip:skip + count], source)
+        self._emit(data, source)
+
+    def _regular_file_size(self, path: str, source: SourceLine) -> int:
+        try:
+            return regular_file_size(path)
+        except OSError as error:
+            raise self._error(source, f"cannot read '{path}': {error.strerror}") from None
 
     def _find_file(self, name: str, source: SourceLine) -> str:
         candidates = [name] if os.path.isabs(name) else \
@@ -1316,6 +1416,7 @@ class Assembler:
             code, inserted_at = _insert_prefix(code, byte)
             fixups = [(offset + 1 if offset >= inserted_at else offset, width, node, kind)
                       for offset, width, node, kind in fixups]
+        self._charge_output(len(code), source)
         frag = self.section.current
         start = len(frag.data)
         frag.data += code
@@ -1327,6 +1428,7 @@ class Assembler:
     def _emit_code(self, code: bytes, source: SourceLine) -> None:
         if self.section.nobits:
             raise self._error(source, f"instruction in nobits section '{self.section.name}'")
+        self._charge_output(len(code), source)
         self.section.current.data += code
 
     def _branch(self, source: SourceLine, prefix: bytes, mnemonic: str, target_text: str) -> None:
@@ -1494,6 +1596,8 @@ class Assembler:
             node = self._parse_expression(expression, source)
             value = self._known(node, source)
             if isinstance(value, int):
+                if kind in ("rip", "disp") and not -(1 << 31) <= signed64(value) < 1 << 31:
+                    raise ExpressionError(f"{_hex(value)} out of range of signed 32bit displacement")
                 return _hex(value)           # for "rip" too: a number is a plain displacement
             holes.append(_Hole(node, kind, widths=(4,) if kind != "imm" else (4, 2, 1)))
             return len(holes) - 1
@@ -1638,7 +1742,7 @@ class Assembler:
             if alignment > 1:
                 bss.close_frag(_Align(alignment, None, None, code=False))
             self.symbols[name] = _Symbol(name, "label", source, place=_Place(bss.current, len(bss.current.data)))
-            bss.current.data += bytes(size)
+            bss.current.data.grow(size)
 
     def _ordered_sections(self) -> list[_Section]:
         """Code first (.text leading), then read-only data, data, and bss."""
@@ -1669,6 +1773,10 @@ class Assembler:
                 frag.tail_size = frag.tail.size(address) if frag.tail is not None else 0
                 address += frag.tail_size
             section.size = address - section.address
+            if address > USER_ADDRESS_LIMIT:
+                # ld's "will not fit in region": the program could not be mapped below TASK_SIZE.
+                raise self._error(self.current_source, f"section '{section.name}' ({section.size:#x} bytes) "
+                                                       "does not fit in the user address space")
 
     def _layout(self, ordered: list[_Section]) -> None:
         for _pass in range(MAX_LAYOUT_PASSES):
@@ -1716,7 +1824,7 @@ class Assembler:
         segments = []
         for section in ordered:
             data = bytearray()
-            for frag in section.frags:
+            for frag in [] if section.nobits else section.frags:   # a nobits section has no bytes
                 chunk = bytearray(frag.data)
                 for fixup in frag.fixups:
                     value = self._final_value(fixup.node, fixup.source)
@@ -1727,9 +1835,6 @@ class Assembler:
                         "branch target" if fixup.pcrel_end is not None and fixup.width == 1 else "value")
                 data += chunk
                 data += self._tail_bytes(frag)
-            if section.nobits:
-                if any(data):
-                    raise AssemblyError(self.filename, 1, f"non-zero data in nobits section '{section.name}'")
             if not section.size:
                 continue
             assembled.append(AssembledSection(section.name, section.address, b"" if section.nobits else bytes(data),
@@ -2008,27 +2113,61 @@ def _preprocess(text: str, filename: str) -> str:
     command = [compiler, "-E", "-x", "assembler-with-cpp", "-I", directory, "-I", str(INCLUDE_DIR), "-"]
     # gcc finds cc1 through PATH; a guest-style environment may not have one.
     environment = dict(os.environ, PATH=os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin")
-    try:
-        result = subprocess.run(command, input=text, capture_output=True, text=True, env=environment,
-                                cwd=directory if os.path.isdir(directory) else None)
-    except OSError as error:
-        raise AssemblyError(filename, 1, f"cannot run the C preprocessor: {error.strerror}") from None
-    if result.returncode != 0:
-        first = next((line for line in result.stderr.splitlines()
+    with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=output, stderr=errors,
+                                       env=environment, cwd=directory if os.path.isdir(directory) else None,
+                                       preexec_fn=_limit_preprocessor)
+        except OSError as error:
+            raise AssemblyError(filename, 1, f"cannot run the C preprocessor: {error.strerror}") from None
+        try:
+            try:
+                process.communicate(text.encode(), timeout=PREPROCESSOR_WALL_SECONDS)
+            except BrokenPipeError:          # cpp stopped reading (a fatal error early on)
+                process.wait(timeout=PREPROCESSOR_WALL_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AssemblyError(filename, 1, f"the C preprocessor did not finish within "
+                                             f"{PREPROCESSOR_WALL_SECONDS} s") from None
+        except BaseException:                # --timeout (WallClockTimeout) or ^C: cpp must not outlive us
+            process.kill()
+            process.wait()
+            raise
+        if process.returncode == -signal.SIGXFSZ:
+            raise AssemblyError(filename, 1, f"the preprocessed source exceeds {MAX_SOURCE_BYTES >> 20} MiB")
+        if process.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+            raise AssemblyError(filename, 1, f"the C preprocessor ran past {PREPROCESSOR_CPU_SECONDS} s of CPU")
+        output.seek(0)
+        stdout = output.read().decode(errors="replace")
+        errors.seek(0)
+        stderr = errors.read(1 << 20).decode(errors="replace")
+    if process.returncode != 0:
+        first = next((line for line in stderr.splitlines()
                       if re.search(r"\berror\b", line)), None) \
-            or next((line for line in result.stderr.splitlines() if line.strip()), "preprocessing failed")
+            or next((line for line in stderr.splitlines() if line.strip()), "preprocessing failed")
         match = re.match(r"(.*?):(\d+):(?:\d+:)?\s*(?:fatal error|error):\s*(.*)$", first)
         if match:
             where = filename if match.group(1) == "<stdin>" else match.group(1)
             raise AssemblyError(where, int(match.group(2)), match.group(3))
         raise AssemblyError(filename, 1, first.replace("<stdin>", filename))
-    return result.stdout
+    return stdout
+
+
+def _limit_preprocessor() -> None:
+    """In the cpp child: its output, memory and CPU are bounded as the assembler's own
+    work is (an #include of /dev/zero or a macro that doubles 30 times ends in an error)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_SOURCE_BYTES, MAX_SOURCE_BYTES))
+    resource.setrlimit(resource.RLIMIT_AS, (PREPROCESSOR_MEMORY_BYTES, PREPROCESSOR_MEMORY_BYTES))
+    resource.setrlimit(resource.RLIMIT_CPU, (PREPROCESSOR_CPU_SECONDS, PREPROCESSOR_CPU_SECONDS + 1))
 
 
 def assemble(text: str, filename: str, syntax: str = "att", preprocess: bool = False) -> Assembly:
     """Assemble ``text`` (named ``filename`` in messages) into an image plus its sections."""
     if syntax not in ("att", "intel"):
         raise ValueError(f"syntax must be 'att' or 'intel', not {syntax!r}")
+    if len(text) > MAX_SOURCE_BYTES:
+        raise AssemblyError(filename, 1, f"the source exceeds {MAX_SOURCE_BYTES >> 20} MiB")
     if preprocess:
         text = _preprocess(text, filename)
     lines = split_statements(text, filename)
@@ -2065,11 +2204,12 @@ def assemble_file(path: str) -> ProgramImage:
     else:
         raise LoadError(f"{path}: not an assembly source (.s, .S, .asm)")
     try:
-        text = Path(path).read_text()
+        size_bytes = regular_file_size(path)
+        if size_bytes > MAX_SOURCE_BYTES:
+            raise LoadError(f"{path}: the source exceeds {MAX_SOURCE_BYTES >> 20} MiB")
+        text = read_regular_file(path, 0, size_bytes).decode()
     except FileNotFoundError:
         raise LoadError(f"{path}: cannot read: No such file or directory") from None
-    except IsADirectoryError:
-        raise LoadError(f"{path}: cannot read: Is a directory") from None
     except OSError as error:
         raise LoadError(f"{path}: cannot read: {error.strerror}") from None
     except UnicodeDecodeError:

@@ -17,6 +17,14 @@ class ExpressionError(Exception):
     pass
 
 
+# GNU as keeps bignums of any length and truncates them where they are used;
+# values here are Python integers, so a number is refused beyond what any
+# field can hold in binary (.octa: 128 bits, plus a prefix) rather than have
+# int() work on a megabyte of digits.
+MAX_NUMBER_CHARACTERS = 160
+NUMBER_KINDS = frozenset(("hex", "bin", "intelhex", "dec"))
+
+
 _EXPRESSION_TOKEN = re.compile(r"""\s*(?:
       (?P<hex>0[xX][0-9a-fA-F]+)
     | (?P<bin>0[bB][01]+)(?![\w$])
@@ -43,6 +51,8 @@ def tokenize(text: str, intel: bool) -> list[tuple[str, object]]:
         position = match.end()
         kind = match.lastgroup
         value = match.group(kind)
+        if kind in NUMBER_KINDS and len(value) > MAX_NUMBER_CHARACTERS:
+            raise ExpressionError(f"number too large ({len(value)} digits)")
         if kind == "hex":
             tokens.append(("num", int(value, 16)))
         elif kind == "bin":

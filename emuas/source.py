@@ -6,7 +6,9 @@ names the original file and line.
 """
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 
 
@@ -163,3 +165,39 @@ def unescape(body: str) -> bytes:
             out += ch.encode()
             i += 2
     return bytes(out)
+
+
+def regular_file_size(path: str) -> int:
+    """The size of ``path``, which must be a regular file (OSError otherwise).
+
+    Opened with O_NONBLOCK and checked through the open file, so that a FIFO
+    never blocks the assembler and a device such as /dev/zero is never read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        status = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if stat.S_ISDIR(status.st_mode):
+        raise IsADirectoryError(21, "Is a directory")
+    if not stat.S_ISREG(status.st_mode):
+        raise OSError(0, "not a regular file")
+    return status.st_size
+
+
+def read_regular_file(path: str, offset: int, size_bytes: int) -> bytes:
+    """``size_bytes`` from ``offset`` of a regular file, without reading the rest of it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        chunks, position, left = [], offset, size_bytes
+        while left > 0:
+            chunk = os.pread(fd, min(left, 1 << 20), position)
+            if not chunk:
+                raise OSError(0, "file shrank while being read")
+            chunks.append(chunk)
+            position += len(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -18,6 +18,7 @@ import sys
 
 from emucli.trace import Debugging, add_debug_options, rewrite_trace_command
 from emucli.compare import CompareError
+from emucli.limits import HOST_MEMORY_HEADROOM_BYTES, HostMemoryExceeded, RunLimits, WallClockTimeout
 
 EXIT_USAGE = 2
 EXIT_CYCLE_LIMIT = 124
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "ENOMEM; a fault with no free frame is an OOM kill (exit 123)")
     run.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                      help="wall-clock limit for the run (exit 125)")
+    run.add_argument("--max-host-memory", type=_memory_size, metavar="SIZE",
+                     help="ceiling on the emulator's own resident memory, loading and assembling included "
+                          "(exit 123; default: guest memory + 512M)")
     files = run.add_mutually_exclusive_group()
     files.add_argument("--fs", type=_directory, metavar="DIR", help="map DIR read-only as the guest's root")
     files.add_argument("--fs-rw", type=_directory, metavar="DIR", help="map DIR read-write as the guest's root")
@@ -135,6 +139,7 @@ def run_command(options) -> int:
     from emu.timing.profile import DEFAULT_PROFILE, ProfileError, load_profile
     from kernel.kernel import Kernel, KernelConfig
     from kernel.errno import SyscallError
+    from kernel.loader.elf import ImageTooLarge
     from kernel.loader.image import LoadError
     from kernel.mm.frames import OutOfMemory
 
@@ -167,17 +172,18 @@ def run_command(options) -> int:
     # however built, outlives it (DESIGN.md: every limit before the load).
     timed_out = False
     debugging = None
-    with WallClockLimit(options.timeout, machine=machine) as limit:
+    host_memory_bytes = options.max_host_memory or memory_bytes + HOST_MEMORY_HEADROOM_BYTES
+    with RunLimits(options.timeout, host_memory_bytes, machine=machine) as limit:
         try:
             try:
                 kernel.start(options.program)
-            except LoadError as error:
-                print(f"emu: {error}", file=sys.stderr)
-                return EXIT_USAGE
-            except (OutOfMemory, SyscallError):
+            except (OutOfMemory, SyscallError, ImageTooLarge):
                 print(f"emu: {options.program}: guest memory ({memory_bytes >> 20} MiB) is too small to load it",
                       file=sys.stderr)
                 return EXIT_OUT_OF_MEMORY
+            except LoadError as error:
+                print(f"emu: {error}", file=sys.stderr)
+                return EXIT_USAGE
             try:
                 debugging = Debugging(options, machine, kernel, options.program)
             except (ValueError, OSError) as error:
@@ -185,18 +191,24 @@ def run_command(options) -> int:
             debugging.run()
         except WallClockTimeout:
             timed_out = True
+        except (HostMemoryExceeded, MemoryError):
+            limit.memory_exceeded = True
         finally:
             if debugging is not None:
                 debugging.finish()
             sys.stdout.flush()
     timed_out = timed_out or limit.expired
-    if kernel.fatal_message and not timed_out:
+    if kernel.fatal_message and not timed_out and not limit.memory_exceeded:
         print(kernel.fatal_message, file=sys.stderr)
     if options.stats:
         write_stats(options.stats, machine, kernel)
     if timed_out:
         print(f"emu: wall-clock timeout of {options.timeout:g} s reached", file=sys.stderr)
         return EXIT_WALL_TIMEOUT
+    if limit.memory_exceeded:
+        print(f"emu: host memory ceiling of {host_memory_bytes >> 20} MiB reached (--max-host-memory)",
+              file=sys.stderr)
+        return EXIT_OUT_OF_MEMORY
     if kernel.out_of_memory:
         return EXIT_OUT_OF_MEMORY
     if machine.cycle_limit_reached and kernel.init_process.exit_status is None:
@@ -209,58 +221,6 @@ def run_command(options) -> int:
               f"(at cycle {machine.elapsed_cycles})", file=sys.stderr)
         return EXIT_CYCLE_LIMIT
     return kernel.exit_status()
-
-
-class WallClockTimeout(BaseException):
-    """Raised in the main thread when --timeout expires. A BaseException, as
-    KeyboardInterrupt is, so no ``except Exception`` on the way (the assembler's
-    diagnostics, a loader's) can turn it into another error."""
-
-
-class WallClockLimit:
-    """--timeout: an interval timer whose SIGALRM raises WallClockTimeout wherever the run is.
-    It re-fires every 100 ms until the run unwinds, because a raise inside a callback that
-    swallows errors (the C hot path's) would otherwise be lost."""
-
-    REPEAT_SECONDS = 0.1
-
-    def __init__(self, seconds: float | None, machine=None):
-        self.seconds = seconds
-        self.expired = False
-        self.active = False
-        self._previous = None
-        # SIGALRM's Python handler runs only between bytecodes, and guest code can
-        # stay inside Unicorn (translated blocks, C hooks) for long: once the time
-        # is up the machine is also kicked out of Unicorn (Machine.kick_after).
-        self._machine = machine
-        self._done = None
-
-    def _fire(self, signum, frame):
-        if self.active:
-            self.expired = True
-            raise WallClockTimeout()
-
-    def __enter__(self):
-        if self.seconds is not None:
-            import signal
-            self._previous = signal.signal(signal.SIGALRM, self._fire)
-            self.active = True
-            signal.setitimer(signal.ITIMER_REAL, self.seconds, self.REPEAT_SECONDS)
-            if self._machine is not None:
-                import threading
-                self._done = threading.Event()
-                self._machine.kick_after(self.seconds, self._done, self.REPEAT_SECONDS)
-        return self
-
-    def __exit__(self, exc_type, exc_value, traceback):
-        self.active = False
-        if self._done is not None:
-            self._done.set()
-        if self.seconds is not None:
-            import signal
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._previous)
-        return exc_type is WallClockTimeout   # fired between run() and here: still a timeout
 
 
 def list_profiles() -> int:

@@ -18,7 +18,9 @@ Kinds of case (``GENERATORS``): ``code`` (random bytes and instruction soup),
 ``extension`` (AMX / XSAVE family / XGETBV / INVPCID / INVLPGB with random
 tile configurations, XSAVE headers and register operands). ``machine_api``
 checks the CPL0 interface the kernel uses (XSETBV, WRMSR of XSS/XFD/XFD_ERR)
-with random values: only #GP may come out. Every case is a pure function of
+with random values: only #GP may come out. ``elf`` and ``asm`` (fuzz/inputs.py)
+give `emu run` hostile program files: the loader, the assembler and the limits
+armed before them. Every case is a pure function of
 (kind, seed, index), so a failure is reproduced by ``python -m fuzz --kind K
 --seed S --only I``.
 """
@@ -86,6 +88,8 @@ class Outcome:
     ending: str = ""                 # "exit N", "signal NAME", "cycle limit", "idle"
     cycles: int = 0
     failure: str | None = None       # None: every property held
+    peak_bytes: int = 0              # elf/asm kinds: the emulator's peak resident memory
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -413,7 +417,8 @@ def gen_extension(rng: random.Random) -> Guest:
 
 
 GENERATORS = {"code": gen_code, "syscall": gen_syscall, "extension": gen_extension}
-KINDS = (*GENERATORS, "machine_api")
+INPUT_KINDS = ("elf", "asm")        # program files through `emu run` (fuzz/inputs.py)
+KINDS = (*GENERATORS, "machine_api", *INPUT_KINDS)
 
 
 # ---- running one case ------------------------------------------------------------------------
@@ -538,4 +543,7 @@ def run_case(kind: str, seed: int, index: int) -> Outcome:
     rng = random.Random(f"{kind}:{seed}:{index}")
     if kind == "machine_api":
         return run_machine_api_case(rng, index)
+    if kind in INPUT_KINDS:
+        from fuzz.inputs import run_input_case
+        return run_input_case(kind, rng, index)
     return run_guest(GENERATORS[kind](rng), kind, index)

@@ -14,7 +14,7 @@ import sys
 import time
 from collections import Counter
 
-from fuzz import KINDS, fuzz_root, run_case
+from fuzz import INPUT_KINDS, KINDS, fuzz_root, run_case
 
 CHUNK_CASES = 250
 
@@ -25,17 +25,21 @@ def run_chunk(task: tuple[str, int, int, int, bool]) -> tuple[str, int, Counter,
     endings: Counter = Counter()
     failures = []
     slowest = (0.0, None)
+    peak_bytes = 0
     for index in range(start, end):
         started = time.monotonic()
         outcome = run_case(kind, seed, index)
         slowest = max(slowest, (time.monotonic() - started, index), key=lambda pair: pair[0])
-        endings[outcome.ending if outcome.ending.startswith("signal") else outcome.ending.split(" ")[0]] += 1
+        peak_bytes = max(peak_bytes, outcome.peak_bytes)
+        # Program-file kinds keep the status (2, 123, 124, 125, ...): which contract ended the run.
+        keep_whole = outcome.ending.startswith("signal") or kind in INPUT_KINDS
+        endings[outcome.ending if keep_whole else outcome.ending.split(" ")[0]] += 1
         if verbose:
             print(f"{kind} #{index}: {outcome.ending or '-'} after {outcome.cycles} cycles"
                   f"{'' if outcome.ok else ' FAILED'}", flush=True)
         if not outcome.ok:
             failures.append((index, outcome.failure))
-    return kind, end - start, endings, failures, slowest
+    return kind, end - start, endings, failures, (slowest, peak_bytes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,23 +57,27 @@ def main(argv: list[str] | None = None) -> int:
         options.start, options.cases, options.verbose, options.jobs = options.only, 1, True, 1
     tasks = [(kind, options.seed, start, min(start + CHUNK_CASES, options.start + options.cases), options.verbose)
              for kind in kinds for start in range(options.start, options.start + options.cases, CHUNK_CASES)]
-    totals = {kind: [0, Counter(), [], (0.0, None)] for kind in kinds}
+    totals = {kind: [0, Counter(), [], (0.0, None), 0] for kind in kinds}
     started = last_report = time.monotonic()
     done = 0
     if "syscall" in kinds:
         fuzz_root(writable=False)     # the temporary base is this process's (removed at its exit)
+    if set(kinds) & set(INPUT_KINDS):
+        from fuzz.inputs import workdir
+        workdir()                     # base binaries built once, before workers fork
     if options.jobs > 1:
         pool = multiprocessing.get_context("fork").Pool(options.jobs)
         results = pool.imap_unordered(run_chunk, tasks)
     else:
         pool, results = None, map(run_chunk, tasks)
     try:
-        for kind, count, endings, failures, slowest in results:
+        for kind, count, endings, failures, (slowest, peak_bytes) in results:
             total = totals[kind]
             total[0] += count
             total[1].update(endings)
             total[2].extend(failures)
             total[3] = max(total[3], slowest, key=lambda pair: pair[0])
+            total[4] = max(total[4], peak_bytes)
             done += count
             for index, failure in failures:
                 print(f"FAIL {kind} seed={options.seed} index={index}: {failure}", file=sys.stderr, flush=True)
@@ -83,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         if pool is not None:
             pool.close()
             pool.join()
-    for kind, (count, endings, failures, slowest) in totals.items():
+    for kind, (count, endings, failures, slowest, peak_bytes) in totals.items():
         summary = ", ".join(f"{name}: {n}" for name, n in sorted(endings.items()))
-        print(f"{kind}: {count} cases, {len(failures)} failures, slowest #{slowest[1]} {slowest[0]:.2f} s -- {summary}")
+        peak = f", peak host memory {peak_bytes >> 20} MiB" if peak_bytes else ""
+        print(f"{kind}: {count} cases, {len(failures)} failures, slowest #{slowest[1]} {slowest[0]:.2f} s{peak} "
+              f"-- {summary}")
     failed = sum(len(t[2]) for t in totals.values())
     print(f"{failed} failing case(s) in {time.monotonic() - started:.0f} s")
     return 1 if failed else 0

@@ -158,7 +158,7 @@ class Kernel:
 
     def start(self, path: str) -> Process:
         """exec ``path`` as the first process on CPU 0 (raises LoadError on bad input)."""
-        return self.start_image(load_program(path, ELF_ET_DYN_BASE), path)
+        return self.start_image(load_program(path, ELF_ET_DYN_BASE, self.machine.memory.size_bytes), path)
 
     def start_image(self, image, path: str) -> Process:
         """exec an already-built ProgramImage as the first process on CPU 0."""

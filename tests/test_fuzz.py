@@ -113,3 +113,39 @@ def test_found_code_1_98816_lock_bt_register_form_is_sigill_not_a_host_abort():
     # guest/tests/kernel/lock_bit_test_register.S checks the guest's view.
     outcome = run_case("code", 1, 98816)
     assert outcome.ok, outcome.failure
+
+
+# ---- program files through `emu run` (fuzz/inputs.py) ------------------------------------------
+
+@pytest.mark.parametrize("kind", ["elf", "asm"])
+def test_hostile_program_files_end_within_their_limits(kind):
+    assert_all_hold(kind, range(20))
+
+
+def test_input_harness_reports_an_internal_error(monkeypatch):
+    """The child is forked from this process, so a loader broken here is broken there."""
+    import kernel.loader.elf as elf
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("loader bug")
+    monkeypatch.setattr(elf, "load_elf_stream", broken)
+    import os
+
+    from fuzz.inputs import check_program_run, run_program, workdir
+    case_dir = os.path.join(workdir(), "harness-70")
+    os.makedirs(case_dir, exist_ok=True)
+    result = run_program(os.path.join(workdir(), "bare"), case_dir)
+    assert result[0] == 70
+    assert check_program_run(*result).startswith("exit 70")
+
+
+def test_input_harness_reports_memory_over_the_limit(monkeypatch):
+    import os
+
+    import fuzz.inputs as inputs
+    monkeypatch.setattr(inputs, "HOST_MEMORY_LIMIT_BYTES", 1 << 20)
+    case_dir = os.path.join(inputs.workdir(), "harness-memory")
+    os.makedirs(case_dir, exist_ok=True)
+    result = inputs.run_program(os.path.join(inputs.workdir(), "bare"), case_dir)
+    assert result[0] == 7                                   # the bare program's exit status
+    assert inputs.check_program_run(*result).startswith("peak host memory")

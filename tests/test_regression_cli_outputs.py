@@ -37,18 +37,20 @@ def test_closed_pipe_ends_trace_quietly():
 
 
 def test_timeout_covers_assembling(tmp_path):
-    """--timeout is armed before the program is assembled: sources whose expansion
-    never ends (nested .rept, .uleb128 -1) stop at the limit with 125 and stats."""
-    nested = tmp_path / "nested.s"
-    nested.write_text(".text\n.globl _start\n_start:\n.rept 1000000\n.rept 1000000\nnop\n.endr\n.endr\n")
-    endless = tmp_path / "uleb.s"
-    endless.write_text(".text\n.uleb128 -1\n")
-    for source in (nested, endless):
-        stats = tmp_path / f"{source.stem}.json"
-        result = emu("run", "--timeout", "2", "--stats", str(stats), str(source), timeout=60)
-        assert result.returncode == 125, result.stderr
-        assert result.stderr_lines == ["emu: wall-clock timeout of 2 s reached"]
-        assert '"instructions": 0' in stats.read_text()
+    """--timeout is armed before the program is assembled: a .S whose #include waits
+    on a FIFO forever stops at the limit with 125 and stats, and cpp does not outlive emu."""
+    import os
+    fifo = tmp_path / "fifo.h"
+    os.mkfifo(fifo)
+    source = tmp_path / "wait.S"
+    source.write_text(f'#include "{fifo}"\n')
+    stats = tmp_path / "wait.json"
+    result = emu("run", "--timeout", "2", "--stats", str(stats), str(source), timeout=60)
+    assert result.returncode == 125, result.stderr
+    assert result.stderr_lines == ["emu: wall-clock timeout of 2 s reached"]
+    assert '"instructions": 0' in stats.read_text()
+    leftover = subprocess.run(["pgrep", "-f", str(fifo)], capture_output=True, text=True).stdout
+    assert leftover == ""
 
 
 def test_only_regular_files_are_executed(tmp_path):
@@ -109,3 +111,58 @@ def test_huge_bss_costs_nothing_until_touched(tmp_path):
     assert result.stdout == b"3\n"
     import json
     assert json.loads(stats.read_text())["peak_frames_in_use"] < 1000
+
+
+def test_a_program_without_execute_permission_is_refused(tmp_path):
+    """execve's may_open(MAY_EXEC): EACCES; the program used to run."""
+    program = _mutated_hello(tmp_path, "noexec", lambda data, struct: None)
+    program.chmod(0o644)
+    result = emu("run", str(program), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr_lines == [f"emu: {program}: cannot execute: Permission denied"]
+
+
+def test_the_loader_reads_headers_and_segments_only(tmp_path):
+    """A 2 GiB sparse file was read whole (2.1 GB) to check its magic; now only the
+    headers and the PT_LOAD ranges are read, and the program still runs."""
+    program = _mutated_hello(tmp_path, "sparse", lambda data, struct: None)
+    with open(program, "r+b") as handle:
+        handle.truncate(2 << 30)
+    probe = ("import resource, sys\n"
+             "from emucli.main import main\n"
+             "try:\n    main(['run', sys.argv[1]])\nexcept SystemExit:\n    pass\n"
+             "sys.stderr.write('maxrss_kib=%d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    result = subprocess.run([sys.executable, "-c", probe, str(program)], cwd=REPO, capture_output=True,
+                            timeout=300)
+    assert result.stdout == b"hi\n", result.stderr
+    maxrss_mib = int(result.stderr.decode().rsplit("maxrss_kib=", 1)[1]) >> 10
+    assert maxrss_mib < 512
+
+
+def test_file_backed_segments_larger_than_guest_memory_are_refused_unread(tmp_path):
+    """A PT_LOAD whose file bytes exceed guest memory cannot be loaded (exit 123,
+    as any program too large for guest memory), and nothing of it is read."""
+    def huge_filesz(data, struct):
+        phoff, = struct.unpack_from("<Q", data, 0x20)
+        phnum, = struct.unpack_from("<H", data, 0x38)
+        for index in range(phnum):
+            entry = phoff + 56 * index
+            if struct.unpack_from("<I", data, entry)[0] == 1:                      # PT_LOAD
+                struct.pack_into("<QQ", data, entry + 32, 256 << 20, 256 << 20)    # p_filesz, p_memsz
+                return
+    program = _mutated_hello(tmp_path, "bigload", huge_filesz)
+    with open(program, "r+b") as handle:
+        handle.truncate(300 << 20)
+    result = emu("run", "--memory", "64", str(program), timeout=120)
+    assert result.returncode == 123, result.stderr
+    assert result.stderr_lines == [f"emu: {program}: guest memory (64 MiB) is too small to load it"]
+
+
+def test_host_memory_ceiling_is_armed_before_the_load(tmp_path):
+    """--max-host-memory below what the emulator itself needs ends the run at once
+    with the out-of-memory status and one line, whatever phase it is in."""
+    stats = tmp_path / "s.json"
+    result = emu("run", "--max-host-memory", "8M", "--stats", str(stats), HELLO, timeout=120)
+    assert result.returncode == 123, result.stderr
+    assert result.stderr_lines == ["emu: host memory ceiling of 8 MiB reached (--max-host-memory)"]
+    assert stats.exists()

@@ -9,8 +9,10 @@ from kernel.loader.image import LoadError, ProgramImage
 ASSEMBLY_SUFFIXES = (".s", ".S", ".asm")
 
 
-def load_program(path: str, pie_load_bias: int) -> ProgramImage:
-    """Read ``path`` and build its image; every bad input raises LoadError (one line)."""
+def load_program(path: str, pie_load_bias: int, memory_bytes: int | None = None) -> ProgramImage:
+    """Read ``path`` and build its image; every bad input raises LoadError (one line).
+    ``memory_bytes``: the guest's memory, which the file-backed bytes must fit in
+    (ImageTooLarge otherwise, before they are read)."""
     if path.endswith(ASSEMBLY_SUFFIXES):
         if not os.path.isfile(path):
             raise LoadError(f"{path}: cannot read: {_reason(path)}")
@@ -23,17 +25,21 @@ def load_program(path: str, pie_load_bias: int) -> ProgramImage:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
         raise LoadError(f"{path}: cannot read: {error.strerror}") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode):
         os.close(fd)
-        raise LoadError(f"{path}: cannot execute: {'Is a directory' if stat.S_ISDIR(mode) else 'not a regular file'}")
+        raise LoadError(f"{path}: cannot execute: {'Is a directory' if stat.S_ISDIR(status.st_mode) else 'not a regular file'}")
+    # may_open(MAY_EXEC) via inode_permission: the caller's execute permission
+    # (for root, any execute bit), as access(2) answers it.
+    if not os.access(path, os.X_OK) or not status.st_mode & 0o111:
+        os.close(fd)
+        raise LoadError(f"{path}: cannot execute: Permission denied")
+    from kernel.loader.elf import load_elf_stream
     with os.fdopen(fd, "rb") as handle:
         try:
-            data = handle.read()
+            return load_elf_stream(path, handle, status.st_size, pie_load_bias, memory_bytes)
         except OSError as error:
             raise LoadError(f"{path}: cannot read: {error.strerror}") from None
-    from kernel.loader.elf import load_elf
-    return load_elf(path, data, pie_load_bias)
 
 
 def _reason(path: str) -> str:

@@ -4,10 +4,15 @@ Refuses, with one line each, what Linux's binfmt_elf would refuse or what this
 machine cannot run: non-ELF files, 32-bit or non-x86-64 ELF, anything with a
 PT_INTERP (dynamically linked), truncated files, program headers that are not
 elf64_phdr-sized or over 64 KiB, segments outside the user address space.
+
+Only the ELF header, the program headers and the file ranges of the PT_LOAD
+segments are read (pyelftools reads the stream lazily), so a 2 GiB sparse file
+costs what its segments hold, not its size.
 """
 from __future__ import annotations
 
 import io
+from typing import BinaryIO
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.constants import P_FLAGS
@@ -22,11 +27,25 @@ ELF_MIN_ALIGN = 4096
 MAX_PHDR_TABLE_BYTES = 65536          # binfmt_elf's load_elf_phdrs: at most 64 KiB of program headers
 
 
+class ImageTooLarge(LoadError):
+    """The segments' file bytes alone exceed the guest's memory (the CLI's exit 123)."""
+
+
 def is_elf(data: bytes) -> bool:
     return data[:4] == ELF_MAGIC
 
 
 def load_elf(path: str, data: bytes, pie_load_bias: int) -> ProgramImage:
+    """An image from a whole file's bytes (execve, which has read the file already)."""
+    return load_elf_stream(path, io.BytesIO(data), len(data), pie_load_bias)
+
+
+def load_elf_stream(path: str, stream: BinaryIO, file_bytes: int, pie_load_bias: int,
+                    max_file_backed_bytes: int | None = None) -> ProgramImage:
+    """An image from a seekable ``stream`` of ``file_bytes``, reading only what is mapped.
+    ``max_file_backed_bytes``: refuse (ImageTooLarge) segments whose file bytes exceed it."""
+    stream.seek(0)
+    data = stream.read(64)
     if not is_elf(data):
         raise LoadError(f"{path}: not an ELF file or assembly source")
     if len(data) < 64:
@@ -36,10 +55,9 @@ def load_elf(path: str, data: bytes, pie_load_bias: int) -> ProgramImage:
     if data[4] != 2:
         raise LoadError(f"{path}: invalid ELF class {data[4]}")
     try:
-        elf = ELFFile(io.BytesIO(data))
+        elf = ELFFile(stream)
         machine = elf.header["e_machine"]
         elf_type = elf.header["e_type"]
-        segments = list(elf.iter_segments())
     except (ELFError, Exception) as error:  # pyelftools raises several types on bad input
         raise LoadError(f"{path}: truncated or malformed ELF file ({error})") from None
     if machine != "EM_X86_64":
@@ -51,17 +69,24 @@ def load_elf(path: str, data: bytes, pie_load_bias: int) -> ProgramImage:
         raise LoadError(f"{path}: malformed ELF file (e_phentsize {elf.header['e_phentsize']}, not 56)")
     if elf.header["e_phnum"] * ELF64_PHDR_BYTES > MAX_PHDR_TABLE_BYTES:
         raise LoadError(f"{path}: malformed ELF file (program-header table over 64 KiB)")
+    try:
+        segments = list(elf.iter_segments())
+    except (ELFError, Exception) as error:
+        raise LoadError(f"{path}: truncated or malformed ELF file ({error})") from None
     if any(seg["p_type"] == "PT_INTERP" for seg in segments):
         raise LoadError(f"{path}: dynamically linked executable is not supported; build with -static")
 
     bias = pie_load_bias if elf_type == "ET_DYN" else 0
     image = ProgramImage(path=path, entry=elf.header["e_entry"] + bias, load_bias=bias)
     phoff = elf.header["e_phoff"]
-    for seg in segments:
-        if seg["p_type"] != "PT_LOAD":
-            continue
+    loads = [seg for seg in segments if seg["p_type"] == "PT_LOAD"]
+    file_backed_bytes = sum(seg["p_filesz"] for seg in loads)
+    if max_file_backed_bytes is not None and file_backed_bytes > max_file_backed_bytes:
+        raise ImageTooLarge(f"{path}: its segments hold {file_backed_bytes} bytes of the file, more than "
+                            "guest memory")
+    for seg in loads:
         offset, filesz, memsz = seg["p_offset"], seg["p_filesz"], seg["p_memsz"]
-        if offset + filesz > len(data):
+        if offset + filesz > file_bytes:
             raise LoadError(f"{path}: truncated ELF file (segment at offset {offset:#x} runs past the end)")
         if memsz < filesz:
             raise LoadError(f"{path}: malformed ELF segment (memory size below file size)")
@@ -74,8 +99,12 @@ def load_elf(path: str, data: bytes, pie_load_bias: int) -> ProgramImage:
         flags = seg["p_flags"]
         prot = ((PROT_READ if flags & P_FLAGS.PF_R else 0) | (PROT_WRITE if flags & P_FLAGS.PF_W else 0)
                 | (PROT_EXEC if flags & P_FLAGS.PF_X else 0))
-        image.segments.append(Segment(vaddr=seg["p_vaddr"] + bias, data=data[offset:offset + filesz],
-                                      mem_size_bytes=memsz, prot=prot))
+        stream.seek(offset)
+        contents = stream.read(filesz)
+        if len(contents) != filesz:
+            raise LoadError(f"{path}: truncated ELF file (segment at offset {offset:#x} runs past the end)")
+        image.segments.append(Segment(vaddr=seg["p_vaddr"] + bias, data=contents, mem_size_bytes=memsz,
+                                      prot=prot))
         # The program headers' address, as binfmt_elf computes AT_PHDR.
         if offset <= phoff < offset + filesz:
             image.phdr_vaddr = seg["p_vaddr"] + bias + (phoff - offset)

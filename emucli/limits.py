@@ -1,0 +1,97 @@
+"""The limits of one `emu run`: --timeout (wall clock) and the host-memory ceiling.
+
+Both are armed before the program is read, assembled or loaded (DESIGN.md:
+every limit before the load), so no input, however built, outlives them. One
+interval timer serves both: its SIGALRM handler raises in the main thread
+wherever the run is -- the loader, the assembler, the kernel -- and it re-fires
+every 100 ms until the run unwinds, because a raise inside a callback that
+swallows errors (the C hot path's) would otherwise be lost.
+
+The host-memory ceiling is on the emulator's own resident set (ru_maxrss),
+by default the guest's memory plus HOST_MEMORY_HEADROOM_BYTES: the guest can
+touch all of its memory, and everything else the emulator keeps (translated
+code, page tables in Python, the kernel's objects) must fit in the headroom.
+Exceeding it ends the run as the out-of-memory contract does (exit 123).
+"""
+from __future__ import annotations
+
+import resource
+import signal
+import threading
+import time
+
+HOST_MEMORY_HEADROOM_BYTES = 512 << 20
+REPEAT_SECONDS = 0.1
+
+
+class WallClockTimeout(BaseException):
+    """Raised in the main thread when --timeout expires. A BaseException, as
+    KeyboardInterrupt is, so no ``except Exception`` on the way (the assembler's
+    diagnostics, a loader's) can turn it into another error."""
+
+
+class HostMemoryExceeded(BaseException):
+    """Raised in the main thread when the emulator's resident set passes the ceiling."""
+
+
+def peak_resident_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024     # Linux reports KiB
+
+
+class RunLimits:
+    """Context manager arming --timeout and the host-memory ceiling (either may be None)."""
+
+    def __init__(self, timeout_seconds: float | None, host_memory_bytes: int | None, machine=None):
+        self.timeout_seconds = timeout_seconds
+        self.host_memory_bytes = host_memory_bytes
+        self.expired = False                 # --timeout fired
+        self.memory_exceeded = False         # the ceiling was passed
+        self.active = False
+        self._previous_handler = None
+        self._started = 0.0
+        # SIGALRM's Python handler runs only between bytecodes, and guest code can
+        # stay inside Unicorn (translated blocks, C hooks) for long: once the time
+        # is up the machine is also kicked out of Unicorn (Machine.kick_after).
+        self._machine = machine
+        self._done: threading.Event | None = None
+
+    @property
+    def armed(self) -> bool:
+        return self.timeout_seconds is not None or self.host_memory_bytes is not None
+
+    def _fire(self, signum, frame):
+        if not self.active:
+            return
+        if self.timeout_seconds is not None and time.monotonic() - self._started >= self.timeout_seconds:
+            self.expired = True
+            raise WallClockTimeout()
+        if self.host_memory_bytes is not None and peak_resident_bytes() > self.host_memory_bytes:
+            self.memory_exceeded = True
+            if self._machine is not None:
+                self._machine.kick()
+            raise HostMemoryExceeded()
+
+    def __enter__(self):
+        if not self.armed:
+            return self
+        self._started = time.monotonic()
+        self._previous_handler = signal.signal(signal.SIGALRM, self._fire)
+        self.active = True
+        first = REPEAT_SECONDS if self.host_memory_bytes is not None else self.timeout_seconds
+        if self.timeout_seconds is not None:
+            first = min(first, self.timeout_seconds)
+        signal.setitimer(signal.ITIMER_REAL, first, REPEAT_SECONDS)
+        if self._machine is not None and self.timeout_seconds is not None:
+            self._done = threading.Event()
+            self._machine.kick_after(self.timeout_seconds, self._done, REPEAT_SECONDS)
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        self.active = False
+        if self._done is not None:
+            self._done.set()
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous_handler)
+        # Fired between run() and here: still a timeout / still over the ceiling.
+        return exc_type in (WallClockTimeout, HostMemoryExceeded)
