@@ -73,6 +73,13 @@ def workdir() -> str:
     with open(os.path.join(base, "blob.bin"), "wb") as handle:
         handle.write(bytes(range(256)) * 4)
     _WORKDIR.append(base)
+    # Import what `emu run` needs once, here: each forked case then starts as the
+    # fork server's children do (emucli/forkserver.py), without paying the imports.
+    import emuas.assembler  # noqa: F401
+    import emucli.main  # noqa: F401
+    import kernel.kernel  # noqa: F401
+    import kernel.loader.elf  # noqa: F401
+    from emu.machine import Machine  # noqa: F401
     return base
 
 
