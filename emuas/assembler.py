@@ -1403,6 +1403,11 @@ class Assembler:
         except ExpressionError as error:
             raise self._error(source, f"{error} in '{text}'") from None
 
+        if mnemonic == "push" and len(operands) == 1 and operands[0].kind == "imm":
+            # keystone turns a value past imm32 into pushw of its low half; GNU as refuses it.
+            value = self._known(self._parse_expression(operands[0].expr, source), source)
+            if isinstance(value, int) and not -(1 << 31) <= signed64(value) < 1 << 31:
+                raise self._error(source, f"operand size mismatch for `push' in '{text}'")
         if len(operands) == 1 and operands[0].kind == "expr" and not operands[0].star:
             target_text = re.sub(r"^(short|near(\s+ptr)?)\s+", "", operands[0].expr, flags=re.IGNORECASE) \
                 if syntax == "intel" else operands[0].expr

@@ -171,3 +171,10 @@ def test_the_preprocessor_is_killed_at_the_wall_clock_limit(tmp_path, monkeypatc
     os.mkfifo(fifo)
     message = diagnostic(tmp_path, f'#include "{fifo}"\n', name="fifo.S", preprocess=True)
     assert message.endswith("the C preprocessor did not finish within 1 s")
+
+
+def test_push_of_an_immediate_past_imm32_is_refused(tmp_path):
+    """keystone encoded `push $0x100000000` as pushw $0 (66 68 00 00); GNU as refuses it."""
+    assert "operand size mismatch for `push'" in diagnostic(tmp_path, "push $0x100000000\n")
+    assembly = assemble_text(tmp_path, "push $-0x80000000\npush $0x7fffffff\n" + EXIT)
+    assert assembly.sections[0].data.startswith(bytes.fromhex("6800000080" "68ffffff7f"))
