@@ -69,30 +69,28 @@ def synthesize_program_headers(image: ProgramImage) -> Segment:
 def map_image(mm: MmStruct, image: ProgramImage) -> int:
     """Map every segment; return the initial program break.
 
-    As binfmt_elf's elf_map calls (MAP_FIXED, in program-header order), a page
-    two segments share takes the later segment's protection. Only the pages that
-    hold file bytes are populated now; the rest of a segment (.bss) is demand
-    paged, so a huge p_memsz costs nothing until it is touched (and is charged
-    to the commitment like any writable private mapping: -ENOMEM when it cannot
-    be, which the caller reports as a program too large for guest memory)."""
+    As binfmt_elf's elf_load does, in program-header order (MAP_FIXED, so a page
+    two segments share takes the later segment's mapping): the pages that hold
+    file bytes are mapped with the segment's protection, and the whole pages of
+    zero fill after them (.bss; all of a segment without file bytes) come from
+    vm_brk_flags, which maps them read-write (executable only if the segment
+    is), whatever the segment's flags say. Only the file-backed pages are
+    populated now; .bss is demand paged, so a huge p_memsz costs nothing until
+    it is touched (and is charged to the commitment like any writable private
+    mapping: -ENOMEM when it cannot be, which the caller reports as a program
+    too large for guest memory)."""
     segments = list(image.segments)
     if image.phdr_vaddr is None:
         segments.insert(0, synthesize_program_headers(image))
     ranges: list[tuple[int, int, int]] = []           # (start, end, prot), sorted, disjoint
     for seg in segments:
         start = page_align_down(seg.vaddr)
-        end = page_align_up(seg.vaddr + seg.mem_size_bytes)
-        kept = []
-        for low, high, prot in ranges:
-            if high <= start or low >= end:
-                kept.append((low, high, prot))
-                continue
-            if low < start:
-                kept.append((low, start, prot))
-            if high > end:
-                kept.append((end, high, prot))
-        kept.append((start, end, seg.prot))
-        ranges = sorted(kept)
+        file_end = page_align_up(seg.vaddr + len(seg.data)) if seg.data else start
+        end = max(page_align_up(seg.vaddr + seg.mem_size_bytes), file_end)
+        brk_prot = PROT_READ | PROT_WRITE | (seg.prot & PROT_EXEC)
+        for low, high, prot in ((start, file_end, seg.prot), (file_end, end, brk_prot)):
+            if low < high:
+                ranges = _map_over(ranges, low, high, prot)
     for start, end, prot in ranges:
         mm.add_vma(start, end, prot, MAP_PRIVATE, "image")
     for seg in segments:
@@ -101,6 +99,21 @@ def map_image(mm: MmStruct, image: ProgramImage) -> int:
         mm.write_initial(seg.vaddr, seg.data)
     end = max(seg.vaddr + seg.mem_size_bytes for seg in segments)
     return page_align_up(end)
+
+
+def _map_over(ranges: list[tuple[int, int, int]], start: int, end: int, prot: int) -> list[tuple[int, int, int]]:
+    """``ranges`` with [start, end) mapped over them as MAP_FIXED does (the new mapping wins)."""
+    kept = []
+    for low, high, old_prot in ranges:
+        if high <= start or low >= end:
+            kept.append((low, high, old_prot))
+            continue
+        if low < start:
+            kept.append((low, start, old_prot))
+        if high > end:
+            kept.append((end, high, old_prot))
+    kept.append((start, end, prot))
+    return sorted(kept)
 
 
 def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str], envp: list[str],
