@@ -2120,9 +2120,11 @@ def _preprocess(text: str, filename: str) -> str:
     environment = dict(os.environ, PATH=os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin")
     with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
         try:
+            # Its own process group: gcc runs cc1 as a child, and killing only the
+            # driver would leave cc1 behind (blocked forever on an #include of a FIFO).
             process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=output, stderr=errors,
                                        env=environment, cwd=directory if os.path.isdir(directory) else None,
-                                       preexec_fn=_limit_preprocessor)
+                                       preexec_fn=_limit_preprocessor, process_group=0)
         except OSError as error:
             raise AssemblyError(filename, 1, f"cannot run the C preprocessor: {error.strerror}") from None
         try:
@@ -2131,13 +2133,11 @@ def _preprocess(text: str, filename: str) -> str:
             except BrokenPipeError:          # cpp stopped reading (a fatal error early on)
                 process.wait(timeout=PREPROCESSOR_WALL_SECONDS)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            _kill_group(process)
             raise AssemblyError(filename, 1, f"the C preprocessor did not finish within "
                                              f"{PREPROCESSOR_WALL_SECONDS} s") from None
         except BaseException:                # --timeout (WallClockTimeout) or ^C: cpp must not outlive us
-            process.kill()
-            process.wait()
+            _kill_group(process)
             raise
         if process.returncode == -signal.SIGXFSZ:
             raise AssemblyError(filename, 1, f"the preprocessed source exceeds {MAX_SOURCE_BYTES >> 20} MiB")
@@ -2157,6 +2157,15 @@ def _preprocess(text: str, filename: str) -> str:
             raise AssemblyError(where, int(match.group(2)), match.group(3))
         raise AssemblyError(filename, 1, first.replace("<stdin>", filename))
     return stdout
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the preprocessor's whole process group (the driver and cc1) and reap the driver."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 def _limit_preprocessor() -> None:

@@ -171,6 +171,21 @@ def test_the_preprocessor_is_killed_at_the_wall_clock_limit(tmp_path, monkeypatc
     os.mkfifo(fifo)
     message = diagnostic(tmp_path, f'#include "{fifo}"\n', name="fifo.S", preprocess=True)
     assert message.endswith("the C preprocessor did not finish within 1 s")
+    assert not fifo_has_reader(fifo), "cc1 outlived the preprocessor's limit"
+
+
+def fifo_has_reader(fifo) -> bool:
+    """A process blocked opening ``fifo`` for reading (a leaked cc1) lets a non-blocking
+    writer open it; with no reader the open fails with ENXIO."""
+    import errno
+    import time
+    time.sleep(0.2)                       # SIGKILL delivery to the group
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError as error:
+        assert error.errno == errno.ENXIO
+        return False
+    return True
 
 
 def test_push_of_an_immediate_past_imm32_is_refused(tmp_path):
