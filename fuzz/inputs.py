@@ -65,7 +65,6 @@ def workdir() -> str:
         handle.write(".globl _start\n_start: mov $60, %eax\nmov $7, %edi\nsyscall\n.data\n.quad 1\n")
     subprocess.run(["as", "-o", bare + ".o", bare], check=True)
     subprocess.run(["ld", "-o", os.path.join(base, "bare"), bare + ".o"], check=True)
-    os.mkfifo(os.path.join(base, "fifo"))
     os.mkdir(os.path.join(base, "directory"))
     os.symlink("loop", os.path.join(base, "loop"))
     with open(os.path.join(base, "big.bin"), "wb") as handle:
@@ -155,6 +154,8 @@ def gen_elf(rng: random.Random, case_dir: str) -> str:
             shutil.copyfile(os.path.join(base, "hello-static"), path)
             os.chmod(path, 0o644)
             return path
+        if special == "fifo":
+            return os.path.join(case_dir, "fifo")
         return special if special.startswith("/") else os.path.join(base, special)
     data = bytearray(open(os.path.join(base, rng.choice(("hello-static", "hello-pie", "bare"))), "rb").read())
     for _ in range(rng.randrange(1, 5)):
@@ -188,7 +189,7 @@ def _number(rng: random.Random) -> str:
 
 def _file_operand(rng: random.Random, source_path: str) -> str:
     base = workdir()
-    return rng.choice((os.path.join(base, "fifo"), "/dev/zero", os.path.join(base, "big.bin"),
+    return rng.choice((os.path.join(os.path.dirname(source_path), "fifo"), "/dev/zero", os.path.join(base, "big.bin"),
                        os.path.join(base, "blob.bin"), os.path.join(base, "directory"), "/nonexistent",
                        os.path.join(base, "loop"), source_path))
 
@@ -251,7 +252,7 @@ def gen_asm(rng: random.Random, case_dir: str) -> str:
     if suffix == ".S" and rng.random() < 0.5:
         base = workdir()
         for _ in range(rng.randrange(1, 4)):
-            line = rng.choice(CPP_LINES).format(fifo=os.path.join(base, "fifo"), big=os.path.join(base, "big.bin"),
+            line = rng.choice(CPP_LINES).format(fifo=os.path.join(case_dir, "fifo"), big=os.path.join(base, "big.bin"),
                                                 self=path)
             lines.insert(rng.randrange(len(lines) + 1), line)
         if rng.random() < 0.3:      # a definition that doubles 2^n times
@@ -324,6 +325,16 @@ def run_program(program: str, case_dir: str) -> tuple[int | None, int | None, fl
     return os.WEXITSTATUS(wait_status), None, seconds, peak, stderr
 
 
+def fifo_has_reader(fifo: str) -> bool:
+    """Whether a process is blocked opening ``fifo`` for reading (a non-blocking
+    writer's open succeeds then; with no reader it fails with ENXIO)."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        return False
+    return True
+
+
 def check_program_run(status, host_signal, seconds, peak, stderr) -> str | None:
     if status is None and host_signal is None:
         return f"hang: no exit {seconds:.0f} s after start (timeout {TIMEOUT_SECONDS} s)"
@@ -353,6 +364,8 @@ def run_input_case(kind: str, rng: random.Random, index: int) -> Outcome:
     case_dir = os.path.join(workdir(), f"case-{os.getpid()}")
     shutil.rmtree(case_dir, ignore_errors=True)
     os.makedirs(case_dir)
+    fifo = os.path.join(case_dir, "fifo")      # each case's own, so a leftover reader is this case's
+    os.mkfifo(fifo)
     try:
         program = INPUT_GENERATORS[kind](rng, case_dir)
         status, host_signal, seconds, peak, stderr = run_program(program, case_dir)
@@ -360,6 +373,8 @@ def run_input_case(kind: str, rng: random.Random, index: int) -> Outcome:
         outcome.peak_bytes = peak
         outcome.seconds = seconds
         outcome.failure = check_program_run(status, host_signal, seconds, peak, stderr)
+        if outcome.failure is None and fifo_has_reader(fifo):
+            outcome.failure = "a process outlived emu (still blocked opening the case's FIFO: a leaked cpp?)"
     finally:
         shutil.rmtree(case_dir, ignore_errors=True)
     return outcome

@@ -15,6 +15,7 @@ import resource
 import pytest
 
 import emuas.assembler as assembler
+import fuzz.inputs as fuzz_inputs
 from emuas.assembler import AssemblyError, assemble
 
 EXIT = "mov $60, %eax\nxor %edi, %edi\nsyscall\n"
@@ -175,21 +176,6 @@ def test_the_preprocessor_is_killed_at_the_wall_clock_limit(tmp_path, monkeypatc
 
 
 def fifo_has_reader(fifo) -> bool:
-    """A process blocked opening ``fifo`` for reading (a leaked cc1) lets a non-blocking
-    writer open it; with no reader the open fails with ENXIO."""
-    import errno
     import time
     time.sleep(0.2)                       # SIGKILL delivery to the group
-    try:
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-    except OSError as error:
-        assert error.errno == errno.ENXIO
-        return False
-    return True
-
-
-def test_push_of_an_immediate_past_imm32_is_refused(tmp_path):
-    """keystone encoded `push $0x100000000` as pushw $0 (66 68 00 00); GNU as refuses it."""
-    assert "operand size mismatch for `push'" in diagnostic(tmp_path, "push $0x100000000\n")
-    assembly = assemble_text(tmp_path, "push $-0x80000000\npush $0x7fffffff\n" + EXIT)
-    assert assembly.sections[0].data.startswith(bytes.fromhex("6800000080" "68ffffff7f"))
+    return fuzz_inputs.fifo_has_reader(str(fifo))
