@@ -12,11 +12,19 @@ by default the guest's memory plus HOST_MEMORY_HEADROOM_BYTES: the guest can
 touch all of its memory, and everything else the emulator keeps (translated
 code, page tables in Python, the kernel's objects) must fit in the headroom.
 Exceeding it ends the run as the out-of-memory contract does (exit 123).
+
+A raise that lands inside a ctypes callback (Unicorn's Python hooks catch
+Exception, not these BaseExceptions) cannot propagate; CPython reports it
+through sys.unraisablehook as "Exception ignored ...", with a traceback on
+stderr. While the limits are armed that hook drops these two exceptions (the
+handler fires again 100 ms later, outside the callback) and passes anything
+else on, so a limit never prints a traceback.
 """
 from __future__ import annotations
 
 import resource
 import signal
+import sys
 import threading
 import time
 
@@ -54,6 +62,7 @@ class RunLimits:
         # is up the machine is also kicked out of Unicorn (Machine.kick_after).
         self._machine = machine
         self._done: threading.Event | None = None
+        self._previous_unraisable_hook = None
 
     @property
     def armed(self) -> bool:
@@ -71,9 +80,16 @@ class RunLimits:
                 self._machine.kick()
             raise HostMemoryExceeded()
 
+    def _unraisable(self, unraisable) -> None:
+        if isinstance(unraisable.exc_value, (WallClockTimeout, HostMemoryExceeded)):
+            return
+        self._previous_unraisable_hook(unraisable)
+
     def __enter__(self):
         if not self.armed:
             return self
+        self._previous_unraisable_hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
         self._started = time.monotonic()
         self._previous_handler = signal.signal(signal.SIGALRM, self._fire)
         self.active = True
@@ -93,5 +109,6 @@ class RunLimits:
         if self.armed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self._previous_handler)
+            sys.unraisablehook = self._previous_unraisable_hook
         # Fired between run() and here: still a timeout / still over the ceiling.
         return exc_type in (WallClockTimeout, HostMemoryExceeded)

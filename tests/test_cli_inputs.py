@@ -31,12 +31,14 @@ def test_directory():
 def test_not_elf(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("just some text\n")
+    path.chmod(0o755)                  # without an execute bit it is EACCES (test_loader_limits.py)
     assert_one_line_error(emu("run", str(path)), "not an ELF")
 
 
 def test_empty_file(tmp_path):
     path = tmp_path / "empty"
     path.write_bytes(b"")
+    path.chmod(0o755)
     assert_one_line_error(emu("run", str(path)), "not an ELF")
 
 

@@ -1,0 +1,48 @@
+"""emucli/limits.py: a limit that fires inside a ctypes callback prints nothing.
+
+Found by the elf fuzz kind (seed 1, case 516) on a loaded host: --timeout
+fired while Unicorn was inside a Python hook, the hook could not propagate
+the BaseException, and CPython printed "Exception ignored on calling ctypes
+callback function" with a traceback before emu's own one-line message.
+(Run in a fresh interpreter: pytest installs its own sys.unraisablehook.)
+"""
+import subprocess
+import sys
+
+from tests.guestbuild import REPO
+
+SCRIPT = """
+import ctypes, sys
+from emucli.limits import HostMemoryExceeded, RunLimits, WallClockTimeout
+def call_through_ctypes(exception):
+    def raising():
+        raise exception
+    ctypes.CFUNCTYPE(None)(raising)()
+armed = sys.argv[1] == "armed"
+exception = {"timeout": WallClockTimeout(), "memory": HostMemoryExceeded(), "bug": KeyError("a real bug")}[sys.argv[2]]
+if armed:
+    with RunLimits(timeout_seconds=3600, host_memory_bytes=None):
+        call_through_ctypes(exception)
+else:
+    call_through_ctypes(exception)
+"""
+
+
+def stderr_of(armed: str, exception: str) -> str:
+    result = subprocess.run([sys.executable, "-c", SCRIPT, armed, exception], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+def test_limit_exceptions_in_ctypes_callbacks_print_nothing():
+    assert stderr_of("armed", "timeout") == ""
+    assert stderr_of("armed", "memory") == ""
+
+
+def test_other_exceptions_in_callbacks_are_still_reported():
+    assert "KeyError: 'a real bug'" in stderr_of("armed", "bug")
+
+
+def test_without_the_limits_the_interpreter_reports_it():
+    assert "WallClockTimeout" in stderr_of("unarmed", "timeout")
