@@ -81,6 +81,7 @@ MASK64 = (1 << 64) - 1
 PREPROCESSOR_MEMORY_BYTES = 512 << 20  # address space of gcc -E and cc1 (a normal .S needs < 100 MiB)
 PREPROCESSOR_CPU_SECONDS = 10
 PREPROCESSOR_WALL_SECONDS = 30         # an #include of a FIFO waits without using CPU
+_RUN_LIMIT_SIGNALS = {signal.SIGALRM}  # emucli/limits.py's interval timer
 
 # Extension instructions keystone does not know.  The table is consulted
 # before keystone for every instruction:
@@ -2119,6 +2120,9 @@ def _preprocess(text: str, filename: str) -> str:
     # gcc finds cc1 through PATH; a guest-style environment may not have one.
     environment = dict(os.environ, PATH=os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin")
     with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
+        # --timeout's SIGALRM handler raises wherever the run is: held back while
+        # the child starts, so that it is raised below, where cpp gets killed.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _RUN_LIMIT_SIGNALS)
         try:
             # Its own process group: gcc runs cc1 as a child, and killing only the
             # driver would leave cc1 behind (blocked forever on an #include of a FIFO).
@@ -2126,8 +2130,10 @@ def _preprocess(text: str, filename: str) -> str:
                                        env=environment, cwd=directory if os.path.isdir(directory) else None,
                                        preexec_fn=_limit_preprocessor, process_group=0)
         except OSError as error:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             raise AssemblyError(filename, 1, f"cannot run the C preprocessor: {error.strerror}") from None
         try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             try:
                 process.communicate(text.encode(), timeout=PREPROCESSOR_WALL_SECONDS)
             except BrokenPipeError:          # cpp stopped reading (a fatal error early on)
@@ -2160,17 +2166,23 @@ def _preprocess(text: str, filename: str) -> str:
 
 
 def _kill_group(process: subprocess.Popen) -> None:
-    """SIGKILL the preprocessor's whole process group (the driver and cc1) and reap the driver."""
+    """SIGKILL the preprocessor's whole process group (the driver and cc1) and reap the driver,
+    with the run limits' signal held back so that a second firing cannot cut this short."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _RUN_LIMIT_SIGNALS)
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _limit_preprocessor() -> None:
     """In the cpp child: its output, memory and CPU are bounded as the assembler's own
     work is (an #include of /dev/zero or a macro that doubles 30 times ends in an error)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _RUN_LIMIT_SIGNALS)   # inherited from the parent's hold
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_SOURCE_BYTES, MAX_SOURCE_BYTES))
     resource.setrlimit(resource.RLIMIT_AS, (PREPROCESSOR_MEMORY_BYTES, PREPROCESSOR_MEMORY_BYTES))
     resource.setrlimit(resource.RLIMIT_CPU, (PREPROCESSOR_CPU_SECONDS, PREPROCESSOR_CPU_SECONDS + 1))

@@ -20,8 +20,9 @@ Every case runs in a forked child (``emu run --memory 64 --timeout 5``), so its
 peak resident memory (ru_maxrss from wait4) is its own. Properties: the child
 exits (no hang past the timeout plus WALL_GRACE_SECONDS), with a contract
 status (never 70, never a host signal), prints no traceback, a usage error is
-one ``emu:`` line, and the emulator's peak memory stays within the guest's
-memory plus 512 MiB.
+one ``emu:`` line, the emulator's peak memory stays within the guest's
+memory plus 512 MiB, and nothing it started outlives it (cpp and cc1 work in
+the case's directory: no process may be left there).
 """
 from __future__ import annotations
 
@@ -325,6 +326,30 @@ def run_program(program: str, case_dir: str) -> tuple[int | None, int | None, fl
     return os.WEXITSTATUS(wait_status), None, seconds, peak, stderr
 
 
+def processes_in(directory: str) -> list[int]:
+    """Pids whose working directory is ``directory`` (cpp runs in the source's directory)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/cwd") == directory:
+                    pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def leftover_processes(directory: str, grace_seconds: float = 3.0) -> list[int]:
+    """Processes still working in ``directory`` after ``grace_seconds`` (a SIGKILLed
+    group's members take a moment to die once their parent is reaped)."""
+    deadline = time.monotonic() + grace_seconds
+    while True:
+        pids = processes_in(directory)
+        if not pids or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.05)
+
+
 def fifo_has_reader(fifo: str) -> bool:
     """Whether a process is blocked opening ``fifo`` for reading (a non-blocking
     writer's open succeeds then; with no reader it fails with ENXIO)."""
@@ -364,8 +389,7 @@ def run_input_case(kind: str, rng: random.Random, index: int) -> Outcome:
     case_dir = os.path.join(workdir(), f"case-{os.getpid()}")
     shutil.rmtree(case_dir, ignore_errors=True)
     os.makedirs(case_dir)
-    fifo = os.path.join(case_dir, "fifo")      # each case's own, so a leftover reader is this case's
-    os.mkfifo(fifo)
+    os.mkfifo(os.path.join(case_dir, "fifo"))    # each case's own
     try:
         program = INPUT_GENERATORS[kind](rng, case_dir)
         status, host_signal, seconds, peak, stderr = run_program(program, case_dir)
@@ -373,8 +397,9 @@ def run_input_case(kind: str, rng: random.Random, index: int) -> Outcome:
         outcome.peak_bytes = peak
         outcome.seconds = seconds
         outcome.failure = check_program_run(status, host_signal, seconds, peak, stderr)
-        if outcome.failure is None and fifo_has_reader(fifo):
-            outcome.failure = "a process outlived emu (still blocked opening the case's FIFO: a leaked cpp?)"
+        leftover = leftover_processes(case_dir) if outcome.failure is None else []
+        if leftover:
+            outcome.failure = f"processes outlived emu in the case's directory (a leaked cpp?): {leftover}"
     finally:
         shutil.rmtree(case_dir, ignore_errors=True)
     return outcome

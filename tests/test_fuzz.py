@@ -149,3 +149,16 @@ def test_input_harness_reports_memory_over_the_limit(monkeypatch):
     result = inputs.run_program(os.path.join(inputs.workdir(), "bare"), case_dir)
     assert result[0] == 7                                   # the bare program's exit status
     assert inputs.check_program_run(*result).startswith("peak host memory")
+
+
+def test_input_harness_sees_a_process_left_in_the_case_directory(tmp_path):
+    import subprocess
+
+    from fuzz.inputs import leftover_processes
+    straggler = subprocess.Popen(["sleep", "30"], cwd=tmp_path)
+    try:
+        assert leftover_processes(str(tmp_path), grace_seconds=0.2) == [straggler.pid]
+    finally:
+        straggler.kill()
+        straggler.wait()
+    assert leftover_processes(str(tmp_path), grace_seconds=0.2) == []
