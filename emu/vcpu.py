@@ -444,6 +444,11 @@ class VCpu:
         rest as raw bytes (``load_user_registers`` writes it back)."""
         return self._user_register_batch.snapshot(len(TASK_REGISTER_NAMES))
 
+    def set_cycle_clock_word(self, paddr: int | None) -> None:
+        """Machine.set_cycle_clock_word for this vCPU's hot path."""
+        self.clock.cycle_clock_word = ffi.NULL if paddr is None else ffi.cast(
+            "uint64_t *", self.machine.memory.host_address + paddr)
+
     # ---- memory management ------------------------------------------------
 
     def _flush_unicorn_tlb(self) -> None:

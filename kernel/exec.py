@@ -25,6 +25,7 @@ AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0
 AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
 AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 23, 25, 26, 31, 51
 AT_RSEQ_FEATURE_SIZE, AT_RSEQ_ALIGN = 27, 28
+AT_SYSINFO_EHDR = 33
 
 PLATFORM = b"x86_64"
 # Where the kernel puts synthesized ELF headers for images without their own
@@ -104,7 +105,7 @@ def map_image(mm: MmStruct, image: ProgramImage) -> int:
 
 
 def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str], envp: list[str],
-                seed: int, hwcap: int, hwcap2: int, minsigstksz: int) -> int:
+                seed: int, hwcap: int, hwcap2: int, minsigstksz: int, sysinfo_ehdr: int = 0) -> int:
     """Create the stack VMA, write argc/argv/envp/auxv; return the initial RSP."""
     stack_low = STACK_TOP - STACK_LIMIT_BYTES
     mm.add_vma(stack_low, STACK_TOP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, "[stack]")
@@ -129,7 +130,9 @@ def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str],
     random_addr = push_bytes(random_bytes)
     sp &= ~0xF
 
-    auxv = [
+    # ARCH_DLINFO first: the vDSO's address when one is mapped (arch/x86/include/asm/elf.h).
+    auxv = [(AT_SYSINFO_EHDR, sysinfo_ehdr)] if sysinfo_ehdr else []
+    auxv += [
         (AT_HWCAP, hwcap), (AT_PAGESZ, PAGE_SIZE), (AT_CLKTCK, 100),
         (AT_PHDR, image.phdr_vaddr or 0), (AT_PHENT, image.phent_bytes), (AT_PHNUM, image.phnum),
         (AT_BASE, 0), (AT_FLAGS, 0), (AT_ENTRY, image.entry),
@@ -152,9 +155,12 @@ def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str],
 
 
 def exec_image(frames: FrameAllocator, image: ProgramImage, execfn: str, argv: list[str], envp: list[str],
-               seed: int, hwcap: int, hwcap2: int, minsigstksz: int) -> tuple[MmStruct, InitialState]:
+               seed: int, hwcap: int, hwcap2: int, minsigstksz: int, vdso=None) -> tuple[MmStruct, InitialState]:
+    """load_elf_binary's mapping half: the image, the heap, the vDSO (``vdso``: the
+    kernel's kernel/vdso.Vdso, None for none) and the stack with its tables."""
     mm = MmStruct(frames)
     brk = map_image(mm, image)
     mm.start_brk = mm.brk = brk
-    rsp = build_stack(mm, image, execfn, argv, envp, seed, hwcap, hwcap2, minsigstksz)
+    sysinfo_ehdr = vdso.map(mm) if vdso is not None else 0
+    rsp = build_stack(mm, image, execfn, argv, envp, seed, hwcap, hwcap2, minsigstksz, sysinfo_ehdr)
     return mm, InitialState(rip=image.entry, rsp=rsp, brk=brk)

@@ -261,6 +261,8 @@ static void __attribute__((noinline, cold)) on_block_rare(void *uc, uint64_t add
     vcpu->cycles += slot->cycles;
     vcpu->instructions += slot->instructions;
     vcpu->last_block = slot;
+    if (vcpu->cycle_clock_word)
+        *vcpu->cycle_clock_word = vcpu->cycles;
 }
 
 void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *user_data)
@@ -282,6 +284,8 @@ void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *use
     }
     vcpu->cycles += slot->cycles;
     vcpu->instructions += slot->instructions;
+    if (vcpu->cycle_clock_word)
+        *vcpu->cycle_clock_word = vcpu->cycles;
 }
 
 uintptr_t hotpath_on_block_address(void)

@@ -61,6 +61,12 @@ struct hotpath_vcpu {
      * refunded for the instructions that did not execute
      * (VCpu._refund_unexecuted); NULL when there is none. */
     struct hotpath_block_cost *last_block;
+    /* A word of guest physical memory (host address) that the hot path sets
+     * to this vCPU's clock after charging each block, before the block runs:
+     * the cycle counter the vDSO reads from the [vvar] page
+     * (Machine.set_cycle_clock_word). vCPUs run one at a time, so the word
+     * always holds the clock of the vCPU executing. NULL: none. */
+    uint64_t *cycle_clock_word;
     /* Owned by the scheduler (Python). */
     uint64_t deadline_cycles;   /* stop once cycles >= this */
     uint32_t deadline_reached;  /* set by the hot path, cleared by Python */
