@@ -37,6 +37,22 @@ GUEST_UID = GUEST_GID = 1000
 INITIAL_STACK_PAGES = 32
 
 
+@dataclass(frozen=True)
+class ExecLayout:
+    """What exec left where (mm_struct's start_code .. env_end and saved_auxv), read
+    by /proc/PID/stat, cmdline, environ and auxv; shared by fork, replaced by exec."""
+    start_code: int
+    end_code: int
+    start_data: int
+    end_data: int
+    start_stack: int
+    arg_start: int
+    arg_end: int
+    env_start: int
+    env_end: int
+    auxv: bytes
+
+
 @dataclass
 class InitialState:
     rip: int
@@ -95,7 +111,11 @@ def map_image(mm: MmStruct, image: ProgramImage) -> int:
         kept.append((start, end, seg.prot))
         ranges = sorted(kept)
     for start, end, prot in ranges:
-        mm.add_vma(start, end, prot, MAP_PRIVATE, "image")
+        # The file page behind ``start`` (vm_pgoff), as /proc/PID/maps shows it.
+        owner = next((seg for seg in reversed(segments) if seg.file_offset is not None
+                      and page_align_down(seg.vaddr) <= start < page_align_up(seg.vaddr + seg.mem_size_bytes)), None)
+        pgoff = 0 if owner is None else (owner.file_offset - (owner.vaddr - start)) // PAGE_SIZE
+        mm.add_vma(start, end, prot, MAP_PRIVATE, "image", pgoff=max(0, pgoff))
     for seg in segments:
         for page in range(page_align_down(seg.vaddr), page_align_up(seg.vaddr + len(seg.data)), PAGE_SIZE):
             mm.populate(page, mm.find_vma(page).prot)
@@ -121,8 +141,11 @@ def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str],
         return sp
 
     execfn_addr = push_bytes(execfn.encode() + b"\0")
+    env_end = sp
     env_addrs = [push_bytes(s.encode() + b"\0") for s in reversed(envp)][::-1]
+    arg_end = env_start = sp
     arg_addrs = [push_bytes(s.encode() + b"\0") for s in reversed(argv)][::-1]
+    arg_start = sp
     sp &= ~0xF
     platform_addr = push_bytes(PLATFORM + b"\0")
     random_bytes = random.Random(seed).randbytes(16)
@@ -151,6 +174,15 @@ def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str],
     sp -= len(table)
     sp &= ~0xF                               # RSP is 16-byte aligned at argc (psABI)
     mm.write_initial(sp, table)
+    code = [seg for seg in image.segments if seg.prot & PROT_EXEC]
+    data = [seg for seg in image.segments if seg.prot & PROT_WRITE and not seg.prot & PROT_EXEC]
+    mm.exec_layout = ExecLayout(
+        start_code=min((seg.vaddr for seg in code), default=0),
+        end_code=max((seg.vaddr + len(seg.data) for seg in code), default=0),
+        start_data=min((seg.vaddr for seg in data), default=0),
+        end_data=max((seg.vaddr + len(seg.data) for seg in data), default=0),
+        start_stack=sp, arg_start=arg_start, arg_end=arg_end, env_start=env_start, env_end=env_end,
+        auxv=b"".join(struct.pack("<QQ", key, value) for key, value in auxv))
     return sp
 
 

@@ -75,7 +75,7 @@ def load_elf(path: str, data: bytes, pie_load_bias: int) -> ProgramImage:
         prot = ((PROT_READ if flags & P_FLAGS.PF_R else 0) | (PROT_WRITE if flags & P_FLAGS.PF_W else 0)
                 | (PROT_EXEC if flags & P_FLAGS.PF_X else 0))
         image.segments.append(Segment(vaddr=seg["p_vaddr"] + bias, data=data[offset:offset + filesz],
-                                      mem_size_bytes=memsz, prot=prot))
+                                      mem_size_bytes=memsz, prot=prot, file_offset=offset))
         # The program headers' address, as binfmt_elf computes AT_PHDR.
         if offset <= phoff < offset + filesz:
             image.phdr_vaddr = seg["p_vaddr"] + bias + (phoff - offset)

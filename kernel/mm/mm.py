@@ -119,6 +119,8 @@ class MmStruct:
         self.code_change_hook = None  # set by the kernel: (mm, start, end) -> None
         # Where exec mapped the vDSO (mm->context.vdso; kernel/vdso/), 0: none.
         self.vdso_base = 0
+        # kernel/exec.py ExecLayout: code/data/stack/argument bounds and the auxv (/proc).
+        self.exec_layout = None
 
     @property
     def pgd(self) -> int:

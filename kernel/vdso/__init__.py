@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from emu.memory import PAGE_SIZE
 from kernel.loader.image import PROT_EXEC, PROT_READ
-from kernel.mm.mm import MAP_PRIVATE, MAP_SHARED
+from kernel.mm.mm import MAP_PRIVATE
 
 if TYPE_CHECKING:  # pragma: no cover
     from kernel.kernel import Kernel
@@ -88,7 +88,7 @@ class Vdso:
         vdso_bytes = len(self.vdso.frames) * PAGE_SIZE
         start = mm.get_unmapped_area(vvar_bytes + vdso_bytes)
         for base, length, prot, flags, mapping in (
-                (start, vvar_bytes, PROT_READ, MAP_SHARED, self.vvar),
+                (start, vvar_bytes, PROT_READ, MAP_PRIVATE, self.vvar),
                 (start + vvar_bytes, vdso_bytes, PROT_READ | PROT_EXEC, MAP_PRIVATE, self.vdso)):
             mm.add_vma(base, base + length, prot, flags, mapping.name, backing=mapping)
             for page in range(base, base + length, PAGE_SIZE):
