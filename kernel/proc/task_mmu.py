@@ -67,11 +67,20 @@ def _vma_header(process: "Process", mm: "MmStruct", vma: "VMA") -> str:
     return line
 
 
+def gate_vma_line() -> str:
+    """The vsyscall page, listed after the mm's VMAs (get_gate_vma; vsyscall=xonly:
+    execute only, kernel/vsyscall.py)."""
+    from kernel.vsyscall import VSYSCALL_ADDR
+    line = f"{VSYSCALL_ADDR:08x}-{VSYSCALL_ADDR + PAGE_SIZE:08x} --xp {0:08x} 00:00 0 "
+    return line.ljust(MAPS_NAME_COLUMN - 1) + " [vsyscall]"
+
+
 def show_maps(process: "Process") -> bytes:
     mm = process.mm
     if mm is None:
         return b""
-    return "".join(_vma_header(process, mm, vma) + "\n" for vma in mm.vmas).encode("utf-8", "surrogateescape")
+    lines = [_vma_header(process, mm, vma) for vma in mm.vmas] + [gate_vma_line()]
+    return "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
 
 
 def _vm_flags(vma: "VMA") -> str:
