@@ -196,6 +196,8 @@ def begin_new_exec(kernel: "Kernel", vcpu, task: "Task", image, path: bytes, exe
         task.tid = process.pid
     # exec_mm_release: clear_child_tid is written and woken, a vfork parent released.
     mm_release(kernel, task, vcpu)
+    from kernel.posix_timers import exit_itimers
+    exit_itimers(process)            # POSIX timers do not survive exec; itimers do
     if task.clear_child_tid:
         from kernel.futex import futex_wake
         try:
