@@ -22,7 +22,8 @@ still counts down). An expiry queues one siginfo (SI_TIMER, si_timerid,
 si_overrun, si_value); expiries while it is still pending count as overruns,
 which the delivered signal reports and timer_getoverrun returns afterwards
 (it_overrun_last). Periodic timers are rearmed on the period grid
-(hrtimer_forward). Timers go at exec (exit_itimers) and with the process;
+(hrtimer_forward). Setting or deleting a timer drops its queued signal, as
+Linux does since 6.13. Timers go at exec (exit_itimers) and with the process;
 fork gives the child none.
 """
 from __future__ import annotations
@@ -267,7 +268,17 @@ class PosixTimer:
         self.pending: TimerSigInfo | None = None
         self.last_expiry_cycles = 0
 
+    def drop_pending_signal(self) -> None:
+        """A queued signal of a timer that was set again or deleted is stale: it is
+        dropped (Linux 6.13+ posixtimer_deliver_signal checks the timer's signal
+        sequence; this removes it at once)."""
+        if self.pending is not None:
+            for task in self.process.tasks:
+                task.pending_signals[:] = [info for info in task.pending_signals if info is not self.pending]
+            self.pending = None
+
     def arm(self, expires_cycles: int | None, interval_cycles: int, vcpu) -> None:
+        self.drop_pending_signal()
         self.interval_cycles = interval_cycles
         self.overrun = 0
         if expires_cycles is None:
@@ -329,6 +340,7 @@ def exit_itimers(process: "Process") -> None:
     """exit_itimers: every POSIX timer goes (exec, exit)."""
     for timer in timers_of(process).values():
         timer.timer.cancel()
+        timer.drop_pending_signal()
     timers_of(process).clear()
 
 
@@ -421,6 +433,7 @@ def sys_timer_getoverrun(kernel, vcpu, task, timer_id, *_):
 def sys_timer_delete(kernel, vcpu, task, timer_id, *_):
     timer = _find_timer(task, timer_id)
     timer.timer.cancel()
+    timer.drop_pending_signal()
     del timers_of(task.process)[timer.timer_id]
     return 0
 
