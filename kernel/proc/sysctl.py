@@ -17,6 +17,7 @@ DEFAULT_MAX_MAP_COUNT = 65530
 
 def sysctl_table(kernel: "Kernel") -> dict[str, dict[str, Callable[[], object]]]:
     from kernel.file import NR_OPEN
+    from kernel.mqueue import DFLT_MSGMAX, DFLT_MSGSIZEMAX, MSG_MAX, MSGSIZE_MAX
     from kernel.mm.mm import MMAP_MIN_ADDR
     from kernel.proc.generic import UTS_RELEASE
     frames = kernel.frames
@@ -42,6 +43,13 @@ def sysctl_table(kernel: "Kernel") -> dict[str, dict[str, Callable[[], object]]]
             "perf_event_paranoid": lambda: 2,
             "yama": None,
         },
+        "fs/mqueue": {
+            "msg_max": lambda: MSG_MAX,
+            "msgsize_max": lambda: MSGSIZE_MAX,
+            "msg_default": lambda: DFLT_MSGMAX,
+            "msgsize_default": lambda: DFLT_MSGSIZEMAX,
+            "queues_max": lambda: 256,
+        },
         "fs": {
             "nr_open": lambda: NR_OPEN,
             "pipe-max-size": lambda: 1048576,
@@ -53,22 +61,28 @@ def sysctl_table(kernel: "Kernel") -> dict[str, dict[str, Callable[[], object]]]
 def sys_directory(kernel: "Kernel", task: "Task") -> Node:
     table = sysctl_table(kernel)
 
-    def directory(name: str, knobs: dict) -> Node:
-        knobs = {key: value for key, value in knobs.items() if value is not None}
+    def subdirectory(prefix: str) -> Node:
+        """A directory of knobs and of deeper directories (``fs`` holds ``mqueue``)."""
+        knobs = {key: value for key, value in table.get(prefix, {}).items() if value is not None}
+        below = sorted({name[len(prefix) + 1:].split("/")[0] for name in table if name.startswith(prefix + "/")})
 
-        def child(knob: str) -> Node | None:
-            value = knobs.get(knob)
+        def child(name: str) -> Node | None:
+            if name in below:
+                return subdirectory(f"{prefix}/{name}")
+            value = knobs.get(name)
             if value is None:
                 return None
-            return Node("file", ("sys", name, knob), mode=0o644, read=lambda: f"{value()}\n".encode())
+            return Node("file", ("sys", prefix, name), mode=0o644, read=lambda: f"{value()}\n".encode())
 
-        return Node("dir", ("sys", name), mode=0o555, child=child,
-                    entries=lambda: [(knob, 8) for knob in sorted(knobs)])
+        return Node("dir", ("sys", prefix), mode=0o555, child=child,
+                    entries=lambda: sorted([(name, 4) for name in below] + [(knob, 8) for knob in knobs]))
+
+    tops = sorted({name.split("/")[0] for name in table})
 
     def child(name: str) -> Node | None:
-        return directory(name, table[name]) if name in table else None
+        return subdirectory(name) if name in tops else None
 
-    return Node("dir", ("sys",), mode=0o555, child=child, entries=lambda: [(name, 4) for name in sorted(table)])
+    return Node("dir", ("sys",), mode=0o555, child=child, entries=lambda: [(name, 4) for name in tops])
 
 
 __all__ = ["sys_directory", "sysctl_table"]
