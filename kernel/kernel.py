@@ -208,6 +208,7 @@ class Kernel:
         registers. The previous task was saved by whoever took it off."""
         assert self.current[vcpu.index] is None
         self.tlb.switch_mm_irqs_off(vcpu, task.mm)
+        vcpu.set_cycle_clock_block(task.mm.vdso_clock_block)   # where this mm's vDSO reads the clock
         if task.rseq is not None and not rseq_handle_notify_resume(self, task, task.registers, vcpu.index):
             self.current[vcpu.index] = task
             task.cpu = vcpu.index

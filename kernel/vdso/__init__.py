@@ -11,7 +11,8 @@ dl_vdso_vsym).
 The data page is this kernel's own layout, not Linux's vdso_data:
 
     VVAR_CYCLES_OFFSET    u64  the running vCPU's cycle clock, stored by the
-                               machine's hot path before each block runs
+                               machine's hot path when the vDSO's clock-read
+                               block (vdso_clock_ns) starts, before it runs
                                (Machine.set_cycle_clock_word)
     VVAR_TSC_HZ_OFFSET    u64  cycles per second (Kernel.tsc_hz)
     VVAR_REALTIME_OFFSET  u64  CLOCK_REALTIME - CLOCK_MONOTONIC in ns
@@ -42,6 +43,9 @@ VVAR_CYCLES_OFFSET = 0
 VVAR_TSC_HZ_OFFSET = 8
 VVAR_REALTIME_OFFSET = 16
 VVAR_TAI_OFFSET = 24
+# The function whose first block loads the clock word: the machine refreshes the
+# word when that block starts (VCpu.set_cycle_clock_block, set at switch_to).
+CLOCK_READ_SYMBOL = "vdso_clock_ns"
 
 
 class SpecialMapping:
@@ -80,6 +84,7 @@ class Vdso:
         memory.write(data + VVAR_REALTIME_OFFSET, struct.pack("<Q", REALTIME_EPOCH_NS))
         memory.write(data + VVAR_TAI_OFFSET, struct.pack("<Q", 0))
         kernel.machine.set_cycle_clock_word(data + VVAR_CYCLES_OFFSET)
+        self.clock_block_offset = symbol_offset(image, CLOCK_READ_SYMBOL)
 
     def map(self, mm: "MmStruct") -> int:
         """map_vdso: [vvar] then [vdso] at the top of the mmap area, populated; the
@@ -94,7 +99,20 @@ class Vdso:
             for page in range(base, base + length, PAGE_SIZE):
                 mm.populate(page, prot)
         mm.vdso_base = start + vvar_bytes
+        mm.vdso_clock_block = mm.vdso_base + self.clock_block_offset
         return mm.vdso_base
+
+
+def symbol_offset(image: bytes, name: str) -> int:
+    """A symbol's offset in the image (its .symtab: the build keeps it)."""
+    import io
+
+    from elftools.elf.elffile import ELFFile
+    symbols = ELFFile(io.BytesIO(image)).get_section_by_name(".symtab")
+    found = symbols.get_symbol_by_name(name) if symbols is not None else None
+    if not found:
+        raise RuntimeError(f"vDSO image lacks {name}: rebuild with python -m kernel.vdso.build")
+    return found[0].entry.st_value
 
 
 __all__ = ["Vdso", "SpecialMapping", "VVAR_PAGES"]
