@@ -174,5 +174,5 @@ __vdso_getcpu:
         .long   6, 4, 0                 /* LINUX_VERSION_CODE note, as every vDSO carries */
         .asciz  "Linux"
         .balign 4
-        .long   0x060C00                /* 6.12.0 */
+        .long   0x060100                /* 6.1.0: what uname(2) reports */
         .balign 4
