@@ -110,6 +110,19 @@ class Machine:
     def attach(self, trap_handler: TrapHandler) -> None:
         self.trap_handler = trap_handler
 
+    def set_cycle_clock_word(self, paddr: int | None) -> None:
+        """Keep the 8 bytes of physical memory at ``paddr`` equal to the running
+        vCPU's cycle clock whenever the block each vCPU was told about
+        (``VCpu.set_cycle_clock_block``) starts: the hot path stores the clock
+        there after charging that block, before it runs (a memory-mapped
+        counter, as a paravirtual clock page is kept by a hypervisor, read
+        where it is read). None stops it. The kernel's vDSO reads it from the
+        [vvar] page (kernel/vdso/)."""
+        if paddr is not None and not self.memory.contains(paddr, 8):
+            raise ValueError(f"cycle clock word {paddr:#x} outside physical memory")
+        for vcpu in self.vcpus:
+            vcpu.set_cycle_clock_word(paddr)
+
     def kick(self) -> None:
         """Make every vCPU's Unicorn return from emu_start soon. Safe from
         another thread (uc_emu_stop is what Unicorn's own timeout thread

@@ -444,6 +444,18 @@ class VCpu:
         rest as raw bytes (``load_user_registers`` writes it back)."""
         return self._user_register_batch.snapshot(len(TASK_REGISTER_NAMES))
 
+    def set_cycle_clock_word(self, paddr: int | None) -> None:
+        """Machine.set_cycle_clock_word for this vCPU's hot path."""
+        self.clock.cycle_clock_word = ffi.NULL if paddr is None else ffi.cast(
+            "uint64_t *", self.machine.memory.host_address + paddr)
+
+    def set_cycle_clock_block(self, vaddr: int) -> None:
+        """The guest block (virtual address, 0: none) whose every start stores this
+        vCPU's clock into the cycle clock word (the vDSO's clock read)."""
+        if self.clock.cycle_clock_block != vaddr:
+            self.clock.cycle_clock_block = vaddr
+            self.clock.cycle_clock_slot.address = 0
+
     # ---- memory management ------------------------------------------------
 
     def _flush_unicorn_tlb(self) -> None:

@@ -124,6 +124,7 @@ PARAMETERS: dict[str, Parameter] = {
     "nopcid": Parameter(kstrtobool, False, "do not use PCIDs: every mm switch flushes"),
     "percpu_pgd": Parameter(kstrtobool, False, "a top-level page table per (CPU, ASID)"),
     "cpu_opv": Parameter(choice("on", "off"), "off", "the cpu_opv system call (2018 proposal, 335)"),
+    "vdso": Parameter(kstrtobool, True, "map the vDSO into every program (vdso=0: clock calls are syscalls)"),
     "tlb_remote_flush": Parameter(kstrtobool, True,
                                   "debug: off skips remote shootdowns (stale TLBs become visible)"),
     # The AMX xstate buffers and the vmalloc space (kernel/xstate_alloc.py,

@@ -35,6 +35,7 @@ ENOMSG = 42
 EIDRM = 43
 ENOTSUP = EOPNOTSUPP = 95
 ETIMEDOUT = 110
+EMSGSIZE = 90
 
 
 class SyscallError(Exception):

@@ -25,6 +25,7 @@ AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0
 AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
 AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 23, 25, 26, 31, 51
 AT_RSEQ_FEATURE_SIZE, AT_RSEQ_ALIGN = 27, 28
+AT_SYSINFO_EHDR = 33
 
 PLATFORM = b"x86_64"
 # Where the kernel puts synthesized ELF headers for images without their own
@@ -34,6 +35,22 @@ GUEST_UID = GUEST_GID = 1000
 # Initially populated stack: enough for the strings and tables of any sane
 # argv/envp; the rest of the 8 MiB stack VMA faults in on demand.
 INITIAL_STACK_PAGES = 32
+
+
+@dataclass(frozen=True)
+class ExecLayout:
+    """What exec left where (mm_struct's start_code .. env_end and saved_auxv), read
+    by /proc/PID/stat, cmdline, environ and auxv; shared by fork, replaced by exec."""
+    start_code: int
+    end_code: int
+    start_data: int
+    end_data: int
+    start_stack: int
+    arg_start: int
+    arg_end: int
+    env_start: int
+    env_end: int
+    auxv: bytes
 
 
 @dataclass
@@ -82,17 +99,22 @@ def map_image(mm: MmStruct, image: ProgramImage) -> int:
     segments = list(image.segments)
     if image.phdr_vaddr is None:
         segments.insert(0, synthesize_program_headers(image))
-    ranges: list[tuple[int, int, int]] = []           # (start, end, prot), sorted, disjoint
+    ranges: list[tuple[int, int, int, Segment | None]] = []     # (start, end, prot, file segment), disjoint
     for seg in segments:
         start = page_align_down(seg.vaddr)
         file_end = page_align_up(seg.vaddr + len(seg.data)) if seg.data else start
         end = max(page_align_up(seg.vaddr + seg.mem_size_bytes), file_end)
         brk_prot = PROT_READ | PROT_WRITE | (seg.prot & PROT_EXEC)
-        for low, high, prot in ((start, file_end, seg.prot), (file_end, end, brk_prot)):
+        for low, high, prot, backing in ((start, file_end, seg.prot, seg), (file_end, end, brk_prot, None)):
             if low < high:
-                ranges = _map_over(ranges, low, high, prot)
-    for start, end, prot in ranges:
-        mm.add_vma(start, end, prot, MAP_PRIVATE, "image")
+                ranges = _map_over(ranges, low, high, prot, backing)
+    for start, end, prot, backing in ranges:
+        if backing is None:                 # vm_brk_flags: anonymous memory
+            mm.add_vma(start, end, prot, MAP_PRIVATE | MAP_ANONYMOUS)
+            continue
+        # The file page behind ``start`` (vm_pgoff), as /proc/PID/maps shows it.
+        pgoff = 0 if backing.file_offset is None else (backing.file_offset - (backing.vaddr - start)) // PAGE_SIZE
+        mm.add_vma(start, end, prot, MAP_PRIVATE, "image", pgoff=max(0, pgoff))
     for seg in segments:
         for page in range(page_align_down(seg.vaddr), page_align_up(seg.vaddr + len(seg.data)), PAGE_SIZE):
             mm.populate(page, mm.find_vma(page).prot)
@@ -101,23 +123,23 @@ def map_image(mm: MmStruct, image: ProgramImage) -> int:
     return page_align_up(end)
 
 
-def _map_over(ranges: list[tuple[int, int, int]], start: int, end: int, prot: int) -> list[tuple[int, int, int]]:
+def _map_over(ranges: list, start: int, end: int, prot: int, backing: Segment | None) -> list:
     """``ranges`` with [start, end) mapped over them as MAP_FIXED does (the new mapping wins)."""
     kept = []
-    for low, high, old_prot in ranges:
+    for low, high, old_prot, old_backing in ranges:
         if high <= start or low >= end:
-            kept.append((low, high, old_prot))
+            kept.append((low, high, old_prot, old_backing))
             continue
         if low < start:
-            kept.append((low, start, old_prot))
+            kept.append((low, start, old_prot, old_backing))
         if high > end:
-            kept.append((end, high, old_prot))
-    kept.append((start, end, prot))
-    return sorted(kept)
+            kept.append((end, high, old_prot, old_backing))
+    kept.append((start, end, prot, backing))
+    return sorted(kept, key=lambda item: item[0])
 
 
 def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str], envp: list[str],
-                seed: int, hwcap: int, hwcap2: int, minsigstksz: int) -> int:
+                seed: int, hwcap: int, hwcap2: int, minsigstksz: int, sysinfo_ehdr: int = 0) -> int:
     """Create the stack VMA, write argc/argv/envp/auxv; return the initial RSP."""
     stack_low = STACK_TOP - STACK_LIMIT_BYTES
     mm.add_vma(stack_low, STACK_TOP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, "[stack]")
@@ -133,8 +155,11 @@ def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str],
         return sp
 
     execfn_addr = push_bytes(execfn.encode() + b"\0")
+    env_end = sp
     env_addrs = [push_bytes(s.encode() + b"\0") for s in reversed(envp)][::-1]
+    arg_end = env_start = sp
     arg_addrs = [push_bytes(s.encode() + b"\0") for s in reversed(argv)][::-1]
+    arg_start = sp
     sp &= ~0xF
     platform_addr = push_bytes(PLATFORM + b"\0")
     random_bytes = random.Random(seed).randbytes(16)
@@ -142,7 +167,9 @@ def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str],
     random_addr = push_bytes(random_bytes)
     sp &= ~0xF
 
-    auxv = [
+    # ARCH_DLINFO first: the vDSO's address when one is mapped (arch/x86/include/asm/elf.h).
+    auxv = [(AT_SYSINFO_EHDR, sysinfo_ehdr)] if sysinfo_ehdr else []
+    auxv += [
         (AT_HWCAP, hwcap), (AT_PAGESZ, PAGE_SIZE), (AT_CLKTCK, 100),
         (AT_PHDR, image.phdr_vaddr or 0), (AT_PHENT, image.phent_bytes), (AT_PHNUM, image.phnum),
         (AT_BASE, 0), (AT_FLAGS, 0), (AT_ENTRY, image.entry),
@@ -161,13 +188,25 @@ def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str],
     sp -= len(table)
     sp &= ~0xF                               # RSP is 16-byte aligned at argc (psABI)
     mm.write_initial(sp, table)
+    code = [seg for seg in image.segments if seg.prot & PROT_EXEC]
+    data = [seg for seg in image.segments if seg.prot & PROT_WRITE and not seg.prot & PROT_EXEC]
+    mm.exec_layout = ExecLayout(
+        start_code=min((seg.vaddr for seg in code), default=0),
+        end_code=max((seg.vaddr + len(seg.data) for seg in code), default=0),
+        start_data=min((seg.vaddr for seg in data), default=0),
+        end_data=max((seg.vaddr + len(seg.data) for seg in data), default=0),
+        start_stack=sp, arg_start=arg_start, arg_end=arg_end, env_start=env_start, env_end=env_end,
+        auxv=b"".join(struct.pack("<QQ", key, value) for key, value in auxv))
     return sp
 
 
 def exec_image(frames: FrameAllocator, image: ProgramImage, execfn: str, argv: list[str], envp: list[str],
-               seed: int, hwcap: int, hwcap2: int, minsigstksz: int) -> tuple[MmStruct, InitialState]:
+               seed: int, hwcap: int, hwcap2: int, minsigstksz: int, vdso=None) -> tuple[MmStruct, InitialState]:
+    """load_elf_binary's mapping half: the image, the heap, the vDSO (``vdso``: the
+    kernel's kernel/vdso.Vdso, None for none) and the stack with its tables."""
     mm = MmStruct(frames)
     brk = map_image(mm, image)
     mm.start_brk = mm.brk = brk
-    rsp = build_stack(mm, image, execfn, argv, envp, seed, hwcap, hwcap2, minsigstksz)
+    sysinfo_ehdr = vdso.map(mm) if vdso is not None else 0
+    rsp = build_stack(mm, image, execfn, argv, envp, seed, hwcap, hwcap2, minsigstksz, sysinfo_ehdr)
     return mm, InitialState(rip=image.entry, rsp=rsp, brk=brk)

@@ -183,7 +183,7 @@ def begin_new_exec(kernel: "Kernel", vcpu, task: "Task", image, path: bytes, exe
     mm, initial = exec_image(kernel.frames, image, execfn=decode(execfn), argv=[decode(a) for a in argv],
                              envp=[decode(e) for e in envp], seed=kernel.guest_random.getrandbits(63),
                              hwcap=HWCAP_CPUID1_EDX, hwcap2=HWCAP2,
-                             minsigstksz=fpu.get_sigframe_size(kernel.fpu_config))
+                             minsigstksz=fpu.get_sigframe_size(kernel.fpu_config), vdso=kernel.vdso)
     kernel.vmalloc.clone_kernel_pgd_entries(mm.pagetables)
     mm.tlb_flush_hook = kernel.flush_tlb_mm_range
     mm.code_change_hook = kernel.invalidate_code
@@ -196,6 +196,8 @@ def begin_new_exec(kernel: "Kernel", vcpu, task: "Task", image, path: bytes, exe
         task.tid = process.pid
     # exec_mm_release: clear_child_tid is written and woken, a vfork parent released.
     mm_release(kernel, task, vcpu)
+    from kernel.posix_timers import exit_itimers
+    exit_itimers(process)            # POSIX timers do not survive exec; itimers do
     if task.clear_child_tid:
         from kernel.futex import futex_wake
         try:

@@ -70,6 +70,8 @@ def dup_mmap(kernel: "Kernel", parent_mm: MmStruct) -> tuple[MmStruct, tuple[int
     child.start_brk, child.brk = parent_mm.start_brk, parent_mm.brk
     child.ldt = list(parent_mm.ldt) if parent_mm.ldt else None     # ldt_dup_context
     child.membarrier_state = parent_mm.membarrier_state           # dup_mm copies the mm, registrations included
+    child.vdso_base, child.exec_layout = parent_mm.vdso_base, parent_mm.exec_layout
+    child.vdso_clock_block = parent_mm.vdso_clock_block
     write_protected = []
     try:
         for vma in parent_mm.vmas:

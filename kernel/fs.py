@@ -171,6 +171,8 @@ class HostFile(File):
             raise SyscallError(_errno_of(error)) from None
         if not self.path and not any(name == b"dev" for _, _, name in listed):
             listed.append((2, DT_DIR, b"dev"))        # devtmpfs is mounted on /dev
+        if not self.path and not any(name == b"proc" for _, _, name in listed):
+            listed.append((1, DT_DIR, b"proc"))       # and procfs on /proc
         return entries + sorted(listed, key=lambda item: item[2])
 
 

@@ -127,6 +127,9 @@ class Kernel:
         # strict_sas_size: check every sigaltstack against the permitted frame size.
         self.strict_sas_size = self.params["strict_sas_size"]
         self.vmalloc, self.xstate_alloc = xstate_alloc_from_cmdline(self, self.params)
+        # The vDSO image and its [vvar] page, mapped by every exec (kernel/vdso/).
+        from kernel.vdso import Vdso
+        self.vdso = Vdso(self) if self.params["vdso"] else None
         self.xstate_alloc.boot()
         self.call_function_queue: list[list] = [[] for _ in machine.vcpus]
         # Interrupts other than call-function IPIs that arrived while the CPU
@@ -164,7 +167,8 @@ class Kernel:
         """exec an already-built ProgramImage as the first process on CPU 0."""
         mm, initial = exec_image(self.frames, image, execfn=self.config.argv[0], argv=self.config.argv,
                                  envp=self.config.envp, seed=self.config.seed, hwcap=HWCAP_CPUID1_EDX,
-                                 hwcap2=HWCAP2, minsigstksz=fpu.get_sigframe_size(self.fpu_config))
+                                 hwcap2=HWCAP2, minsigstksz=fpu.get_sigframe_size(self.fpu_config),
+                                 vdso=self.vdso)
         self.vmalloc.clone_kernel_pgd_entries(mm.pagetables)
         mm.tlb_flush_hook = self.flush_tlb_mm_range
         mm.code_change_hook = self.invalidate_code
@@ -204,6 +208,7 @@ class Kernel:
         registers. The previous task was saved by whoever took it off."""
         assert self.current[vcpu.index] is None
         self.tlb.switch_mm_irqs_off(vcpu, task.mm)
+        vcpu.set_cycle_clock_block(task.mm.vdso_clock_block)   # where this mm's vDSO reads the clock
         if task.rseq is not None and not rseq_handle_notify_resume(self, task, task.registers, vcpu.index):
             self.current[vcpu.index] = task
             task.cpu = vcpu.index

@@ -1,9 +1,9 @@
-"""Path lookup over the guest's namespace (fs/namei.c): the root, /dev, and the rest.
+"""Path lookup over the guest's namespace (fs/namei.c): the root, /dev, /proc and the rest.
 
 The guest's tree is the ``--fs`` directory (kernel/fs.py, walked with
-RESOLVE_IN_ROOT semantics) with devtmpfs mounted on /dev, as every Linux
-system has it; without ``--fs`` the root is an empty read-only directory
-holding only /dev. A path starts at the root (absolute), at the process's
+RESOLVE_IN_ROOT semantics) with devtmpfs mounted on /dev and procfs on /proc
+(kernel/proc/), as every Linux system has them; without ``--fs`` the root is
+an empty read-only directory holding only /dev and /proc. A path starts at the root (absolute), at the process's
 working directory (AT_FDCWD) or at an open directory (dirfd); paths under
 /dev are recognised after ``.`` and ``..`` are folded, since nothing below
 /dev is a link.
@@ -17,7 +17,9 @@ from __future__ import annotations
 import stat
 from typing import TYPE_CHECKING
 
+from kernel import proc as procfs
 from kernel.devices import DEVICES, open_device
+from kernel.proc import PROC_ROOT_INO
 from kernel.errno import EACCES, EINVAL, EISDIR, ENAMETOOLONG, ENOENT, ENOTDIR, EROFS, SyscallError
 from kernel.file import (
     DEVTMPFS_DEV, O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_RDONLY, O_TRUNC, File, fdget,
@@ -63,7 +65,8 @@ class SyntheticDirectory(File):
         if self.path:
             listing = [(0x400 + cls.minor, DT_CHR, name.encode()) for name, cls in sorted(DEVICES.items())]
             return [(DEV_INODE, DT_DIR, b"."), (ROOT_INODE, DT_DIR, b"..")] + listing
-        return [(ROOT_INODE, DT_DIR, b"."), (ROOT_INODE, DT_DIR, b".."), (DEV_INODE, DT_DIR, b"dev")]
+        return [(ROOT_INODE, DT_DIR, b"."), (ROOT_INODE, DT_DIR, b".."), (DEV_INODE, DT_DIR, b"dev"),
+                (PROC_ROOT_INO, DT_DIR, b"proc")]
 
     def read_bytes(self, kernel, task, max_bytes):
         raise SyscallError(EISDIR)
@@ -124,7 +127,7 @@ def kernel_path(kernel: "Kernel", start: tuple[str, ...], path: bytes) -> tuple[
     """The folded components if the path is one the kernel itself answers (/dev, or the
     bare root without --fs), else None (the --fs directory answers)."""
     components = fold(start, path)
-    if components[:1] == ("dev",):
+    if components[:1] in (("dev",), ("proc",)):
         return components
     if kernel.fs is None:
         return components
@@ -169,9 +172,12 @@ def open_exe(kernel: "Kernel", task: "Task") -> File:
 def open_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, flags: int, mode: int) -> File:
     """do_filp_open: the File ``path`` names, opened with ``flags``."""
     start = start_of(task, dirfd, path)
-    if fold(start, path) in (("proc", "self", "exe"), ("proc", str(task.pid), "exe")) and not flags & O_CREAT:
-        return open_exe(kernel, task)    # the one procfs entry there is so far (a magic link)
     components = kernel_path(kernel, start, path)
+    if components is not None and components[:1] == ("proc",):
+        try:
+            return procfs.proc_open(kernel, task, components, flags, path.endswith(b"/"))
+        except procfs.Redirect as redirect:
+            return open_path(kernel, task, AT_FDCWD, redirect.path, flags, mode)
     if components is None:
         return kernel.fs.open(start, path, flags, mode, umask=getattr(task.process, "umask", 0o022))
     try:
@@ -198,6 +204,11 @@ def open_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, flags: in
 def stat_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, follow: bool) -> bytes:
     start = start_of(task, dirfd, path)
     components = kernel_path(kernel, start, path)
+    if components is not None and components[:1] == ("proc",):
+        try:
+            return procfs.proc_stat(kernel, task, components, follow, path.endswith(b"/"))
+        except procfs.Redirect as redirect:
+            return stat_path(kernel, task, AT_FDCWD, redirect.path, follow)
     if components is None:
         return kernel.fs.stat_path(start, path, follow)
     node = _lookup_kernel_node(components, path.endswith(b"/"))
@@ -209,6 +220,11 @@ def stat_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, follow: b
 def access_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, mode: int, follow: bool = True) -> int:
     start = start_of(task, dirfd, path)
     components = kernel_path(kernel, start, path)
+    if components is not None and components[:1] == ("proc",):
+        try:
+            return procfs.proc_access(kernel, task, components, mode, follow, path.endswith(b"/"))
+        except procfs.Redirect as redirect:
+            return access_path(kernel, task, AT_FDCWD, redirect.path, mode, follow)
     if components is None:
         return kernel.fs.access(start, path, mode, follow)
     node = _lookup_kernel_node(components, path.endswith(b"/"))
@@ -224,6 +240,11 @@ def access_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, mode: i
 def readlink_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes) -> bytes:
     start = start_of(task, dirfd, path)
     components = kernel_path(kernel, start, path)
+    if components is not None and components[:1] == ("proc",):
+        try:
+            return procfs.proc_readlink(kernel, task, components, path.endswith(b"/"))
+        except procfs.Redirect as redirect:
+            return readlink_path(kernel, task, AT_FDCWD, redirect.path)
     if components is None:
         return kernel.fs.readlink(start, path)
     _lookup_kernel_node(components, path.endswith(b"/"))
@@ -234,6 +255,11 @@ def directory_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes) -> t
     """chdir: the components of the directory ``path`` names."""
     start = start_of(task, dirfd, path)
     components = kernel_path(kernel, start, path)
+    if components is not None and components[:1] == ("proc",):
+        try:
+            return procfs.proc_directory(kernel, task, components)
+        except procfs.Redirect as redirect:
+            return directory_path(kernel, task, AT_FDCWD, redirect.path)
     if components is None:
         return kernel.fs.directory(start, path)
     node = _lookup_kernel_node(components, path.endswith(b"/"))

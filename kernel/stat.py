@@ -81,13 +81,7 @@ def do_readlinkat(kernel, task, dirfd: int, path_address: int, buf: int, size: i
     if size == 0 or size & (1 << 31):
         raise SyscallError(EINVAL)
     path = getname(task, path_address, allow_empty=True)
-    if path in (b"/proc/self/exe", b"/proc/%d/exe" % task.pid):
-        # The emulator's answer until there is a procfs: the program it ran.
-        import os
-        target = os.path.abspath(task.process.exe_path).encode()
-    elif path.startswith(b"/proc/self/fd/") and path[14:].isdigit():
-        target = fdget(task, int(path[14:])).describe().encode("utf-8", "surrogateescape")
-    elif not path:
+    if not path:
         raise SyscallError(ENOENT)       # an empty path names no link (do_readlinkat)
     else:
         target = readlink_path(kernel, task, dirfd, path)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 from kernel import (
     cred, eventfd, eventpoll, execve, fcntl, file, futex, ioport, ldt, membarrier, open as open_calls, pipe, prctl,
     process_vm, ptrace, read_write, readdir, resource, rseq, sched_syscalls, select, signal_calls, socket, stat,
-    syscalls, timerfd,
+    syscalls, timerfd, posix_timers, itimer, mqueue,
 )
 from kernel.errno import ENOMEM, ENOSYS, SyscallError
 from kernel.ipc import shm
@@ -42,6 +42,9 @@ SUBSYSTEMS = (
     eventpoll,       # epoll_*
     eventfd,
     timerfd,
+    posix_timers,    # clocks, clock_nanosleep, timer_*, gettimeofday, time, adjtimex
+    itimer,          # getitimer, setitimer, alarm
+    mqueue,          # POSIX message queues
     socket,
     execve,          # execve, execveat
     cred,            # get/set*id, groups

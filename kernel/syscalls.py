@@ -55,8 +55,6 @@ SYS_fork, SYS_vfork, SYS_wait4, SYS_waitid = 57, 58, 61, 247
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
 
-CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 0, 1, 2, 3
-CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME = 4, 5, 6, 7
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
 TCGETS = 0x5401
@@ -520,91 +518,6 @@ def sys_tkill(k, vcpu, task, tid, signo, *_):
     return sys_tgkill(k, vcpu, task, task.pid, tid, signo)
 
 
-# ---- time -----------------------------------------------------------------------------
-
-def _timespec(ns: int) -> bytes:
-    return struct.pack("<qq", ns // 1_000_000_000, ns % 1_000_000_000)
-
-
-def sys_clock_gettime(k, vcpu, task, clock_id, tp, *_):
-    clock_id = signed32(clock_id)
-    now = k.now_ns(vcpu)
-    if clock_id in (CLOCK_REALTIME, CLOCK_REALTIME_COARSE):
-        from kernel.kernel import REALTIME_EPOCH_NS
-        now += REALTIME_EPOCH_NS
-    elif clock_id not in (CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME,
-                          CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID):
-        raise SyscallError(EINVAL)
-    task.mm.copy_to_user(tp, _timespec(now))
-    return 0
-
-
-# Clocks clock_getres knows (posix_clocks[]): REALTIME .. BOOTTIME and TAI.
-CLOCK_TAI = 11
-CLOCK_GETRES_IDS = frozenset((CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID,
-                              CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME,
-                              CLOCK_TAI))
-
-
-def sys_clock_getres(k, vcpu, task, clock_id, res, *_):
-    """clock_getres(2): the clock first (clockid_to_kclock: EINVAL, negative
-    ids included -- no other process's CPU clock is known), then the copy."""
-    if signed32(clock_id) not in CLOCK_GETRES_IDS:
-        raise SyscallError(EINVAL)
-    if res:
-        task.mm.copy_to_user(res, _timespec(1))
-    return 0
-
-
-def sys_gettimeofday(k, vcpu, task, tv, tz, *_):
-    from kernel.kernel import REALTIME_EPOCH_NS
-    now = k.now_ns(vcpu) + REALTIME_EPOCH_NS
-    if tv:
-        task.mm.copy_to_user(tv, struct.pack("<qq", now // 1_000_000_000, now % 1_000_000_000 // 1000))
-    if tz:
-        task.mm.copy_to_user(tz, struct.pack("<ii", 0, 0))
-    return 0
-
-
-def sys_time(k, vcpu, task, tloc, *_):
-    from kernel.kernel import REALTIME_EPOCH_NS
-    seconds = (k.now_ns(vcpu) + REALTIME_EPOCH_NS) // 1_000_000_000
-    if tloc:
-        task.mm.copy_to_user(tloc, struct.pack("<q", seconds))
-    return seconds
-
-
-def _sleep(k, vcpu, task, duration_ns: int) -> None:
-    """Block the task until ``duration_ns`` of guest time has passed (hrtimer sleep)."""
-    vcpu.write_register("rax", 0)
-    task.timeout_result = 0
-    k.scheduler.block_current(vcpu, vcpu.cycles + max(1, duration_ns * k.tsc_hz // 1_000_000_000))
-
-
-def sys_nanosleep(k, vcpu, task, req, rem, *_):
-    seconds, nanoseconds = struct.unpack("<qq", task.mm.copy_from_user(req, 16))
-    if seconds < 0 or not 0 <= nanoseconds < 1_000_000_000:
-        raise SyscallError(EINVAL)
-    _sleep(k, vcpu, task, seconds * 1_000_000_000 + nanoseconds)
-    return None
-
-
-def sys_clock_nanosleep(k, vcpu, task, clock_id, flags, req, rem, *_):
-    seconds, nanoseconds = struct.unpack("<qq", task.mm.copy_from_user(req, 16))
-    if seconds < 0 or not 0 <= nanoseconds < 1_000_000_000:
-        raise SyscallError(EINVAL)
-    duration = seconds * 1_000_000_000 + nanoseconds
-    TIMER_ABSTIME = 1
-    if flags & TIMER_ABSTIME:
-        now = k.now_ns(vcpu)
-        if signed32(clock_id) in (CLOCK_REALTIME, CLOCK_REALTIME_COARSE):
-            from kernel.kernel import REALTIME_EPOCH_NS
-            now += REALTIME_EPOCH_NS
-        duration = max(0, duration - now)
-    _sleep(k, vcpu, task, duration)
-    return None
-
-
 SYSCALLS: dict[int, Callable] = {
     SYS_mmap: sys_mmap,
     SYS_mprotect: sys_mprotect,
@@ -614,19 +527,16 @@ SYSCALLS: dict[int, Callable] = {
     SYS_rt_sigprocmask: sys_rt_sigprocmask,
     SYS_mremap: sys_mremap,
     SYS_madvise: sys_madvise,
-    SYS_nanosleep: sys_nanosleep,
     SYS_getpid: sys_getpid,
     SYS_exit: sys_exit,
     SYS_kill: sys_kill,
     SYS_uname: sys_uname,
-    SYS_gettimeofday: sys_gettimeofday,
     SYS_getppid: sys_getppid,
     SYS_sigaltstack: sys_sigaltstack,
     SYS_rt_sigreturn: sys_rt_sigreturn,
     SYS_arch_prctl: sys_arch_prctl,
     SYS_gettid: sys_gettid,
     SYS_tkill: sys_tkill,
-    SYS_time: sys_time,
     SYS_clone: sys_clone,
     SYS_clone3: sys_clone3,
     SYS_fork: sys_fork,
@@ -635,9 +545,6 @@ SYSCALLS: dict[int, Callable] = {
     SYS_waitid: sys_waitid,
     SYS_sysinfo: sys_sysinfo,
     SYS_set_tid_address: sys_set_tid_address,
-    SYS_clock_gettime: sys_clock_gettime,
-    SYS_clock_getres: sys_clock_getres,
-    SYS_clock_nanosleep: sys_clock_nanosleep,
     SYS_exit_group: sys_exit_group,
     SYS_tgkill: sys_tgkill,
     SYS_getrandom: sys_getrandom,

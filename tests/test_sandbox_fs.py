@@ -169,11 +169,11 @@ def test_getdents_lists_the_directory_sorted_with_types(sandbox):
     _, root = sandbox
     result = run_probe("list", "/", "/sub", "/proc", root=root)
     lines = result.stdout.decode().splitlines()
-    # devtmpfs is mounted on /dev in every guest (kernel/namei.py), so / lists it too.
+    # devtmpfs is mounted on /dev and procfs on /proc in every guest (kernel/namei.py), so / lists them too.
     assert lines[0] == ("list /: . / .. / abs_escape@ dev/ fifo good_link@ greeting.txt host_abs_escape@ loop_a@ "
-                        "loop_b@ rel_escape@ sub/").replace(" / .. /", "/ ../")
+                        "loop_b@ proc/ rel_escape@ sub/").replace(" / .. /", "/ ../")
     assert lines[1] == "list /sub: ./ ../ abs_inside@ deep_escape@ nested.txt"
-    assert lines[2] == "opendir /proc: ENOENT"
+    assert lines[2].startswith("list /proc: ./ ../ cpuinfo meminfo stat ")   # the kernel's procfs, not the host's
 
 
 def test_metadata_calls_and_read_only_mount(sandbox):

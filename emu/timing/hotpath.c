@@ -79,6 +79,7 @@ void hotpath_store_block(struct hotpath_vcpu *vcpu, uint64_t address, uint32_t s
 void hotpath_clear_blocks(struct hotpath_vcpu *vcpu)
 {
     vcpu->last_block = 0;
+    vcpu->cycle_clock_slot.address = 0;
     memset(vcpu->table, 0, sizeof(struct hotpath_block_cost) * ((size_t)vcpu->table_mask + 1));
 }
 
@@ -245,7 +246,8 @@ static void __attribute__((noinline, cold)) on_block_rare(void *uc, uint64_t add
     }
     if (vcpu->unicorn_tlb_flush_pending)
         hotpath_flush_unicorn_tlb_pending(vcpu);
-    struct hotpath_block_cost *slot = slot_for(vcpu, address);
+    int clock_block = address == vcpu->cycle_clock_block && vcpu->cycle_clock_word;
+    struct hotpath_block_cost *slot = clock_block ? &vcpu->cycle_clock_slot : slot_for(vcpu, address);
     if (slot->address != address || slot->size_bytes != size_bytes) {
         uint32_t instructions;
         uint64_t cycles;
@@ -257,10 +259,20 @@ static void __attribute__((noinline, cold)) on_block_rare(void *uc, uint64_t add
             hotpath_block_miss(vcpu->vcpu_index, address, size_bytes);
         }
         slot = slot_for(vcpu, address);
+        if (clock_block && slot->address == address && slot->size_bytes == size_bytes) {
+            /* The block that reads the cycle clock word stays out of the
+             * table, so each of its entries comes here and refreshes the word:
+             * no other block pays for the clock. */
+            vcpu->cycle_clock_slot = *slot;
+            slot->address = 0;
+            slot = &vcpu->cycle_clock_slot;
+        }
     }
     vcpu->cycles += slot->cycles;
     vcpu->instructions += slot->instructions;
     vcpu->last_block = slot;
+    if (clock_block)
+        *vcpu->cycle_clock_word = vcpu->cycles;
 }
 
 void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *user_data)

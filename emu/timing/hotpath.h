@@ -99,6 +99,17 @@ struct hotpath_vcpu {
      * VCpu.run when emu_start returns; the Python trap hooks clear it, so it
      * is set only when the SYSCALL was the last trap of the run. */
     uint32_t syscall_pending;
+    /* The cycle clock the vDSO reads (Machine.set_cycle_clock_word,
+     * VCpu.set_cycle_clock_block): a word of guest physical memory (host
+     * address; NULL: none) that receives this vCPU's clock, after charging,
+     * each time the block at virtual address cycle_clock_block starts -- the
+     * vDSO block that loads it. That block is priced once into
+     * cycle_clock_slot and kept out of the table, so its entries always take
+     * the out-of-line path and no other block pays anything. vCPUs run one
+     * at a time, so the word holds the clock of the vCPU executing. */
+    uint64_t *cycle_clock_word;
+    uint64_t cycle_clock_block;
+    struct hotpath_block_cost cycle_clock_slot;
 };
 
 void hotpath_set_emu_stop(uintptr_t uc_emu_stop_address);

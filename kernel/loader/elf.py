@@ -104,7 +104,7 @@ def load_elf_stream(path: str, stream: BinaryIO, file_bytes: int, pie_load_bias:
         if len(contents) != filesz:
             raise LoadError(f"{path}: truncated ELF file (segment at offset {offset:#x} runs past the end)")
         image.segments.append(Segment(vaddr=seg["p_vaddr"] + bias, data=contents, mem_size_bytes=memsz,
-                                      prot=prot))
+                                      prot=prot, file_offset=offset))
         # The program headers' address, as binfmt_elf computes AT_PHDR.
         if offset <= phoff < offset + filesz:
             image.phdr_vaddr = seg["p_vaddr"] + bias + (phoff - offset)

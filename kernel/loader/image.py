@@ -24,6 +24,7 @@ class Segment:
     data: bytes                # file-backed bytes
     mem_size_bytes: int        # >= len(data); the rest is zero-filled (.bss)
     prot: int                  # PROT_* bits
+    file_offset: int | None = None   # p_offset in the ELF file (/proc/PID/maps), None: not from a file
 
 
 @dataclass

@@ -117,6 +117,11 @@ class MmStruct:
         # arch/x86 modify_ldt (kernel/ldt.py): the LDT's 8-byte descriptors, or None.
         self.ldt: list[bytes] | None = None
         self.code_change_hook = None  # set by the kernel: (mm, start, end) -> None
+        # Where exec mapped the vDSO (mm->context.vdso; kernel/vdso/), 0: none.
+        self.vdso_base = 0
+        self.vdso_clock_block = 0   # the vDSO block that reads the clock word (kernel/vdso/)
+        # kernel/exec.py ExecLayout: code/data/stack/argument bounds and the auxv (/proc).
+        self.exec_layout = None
 
     @property
     def pgd(self) -> int:
