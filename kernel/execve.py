@@ -213,6 +213,7 @@ def begin_new_exec(kernel: "Kernel", vcpu, task: "Task", image, path: bytes, exe
     kernel.fpregs_owner[vcpu.index] = None
     process.mm = mm
     process.exe_path = decode(path)
+    process.did_exec = True                      # setpgid's EACCES for an exec'ed child
     process.fpu_permission = fpu.new_process_permission(kernel.fpu_config)
     task.fpstate = fpu.new_task_fpstate(kernel.fpu_config)
     kernel.xstate_alloc.task_created(vcpu, task)

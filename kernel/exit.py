@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kernel import signals
-from kernel.errno import EBADF, ECHILD, EFAULT, EINVAL, ESRCH, SyscallError
+from kernel.errno import EAGAIN, ECHILD, EFAULT, EINVAL, ESRCH, SyscallError
+from kernel.file import O_NONBLOCK
+from kernel.pidfd import notify_pidfd, pidfd_process
 from kernel.exec import GUEST_UID
 from kernel.ptrace import wait_task_traced, wait_tracees
 from kernel.sigframe import SIG_IGN, SigInfo, get_action, send_signal, sigbit
@@ -58,7 +60,8 @@ SIGINFO_BYTES = 128
 @dataclass
 class WaitRequest:
     """One wait4/waitid call (struct wait_opts): which children (``pid``:
-    -1 any, > 0 that one), the options, and where the results go."""
+    -1 any, > 0 that one, < -1 the members of group -pid), the options, and
+    where the results go."""
     pid: int
     options: int
     status_address: int = 0
@@ -127,9 +130,12 @@ def exit_notify(kernel: "Kernel", process: Process, waker: "VCpu | None") -> Non
     process.children.clear()
     parent = process.parent
     if parent is None or parent.exit_state is not None:
+        process.exit_state = ZOMBIE
+        notify_pidfd(kernel, process, waker)
         release_task(kernel, process)
         return
     process.exit_state = ZOMBIE
+    notify_pidfd(kernel, process, waker)
     action = get_action(parent.tasks[0], signals.SIGCHLD)
     if process.exit_signal == signals.SIGCHLD and (action.handler == SIG_IGN or action.flags & SA_NOCLDWAIT):
         release_task(kernel, process)          # autoreap: nobody will wait for it
@@ -147,6 +153,7 @@ def release_task(kernel: "Kernel", process: Process) -> None:
     """Forget a reaped process (release_task): its pid becomes unused."""
     process.exit_state = DEAD
     kernel.processes.pop(process.pid, None)
+    notify_pidfd(kernel, process, None)          # pollers now see POLLHUP
     if process.parent is not None and process in process.parent.children:
         process.parent.children.remove(process)
 
@@ -165,6 +172,8 @@ def _eligible(child: Process, request: WaitRequest) -> bool:
     (only children whose exit signal is SIGCHLD count without them)."""
     if request.pid > 0 and child.pid != request.pid:
         return False
+    if request.pid < -1 and child.pgid != -request.pid:
+        return False                 # waitpid(-pgid) / waitpid(0): a member of that group
     if request.options & __WALL:
         return True
     return (child.exit_signal != signals.SIGCHLD) == bool(request.options & __WCLONE)
@@ -247,14 +256,11 @@ def _wait_or_sleep(kernel: "Kernel", vcpu: "VCpu", task: Task, request: WaitRequ
 
 
 def _pid_selector(kernel: "Kernel", task: Task, pid: int) -> int:
-    """wait4's pid: -1 any child, > 0 that child; 0 and < -1 name a process
-    group -- every process here is in the initial process's group."""
-    if pid == -1 or pid > 0:
-        return pid
-    group = kernel.init_process.pid if kernel.init_process is not None else task.pid
-    if pid == 0 or -pid == group:
-        return -1
-    return 0   # a group with no members: no child is eligible
+    """wait4's pid as WaitRequest.pid: -1 any child, > 0 that child, < -1 the
+    group -pid; 0 is the caller's own group, taken now (task_pgrp at the call)."""
+    if pid == 0:
+        return -task.process.pgid
+    return pid
 
 
 def sys_wait4(kernel, vcpu, task, pid, status_address, options, rusage_address, *_):
@@ -266,8 +272,6 @@ def sys_wait4(kernel, vcpu, task, pid, status_address, options, rusage_address, 
         raise SyscallError(ESRCH)      # -INT_MIN names no group
     request = WaitRequest(pid=_pid_selector(kernel, task, pid), options=options | WEXITED,
                           status_address=status_address, rusage_address=rusage_address)
-    if request.pid == 0:
-        return -ECHILD
     return _wait_or_sleep(kernel, vcpu, task, request)
 
 
@@ -315,7 +319,16 @@ def _kernel_waitid(kernel, vcpu, task, idtype, upid, infop, options, rusage_addr
     elif idtype == P_PIDFD:
         if upid < 0:
             raise SyscallError(EINVAL)
-        raise SyscallError(EBADF)     # pidfd_get_pid: there are no pidfds here
+        pidfd = pidfd_process(task, upid)          # pidfd_get_pid: EBADF for anything else
+        if pidfd.process.exit_state == DEAD:
+            return -ECHILD                         # reaped: no such child any more
+        pid = pidfd.process.pid
+        if pidfd.flags & O_NONBLOCK and not options & WNOHANG:
+            # kernel_waitid: a non-blocking pidfd waits as WNOHANG, and finding
+            # nothing to report is -EAGAIN instead of 0.
+            options |= WNOHANG
+            if pidfd.process.exit_state != ZOMBIE or not options & WEXITED:
+                return -EAGAIN if pidfd.process in task.process.children else -ECHILD
     else:
         raise SyscallError(EINVAL)
     if pid == 0:

@@ -587,6 +587,8 @@ def wait_tracees(task: Task, request) -> list[Task]:
         for tracee in waiter.ptraced:
             if request.pid > 0 and tracee.tid != request.pid:
                 continue
+            if request.pid < -1 and tracee.process.pgid != -request.pid:
+                continue
             tracees.append(tracee)
     return tracees
 

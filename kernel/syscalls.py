@@ -22,7 +22,6 @@ from kernel.mm.mm import (
 )
 from kernel import fpu
 from kernel.exit import sys_wait4, sys_waitid
-from kernel.fork import sys_fork, sys_vfork
 from kernel.sigframe import (
     SI_TKILL, SI_USER, SigAction, SigInfo, send_signal, sys_rt_sigreturn,
     sys_sigaltstack,
@@ -405,101 +404,9 @@ def sys_exit(k, vcpu, task, status, *_):
     return None
 
 
-# clone flags (include/uapi/linux/sched.h)
-CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
-CLONE_VFORK, CLONE_PARENT, CLONE_THREAD, CLONE_SYSVSEM = 0x4000, 0x8000, 0x10000, 0x40000
-CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID = 0x80000, 0x100000, 0x200000
-CLONE_CHILD_SETTID = 0x1000000
-THREAD_FLAGS = CLONE_VM | CLONE_THREAD | CLONE_SIGHAND
-
-
-def do_clone(k, vcpu, task, flags, stack_pointer, parent_tid, child_tid, tls, exit_signal=0):
-    """kernel_clone: a thread with the flags pthread_create uses; without
-    CLONE_THREAD a new process (kernel/fork.py copy_process)."""
-    if flags & CLONE_THREAD and not flags & CLONE_SIGHAND or flags & CLONE_SIGHAND and not flags & CLONE_VM:
-        raise SyscallError(EINVAL)     # copy_process's consistency rules
-    if not flags & CLONE_THREAD:
-        from kernel.fork import copy_process
-        return copy_process(k, vcpu, task, flags, stack_pointer, parent_tid, child_tid, tls, exit_signal)
-    from kernel.task import Task, allocate_pid
-    registers = vcpu.save_user_registers()
-    registers["rax"] = 0
-    if stack_pointer:
-        registers["rsp"] = stack_pointer
-    if flags & CLONE_SETTLS:
-        if tls >= TASK_SIZE:
-            raise SyscallError(EPERM)
-        registers["fs_base"] = tls
-    child = Task(tid=allocate_pid(), process=task.process, registers=registers,
-                 fpstate=fpu.new_task_fpstate(k.fpu_config), signal_mask=task.signal_mask,
-                 affinity=task.affinity)       # dup_task_struct copies cpus_mask
-    child.state = "sleeping"
-    from kernel.sched_syscalls import sched_fork
-    sched_fork(child, task)
-    if flags & CLONE_PARENT_SETTID:
-        task.mm.copy_to_user(parent_tid, struct.pack("<I", child.tid))
-    if flags & CLONE_CHILD_SETTID:
-        task.mm.copy_to_user(child_tid, struct.pack("<I", child.tid))
-    if flags & CLONE_CHILD_CLEARTID:
-        child.clear_child_tid = child_tid
-    task.process.tasks.append(child)
-    task.mm.mm_users += 1          # mmget: the thread shares the mm
-    k.xstate_alloc.task_created(vcpu, child)
-    k.counters["threads_created"] += 1
-    k.scheduler.wake_up(child, vcpu)
-    return child.tid
-
-
-def sys_clone(k, vcpu, task, flags, stack, parent_tid, child_tid, tls, *_):
-    return do_clone(k, vcpu, task, flags & ~0xFF, stack, parent_tid, child_tid, tls, exit_signal=flags & 0xFF)
-
-
-def sys_clone3(k, vcpu, task, args_address, size, *_):
-    """clone3(struct clone_args *, size): the same as clone, arguments in memory."""
-    if size < 64 or size > 4096:
-        raise SyscallError(EINVAL)
-    raw = task.mm.copy_from_user(args_address, 64)
-    flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls = struct.unpack("<8Q", raw)
-    if exit_signal & ~0xFF or (stack == 0) != (stack_size == 0):
-        raise SyscallError(EINVAL)
-    return do_clone(k, vcpu, task, flags, stack + stack_size if stack else 0, parent_tid, child_tid, tls,
-                    exit_signal=exit_signal)
-
-
 def sys_exit_group(k, vcpu, task, status, *_):
     k.exit_group(task.process, status)
     return None
-
-
-def sys_kill(k, vcpu, task, pid, signo, *_):
-    """kill(2) among the guest's processes (kill_something_info): pid > 0 that
-    process, 0 or -pgid the process group -- every process here is in the
-    first process's group --, -1 every process but the caller's."""
-    pid = signed32(pid)
-    if not 0 <= signo <= 64:
-        raise SyscallError(EINVAL)
-    if pid > 0:
-        targets = [k.processes[pid]] if pid in k.processes else []
-    elif pid == -1:
-        targets = [process for process in k.processes.values() if process is not task.process]
-    else:
-        group = k.init_process.pid if k.init_process is not None else task.pid
-        targets = list(k.processes.values()) if pid == 0 or -pid == group else []
-    if not targets:
-        raise SyscallError(ESRCH)
-    for process in targets:
-        _kill_process(k, vcpu, task, process, signo)
-    return 0
-
-
-def _kill_process(k, vcpu, task, process, signo) -> None:
-    """A process-directed signal: to a thread that does not block it, the caller first (complete_signal).
-    A zombie still exists until reaped but takes no signal."""
-    if signo == 0 or process.exit_status is not None:
-        return
-    live = [t for t in process.tasks if t.state != "exited"]
-    candidates = sorted(live, key=lambda t: (t is not task, bool(t.signal_mask & (1 << (signo - 1)))))
-    send_signal(k, vcpu, candidates[0], SigInfo(signo, SI_USER, pid=task.pid, uid=1000))
 
 
 def sys_tgkill(k, vcpu, task, tgid, tid, signo, *_):
@@ -617,7 +524,6 @@ SYSCALLS: dict[int, Callable] = {
     SYS_nanosleep: sys_nanosleep,
     SYS_getpid: sys_getpid,
     SYS_exit: sys_exit,
-    SYS_kill: sys_kill,
     SYS_uname: sys_uname,
     SYS_gettimeofday: sys_gettimeofday,
     SYS_getppid: sys_getppid,
@@ -627,10 +533,6 @@ SYSCALLS: dict[int, Callable] = {
     SYS_gettid: sys_gettid,
     SYS_tkill: sys_tkill,
     SYS_time: sys_time,
-    SYS_clone: sys_clone,
-    SYS_clone3: sys_clone3,
-    SYS_fork: sys_fork,
-    SYS_vfork: sys_vfork,
     SYS_wait4: sys_wait4,
     SYS_waitid: sys_waitid,
     SYS_sysinfo: sys_sysinfo,

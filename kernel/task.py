@@ -9,6 +9,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from kernel.mm.mm import MmStruct
+from kernel.wait import WaitQueue
 
 TASK_RUNNABLE = "runnable"
 TASK_RUNNING = "running"
@@ -58,6 +59,19 @@ class Process:
     # ("host", absolute host path) for the program emu started, ("guest",
     # start components, path) for one execve found in the guest's tree.
     exe_location: tuple = ()
+    # Job control (kernel/process_groups.py, kernel/sys.c): the process group
+    # and session (0 at creation: the process leads both, as the program emu
+    # starts does); fork copies them. ``did_exec``: execve ran since fork
+    # (setpgid on such a child is EACCES).
+    pgid: int = 0
+    sid: int = 0
+    did_exec: bool = False
+    # pidfd (kernel/pidfd.py): woken when the process exits (do_notify_pidfd).
+    pidfd_wait: WaitQueue = field(default_factory=WaitQueue)
+
+    def __post_init__(self) -> None:
+        self.pgid = self.pgid or self.pid
+        self.sid = self.sid or self.pid
 
 
 @dataclass
