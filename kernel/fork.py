@@ -86,7 +86,8 @@ def dup_mmap(kernel: "Kernel", parent_mm: MmStruct) -> tuple[MmStruct, tuple[int
     write_protected = []
     try:
         for vma in parent_mm.vmas:
-            child.add_vma(vma.start, vma.end, vma.prot, vma.flags, vma.name, vma.backing, vma.pgoff)
+            child.add_vma(vma.start, vma.end, vma.prot, vma.flags, vma.name, vma.backing, vma.pgoff) \
+                .sealed = vma.sealed            # vm_flags copied: VM_SEALED stays, VM_LOCKED does not
             shared = bool(vma.flags & MAP_SHARED)
             if shared:
                 for page in range(vma.start, vma.end, PAGE_SIZE):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 from emu.memory import PAGE_SIZE
 from kernel.errno import (
-    EEXIST, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM, ESRCH, SyscallError,
+    EAGAIN, EEXIST, EINVAL, ENODEV, ENOMEM, EPERM, ESRCH, SyscallError,
 )
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE
 from kernel.mm.mm import (
@@ -21,6 +21,7 @@ from kernel.mm.mm import (
     page_align_up,
 )
 from kernel import fpu
+from kernel.mm import mlock, mseal
 from kernel.exit import sys_wait4, sys_waitid
 from kernel.sigframe import (
     SI_TKILL, SI_USER, SigAction, SigInfo, send_signal, sys_rt_sigreturn,
@@ -65,7 +66,6 @@ RLIM_INFINITY = MASK64
 RSEQ_FLAG_UNREGISTER = 1
 RSEQ_CPU_ID_UNINITIALIZED = MASK64 >> 32  # (u32)-1
 RSEQ_MIN_LENGTH = 32
-MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 GRND_NONBLOCK, GRND_RANDOM = 1, 2
 MAX_PATH_BYTES = 4096
 MAX_IO_BYTES = 0x7FFFF000   # MAX_RW_COUNT
@@ -142,9 +142,12 @@ def sys_mmap(k, vcpu, task, addr, length, prot, flags, fd, offset):
             raise SyscallError(EPERM if addr < MMAP_MIN_ADDR else ENOMEM)
         if flags & MAP_FIXED_NOREPLACE and not flags & MAP_FIXED and not mm.range_is_free(addr, addr + length):
             raise SyscallError(EEXIST)
+        mseal.check_modify(mm, addr, addr + length)      # mmap_region over a sealed mapping
         start = addr
     else:
         start = mm.get_unmapped_area(length, addr)
+    if mm.def_locked and not mlock.mlock_future_ok(task, length // PAGE_SIZE):
+        raise SyscallError(EAGAIN)                        # mlockall(MCL_FUTURE) past RLIMIT_MEMLOCK
     mm.add_vma(start, start + length, prot, flags, "anon")
     return start
 
@@ -152,6 +155,7 @@ def sys_mmap(k, vcpu, task, addr, length, prot, flags, fd, offset):
 def sys_munmap(k, vcpu, task, addr, length, *_):
     if addr & (PAGE_SIZE - 1) or length == 0 or addr + length > TASK_SIZE:
         raise SyscallError(EINVAL)
+    mseal.check_modify(task.mm, addr, addr + page_align_up(length))
     task.mm.unmap_range(addr, addr + page_align_up(length))
     return 0
 
@@ -175,6 +179,7 @@ def sys_mprotect(k, vcpu, task, addr, length, prot, *_):
     if end <= addr:
         raise SyscallError(ENOMEM)
     prot = _check_prot(prot & ~PROT_SEM)       # arch_validate_prot: PROT_SEM is allowed
+    mseal.check_modify(task.mm, addr, end)      # under the mmap lock, before the VMA walk
     first = next((vma for vma in task.mm.vmas if vma.end > addr), None)   # vma_find(start, end)
     if first is None or first.start >= end or end > TASK_SIZE:
         raise SyscallError(ENOMEM)
@@ -186,52 +191,6 @@ def sys_mprotect(k, vcpu, task, addr, length, prot, *_):
         raise SyscallError(EINVAL)
     task.mm.mprotect(addr, end, prot)
     return 0
-
-
-def sys_mremap(k, vcpu, task, old_addr, old_size, new_size, flags, new_addr, *_):
-    """mremap(2) for anonymous private memory: shrink, grow in place, or move."""
-    mm = task.mm
-    if old_addr & (PAGE_SIZE - 1) or flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED):
-        raise SyscallError(EINVAL)
-    if flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE:
-        raise SyscallError(EINVAL)
-    old_size = page_align_up(old_size)
-    new_size = page_align_up(new_size)
-    if new_size == 0:
-        raise SyscallError(EINVAL)
-    vma = mm.find_vma(old_addr)
-    if vma is None or old_addr + old_size > vma.end:
-        raise SyscallError(EFAULT)
-    if flags & MREMAP_FIXED:
-        if new_addr & (PAGE_SIZE - 1):
-            raise SyscallError(EINVAL)
-        return _move_mapping(mm, vma, old_addr, old_size, new_size, new_addr)
-    if new_size <= old_size:
-        if new_size < old_size:
-            mm.unmap_range(old_addr + new_size, old_addr + old_size)
-        return old_addr
-    if old_addr + old_size == vma.end and mm.range_is_free(vma.end, old_addr + new_size) \
-            and old_addr + new_size <= TASK_SIZE:
-        mm.expand_vma(vma, old_addr + new_size)
-        return old_addr
-    if not flags & MREMAP_MAYMOVE:
-        raise SyscallError(ENOMEM)
-    return _move_mapping(mm, vma, old_addr, old_size, new_size, mm.get_unmapped_area(new_size))
-
-
-def _move_mapping(mm, vma, old_addr, old_size, new_size, new_addr):
-    """Move the pages of [old_addr, old_addr+old_size) to new_addr (move_page_tables)."""
-    prot, flags, name = vma.prot, vma.flags, vma.name
-    moved = [(vaddr - old_addr, entry) for vaddr, entry in mm.pagetables.entries(old_addr, old_addr + min(old_size, new_size))]
-    for vaddr, _entry in mm.pagetables.entries(old_addr, old_addr + old_size):
-        mm.pagetables.clear_entry(vaddr)
-    # The frames now belong to the new range; unmap_range must not free them.
-    mm.add_vma(new_addr, new_addr + new_size, prot, flags, name)
-    for offset, entry in moved:
-        mm.pagetables.set_entry(new_addr + offset, entry)
-    mm.unmap_range(old_addr, old_addr + old_size)
-    mm.flush_tlb_range(old_addr, old_addr + old_size)
-    return new_addr
 
 
 # madvise_behavior_valid (mm/madvise.c) for a kernel with KSM and THP and
@@ -263,6 +222,7 @@ def sys_madvise(k, vcpu, task, addr, length, advice, *_):
         # back the contents of a private file mapping (the ELF image), so a
         # range reaching past TASK_SIZE is refused before it changes anything.
         raise SyscallError(ENOMEM)
+    mseal.check_madvise(task.mm, addr, end, advice)
     covered = 0
     for vma in task.mm.vmas:
         if vma.end > addr and vma.start < end:
@@ -519,7 +479,6 @@ SYSCALLS: dict[int, Callable] = {
     SYS_brk: sys_brk,
     SYS_rt_sigaction: sys_rt_sigaction,
     SYS_rt_sigprocmask: sys_rt_sigprocmask,
-    SYS_mremap: sys_mremap,
     SYS_madvise: sys_madvise,
     SYS_nanosleep: sys_nanosleep,
     SYS_getpid: sys_getpid,
