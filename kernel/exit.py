@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from kernel import signals
 from kernel.errno import EAGAIN, ECHILD, EFAULT, EINVAL, ESRCH, SyscallError
 from kernel.file import O_NONBLOCK
+from kernel.jobctl import wait_report
 from kernel.pidfd import notify_pidfd, pidfd_process
 from kernel.exec import GUEST_UID
 from kernel.ptrace import wait_task_traced, wait_tracees
@@ -192,10 +193,15 @@ def do_wait(kernel: "Kernel", task: Task, request: WaitRequest) -> int | None:
         result = wait_task_traced(kernel, task, tracee, request)
         if result is not None:
             return result
-    if request.options & WEXITED or not request.is_waitid:
-        for child in eligible:
-            if child.exit_state == ZOMBIE:
+    for child in eligible:
+        # wait_consider_task's order per child: an exit, a stop, a continue.
+        if child.exit_state == ZOMBIE:
+            if request.options & WEXITED or not request.is_waitid:
                 return wait_task_zombie(kernel, task, child, request)
+            continue
+        report = wait_report(child, request.options, consume=not request.options & WNOWAIT)
+        if report is not None:
+            return _report_job_control(kernel, task, child, request, report)
     if request.options & WNOHANG:
         if request.is_waitid and request.infop_address:
             return _put_user(task, request.infop_address, bytes(SIGINFO_BYTES), 0)
@@ -219,6 +225,22 @@ def wait_task_zombie(kernel: "Kernel", task: Task, child: Process, request: Wait
         result = _put_user(task, request.status_address, struct.pack("<i", status), result)
     if not request.options & WNOWAIT:
         release_task(kernel, child)
+    return result
+
+
+def _report_job_control(kernel: "Kernel", task: Task, child: Process, request: WaitRequest,
+                        report: tuple[int, int, int]) -> int:
+    """wait_task_stopped / wait_task_continued's answer: the status word, or waitid's siginfo."""
+    status, code, si_status = report
+    result = 0 if request.is_waitid else child.pid
+    if request.rusage_address:
+        result = _put_user(task, request.rusage_address, bytes(RUSAGE_BYTES), result)
+    if request.is_waitid:
+        if request.infop_address:
+            info = SigInfo(signals.SIGCHLD, code, pid=child.pid, uid=GUEST_UID, status=si_status)
+            result = _put_user(task, request.infop_address, info.pack(), result)
+    elif request.status_address:
+        result = _put_user(task, request.status_address, struct.pack("<i", status), result)
     return result
 
 
@@ -327,8 +349,11 @@ def _kernel_waitid(kernel, vcpu, task, idtype, upid, infop, options, rusage_addr
             # kernel_waitid: a non-blocking pidfd waits as WNOHANG, and finding
             # nothing to report is -EAGAIN instead of 0.
             options |= WNOHANG
-            if pidfd.process.exit_state != ZOMBIE or not options & WEXITED:
-                return -EAGAIN if pidfd.process in task.process.children else -ECHILD
+            child = pidfd.process
+            reportable = (child.exit_state == ZOMBIE and options & WEXITED
+                          or wait_report(child, options, consume=False) is not None)
+            if not reportable:
+                return -EAGAIN if child in task.process.children else -ECHILD
     else:
         raise SyscallError(EINVAL)
     if pid == 0:

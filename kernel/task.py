@@ -17,6 +17,8 @@ TASK_EXITED = "exited"
 TASK_SLEEPING = "sleeping"
 # Stopped by ptrace (TASK_TRACED): off every run queue until the tracer resumes it.
 TASK_TRACED = "traced"
+# Stopped by a job-control signal (TASK_STOPPED, kernel/jobctl.py): off every run queue until SIGCONT/SIGKILL.
+TASK_STOPPED = "stopped"
 
 _pids = itertools.count(1000)
 
@@ -66,6 +68,12 @@ class Process:
     pgid: int = 0
     sid: int = 0
     did_exec: bool = False
+    # Group stop (kernel/jobctl.py): the stop signal under way (signal->group_exit_code),
+    # whether every thread has stopped, and what the parent's wait has yet to see.
+    group_stop_signo: int = 0
+    group_stopped: bool = False
+    stop_report: int = 0
+    continued_report: bool = False
     # pidfd (kernel/pidfd.py): woken when the process exits (do_notify_pidfd).
     pidfd_wait: WaitQueue = field(default_factory=WaitQueue)
 
