@@ -180,10 +180,12 @@ def begin_new_exec(kernel: "Kernel", vcpu, task: "Task", image, path: bytes, exe
     from kernel.sigframe import SIG_IGN, get_action
     process = task.process
     decode = lambda value: value.decode("utf-8", "surrogateescape")   # noqa: E731
+    from kernel.cred import cred_of
+    cred = cred_of(task)
     mm, initial = exec_image(kernel.frames, image, execfn=decode(execfn), argv=[decode(a) for a in argv],
                              envp=[decode(e) for e in envp], seed=kernel.guest_random.getrandbits(63),
                              hwcap=HWCAP_CPUID1_EDX, hwcap2=HWCAP2,
-                             minsigstksz=fpu.get_sigframe_size(kernel.fpu_config))
+                             minsigstksz=fpu.get_sigframe_size(kernel.fpu_config), ids=(cred.uid, cred.gid))
     kernel.vmalloc.clone_kernel_pgd_entries(mm.pagetables)
     mm.tlb_flush_hook = kernel.flush_tlb_mm_range
     mm.code_change_hook = kernel.invalidate_code

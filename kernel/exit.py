@@ -33,7 +33,6 @@ from kernel.errno import EAGAIN, ECHILD, EFAULT, EINVAL, ESRCH, SyscallError
 from kernel.file import O_NONBLOCK
 from kernel.jobctl import wait_report
 from kernel.pidfd import notify_pidfd, pidfd_process
-from kernel.exec import GUEST_UID
 from kernel.ptrace import wait_task_traced, wait_tracees
 from kernel.sigframe import SIG_IGN, SigInfo, get_action, send_signal, sigbit
 from kernel.task import TASK_EXITED, Process, Task
@@ -144,10 +143,16 @@ def exit_notify(kernel: "Kernel", process: Process, waker: "VCpu | None") -> Non
     if process.exit_signal:
         code = CLD_KILLED if process.killed_by_signal is not None else CLD_EXITED
         status = process.killed_by_signal if process.killed_by_signal is not None else process.exit_status
-        info = SigInfo(process.exit_signal, code, pid=process.pid, uid=GUEST_UID, status=status)
+        info = SigInfo(process.exit_signal, code, pid=process.pid, uid=_uid_of(process), status=status)
         target = _signal_target(parent, process.exit_signal)
         if target is not None:
             send_signal(kernel, waker, target, info)
+
+
+def _uid_of(process: Process) -> int:
+    """The real uid a child's SIGCHLD and wait report (si_uid: from_kuid_munged(task_uid))."""
+    from kernel.exec import GUEST_UID
+    return process.cred.uid if process.cred is not None else GUEST_UID
 
 
 def release_task(kernel: "Kernel", process: Process) -> None:
@@ -217,7 +222,7 @@ def wait_task_zombie(kernel: "Kernel", task: Task, child: Process, request: Wait
         result = _put_user(task, request.rusage_address, bytes(RUSAGE_BYTES), result)
     if request.is_waitid:
         killed = child.killed_by_signal is not None
-        info = SigInfo(signals.SIGCHLD, CLD_KILLED if killed else CLD_EXITED, pid=child.pid, uid=GUEST_UID,
+        info = SigInfo(signals.SIGCHLD, CLD_KILLED if killed else CLD_EXITED, pid=child.pid, uid=_uid_of(child),
                        status=child.killed_by_signal if killed else child.exit_status)
         if request.infop_address:
             result = _put_user(task, request.infop_address, info.pack(), result)
@@ -237,7 +242,7 @@ def _report_job_control(kernel: "Kernel", task: Task, child: Process, request: W
         result = _put_user(task, request.rusage_address, bytes(RUSAGE_BYTES), result)
     if request.is_waitid:
         if request.infop_address:
-            info = SigInfo(signals.SIGCHLD, code, pid=child.pid, uid=GUEST_UID, status=si_status)
+            info = SigInfo(signals.SIGCHLD, code, pid=child.pid, uid=_uid_of(child), status=si_status)
             result = _put_user(task, request.infop_address, info.pack(), result)
     elif request.status_address:
         result = _put_user(task, request.status_address, struct.pack("<i", status), result)

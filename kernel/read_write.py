@@ -40,11 +40,11 @@ SYS_sendfile, SYS_preadv, SYS_pwritev, SYS_preadv2, SYS_pwritev2 = 40, 295, 296,
 def queue_sigpipe(task: "Task") -> None:
     """send_sig(SIGPIPE, current, 0): pending for the writer, delivered on its way back
     to user mode (whether it writes now or completes a write it slept in)."""
-    from kernel.exec import GUEST_UID
+    from kernel.cred import cred_of
     from kernel.sigframe import SI_USER, SIG_IGN, SigInfo, get_action
     if get_action(task, signals.SIGPIPE).handler == SIG_IGN:     # discarded at once
         return
-    task.pending_signals.append(SigInfo(signals.SIGPIPE, SI_USER, pid=task.pid, uid=GUEST_UID))
+    task.pending_signals.append(SigInfo(signals.SIGPIPE, SI_USER, pid=task.pid, uid=cred_of(task).uid))
 
 
 # ---- the transfer loops (shared with the retry of a sleeping task) ----------------------

@@ -20,6 +20,7 @@ from kernel.errno import ENOMEM, ENOSYS, SyscallError
 from kernel.ipc import shm
 from kernel import fork, pidfd, process_groups  # issue 22's process-control modules
 from kernel.mm import mincore, mlock, mremap, mseal, oom_kill
+from kernel import fs_attr, fs_namei
 from kernel.mm.frames import OutOfMemory
 from kernel.sigframe import deliver_pending_signals
 from kernel.syscalls import ARG_REGISTERS, MASK64
@@ -67,6 +68,8 @@ SUBSYSTEMS = (
     mseal,
     mincore,
     oom_kill,        # process_mrelease
+    fs_namei,        # mkdir, rmdir, unlink, rename, link, symlink, mknod (+at)
+    fs_attr,         # truncate, chmod, chown, utimes families
 )
 
 

@@ -379,8 +379,13 @@ def sys_tgkill(k, vcpu, task, tgid, tid, signo, *_):
         return 0
     if not 1 <= signo <= 64:
         raise SyscallError(EINVAL)
-    send_signal(k, vcpu, target, SigInfo(signo, SI_TKILL, pid=task.pid, uid=1000))
+    send_signal(k, vcpu, target, SigInfo(signo, SI_TKILL, pid=task.pid, uid=_uid(task)))
     return 0
+
+
+def _uid(task) -> int:
+    from kernel.cred import cred_of
+    return cred_of(task).uid
 
 
 def sys_tkill(k, vcpu, task, tid, signo, *_):
