@@ -29,7 +29,7 @@ import os
 import stat
 import struct
 
-from kernel.errno import EACCES, EBADF, EINVAL, EISDIR, ENOENT, EPERM, EROFS, SyscallError
+from kernel.errno import EACCES, EFAULT, EINVAL, EISDIR, EOPNOTSUPP, EPERM, EROFS, SyscallError
 from kernel.file import as_fd, fdget
 from kernel.fs_namei import host_errno_of, where
 from kernel.namei import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, getname
@@ -175,7 +175,7 @@ def _chmod(kernel, target: Target, mode: int) -> int:
     if not owner_ok(kernel, target.info.st_uid):
         raise SyscallError(EPERM)
     if stat.S_ISLNK(target.info.st_mode):
-        raise SyscallError(EOPNOTSUPP_LINK)
+        raise SyscallError(EOPNOTSUPP)     # a symlink's own mode (fchmodat2 AT_SYMLINK_NOFOLLOW)
     # An unprivileged owner outside the file's group loses S_ISGID (inode_init_owner / setattr_should_drop_sgid).
     if mode & stat.S_ISGID and target.info.st_gid != kernel.guest_gid:
         mode &= ~stat.S_ISGID
@@ -187,9 +187,6 @@ def _chmod(kernel, target: Target, mode: int) -> int:
     except OSError as error:
         raise SyscallError(host_errno_of(error)) from None
     return 0
-
-
-EOPNOTSUPP_LINK = 95                    # chmod of a symlink itself (fchmodat2 AT_SYMLINK_NOFOLLOW)
 
 
 def do_fchmodat(kernel, task, dirfd: int, path_address: int, mode: int, flags: int) -> int:
@@ -338,7 +335,7 @@ def do_utimes(kernel, task, dirfd: int, path_address: int, times: tuple[int, int
             raise SyscallError(EINVAL)
         return _utimes(kernel, file_target(kernel, task, dirfd), times)
     if not path_address:
-        raise SyscallError(EFAULT_)
+        raise SyscallError(EFAULT)
     path = getname(task, path_address, allow_empty=bool(flags & AT_EMPTY_PATH))
     if not path:
         return _utimes(kernel, file_target(kernel, task, dirfd), times)
@@ -347,9 +344,6 @@ def do_utimes(kernel, task, dirfd: int, path_address: int, times: tuple[int, int
         return _utimes(kernel, target, times)
     finally:
         target.close()
-
-
-EFAULT_ = 14
 
 
 def sys_utimensat(kernel, vcpu, task, dirfd, path, times_address, flags, *_):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from kernel.errno import EBADF, EINVAL, EPERM, ESRCH, SyscallError
 from kernel.file import (
-    ANON_INODE_DEV, O_CLOEXEC, O_EXCL, O_NONBLOCK, O_RDWR, POLLHUP, POLLIN, POLLRDNORM, File, as_fd,
+    ANON_INODE_DEV, O_EXCL, O_NONBLOCK, O_RDWR, POLLHUP, POLLIN, POLLRDNORM, File, as_fd,
     fdget, files_of, nofile_limit, stat_struct,
 )
 

@@ -24,7 +24,7 @@ from kernel import fpu
 from kernel.mm import mlock, mseal
 from kernel.exit import sys_wait4, sys_waitid
 from kernel.sigframe import (
-    SI_TKILL, SI_USER, SigAction, SigInfo, send_signal, sys_rt_sigreturn,
+    SI_TKILL, SigAction, SigInfo, send_signal, sys_rt_sigreturn,
     sys_sigaltstack,
 )
 
