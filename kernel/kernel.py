@@ -23,6 +23,7 @@ from kernel.exec import exec_image
 from kernel.cred import Cred
 from kernel.fs import SandboxFs
 from kernel.tmpfs import make_tmp_mount
+from kernel.process_groups import INIT_SESSION_ID
 from kernel.ia32 import do_fast_syscall_32, do_int80_syscall_32
 from kernel.loader import load_program
 from kernel.mm.frames import FrameAllocator, OutOfMemory
@@ -182,7 +183,8 @@ class Kernel:
         mm.code_change_hook = self.invalidate_code
         process = Process(pid=allocate_pid(), mm=mm, exe_path=path, exe_location=("host", os.path.abspath(path)),
                           fpu_permission=fpu.new_process_permission(self.fpu_config),
-                          files=self.initial_files(), cred=Cred.user(self.guest_uid, self.guest_gid))
+                          files=self.initial_files(), cred=Cred.user(self.guest_uid, self.guest_gid),
+                          sid=INIT_SESSION_ID)     # a job of a session begun outside (kernel/process_groups.py)
         task = Task(tid=process.pid, process=process, fpstate=fpu.new_task_fpstate(self.fpu_config))
         process.tasks.append(task)
         self.xstate_alloc.task_created(self.machine.vcpus[0], task)

@@ -3,8 +3,11 @@
 
 Every process has a process group and a session id on its ``Process``
 (``pgid``, ``sid``), shared by its threads and copied by fork. The program
-``emu run`` starts leads its own group and session, as after setsid(1): its
-parent, pid 1, is outside the machine.
+``emu run`` starts is what a job-control shell makes of a command: the leader
+of its own process group, in a session that began outside the machine
+(``INIT_SESSION_ID``, 1: its parent's). So setpgid(0, 0) succeeds, setsid()
+is EPERM (a group leader), and a child may setsid(). Its group is orphaned
+(the parent is outside), which matters for SIGTSTP (kernel/jobctl.py).
 
 The terminal model: fds 0-2 are typed as the host's fds (kernel/devices.py).
 When they are pipes or files, tcgetpgrp/tcsetpgrp (TIOCGPGRP/TIOCSPGRP) fail
@@ -49,6 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SYS_kill, SYS_setpgid, SYS_getpgrp, SYS_setsid, SYS_getpgid, SYS_getsid = 62, 109, 111, 112, 121, 124
 NSIG = 64
+INIT_SESSION_ID = 1                  # the first process's session: its parent's, outside the machine
 
 
 def signed32(value: int) -> int:

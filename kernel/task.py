@@ -62,8 +62,7 @@ class Process:
     # start components, path) for one execve found in the guest's tree.
     exe_location: tuple = ()
     # Job control (kernel/process_groups.py, kernel/sys.c): the process group
-    # and session (0 at creation: the process leads both, as the program emu
-    # starts does); fork copies them. ``did_exec``: execve ran since fork
+    # and session (0 at creation: the process leads it); fork copies them. ``did_exec``: execve ran since fork
     # (setpgid on such a child is EACCES).
     pgid: int = 0
     sid: int = 0
