@@ -425,6 +425,8 @@ def do_mknodat(kernel, task, dirfd: int, path_address: int, mode: int, dev: int)
     if kind_bits in (stat.S_IFCHR, stat.S_IFBLK):
         if kind == "host":
             os.close(parent)
+        elif kernel.tmpfs.exists(parent):
+            raise SyscallError(EEXIST)          # filename_create comes first
         raise SyscallError(EPERM)               # vfs_mknod: CAP_MKNOD
     if kind == "tmpfs":
         return kernel.tmpfs.mknod(parent, kind_bits | permissions)

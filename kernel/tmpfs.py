@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from emu.memory import PAGE_SIZE
 from kernel.errno import (
-    EACCES, EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, EPERM, SyscallError,
+    EACCES, EBUSY, EEXIST, EINVAL, EISDIR, ELOOP, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, EPERM, EROFS, SyscallError,
 )
 from kernel.file import (
     O_ACCMODE, O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_NOFOLLOW, O_PATH, O_RDONLY, O_TMPFILE,
@@ -180,6 +180,9 @@ class Tmpfs:
                 raise SyscallError(ENOTDIR)
             here = child
         return here.parent, ".", here
+
+    def exists(self, components) -> bool:
+        return self._walk(components, follow_last=False, parent_only=True)[2] is not None
 
     def lookup(self, components, follow: bool) -> Inode:
         return self._walk(components, follow_last=follow)[2]
@@ -389,7 +392,10 @@ class Tmpfs:
         if not inode.is_dir:
             raise SyscallError(ENOTDIR)
         if inode is self.root:
-            raise SyscallError(EBUSY)
+            # /tmp itself is a dentry of the root's file system: read-only there
+            # (EROFS), else a mount point (EBUSY).
+            fs = self.kernel.fs
+            raise SyscallError(EBUSY if fs is not None and fs.writable else EROFS)
         if inode.children:
             raise SyscallError(ENOTEMPTY)
         self._may_delete(parent, inode)
