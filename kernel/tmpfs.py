@@ -418,6 +418,8 @@ class Tmpfs:
         old_parent, old_name, inode = self._walk(tuple(c for c in old_components if c != "/"), follow_last=False)
         new_parent, new_name, target = self._walk(tuple(c for c in new_components if c != "/"), follow_last=False,
                                                   parent_only=True)
+        if old_name == "." or new_name == ".":
+            raise SyscallError(EBUSY)            # /tmp itself: a mount point
         if (old_slash or new_slash) and not inode.is_dir:
             raise SyscallError(ENOTDIR)
         if flags & RENAME_NOREPLACE and target is not None:
