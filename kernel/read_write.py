@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from kernel import signals
 from kernel.errno import EAGAIN, EBADF, EFAULT, EINVAL, EPIPE, ESPIPE, SyscallError
 from kernel.file import O_NONBLOCK, File, WouldBlock, as_fd, fdget
+from kernel.pipe import PipeEnd
 from kernel.syscalls import signed
 from kernel.wait import wait_event
 
@@ -315,6 +316,8 @@ def sys_sendfile(kernel, vcpu, task, out_fd, in_fd, offset_address, count, *_):
     read only as it can be written, so nothing read is ever lost."""
     in_file = reading_fd(task, in_fd)
     out_file = writing_fd(task, out_fd)
+    if isinstance(in_file, PipeEnd):
+        raise SyscallError(EINVAL)       # a pipe or FIFO has no splice_read (do_splice_direct)
     position = None
     if offset_address:
         (position,) = struct.unpack("<q", task.mm.copy_from_user(offset_address, 8))
