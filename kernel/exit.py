@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from kernel import signals
 from kernel.errno import EAGAIN, ECHILD, EFAULT, EINVAL, ESRCH, SyscallError
 from kernel.file import O_NONBLOCK
-from kernel.jobctl import wait_report
+from kernel.jobctl import kill_orphaned_pgrp, wait_report
 from kernel.pidfd import notify_pidfd, pidfd_process
 from kernel.ptrace import wait_task_traced, wait_tracees
 from kernel.sigframe import SIG_IGN, SigInfo, get_action, send_signal, sigbit
@@ -123,10 +123,15 @@ def exit_files(kernel: "Kernel", process: Process) -> None:
 
 def exit_notify(kernel: "Kernel", process: Process, waker: "VCpu | None") -> None:
     """Orphan the children, become a zombie (or be reaped), tell the parent."""
+    # Groups this exit leaves orphaned with stopped members get SIGHUP + SIGCONT:
+    # the process's own group, then each child's (kill_orphaned_pgrp).
+    kill_orphaned_pgrp(kernel, waker, process, process.parent, exiting=process)
     for child in list(process.children):
         child.parent = None
         if child.exit_state == ZOMBIE:
             release_task(kernel, child)
+        else:
+            kill_orphaned_pgrp(kernel, waker, child, process, exiting=None)   # reparent_leader
     process.children.clear()
     parent = process.parent
     if parent is None or parent.exit_state is not None:

@@ -23,7 +23,9 @@ SIGCHLD, and a stop signal discards a pending SIGCONT. SIGTSTP, SIGTTIN and
 SIGTTOU are dropped for a process in an orphaned process group (no member
 with a parent in another group of the same session): no job-control shell
 could continue it. The first process's group is orphaned here -- its parent
-is outside the machine.
+is outside the machine. When an exit leaves a group with a stopped member
+orphaned -- the exiting process's own group, or a child's group once the
+child is reparented -- that group gets SIGHUP then SIGCONT (kill_orphaned_pgrp).
 """
 from __future__ import annotations
 
@@ -44,15 +46,41 @@ CLD_STOPPED, CLD_CONTINUED = 5, 6
 SA_NOCLDSTOP = 0x1
 
 
-def is_pgrp_orphaned(kernel: "Kernel", pgid: int) -> bool:
-    """will_become_orphaned_pgrp(pgrp, NULL): no member's parent is in another group of its session."""
+def is_pgrp_orphaned(kernel: "Kernel", pgid: int, ignored: "Process | None" = None) -> bool:
+    """will_become_orphaned_pgrp: no member (but ``ignored``, the one exiting) has a
+    parent in another group of its session."""
     from kernel.process_groups import group_members
     for member in group_members(kernel, pgid):
         parent = member.parent
-        if member.exit_state is None and parent is not None and parent.exit_state is None \
-                and parent.pgid != pgid and parent.sid == member.sid:
+        if member is ignored or member.exit_state is not None or parent is None or parent.exit_state is not None:
+            continue
+        if parent.pgid != pgid and parent.sid == member.sid:
             return False
     return True
+
+
+def kill_orphaned_pgrp(kernel: "Kernel", waker: "VCpu | None", process: "Process", parent: "Process | None",
+                       exiting: "Process | None") -> None:
+    """kill_orphaned_pgrp: when ``process``'s link to ``parent`` (another group of the
+    same session) was its group's last one, and the group has stopped members, the
+    group gets SIGHUP then SIGCONT, since no job-control shell can continue it now."""
+    from kernel.process_groups import group_members
+    from kernel.sigframe import SigInfo
+    if parent is None or parent.pgid == process.pgid or parent.sid != process.sid:
+        return
+    pgid = process.pgid
+    if not is_pgrp_orphaned(kernel, pgid, exiting):
+        return
+    if not any(member.group_stopped for member in group_members(kernel, pgid)):
+        return
+    for signo in (signals.SIGHUP, signals.SIGCONT):
+        for member in group_members(kernel, pgid):
+            if member is exiting or member.exit_state is not None:
+                continue
+            live = _live_threads(member)
+            if live:
+                from kernel.sigframe import send_signal
+                send_signal(kernel, waker, live[0], SigInfo(signo, signals.SI_KERNEL))
 
 
 def _live_threads(process: "Process") -> list["Task"]:
@@ -178,5 +206,5 @@ def wait_report(child: "Process", options: int, consume: bool) -> tuple[int, int
     return None
 
 
-__all__ = ["PREPARE_SIGNALS", "STOP_SIGNALS", "do_signal_stop", "is_pgrp_orphaned", "prepare_signal",
+__all__ = ["PREPARE_SIGNALS", "STOP_SIGNALS", "do_signal_stop", "is_pgrp_orphaned", "kill_orphaned_pgrp", "prepare_signal",
            "wait_report"]
