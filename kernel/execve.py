@@ -76,16 +76,18 @@ def _read_program(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, flags
     try:
         if not getattr(file, "regular", False):
             raise SyscallError(EACCES)            # directories, devices, pipes: S_ISREG fails
-        import os
-        info = os.fstat(file.host_fd)
-        if not info.st_mode & 0o111:
+        # The file's own struct stat (a --fs file's host inode, a tmpfs inode ...):
+        # st_mode at byte 24, st_size at byte 48.
+        (st_mode,) = struct.unpack_from("<I", file.stat(kernel), 24)
+        (st_size,) = struct.unpack_from("<q", file.stat(kernel), 48)
+        if not st_mode & 0o111:
             raise SyscallError(EACCES)            # no execute bit (may_open -> MAY_EXEC)
-        if info.st_size > MAX_PROGRAM_BYTES:
+        if st_size > MAX_PROGRAM_BYTES:
             raise SyscallError(ENOEXEC)
         chunks = []
         offset = 0
-        while offset < info.st_size:
-            data = file.pread_bytes(kernel, min(1 << 20, info.st_size - offset), offset)
+        while offset < st_size:
+            data = file.pread_bytes(kernel, min(1 << 20, st_size - offset), offset)
             if not data:
                 break
             chunks.append(data)
