@@ -316,8 +316,6 @@ def sys_sendfile(kernel, vcpu, task, out_fd, in_fd, offset_address, count, *_):
     read only as it can be written, so nothing read is ever lost."""
     in_file = reading_fd(task, in_fd)
     out_file = writing_fd(task, out_fd)
-    if isinstance(in_file, PipeEnd):
-        raise SyscallError(EINVAL)       # a pipe or FIFO has no splice_read (do_splice_direct)
     position = None
     if offset_address:
         (position,) = struct.unpack("<q", task.mm.copy_from_user(offset_address, 8))
@@ -325,6 +323,8 @@ def sys_sendfile(kernel, vcpu, task, out_fd, in_fd, offset_address, count, *_):
             raise SyscallError(EINVAL)
         if not in_file.seekable:
             raise SyscallError(ESPIPE)
+    if isinstance(in_file, PipeEnd):
+        raise SyscallError(EINVAL)       # a pipe or FIFO has no splice_read (do_splice_direct)
     count = min(count, MAX_RW_COUNT)
     state = {"done": 0, "pending": b""}
 
