@@ -1,22 +1,30 @@
-"""New processes: fork, vfork and clone without CLONE_THREAD (kernel/fork.c).
+"""New tasks and processes: fork, vfork, clone, clone3 and unshare (kernel/fork.c).
 
 ``copy_process`` builds a new thread group around one task:
 
 - the address space: with CLONE_VM the parent's mm itself (one more
   ``mm_users``); otherwise ``dup_mmap``: a new MmStruct with its own page
-  tables and the parent's VMAs, sharing the parent's frames copy-on-write;
+  tables and the parent's VMAs (seals kept, locks dropped), sharing the
+  parent's frames copy-on-write;
 - the calling thread's registers with RAX = 0 (and the new stack and TLS
   when given);
-- the signal handlers copied (shared with CLONE_SIGHAND), the blocked mask
-  and the alternate signal stack inherited, no pending signals;
+- the signal handlers copied (shared with CLONE_SIGHAND; reset to SIG_DFL,
+  ignored ones kept, with CLONE_CLEAR_SIGHAND), the blocked mask and the
+  alternate signal stack inherited, no pending signals;
+- the process group and session inherited;
 - the FPU registers copied into a default-size fpstate (fpu_clone: dynamic
   features such as AMX tile data are never inherited) and the process-wide
   AMX permission inherited (fpu_inherit_perms);
 - the rseq registration kept unless CLONE_VM (rseq_fork);
-- the robust futex list cleared (copy_process).
+- the robust futex list cleared (copy_process);
+- with CLONE_PIDFD a pidfd for the child in the parent (kernel/pidfd.py).
 
-CLONE_VFORK (vfork) blocks the parent until the child releases its mm
-(exit; execve is not implemented), as wait_for_vfork_done.
+``do_clone`` is kernel_clone: CLONE_THREAD makes a thread of the caller's
+process, anything else goes to copy_process. The flag checks are
+copy_process's (``check_clone_flags``), clone3's arguments are checked as
+copy_clone_args_from_user and clone3_args_valid do. CLONE_VFORK (vfork)
+blocks the parent until the child releases its mm (exit or execve), as
+wait_for_vfork_done.
 """
 from __future__ import annotations
 
