@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     files = run.add_mutually_exclusive_group()
     files.add_argument("--fs", type=_directory, metavar="DIR", help="map DIR read-only as the guest's root")
     files.add_argument("--fs-rw", type=_directory, metavar="DIR", help="map DIR read-write as the guest's root")
+    run.add_argument("--uid", type=_id_number, default=1000, metavar="UID",
+                     help="the guest's user id (default 1000); files keep their host owners")
+    run.add_argument("--gid", type=_id_number, default=1000, metavar="GID", help="the guest's group id (default 1000)")
     commands.add_parser("profiles", help="list the cost profiles")
     add_debug_options(run)   # --trace/--timeline/--gdb and the trace filters (emucli/trace.py)
     from emucli import testcmd
@@ -120,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("program", help="static ELF executable, or .s/.S/.asm source")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
     return parser
+
+
+def _id_number(text: str) -> int:
+    """A uid/gid: 0 .. 2**32-2 ((uid_t)-1 means "unchanged" to the set*id calls)."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"out of range (0 to 4294967294): {value}")
+    return value
 
 
 def parse_cmdline(text: str) -> dict[str, str]:
@@ -161,7 +175,8 @@ def run_command(options) -> int:
     except OSError as error:
         raise UsageError(f"cannot reserve {memory_bytes >> 20} MiB of guest memory: {error.strerror}") from None
     config = KernelConfig(argv=argv, envp=guest_environment(), seed=options.seed, cmdline=cmdline,
-                          fs_root=options.fs or options.fs_rw, fs_writable=options.fs_rw is not None)
+                          fs_root=options.fs or options.fs_rw, fs_writable=options.fs_rw is not None,
+                          uid=options.uid, gid=options.gid)
     try:
         kernel = Kernel(machine, config)
     except ValueError as error:

@@ -310,6 +310,19 @@ def gen_syscall(rng: random.Random) -> Guest:
 _FUZZ_BASE: list[str] = []
 
 
+def _open_up(folder: str) -> None:
+    """chmod 0700 every directory below ``folder`` (each before listing it), so rmtree can go in."""
+    import os
+    try:
+        os.chmod(folder, 0o700, follow_symlinks=False)
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    _open_up(entry.path)
+    except OSError:
+        pass
+
+
 def fuzz_root(writable: bool) -> str:
     """A directory tree for the file syscalls to chew on: files, a subdirectory, symlinks in
     and out, a loop, a FIFO, and a secret next to the root. One temporary base per run (made
@@ -327,6 +340,7 @@ def fuzz_root(writable: bool) -> str:
         _FUZZ_BASE.append(base)
     root = os.path.join(_FUZZ_BASE[0], f"{'rw' if writable else 'ro'}-{os.getpid()}")
     if writable or not os.path.isdir(root):
+        _open_up(root)          # a guest may have chmod'ed directories to 000 (kernel/fs_attr.py)
         shutil.rmtree(root, ignore_errors=True)
         os.makedirs(os.path.join(root, "dir"))
         with open(os.path.join(root, "file.txt"), "w") as handle:

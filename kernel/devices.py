@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGPGRP, TIOCSPGRP, TIOCGWINSZ = \
     0x5401, 0x5402, 0x5403, 0x5404, 0x540F, 0x5410, 0x5413
 FIONREAD, FIONBIO = 0x541B, 0x5421
+TIOCGSID = 0x5429
 
 
 def makedev(major: int, minor: int) -> int:
@@ -177,12 +178,9 @@ class HostStream(File):
         if request == TIOCGWINSZ:
             task.mm.copy_to_user(argument, struct.pack("<HHHH", 24, 80, 0, 0))
             return 0
-        if request == TIOCGPGRP:
-            task.mm.copy_to_user(argument, struct.pack("<i", task.pid))
-            return 0
-        if request == TIOCSPGRP:
-            task.mm.copy_from_user(argument, 4)
-            return 0
+        if request in (TIOCGPGRP, TIOCSPGRP, TIOCGSID):
+            from kernel.process_groups import tty_job_control_ioctl
+            return tty_job_control_ioctl(kernel, task, request, argument)
         raise SyscallError(ENOTTY)
 
     def stat(self, kernel):

@@ -139,8 +139,10 @@ def _map_over(ranges: list, start: int, end: int, prot: int, backing: Segment | 
 
 
 def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str], envp: list[str],
-                seed: int, hwcap: int, hwcap2: int, minsigstksz: int, sysinfo_ehdr: int = 0) -> int:
-    """Create the stack VMA, write argc/argv/envp/auxv; return the initial RSP."""
+                seed: int, hwcap: int, hwcap2: int, minsigstksz: int, sysinfo_ehdr: int = 0,
+                ids: tuple[int, int] = (GUEST_UID, GUEST_GID)) -> int:
+    """Create the stack VMA, write argc/argv/envp/auxv (AT_UID/AT_GID from ``ids``,
+    the process's real and effective ids); return the initial RSP."""
     stack_low = STACK_TOP - STACK_LIMIT_BYTES
     mm.add_vma(stack_low, STACK_TOP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, "[stack]")
     for page in range(STACK_TOP - INITIAL_STACK_PAGES * PAGE_SIZE, STACK_TOP, PAGE_SIZE):
@@ -173,7 +175,7 @@ def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str],
         (AT_HWCAP, hwcap), (AT_PAGESZ, PAGE_SIZE), (AT_CLKTCK, 100),
         (AT_PHDR, image.phdr_vaddr or 0), (AT_PHENT, image.phent_bytes), (AT_PHNUM, image.phnum),
         (AT_BASE, 0), (AT_FLAGS, 0), (AT_ENTRY, image.entry),
-        (AT_UID, GUEST_UID), (AT_EUID, GUEST_UID), (AT_GID, GUEST_GID), (AT_EGID, GUEST_GID),
+        (AT_UID, ids[0]), (AT_EUID, ids[0]), (AT_GID, ids[1]), (AT_EGID, ids[1]),
         (AT_SECURE, 0), (AT_RANDOM, random_addr), (AT_HWCAP2, hwcap2),
         (AT_EXECFN, execfn_addr), (AT_PLATFORM, platform_addr),
         # create_elf_tables: offsetof(struct rseq, end) and __alignof__(struct rseq).
@@ -201,12 +203,13 @@ def build_stack(mm: MmStruct, image: ProgramImage, execfn: str, argv: list[str],
 
 
 def exec_image(frames: FrameAllocator, image: ProgramImage, execfn: str, argv: list[str], envp: list[str],
-               seed: int, hwcap: int, hwcap2: int, minsigstksz: int, vdso=None) -> tuple[MmStruct, InitialState]:
+               seed: int, hwcap: int, hwcap2: int, minsigstksz: int, vdso=None,
+               ids: tuple[int, int] = (GUEST_UID, GUEST_GID)) -> tuple[MmStruct, InitialState]:
     """load_elf_binary's mapping half: the image, the heap, the vDSO (``vdso``: the
     kernel's kernel/vdso.Vdso, None for none) and the stack with its tables."""
     mm = MmStruct(frames)
     brk = map_image(mm, image)
     mm.start_brk = mm.brk = brk
     sysinfo_ehdr = vdso.map(mm) if vdso is not None else 0
-    rsp = build_stack(mm, image, execfn, argv, envp, seed, hwcap, hwcap2, minsigstksz, sysinfo_ehdr)
+    rsp = build_stack(mm, image, execfn, argv, envp, seed, hwcap, hwcap2, minsigstksz, sysinfo_ehdr, ids)
     return mm, InitialState(rip=image.entry, rsp=rsp, brk=brk)

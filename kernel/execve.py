@@ -76,16 +76,18 @@ def _read_program(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, flags
     try:
         if not getattr(file, "regular", False):
             raise SyscallError(EACCES)            # directories, devices, pipes: S_ISREG fails
-        import os
-        info = os.fstat(file.host_fd)
-        if not info.st_mode & 0o111:
+        # The file's own struct stat (a --fs file's host inode, a tmpfs inode ...):
+        # st_mode at byte 24, st_size at byte 48.
+        (st_mode,) = struct.unpack_from("<I", file.stat(kernel), 24)
+        (st_size,) = struct.unpack_from("<q", file.stat(kernel), 48)
+        if not st_mode & 0o111:
             raise SyscallError(EACCES)            # no execute bit (may_open -> MAY_EXEC)
-        if info.st_size > MAX_PROGRAM_BYTES:
+        if st_size > MAX_PROGRAM_BYTES:
             raise SyscallError(ENOEXEC)
         chunks = []
         offset = 0
-        while offset < info.st_size:
-            data = file.pread_bytes(kernel, min(1 << 20, info.st_size - offset), offset)
+        while offset < st_size:
+            data = file.pread_bytes(kernel, min(1 << 20, st_size - offset), offset)
             if not data:
                 break
             chunks.append(data)
@@ -180,10 +182,13 @@ def begin_new_exec(kernel: "Kernel", vcpu, task: "Task", image, path: bytes, exe
     from kernel.sigframe import SIG_IGN, get_action
     process = task.process
     decode = lambda value: value.decode("utf-8", "surrogateescape")   # noqa: E731
+    from kernel.cred import cred_of
+    cred = cred_of(task)
     mm, initial = exec_image(kernel.frames, image, execfn=decode(execfn), argv=[decode(a) for a in argv],
                              envp=[decode(e) for e in envp], seed=kernel.guest_random.getrandbits(63),
                              hwcap=HWCAP_CPUID1_EDX, hwcap2=HWCAP2,
-                             minsigstksz=fpu.get_sigframe_size(kernel.fpu_config), vdso=kernel.vdso)
+                             minsigstksz=fpu.get_sigframe_size(kernel.fpu_config), vdso=kernel.vdso,
+                             ids=(cred.uid, cred.gid))
     kernel.vmalloc.clone_kernel_pgd_entries(mm.pagetables)
     mm.tlb_flush_hook = kernel.flush_tlb_mm_range
     mm.code_change_hook = kernel.invalidate_code
@@ -215,6 +220,7 @@ def begin_new_exec(kernel: "Kernel", vcpu, task: "Task", image, path: bytes, exe
     kernel.fpregs_owner[vcpu.index] = None
     process.mm = mm
     process.exe_path = decode(path)
+    process.did_exec = True                      # setpgid's EACCES for an exec'ed child
     process.fpu_permission = fpu.new_process_permission(kernel.fpu_config)
     task.fpstate = fpu.new_task_fpstate(kernel.fpu_config)
     kernel.xstate_alloc.task_created(vcpu, task)

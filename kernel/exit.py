@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kernel import signals
-from kernel.errno import EBADF, ECHILD, EFAULT, EINVAL, ESRCH, SyscallError
-from kernel.exec import GUEST_UID
+from kernel.errno import EAGAIN, ECHILD, EFAULT, EINVAL, ESRCH, SyscallError
+from kernel.file import O_NONBLOCK
+from kernel.jobctl import kill_orphaned_pgrp, wait_report
+from kernel.pidfd import notify_pidfd, pidfd_process
 from kernel.ptrace import wait_task_traced, wait_tracees
 from kernel.sigframe import SIG_IGN, SigInfo, get_action, send_signal, sigbit
 from kernel.task import TASK_EXITED, Process, Task
@@ -58,7 +60,8 @@ SIGINFO_BYTES = 128
 @dataclass
 class WaitRequest:
     """One wait4/waitid call (struct wait_opts): which children (``pid``:
-    -1 any, > 0 that one), the options, and where the results go."""
+    -1 any, > 0 that one, < -1 the members of group -pid), the options, and
+    where the results go."""
     pid: int
     options: int
     status_address: int = 0
@@ -120,16 +123,24 @@ def exit_files(kernel: "Kernel", process: Process) -> None:
 
 def exit_notify(kernel: "Kernel", process: Process, waker: "VCpu | None") -> None:
     """Orphan the children, become a zombie (or be reaped), tell the parent."""
+    # Groups this exit leaves orphaned with stopped members get SIGHUP + SIGCONT:
+    # the process's own group, then each child's (kill_orphaned_pgrp).
+    kill_orphaned_pgrp(kernel, waker, process, process.parent, exiting=process)
     for child in list(process.children):
         child.parent = None
         if child.exit_state == ZOMBIE:
             release_task(kernel, child)
+        else:
+            kill_orphaned_pgrp(kernel, waker, child, process, exiting=None)   # reparent_leader
     process.children.clear()
     parent = process.parent
     if parent is None or parent.exit_state is not None:
+        process.exit_state = ZOMBIE
+        notify_pidfd(kernel, process, waker)
         release_task(kernel, process)
         return
     process.exit_state = ZOMBIE
+    notify_pidfd(kernel, process, waker)
     action = get_action(parent.tasks[0], signals.SIGCHLD)
     if process.exit_signal == signals.SIGCHLD and (action.handler == SIG_IGN or action.flags & SA_NOCLDWAIT):
         release_task(kernel, process)          # autoreap: nobody will wait for it
@@ -137,16 +148,23 @@ def exit_notify(kernel: "Kernel", process: Process, waker: "VCpu | None") -> Non
     if process.exit_signal:
         code = CLD_KILLED if process.killed_by_signal is not None else CLD_EXITED
         status = process.killed_by_signal if process.killed_by_signal is not None else process.exit_status
-        info = SigInfo(process.exit_signal, code, pid=process.pid, uid=GUEST_UID, status=status)
+        info = SigInfo(process.exit_signal, code, pid=process.pid, uid=_uid_of(process), status=status)
         target = _signal_target(parent, process.exit_signal)
         if target is not None:
             send_signal(kernel, waker, target, info)
+
+
+def _uid_of(process: Process) -> int:
+    """The real uid a child's SIGCHLD and wait report (si_uid: from_kuid_munged(task_uid))."""
+    from kernel.exec import GUEST_UID
+    return process.cred.uid if process.cred is not None else GUEST_UID
 
 
 def release_task(kernel: "Kernel", process: Process) -> None:
     """Forget a reaped process (release_task): its pid becomes unused."""
     process.exit_state = DEAD
     kernel.processes.pop(process.pid, None)
+    notify_pidfd(kernel, process, None)          # pollers now see POLLHUP
     if process.parent is not None and process in process.parent.children:
         process.parent.children.remove(process)
 
@@ -165,6 +183,8 @@ def _eligible(child: Process, request: WaitRequest) -> bool:
     (only children whose exit signal is SIGCHLD count without them)."""
     if request.pid > 0 and child.pid != request.pid:
         return False
+    if request.pid < -1 and child.pgid != -request.pid:
+        return False                 # waitpid(-pgid) / waitpid(0): a member of that group
     if request.options & __WALL:
         return True
     return (child.exit_signal != signals.SIGCHLD) == bool(request.options & __WCLONE)
@@ -183,10 +203,15 @@ def do_wait(kernel: "Kernel", task: Task, request: WaitRequest) -> int | None:
         result = wait_task_traced(kernel, task, tracee, request)
         if result is not None:
             return result
-    if request.options & WEXITED or not request.is_waitid:
-        for child in eligible:
-            if child.exit_state == ZOMBIE:
+    for child in eligible:
+        # wait_consider_task's order per child: an exit, a stop, a continue.
+        if child.exit_state == ZOMBIE:
+            if request.options & WEXITED or not request.is_waitid:
                 return wait_task_zombie(kernel, task, child, request)
+            continue
+        report = wait_report(child, request.options, consume=not request.options & WNOWAIT)
+        if report is not None:
+            return _report_job_control(kernel, task, child, request, report)
     if request.options & WNOHANG:
         if request.is_waitid and request.infop_address:
             return _put_user(task, request.infop_address, bytes(SIGINFO_BYTES), 0)
@@ -202,7 +227,7 @@ def wait_task_zombie(kernel: "Kernel", task: Task, child: Process, request: Wait
         result = _put_user(task, request.rusage_address, bytes(RUSAGE_BYTES), result)
     if request.is_waitid:
         killed = child.killed_by_signal is not None
-        info = SigInfo(signals.SIGCHLD, CLD_KILLED if killed else CLD_EXITED, pid=child.pid, uid=GUEST_UID,
+        info = SigInfo(signals.SIGCHLD, CLD_KILLED if killed else CLD_EXITED, pid=child.pid, uid=_uid_of(child),
                        status=child.killed_by_signal if killed else child.exit_status)
         if request.infop_address:
             result = _put_user(task, request.infop_address, info.pack(), result)
@@ -210,6 +235,22 @@ def wait_task_zombie(kernel: "Kernel", task: Task, child: Process, request: Wait
         result = _put_user(task, request.status_address, struct.pack("<i", status), result)
     if not request.options & WNOWAIT:
         release_task(kernel, child)
+    return result
+
+
+def _report_job_control(kernel: "Kernel", task: Task, child: Process, request: WaitRequest,
+                        report: tuple[int, int, int]) -> int:
+    """wait_task_stopped / wait_task_continued's answer: the status word, or waitid's siginfo."""
+    status, code, si_status = report
+    result = 0 if request.is_waitid else child.pid
+    if request.rusage_address:
+        result = _put_user(task, request.rusage_address, bytes(RUSAGE_BYTES), result)
+    if request.is_waitid:
+        if request.infop_address:
+            info = SigInfo(signals.SIGCHLD, code, pid=child.pid, uid=_uid_of(child), status=si_status)
+            result = _put_user(task, request.infop_address, info.pack(), result)
+    elif request.status_address:
+        result = _put_user(task, request.status_address, struct.pack("<i", status), result)
     return result
 
 
@@ -247,14 +288,11 @@ def _wait_or_sleep(kernel: "Kernel", vcpu: "VCpu", task: Task, request: WaitRequ
 
 
 def _pid_selector(kernel: "Kernel", task: Task, pid: int) -> int:
-    """wait4's pid: -1 any child, > 0 that child; 0 and < -1 name a process
-    group -- every process here is in the initial process's group."""
-    if pid == -1 or pid > 0:
-        return pid
-    group = kernel.init_process.pid if kernel.init_process is not None else task.pid
-    if pid == 0 or -pid == group:
-        return -1
-    return 0   # a group with no members: no child is eligible
+    """wait4's pid as WaitRequest.pid: -1 any child, > 0 that child, < -1 the
+    group -pid; 0 is the caller's own group, taken now (task_pgrp at the call)."""
+    if pid == 0:
+        return -task.process.pgid
+    return pid
 
 
 def sys_wait4(kernel, vcpu, task, pid, status_address, options, rusage_address, *_):
@@ -266,8 +304,6 @@ def sys_wait4(kernel, vcpu, task, pid, status_address, options, rusage_address, 
         raise SyscallError(ESRCH)      # -INT_MIN names no group
     request = WaitRequest(pid=_pid_selector(kernel, task, pid), options=options | WEXITED,
                           status_address=status_address, rusage_address=rusage_address)
-    if request.pid == 0:
-        return -ECHILD
     return _wait_or_sleep(kernel, vcpu, task, request)
 
 
@@ -315,7 +351,19 @@ def _kernel_waitid(kernel, vcpu, task, idtype, upid, infop, options, rusage_addr
     elif idtype == P_PIDFD:
         if upid < 0:
             raise SyscallError(EINVAL)
-        raise SyscallError(EBADF)     # pidfd_get_pid: there are no pidfds here
+        pidfd = pidfd_process(task, upid)          # pidfd_get_pid: EBADF for anything else
+        if pidfd.process.exit_state == DEAD:
+            return -ECHILD                         # reaped: no such child any more
+        pid = pidfd.process.pid
+        if pidfd.flags & O_NONBLOCK and not options & WNOHANG:
+            # kernel_waitid: a non-blocking pidfd waits as WNOHANG, and finding
+            # nothing to report is -EAGAIN instead of 0.
+            options |= WNOHANG
+            child = pidfd.process
+            reportable = (child.exit_state == ZOMBIE and options & WEXITED
+                          or wait_report(child, options, consume=False) is not None)
+            if not reportable:
+                return -EAGAIN if child in task.process.children else -ECHILD
     else:
         raise SyscallError(EINVAL)
     if pid == 0:

@@ -123,9 +123,10 @@ def stat_struct(device: int, inode: int, mode: int, kernel: "Kernel", size: int 
                 nlink: int = 1, blksize: int = 4096, times: tuple = (0, 0, 0, 0, 0, 0),
                 uid: int | None = None, gid: int | None = None) -> bytes:
     """struct stat (arch/x86/include/uapi/asm/stat.h) for a file the kernel itself provides."""
-    from kernel.exec import GUEST_GID, GUEST_UID
+    # The kernel's own files (pipes, anon inodes, devices) belong to the guest's user.
+    guest_uid, guest_gid = getattr(kernel, "guest_uid", 1000), getattr(kernel, "guest_gid", 1000)
     return struct.pack("<QQQIIIIQqqq6q3q", device, inode, nlink, mode,
-                       GUEST_UID if uid is None else uid, GUEST_GID if gid is None else gid, 0, rdev,
+                       guest_uid if uid is None else uid, guest_gid if gid is None else gid, 0, rdev,
                        size, blksize, (size + 511) // 512, *times, 0, 0, 0)
 
 

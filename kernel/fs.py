@@ -213,6 +213,9 @@ class SandboxFs:
         self.root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.writable = writable
         self.open_host_fds: set[int] = set()
+        self.fifo_opener = None          # set by the kernel: (st_dev, st_ino, flags) -> File
+        # (uid, gid) a file the guest creates is given to (when the emulator runs as root).
+        self.new_file_owner: tuple[int, int] | None = None
 
     def close_all(self) -> None:
         """Release every host fd (the machine is being torn down)."""
@@ -347,6 +350,9 @@ class SandboxFs:
             if info is not None:
                 if stat.S_ISLNK(info.st_mode):
                     raise SyscallError(ELOOP)        # O_NOFOLLOW on a link (or it changed under us)
+                if stat.S_ISFIFO(info.st_mode) and self.fifo_opener is not None \
+                        and not (flags & O_CREAT and flags & O_EXCL):
+                    return self.fifo_opener(info.st_dev, info.st_ino, flags)   # a kernel pipe (kernel/fifo.py)
                 if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
                     raise SyscallError(EACCES)       # FIFOs, sockets, devices: never opened on the host
                 if flags & O_CREAT and flags & O_EXCL:
@@ -365,6 +371,11 @@ class SandboxFs:
                 host_fd = os.open(name, host_flags, mode & 0o7777 & ~umask, dir_fd=parent)
             except OSError as error:
                 raise SyscallError(_errno_of(error)) from None
+            if info is None and self.new_file_owner is not None and os.geteuid() == 0:
+                try:
+                    os.fchown(host_fd, *self.new_file_owner)   # the creator's fsuid/fsgid, as Linux
+                except OSError:
+                    pass
         finally:
             os.close(parent)
         opened = os.fstat(host_fd)

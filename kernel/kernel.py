@@ -20,7 +20,10 @@ from kernel import cpu_opv, fpu, signals, vsyscall
 from kernel.cmdline import parse_kernel_cmdline
 from kernel.errno import SyscallError
 from kernel.exec import exec_image
+from kernel.cred import Cred
 from kernel.fs import SandboxFs
+from kernel.tmpfs import make_tmp_mount
+from kernel.process_groups import INIT_SESSION_ID
 from kernel.ia32 import do_fast_syscall_32, do_int80_syscall_32
 from kernel.loader import load_program
 from kernel.mm.frames import FrameAllocator, OutOfMemory
@@ -75,6 +78,9 @@ class KernelConfig:
     # --fs / --fs-rw: host directory mapped as the guest's root (kernel/fs.py); None: no files.
     fs_root: str | None = None
     fs_writable: bool = False
+    # --uid/--gid: the guest's user and group (kernel/cred.py); files keep the host's owners.
+    uid: int = 1000
+    gid: int = 1000
 
 
 # SYSCALL: RCX <- RIP (already past the instruction), R11 <- RFLAGS.
@@ -111,6 +117,12 @@ class Kernel:
         self.guest_random = random.Random(config.seed ^ 0x5EED)
         self.params = parse_kernel_cmdline(config.cmdline)   # CmdlineError on bad input
         self.fs = SandboxFs(config.fs_root, config.fs_writable) if config.fs_root else None
+        self.guest_uid, self.guest_gid = config.uid, config.gid
+        self.tmpfs = make_tmp_mount(self)       # /tmp (kernel/tmpfs.py)
+        if self.fs is not None:
+            from kernel.fifo import fifo_open, host_fifo
+            self.fs.fifo_opener = lambda dev, ino, flags: fifo_open(host_fifo(self, dev, ino), flags)
+            self.fs.new_file_owner = (self.guest_uid, self.guest_gid)
         self.out_of_memory = False       # the OOM killer ended the run
         # Every task asleep with nothing left to wake one (handle_all_idle)
         # before the first process exited: the run could never end.
@@ -168,13 +180,14 @@ class Kernel:
         mm, initial = exec_image(self.frames, image, execfn=self.config.argv[0], argv=self.config.argv,
                                  envp=self.config.envp, seed=self.config.seed, hwcap=HWCAP_CPUID1_EDX,
                                  hwcap2=HWCAP2, minsigstksz=fpu.get_sigframe_size(self.fpu_config),
-                                 vdso=self.vdso)
+                                 vdso=self.vdso, ids=(self.guest_uid, self.guest_gid))
         self.vmalloc.clone_kernel_pgd_entries(mm.pagetables)
         mm.tlb_flush_hook = self.flush_tlb_mm_range
         mm.code_change_hook = self.invalidate_code
         process = Process(pid=allocate_pid(), mm=mm, exe_path=path, exe_location=("host", os.path.abspath(path)),
                           fpu_permission=fpu.new_process_permission(self.fpu_config),
-                          files=self.initial_files())
+                          files=self.initial_files(), cred=Cred.user(self.guest_uid, self.guest_gid),
+                          sid=INIT_SESSION_ID)     # a job of a session begun outside (kernel/process_groups.py)
         task = Task(tid=process.pid, process=process, fpstate=fpu.new_task_fpstate(self.fpu_config))
         process.tasks.append(task)
         self.xstate_alloc.task_created(self.machine.vcpus[0], task)

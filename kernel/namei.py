@@ -37,7 +37,7 @@ AT_EACCESS = 0x200
 AT_STATX_SYNC_TYPE = 0x6000
 PATH_MAX = 4096
 DT_DIR, DT_CHR = 4, 2
-ROOT_INODE, DEV_INODE = 2, 3
+ROOT_INODE, DEV_INODE, TMP_INODE = 2, 3, 4
 
 
 def getname(task: "Task", address: int, allow_empty: bool = False) -> bytes:
@@ -66,7 +66,7 @@ class SyntheticDirectory(File):
             listing = [(0x400 + cls.minor, DT_CHR, name.encode()) for name, cls in sorted(DEVICES.items())]
             return [(DEV_INODE, DT_DIR, b"."), (ROOT_INODE, DT_DIR, b"..")] + listing
         return [(ROOT_INODE, DT_DIR, b"."), (ROOT_INODE, DT_DIR, b".."), (DEV_INODE, DT_DIR, b"dev"),
-                (PROC_ROOT_INO, DT_DIR, b"proc")]
+                (PROC_ROOT_INO, DT_DIR, b"proc"), (TMP_INODE, DT_DIR, b"tmp")]
 
     def read_bytes(self, kernel, task, max_bytes):
         raise SyscallError(EISDIR)
@@ -169,9 +169,17 @@ def open_exe(kernel: "Kernel", task: "Task") -> File:
     raise SyscallError(ENOENT)
 
 
+def tmpfs_path(kernel: "Kernel", start: tuple[str, ...], path: bytes) -> tuple[str, ...] | None:
+    """The components below /tmp when the in-memory tmpfs answers the path (kernel/tmpfs.py)."""
+    tmpfs = getattr(kernel, "tmpfs", None)
+    return tmpfs.claims(start, path) if tmpfs is not None else None
+
+
 def open_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, flags: int, mode: int) -> File:
     """do_filp_open: the File ``path`` names, opened with ``flags``."""
     start = start_of(task, dirfd, path)
+    if (tmp := tmpfs_path(kernel, start, path)) is not None:
+        return kernel.tmpfs.open(tmp, flags, mode, getattr(task.process, "umask", 0o022))
     components = kernel_path(kernel, start, path)
     if components is not None and components[:1] == ("proc",):
         try:
@@ -203,6 +211,8 @@ def open_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, flags: in
 
 def stat_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, follow: bool) -> bytes:
     start = start_of(task, dirfd, path)
+    if (tmp := tmpfs_path(kernel, start, path)) is not None:
+        return kernel.tmpfs.stat_path(tmp, follow)
     components = kernel_path(kernel, start, path)
     if components is not None and components[:1] == ("proc",):
         try:
@@ -219,6 +229,8 @@ def stat_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, follow: b
 
 def access_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, mode: int, follow: bool = True) -> int:
     start = start_of(task, dirfd, path)
+    if (tmp := tmpfs_path(kernel, start, path)) is not None:
+        return kernel.tmpfs.access(tmp, mode, follow)
     components = kernel_path(kernel, start, path)
     if components is not None and components[:1] == ("proc",):
         try:
@@ -239,6 +251,8 @@ def access_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes, mode: i
 
 def readlink_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes) -> bytes:
     start = start_of(task, dirfd, path)
+    if (tmp := tmpfs_path(kernel, start, path)) is not None:
+        return kernel.tmpfs.readlink(tmp)
     components = kernel_path(kernel, start, path)
     if components is not None and components[:1] == ("proc",):
         try:
@@ -254,6 +268,8 @@ def readlink_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes) -> by
 def directory_path(kernel: "Kernel", task: "Task", dirfd: int, path: bytes) -> tuple[str, ...]:
     """chdir: the components of the directory ``path`` names."""
     start = start_of(task, dirfd, path)
+    if (tmp := tmpfs_path(kernel, start, path)) is not None:
+        return kernel.tmpfs.directory(tmp)
     components = kernel_path(kernel, start, path)
     if components is not None and components[:1] == ("proc",):
         try:

@@ -15,6 +15,7 @@ from kernel.namei import (
     AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, access_path, directory_path, getname, open_path,
 )
 from kernel.file import as_fd
+from kernel.fifo import FifoEnd, PendingFifoOpen
 
 SYS_open, SYS_access, SYS_creat, SYS_chdir, SYS_fchdir, SYS_getcwd, SYS_umask = 2, 21, 85, 80, 81, 79, 95
 SYS_openat, SYS_faccessat, SYS_openat2, SYS_faccessat2 = 257, 269, 437, 439
@@ -28,11 +29,42 @@ PAGE_SIZE = 4096
 S_IRWXO = 0o7
 
 
-def do_sys_open(kernel, task, dirfd: int, path_address: int, flags: int, mode: int) -> int:
+def do_sys_open(kernel, task, dirfd: int, path_address: int, flags: int, mode: int) -> int | None:
     flags &= VALID_OPEN_FLAGS
     path = getname(task, path_address)
     file = open_path(kernel, task, dirfd, path, flags, mode & 0o7777)
-    return files_of(task).install(file, cloexec=bool(flags & O_CLOEXEC), limit=nofile_limit(task))
+    if isinstance(file, PendingFifoOpen):
+        return _wait_for_fifo_partner(kernel, task, file, flags)
+    fd = files_of(task).install(file, cloexec=bool(flags & O_CLOEXEC), limit=nofile_limit(task))
+    if isinstance(file, FifoEnd):
+        file.pipe.wait.wake_up(kernel, kernel.this_cpu)     # a partner waiting in its open goes on
+    return fd
+
+
+def _wait_for_fifo_partner(kernel, task, pending, flags: int) -> int | None:
+    """fifo_open's wait_for_partner: sleep until the other end is opened; the fd is
+    installed only then. A signal ends the wait with -ERESTARTSYS (SA_RESTART
+    reruns the open)."""
+    from kernel.wait import wait_event
+
+    def retry() -> int | None:
+        end = pending.complete()
+        if end is None:
+            return None
+        # No wake-up from here: the partner whose open woke us is already in.
+        return files_of(task).install(end, cloexec=bool(flags & O_CLOEXEC), limit=nofile_limit(task))
+    pending.task, pending.retry = task, retry
+    number = task_syscall_number(kernel)
+    wait_event(kernel, kernel.this_cpu, task, [pending.pipe.wait], retry, restart_number=number)
+    return None
+
+
+def task_syscall_number(kernel) -> int | None:
+    """The open call being run (RAX still holds its number when the handler starts)."""
+    try:
+        return kernel.this_cpu.read_register("rax") & 0xFFFFFFFF
+    except Exception:                   # pragma: no cover - no CPU context
+        return None
 
 
 def sys_open(kernel, vcpu, task, path, flags, mode, *_):

@@ -61,7 +61,7 @@ from emu.memory import PAGE_SIZE
 from emu.mmu.pagewalk import PHYS_ADDR_MASK, PTE_PRESENT
 from kernel import signals
 from kernel.errno import EINVAL, EIO, ENOSYS, EPERM, ESRCH, SyscallError
-from kernel.exec import GUEST_UID
+from kernel.cred import cred_of
 from kernel.mm.mm import PROT_EXEC, PROT_WRITE, TASK_SIZE
 from kernel.ptrace_regset import (
     USER_I387_BYTES,
@@ -167,7 +167,7 @@ class RawSigInfo(SigInfo):
 
 def _notify_info(signo: int, code: int, task: Task) -> RawSigInfo:
     """ptrace_do_notify's siginfo: si_code = the exit code, si_pid/si_uid of the tracee."""
-    return RawSigInfo(struct.pack("<iii4xiI", signo, 0, code, task.tid, GUEST_UID))
+    return RawSigInfo(struct.pack("<iii4xiI", signo, 0, code, task.tid, cred_of(task).uid))
 
 
 # ---- finding tasks -----------------------------------------------------------------
@@ -228,7 +228,7 @@ def _notify_tracer_cldstop(kernel: "Kernel", vcpu: "VCpu", task: Task, exit_code
         return
     target = _signal_target(tracer_process, signals.SIGCHLD)
     if target is not None:
-        send_signal(kernel, vcpu, target, SigInfo(signals.SIGCHLD, CLD_TRAPPED, pid=task.tid, uid=GUEST_UID,
+        send_signal(kernel, vcpu, target, SigInfo(signals.SIGCHLD, CLD_TRAPPED, pid=task.tid, uid=cred_of(task).uid,
                                                   status=exit_code & 0x7F))
 
 
@@ -261,7 +261,7 @@ def _after_signal_stop(kernel: "Kernel", vcpu: "VCpu", task: Task, info: SigInfo
             info = pt.last_siginfo                      # PTRACE_SETSIGINFO may have changed it
         elif signr != info.signo:
             tracer_pid = pt.tracer.tid if pt is not None else 0
-            info = SigInfo(signr, SI_USER, pid=tracer_pid, uid=GUEST_UID)
+            info = SigInfo(signr, SI_USER, pid=tracer_pid, uid=cred_of(task).uid)
         if task.signal_mask & sigbit(signr) and signr != signals.SIGKILL:
             task.pending_signals.append(info)          # blocked now: requeue
         else:
@@ -587,6 +587,8 @@ def wait_tracees(task: Task, request) -> list[Task]:
         for tracee in waiter.ptraced:
             if request.pid > 0 and tracee.tid != request.pid:
                 continue
+            if request.pid < -1 and tracee.process.pgid != -request.pid:
+                continue
             tracees.append(tracee)
     return tracees
 
@@ -602,7 +604,7 @@ def wait_task_traced(kernel: "Kernel", task: Task, tracee: Task, request) -> int
             return None
         status = pt.zombie_status
         killed = status & 0x7F
-        info = SigInfo(signals.SIGCHLD, 2 if killed else 1, pid=tracee.tid, uid=GUEST_UID,
+        info = SigInfo(signals.SIGCHLD, 2 if killed else 1, pid=tracee.tid, uid=cred_of(tracee).uid,
                        status=killed if killed else status >> 8)
         result = _report(task, request, tracee.tid, status, info)
         if not request.options & WNOWAIT:
@@ -613,7 +615,7 @@ def wait_task_traced(kernel: "Kernel", task: Task, tracee: Task, request) -> int
     exit_code = pt.exit_code
     if not request.options & WNOWAIT:
         pt.exit_code = 0
-    info = SigInfo(signals.SIGCHLD, CLD_TRAPPED, pid=tracee.tid, uid=GUEST_UID, status=exit_code)
+    info = SigInfo(signals.SIGCHLD, CLD_TRAPPED, pid=tracee.tid, uid=cred_of(tracee).uid, status=exit_code)
     return _report(task, request, tracee.tid, (exit_code << 8) | 0x7F, info)
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from kernel import signals
 from kernel.errno import EAGAIN, EBADF, EFAULT, EINVAL, EPIPE, ESPIPE, SyscallError
 from kernel.file import O_NONBLOCK, File, WouldBlock, as_fd, fdget
+from kernel.pipe import PipeEnd
 from kernel.syscalls import signed
 from kernel.wait import wait_event
 
@@ -40,11 +41,11 @@ SYS_sendfile, SYS_preadv, SYS_pwritev, SYS_preadv2, SYS_pwritev2 = 40, 295, 296,
 def queue_sigpipe(task: "Task") -> None:
     """send_sig(SIGPIPE, current, 0): pending for the writer, delivered on its way back
     to user mode (whether it writes now or completes a write it slept in)."""
-    from kernel.exec import GUEST_UID
+    from kernel.cred import cred_of
     from kernel.sigframe import SI_USER, SIG_IGN, SigInfo, get_action
     if get_action(task, signals.SIGPIPE).handler == SIG_IGN:     # discarded at once
         return
-    task.pending_signals.append(SigInfo(signals.SIGPIPE, SI_USER, pid=task.pid, uid=GUEST_UID))
+    task.pending_signals.append(SigInfo(signals.SIGPIPE, SI_USER, pid=task.pid, uid=cred_of(task).uid))
 
 
 # ---- the transfer loops (shared with the retry of a sleeping task) ----------------------
@@ -322,6 +323,8 @@ def sys_sendfile(kernel, vcpu, task, out_fd, in_fd, offset_address, count, *_):
             raise SyscallError(EINVAL)
         if not in_file.seekable:
             raise SyscallError(ESPIPE)
+    if isinstance(in_file, PipeEnd):
+        raise SyscallError(EINVAL)       # a pipe or FIFO has no splice_read (do_splice_direct)
     count = min(count, MAX_RW_COUNT)
     state = {"done": 0, "pending": b""}
 

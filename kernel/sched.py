@@ -33,7 +33,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from kernel.fpu import save_fpregs_to_fpstate
-from kernel.task import TASK_EXITED, TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING, TASK_TRACED, Task
+from kernel.task import TASK_EXITED, TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING, TASK_STOPPED, TASK_TRACED, Task
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu.vcpu import VCpu
@@ -125,7 +125,7 @@ class Scheduler:
         """Put a sleeping or new task on a run queue; the chosen CPU, or None if
         the task was not sleeping. A ptrace-stopped task stays put: its tracer
         makes it sleeping first when it lets it go (kernel/ptrace.py)."""
-        if task.state in (TASK_RUNNABLE, TASK_RUNNING, TASK_EXITED, TASK_TRACED):
+        if task.state in (TASK_RUNNABLE, TASK_RUNNING, TASK_EXITED, TASK_TRACED, TASK_STOPPED):
             return None
         task.state = TASK_RUNNABLE
         task.wake_cycles = None
@@ -176,12 +176,12 @@ class Scheduler:
             heapq.heappush(self.sleepers, (wake_cycles, next(_timer_sequence), task))
         self.schedule(vcpu)
 
-    def trace_stop_current(self, vcpu: "VCpu", notify=None) -> None:
+    def trace_stop_current(self, vcpu: "VCpu", notify=None, state: str = TASK_TRACED) -> None:
         """The running task stops for its tracer (ptrace_stop: TASK_TRACED, then
         schedule). ``notify()`` wakes the tracer once the CPU is free, so a
         tracer waiting on another CPU and this one compete fairly for it."""
         task = self._put_prev_task(vcpu)
-        task.state = TASK_TRACED
+        task.state = state                 # TASK_TRACED, or TASK_STOPPED for a group stop (kernel/jobctl.py)
         if notify is not None:
             notify()
         self.schedule(vcpu)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from emu.isa import xstate
 from emu.isa.state import XFEATURE_MASK_XTILE
 from emu.traps import CpuException
-from kernel import signals
+from kernel import jobctl, signals
 from kernel.errno import EFAULT, EINVAL, ENOMEM, EPERM, SyscallError
 from kernel.rseq import RseqViolation, rseq_ip_fixup
 
@@ -331,6 +331,8 @@ def force_sigsegv(kernel: "Kernel", vcpu: "VCpu", task: "Task", failed_signo: in
 
 def send_signal(kernel: "Kernel", sender_vcpu: "VCpu | None", target: "Task", info: SigInfo) -> None:
     """kill/tgkill: queue for the target thread; it is delivered on its way back to user mode."""
+    if info.signo in jobctl.PREPARE_SIGNALS and jobctl.prepare_signal(kernel, sender_vcpu, target, info):
+        return
     action = get_action(target, info.signo)
     traced = target.ptrace is not None
     # sig_ignored: a tracer sees even ignored signals (but SIGKILL).
@@ -396,6 +398,9 @@ def handle_signal(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo) -
         return
     if action.handler == SIG_DFL:
         if info.signo in DEFAULT_IGNORED:
+            return
+        if info.signo in jobctl.STOP_SIGNALS:
+            jobctl.do_signal_stop(kernel, vcpu, task, info.signo)
             return
         kernel.force_fatal_signal(task, info.signo, vcpu.read_register("rip"), None)
         return

@@ -18,6 +18,9 @@ from kernel import (
 )
 from kernel.errno import ENOMEM, ENOSYS, SyscallError
 from kernel.ipc import shm
+from kernel import fork, pidfd, process_groups  # issue 22's process-control modules
+from kernel.mm import mincore, mlock, mremap, mseal, oom_kill
+from kernel import fs_attr, fs_namei
 from kernel.mm.frames import OutOfMemory
 from kernel.sigframe import deliver_pending_signals
 from kernel.syscalls import ARG_REGISTERS, MASK64
@@ -60,6 +63,16 @@ SUBSYSTEMS = (
     shm,
     process_vm,
     ldt,
+    process_groups,  # setpgid/setsid/getpgid/getsid, kill
+    fork,            # clone, clone3, fork, vfork, unshare
+    pidfd,           # pidfd_open, pidfd_getfd, pidfd_send_signal
+    mremap,
+    mlock,           # mlock, mlock2, munlock, mlockall, munlockall
+    mseal,
+    mincore,
+    oom_kill,        # process_mrelease
+    fs_namei,        # mkdir, rmdir, unlink, rename, link, symlink, mknod (+at)
+    fs_attr,         # truncate, chmod, chown, utimes families
 )
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 from emu.memory import PAGE_SIZE
 from kernel.errno import (
-    EEXIST, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM, ESRCH, SyscallError,
+    EAGAIN, EEXIST, EINVAL, ENODEV, ENOMEM, EPERM, ESRCH, SyscallError,
 )
 from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE
 from kernel.mm.mm import (
@@ -21,10 +21,10 @@ from kernel.mm.mm import (
     page_align_up,
 )
 from kernel import fpu
+from kernel.mm import mlock, mseal
 from kernel.exit import sys_wait4, sys_waitid
-from kernel.fork import sys_fork, sys_vfork
 from kernel.sigframe import (
-    SI_TKILL, SI_USER, SigAction, SigInfo, send_signal, sys_rt_sigreturn,
+    SI_TKILL, SigAction, SigInfo, send_signal, sys_rt_sigreturn,
     sys_sigaltstack,
 )
 
@@ -64,7 +64,6 @@ RLIM_INFINITY = MASK64
 RSEQ_FLAG_UNREGISTER = 1
 RSEQ_CPU_ID_UNINITIALIZED = MASK64 >> 32  # (u32)-1
 RSEQ_MIN_LENGTH = 32
-MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 GRND_NONBLOCK, GRND_RANDOM = 1, 2
 MAX_PATH_BYTES = 4096
 MAX_IO_BYTES = 0x7FFFF000   # MAX_RW_COUNT
@@ -141,9 +140,12 @@ def sys_mmap(k, vcpu, task, addr, length, prot, flags, fd, offset):
             raise SyscallError(EPERM if addr < MMAP_MIN_ADDR else ENOMEM)
         if flags & MAP_FIXED_NOREPLACE and not flags & MAP_FIXED and not mm.range_is_free(addr, addr + length):
             raise SyscallError(EEXIST)
+        mseal.check_modify(mm, addr, addr + length)      # mmap_region over a sealed mapping
         start = addr
     else:
         start = mm.get_unmapped_area(length, addr)
+    if mm.def_locked and not mlock.mlock_future_ok(task, length // PAGE_SIZE):
+        raise SyscallError(EAGAIN)                        # mlockall(MCL_FUTURE) past RLIMIT_MEMLOCK
     mm.add_vma(start, start + length, prot, flags, "anon")
     return start
 
@@ -151,6 +153,7 @@ def sys_mmap(k, vcpu, task, addr, length, prot, flags, fd, offset):
 def sys_munmap(k, vcpu, task, addr, length, *_):
     if addr & (PAGE_SIZE - 1) or length == 0 or addr + length > TASK_SIZE:
         raise SyscallError(EINVAL)
+    mseal.check_modify(task.mm, addr, addr + page_align_up(length))
     task.mm.unmap_range(addr, addr + page_align_up(length))
     return 0
 
@@ -174,6 +177,7 @@ def sys_mprotect(k, vcpu, task, addr, length, prot, *_):
     if end <= addr:
         raise SyscallError(ENOMEM)
     prot = _check_prot(prot & ~PROT_SEM)       # arch_validate_prot: PROT_SEM is allowed
+    mseal.check_modify(task.mm, addr, end)      # under the mmap lock, before the VMA walk
     first = next((vma for vma in task.mm.vmas if vma.end > addr), None)   # vma_find(start, end)
     if first is None or first.start >= end or end > TASK_SIZE:
         raise SyscallError(ENOMEM)
@@ -185,52 +189,6 @@ def sys_mprotect(k, vcpu, task, addr, length, prot, *_):
         raise SyscallError(EINVAL)
     task.mm.mprotect(addr, end, prot)
     return 0
-
-
-def sys_mremap(k, vcpu, task, old_addr, old_size, new_size, flags, new_addr, *_):
-    """mremap(2) for anonymous private memory: shrink, grow in place, or move."""
-    mm = task.mm
-    if old_addr & (PAGE_SIZE - 1) or flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED):
-        raise SyscallError(EINVAL)
-    if flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE:
-        raise SyscallError(EINVAL)
-    old_size = page_align_up(old_size)
-    new_size = page_align_up(new_size)
-    if new_size == 0:
-        raise SyscallError(EINVAL)
-    vma = mm.find_vma(old_addr)
-    if vma is None or old_addr + old_size > vma.end:
-        raise SyscallError(EFAULT)
-    if flags & MREMAP_FIXED:
-        if new_addr & (PAGE_SIZE - 1):
-            raise SyscallError(EINVAL)
-        return _move_mapping(mm, vma, old_addr, old_size, new_size, new_addr)
-    if new_size <= old_size:
-        if new_size < old_size:
-            mm.unmap_range(old_addr + new_size, old_addr + old_size)
-        return old_addr
-    if old_addr + old_size == vma.end and mm.range_is_free(vma.end, old_addr + new_size) \
-            and old_addr + new_size <= TASK_SIZE:
-        mm.expand_vma(vma, old_addr + new_size)
-        return old_addr
-    if not flags & MREMAP_MAYMOVE:
-        raise SyscallError(ENOMEM)
-    return _move_mapping(mm, vma, old_addr, old_size, new_size, mm.get_unmapped_area(new_size))
-
-
-def _move_mapping(mm, vma, old_addr, old_size, new_size, new_addr):
-    """Move the pages of [old_addr, old_addr+old_size) to new_addr (move_page_tables)."""
-    prot, flags, name = vma.prot, vma.flags, vma.name
-    moved = [(vaddr - old_addr, entry) for vaddr, entry in mm.pagetables.entries(old_addr, old_addr + min(old_size, new_size))]
-    for vaddr, _entry in mm.pagetables.entries(old_addr, old_addr + old_size):
-        mm.pagetables.clear_entry(vaddr)
-    # The frames now belong to the new range; unmap_range must not free them.
-    mm.add_vma(new_addr, new_addr + new_size, prot, flags, name)
-    for offset, entry in moved:
-        mm.pagetables.set_entry(new_addr + offset, entry)
-    mm.unmap_range(old_addr, old_addr + old_size)
-    mm.flush_tlb_range(old_addr, old_addr + old_size)
-    return new_addr
 
 
 # madvise_behavior_valid (mm/madvise.c) for a kernel with KSM and THP and
@@ -262,6 +220,7 @@ def sys_madvise(k, vcpu, task, addr, length, advice, *_):
         # back the contents of a private file mapping (the ELF image), so a
         # range reaching past TASK_SIZE is refused before it changes anything.
         raise SyscallError(ENOMEM)
+    mseal.check_madvise(task.mm, addr, end, advice)
     covered = 0
     for vma in task.mm.vmas:
         if vma.end > addr and vma.start < end:
@@ -403,101 +362,9 @@ def sys_exit(k, vcpu, task, status, *_):
     return None
 
 
-# clone flags (include/uapi/linux/sched.h)
-CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
-CLONE_VFORK, CLONE_PARENT, CLONE_THREAD, CLONE_SYSVSEM = 0x4000, 0x8000, 0x10000, 0x40000
-CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID = 0x80000, 0x100000, 0x200000
-CLONE_CHILD_SETTID = 0x1000000
-THREAD_FLAGS = CLONE_VM | CLONE_THREAD | CLONE_SIGHAND
-
-
-def do_clone(k, vcpu, task, flags, stack_pointer, parent_tid, child_tid, tls, exit_signal=0):
-    """kernel_clone: a thread with the flags pthread_create uses; without
-    CLONE_THREAD a new process (kernel/fork.py copy_process)."""
-    if flags & CLONE_THREAD and not flags & CLONE_SIGHAND or flags & CLONE_SIGHAND and not flags & CLONE_VM:
-        raise SyscallError(EINVAL)     # copy_process's consistency rules
-    if not flags & CLONE_THREAD:
-        from kernel.fork import copy_process
-        return copy_process(k, vcpu, task, flags, stack_pointer, parent_tid, child_tid, tls, exit_signal)
-    from kernel.task import Task, allocate_pid
-    registers = vcpu.save_user_registers()
-    registers["rax"] = 0
-    if stack_pointer:
-        registers["rsp"] = stack_pointer
-    if flags & CLONE_SETTLS:
-        if tls >= TASK_SIZE:
-            raise SyscallError(EPERM)
-        registers["fs_base"] = tls
-    child = Task(tid=allocate_pid(), process=task.process, registers=registers,
-                 fpstate=fpu.new_task_fpstate(k.fpu_config), signal_mask=task.signal_mask,
-                 affinity=task.affinity)       # dup_task_struct copies cpus_mask
-    child.state = "sleeping"
-    from kernel.sched_syscalls import sched_fork
-    sched_fork(child, task)
-    if flags & CLONE_PARENT_SETTID:
-        task.mm.copy_to_user(parent_tid, struct.pack("<I", child.tid))
-    if flags & CLONE_CHILD_SETTID:
-        task.mm.copy_to_user(child_tid, struct.pack("<I", child.tid))
-    if flags & CLONE_CHILD_CLEARTID:
-        child.clear_child_tid = child_tid
-    task.process.tasks.append(child)
-    task.mm.mm_users += 1          # mmget: the thread shares the mm
-    k.xstate_alloc.task_created(vcpu, child)
-    k.counters["threads_created"] += 1
-    k.scheduler.wake_up(child, vcpu)
-    return child.tid
-
-
-def sys_clone(k, vcpu, task, flags, stack, parent_tid, child_tid, tls, *_):
-    return do_clone(k, vcpu, task, flags & ~0xFF, stack, parent_tid, child_tid, tls, exit_signal=flags & 0xFF)
-
-
-def sys_clone3(k, vcpu, task, args_address, size, *_):
-    """clone3(struct clone_args *, size): the same as clone, arguments in memory."""
-    if size < 64 or size > 4096:
-        raise SyscallError(EINVAL)
-    raw = task.mm.copy_from_user(args_address, 64)
-    flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls = struct.unpack("<8Q", raw)
-    if exit_signal & ~0xFF or (stack == 0) != (stack_size == 0):
-        raise SyscallError(EINVAL)
-    return do_clone(k, vcpu, task, flags, stack + stack_size if stack else 0, parent_tid, child_tid, tls,
-                    exit_signal=exit_signal)
-
-
 def sys_exit_group(k, vcpu, task, status, *_):
     k.exit_group(task.process, status)
     return None
-
-
-def sys_kill(k, vcpu, task, pid, signo, *_):
-    """kill(2) among the guest's processes (kill_something_info): pid > 0 that
-    process, 0 or -pgid the process group -- every process here is in the
-    first process's group --, -1 every process but the caller's."""
-    pid = signed32(pid)
-    if not 0 <= signo <= 64:
-        raise SyscallError(EINVAL)
-    if pid > 0:
-        targets = [k.processes[pid]] if pid in k.processes else []
-    elif pid == -1:
-        targets = [process for process in k.processes.values() if process is not task.process]
-    else:
-        group = k.init_process.pid if k.init_process is not None else task.pid
-        targets = list(k.processes.values()) if pid == 0 or -pid == group else []
-    if not targets:
-        raise SyscallError(ESRCH)
-    for process in targets:
-        _kill_process(k, vcpu, task, process, signo)
-    return 0
-
-
-def _kill_process(k, vcpu, task, process, signo) -> None:
-    """A process-directed signal: to a thread that does not block it, the caller first (complete_signal).
-    A zombie still exists until reaped but takes no signal."""
-    if signo == 0 or process.exit_status is not None:
-        return
-    live = [t for t in process.tasks if t.state != "exited"]
-    candidates = sorted(live, key=lambda t: (t is not task, bool(t.signal_mask & (1 << (signo - 1)))))
-    send_signal(k, vcpu, candidates[0], SigInfo(signo, SI_USER, pid=task.pid, uid=1000))
 
 
 def sys_tgkill(k, vcpu, task, tgid, tid, signo, *_):
@@ -510,8 +377,13 @@ def sys_tgkill(k, vcpu, task, tgid, tid, signo, *_):
         return 0
     if not 1 <= signo <= 64:
         raise SyscallError(EINVAL)
-    send_signal(k, vcpu, target, SigInfo(signo, SI_TKILL, pid=task.pid, uid=1000))
+    send_signal(k, vcpu, target, SigInfo(signo, SI_TKILL, pid=task.pid, uid=_uid(task)))
     return 0
+
+
+def _uid(task) -> int:
+    from kernel.cred import cred_of
+    return cred_of(task).uid
 
 
 def sys_tkill(k, vcpu, task, tid, signo, *_):
@@ -525,11 +397,9 @@ SYSCALLS: dict[int, Callable] = {
     SYS_brk: sys_brk,
     SYS_rt_sigaction: sys_rt_sigaction,
     SYS_rt_sigprocmask: sys_rt_sigprocmask,
-    SYS_mremap: sys_mremap,
     SYS_madvise: sys_madvise,
     SYS_getpid: sys_getpid,
     SYS_exit: sys_exit,
-    SYS_kill: sys_kill,
     SYS_uname: sys_uname,
     SYS_getppid: sys_getppid,
     SYS_sigaltstack: sys_sigaltstack,
@@ -537,10 +407,6 @@ SYSCALLS: dict[int, Callable] = {
     SYS_arch_prctl: sys_arch_prctl,
     SYS_gettid: sys_gettid,
     SYS_tkill: sys_tkill,
-    SYS_clone: sys_clone,
-    SYS_clone3: sys_clone3,
-    SYS_fork: sys_fork,
-    SYS_vfork: sys_vfork,
     SYS_wait4: sys_wait4,
     SYS_waitid: sys_waitid,
     SYS_sysinfo: sys_sysinfo,

@@ -9,6 +9,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from kernel.mm.mm import MmStruct
+from kernel.wait import WaitQueue
 
 TASK_RUNNABLE = "runnable"
 TASK_RUNNING = "running"
@@ -16,6 +17,8 @@ TASK_EXITED = "exited"
 TASK_SLEEPING = "sleeping"
 # Stopped by ptrace (TASK_TRACED): off every run queue until the tracer resumes it.
 TASK_TRACED = "traced"
+# Stopped by a job-control signal (TASK_STOPPED, kernel/jobctl.py): off every run queue until SIGCONT/SIGKILL.
+TASK_STOPPED = "stopped"
 
 _pids = itertools.count(1000)
 
@@ -58,6 +61,24 @@ class Process:
     # ("host", absolute host path) for the program emu started, ("guest",
     # start components, path) for one execve found in the guest's tree.
     exe_location: tuple = ()
+    # Job control (kernel/process_groups.py, kernel/sys.c): the process group
+    # and session (0 at creation: the process leads it); fork copies them. ``did_exec``: execve ran since fork
+    # (setpgid on such a child is EACCES).
+    pgid: int = 0
+    sid: int = 0
+    did_exec: bool = False
+    # Group stop (kernel/jobctl.py): the stop signal under way (signal->group_exit_code),
+    # whether every thread has stopped, and what the parent's wait has yet to see.
+    group_stop_signo: int = 0
+    group_stopped: bool = False
+    stop_report: int = 0
+    continued_report: bool = False
+    # pidfd (kernel/pidfd.py): woken when the process exits (do_notify_pidfd).
+    pidfd_wait: WaitQueue = field(default_factory=WaitQueue)
+
+    def __post_init__(self) -> None:
+        self.pgid = self.pgid or self.pid
+        self.sid = self.sid or self.pid
 
 
 @dataclass

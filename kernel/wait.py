@@ -48,7 +48,7 @@ class WaitQueue:
 class Waiter:
     """One sleeping call. ``retry()`` returns the call's result, or None while it
     still cannot complete (it may raise SyscallError: the result is -errno)."""
-    __slots__ = ("task", "queues", "retry", "on_timeout", "restart_number")
+    __slots__ = ("task", "queues", "retry", "on_timeout", "restart_number", "retrying")
 
     def __init__(self, task: "Task", queues: list[WaitQueue], retry: Callable[[], int | None],
                  on_timeout: Callable[[], int] | None = None, restart_number: int | None = None):
@@ -57,6 +57,7 @@ class Waiter:
         self.retry = retry
         self.on_timeout = on_timeout
         self.restart_number = restart_number
+        self.retrying = False
 
     def detach(self) -> None:
         for queue in self.queues:
@@ -71,12 +72,19 @@ class Waiter:
         if task.waiter is not self or task.state != "sleeping":
             self.detach()
             return False
+        if self.retrying:
+            # The retry itself woke this queue (sendfile writing into a pipe it
+            # also waits on): the running retry goes on; no nested one.
+            return False
+        self.retrying = True
         try:
             result = self.retry()
         except SyscallError as error:
             result = -error.errno
         except OutOfMemory:          # the sleeper's buffer needed a frame: its call fails, not the waker's
             result = -ENOMEM
+        finally:
+            self.retrying = False
         if result is None:
             return False
         self.detach()

@@ -184,9 +184,10 @@ def shm_namespace(kernel: Kernel) -> ShmNamespace:
 def ipcperms(segment: ShmSegment, requested: int) -> bool:
     """True when the caller (uid/gid 1000, no capabilities) may access the segment."""
     mode = segment.mode
-    if GUEST_UID in (segment.cuid, segment.uid):
+    uid, gid = segment.kernel.guest_uid, segment.kernel.guest_gid
+    if uid in (segment.cuid, segment.uid):
         granted = mode >> 6
-    elif GUEST_GID in (segment.cgid, segment.gid):
+    elif gid in (segment.cgid, segment.gid):
         granted = mode >> 3
     else:
         granted = mode
@@ -195,7 +196,7 @@ def ipcperms(segment: ShmSegment, requested: int) -> bool:
 
 
 def is_owner(segment: ShmSegment) -> bool:
-    return GUEST_UID in (segment.uid, segment.cuid)
+    return segment.kernel.guest_uid in (segment.uid, segment.cuid)
 
 
 def signed32(value: int) -> int:
@@ -212,7 +213,8 @@ def newseg(kernel: Kernel, task: Task, key: int, size: int, shmflg: int) -> int:
     pages = (size + PAGE_SIZE - 1) // PAGE_SIZE
     if ns.total_pages + pages > SHMALL:
         raise SyscallError(ENOSPC)
-    segment = ShmSegment(kernel, 0, key, size, shmflg & S_IRWXUGO, cpid=task.pid, ctime=ns.now_seconds())
+    segment = ShmSegment(kernel, 0, key, size, shmflg & S_IRWXUGO, cpid=task.pid, ctime=ns.now_seconds(),
+                         uid=kernel.guest_uid, gid=kernel.guest_gid, cuid=kernel.guest_uid, cgid=kernel.guest_gid)
     ns.add(segment)
     ns.total_pages += pages
     return segment.id

@@ -69,11 +69,15 @@ class VMA:
     # (``get_frame(index)``) and counts the VMAs mapping it (vm_ops open/close).
     backing: object = None
     pgoff: int = 0
+    # mlock (kernel/mm/mlock.py): VM_LOCKED / VM_LOCKONFAULT bits, 0 when not
+    # locked; mseal (kernel/mm/mseal.py): VM_SEALED, never cleared.
+    locked: int = 0
+    sealed: bool = False
 
     def piece(self, start: int, end: int) -> VMA:
         """The part [start, end) of this VMA (split_vma), same backing at the matching offset."""
         return VMA(start, end, self.prot, self.flags, self.name, self.accounted, self.backing,
-                   self.pgoff + (start - self.start) // PAGE_SIZE)
+                   self.pgoff + (start - self.start) // PAGE_SIZE, self.locked, self.sealed)
 
     def __contains__(self, vaddr: int) -> bool:
         return self.start <= vaddr < self.end
@@ -122,6 +126,8 @@ class MmStruct:
         self.vdso_clock_block = 0   # the vDSO block that reads the clock word (kernel/vdso/)
         # kernel/exec.py ExecLayout: code/data/stack/argument bounds and the auxv (/proc).
         self.exec_layout = None
+        # mm->def_flags' VM_LOCKED/VM_LOCKONFAULT: mlockall(MCL_FUTURE) locks new mappings.
+        self.def_locked = 0
 
     @property
     def pgd(self) -> int:
@@ -182,7 +188,7 @@ class MmStruct:
         accounted = self._accountable(prot, flags)
         if accounted and not self.frames.vm_enough_memory((end - start) // PAGE_SIZE):
             raise SyscallError(ENOMEM)
-        vma = VMA(start, end, prot, flags, name, accounted, backing, pgoff)
+        vma = VMA(start, end, prot, flags, name, accounted, backing, pgoff, locked=self.def_locked)
         self._insert_vma(vma)
         return vma
 

@@ -24,19 +24,13 @@ def task_cred(task: "Task"):
 
 
 def process_pgid(kernel: "Kernel", process: "Process") -> int:
-    """task_pgrp_nr: the process group; a process never put in one is in the group the
-    emulator's first process started in (its own pid)."""
-    pgid = getattr(process, "pgid", None)
-    if pgid is None and kernel.init_process is not None:
-        return kernel.init_process.pid
-    return pgid if pgid is not None else process.pid
+    """task_pgrp_nr: the process group (kernel/process_groups.py)."""
+    return process.pgid
 
 
 def process_sid(kernel: "Kernel", process: "Process") -> int:
-    sid = getattr(process, "sid", None)
-    if sid is None and kernel.init_process is not None:
-        return kernel.init_process.pid
-    return sid if sid is not None else process.pid
+    """task_session_nr: the session (the first process's is session 1, begun outside the machine)."""
+    return process.sid
 
 
 def process_ppid(process: "Process") -> int:
@@ -120,7 +114,9 @@ def show_status(kernel: "Kernel", task: "Task") -> bytes:
         ("FDSize", fd_size), ("Groups", " "), ("NStgid", process.pid), ("NSpid", task.tid), ("NSpgid", pgid),
         ("NSsid", sid), ("Kthread", 0),
     ]
-    memory = [("VmPeak", counters["size"]), ("VmSize", counters["size"]), ("VmLck", 0), ("VmPin", 0),
+    from kernel.mm.mlock import locked_vm_pages
+    locked_pages = locked_vm_pages(process.mm) if process.mm is not None else 0
+    memory = [("VmPeak", counters["size"]), ("VmSize", counters["size"]), ("VmLck", locked_pages), ("VmPin", 0),
               ("VmHWM", counters["rss"]), ("VmRSS", counters["rss"]), ("RssAnon", counters["rss_anon"]),
               ("RssFile", counters["rss_file"]), ("RssShmem", counters["rss_shmem"]), ("VmData", counters["data"]),
               ("VmStk", counters["stack"]), ("VmExe", counters["exe"]), ("VmLib", 0), ("VmPTE", counters["pte"]),
