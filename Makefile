@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml setup.py emu/timing/hotpath.c emu/timing/hotpath.h emu/
 	 emu/timing/abort_guard.c emu/isa/amx_fast.c emu/isa/amx_fast.h \
 	 emu/isa/xstate_fast.c emu/isa/xstate_fast.h emu/registers_fast.c emu/registers_fast.h
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
 
 run: $(STAMP)

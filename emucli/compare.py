@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emucli import resources
 from emucli.build import BuildError, build_c
 
 DEFAULT_METRICS = ("cycles", "ipis", "tlb_flushes", "tlb_shootdowns", "mm_refcount_atomics", "invlpgb")
@@ -135,8 +136,13 @@ def load_workload(spec: str) -> Workload:
         raise CompareError("empty --workload")
     source, args = words[0], words[1:]
     path = Path(source)
+    if not path.is_file() and not path.is_absolute() and (resources.workloads_dir() / path.name).is_file() \
+            and path.parent in (Path("."), Path("guest/workloads")):
+        # A bare name (or the source tree's relative path) finds the installed workloads.
+        path = resources.workloads_dir() / path.name
     if not path.is_file():
-        raise CompareError(f"workload {source}: no such file")
+        raise CompareError(f"workload {source}: no such file (the shipped workloads are in "
+                           f"{resources.workloads_dir()})")
     if not os.access(path, os.R_OK):
         raise CompareError(f"workload {source}: not readable")
     if path.suffix == ".c":
@@ -275,7 +281,7 @@ def run_dask(cells: list[dict], programs: list[bytes], address: str, show_progre
     try:
         from distributed import Client, as_completed
     except ImportError:
-        raise CompareError("--dask needs the 'distributed' package (pip install 'dask[distributed]')") from None
+        raise CompareError("--dask needs the 'distributed' package (pip install 'emu-x86[dask]')") from None
     try:
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as error:
@@ -492,7 +498,11 @@ def compare_command(options) -> int:
         with open(prefix.with_name(prefix.name + ".json"), "w") as handle:
             json.dump(document, handle, indent=1)
             handle.write("\n")
-        write_png(prefix.with_name(prefix.name + ".png"), rows, labels, policies, cpus, metrics)
+        try:
+            write_png(prefix.with_name(prefix.name + ".png"), rows, labels, policies, cpus, metrics)
+        except ImportError:     # the table, CSV and JSON are written; the PNG is the [compare] extra's
+            print("emu compare: no PNG: matplotlib is not installed (pip install 'emu-x86[compare]')",
+                  file=sys.stderr)
     failed = sum(not row["ok"] for row in rows)
     if failed:
         print(f"emu compare: {failed} of {len(rows)} cells failed", file=sys.stderr)

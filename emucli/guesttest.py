@@ -147,8 +147,9 @@ class GuestSpec:
 
 # ---- parsing ---------------------------------------------------------------
 
-def header_directives(text: str) -> list[Directive]:
-    """The directives of the leading comment block (stops at the first code line)."""
+def header_directives(text: str, include_unknown: bool = False) -> list[Directive]:
+    """The directives of the leading comment block (stops at the first code line);
+    with ``include_unknown``, also ``WORD:`` lines whose keyword is not one of KEYWORDS."""
     directives = []
     in_block = False
     for number, line in enumerate(text.splitlines(), 1):
@@ -168,10 +169,16 @@ def header_directives(text: str) -> list[Directive]:
             in_block = False
         body = line.split("*/")[0] if "*/" in line else line
         match = _DIRECTIVE.match(body)
-        if match and match.group(1) in KEYWORDS:
+        if match and (match.group(1) in KEYWORDS or include_unknown):
             value = match.group(2)
             directives.append(Directive(match.group(1), value.rstrip(), number))
     return directives
+
+
+def _near_keyword(word: str) -> str | None:
+    """The directive ``word`` is probably a misspelling of (EXITT -> EXIT), if any."""
+    close = difflib.get_close_matches(word, sorted(KEYWORDS), n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def is_guest_test(path: Path) -> bool:
@@ -181,7 +188,10 @@ def is_guest_test(path: Path) -> bool:
         text = path.read_text(errors="replace")
     except OSError:
         return False
-    return any(d.keyword in _MARKS_A_TEST for d in header_directives(text))
+    # A header whose only mark is misspelled (EXITT: 0) is still a test, so the
+    # misspelling is reported instead of the file being silently skipped.
+    return any(d.keyword in _MARKS_A_TEST or _near_keyword(d.keyword) in _MARKS_A_TEST
+               for d in header_directives(text, include_unknown=True))
 
 
 def _signal_number(name: str) -> int | None:
@@ -203,9 +213,15 @@ def parse_spec(path: Path) -> GuestSpec:
     def fail(directive: Directive, message: str) -> HeaderError:
         return HeaderError(f"{path}:{directive.line}: {directive.keyword}: {message}")
 
-    for d in header_directives(text):
+    for d in header_directives(text, include_unknown=True):
         value = d.value.strip()
         kw = d.keyword
+        if kw not in KEYWORDS:
+            # A test's header is all directives: an unknown one is a typo that
+            # would otherwise drop an expectation without a word.
+            near = _near_keyword(kw)
+            raise fail(d, "unknown directive" + (f" (did you mean {near}:?)" if near else
+                                                 f" (known: {', '.join(sorted(KEYWORDS))})"))
         try:
             if kw == "CPUS":
                 spec.cpus += [int(word) for word in value.replace(",", " ").split()]

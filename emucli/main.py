@@ -349,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = parser.parse_args(rewrite_trace_command(sys.argv[1:] if argv is None else argv))
         if options.command == "run":
+            from emucli.resources import point_assembler_at_headers
+            point_assembler_at_headers()
             return run_command(options)
         if options.command == "profiles":
             return list_profiles()
