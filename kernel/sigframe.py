@@ -394,6 +394,8 @@ def handle_signal(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo) -
     action = get_action(task, info.signo)
     if action.handler == SIG_IGN:
         return
+    if kernel.strace is not None and not (action.handler == SIG_DFL and info.signo in DEFAULT_IGNORED):
+        kernel.strace.signal(task, info)
     if action.handler == SIG_DFL:
         if info.signo in DEFAULT_IGNORED:
             return

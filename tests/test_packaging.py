@@ -20,6 +20,14 @@ def test_every_package_directory_ships_in_the_wheel():
     assert wanted - _found() == set(), f"packages missing from the wheel: {sorted(wanted - _found())}"
 
 
+def test_every_python_folder_of_the_packages_is_a_regular_package():
+    """A folder of modules without __init__.py imports from a checkout (a namespace
+    package) but packages.find skips it, so the wheel would lack it."""
+    for top in ("emu", "kernel", "emucli"):
+        for module in (REPO / top).rglob("*.py"):
+            assert (module.parent / "__init__.py").exists(), f"{module.parent} has no __init__.py"
+
+
 def test_no_test_or_tool_folder_ships_as_a_package():
     tops = {name.split(".")[0] for name in _found()}
     assert tops == {"emu", "emucli", "kernel"}, tops
