@@ -151,9 +151,11 @@ class Debugging:
             kernel.strace.started(kernel.init_process.tasks[0], options.program)
         if options.gdb is not None:
             from emu.gdbstub import GdbStub
+            from emucli.gdb_threads import KernelThreads
             self.stub = GdbStub(machine, options.gdb, exit_status=kernel.exit_status,
                                 load_bias=getattr(kernel.init_process, "load_bias", 0) if kernel.init_process else 0,
-                                task_id_of=task_id_of, announce=lambda text: print(text, file=sys.stderr, flush=True))
+                                task_id_of=task_id_of, announce=lambda text: print(text, file=sys.stderr, flush=True),
+                                threads=KernelThreads(machine, kernel))
 
     def _task_id_of(self, cpu: int):
         task = self.kernel.current[cpu]
