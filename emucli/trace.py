@@ -97,7 +97,7 @@ class Debugging:
 
     def __init__(self, options, machine, kernel, program_path: str):
         from emu.timeline import Timeline
-        from emu.trace import JsonLinesSink, TextSink, TraceFilter, Tracer
+        from emu.trace import CycleOrderedSink, JsonLinesSink, TextSink, TraceFilter, Tracer
         for key, value in (getattr(options, "implied_options", None) or {}).items():
             if not getattr(options, key, None):
                 setattr(options, key, value)        # emu trace: --trace -, emu strace: --strace
@@ -125,6 +125,8 @@ class Debugging:
                 sinks.append(TextSink(stream, color=color, close_stream=close))
             else:
                 sinks.append(JsonLinesSink(stream, close_stream=close))
+            if machine.cpu_count > 1:     # one stream in cycle order, not one vCPU's quantum after another
+                sinks[-1] = CycleOrderedSink(sinks[-1], machine)
         task_id_of = self._task_id_of
         if sinks:
             trace_filter = TraceFilter(cpus=cpus, events_only=options.events_only)

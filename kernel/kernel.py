@@ -468,7 +468,8 @@ class Kernel:
         from kernel.strace.names import syscall_name
         name = syscall_name(number)
         self.machine.events.emit(vcpu, "syscall", nr=number, name=name,
-                                 args=[f"{vcpu.read_register(reg):#x}" for reg in ARG_REGISTERS])
+                                 args=[f"{vcpu.read_register(reg):#x}" for reg in ARG_REGISTERS],
+                                 charged_cycles=self.machine.profile.event_cycles("syscall"))
 
     def handle_exception(self, vcpu: VCpu, exc: CpuException) -> None:
         """A user-mode exception: resolve page faults, else send the signal

@@ -132,6 +132,18 @@ def test_bad_header_is_one_clear_failure_not_a_traceback(tmp_path):
     assert "3 failed" in out
 
 
+def test_events_directive_matches_the_event_trace_in_order(tmp_path):
+    events = "EXIT: 0\n * EVENTS: context_switch prev=None next={{[0-9]+}}\n * EVENTS: syscall nr=1 name=write\n" \
+             " * EVENTS: syscall_return name=write nr=1 result=9\n * EVENTS: syscall nr=231 name=exit_group"
+    write(tmp_path, "events.S", wrong(HELLO, "EXIT: 0", events))
+    write(tmp_path, "missing.S", wrong(HELLO, "EXIT: 0", "EXIT: 0\n * EVENTS: name=exit_group\n"
+                                                         " * EVENTS: syscall nr=1 name=write"))
+    out = run_pytest(tmp_path, "-v").stdout
+    assert "events.S::events.S[cpus=1] PASSED" in out and "events.S::events.S[cpus=2] PASSED" in out, out
+    assert "FAILED missing.S::missing.S[cpus=1]" in out
+    assert "EVENTS: syscall nr=1 name=write  (line 5)" in out and "events:\n" in out, out
+
+
 def test_xfail_line_expects_failure_and_reports_a_fixed_bug(tmp_path):
     write(tmp_path, "known.S", wrong(HELLO, "EXIT: 0", "EXIT: 0\n * XFAIL: issue 99\n * STDOUT: extra"))
     write(tmp_path, "fixed.S", wrong(HELLO, "EXIT: 0", "EXIT: 0\n * XFAIL: issue 98"))

@@ -166,3 +166,20 @@ def test_text_format_is_coloured_on_a_terminal():
         os.close(controller)
     assert process.returncode == 0
     assert b"\x1b[1;33m== nm_handled" in output
+
+
+def test_several_cpus_trace_in_cycle_order_and_help_names_the_command():
+    """Issue 21: the records of all vCPUs form one stream in cycle order (each
+    vCPU's quantum no longer comes out as a block), and emu trace is a listed
+    subcommand with its own usage line."""
+    binary = str(two_threads())
+    trace = records(emu("trace", "--cpus", "2", binary), status=3)
+    cycles = [record["cycle"] for record in trace]
+    assert {record["cpu"] for record in trace} == {0, 1}
+    assert cycles == sorted(cycles)
+    text = emu("trace", "--cpus", "2", "--format", "text", "--events-only", binary)
+    stamps = [int(line.split()[0]) for line in text.stdout.decode().splitlines() if " cpu" in line]
+    assert stamps and stamps == sorted(stamps)
+    assert "trace" in emu("--help").stdout.decode().split("positional arguments")[1]
+    assert emu("trace", "--help").stdout.decode().startswith("usage: emu trace")
+    assert emu("strace", "--help").stdout.decode().startswith("usage: emu strace")
