@@ -296,6 +296,8 @@ def force_sig_fault(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo)
         task.pending_signals.insert(0, info)
         deliver_pending_signals(kernel, vcpu, task)
         return
+    if kernel.strace is not None:       # delivered here, not through handle_signal
+        kernel.strace.signal(task, info)
     if action.handler == SIG_DFL:
         # The exit line names the faulting address for memory faults only.
         address = info.address if info.signo in (signals.SIGSEGV, signals.SIGBUS) and info.code > 0 else None

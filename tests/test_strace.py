@@ -152,3 +152,16 @@ def test_stats_stay_parseable_on_their_own_stream(program, tmp_path):
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["exit_status"] == 3 and stats["syscalls"] > 10
     assert b"exit_group(3)" in run.stderr
+
+
+def test_a_fault_is_logged_as_strace_logs_it():
+    """A fault with no handler: the signal line with its siginfo, then the kill, as strace -f prints them."""
+    binary = build_c("int main(void) { *(volatile int *)16 = 1; return 0; }\n")
+    run = emu("strace", str(binary))
+    assert run.returncode == 128 + 11
+    lines = run.stderr.decode().splitlines()
+    index = lines.index("--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x10} ---")
+    assert lines[index + 1] == "+++ killed by SIGSEGV +++"
+    if shutil.which("strace") is not None:
+        host = subprocess.run(["strace", "-f", str(binary)], capture_output=True, timeout=60)
+        assert host.stderr.decode().splitlines()[-2:] == lines[index:index + 2]
