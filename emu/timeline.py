@@ -181,8 +181,8 @@ class Timeline:
 
 # Task spans: one colour per task, cycling through a light palette (the other
 # categories keep their fixed, darker colours so they read on top).
-TASK_PALETTE = ("#9ecae1", "#c7e9c0", "#fdd0a2", "#dadaeb", "#fcbba1", "#d9d9d9", "#c6dbef", "#a1d99b",
-                "#fdae6b", "#bcbddc")
+TASK_PALETTE = ("#9ecae1", "#c7e9c0", "#fff2a8", "#dadaeb", "#f5c6d6", "#d9d9d9", "#c6dbef", "#a1d99b",
+                "#e5f5e0", "#bcbddc")
 
 
 def render_png(document: dict, path: str, title: str = "") -> None:
