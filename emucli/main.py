@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from emucli.trace import RUN_COMMANDS, Debugging, add_debug_options, add_trace_commands, rewrite_trace_command
+from emucli.trace import RUN_COMMANDS, Debugging, add_debug_options, add_trace_commands
 from emucli.compare import CompareError
 
 EXIT_USAGE = 2
@@ -350,7 +350,7 @@ def write_stats(destination: str, machine, kernel) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        options = parser.parse_args(rewrite_trace_command(sys.argv[1:] if argv is None else argv))
+        options = parser.parse_args(sys.argv[1:] if argv is None else argv)
         if options.command in RUN_COMMANDS:
             from emucli.resources import point_assembler_at_headers
             point_assembler_at_headers()

@@ -1,5 +1,6 @@
-"""The step-debugging options of ``emu run`` and the ``emu trace`` command.
+"""The step-debugging options of ``emu run`` and the ``emu trace``/``emu strace`` commands.
 
+``emu strace [run options] PROGRAM [ARGS]`` is ``emu run --strace``;
 ``emu trace [filters] [run options] PROGRAM [ARGS]`` is ``emu run --trace -``:
 the trace goes to stdout, through the same buffer as the guest's output, so
 the two stay in order. Filters: ``--cpu N`` (repeatable), ``--from``/``--to``
@@ -43,11 +44,6 @@ def add_trace_commands(commands, run: argparse.ArgumentParser) -> None:
 
 
 RUN_COMMANDS = ("run", "trace", "strace")
-
-
-def rewrite_trace_command(argv: list[str]) -> list[str]:
-    """Kept for callers of the old spelling: ``emu trace`` is a subcommand now."""
-    return argv
 
 
 def _port(text: str) -> int:
