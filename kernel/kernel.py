@@ -466,9 +466,11 @@ class Kernel:
         from kernel.syscalls import ARG_REGISTERS
         number = vcpu.read_register("rax")
         from kernel.strace.names import syscall_name
+        from kernel.strace.signatures import ARITY
         name = syscall_name(number)
+        registers = ARG_REGISTERS[:ARITY.get(name, len(ARG_REGISTERS))]
         self.machine.events.emit(vcpu, "syscall", nr=number, name=name,
-                                 args=[f"{vcpu.read_register(reg):#x}" for reg in ARG_REGISTERS],
+                                 args=[f"{vcpu.read_register(reg):#x}" for reg in registers],
                                  charged_cycles=self.machine.profile.event_cycles("syscall"))
 
     def handle_exception(self, vcpu: VCpu, exc: CpuException) -> None:

@@ -183,3 +183,15 @@ def test_several_cpus_trace_in_cycle_order_and_help_names_the_command():
     assert "trace" in emu("--help").stdout.decode().split("positional arguments")[1]
     assert emu("trace", "--help").stdout.decode().startswith("usage: emu trace")
     assert emu("strace", "--help").stdout.decode().startswith("usage: emu strace")
+
+
+def test_syscall_events_carry_only_the_calls_own_arguments():
+    """A call's event shows its own arguments (madvise three, not what an earlier
+    mmap left in R10/R8/R9: issue 21); undecoded calls keep all six."""
+    binary = str(two_threads())
+    events = records(emu("trace", "--events-only", binary), status=3)
+    calls = {record["name"]: record for record in events if record["type"] == "syscall"}
+    assert len(calls["madvise"]["args"]) == 3 and len(calls["mmap"]["args"]) == 6
+    assert len(calls["exit_group"]["args"]) == 1
+    assert len(calls["set_robust_list"]["args"]) == 2
+    assert len(calls["futex"]["args"]) == 6

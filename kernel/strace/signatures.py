@@ -334,3 +334,8 @@ SIGNATURES: dict[str, tuple[tuple, Callable | None]] = {
     "membarrier": ((In(table(d.MEMBARRIER_CMDS)), In(HEX), In(INT)), R_INT),
     "futex": ((), R_INT),              # SPECIAL
 }
+
+# How many arguments each call takes (the trace's syscall events show only those:
+# a munmap's event must not show what an earlier mmap left in R10, R8, R9).
+ARITY: dict[str, int] = {**{name: len(row[0]) for name, row in SIGNATURES.items()},
+                         "futex": 6, "clone3": 2}
