@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml setup.py emu/timing/hotpath.c emu/timing/hotpath.h emu/
 	 emu/timing/abort_guard.c emu/isa/amx_fast.c emu/isa/amx_fast.h \
 	 emu/isa/xstate_fast.c emu/isa/xstate_fast.h emu/registers_fast.c emu/registers_fast.h
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
 
 run: $(STAMP)
@@ -53,11 +53,27 @@ fuzz: $(STAMP)
 	$(FUZZ) --kind elf --cases 10000
 	$(FUZZ) --kind asm --cases 10000
 
+# The comparisons the lists argue about -> results/*.json/csv/png and docs/compare.md
+# (emucli/compare_report.py): lazy-TLB schemes as CPUs grow, IPI vs INVLPGB
+# (zen4), nr_dyn_asids/percpu_pgd with many live mms, the AMX buffer policies.
+# COMPARE_CPUS and COMPARE_JOBS size the run.
+COMPARE_CPUS ?= 1,2,4,8
+COMPARE_JOBS ?= 2
+COMPARE = $(BIN)/emu compare --no-progress -j $(COMPARE_JOBS)
 compare: $(STAMP)
-	$(BIN)/emu compare --workload "guest/workloads/munmap_threads.c 0 50" \
-	    --workload "guest/workloads/mapfixed_generation.c 0 100" \
-	    --workload "guest/workloads/pinned_idle.c 0 50" \
-	    --policy-matrix lazy_tlb=refcount,shootdown,hazard --cpus 1,2,4,8 --out results/tlb
+	@mkdir -p results
+	$(COMPARE) --workload "guest/workloads/munmap_threads.c 0 20" \
+	    --workload "guest/workloads/short_processes.c 24 4" \
+	    --workload "guest/workloads/pinned_idle.c 0 20" \
+	    --policy-matrix lazy_tlb=refcount,shootdown,hazard --cpus $(COMPARE_CPUS) --out results/lazy
+	$(COMPARE) --profile zen4 --workload "guest/workloads/munmap_threads.c 0 20" \
+	    --policy-matrix tlb_flush=ipi,invlpgb --cpus $(COMPARE_CPUS) --out results/flush
+	$(COMPARE) --workload "guest/workloads/short_processes.c 24 4 0" \
+	    --policy-matrix nr_dyn_asids=1,6 --policy-matrix percpu_pgd=0,1 --cpus 1,2,4 --out results/asids
+	$(COMPARE) --workload "CFLAGS='-mamx-tile -mamx-int8' guest/tests/amx/amx_churn.c 16 4 0 2" \
+	    --policy-matrix xstate_alloc=vmalloc,vmalloc_cache,separate,eager,pages_percpu --cpus 1,4 \
+	    --out results/xstate
+	$(BIN)/python -m emucli.compare_report results docs/compare.md
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -1,22 +1,32 @@
 """A gdb remote-serial-protocol stub: ``emu run --gdb PORT``.
 
-Each vCPU is a gdb thread (thread id = CPU number + 1). The machine stops as
-a whole (all-stop): ``continue`` runs the deterministic scheduler
-(``Machine.run``) until a breakpoint, a watchpoint or the end of the program;
-``stepi`` runs only the selected vCPU for one instruction, so the others'
-clocks do not move and the scheduler's smallest-clock rule lets them catch
-up afterwards.
+Threads: given a ``GuestThreads`` view (emucli supplies one over the kernel),
+every guest task is a gdb thread (thread id = its tid), whether it is on a
+vCPU or not: a task off its CPU shows, and accepts, the registers saved when
+it was switched out (``info threads``, ``thread N``, ``bt`` on a task blocked
+in pthread_join). Without one (the machine alone), each vCPU is a thread (id =
+CPU number + 1). The machine stops as a whole (all-stop): ``continue`` runs
+the deterministic scheduler (``Machine.run``) until a breakpoint, a watchpoint
+or the end of the program; ``stepi`` runs only the stepped task's vCPU for one
+instruction, so the others' clocks do not move. A step over a system call that
+blocks runs the machine until that task returns to user mode, as a step over a
+sleeping syscall does on Linux.
 
 Breakpoints (``Z0``/``Z1``) are ``UC_HOOK_CODE`` hooks on exactly their
-address, installed only while set; write watchpoints (``Z2``) are
-value watches: while one is set a code hook on every vCPU compares the bytes
-before each instruction (Unicorn's memory hooks do not fire in the
-UC_TLB_VIRTUAL mode the machine uses), so the stop comes right after the
-instruction that changed them, as an x86 debug-register trap would. Memory goes
+address. Watchpoints (``Z2`` write, ``Z3`` read, ``Z4`` access) are a code
+hook on every vCPU before each instruction (Unicorn's memory hooks do not fire
+in the UC_TLB_VIRTUAL mode the machine uses): it checks what the previous
+instruction on that vCPU accessed (its memory operands, decoded before it ran)
+and, for write watches, whether the watched bytes changed, so the stop comes
+on the accessing vCPU right after the access, as an x86 debug-register trap
+(SDM Vol. 3B §17.2.4: data breakpoints are traps) would. Hooks added to
+Unicorn are not seen by blocks translated before, so inserting either kind
+drops the translated code (every block, or the breakpoint's page). Memory goes
 through the selected vCPU's page tables; writes ignore page protection (as
 ptrace does) and drop translated code there. ``target.xml`` describes the
-x86-64 registers including ``fs_base``/``gs_base``. Stopping inside a
-translated block refunds the rest of the block (``VCpu._refund_unexecuted``),
+x86-64 registers including ``fs_base``/``gs_base``. ``qRcmd`` (gdb's
+``monitor``) is answered by the view's ``monitor(command)``. Stopping inside
+a translated block refunds the rest of the block (``VCpu._refund_unexecuted``),
 so instruction counts stay exact.
 """
 from __future__ import annotations
@@ -25,7 +35,10 @@ import select
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
+
+import capstone
+from capstone import x86_const as cs_x86
 
 import unicorn
 import unicorn.x86_const as x86
@@ -95,6 +108,18 @@ _FEATURES = {
 }
 
 
+def _saved_register_value(saved: dict, name: str) -> int:
+    """A register of a task off its CPU, from the registers saved at switch-out."""
+    if name == "eflags":
+        return saved.get("rflags", 0x202)
+    if name in ("cs", "ss"):
+        return {"cs": 0x33, "ss": 0x2B}[name]       # __USER_CS, __USER_DS
+    if name == "orig_rax":
+        return (1 << 64) - 1
+    value = saved.get(name, 0)
+    return value if isinstance(value, int) else 0
+
+
 def target_xml() -> str:
     """The x86-64 target description gdb reads with qXfer:features:read."""
     parts = ['<?xml version="1.0"?>', '<!DOCTYPE target SYSTEM "gdb-target.dtd">', "<target>",
@@ -109,9 +134,64 @@ def target_xml() -> str:
     return "\n".join(parts) + "\n"
 
 
+class GuestThreads(Protocol):
+    """What the stub needs to know of the guest's tasks (implemented over the kernel)."""
+
+    def threads(self) -> list[int]: ...                 # live tids, oldest first
+    def cpu_of(self, tid: int) -> int | None: ...       # the vCPU running it, if any
+    def task_on(self, cpu: int) -> int | None: ...
+    def saved_registers(self, tid: int) -> dict: ...    # a task off its CPU: its saved user registers
+    def describe(self, tid: int) -> str: ...            # info threads' text
+    def monitor(self, command: str) -> str: ...         # qRcmd
+
+
 class _Stop:
-    def __init__(self, vcpu: VCpu, reason: str = "", address: int | None = None):
-        self.vcpu, self.reason, self.address = vcpu, reason, address
+    def __init__(self, vcpu: VCpu, reason: str = "", address: int | None = None, tid: int | None = None):
+        self.vcpu, self.reason, self.address, self.tid = vcpu, reason, address, tid
+
+
+# Watchpoint kinds by Z packet type, and the stop-reply word gdb expects for each.
+WATCH_WRITE, WATCH_READ, WATCH_ACCESS = 2, 3, 4
+_WATCH_REASON = {WATCH_WRITE: "watch", WATCH_READ: "rwatch", WATCH_ACCESS: "awatch"}
+_ACCESS_DECODER = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+_ACCESS_DECODER.detail = True
+_STACK_PUSHERS = {"push", "pushfq", "call"}
+_STACK_POPPERS = {"pop", "popfq", "ret", "leave"}
+
+
+def memory_accesses(code: bytes, rip: int, read_register) -> list[tuple[int, int, bool, bool]]:
+    """(address, size_bytes, reads, writes) of each memory operand of the instruction
+    at ``rip``, from capstone's operand access flags and the live registers."""
+    try:
+        insn = next(_ACCESS_DECODER.disasm(code, rip, 1))
+    except StopIteration:
+        return []
+    accesses = []
+    for operand in insn.operands:
+        if operand.type != cs_x86.X86_OP_MEM or insn.mnemonic.startswith(("lea", "nop")):
+            continue
+        mem = operand.mem
+        address = mem.disp
+        if mem.base == cs_x86.X86_REG_RIP:
+            address += insn.address + insn.size
+        elif mem.base:
+            address += read_register(insn.reg_name(mem.base))
+        if mem.index:
+            address += read_register(insn.reg_name(mem.index)) * mem.scale
+        if mem.segment == cs_x86.X86_REG_FS:
+            address += read_register("fs_base")
+        elif mem.segment == cs_x86.X86_REG_GS:
+            address += read_register("gs_base")
+        access = operand.access or capstone.CS_AC_READ
+        accesses.append((address & ((1 << 64) - 1), max(operand.size, 1),
+                         bool(access & capstone.CS_AC_READ), bool(access & capstone.CS_AC_WRITE)))
+    mnemonic = insn.mnemonic.split()[-1]
+    rsp = read_register("rsp")
+    if mnemonic in _STACK_PUSHERS:
+        accesses.append(((rsp - 8) & ((1 << 64) - 1), 8, False, True))
+    elif mnemonic in _STACK_POPPERS:
+        accesses.append((rsp, 8, True, False))
+    return accesses
 
 
 class GdbStub:
@@ -124,8 +204,11 @@ class GdbStub:
 
     def __init__(self, machine: Machine, port: int, exit_status: Callable[[], int],
                  load_bias: int = 0, task_id_of: Callable[[int], int | None] = lambda cpu: None,
-                 announce: Callable[[str], None] = lambda text: None, host: str = "127.0.0.1"):
+                 announce: Callable[[str], None] = lambda text: None, host: str = "127.0.0.1",
+                 threads: GuestThreads | None = None):
         self.machine = machine
+        self.guest_threads = threads
+        self.selected_tid: int | None = None      # task mode: the thread of Hg (registers)
         self.exit_status = exit_status
         self.load_bias = load_bias
         self.task_id_of = task_id_of
@@ -135,8 +218,11 @@ class GdbStub:
         self.connection: socket.socket | None = None
         self.selected = 0            # the vCPU of Hg (registers, memory) and of a plain step
         self.breakpoints: dict[tuple[int, int], list] = {}   # (kind, address) -> per-vCPU hooks
-        self.watchpoints: dict[tuple[int, int], bytes] = {}    # (address, length) -> last value
+        # (kind, address, length) -> the bytes last seen (write watches compare them)
+        self.watchpoints: dict[tuple[int, int, int], bytes] = {}
         self._watch_hooks: list = []
+        # Per vCPU: the accesses of the instruction about to run (checked at the next one).
+        self._last_accesses: dict[int, list] = {}
         self.stop: _Stop | None = _Stop(machine.vcpus[0])
         self.ack = True
         self._buffer = b""
@@ -155,6 +241,7 @@ class GdbStub:
                                             address, address)
         if self._watch_hooks:
             self._watch_hooks[index] = vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, self._check_watchpoints, vcpu)
+        self._last_accesses.pop(index, None)
 
     # ---- the connection ----------------------------------------------------------
 
@@ -235,14 +322,16 @@ class GdbStub:
         if packet == "qAttached":
             return "1"
         if packet == "qC":
-            return f"QC{self.selected + 1:x}"
+            return f"QC{self._current_tid():x}"
         if packet == "qfThreadInfo":
-            return "m" + ",".join(f"{vcpu.index + 1:x}" for vcpu in self.machine.vcpus)
+            return "m" + ",".join(f"{tid:x}" for tid in self._thread_ids())
         if packet == "qsThreadInfo":
             return "l"
         if packet.startswith("qThreadExtraInfo,"):
-            cpu = int(packet.split(",")[1], 16) - 1
-            return self._thread_description(cpu).encode().hex()
+            tid = int(packet.split(",")[1], 16)
+            return self._thread_description(tid).encode().hex()
+        if packet.startswith("qRcmd,"):
+            return self._monitor(bytes.fromhex(packet[6:]).decode(errors="replace"))
         if packet == "qOffsets":
             return f"Text={self.load_bias:x};Data={self.load_bias:x};Bss={self.load_bias:x}"
         if packet.startswith("qSymbol"):
@@ -250,15 +339,14 @@ class GdbStub:
         if command == "H":
             thread = packet[2:]
             if thread not in ("0", "-1"):
-                cpu = int(thread, 16) - 1
-                if not 0 <= cpu < len(self.machine.vcpus):
+                tid = int(thread, 16)
+                if tid not in self._thread_ids():
                     return "E22"
                 if packet[1] == "g" or packet[1] == "c":
-                    self.selected = cpu
+                    self._select(tid)
             return "OK"
         if command == "T":
-            cpu = int(packet[1:], 16) - 1
-            return "OK" if 0 <= cpu < len(self.machine.vcpus) else "E22"
+            return "OK" if int(packet[1:], 16) in self._thread_ids() else "E22"
         if command == "g":
             return "".join(self._read_register(self._vcpu(), number) for number in range(len(REGISTERS)))
         if command == "G":
@@ -287,7 +375,7 @@ class GdbStub:
         if command == "c":
             return self._continue()
         if command == "s":
-            return self._step(self.machine.vcpus[self.selected])
+            return self._step_thread(self._current_tid())
         if command == "D":
             self._detach()
             return "DETACHED"
@@ -300,17 +388,77 @@ class GdbStub:
     def _vcpu(self) -> VCpu:
         return self.machine.vcpus[self.selected]
 
-    def _thread_description(self, cpu: int) -> str:
+    # ---- threads: tasks (with a GuestThreads view) or vCPUs ---------------------------
+
+    def _thread_ids(self) -> list[int]:
+        if self.guest_threads is not None:
+            return self.guest_threads.threads()
+        return [vcpu.index + 1 for vcpu in self.machine.vcpus]
+
+    def _tid_on(self, vcpu: VCpu) -> int | None:
+        if self.guest_threads is not None:
+            return self.guest_threads.task_on(vcpu.index)
+        return vcpu.index + 1
+
+    def _cpu_of(self, tid: int) -> int | None:
+        if self.guest_threads is not None:
+            return self.guest_threads.cpu_of(tid)
+        return tid - 1 if 0 < tid <= len(self.machine.vcpus) else None
+
+    def _current_tid(self) -> int:
+        if self.selected_tid is not None and self.selected_tid in self._thread_ids():
+            return self.selected_tid
+        tid = self._tid_on(self._vcpu())
+        if tid is not None:
+            return tid
+        threads = self._thread_ids()
+        return threads[0] if threads else 1
+
+    def _select(self, tid: int) -> None:
+        self.selected_tid = tid
+        cpu = self._cpu_of(tid)
+        if cpu is not None:
+            self.selected = cpu
+
+    def _off_cpu_registers(self) -> dict | None:
+        """The selected task's saved registers when it is not on a vCPU (task mode)."""
+        if self.guest_threads is None or self.selected_tid is None:
+            return None
+        if self._cpu_of(self.selected_tid) is not None or self.selected_tid not in self._thread_ids():
+            return None
+        return self.guest_threads.saved_registers(self.selected_tid)
+
+    def _thread_description(self, tid: int) -> str:
+        if self.guest_threads is not None:
+            return self.guest_threads.describe(tid)
+        cpu = tid - 1
         vcpu = self.machine.vcpus[cpu]
         task = self.task_id_of(cpu)
         state = "halted" if vcpu.halted else "waiting for IPI acks" if vcpu.waiting_for_acks else "running"
         who = f"task {task}" if task is not None else "idle"
         return f"vCPU {cpu}, {who}, {state}, cycle {vcpu.cycles}"
 
+    def _monitor(self, command: str) -> str:
+        """qRcmd: the answer as console output ("O" packets), then OK."""
+        if self.guest_threads is None:
+            text = "monitor commands need the kernel (emu run --gdb)\n"
+        else:
+            try:
+                text = self.guest_threads.monitor(command.strip())
+            except (ValueError, KeyError, IndexError) as error:
+                text = f"monitor: {error}\n"
+        for start in range(0, len(text), 1024):
+            self._send("O" + text[start:start + 1024].encode().hex())
+        return "OK"
+
     # ---- registers -------------------------------------------------------------------
 
     def _read_register(self, vcpu: VCpu, number: int) -> str:
         name, bits, _kind, source, _group = REGISTERS[number]
+        saved = self._off_cpu_registers()
+        if saved is not None:
+            value = _saved_register_value(saved, name)
+            return (value & ((1 << bits) - 1)).to_bytes(bits // 8, "little").hex()
         if source is None:
             value = (1 << 64) - 1 if name == "orig_rax" else 0
         elif isinstance(source, tuple):           # st(i): physical register (TOP + i) mod 8
@@ -327,6 +475,12 @@ class GdbStub:
         name, bits, _kind, source, _group = REGISTERS[number]
         if source is None or isinstance(source, tuple) or name in ("cs", "ss", "ds", "es", "fs", "gs"):
             return "OK"     # not writable here: x87 stack, selectors, orig_rax
+        saved = self._off_cpu_registers()
+        if saved is not None:
+            key = "rflags" if name == "eflags" else name
+            if key in saved:          # the task gets it back when it is switched in
+                saved[key] = int.from_bytes(data[:bits // 8], "little")
+            return "OK"
         vcpu.uc.reg_write(source, int.from_bytes(data[:bits // 8], "little"))
         return "OK"
 
@@ -385,19 +539,23 @@ class GdbStub:
             if insert and key not in self.breakpoints:
                 self.breakpoints[key] = [vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, self._on_breakpoint, (vcpu, kind),
                                                           address, address) for vcpu in self.machine.vcpus]
+                # A block translated before the hook existed would run past it.
+                page = address & ~(PAGE_SIZE - 1)
+                for vcpu in self.machine.vcpus:
+                    vcpu.invalidate_code(page, page + 2 * PAGE_SIZE)
             elif not insert and key in self.breakpoints:
                 for vcpu, hook in zip(self.machine.vcpus, self.breakpoints.pop(key)):
                     vcpu.uc.hook_del(hook)
             return "OK"
-        if kind == 2:
-            key = (address, length)
+        if kind in _WATCH_REASON:
+            key = (kind, address, length)
             if insert and key not in self.watchpoints:
                 self.watchpoints[key] = self._read_memory(address, length)
             elif not insert:
                 self.watchpoints.pop(key, None)
             self._update_watch_hooks()
             return "OK"
-        return ""      # read/access watchpoints: Unicorn reports no accesses in this TLB mode
+        return ""
 
     def _on_breakpoint(self, uc, address, _size, data) -> None:
         vcpu, kind = data
@@ -406,26 +564,49 @@ class GdbStub:
         uc.emu_stop()
 
     def _update_watch_hooks(self) -> None:
-        """One code hook per vCPU while any write watchpoint is set: it compares the
-        watched bytes before each instruction, so a change (by this vCPU, another,
-        or the kernel) stops the machine right after the instruction that made it."""
+        """One code hook per vCPU while any watchpoint is set. Adding it drops every
+        translated block, so code that ran before the watch was set is seen too."""
         if self.watchpoints and not self._watch_hooks:
             self._watch_hooks = [vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, self._check_watchpoints, vcpu)
                                  for vcpu in self.machine.vcpus]
+            self._last_accesses.clear()
+            for vcpu in self.machine.vcpus:
+                vcpu.invalidate_all_code()
         elif not self.watchpoints and self._watch_hooks:
             for vcpu, hook in zip(self.machine.vcpus, self._watch_hooks):
                 vcpu.uc.hook_del(hook)
             self._watch_hooks = []
+            self._last_accesses.clear()
 
-    def _check_watchpoints(self, uc, _address, _size, vcpu) -> None:
-        for (address, length), old in self.watchpoints.items():
-            new = self._read_memory(address, length)
-            if new != old:
-                self.watchpoints[(address, length)] = new
-                self.stop = _Stop(vcpu, "watch", address)
-                self.machine.stopped = True
-                uc.emu_stop()
+    def _check_watchpoints(self, uc, address, size, vcpu) -> None:
+        """Before each instruction on ``vcpu``: did the previous one touch a watched
+        range? (The trap of a data breakpoint is reported after the access.)"""
+        hit = None
+        accessed = self._last_accesses.pop(vcpu.index, ())
+        for (kind, start, length), old in self.watchpoints.items():
+            if kind == WATCH_WRITE:
+                new = self._read_memory(start, length)
+                if new != old:
+                    self.watchpoints[(kind, start, length)] = new
+                    hit = hit or (kind, start)
+                continue
+            for where, width, reads, writes in accessed:
+                if where < start + length and start < where + width and (reads or kind == WATCH_ACCESS):
+                    if kind == WATCH_ACCESS:
+                        self.watchpoints[(kind, start, length)] = self._read_memory(start, length)
+                    hit = hit or (kind, start)
+        if hit is not None:
+            kind, start = hit
+            self.stop = _Stop(vcpu, _WATCH_REASON[kind], start)
+            self.machine.stopped = True
+            uc.emu_stop()
+            return
+        if any(kind != WATCH_WRITE for kind, _start, _length in self.watchpoints):
+            try:       # through the page tables: uc.mem_read sees no guest mapping in UC_TLB_VIRTUAL mode
+                code = self.machine.read_virtual(vcpu, address, size)
+            except CpuException:
                 return
+            self._last_accesses[vcpu.index] = memory_accesses(code, address, vcpu.read_register)
 
     # ---- running ------------------------------------------------------------------------
 
@@ -433,8 +614,8 @@ class GdbStub:
         for action in actions.split(";"):
             verb, _, thread = action.partition(":")
             if verb[:1] in ("s", "S"):
-                cpu = int(thread, 16) - 1 if thread and thread != "-1" else self.selected
-                return self._step(self.machine.vcpus[cpu])
+                tid = int(thread, 16) if thread and thread != "-1" else self._current_tid()
+                return self._step_thread(tid)
         return self._continue()
 
     def _continue(self) -> str:
@@ -481,9 +662,53 @@ class GdbStub:
             self.machine.stopped = False
             self.stop.vcpu._refund_unexecuted()
             self.selected = self.stop.vcpu.index
+            self.selected_tid = self.stop.tid if self.stop.tid is not None else self._tid_on(self.stop.vcpu)
             return self._stop_reply()
         self.exited = True
         return f"W{self.exit_status() & 0xFF:02x}"
+
+    def _step_thread(self, tid: int) -> str:
+        """stepi on thread ``tid``: its vCPU runs one instruction. When that
+        instruction is a system call that put the task to sleep, the machine runs
+        on until the task is back in user mode (the call returned), where the step
+        ends, as on Linux, where the stepped thread sleeps in the call."""
+        cpu = self._cpu_of(tid)
+        if cpu is None:
+            if self.guest_threads is None:
+                return self._step(self._vcpu())
+            return self._run_until_user_mode(tid)
+        reply = self._step(self.machine.vcpus[cpu])
+        if self.exited or self.guest_threads is None or self._cpu_of(tid) == cpu:
+            return reply
+        if tid not in self._thread_ids():
+            return reply          # the task exited in the step (exit): nothing to return to
+        return self._run_until_user_mode(tid)
+
+    def _run_until_user_mode(self, tid: int) -> str:
+        """Run the machine until task ``tid`` is switched back in and about to run
+        user code at its saved RIP; breakpoints and watchpoints still stop it first."""
+        saved = self.guest_threads.saved_registers(tid)
+        resume_rip = saved.get("rip") if saved else None
+        if resume_rip is None:
+            return self._continue()
+        guest_threads = self.guest_threads
+
+        def back_in_user_mode(uc, _address, _size, vcpu) -> None:
+            if guest_threads.task_on(vcpu.index) == tid:
+                self.stop = _Stop(vcpu, "", tid=tid)
+                self.machine.stopped = True
+                uc.emu_stop()
+
+        hooks = []
+        page = resume_rip & ~(PAGE_SIZE - 1)
+        for vcpu in self.machine.vcpus:
+            hooks.append(vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, back_in_user_mode, vcpu, resume_rip, resume_rip))
+            vcpu.invalidate_code(page, page + 2 * PAGE_SIZE)
+        try:
+            return self._continue()
+        finally:
+            for vcpu, hook in zip(self.machine.vcpus, hooks):
+                vcpu.uc.hook_del(hook)
 
     def _step(self, vcpu: VCpu) -> str:
         """One instruction on ``vcpu`` alone (interrupts due on it first)."""
@@ -527,7 +752,10 @@ class GdbStub:
     def _stop_reply(self) -> str:
         stop = self.stop or _Stop(self._vcpu())
         signal = SIGINT if stop.reason == "interrupt" else SIGTRAP
-        reply = f"T{signal:02x}thread:{stop.vcpu.index + 1:x};"
+        tid = stop.tid if stop.tid is not None else self._tid_on(stop.vcpu)
+        if tid is None:                    # an idle vCPU (Ctrl-C): name the selected thread
+            tid = self._current_tid()
+        reply = f"T{signal:02x}thread:{tid:x};"
         if stop.reason in ("swbreak", "hwbreak"):
             reply += f"{stop.reason}:;"
         elif stop.reason in ("watch", "rwatch", "awatch"):

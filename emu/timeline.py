@@ -63,8 +63,12 @@ class Timeline:
         self._close_all(cpu, cycle)
 
     def _on_syscall(self, cpu, cycle, record):
-        self._begin(cpu, f"syscall {record['name']}", "syscall", cycle,
-                    {"nr": record["nr"], "args": record["args"]})
+        # The event is stamped after the entry/exit cost was charged: the span
+        # starts where that cost began, so even a call that does nothing else
+        # shows the cycles it was charged (charged_cycles) instead of zero width.
+        charged = record.get("charged_cycles", 0)
+        self._begin(cpu, f"syscall {record['name']}", "syscall", cycle - charged,
+                    {"nr": record["nr"], "args": record["args"], "charged_cycles": charged})
 
     def _on_syscall_return(self, cpu, cycle, record):
         if self._innermost(cpu, "syscall") is not None:
@@ -175,8 +179,16 @@ class Timeline:
         stream.write("\n")
 
 
+# Task spans: one colour per task, cycling through a light palette (the other
+# categories keep their fixed, darker colours so they read on top).
+TASK_PALETTE = ("#9ecae1", "#c7e9c0", "#fff2a8", "#dadaeb", "#f5c6d6", "#d9d9d9", "#c6dbef", "#a1d99b",
+                "#e5f5e0", "#bcbddc")
+
+
 def render_png(document: dict, path: str, title: str = "") -> None:
-    """Draw the timeline's spans, one row per vCPU, with IPI flow arrows (matplotlib)."""
+    """Draw the timeline's spans, one row per vCPU, with IPI flow arrows (matplotlib):
+    each task in its own colour, labelled where its span is wide enough, XSAVES and
+    XRSTORS as ticks, the legend below the axis label."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -184,16 +196,32 @@ def render_png(document: dict, path: str, title: str = "") -> None:
     events = document["traceEvents"]
     names = {event["tid"]: event["args"]["name"] for event in events
              if event["ph"] == "M" and event["name"] == "thread_name"}
-    colors = {"task": "#9ecae1", "syscall": "#fdae6b", "fpu": "#e6550d", "tlb": "#31a354",
-              "ipi": "#756bb1", "timer": "#bdbdbd"}
+    colors = {"syscall": "#fd8d3c", "fpu": "#e6550d", "tlb": "#31a354",
+              "ipi": "#756bb1", "timer": "#969696"}
     heights = {"task": 0.8, "syscall": 0.6, "ipi": 0.45, "fpu": 0.45, "tlb": 0.3, "timer": 0.3}
-    figure, axes = plt.subplots(figsize=(14, 1.1 * max(2, len(names)) + 1.2))
+    figure, axes = plt.subplots(figsize=(14, 1.1 * max(2, len(names)) + 2.0))
     layer = {"task": 0, "syscall": 1, "ipi": 2, "fpu": 3, "timer": 3, "tlb": 4}
     spans = sorted((event for event in events if event["ph"] == "X"), key=lambda event: layer.get(event["cat"], 5))
+    task_ids = sorted({event["args"].get("tid") for event in spans if event["cat"] == "task"} - {None})
+    task_color = {tid: TASK_PALETTE[index % len(TASK_PALETTE)] for index, tid in enumerate(task_ids)}
+    end_us = max((event["ts"] + event["dur"] for event in spans), default=1.0) or 1.0
     for event in spans:
         height = heights.get(event["cat"], 0.3)
+        if event["cat"] == "task":
+            color = task_color.get(event["args"].get("tid"), "#9ecae1")
+        else:
+            color = colors.get(event["cat"], "#636363")
         axes.broken_barh([(event["ts"], max(event["dur"], 0.002))], (event["tid"] - height / 2, height),
-                         facecolors=colors.get(event["cat"], "#636363"), edgecolor="none")
+                         facecolors=color, edgecolor="white" if event["cat"] == "task" else "none", linewidth=0.4)
+        if event["cat"] == "task" and event["dur"] > end_us / 40:
+            axes.text(event["ts"] + event["dur"] / 2, event["tid"] - 0.3, f"t{event['args'].get('tid')}",
+                      ha="center", va="center", fontsize=6, color="#08306b")
+    for event in events:
+        if event["ph"] == "i" and event["name"].startswith(("XSAVES", "XRSTORS")):
+            saving = event["name"].startswith("XSAVES")
+            skipped = "skipped" in event["name"]
+            axes.plot([event["ts"], event["ts"]], [event["tid"] + 0.1, event["tid"] + 0.4],
+                      color="#a50f15" if saving else "#08519c", lw=0.8, alpha=0.4 if skipped else 0.9)
     flows = {}
     for event in events:
         if event["ph"] in ("s", "f"):
@@ -206,10 +234,17 @@ def render_png(document: dict, path: str, title: str = "") -> None:
     axes.invert_yaxis()
     axes.set_xlabel("guest time (µs)")
     axes.set_title(title or "emu timeline")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=color) for color in colors.values()]
-    axes.legend(handles, ["task running", "syscall", "#NM", "TLB flush", "IPI / wait for acks", "timer"],
-                loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize="small", ncol=6)
-    figure.tight_layout()
+    handles = [plt.Rectangle((0, 0), 1, 1, color=task_color[tid]) for tid in task_ids[:6]]
+    labels = [f"task {tid}" for tid in task_ids[:6]] + (["..."] if len(task_ids) > 6 else [])
+    if len(task_ids) > 6:
+        handles.append(plt.Rectangle((0, 0), 1, 1, color="white"))
+    handles += [plt.Rectangle((0, 0), 1, 1, color=color) for color in colors.values()]
+    labels += ["syscall", "#NM", "TLB flush", "IPI / wait for acks", "timer"]
+    handles += [plt.Line2D([0], [0], color="#a50f15", lw=1.5), plt.Line2D([0], [0], color="#08519c", lw=1.5)]
+    labels += ["XSAVES", "XRSTORS"]
+    # Below the axis label, not over it: the figure reserves the bottom band for it.
+    figure.legend(handles, labels, loc="lower center", fontsize="small", ncol=min(len(labels), 9), frameon=False)
+    figure.tight_layout(rect=(0, 0.12, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
 

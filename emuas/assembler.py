@@ -52,9 +52,9 @@ import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterator
 
+from emucli.resources import include_dir
 from emuas.expression import (ExpressionError, ExpressionParser, apply_binary, apply_unary, signed64,
                               tokenize)
 from emuas.source import (SourceLine, read_regular_file, regular_file_size, split_statements, split_top_level,
@@ -64,7 +64,9 @@ from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, LoadError, Pro
 IMAGE_BASE = 0x400000              # the kernel's synthesized ELF headers live here
 TEXT_BASE = 0x401000               # first byte of .text
 PAGE_SIZE_BYTES = 0x1000
-INCLUDE_DIR = Path(__file__).resolve().parents[1] / "guest" / "include"
+# The headers guest sources include (linux_syscalls.h ...): guest/include in a
+# source tree, the copy shipped inside the installed package otherwise.
+INCLUDE_DIR = include_dir()
 
 MAX_LAYOUT_PASSES = 200            # jumps only grow, so layout converges long before this
 MAX_EXPANSION_DEPTH = 100          # nested macros / .include

@@ -16,8 +16,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from emucli import resources
+
 C_FLAGS = ("-static", "-O2", "-pthread")
-INCLUDE_DIR = Path(__file__).resolve().parent.parent / "guest" / "include"
+INCLUDE_DIR = resources.include_dir()
 
 
 class BuildError(Exception):

@@ -31,9 +31,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emucli.build import BuildError, build_c
+from emucli import resources
+from emucli.build import C_FLAGS, BuildError, build_c
 
-DEFAULT_METRICS = ("cycles", "ipis", "tlb_flushes", "tlb_shootdowns", "mm_refcount_atomics", "invlpgb")
+# The totals, the lazy-TLB schemes' own counters, and figures per operation
+# ("A/B": metric A divided by metric B; syscall_counts.NAME takes Linux's name).
+DEFAULT_METRICS = ("cycles", "ipis", "tlb_flushes", "tlb_shootdowns", "invlpgb", "mm_refcount_atomics",
+                   "lazy_tlb_shootdown_ipis", "hazard_pointer_scans", "tlb_flush_ipis",
+                   "cycles/syscall_counts.munmap", "ipis/syscall_counts.munmap")
 MAX_CPUS = 64
 ASSEMBLY_SUFFIXES = (".s", ".S", ".asm")
 CELL_ENVIRONMENT = {"LC_ALL": "C"}
@@ -133,15 +138,26 @@ def load_workload(spec: str) -> Workload:
         raise CompareError(f"bad --workload {spec!r}: {error}") from None
     if not words:
         raise CompareError("empty --workload")
+    cflags: list[str] = []
+    while words and words[0].startswith("CFLAGS="):
+        # Build flags of this workload only: "CFLAGS='-mamx-tile -mamx-int8' amx.c 4".
+        cflags += shlex.split(words.pop(0).partition("=")[2])
+    if not words:
+        raise CompareError(f"bad --workload {spec!r}: no program after CFLAGS=")
     source, args = words[0], words[1:]
     path = Path(source)
+    if not path.is_file() and not path.is_absolute() and (resources.workloads_dir() / path.name).is_file() \
+            and path.parent in (Path("."), Path("guest/workloads")):
+        # A bare name (or the source tree's relative path) finds the installed workloads.
+        path = resources.workloads_dir() / path.name
     if not path.is_file():
-        raise CompareError(f"workload {source}: no such file")
+        raise CompareError(f"workload {source}: no such file (the shipped workloads are in "
+                           f"{resources.workloads_dir()})")
     if not os.access(path, os.R_OK):
         raise CompareError(f"workload {source}: not readable")
     if path.suffix == ".c":
         try:
-            binary = build_c(path)
+            binary = build_c(path, C_FLAGS + tuple(cflags))
         except BuildError as error:
             raise CompareError(str(error)) from None
         name = path.stem
@@ -217,10 +233,21 @@ def run_cell(cell: dict, program: bytes) -> dict:
 # ---------------------------------------------------------------- metrics
 
 def metric_value(stats: dict | None, name: str):
-    """A top-level statistic; a dotted path (``syscall_counts.11``); or a per-CPU
-    counter (``tlb_misses`` / ``per_cpu.tlb_misses``) summed over the CPUs. None if absent."""
+    """A top-level statistic; a dotted path (``syscall_counts.11``, ``syscall_counts.munmap``);
+    a per-CPU counter (``tlb_misses`` / ``per_cpu.tlb_misses``) summed over the CPUs; or
+    ``A/B``, a figure per operation (None when B is zero). None if absent."""
     if not stats:
         return None
+    if "/" in name:
+        numerator, _, denominator = name.partition("/")
+        top, bottom = metric_value(stats, numerator), metric_value(stats, denominator)
+        if top is None or not bottom:
+            return None
+        return round(top / bottom, 2)
+    if name.startswith("syscall_counts.") and not name.split(".", 1)[1].isdigit():
+        from kernel.strace.names import SYSCALL_NUMBERS
+        number = SYSCALL_NUMBERS.get(name.split(".", 1)[1])
+        return None if number is None else (stats.get("syscall_counts") or {}).get(str(number), 0)
     if name in stats and isinstance(stats[name], (int, float)) and not isinstance(stats[name], bool):
         return stats[name]
     key = name.removeprefix("per_cpu.")
@@ -275,7 +302,7 @@ def run_dask(cells: list[dict], programs: list[bytes], address: str, show_progre
     try:
         from distributed import Client, as_completed
     except ImportError:
-        raise CompareError("--dask needs the 'distributed' package (pip install 'dask[distributed]')") from None
+        raise CompareError("--dask needs the 'distributed' package (pip install 'emu-x86[dask]')") from None
     try:
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as error:
@@ -392,9 +419,10 @@ def add_parser(commands) -> None:
         "compare", help="run workloads x --cmdline policies x CPU counts and tabulate statistics",
         description="Run every workload under every policy set and CPU count (each cell one `emu run`), "
                     "in parallel, and compare the statistics.")
-    compare.add_argument("--workload", action="append", required=True, metavar="'PATH [ARGS...]'",
-                         help="a C source (built gcc -static -O2 -pthread, cached), static ELF or "
-                              "assembly source, with guest arguments; repeatable")
+    compare.add_argument("--workload", action="append", required=True, metavar="'[CFLAGS=...] PATH [ARGS...]'",
+                         help="a C source (built gcc -static -O2 -pthread plus its CFLAGS=, cached), static ELF "
+                              "or assembly source, with guest arguments; repeatable. A bare file name finds "
+                              "the workloads shipped with emu")
     compare.add_argument("--policy", action="append", metavar="'key=value ...'",
                          help="one --cmdline string, passed through unchanged; repeatable")
     compare.add_argument("--policy-matrix", action="append", metavar="KEY=V1,V2,...",
@@ -403,7 +431,8 @@ def add_parser(commands) -> None:
     compare.add_argument("--cpus", default="1", metavar="N,N,...", help="CPU counts (default 1)")
     compare.add_argument("--metric", action="append", metavar="NAME",
                          help=f"statistic to tabulate; repeatable (default: {', '.join(DEFAULT_METRICS)}); "
-                              "per-CPU counters such as tlb_misses are summed")
+                              "per-CPU counters such as tlb_misses are summed; A/B is a figure per "
+                              "operation (cycles/syscall_counts.munmap)")
     compare.add_argument("--out", metavar="PREFIX", help="write PREFIX.csv, PREFIX.json and PREFIX.png")
     compare.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                          help="cells run at once locally (default: number of cores)")
@@ -492,7 +521,11 @@ def compare_command(options) -> int:
         with open(prefix.with_name(prefix.name + ".json"), "w") as handle:
             json.dump(document, handle, indent=1)
             handle.write("\n")
-        write_png(prefix.with_name(prefix.name + ".png"), rows, labels, policies, cpus, metrics)
+        try:
+            write_png(prefix.with_name(prefix.name + ".png"), rows, labels, policies, cpus, metrics)
+        except ImportError:     # the table, CSV and JSON are written; the PNG is the [compare] extra's
+            print("emu compare: no PNG: matplotlib is not installed (pip install 'emu-x86[compare]')",
+                  file=sys.stderr)
     failed = sum(not row["ok"] for row in rows)
     if failed:
         print(f"emu compare: {failed} of {len(rows)} cells failed", file=sys.stderr)

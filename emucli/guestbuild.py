@@ -39,7 +39,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from emucli import toolchains
+from emucli import resources, toolchains
 
 if TYPE_CHECKING:
     from emucli.guesttest import GuestSpec
@@ -48,7 +48,7 @@ BASE_CFLAGS = ["-static", "-O2"]
 ASM_GCC_FLAGS = ["-nostdlib", "-static"]
 RUSTC_FLAGS = ["-O", "-C", "target-feature=+crt-static", "--edition", "2021"]
 GO_MODULE = "module guest\n\ngo 1.19\n"
-INCLUDE_DIR = Path(__file__).resolve().parent.parent / "guest" / "include"
+INCLUDE_DIR = resources.include_dir()
 ASSEMBLY_SUFFIXES = (".S", ".s", ".asm")
 # The kind a suffix builds with when BUILD: does not say (assembly: emu).
 DEFAULT_KIND = {".S": "emu", ".s": "emu", ".asm": "emu", ".c": "gcc", ".rs": "rustc", ".go": "go",

@@ -40,9 +40,14 @@ and ``;`` are skipped)::
      *                            (and reported when it starts passing)
      */
 
+     * EVENTS: syscall {{.*}}name=write    CHECK-style patterns, in order, over the
+     *                            run's event trace (`emu trace --events-only
+     *                            --format text`, each line without its cycle/cpu/task
+     *                            columns: "syscall nr=1 name=write args=[...]")
+
 A file is a test when its header holds at least one of EXIT, STDOUT, CHECK*,
-STATS.  ``EVENTS:`` is reserved for golden event traces once ``emu trace``
-exists; today it is rejected with a clear message.
+STATS, EVENTS.  Any other ``WORD:`` in the header is an error (a misspelled
+directive would otherwise drop its expectation silently).
 """
 from __future__ import annotations
 
@@ -75,7 +80,7 @@ _CHECK_KINDS = ("CHECK", "CHECK-NEXT", "CHECK-SAME", "CHECK-NOT", "CHECK-EMPTY")
 KEYWORDS = {"CPUS", "CMDLINE", "PROFILE", "RUN", "ARGS", "ENV", "STDIN", "CFLAGS", "BUILD", "EXIT",
             "STDOUT", "CHECK-STDERR", "STATS", "TIMEOUT", "EVENTS", "XFAIL", "FS", "FS-RW", "INSTALL", "REQUIRES",
             *_CHECK_KINDS}
-_MARKS_A_TEST = {"EXIT", "STDOUT", "STATS", "CHECK-STDERR", *_CHECK_KINDS}
+_MARKS_A_TEST = {"EXIT", "STDOUT", "STATS", "CHECK-STDERR", "EVENTS", *_CHECK_KINDS}
 _STATS_EXPR = re.compile(r"^([A-Za-z_][\w.*]*)\s*(==|!=|<=|>=|<|>)\s*(-?(?:0x[0-9a-fA-F_]+|[0-9_]+))$")
 _OPERATORS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
               "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
@@ -130,6 +135,7 @@ class GuestSpec:
     checks: list[Directive] = field(default_factory=list)
     stderr_checks: list[Directive] = field(default_factory=list)
     stats: list[Directive] = field(default_factory=list)
+    events: list[Directive] = field(default_factory=list)     # EVENTS: patterns over the event trace
     timeout_s: float = DEFAULT_TIMEOUT_S
     xfail: str | None = None        # a known bug: failing is expected, passing is reported
     cpus: list[int] = field(default_factory=list)
@@ -147,8 +153,9 @@ class GuestSpec:
 
 # ---- parsing ---------------------------------------------------------------
 
-def header_directives(text: str) -> list[Directive]:
-    """The directives of the leading comment block (stops at the first code line)."""
+def header_directives(text: str, include_unknown: bool = False) -> list[Directive]:
+    """The directives of the leading comment block (stops at the first code line);
+    with ``include_unknown``, also ``WORD:`` lines whose keyword is not one of KEYWORDS."""
     directives = []
     in_block = False
     for number, line in enumerate(text.splitlines(), 1):
@@ -168,10 +175,16 @@ def header_directives(text: str) -> list[Directive]:
             in_block = False
         body = line.split("*/")[0] if "*/" in line else line
         match = _DIRECTIVE.match(body)
-        if match and match.group(1) in KEYWORDS:
+        if match and (match.group(1) in KEYWORDS or include_unknown):
             value = match.group(2)
             directives.append(Directive(match.group(1), value.rstrip(), number))
     return directives
+
+
+def _near_keyword(word: str) -> str | None:
+    """The directive ``word`` is probably a misspelling of (EXITT -> EXIT), if any."""
+    close = difflib.get_close_matches(word, sorted(KEYWORDS), n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def is_guest_test(path: Path) -> bool:
@@ -181,7 +194,10 @@ def is_guest_test(path: Path) -> bool:
         text = path.read_text(errors="replace")
     except OSError:
         return False
-    return any(d.keyword in _MARKS_A_TEST for d in header_directives(text))
+    # A header whose only mark is misspelled (EXITT: 0) is still a test, so the
+    # misspelling is reported instead of the file being silently skipped.
+    return any(d.keyword in _MARKS_A_TEST or _near_keyword(d.keyword) in _MARKS_A_TEST
+               for d in header_directives(text, include_unknown=True))
 
 
 def _signal_number(name: str) -> int | None:
@@ -203,9 +219,15 @@ def parse_spec(path: Path) -> GuestSpec:
     def fail(directive: Directive, message: str) -> HeaderError:
         return HeaderError(f"{path}:{directive.line}: {directive.keyword}: {message}")
 
-    for d in header_directives(text):
+    for d in header_directives(text, include_unknown=True):
         value = d.value.strip()
         kw = d.keyword
+        if kw not in KEYWORDS:
+            # A test's header is all directives: an unknown one is a typo that
+            # would otherwise drop an expectation without a word.
+            near = _near_keyword(kw)
+            raise fail(d, "unknown directive" + (f" (did you mean {near}:?)" if near else
+                                                 f" (known: {', '.join(sorted(KEYWORDS))})"))
         try:
             if kw == "CPUS":
                 spec.cpus += [int(word) for word in value.replace(",", " ").split()]
@@ -298,8 +320,10 @@ def parse_spec(path: Path) -> GuestSpec:
             elif kw == "TIMEOUT":
                 spec.timeout_s = float(value)
             elif kw == "EVENTS":
-                raise fail(d, "golden event traces need `emu trace`, which does not exist yet; "
-                              "use STATS: bounds on the event counters for now")
+                if not value:
+                    raise fail(d, "empty pattern")
+                _compile_pattern(value, {})
+                spec.events.append(Directive("CHECK", value, d.line))
         except ValueError as error:
             raise fail(d, str(error)) from None
         except re.error as error:
@@ -557,6 +581,7 @@ class RunResult:
     stderr: str
     stats: dict | None
     timed_out: bool = False
+    events: str = ""
 
 
 _fork_servers = threading.local()
@@ -586,6 +611,9 @@ def run_guest(spec: GuestSpec, variant: Variant, program: Path, cwd: Path, root:
     with tempfile.TemporaryDirectory(prefix="emu-guest-") as scratch:
         stats_path = os.path.join(scratch, "stats.json")
         args = run_arguments(spec, variant, Path(_display_path(program, cwd)), stats_path, root)
+        events_path = os.path.join(scratch, "events.txt")
+        if spec.events:
+            args[1:1] = ["--trace", events_path, "--events-only", "--format", "text"]
         timed_out = False
         if os.environ.get("EMU_TEST_FRESH_PROCESS"):
             try:
@@ -607,8 +635,13 @@ def run_guest(spec: GuestSpec, variant: Variant, program: Path, cwd: Path, root:
         if os.path.exists(stats_path) and not timed_out:
             with open(stats_path) as handle:
                 stats = json.load(handle)
+        events = ""
+        if spec.events and os.path.exists(events_path):
+            with open(events_path, errors="replace") as handle:
+                # "   1224 cpu0 t1000   == syscall nr=1 ..." -> "syscall nr=1 ..."
+                events = "".join(line.split("== ", 1)[1] if "== " in line else line for line in handle)
         return RunResult(returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"), stats,
-                         timed_out=timed_out)
+                         timed_out=timed_out, events=events)
 
 
 def describe_status(status: int) -> str:
@@ -667,6 +700,11 @@ def check_result(spec: GuestSpec, result: RunResult) -> list[str]:
         if failure:
             problems.append(f"CHECK-STDERR: {failure.directive.value}  (line {failure.directive.line}):"
                             f" {failure.message}\nstderr:\n{_numbered(result.stderr, failure.near_line)}")
+    if spec.events:
+        failure = run_checks(spec.events, result.events)
+        if failure:
+            problems.append(f"EVENTS: {failure.directive.value}  (line {failure.directive.line}):"
+                            f" {failure.message}\nevents:\n{_numbered(result.events, failure.near_line)}")
     if spec.stats:
         if result.stats is None:
             problems.append("no statistics were written (emu failed before the run ended)"

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from emucli.trace import Debugging, add_debug_options, rewrite_trace_command
+from emucli.trace import RUN_COMMANDS, Debugging, add_debug_options, add_trace_commands
 from emucli.compare import CompareError
 from emucli.limits import HOST_MEMORY_HEADROOM_BYTES, HostMemoryExceeded, RunLimits, WallClockTimeout
 
@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="run a static x86-64 ELF or an assembly source")
     run.add_argument("--cpus", type=_positive_int, default=1, help="number of vCPUs (1-64)")
-    run.add_argument("--stats", metavar="FILE", help="write statistics JSON to FILE ('-' for stderr)")
+    run.add_argument("--stats", metavar="FILE",
+                     help="write statistics JSON to FILE when the run ends ('-': stderr, after the guest's "
+                          "stderr and emu's messages; /dev/fd/3 keeps it on a stream of its own)")
     run.add_argument("--max-cycles", type=_positive_int, metavar="N", help="stop after N cycles (exit 124)")
     run.add_argument("--seed", type=_int, default=0, help="seed for AT_RANDOM and getrandom (default 0)")
     run.add_argument("--cmdline", default="", metavar="'key=value ...'", help="kernel policy parameters")
@@ -122,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compare_parser(commands)
     run.add_argument("program", help="static ELF executable, or .s/.S/.asm source")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
+    add_trace_commands(commands, run)     # emu trace, emu strace: emu run with --trace - / --strace
     return parser
 
 
@@ -322,8 +325,8 @@ def write_stats(destination: str, machine, kernel) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        options = parser.parse_args(rewrite_trace_command(sys.argv[1:] if argv is None else argv))
-        if options.command == "run":
+        options = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        if options.command in RUN_COMMANDS:
             return run_command(options)
         if options.command == "profiles":
             return list_profiles()

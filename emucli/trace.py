@@ -1,5 +1,6 @@
-"""The step-debugging options of ``emu run`` and the ``emu trace`` command.
+"""The step-debugging options of ``emu run`` and the ``emu trace``/``emu strace`` commands.
 
+``emu strace [run options] PROGRAM [ARGS]`` is ``emu run --strace``;
 ``emu trace [filters] [run options] PROGRAM [ARGS]`` is ``emu run --trace -``:
 the trace goes to stdout, through the same buffer as the guest's output, so
 the two stay in order. Filters: ``--cpu N`` (repeatable), ``--from``/``--to``
@@ -26,13 +27,23 @@ def add_debug_options(run: argparse.ArgumentParser) -> None:
     group.add_argument("--events-only", action="store_true", help="trace events only, no instructions")
     group.add_argument("--format", dest="trace_format", choices=("json", "text"), default="json",
                        help="trace format (text is coloured on a terminal)")
+    group.add_argument("--strace", action="store_true",
+                       help="log every system call, signal and exit to stderr as `strace -f` does")
+    group.add_argument("--strace-output", metavar="FILE", help="write the --strace log to FILE instead")
 
 
-def rewrite_trace_command(argv: list[str]) -> list[str]:
-    """``emu trace ...`` is ``emu run --trace - ...``."""
-    if argv and argv[0] == "trace":
-        return ["run", "--trace", "-", *argv[1:]]
-    return argv
+def add_trace_commands(commands, run: argparse.ArgumentParser) -> None:
+    """``emu trace`` (= ``emu run --trace -``) and ``emu strace`` (= ``emu run --strace``):
+    subcommands of their own, listed in ``emu --help``, taking every ``emu run`` option."""
+    for name, defaults, text in (
+            ("trace", {"trace": "-"}, "run a program and print its instruction/event trace on stdout"),
+            ("strace", {"strace": True}, "run a program and log its system calls on stderr (like strace -f)")):
+        parser = commands.add_parser(name, parents=[run], add_help=False, help=text, description=text + ".")
+        # Not set_defaults(trace=...): the parent's actions are shared, and that would change `emu run` too.
+        parser.set_defaults(implied_options=defaults)
+
+
+RUN_COMMANDS = ("run", "trace", "strace")
 
 
 def _port(text: str) -> int:
@@ -82,7 +93,10 @@ class Debugging:
 
     def __init__(self, options, machine, kernel, program_path: str):
         from emu.timeline import Timeline
-        from emu.trace import JsonLinesSink, TextSink, TraceFilter, Tracer
+        from emu.trace import CycleOrderedSink, JsonLinesSink, TextSink, TraceFilter, Tracer
+        for key, value in (getattr(options, "implied_options", None) or {}).items():
+            if not getattr(options, key, None):
+                setattr(options, key, value)        # emu trace: --trace -, emu strace: --strace
         self.machine = machine
         self.kernel = kernel
         self.tracer = None
@@ -107,6 +121,8 @@ class Debugging:
                 sinks.append(TextSink(stream, color=color, close_stream=close))
             else:
                 sinks.append(JsonLinesSink(stream, close_stream=close))
+            if machine.cpu_count > 1:     # one stream in cycle order, not one vCPU's quantum after another
+                sinks[-1] = CycleOrderedSink(sinks[-1], machine)
         task_id_of = self._task_id_of
         if sinks:
             trace_filter = TraceFilter(cpus=cpus, events_only=options.events_only)
@@ -123,11 +139,21 @@ class Debugging:
                 self.tracer = Tracer(machine, [self.timeline], task_id_of, instructions=False)
         if self.tracer is not None:
             self.tracer.install()
+        self.strace_file = None
+        if getattr(options, "strace", False) or getattr(options, "strace_output", None):
+            from kernel.strace.tracer import Strace
+            stream = sys.stderr
+            if options.strace_output:
+                stream = self.strace_file = open(options.strace_output, "w")   # OSError: usage
+            kernel.strace = Strace(kernel, stream)
+            kernel.strace.started(kernel.init_process.tasks[0], options.program)
         if options.gdb is not None:
             from emu.gdbstub import GdbStub
+            from emucli.gdb_threads import KernelThreads
             self.stub = GdbStub(machine, options.gdb, exit_status=kernel.exit_status,
                                 load_bias=getattr(kernel.init_process, "load_bias", 0) if kernel.init_process else 0,
-                                task_id_of=task_id_of, announce=lambda text: print(text, file=sys.stderr, flush=True))
+                                task_id_of=task_id_of, announce=lambda text: print(text, file=sys.stderr, flush=True),
+                                threads=KernelThreads(machine, kernel))
 
     def _task_id_of(self, cpu: int):
         task = self.kernel.current[cpu]
@@ -144,6 +170,8 @@ class Debugging:
             self.machine.run()
 
     def finish(self) -> None:
+        if self.strace_file is not None:
+            self.strace_file.close()
         if self.tracer is not None:
             self.tracer.close()
         if self.timeline is not None:

@@ -162,6 +162,8 @@ class Kernel:
         self.futex_pi_states: dict = {}     # key -> PiState of a contended PI futex (kernel/futex/pi.py)
         # System calls only some command lines enable (number -> handler).
         self.optional_syscalls: dict = {}
+        # emu run --strace (kernel/strace/tracer.py): the syscall log's hooks, None when off.
+        self.strace = None
         cpu_opv.cpu_opv_setup(self, self.params["cpu_opv"])
         self.interrupt_handlers = {
             CALL_FUNCTION_VECTOR: self._call_function_interrupt,
@@ -252,6 +254,9 @@ class Kernel:
         self.current[vcpu.index] = task
         self.last_task[vcpu.index] = task
         vcpu.halted = False
+        if self.strace is not None:
+            # A call that slept returns now, its result in the saved RAX (before any signal).
+            self.strace.leave(task, task.registers["rax"])
         if task.ptrace_resume is not None:
             # A ptrace stop continues (kernel/ptrace.py) instead of the plain return to user.
             from kernel.ptrace import ptrace_resume_user
@@ -292,6 +297,8 @@ class Kernel:
 
     def exit_task(self, task: Task, vcpu: VCpu | None = None) -> None:
         """do_exit for one thread: clear_child_tid + futex wake (mm_release), leave the CPU."""
+        if self.strace is not None:
+            self.strace.exited(task)
         from kernel.futex import futex_exit_release, futex_wake
         from kernel.wait import cancel_wait
         cancel_wait(task)
@@ -328,6 +335,11 @@ class Kernel:
         from kernel.wait import cancel_wait
         freed_cpus = []
         exited_tasks = []
+        if self.strace is not None:
+            # Other threads first, the group leader last, as strace -f reports a group exit.
+            for task in sorted(process.tasks, key=lambda t: t.tid == process.pid):
+                if task.state != TASK_EXITED:
+                    self.strace.exited(task, status, signal)
         for task in process.tasks:
             if task.state == TASK_EXITED:
                 continue
@@ -469,13 +481,15 @@ class Kernel:
 
     def _trace_syscall(self, vcpu: VCpu) -> None:
         """The syscall event: number, name, arguments (its result is traced on return to user)."""
-        from kernel.syscall_table import SYSCALLS
         from kernel.syscalls import ARG_REGISTERS
         number = vcpu.read_register("rax")
-        handler = SYSCALLS.get(number) or self.optional_syscalls.get(number)
-        name = handler.__name__.removeprefix("sys_") if handler is not None else f"syscall_{number}"
+        from kernel.strace.names import syscall_name
+        from kernel.strace.signatures import ARITY
+        name = syscall_name(number)
+        registers = ARG_REGISTERS[:ARITY.get(name, len(ARG_REGISTERS))]
         self.machine.events.emit(vcpu, "syscall", nr=number, name=name,
-                                 args=[f"{vcpu.read_register(reg):#x}" for reg in ARG_REGISTERS])
+                                 args=[f"{vcpu.read_register(reg):#x}" for reg in registers],
+                                 charged_cycles=self.machine.profile.event_cycles("syscall"))
 
     def handle_exception(self, vcpu: VCpu, exc: CpuException) -> None:
         """A user-mode exception: resolve page faults, else send the signal

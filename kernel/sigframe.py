@@ -296,6 +296,8 @@ def force_sig_fault(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo)
         task.pending_signals.insert(0, info)
         deliver_pending_signals(kernel, vcpu, task)
         return
+    if kernel.strace is not None:       # delivered here, not through handle_signal
+        kernel.strace.signal(task, info)
     if action.handler == SIG_DFL:
         # The exit line names the faulting address for memory faults only.
         address = info.address if info.signo in (signals.SIGSEGV, signals.SIGBUS) and info.code > 0 else None
@@ -396,6 +398,8 @@ def handle_signal(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo) -
     action = get_action(task, info.signo)
     if action.handler == SIG_IGN:
         return
+    if kernel.strace is not None and not (action.handler == SIG_DFL and info.signo in DEFAULT_IGNORED):
+        kernel.strace.signal(task, info)
     if action.handler == SIG_DFL:
         if info.signo in DEFAULT_IGNORED:
             return

@@ -23,6 +23,7 @@ from kernel.mm import mincore, mlock, mremap, mseal, oom_kill
 from kernel import fs_attr, fs_namei
 from kernel.mm.frames import OutOfMemory
 from kernel.sigframe import deliver_pending_signals
+from kernel.strace.names import SYSCALL_NAMES
 from kernel.syscalls import ARG_REGISTERS, MASK64
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -103,9 +104,17 @@ def dispatch_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
         ptrace.syscall_trace_dispatch(kernel, vcpu, task)
         return
     number, *args = vcpu.read_register_values(_SYSCALL_REGISTERS)
+    strace = kernel.strace
+    if strace is not None:
+        strace.enter(task, number & 0xFFFFFFFF, args)
     result = invoke_syscall(kernel, vcpu, task, number, args)
     if result is not None:
         vcpu.write_register("rax", result & MASK64)
+    if strace is not None:
+        if kernel.current[vcpu.index] is task and task.state != "sleeping":
+            strace.leave(task, vcpu.read_register("rax"))
+        else:
+            strace.blocked(task)      # its result is logged when it is switched back in
     # Return to user mode: signals queued for the task are delivered now.
     if kernel.current[vcpu.index] is task and task.pending_signals:
         deliver_pending_signals(kernel, vcpu, task)
@@ -125,7 +134,8 @@ def invoke_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task", number: int, ar
     if handler is None:
         if number < NR_SYSCALLS and number not in kernel.warned_syscalls:
             kernel.warned_syscalls.add(number)
-            kernel.warn(f"unimplemented syscall {number}, returning -ENOSYS")
+            known = SYSCALL_NAMES.get(number)
+            kernel.warn(f"unimplemented syscall {number}{f' ({known})' if known else ''}, returning -ENOSYS")
         return -ENOSYS
     try:
         return handler(kernel, vcpu, task, *args)

@@ -237,6 +237,23 @@ def test_cpus_list_and_metric_lookup():
     assert metric_value(stats, "tlb_misses") == 9 and metric_value(stats, "per_cpu.tlb_misses") == 9
     assert metric_value(stats, "syscall_counts.11") == 3
     assert metric_value(stats, "ipis") is None and metric_value(None, "cycles") is None
+    # issue 21: figures per operation, syscall names
+    assert metric_value(stats, "syscall_counts.munmap") == 3
+    assert metric_value(stats, "cycles/syscall_counts.munmap") == round(10 / 3, 2)
+    assert metric_value(stats, "cycles/syscall_counts.write") is None      # no write: no per-write figure
+
+
+def test_workload_cflags_and_shipped_workloads_by_name(tmp_path):
+    from emucli.compare import load_workload
+    require_gcc()
+    source = tmp_path / "needs_flag.c"
+    source.write_text("#ifndef WANTED\n#error WANTED is not defined\n#endif\nint main(void) { return 0; }\n")
+    with pytest.raises(CompareError, match="WANTED is not defined"):
+        load_workload(str(source))
+    built = load_workload(f"CFLAGS='-DWANTED -O1' {source} 7")
+    assert built.args == ["7"] and built.program[:4] == b"\x7fELF"
+    shipped = load_workload("munmap_threads.c 1 2")
+    assert shipped.label == "munmap_threads 1 2" and shipped.program[:4] == b"\x7fELF"
 
 
 def test_compare_module_does_not_import_tests():

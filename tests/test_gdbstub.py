@@ -54,8 +54,9 @@ def test_gdb_breakpoint_registers_variable_stepi_threads_and_exit():
     assert re.search(r"rip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <worker>", output), output
     assert "$1 = 41" in output and "$2 = 1" in output and "$3 = 0x33" in output
     assert "$4 = 1" in output, "stepi moved the PC past the function's first instruction"
-    assert re.search(r"^\s+1\s+Thread 1 \(vCPU 0.*\)", output, re.MULTILINE), output
-    assert re.search(r"^\*\s+2\s+Thread 2 \(vCPU 1, task \d+, running", output, re.MULTILINE), output
+    # Every task is a thread, on a vCPU or not (issue 21): main waits in pthread_join.
+    assert re.search(r"^\s+1\s+Thread 1000 \(task 1000, sleeping in futex", output, re.MULTILINE), output
+    assert re.search(r"^\*\s+2\s+Thread 1001 \(task 1001, on vCPU 1, running", output, re.MULTILINE), output
     assert "exited with code 03" in output
     assert status == 3 and stdout == b"counter=42\n"
 
@@ -69,7 +70,7 @@ def test_gdb_watchpoint_memory_write_thread_switch_and_hbreak():
         "continue"])
     assert "Old value = 41" in output and "New value = 42" in output, output
     assert "$1 = 100" in output
-    assert re.search(r"Switching to thread 1 \(Thread 1\)", output)
+    assert re.search(r"Switching to thread 1 \(Thread 1000\)", output)
     assert re.search(r"#1\s+0x[0-9a-f]+ in main \(\) at .*\.c", output), output
     assert "exited with code 075" in output       # gdb prints the status in octal: 100 - 39 = 61
     assert status == 61 and stdout == b"counter=100\n"
@@ -212,3 +213,92 @@ def test_ctrl_c_sent_with_the_resume_packet_still_stops_the_guest():
         gdb_end.close()
         stub.connection.close()
         machine.close()
+
+
+# ---- issue 21: exact watchpoints, tasks as threads, stepping over a sleep, monitor --------
+
+WATCH_THREADS = REPO / "guest" / "tests" / "trace" / "gdb_watch_threads.c"
+
+
+def _store_to_counter_and_next(binary) -> tuple[int, int]:
+    """In writer(): the instruction that stores `counter`, and the one after it (objdump)."""
+    listing = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(binary)], capture_output=True, text=True,
+                             check=True).stdout
+    body = listing.split("<writer>:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    addresses = [int(line.split(":")[0], 16) for line in body]
+    for index, line in enumerate(body):
+        if "<counter>" in line and re.search(r"\bmov\w*\s+%\w+,", line):
+            return addresses[index], addresses[index + 1]
+    raise AssertionError(listing)
+
+
+def test_watchpoint_set_after_the_loop_ran_stops_after_each_write_on_the_writer():
+    """Three threads on two vCPUs; the watch is set once writer()'s loop has run
+    (its blocks translated): five continues stop right after five consecutive
+    stores, each on the writing thread; main, asleep in pthread_join, is a
+    thread with a backtrace; the monitor shows the ASIDs and CPU 0's TLB."""
+    binary = build_c(WATCH_THREADS.read_text(), "-g", "-pthread")
+    _store, after_store = _store_to_counter_and_next(binary)
+    commands = ["break checkpoint if i == 3", "continue", "watch counter", "delete 1"]
+    for _ in range(5):
+        commands += ["continue", 'printf "stop pc=%#lx thread=%d\\n", $pc, $_thread']
+    commands += ["info threads", "thread 1", "bt", "monitor asids", "monitor tlb 0", "monitor xstate",
+                 "delete", "continue"]
+    output, status, stdout = debug_session(binary, commands)
+    assert status == 0 and stdout == b"counter=12\n", output
+    olds = [int(value) for value in re.findall(r"Old value = (\d+)", output)]
+    news = [int(value) for value in re.findall(r"New value = (\d+)", output)]
+    assert olds == [4, 5, 6, 7, 8] and news == [5, 6, 7, 8, 9], output
+    stops = re.findall(r"stop pc=(0x[0-9a-f]+) thread=(\d+)", output)
+    assert [int(pc, 16) for pc, _ in stops] == [after_store] * 5, (hex(after_store), output)
+    writer_thread = re.search(r"Thread (\d+) hit Breakpoint 1, checkpoint", output).group(1)
+    assert {thread for _, thread in stops} == {writer_thread}
+    assert len(re.findall(rf"Thread {writer_thread} hit Hardware watchpoint 2: counter", output)) == 5
+    assert re.search(r"^\s+1\s+Thread 1000 \(task 1000, sleeping in futex", output, re.MULTILINE), output
+    assert re.search(r"#\d+\s+0x[0-9a-f]+ in main \(\) at .*\.c:\d+", output), output
+    assert re.search(r"^CPU 0: loaded mm ctx_id \d+ \(tlb_gen \d+\), ASID \d+, (active|lazy)", output, re.MULTILINE)
+    assert re.search(r"^  ASID 1: ctx_id \d+, tlb_gen \d+", output, re.MULTILINE), output
+    assert re.search(r"^vCPU 0: CR3 0x[0-9a-f]+, PCID \d+, task \d+, \d+ valid TLB entries", output, re.MULTILINE)
+    assert re.search(r"^  0x0000000000401000 -> 0x[0-9a-f]+  pcid +\d+  4K  --UX-$", output, re.MULTILINE), output
+    assert re.search(r"XCR0 0x[0-9a-f]+  XFD 0x[0-9a-f]+  XFD_ERR 0x0  XINUSE 0x[0-9a-f]+", output), output
+
+
+def test_read_and_access_watchpoints_stop_after_the_load():
+    binary = build_c(WATCH_THREADS.read_text(), "-g", "-pthread")
+    store, after_store = _store_to_counter_and_next(binary)
+    output, status, _stdout = debug_session(binary, [
+        "break checkpoint if i == 5", "continue", "delete",
+        "rwatch counter", "continue", 'printf "read pc=%#lx\\n", $pc', "delete",
+        "awatch counter", "continue", 'printf "access pc=%#lx\\n", $pc', "continue", 'printf "access pc=%#lx\\n", $pc',
+        "delete", "continue"])
+    assert status == 0, output
+    # the stop comes right after the load of counter (mov, then add, then the store)
+    read_pc = int(re.search(r"read pc=(0x[0-9a-f]+)", output).group(1), 16)
+    assert store - 8 < read_pc < store and "Hardware read watchpoint 2: counter" in output, output
+    assert "Value = 6" in output
+    access = [int(pc, 16) for pc in re.findall(r"access pc=(0x[0-9a-f]+)", output)]
+    # from just after the load: the store, then the next iteration's load
+    assert access == [after_store, read_pc], output
+    assert "Old value = 6" in output and "New value = 7" in output and "Value = 7" in output
+
+
+def test_stepping_over_a_sleeping_syscall_returns_when_it_returns(tmp_path):
+    """stepi on a nanosleep's SYSCALL instruction: the step ends after the call,
+    with its result in RAX and the task back on its vCPU (not an idle CPU)."""
+    binary = build_c("#include <time.h>\nint main(void) {\n struct timespec t = {0, 2000000};\n"
+                     " return nanosleep(&t, 0) == 0 ? 7 : 1;\n}\n", "-g")
+    script = tmp_path / "step.gdb"
+    script.write_text("break clock_nanosleep\ncontinue\n"
+                      "while *(unsigned short *)$pc != 0x050f\n  stepi\nend\n"
+                      'printf "at syscall pc=%#lx rax=%ld\\n", $pc, $rax\n'
+                      "stepi\n"
+                      'printf "after pc=%#lx rax=%ld\\n", $pc, $rax\n'
+                      "info threads\ncontinue\n")
+    output, status, _ = debug_session(binary, [f"source {script}"], cpus=1)
+    at = re.search(r"at syscall pc=(0x[0-9a-f]+) rax=(\d+)", output)
+    after = re.search(r"after pc=(0x[0-9a-f]+) rax=(-?\d+)", output)
+    assert at and after, output
+    assert int(at.group(2)) == 230                           # SYS_clock_nanosleep
+    assert int(after.group(1), 16) == int(at.group(1), 16) + 2 and int(after.group(2)) == 0, output
+    assert re.search(r"^\*\s+1\s+Thread 1000 \(task 1000, on vCPU 0, running", output, re.MULTILINE), output
+    assert status == 7

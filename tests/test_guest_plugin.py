@@ -121,12 +121,27 @@ def test_failures_of_exit_status_check_lines_and_stderr(tmp_path):
 
 def test_bad_header_is_one_clear_failure_not_a_traceback(tmp_path):
     write(tmp_path, "bad.S", wrong(HELLO, "EXIT: 0", "EXIT: sometimes"))
-    write(tmp_path, "events.S", wrong(HELLO, "EXIT: 0", "EVENTS: nm_fault"))
+    write(tmp_path, "typo.S", wrong(HELLO, "EXIT: 0", "EXITT: 0"))
+    write(tmp_path, "only_typo.S", "/* EXITT: 0\n */\n.text\n")
     out = run_pytest(tmp_path).stdout
     assert re.search(r"bad\.S:3: EXIT: expected a number or a signal name like SIGSEGV, got 'sometimes'", out)
-    assert "events.S:3: EVENTS: golden event traces need `emu trace`" in out
+    # A misspelled directive is an error, also when it is the header's only mark.
+    assert "typo.S:3: EXITT: unknown directive (did you mean EXIT:?)" in out
+    assert "only_typo.S:1: EXITT: unknown directive (did you mean EXIT:?)" in out
     assert "Traceback" not in out
-    assert "2 failed" in out
+    assert "3 failed" in out
+
+
+def test_events_directive_matches_the_event_trace_in_order(tmp_path):
+    events = "EXIT: 0\n * EVENTS: context_switch prev=None next={{[0-9]+}}\n * EVENTS: syscall nr=1 name=write\n" \
+             " * EVENTS: syscall_return name=write nr=1 result=9\n * EVENTS: syscall nr=231 name=exit_group"
+    write(tmp_path, "events.S", wrong(HELLO, "EXIT: 0", events))
+    write(tmp_path, "missing.S", wrong(HELLO, "EXIT: 0", "EXIT: 0\n * EVENTS: name=exit_group\n"
+                                                         " * EVENTS: syscall nr=1 name=write"))
+    out = run_pytest(tmp_path, "-v").stdout
+    assert "events.S::events.S[cpus=1] PASSED" in out and "events.S::events.S[cpus=2] PASSED" in out, out
+    assert "FAILED missing.S::missing.S[cpus=1]" in out
+    assert "EVENTS: syscall nr=1 name=write  (line 5)" in out and "events:\n" in out, out
 
 
 def test_xfail_line_expects_failure_and_reports_a_fixed_bug(tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+
+import pytest
 from collections import defaultdict
 
 from tests.guestbuild import REPO, build_c, emu
@@ -71,6 +73,9 @@ def test_munmap_timeline_on_four_vcpus(tmp_path):
     assert tasks == {0, 1, 2, 3}, "a task ran on every vCPU"
     munmaps = [event for event in spans if event["name"] == "syscall munmap" and event["tid"] == 0]
     assert len(munmaps) == 12
+    # Every syscall is charged its entry/exit cycles, so no slice is zero wide (issue 21).
+    syscalls = [event for event in spans if event["cat"] == "syscall"]
+    assert syscalls and all(event["dur"] > 0 and event["args"]["charged_cycles"] > 0 for event in syscalls)
     waits = [event for event in spans if event["name"] == "wait for IPI acks" and event["tid"] == 0]
     assert len(waits) >= 12
     for munmap in munmaps:   # each munmap waited for the other CPUs' flushes
@@ -90,3 +95,44 @@ def test_timeline_file_error_is_a_usage_error(tmp_path):
     binary = build_c(MUNMAP_THREADS.read_text(), "-pthread")
     run = emu("run", "--timeline", str(tmp_path / "missing-dir" / "t.json"), str(binary))
     assert run.returncode == 2 and len(run.stderr_lines) == 1 and "t.json" in run.stderr_lines[0]
+
+
+def test_png_has_a_colour_per_task_and_fpu_ticks(tmp_path):
+    """python -m emu.timeline: each task its own colour (labelled), XSAVES/XRSTORS ticks,
+    the legend in its own band under the axis."""
+    pytest.importorskip("matplotlib")
+    from emu import timeline
+    binary = build_c(MUNMAP_THREADS.read_text(), "-pthread")
+    timeline_path = tmp_path / "timeline.json"
+    assert emu("run", "--cpus", "2", "--timeline", str(timeline_path), str(binary)).returncode == 0
+    document = json.loads(timeline_path.read_text())
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    drawn = {}
+    original_savefig = plt.Figure.savefig
+
+    def capture(figure, path, **kwargs):
+        axes = figure.axes[0]
+        drawn["bar_colours"] = {tuple(collection.get_facecolor()[0]) for collection in axes.collections}
+        drawn["labels"] = [text.get_text() for text in axes.texts]
+        drawn["legend"] = [text.get_text() for text in figure.legends[0].get_texts()]
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        drawn["legend_top"] = figure.legends[0].get_window_extent(renderer).y1
+        drawn["xlabel_bottom"] = axes.xaxis.label.get_window_extent(renderer).y0
+        return original_savefig(figure, path, **kwargs)
+
+    plt.Figure.savefig = capture
+    try:
+        timeline.render_png(document, str(tmp_path / "t.png"))
+    finally:
+        plt.Figure.savefig = original_savefig
+    assert (tmp_path / "t.png").stat().st_size > 10_000
+    tasks = sorted({event["args"]["tid"] for event in document["traceEvents"] if event.get("cat") == "task"})
+    assert len(tasks) >= 3
+    assert [label for label in drawn["legend"] if label.startswith("task ")] == [f"task {t}" for t in tasks[:6]]
+    assert "XSAVES" in drawn["legend"] and "XRSTORS" in drawn["legend"]
+    assert any(label.startswith("t") for label in drawn["labels"])
+    assert len(drawn["bar_colours"]) >= len(tasks[:6]) + 1
+    assert drawn["legend_top"] <= drawn["xlabel_bottom"], "the legend covers the axis label"
