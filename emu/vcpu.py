@@ -362,7 +362,8 @@ class VCpu:
             cache.level[level].latency_cycles = int(memory[f"{prefix}_latency_cycles"])
         cache.l1_latency_cycles = int(memory["l1_latency_cycles"])
         cache.dram_latency_cycles = int(memory["dram_latency_cycles"])
-        cache.prefetch_line_cycles_fixed = int(line / float(memory["prefetch_bytes_per_cycle"]) * (1 << FRACTION_BITS))
+        for level, source in enumerate(("l2", "l3", "dram")):
+            cache.prefetch_line_fixed[level] = int(float(memory[f"prefetch_{source}_line_cycles"]) * (1 << FRACTION_BITS))
         cache.stream_count = min(int(memory["prefetch_streams"]), 32)
         cache.clock = self.clock
         self.clock.cache = cache

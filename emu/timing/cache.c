@@ -21,8 +21,7 @@ static int level_access(struct cache_level *level, uint64_t line)
     return hit;
 }
 
-/* Whether ``line`` continues a stream (then the stream advances); otherwise
- * a stream starts when this line is next to the previous access's. */
+/* Whether ``line`` continues a stream (then the stream advances). */
 static int prefetched(struct cache_model *cache, uint64_t line)
 {
     cache->stream_clock++;
@@ -33,25 +32,31 @@ static int prefetched(struct cache_model *cache, uint64_t line)
             s->last_use = cache->stream_clock;
             return 1;
         }
-        /* Same line again: still covered, no advance. */
-        if (s->next_line - s->direction == line) {
-            s->last_use = cache->stream_clock;
-            return 1;
-        }
-    }
-    int64_t delta = (int64_t)(line - cache->last_line);
-    if (delta == 1 || delta == -1) {
-        uint32_t victim = 0;
-        if (cache->streams_used < cache->stream_count) {
-            victim = cache->streams_used++;
-        } else {
-            for (uint32_t i = 1; i < cache->streams_used; i++)
-                if (cache->streams[i].last_use < cache->streams[victim].last_use)
-                    victim = i;
-        }
-        cache->streams[victim] = (struct cache_stream){line + delta, delta, cache->stream_clock};
     }
     return 0;
+}
+
+/* An L1 miss that no stream predicted: next to a recent miss, it starts a
+ * stream in that direction (replacing the least recently used one). */
+static void train_streams(struct cache_model *cache, uint64_t line)
+{
+    for (uint32_t i = 0; i < CACHE_RECENT_MISSES; i++) {
+        int64_t delta = (int64_t)(line - cache->recent_misses[i]);
+        if (cache->recent_misses[i] && (delta == 1 || delta == -1)) {
+            uint32_t victim = 0;
+            if (cache->streams_used < cache->stream_count) {
+                victim = cache->streams_used++;
+            } else {
+                for (uint32_t j = 1; j < cache->streams_used; j++)
+                    if (cache->streams[j].last_use < cache->streams[victim].last_use)
+                        victim = j;
+            }
+            cache->streams[victim] = (struct cache_stream){line + delta, delta, cache->stream_clock};
+            break;
+        }
+    }
+    cache->recent_misses[cache->recent_next] = line;
+    cache->recent_next = (cache->recent_next + 1) % CACHE_RECENT_MISSES;
 }
 
 void cache_on_access(void *uc, int type, uint64_t address, int size, int64_t value, void *user_data)
@@ -60,8 +65,6 @@ void cache_on_access(void *uc, int type, uint64_t address, int size, int64_t val
     struct cache_model *cache = (struct cache_model *)user_data;
     uint64_t line = address >> 6;
     cache->accesses++;
-    int streamed = prefetched(cache, line);
-    cache->last_line = line;
     uint32_t latency = cache->dram_latency_cycles;
     int level;
     for (level = 0; level < CACHE_LEVELS; level++) {
@@ -71,19 +74,19 @@ void cache_on_access(void *uc, int type, uint64_t address, int size, int64_t val
             break;
         }
     }
+    if (level == 0)
+        return;
     /* Fill the levels below the one that hit (inclusive hierarchy). */
     for (int lower = level + 1; lower < CACHE_LEVELS; lower++)
         level_access(&cache->level[lower], line);
-    if (level == 0)
-        return;
     struct hotpath_vcpu *clock = cache->clock;
     uint64_t fixed;
-    if (streamed) {
+    if (prefetched(cache, line)) {
+        /* The stream fetched it ahead: only its transfer is left. */
         cache->prefetched++;
-        fixed = cache->prefetch_line_cycles_fixed;
-        if (level < CACHE_LEVELS - 1)
-            fixed = 0;      /* in L2: the L1 prefetcher had it in time */
+        fixed = cache->prefetch_line_fixed[level - 1];
     } else {
+        train_streams(cache, line);
         if (level == CACHE_LEVELS)
             cache->dram_accesses++;
         fixed = (uint64_t)(latency - cache->l1_latency_cycles) << HOTPATH_CYCLE_FRACTION_BITS;

@@ -8,7 +8,7 @@
  * model has no page colouring). An access charges the clock the latency of
  * the level that held its line beyond the L1 latency the block price already
  * holds; a line a prefetch stream predicted costs only its transfer at the
- * stream bandwidth. Deterministic: the state depends only on the guest's
+ * bandwidth of the level it came from. Deterministic: the state depends only on the guest's
  * accesses.
  */
 #pragma once
@@ -31,16 +31,24 @@ struct cache_stream {
     uint32_t last_use;
 };
 
+#define CACHE_RECENT_MISSES 8
+
 struct cache_model {
     struct cache_level level[3];      /* CACHE_LEVELS */
     uint32_t l1_latency_cycles;
     uint32_t dram_latency_cycles;
-    uint32_t prefetch_line_cycles_fixed;   /* a prefetched line's transfer, fixed point (hotpath.h) */
+    /* A prefetched line's transfer into L1, fixed point (hotpath.h), by the
+     * level it came from: L2, L3, DRAM. */
+    uint32_t prefetch_line_fixed[3];
+    /* The last lines that missed L1 (a ring): a miss next to one of them
+     * starts a stream, so interleaved streams (a copy's source and
+     * destination) are each found. */
+    uint64_t recent_misses[8];        /* CACHE_RECENT_MISSES */
+    uint32_t recent_next;
     uint32_t streams_used;                 /* <= stream_count */
     uint32_t stream_count;
     uint32_t stream_clock;
     struct cache_stream streams[32];  /* CACHE_MAX_STREAMS */
-    uint64_t last_line;                    /* the previous access's line, for new streams */
     uint64_t dram_accesses;
     uint64_t prefetched;
     uint64_t accesses;

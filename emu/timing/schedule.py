@@ -171,12 +171,18 @@ def price_block(instructions, uarch: Uarch, classify) -> tuple[int, int, int]:
     extra = sum(uarch.classes[cls].latency_cycles for cls in map(classify, instructions)
                 if cls in ("serializing", "rdtsc"))
     bound += extra
+    # Front-end redirects: a call or ret costs its redirect wherever it runs;
+    # a jump's redirect bounds a block that loops to itself, while a block
+    # entered from elsewhere overlaps it with the back end of its neighbours
+    # (measured here: a two-block loop with a 2-cycle chain runs at 2 cycles,
+    # not 1 + 2).
+    entry = repeat = bound
     if last.mnemonic in ("call", "ret"):
-        bound = max(bound, uarch.call_ret_cycles)
+        entry = repeat = max(bound, uarch.call_ret_cycles)
     elif capstone.CS_GRP_JUMP in last.groups:
-        bound = max(bound, uarch.taken_branch_cycles)
-    fixed = max(MIN_BLOCK_FIXED, int(bound * ONE_CYCLE + 0.5))
-    return fixed, fixed, flags
+        repeat = max(bound, uarch.taken_branch_cycles)
+    return (max(MIN_BLOCK_FIXED, int(entry * ONE_CYCLE + 0.5)), max(MIN_BLOCK_FIXED, int(repeat * ONE_CYCLE + 0.5)),
+            flags)
 
 
 def _fast_string(instructions, uarch: Uarch) -> tuple[int, int] | None:
