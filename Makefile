@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= guest/examples/hello.S
 
-.PHONY: run test guest-test bench lint clean fuzz compare toolchains conformance
+.PHONY: run test guest-test bench calibrate lint clean fuzz compare toolchains conformance
 
 $(STAMP): pyproject.toml setup.py emu/timing/hotpath.c emu/timing/hotpath.h emu/timing/_build_hotpath.py emu/mmu/tlb.c emu/mmu/tlb.h \
 	 emu/timing/abort_guard.c emu/timing/cache.c emu/timing/cache.h emu/isa/amx_fast.c emu/isa/amx_fast.h \
@@ -59,6 +59,13 @@ compare: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The cycle model against this host (docs/calibration.md): bench/calibrate's
+# microbenchmarks natively and under `emu run --profile zen3 --cache-model`,
+# a table with the geometric-mean error factor, and the working-set sweep PNG
+# in results/calibration/. Needs gcc; matplotlib for the PNG (pip install '.[docs]').
+calibrate: $(STAMP)
+	$(BIN)/python -m bench.calibrate
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'ruff>=0.4'

@@ -360,6 +360,11 @@ class VCpu:
             cache.level[level].sets = sets
             cache.level[level].ways = ways
             cache.level[level].latency_cycles = int(memory[f"{prefix}_latency_cycles"])
+        dtlb_ways = int(memory["dtlb_ways"])
+        dtlb_sets = int(memory["dtlb_entries"]) // dtlb_ways
+        self._cache_tags.append(ffi.new("uint64_t[]", dtlb_sets * dtlb_ways))
+        cache.dtlb.tags, cache.dtlb.sets, cache.dtlb.ways = self._cache_tags[-1], dtlb_sets, dtlb_ways
+        cache.dtlb_miss_cycles = int(memory["dtlb_miss_cycles"])
         cache.l1_latency_cycles = int(memory["l1_latency_cycles"])
         cache.dram_latency_cycles = int(memory["dram_latency_cycles"])
         for level, source in enumerate(("l2", "l3", "dram")):
@@ -379,6 +384,7 @@ class VCpu:
         if cache != ffi.NULL:
             out["cache"] = {"accesses": cache.accesses, "l1_hits": cache.level[0].hits, "l2_hits": cache.level[1].hits,
                             "l3_hits": cache.level[2].hits, "dram": cache.dram_accesses,
+                            "dtlb_misses": cache.dtlb_misses,
                             "prefetched": cache.prefetched}
         return out
 

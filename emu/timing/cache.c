@@ -65,6 +65,11 @@ void cache_on_access(void *uc, int type, uint64_t address, int size, int64_t val
     struct cache_model *cache = (struct cache_model *)user_data;
     uint64_t line = address >> 6;
     cache->accesses++;
+    uint32_t extra_cycles = 0;
+    if (!level_access(&cache->dtlb, address >> 12)) {
+        cache->dtlb_misses++;
+        extra_cycles = cache->dtlb_miss_cycles;
+    }
     uint32_t latency = cache->dram_latency_cycles;
     int level;
     for (level = 0; level < CACHE_LEVELS; level++) {
@@ -74,22 +79,24 @@ void cache_on_access(void *uc, int type, uint64_t address, int size, int64_t val
             break;
         }
     }
-    if (level == 0)
+    struct hotpath_vcpu *clock = cache->clock;
+    if (level == 0) {
+        clock->cycles += extra_cycles;
         return;
+    }
     /* Fill the levels below the one that hit (inclusive hierarchy). */
     for (int lower = level + 1; lower < CACHE_LEVELS; lower++)
         level_access(&cache->level[lower], line);
-    struct hotpath_vcpu *clock = cache->clock;
-    uint64_t fixed;
+    uint64_t fixed = (uint64_t)extra_cycles << HOTPATH_CYCLE_FRACTION_BITS;
     if (prefetched(cache, line)) {
         /* The stream fetched it ahead: only its transfer is left. */
         cache->prefetched++;
-        fixed = cache->prefetch_line_fixed[level - 1];
+        fixed += cache->prefetch_line_fixed[level - 1];
     } else {
         train_streams(cache, line);
         if (level == CACHE_LEVELS)
             cache->dram_accesses++;
-        fixed = (uint64_t)(latency - cache->l1_latency_cycles) << HOTPATH_CYCLE_FRACTION_BITS;
+        fixed += (uint64_t)(latency - cache->l1_latency_cycles) << HOTPATH_CYCLE_FRACTION_BITS;
     }
     uint64_t total = clock->cycle_fraction + fixed;
     clock->cycles += total >> HOTPATH_CYCLE_FRACTION_BITS;

@@ -35,6 +35,12 @@ struct cache_stream {
 
 struct cache_model {
     struct cache_level level[3];      /* CACHE_LEVELS */
+    /* The first-level data TLB, as a cache of 4 KiB page numbers: a miss
+     * (the second-level TLB, emu/mmu/tlb.c, holds the page or walks) costs
+     * dtlb_miss_cycles on top of the access. */
+    struct cache_level dtlb;
+    uint32_t dtlb_miss_cycles;
+    uint64_t dtlb_misses;
     uint32_t l1_latency_cycles;
     uint32_t dram_latency_cycles;
     /* A prefetched line's transfer into L1, fixed point (hotpath.h), by the

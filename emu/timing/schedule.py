@@ -242,6 +242,8 @@ def _step(insn, uarch: Uarch, classify, written_anywhere: set) -> _Step:
         sources, latency = set(), 0.0
     elif mnemonic in _MOVE_ELIMINATION and len(registers) == 2 and not memory and registers[0].size >= 4:
         latency = 0.0       # move elimination at rename
+    elif load and not store and latency == 0.0:
+        uops = []           # a plain load: only the load micro-op below
     else:
         # A non-pipelined unit is busy for the instruction's occupancy once.
         uops = ([(row.ports, row.occupancy_cycles or 1.0)] + [(row.ports, 1.0)] * (row.uops - 1)
