@@ -11,8 +11,8 @@ everything to a JSON file.
 Native cycles come from a calibrated clock, no PMU: each benchmark prints
 the nanoseconds of N and 2N iterations (least of REPEATS runs: the host is
 shared, the least is the run nobody preempted); the difference is N
-iterations. The host's core clock is measured right before each benchmark
-by ``dep_add``, a chain of dependent ``add``s at one cycle each (so dep_add
+iterations; the median of three such measurements is kept. The host's core
+clock is measured right before each of them by ``dep_add``, a chain of dependent ``add``s at one cycle each (so dep_add
 itself is the clock reference, not a check, and is left out of the
 geometric mean). Under emu the guest's clock_gettime counts the vCPU's
 cycles at the profile's frequency, so the same arithmetic gives emulated
@@ -113,10 +113,18 @@ def host_hz(binary: Path) -> float:
     return 8 * reference.native_n / ((ns_2n - ns_n) * 1e-9)
 
 
+NATIVE_SAMPLES = 3
+
+
 def native_cycles(binary: Path, bench: Benchmark) -> tuple[float, float]:
-    hz = host_hz(binary)
-    ns_n, ns_2n = run_native(binary, bench)
-    return (ns_2n - ns_n) * 1e-9 * hz / bench.native_n, hz
+    """The median of NATIVE_SAMPLES measurements, each with the clock measured
+    right before it (a shared host's frequency and load drift within seconds)."""
+    samples = []
+    for _ in range(NATIVE_SAMPLES):
+        hz = host_hz(binary)
+        ns_n, ns_2n = run_native(binary, bench)
+        samples.append(((ns_2n - ns_n) * 1e-9 * hz / bench.native_n, hz))
+    return sorted(samples)[NATIVE_SAMPLES // 2]
 
 
 def emu_cycles(binary: Path, bench: Benchmark, profile: str, frequency_hz: int, cache_model: bool) -> float:
