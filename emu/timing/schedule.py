@@ -119,6 +119,15 @@ def parse_row(value) -> UarchRow:
     return UarchRow(float(value[0]), int(value[1]), ports, float(value[3]) if len(value) == 4 else 0.0)
 
 
+def _regs_access(insn) -> tuple[list, list]:
+    """capstone's (read, written) registers, or none for an instruction its
+    detail tables do not cover (it is then priced by its row alone)."""
+    try:
+        return insn.regs_access()
+    except capstone.CsError:
+        return [], []
+
+
 def _reg_names(insn, ids) -> list[str]:
     names = []
     for reg in ids:
@@ -158,7 +167,7 @@ def price_block(instructions, uarch: Uarch, classify) -> tuple[int, int, int]:
         return string[0], string[1], flags
     written_anywhere = set()
     for insn in instructions:
-        _, writes = insn.regs_access()
+        _, writes = _regs_access(insn)
         written_anywhere.update(_CANONICAL.get(n, n) for n in _reg_names(insn, writes))
     steps = [_step(insn, uarch, classify, written_anywhere) for insn in instructions]
     # Macro-op fusion: a conditional branch right after the flag-setting
@@ -210,7 +219,7 @@ def _row(insn, uarch: Uarch, cls: str) -> UarchRow:
 
 
 def _step(insn, uarch: Uarch, classify, written_anywhere: set) -> _Step:
-    reads, writes = insn.regs_access()
+    reads, writes = _regs_access(insn)
     read_names, write_names = _reg_names(insn, reads), _reg_names(insn, writes)
     mnemonic = insn.mnemonic
     cls = classify(insn)
