@@ -6,10 +6,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= guest/examples/hello.S
 
-.PHONY: run test guest-test bench lint clean fuzz compare toolchains conformance
+.PHONY: run test guest-test bench calibrate lint clean fuzz compare toolchains conformance
 
 $(STAMP): pyproject.toml setup.py emu/timing/hotpath.c emu/timing/hotpath.h emu/timing/_build_hotpath.py emu/mmu/tlb.c emu/mmu/tlb.h \
-	 emu/timing/abort_guard.c emu/isa/amx_fast.c emu/isa/amx_fast.h \
+	 emu/timing/abort_guard.c emu/timing/cache.c emu/timing/cache.h emu/isa/amx_fast.c emu/isa/amx_fast.h \
 	 emu/isa/xstate_fast.c emu/isa/xstate_fast.h emu/registers_fast.c emu/registers_fast.h
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
@@ -77,6 +77,13 @@ compare: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The cycle model against this host (docs/calibration.md): bench/calibrate's
+# microbenchmarks natively and under `emu run --profile zen3 --cache-model`,
+# a table with the geometric-mean error factor, and the working-set sweep PNG
+# in results/calibration/. Needs gcc; matplotlib for the PNG (pip install '.[docs]').
+calibrate: $(STAMP)
+	$(BIN)/python -m bench.calibrate
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'ruff>=0.4'

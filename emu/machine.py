@@ -18,6 +18,7 @@ from emu.isa.dispatch import HANDLERS as EMULATED_MNEMONICS
 from emu.memory import PAGE_SIZE, PhysicalMemory
 from emu.mmu.pagewalk import ACCESS_FETCH
 from emu.timing.profile import DEFAULT_PROFILE, Profile, load_profile
+from emu.timing.schedule import ONE_CYCLE
 from emu.traps import TrapHandler
 from emu.vcpu import VCpu, hotpath
 
@@ -73,10 +74,16 @@ class Machine:
 
     def __init__(self, cpus: int = 1, memory_bytes: int = DEFAULT_MEMORY_BYTES,
                  quantum_cycles: int = DEFAULT_QUANTUM_CYCLES, max_cycles: int | None = None,
-                 profile: Profile | str = DEFAULT_PROFILE):
+                 profile: Profile | str = DEFAULT_PROFILE, cache_model: bool = False):
         if not 1 <= cpus <= MAX_CPUS:
             raise ValueError(f"--cpus must be between 1 and {MAX_CPUS}")
         self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
+        # --cache-model: every vCPU charges data accesses through the C cache
+        # hierarchy (emu/timing/cache.c); needs the profile's [memory] section.
+        if cache_model and not self.profile.memory:
+            raise ValueError(f"--cache-model needs a profile with a [memory] section "
+                             f"({self.profile.name!r} has none; try --profile zen3)")
+        self.cache_model = cache_model
         self.memory = PhysicalMemory(memory_bytes)
         self.memory.write(0, firmware.firmware_image())
         self.reserved_physical_bytes = firmware.FIRMWARE_SIZE_BYTES
@@ -88,7 +95,7 @@ class Machine:
         self._disassembler.detail = True
         # The profile's identity as far as block prices go (profiles are
         # immutable once loaded): equal costs share decoded blocks.
-        self._price_key = tuple(sorted(self.profile.instruction_cycles.items()))
+        self._price_key = self.profile.price_key
         self._block_prices: dict[tuple[int, bytes], tuple[int, int, int | None]] = {}
         # (address, size) of each priced block holding a port I/O instruction
         # -> that instruction's address (the vCPU raises its #GP: VCpu.run).
@@ -152,14 +159,16 @@ class Machine:
 
     # ---- cost of code ---------------------------------------------------
 
-    def price_block(self, vcpu: VCpu, address: int, size_bytes: int) -> tuple[int, int]:
-        """(instructions, cycles) of the translated block at ``address``.
+    def price_block(self, vcpu: VCpu, address: int, size_bytes: int) -> tuple[int, int, int, int]:
+        """(instructions, entry, repeat, flags) of the translated block at
+        ``address``: hotpath.h's fixed-point prices (1/256 cycles) of its first
+        execution and of one right after itself, and its HOTPATH_BLOCK_* flags.
 
         Called once per new block from the C hot path; the cost comes from the
-        profile (emu/timing/profile.py).
+        profile (emu/timing/profile.py, schedule.py).
         """
         if size_bytes == 0:
-            return 0, 0
+            return 0, 0, 0, 0
         if (address & (PAGE_SIZE - 1)) + size_bytes <= PAGE_SIZE:
             # Within one page (nearly every block): read_virtual's one translation.
             code = self.memory.read(vcpu.translate(address, ACCESS_FETCH), size_bytes)
@@ -180,7 +189,7 @@ class Machine:
         key = (address, code)
         price = self._block_prices.get(key)
         if price is None:
-            count, cycles, covered, port_io_offset = self._decode_block(code, address)
+            count, cost, covered, port_io_offset = self._decode_block(code, address)
             # Unicorn's size for a block ending in an invalid opcode may stop
             # short of that instruction's last byte: decode it from memory
             # (the bytes past the block are not part of the decode cache's key).
@@ -189,22 +198,23 @@ class Machine:
                                     address + covered):
                     count += 1
                     if count == 1:
-                        cycles = self.profile.block_cycles(())
+                        one = self.profile.block_cycles(()) * ONE_CYCLE
+                        cost = (one, one, 0)
             elif self._price_profile and port_io_offset is None:
                 # A function of the bytes and costs alone: the C hook prices
                 # this block from now on, on every vCPU of every machine.
                 # Never a block with port I/O: each entry must reach Python.
                 hotpath.hotpath_price_cache_insert(self._price_profile, code, size_bytes, count,
-                                                   cycles if count else 0)
-            price = self._block_prices[key] = ((count, cycles) if count else (0, 0)) + (port_io_offset,)
-        if price[2] is not None:
-            self.port_io_blocks[(address, size_bytes)] = address + price[2]
+                                                   *(cost if count else (0, 0, 0)))
+            price = self._block_prices[key] = ((count, *cost) if count else (0, 0, 0, 0)) + (port_io_offset,)
+        if price[4] is not None:
+            self.port_io_blocks[(address, size_bytes)] = address + price[4]
         elif self.port_io_blocks:
             self.port_io_blocks.pop((address, size_bytes), None)
-        return price[:2]
+        return price[:4]
 
-    def _decode_block(self, code: bytes, address: int) -> tuple[int, int, int, int | None]:
-        """(retired instructions, their cycles, bytes decoded, offset of the
+    def _decode_block(self, code: bytes, address: int) -> tuple[int, tuple, int, int | None]:
+        """(retired instructions, their (entry, repeat, flags) price, bytes decoded, offset of the
         first port I/O instruction or None) of ``code``, from the process-wide
         cache when the same bytes were priced before."""
         key = (self._price_key, code)
@@ -222,7 +232,7 @@ class Machine:
         covered = sum(insn.size for insn in instructions)
         port_io_offset = next((insn.address - address for insn in instructions if insn.id in PORT_IO_INSTRUCTIONS),
                               None)
-        decoded = (len(retired), self.profile.block_cycles(retired, costs) if retired else 0, covered,
+        decoded = (len(retired), self.profile.block_price(retired, costs) if retired else (0, 0, 0), covered,
                    port_io_offset)
         if SHARE_BLOCK_PRICES:
             if len(_decoded_blocks) >= BLOCK_PRICE_CACHE_ENTRIES:

@@ -43,6 +43,7 @@ try:
 except ImportError as _error:  # the cffi extension is compiled when the package installs
     raise ImportError("the C hot path emu.timing._hotpath is not built; reinstall the package "
                       "(make test, or pip install -e .) on a machine with a C compiler") from _error
+from emu.timing.schedule import FRACTION_BITS
 from emu.trace import exception_fields
 from emu.translation_abort import aborts_unicorn_translator, find_untranslatable
 from emu.unicorn_internals import (
@@ -138,6 +139,10 @@ AMX_FAST_PATH_DEFAULT = os.environ.get("EMU_AMX_FAST_PATH", "1") != "0"
 BLOCK_TABLE_ENTRIES = 1 << 14
 # Bound of charge_event's memo of Profile.event_cycles (events x counts seen).
 EVENT_CYCLES_MEMO_ENTRIES = 1024
+# The gshare predictor's 2-bit counters (a power of two): 4096, Zen 3's
+# first-level predictor is larger but this already learns periodic patterns
+# up to the 12 bits of history the index mixes in.
+PREDICTOR_ENTRIES = 4096
 
 # Every VCpu registers here so the one cffi miss callback finds its owner.
 _VCPUS_BY_HANDLE: dict[int, "VCpu"] = {}
@@ -154,18 +159,18 @@ def _block_miss_failed(exc_type, exc_value, _traceback) -> None:
 def hotpath_block_miss(handle: int, address: int, size_bytes: int) -> None:
     vcpu = _VCPUS_BY_HANDLE[handle]
     try:
-        instructions, cycles = vcpu.machine.price_block(vcpu, address, size_bytes)
+        instructions, entry_fixed, repeat_fixed, flags = vcpu.machine.price_block(vcpu, address, size_bytes)
     except CpuException:
-        instructions, cycles = 0, 0
+        instructions, entry_fixed, repeat_fixed, flags = 0, 0, 0, 0
     port_io_blocks = vcpu.machine.port_io_blocks
     if port_io_blocks:
         port_io = port_io_blocks.get((address, size_bytes))
         if port_io is not None and vcpu.stop_before_port_io(address, port_io):
             # Nothing runs or is charged now; the slot stays unmatched, so the
             # block comes back here on every entry.
-            hotpath.hotpath_store_block(vcpu.clock, address, 0, 0, 0)
+            hotpath.hotpath_store_block(vcpu.clock, address, 0, 0, 0, 0, 0)
             return
-    hotpath.hotpath_store_block(vcpu.clock, address, size_bytes, instructions, cycles)
+    hotpath.hotpath_store_block(vcpu.clock, address, size_bytes, instructions, entry_fixed, repeat_fixed, flags)
 
 
 @dataclass
@@ -229,6 +234,8 @@ class VCpu:
         self.clock.table_mask = BLOCK_TABLE_ENTRIES - 1
         self.clock.vcpu_index = self._handle
         self.clock.deadline_cycles = (1 << 64) - 1
+        self._init_branch_predictor(machine.profile)
+        self._init_cache_model(machine.profile)
         self._init_tlb_model(machine.profile.tlb)
         self._init_amx_fast_path()
         # Unicorn instances given up after their translator aborted
@@ -309,6 +316,9 @@ class VCpu:
                 (unicorn.UC_HOOK_BLOCK, hotpath.hotpath_on_block_address(), self.clock),
                 (unicorn.UC_HOOK_TLB_FILL, hotpath.mmu_on_tlb_fill_address(), self._mmu)):
             self._c_hook_handles.append(self._add_c_hook(hook_type, callback, context))
+        if self.clock.cache != ffi.NULL:
+            self._c_hook_handles.append(self._add_c_hook(unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE,
+                                                         hotpath.cache_on_access_address(), self.clock.cache))
 
     def _add_c_hook(self, hook_type: int, callback: int, context, *instruction: int) -> ctypes.c_size_t:
         """uc_hook_add of a C callback over every address; UC_HOOK_INSN takes the instruction id."""
@@ -320,6 +330,63 @@ class VCpu:
         if status != 0:
             raise RuntimeError(f"uc_hook_add({hook_type}) failed: {status}")
         return handle
+
+    def _init_branch_predictor(self, profile) -> None:
+        """The C hook's gshare predictor (hotpath.c predict_branch) when the
+        profile charges mispredictions: counters start weakly not-taken."""
+        penalty = profile.uarch.mispredict_penalty_cycles if profile.uarch is not None else 0
+        if not penalty:
+            return
+        self._predictor = ffi.new("uint8_t[]", bytes([1]) * PREDICTOR_ENTRIES)
+        self.clock.predictor = self._predictor
+        self.clock.predictor_mask = PREDICTOR_ENTRIES - 1
+        self.clock.mispredict_penalty_fixed = penalty << FRACTION_BITS
+
+    def _init_cache_model(self, profile) -> None:
+        """--cache-model's hierarchy (emu/timing/cache.h) from the profile's
+        [memory] section; the clock's cache pointer stays NULL without it."""
+        if not self.machine.cache_model:
+            return
+        memory = profile.memory
+        line = int(memory["line_bytes"])
+        cache = self._cache = ffi.new("struct cache_model *")
+        self._cache_tags = []
+        for level, prefix in enumerate(("l1", "l2", "l3")):
+            ways = int(memory[f"{prefix}_ways"])
+            sets = int(memory[f"{prefix}_bytes"]) // line // ways
+            tags = ffi.new("uint64_t[]", sets * ways)
+            self._cache_tags.append(tags)
+            cache.level[level].tags = tags
+            cache.level[level].sets = sets
+            cache.level[level].ways = ways
+            cache.level[level].latency_cycles = int(memory[f"{prefix}_latency_cycles"])
+        dtlb_ways = int(memory["dtlb_ways"])
+        dtlb_sets = int(memory["dtlb_entries"]) // dtlb_ways
+        self._cache_tags.append(ffi.new("uint64_t[]", dtlb_sets * dtlb_ways))
+        cache.dtlb.tags, cache.dtlb.sets, cache.dtlb.ways = self._cache_tags[-1], dtlb_sets, dtlb_ways
+        cache.dtlb_miss_cycles = int(memory["dtlb_miss_cycles"])
+        cache.l1_latency_cycles = int(memory["l1_latency_cycles"])
+        cache.dram_latency_cycles = int(memory["dram_latency_cycles"])
+        for level, source in enumerate(("l2", "l3", "dram")):
+            cache.prefetch_line_fixed[level] = int(float(memory[f"prefetch_{source}_line_cycles"]) * (1 << FRACTION_BITS))
+        cache.stream_count = min(int(memory["prefetch_streams"]), 32)
+        cache.clock = self.clock
+        self.clock.cache = cache
+
+    def cache_statistics(self) -> dict:
+        """The branch predictor's and --cache-model's counters for the stats
+        JSON (empty when neither is on)."""
+        out = {}
+        if self.clock.predictor != ffi.NULL:
+            out["conditional_branches"] = self.clock.conditional_branches
+            out["branch_mispredicts"] = self.clock.branch_mispredicts
+        cache = self.clock.cache
+        if cache != ffi.NULL:
+            out["cache"] = {"accesses": cache.accesses, "l1_hits": cache.level[0].hits, "l2_hits": cache.level[1].hits,
+                            "l3_hits": cache.level[2].hits, "dram": cache.dram_accesses,
+                            "dtlb_misses": cache.dtlb_misses,
+                            "prefetched": cache.prefetched}
+        return out
 
     def _init_amx_fast_path(self) -> None:
         """The C tile dot products (emu/isa/amx_fast.h): this vCPU's tile state,
@@ -353,6 +420,8 @@ class VCpu:
         mmu.firmware_size = firmware.FIRMWARE_SIZE_BYTES
         mmu.firmware_writable_from = firmware.BOOT_STACK_OFFSET
         mmu.walk_cycles_per_read = self.machine.profile.event_cycles("page_walk_level")
+        memory_model = self.machine.profile.memory or {}
+        mmu.miss_data_cycles = 0 if self.machine.cache_model else int(memory_model.get("tlb_miss_data_proxy_cycles", 0))
         mmu.small = self._tlb_small
         mmu.large = self._tlb_large
         mmu.fifo, mmu.fifo_head, mmu.fifo_count = self._tlb_fifo, self._tlb_fifo_head, self._tlb_fifo_count
@@ -390,6 +459,7 @@ class VCpu:
         self._flush_unicorn_tlb()
         # Firmware instructions are not guest work: the clock starts at zero.
         self.clock.cycles = 0
+        self.clock.cycle_fraction = 0
         self.clock.instructions = 0
 
     # ---- registers ------------------------------------------------------
@@ -1059,14 +1129,16 @@ class VCpu:
         rip = self.uc.reg_read(x86.UC_X86_REG_RIP)
         if not start <= rip < start + size:
             return
-        charged_cycles, charged_instructions = last.cycles, last.instructions
+        charged_fixed, charged_instructions = clock.last_charge_fixed, last.instructions
         clock.last_block = ffi.NULL
         try:
-            executed_instructions, executed_cycles = (
-                self.machine.price_block(self, start, rip - start) if rip > start else (0, 0))
+            executed_instructions, executed_fixed = (
+                self.machine.price_block(self, start, rip - start)[:2] if rip > start else (0, 0))
         except CpuException:
             return
-        clock.cycles = clock.cycles - charged_cycles + executed_cycles
+        # In fixed point (hotpath.h), so the fraction of a cycle is refunded too.
+        total = (clock.cycles << FRACTION_BITS) + clock.cycle_fraction - charged_fixed + executed_fixed
+        clock.cycles, clock.cycle_fraction = total >> FRACTION_BITS, total & ((1 << FRACTION_BITS) - 1)
         clock.instructions = clock.instructions - charged_instructions + executed_instructions
 
     def _emulate_time_stamp_counter(self) -> bool:

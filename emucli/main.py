@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cmdline", default="", metavar="'key=value ...'", help="kernel policy parameters")
     run.add_argument("--profile", default=None, metavar="NAME",
                      help="cost profile (see `emu profiles`; default spr)")
+    run.add_argument("--cache-model", action="store_true",
+                     help="charge every data access through the profile's L1/L2/L3/DRAM model "
+                          "(slower; needs a profile with a [memory] section, e.g. zen3)")
     run.add_argument("--memory", type=_positive_int, metavar="MIB", default=1024,
                      help="guest physical memory in MiB (default 1024)")
     run.add_argument("--max-memory", type=_memory_size, metavar="SIZE",
@@ -172,7 +175,7 @@ def run_command(options) -> int:
     try:
         profile = load_profile(options.profile or DEFAULT_PROFILE)
         machine = Machine(cpus=options.cpus, memory_bytes=memory_bytes, max_cycles=options.max_cycles,
-                          profile=profile)
+                          profile=profile, cache_model=options.cache_model)
     except (ValueError, ProfileError) as error:
         raise UsageError(str(error)) from None
     except OSError as error:
@@ -259,7 +262,7 @@ def collect_stats(machine, kernel) -> dict:
         "per_cpu": [{"cpu": vcpu.index, "cycles": vcpu.cycles, "instructions": vcpu.instructions,
                      "ipis_sent": vcpu.event_counts.get("ipi_send", 0),
                      "ipis_received": vcpu.event_counts.get("ipi_receive", 0),
-                     **vcpu.tlb_statistics(),
+                     **vcpu.tlb_statistics(), **vcpu.cache_statistics(),
                      "events": dict(sorted(vcpu.event_counts.items()))}
                     for vcpu in machine.vcpus],
     }

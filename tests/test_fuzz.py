@@ -76,7 +76,7 @@ def test_harness_guard_reaches_a_guest_that_never_leaves_unicorn(monkeypatch):
     import fuzz
     from emu.machine import Machine
     monkeypatch.setattr(fuzz, "WALL_SECONDS_PER_CASE", 1.0)
-    monkeypatch.setattr(Machine, "price_block", lambda self, vcpu, address, size: (0, 0))
+    monkeypatch.setattr(Machine, "price_block", lambda self, vcpu, address, size: (0, 0, 0, 0))
     outcome = run_guest(Guest(code=HINT_NOP_LOOP + exit_group(0)))
     assert outcome.failure.startswith("hang"), outcome.failure
 

@@ -163,6 +163,6 @@ def test_timeout_reaches_a_guest_that_never_leaves_unicorn(monkeypatch, capsys):
     from emu.machine import Machine
     from emucli.main import main
     binary = build_asm(".globl _start\n_start:\n1:  .byte 0x48, 0x64, 0x0f, 0x1c, 0xeb\n    jns 1b\n")
-    monkeypatch.setattr(Machine, "price_block", lambda self, vcpu, address, size: (0, 0))
+    monkeypatch.setattr(Machine, "price_block", lambda self, vcpu, address, size: (0, 0, 0, 0))
     assert main(["run", "--timeout", "0.5", str(binary)]) == EXIT_WALL_TIMEOUT
     assert "wall-clock timeout of 0.5 s reached" in capsys.readouterr().err

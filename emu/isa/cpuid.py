@@ -74,7 +74,11 @@ INTEL_SAPPHIRE_RAPIDS = CpuModel("GenuineIntel", 0x000806F8, "Emulated Sapphire 
                                  amx=True, invlpgb=False, serialize=True)
 AMD_ZEN4 = CpuModel("AuthenticAMD", 0x00A10F11, "Emulated Zen 4-class CPU",
                     amx=False, invlpgb=True, serialize=False)
-MODELS_BY_PROFILE = {"spr": INTEL_SAPPHIRE_RAPIDS, "zen4": AMD_ZEN4}
+# Family 19h model 01h stepping 1: EPYC 7003 (Milan), the host the zen3
+# profile is calibrated on. Zen 3 has INVLPGB/TLBSYNC (AMD APM Vol. 3).
+AMD_ZEN3 = CpuModel("AuthenticAMD", 0x00A00F11, "Emulated Zen 3-class CPU",
+                    amx=False, invlpgb=True, serialize=False)
+MODELS_BY_PROFILE = {"spr": INTEL_SAPPHIRE_RAPIDS, "zen4": AMD_ZEN4, "zen3": AMD_ZEN3}
 
 
 def _register_words(text: str) -> list[int]:

@@ -597,6 +597,8 @@ int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void
             unicorn_forget(mmu, assisted);
         return fail(mmu, VECTOR_PF, vaddr, w.fault_error_code);
     }
+    if (!e && access != MMU_ACCESS_FETCH)
+        mmu->clock->cycles += mmu->miss_data_cycles;
     struct tlb_entry *slot = insert(mmu, vaddr, &w);
     slot->fetched = fetched;
     return fill_from(out, slot, vaddr, access);

@@ -59,6 +59,10 @@ struct mmu_vcpu {
     uint64_t firmware_size;
     uint64_t firmware_writable_from; /* offset of the first writable firmware byte */
     uint64_t walk_cycles_per_read;  /* cost of one paging-structure read */
+    /* Charged on top of the walk when a data access misses the modelled TLB
+     * (the profile's [memory] tlb_miss_data_proxy_cycles, 0 with --cache-model):
+     * the default path's stand-in for the cache miss such an access takes. */
+    uint64_t miss_data_cycles;
     struct tlb_entry *small;        /* sets * ways entries, set-major */
     struct tlb_entry *large;        /* large_entries entries */
     uint32_t sets;                  /* power of two */

@@ -67,13 +67,15 @@ static inline struct hotpath_block_cost *slot_for(struct hotpath_vcpu *vcpu, uin
 }
 
 void hotpath_store_block(struct hotpath_vcpu *vcpu, uint64_t address, uint32_t size_bytes,
-                         uint32_t instructions, uint64_t cycles)
+                         uint32_t instructions, uint32_t entry_fixed, uint32_t repeat_fixed, uint32_t flags)
 {
     struct hotpath_block_cost *slot = slot_for(vcpu, address);
     slot->address = address;
     slot->size_bytes = size_bytes;
     slot->instructions = instructions;
-    slot->cycles = cycles;
+    slot->entry_fixed = entry_fixed;
+    slot->repeat_fixed = repeat_fixed;
+    slot->flags = flags;
 }
 
 void hotpath_clear_blocks(struct hotpath_vcpu *vcpu)
@@ -102,7 +104,7 @@ struct price_entry {
     uint32_t profile;           /* 0: empty */
     uint32_t size_bytes;
     uint32_t instructions;
-    uint64_t cycles;
+    uint32_t entry_fixed, repeat_fixed, flags;
     uint8_t *code;              /* malloc'ed copy of the block's bytes */
 };
 
@@ -149,7 +151,8 @@ static uint64_t price_hash(uint32_t profile, const uint8_t *first, uint32_t firs
 }
 
 void hotpath_price_cache_insert(uint32_t profile, const char *code, uint32_t size_bytes,
-                                uint32_t instructions, uint64_t cycles)
+                                uint32_t instructions, uint32_t entry_fixed, uint32_t repeat_fixed,
+                                uint32_t flags)
 {
     if (!price_cache || !profile || !size_bytes)
         return;
@@ -167,7 +170,9 @@ void hotpath_price_cache_insert(uint32_t profile, const char *code, uint32_t siz
     e->profile = profile;
     e->size_bytes = size_bytes;
     e->instructions = instructions;
-    e->cycles = cycles;
+    e->entry_fixed = entry_fixed;
+    e->repeat_fixed = repeat_fixed;
+    e->flags = flags;
     e->code = copy;
 }
 
@@ -208,7 +213,7 @@ static int block_bytes(struct mmu_vcpu *mmu, uint64_t address, uint32_t size,
 }
 
 static int price_from_cache(struct hotpath_vcpu *vcpu, uint64_t address, uint32_t size_bytes,
-                            uint32_t *instructions, uint64_t *cycles)
+                            const struct price_entry **found)
 {
     const uint8_t *piece[2];
     uint32_t piece_bytes[2];
@@ -221,9 +226,43 @@ static int price_from_cache(struct hotpath_vcpu *vcpu, uint64_t address, uint32_
             || memcmp(e->code, piece[0], piece_bytes[0])
             || memcmp(e->code + piece_bytes[0], piece[1], piece_bytes[1]))
         return 0;
-    *instructions = e->instructions;
-    *cycles = e->cycles;
+    *found = e;
     return 1;
+}
+
+/* gshare (McFarling 1993): the conditional branch ending the previous block
+ * was taken unless this block starts where that one ends. A 2-bit counter
+ * indexed by the branch's address xor the global history predicts it; a
+ * wrong prediction costs the profile's penalty (refetch from the redirected
+ * address). Returns the penalty to charge, fixed point. */
+static inline uint32_t predict_branch(struct hotpath_vcpu *vcpu, uint64_t branch_end, uint64_t address)
+{
+    uint32_t taken = address != branch_end;
+    uint32_t index = ((uint32_t)branch_end ^ (uint32_t)(branch_end >> 15) ^ (vcpu->branch_history * 0x9E37u))
+                     & vcpu->predictor_mask;
+    uint8_t counter = vcpu->predictor[index];
+    uint32_t predicted_taken = counter >> 1;
+    vcpu->predictor[index] = taken ? (counter < 3 ? counter + 1 : 3) : (counter ? counter - 1 : 0);
+    vcpu->branch_history = (vcpu->branch_history << 1) | taken;
+    vcpu->conditional_branches++;
+    if (predicted_taken == taken)
+        return 0;
+    vcpu->branch_mispredicts++;
+    return vcpu->mispredict_penalty_fixed;
+}
+
+/* Charge a block's price (and the previous block's branch outcome) to the
+ * clock: whole cycles to cycles, the rest kept in cycle_fraction. */
+static inline void charge_block(struct hotpath_vcpu *vcpu, uint32_t prev_flags, uint64_t prev_end,
+                                const struct hotpath_block_cost *slot, uint64_t address, uint32_t price)
+{
+    vcpu->last_charge_fixed = price;
+    if ((prev_flags & HOTPATH_BLOCK_CONDITIONAL_BRANCH) && vcpu->predictor)
+        price += predict_branch(vcpu, prev_end, address);
+    uint64_t total = (uint64_t)vcpu->cycle_fraction + price;
+    vcpu->cycles += total >> HOTPATH_CYCLE_FRACTION_BITS;
+    vcpu->cycle_fraction = (uint32_t)total & ((1u << HOTPATH_CYCLE_FRACTION_BITS) - 1);
+    vcpu->instructions += slot->instructions;
 }
 
 /* Everything but "the block that just ran runs again" or "a cached block":
@@ -247,14 +286,19 @@ static void __attribute__((noinline, cold)) on_block_rare(void *uc, uint64_t add
     if (vcpu->unicorn_tlb_flush_pending)
         hotpath_flush_unicorn_tlb_pending(vcpu);
     int clock_block = address == vcpu->cycle_clock_block && vcpu->cycle_clock_word;
+    /* The previous block, read before a miss may store over its slot. */
+    struct hotpath_block_cost *prev = vcpu->last_block;
+    uint32_t prev_flags = prev ? prev->flags : 0;
+    uint64_t prev_end = prev ? prev->address + prev->size_bytes : 0;
+    int repeat = prev && prev->address == address && prev->size_bytes == size_bytes;
     struct hotpath_block_cost *slot = clock_block ? &vcpu->cycle_clock_slot : slot_for(vcpu, address);
     if (slot->address != address || slot->size_bytes != size_bytes) {
-        uint32_t instructions;
-        uint64_t cycles;
+        const struct price_entry *found;
         vcpu->block_misses++;
-        if (price_from_cache(vcpu, address, size_bytes, &instructions, &cycles)) {
+        if (price_from_cache(vcpu, address, size_bytes, &found)) {
             vcpu->price_cache_hits++;
-            hotpath_store_block(vcpu, address, size_bytes, instructions, cycles);
+            hotpath_store_block(vcpu, address, size_bytes, found->instructions, found->entry_fixed,
+                                found->repeat_fixed, found->flags);
         } else {
             hotpath_block_miss(vcpu->vcpu_index, address, size_bytes);
         }
@@ -268,8 +312,7 @@ static void __attribute__((noinline, cold)) on_block_rare(void *uc, uint64_t add
             slot = &vcpu->cycle_clock_slot;
         }
     }
-    vcpu->cycles += slot->cycles;
-    vcpu->instructions += slot->instructions;
+    charge_block(vcpu, prev_flags, prev_end, slot, address, repeat ? slot->repeat_fixed : slot->entry_fixed);
     vcpu->last_block = slot;
     if (clock_block)
         *vcpu->cycle_clock_word = vcpu->cycles;
@@ -282,18 +325,27 @@ void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *use
         on_block_rare(uc, address, size_bytes, vcpu);
         return;
     }
-    struct hotpath_block_cost *slot = vcpu->last_block;
-    /* Loops re-enter the block they just ran: try that before hashing. */
-    if (!slot || slot->address != address || slot->size_bytes != size_bytes) {
+    struct hotpath_block_cost *prev = vcpu->last_block;
+    struct hotpath_block_cost *slot = prev;
+    uint32_t price;
+    /* Loops re-enter the block they just ran: try that before hashing, and
+     * charge its steady state (schedule.py: the repeat price). */
+    if (slot && slot->address == address && slot->size_bytes == size_bytes
+        && slot != &vcpu->cycle_clock_slot) {   /* the vDSO clock block always refreshes its word */
+        price = slot->repeat_fixed;
+    } else {
         slot = slot_for(vcpu, address);
         if (__builtin_expect(slot->address != address || slot->size_bytes != size_bytes, 0)) {
             on_block_rare(uc, address, size_bytes, vcpu);
             return;
         }
         vcpu->last_block = slot;
+        price = slot->entry_fixed;
     }
-    vcpu->cycles += slot->cycles;
-    vcpu->instructions += slot->instructions;
+    if (prev)
+        charge_block(vcpu, prev->flags, prev->address + prev->size_bytes, slot, address, price);
+    else
+        charge_block(vcpu, 0, 0, slot, address, price);
 }
 
 uintptr_t hotpath_on_block_address(void)

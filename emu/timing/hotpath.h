@@ -45,12 +45,25 @@ struct unicorn_tlb_view {
     uint32_t entry_shift;       /* CPU_TLB_ENTRY_BITS: sizeof(CPUTLBEntry) == 1 << entry_shift */
 };
 
+/* Block prices are fixed point: 1 << HOTPATH_CYCLE_FRACTION_BITS is one
+ * cycle (emu/timing/schedule.py ONE_CYCLE); the vCPU keeps the fraction. */
+#define HOTPATH_CYCLE_FRACTION_BITS 8
+/* hotpath_block_cost.flags: the block ends in a conditional branch, whose
+ * outcome the next block's address tells (fed to the branch predictor). */
+#define HOTPATH_BLOCK_CONDITIONAL_BRANCH 1
+
 struct hotpath_block_cost {
     uint64_t address;       /* guest virtual address of the block; 0 = empty */
     uint32_t size_bytes;    /* Unicorn's block size: a different size is a different block */
     uint32_t instructions;
-    uint64_t cycles;
+    uint32_t entry_fixed;   /* price when entered from another block (fixed point) */
+    uint32_t repeat_fixed;  /* price when it follows itself: a loop's steady state, a rep iteration */
+    uint32_t flags;         /* HOTPATH_BLOCK_* */
+    uint32_t reserved;
 };
+
+/* The optional per-access cache model (--cache-model): emu/timing/cache.c. */
+struct cache_model;
 
 struct hotpath_vcpu {
     /* Owned by the hot path (written per block). */
@@ -110,6 +123,22 @@ struct hotpath_vcpu {
     uint64_t *cycle_clock_word;
     uint64_t cycle_clock_block;
     struct hotpath_block_cost cycle_clock_slot;
+    /* The clock's fraction of a cycle (fixed point, below one cycle), and the
+     * price charged for the last block without any misprediction penalty
+     * (VCpu._refund_unexecuted takes it back). */
+    uint32_t cycle_fraction;
+    uint32_t last_charge_fixed;
+    /* gshare branch predictor (emu/timing/hotpath.c predict_branch): 2-bit
+     * counters indexed by the branch's block end address xor the global
+     * history; NULL when the profile has no misprediction penalty. */
+    uint8_t *predictor;
+    uint32_t predictor_mask;        /* predictor has predictor_mask + 1 counters */
+    uint32_t branch_history;
+    uint32_t mispredict_penalty_fixed;
+    uint64_t conditional_branches;
+    uint64_t branch_mispredicts;
+    /* --cache-model's caches (emu/timing/cache.h), NULL when off. */
+    struct cache_model *cache;
 };
 
 void hotpath_set_emu_stop(uintptr_t uc_emu_stop_address);
@@ -120,7 +149,7 @@ void hotpath_flush_unicorn_tlb_pending(struct hotpath_vcpu *vcpu);
 void hotpath_on_block(void *uc, uint64_t address, uint32_t size_bytes, void *user_data);
 uintptr_t hotpath_on_block_address(void);
 void hotpath_store_block(struct hotpath_vcpu *vcpu, uint64_t address, uint32_t size_bytes,
-                         uint32_t instructions, uint64_t cycles);
+                         uint32_t instructions, uint32_t entry_fixed, uint32_t repeat_fixed, uint32_t flags);
 void hotpath_clear_blocks(struct hotpath_vcpu *vcpu);
 /* VCpu.run's set-up before emu_start, in one call: the deadline (clearing
  * deadline_reached), then -- unless the clock already reached it
@@ -144,7 +173,8 @@ int hotpath_prepare_run(struct hotpath_vcpu *vcpu, uint64_t deadline_cycles, int
  * insert, never changes a price. */
 void hotpath_price_cache_init(uint32_t entries);     /* a power of two; drops every entry */
 void hotpath_price_cache_insert(uint32_t profile, const char *code, uint32_t size_bytes,
-                                uint32_t instructions, uint64_t cycles);
+                                uint32_t instructions, uint32_t entry_fixed, uint32_t repeat_fixed,
+                                uint32_t flags);
 uint32_t hotpath_price_cache_size(void);            /* entries in use (tests) */
 
 /* The UC_HOOK_INSN hook for SYSCALL (user_data: the vCPU's struct

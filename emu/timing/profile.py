@@ -15,6 +15,9 @@ from pathlib import Path
 import capstone
 from capstone import x86_const as cs_x86
 
+from emu.timing import schedule
+from emu.timing.schedule import ONE_CYCLE, Uarch
+
 PROFILES_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PROFILE = "spr"
 # The TLB model keeps each set's fill order as bytes (emu/mmu/tlb.h TLB_MAX_WAYS).
@@ -75,6 +78,17 @@ class Profile:
     event_costs: dict
     path: Path
     tlb: TlbGeometry
+    # The [uarch] table (emu/timing/schedule.py) when the profile prices blocks
+    # by dependencies and ports; None: the sum of reciprocal throughputs.
+    uarch: Uarch | None = None
+    # The [memory] section (emu/timing/cache.c): cache geometry and latencies
+    # for --cache-model, and the default path's proxy; empty when absent.
+    memory: dict | None = None
+
+    @property
+    def price_key(self) -> tuple:
+        """What block prices depend on: equal keys share decoded blocks."""
+        return (tuple(sorted(self.instruction_cycles.items())), self.uarch.key() if self.uarch else None)
 
     def event_cycles(self, event: str, count: float = 1) -> int:
         return int(round(self.event_costs[event] * count))
@@ -125,6 +139,14 @@ class Profile:
                     cost += self.instruction_cycles["store"]
         return cost
 
+    def block_price(self, instructions, cost_cache: dict | None = None) -> tuple[int, int, int]:
+        """(entry, repeat, flags) of a block: hotpath.h's fixed-point prices of
+        its first execution and of one right after itself, and its flags."""
+        if self.uarch is not None:
+            return schedule.price_block(instructions, self.uarch, self.classify)
+        fixed = self.block_cycles(instructions, cost_cache) * ONE_CYCLE
+        return fixed, fixed, 0
+
     def block_cycles(self, instructions, cost_cache: dict | None = None) -> int:
         """Cycles of a block: the rounded sum of its instructions, at least one.
         ``cost_cache`` (instruction bytes -> cost) skips the classification of
@@ -157,6 +179,7 @@ def load_profile(name: str = DEFAULT_PROFILE) -> Profile:
         raise ProfileError(f"{path}: {error}") from None
     header, instructions, events = data.get("profile", {}), data.get("instructions", {}), data.get("events", {})
     tlb = _tlb_geometry(path, data.get("tlb", {}))
+    uarch = _uarch(path, data["uarch"]) if "uarch" in data else None
     missing = [key for key in INSTRUCTION_CLASSES if key not in instructions] + \
               [key for key in EVENTS if key not in events]
     if missing:
@@ -164,7 +187,35 @@ def load_profile(name: str = DEFAULT_PROFILE) -> Profile:
     return Profile(name=header.get("name", name), description=header.get("description", ""),
                    frequency_hz=int(header.get("frequency_hz", 2_000_000_000)),
                    instruction_cycles={k: float(instructions[k]) for k in INSTRUCTION_CLASSES},
-                   event_costs={k: float(events[k]) for k in EVENTS}, path=path, tlb=tlb)
+                   event_costs={k: float(events[k]) for k in EVENTS}, path=path, tlb=tlb, uarch=uarch,
+                   memory=dict(data.get("memory", {})))
+
+
+# Instruction classes Profile.classify can return: each needs a [uarch.classes] row.
+_SCHEDULED_CLASSES = tuple(c for c in INSTRUCTION_CLASSES if c not in ("load", "store"))
+
+
+def _uarch(path: Path, section: dict) -> Uarch:
+    try:
+        classes = {name: schedule.parse_row(row) for name, row in section["classes"].items()}
+        mnemonics = {name: schedule.parse_row(row) for name, row in section.get("mnemonics", {}).items()}
+        missing = [c for c in _SCHEDULED_CLASSES if c not in classes]
+        if missing:
+            raise ValueError(f"classes missing {', '.join(missing)}")
+        return Uarch(dispatch_width=int(section["dispatch_width"]),
+                     load_latency_cycles=float(section["load_latency_cycles"]),
+                     vector_load_latency_cycles=float(section["vector_load_latency_cycles"]),
+                     store_forward_cycles=float(section["store_forward_cycles"]),
+                     load_ports=tuple(section["load_ports"].split()),
+                     store_ports=tuple(section["store_ports"].split()),
+                     taken_branch_cycles=float(section["taken_branch_cycles"]),
+                     call_ret_cycles=float(section["call_ret_cycles"]),
+                     string_startup_cycles=float(section["string_startup_cycles"]),
+                     string_bytes_per_cycle=float(section["string_bytes_per_cycle"]),
+                     mispredict_penalty_cycles=int(section["mispredict_penalty_cycles"]),
+                     classes=classes, mnemonics=mnemonics)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ProfileError(f"{path}: [uarch]: {error}") from None
 
 
 def _tlb_geometry(path: Path, section: dict) -> TlbGeometry:

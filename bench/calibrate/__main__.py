@@ -1,0 +1,241 @@
+"""`make calibrate`: the cycle model against this host.
+
+Builds bench/calibrate/kernels.c (gcc -O2 -static), then for each benchmark
+runs it natively and under ``emu run --profile zen3 --cache-model`` and
+prints cycles per iteration both ways, the error, and the geometric-mean
+error factor (a benchmark's factor is max(emu/native, native/emu)); draws
+the working-set sweep (cycles per dependent load against working-set size,
+native beside emu with and without --cache-model) as a PNG; writes
+everything to a JSON file.
+
+Native cycles come from a calibrated clock, no PMU: each benchmark prints
+the nanoseconds of N and 2N iterations (least of REPEATS runs: the host is
+shared, the least is the run nobody preempted); the difference is N
+iterations; the median of three such measurements is kept. The host's core
+clock is measured right before each of them by ``dep_add``, a chain of dependent ``add``s at one cycle each (so dep_add
+itself is the clock reference, not a check, and is left out of the
+geometric mean). Under emu the guest's clock_gettime counts the vCPU's
+cycles at the profile's frequency, so the same arithmetic gives emulated
+cycles exactly.
+
+Usage: python -m bench.calibrate [--profile zen3] [--out results/calibration]
+       [--only NAME,...] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+SOURCE = HERE / "kernels.c"
+KIB, MIB = 1 << 10, 1 << 20
+# Error bounds the issue sets (docs/calibration.md).
+CORE_BOUND_LIMIT = 0.25
+PLATEAU_LIMIT = 0.30
+GEOMEAN_LIMIT = 1.3
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str               # row label
+    kernel: str             # kernels.c entry
+    native_n: int           # iterations natively (N; 2N also runs)
+    emu_n: int              # iterations under emu
+    per: str                # what one iteration is
+    kind: str               # "core", "memory", "kernel" (syscall), "reference"
+    working_set: int = 0
+    native_repeats: int = 100
+
+
+def suite() -> list[Benchmark]:
+    core = [
+        Benchmark("dep_add (clock reference)", "dep_add", 20000, 20000, "8 dependent add", "reference"),
+        Benchmark("indep_add", "indep_add", 20000, 20000, "8 independent add", "core"),
+        Benchmark("dep_imul", "dep_imul", 20000, 20000, "4 dependent imul", "core"),
+        Benchmark("indep_imul", "indep_imul", 20000, 20000, "6 independent imul", "core"),
+        Benchmark("div64", "div64", 10000, 10000, "2 dependent div r64", "core"),
+        Benchmark("lea_mix", "lea_mix", 20000, 20000, "6 independent ALU ops", "core"),
+        Benchmark("mulsd_addsd", "mulsd_addsd", 10000, 10000, "4 x mulsd+addsd chain", "core"),
+        Benchmark("addsd_throughput", "addsd_throughput", 20000, 20000, "8 independent addsd", "core"),
+        Benchmark("divsd_chain", "divsd_chain", 5000, 5000, "4 dependent divsd", "core"),
+        Benchmark("sqrtsd_chain", "sqrtsd_chain", 5000, 5000, "4 dependent sqrtsd", "core"),
+        Benchmark("load_throughput", "load_throughput", 20000, 20000, "6 L1 loads", "core"),
+        Benchmark("store_throughput", "store_throughput", 20000, 20000, "4 stores", "core"),
+        Benchmark("memory_increment", "memory_increment", 20000, 20000, "add [mem], 1 chain", "core"),
+        Benchmark("alu_load_store_mix", "alu_load_store_mix", 20000, 20000, "load+alu+store+imul mix", "core"),
+        Benchmark("calls", "calls", 10000, 10000, "4 call/ret", "core"),
+        Benchmark("branch_taken", "branch_taken", 20000, 20000, "1 always-taken branch", "core"),
+        Benchmark("branch_period4", "branch_period4", 20000, 20000, "1 branch, period-4 pattern", "core"),
+        Benchmark("branch_random", "branch_random", 20000, 20000, "1 random branch", "core"),
+        Benchmark("rep_movsq_4k", "rep_movsq_4k", 2000, 2000, "4 KiB rep movsq", "core"),
+        Benchmark("rep_stosb_4k", "rep_stosb_4k", 2000, 2000, "4 KiB rep stosb", "core"),
+        Benchmark("rep_movsb_64k", "rep_movsb_64k", 200, 100, "64 KiB rep movsb", "core"),
+        Benchmark("syscall_getppid", "syscall_getppid", 2000, 2000, "getppid()", "kernel", native_repeats=30),
+        Benchmark("sequential_sum_64m", "sequential_sum", 2000, 20000, "64-byte line summed", "memory",
+                  working_set=64 * MIB, native_repeats=200),
+    ]
+    sweep = []
+    for size in (4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB, 1 * MIB, 2 * MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB):
+        label = f"{size // MIB} MiB" if size >= MIB else f"{size // KIB} KiB"
+        # Natively short windows, many of them: on a shared host a long window
+        # is always preempted, and the other tenants' work evicts its lines.
+        sweep.append(Benchmark(f"chase {label}", "chase", 256, 2000 if size >= 16 * MIB else 5000,
+                               "4 dependent loads", "memory", working_set=size, native_repeats=300))
+    return core + sweep
+
+
+def build(out_dir: Path) -> Path:
+    binary = out_dir / "kernels"
+    if not binary.exists() or binary.stat().st_mtime < SOURCE.stat().st_mtime:
+        subprocess.run(["gcc", "-O2", "-static", "-o", str(binary), str(SOURCE)], check=True)
+    return binary
+
+
+def run_native(binary: Path, bench: Benchmark, repeats: int | None = None) -> tuple[int, int]:
+    out = subprocess.run([str(binary), bench.kernel, str(bench.native_n), str(bench.working_set),
+                          str(repeats or bench.native_repeats)], capture_output=True, text=True, check=True)
+    first, second = out.stdout.split()
+    return int(first), int(second)
+
+
+def host_hz(binary: Path) -> float:
+    """The core clock: dep_add's 8 dependent adds per iteration at 1 cycle each."""
+    reference = suite()[0]
+    ns_n, ns_2n = run_native(binary, reference, 200)
+    return 8 * reference.native_n / ((ns_2n - ns_n) * 1e-9)
+
+
+NATIVE_SAMPLES = 3
+
+
+def native_cycles(binary: Path, bench: Benchmark) -> tuple[float, float]:
+    """The median of NATIVE_SAMPLES measurements, each with the clock measured
+    right before it (a shared host's frequency and load drift within seconds)."""
+    samples = []
+    for _ in range(NATIVE_SAMPLES):
+        hz = host_hz(binary)
+        ns_n, ns_2n = run_native(binary, bench)
+        samples.append(((ns_2n - ns_n) * 1e-9 * hz / bench.native_n, hz))
+    return sorted(samples)[NATIVE_SAMPLES // 2]
+
+
+def emu_cycles(binary: Path, bench: Benchmark, profile: str, frequency_hz: int, cache_model: bool) -> float:
+    command = [sys.executable, "-m", "emucli.main", "run", "--profile", profile]
+    if cache_model:
+        command.append("--cache-model")
+    command += [str(binary), bench.kernel, str(bench.emu_n), str(bench.working_set), "1"]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"{bench.name}: emu exited {out.returncode}: {out.stderr.strip()}")
+    ns_n, ns_2n = map(int, out.stdout.split())
+    return (ns_2n - ns_n) * 1e-9 * frequency_hz / bench.emu_n
+
+
+def factor(emu: float, native: float) -> float:
+    return max(emu / native, native / emu)
+
+
+def draw_sweep(rows: list[dict], path: Path) -> bool:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    sweep = [row for row in rows if row["kernel"] == "chase"]
+    if not sweep:
+        return False
+    sizes = [row["working_set"] / KIB for row in sweep]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(sizes, [row["native"] / 4 for row in sweep], "o-", label="native (host)")
+    ax.plot(sizes, [row["emu"] / 4 for row in sweep], "s-", label="emu zen3 --cache-model")
+    if all("emu_default" in row for row in sweep):
+        ax.plot(sizes, [row["emu_default"] / 4 for row in sweep], "^--", label="emu zen3 (default: TLB-miss proxy)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("working set (KiB)")
+    ax.set_ylabel("cycles per dependent load")
+    ax.set_title("Pointer chase: latency per load against working set")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.calibrate")
+    parser.add_argument("--profile", default="zen3")
+    parser.add_argument("--out", default="results/calibration")
+    parser.add_argument("--only", default="", help="comma-separated benchmark names")
+    parser.add_argument("--no-default-sweep", action="store_true",
+                        help="skip the sweep under the default path (no --cache-model)")
+    options = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from emu.timing.profile import load_profile
+    profile = load_profile(options.profile)
+    out_dir = ROOT / options.out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    binary = build(out_dir)
+    benches = suite()
+    if options.only:
+        wanted = set(options.only.split(","))
+        benches = [b for b in benches if b.name in wanted or b.kernel in wanted]
+    host = os.uname().nodename
+    print(f"host {host}: {cpu_name()}; profile {profile.name} at {profile.frequency_hz / 1e9:.2f} GHz; "
+          f"emu with --cache-model")
+    print(f"{'benchmark':28} {'per iteration':28} {'native':>9} {'emu':>9} {'error':>8}  host GHz")
+    rows = []
+    started = time.time()
+    for bench in benches:
+        native, hz = native_cycles(binary, bench)
+        emu = emu_cycles(binary, bench, profile.name, profile.frequency_hz, cache_model=True)
+        row = {"name": bench.name, "kernel": bench.kernel, "per": bench.per, "kind": bench.kind,
+               "working_set": bench.working_set, "native": native, "emu": emu, "host_hz": hz,
+               "error": emu / native - 1}
+        if bench.kernel == "chase" and not options.no_default_sweep:
+            row["emu_default"] = emu_cycles(binary, bench, profile.name, profile.frequency_hz, cache_model=False)
+        rows.append(row)
+        print(f"{bench.name:28} {bench.per:28} {native:9.2f} {emu:9.2f} {row['error']:+8.1%}  {hz / 1e9:.2f}",
+              flush=True)
+    counted = [row for row in rows if row["kind"] != "reference"]
+    geomean = math.exp(sum(math.log(factor(r["emu"], r["native"])) for r in counted) / max(1, len(counted)))
+    core_worst = max((abs(r["error"]) for r in counted if r["kind"] == "core"), default=0.0)
+    print(f"geometric-mean error factor: {geomean:.3f} over {len(counted)} benchmarks (target <= {GEOMEAN_LIMIT})")
+    print(f"worst core-bound error: {core_worst:.1%} (target <= {CORE_BOUND_LIMIT:.0%})")
+    png = out_dir / "working_set_sweep.png"
+    drawn = draw_sweep(rows, png)
+    if drawn:
+        print(f"working-set sweep: {png}")
+    (out_dir / "calibration.json").write_text(json.dumps(
+        {"host": host, "cpu": cpu_name(), "profile": profile.name, "rows": rows, "geomean_error_factor": geomean,
+         "worst_core_bound_error": core_worst, "seconds": time.time() - started}, indent=2) + "\n")
+    print(f"table: {out_dir / 'calibration.json'} ({time.time() - started:.0f} s)")
+    return 0
+
+
+def cpu_name() -> str:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    fields = {}
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+        if key.strip() == "power management":
+            break
+    return (f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')} "
+            f"model {fields.get('model', '?')})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
