@@ -337,7 +337,7 @@ class Machine:
         if earliest is None or earliest.halted or earliest.waiting_for_acks:
             return earliest, when
         candidates = self._exploration_candidates(lookahead)
-        if len(candidates) <= 1:
+        if not candidates:
             return earliest, when
         chosen = self.sched_policy.choose_vcpu(candidates)
         return chosen, chosen.clock.cycles

@@ -47,18 +47,28 @@ import random
 POLICIES = ("default", "random", "pct")
 
 RANDOM_BUDGET_MAX_INSTRUCTIONS = 4096
+# While other tasks wait for a vCPU's CPU, its runs are shorter: only a task
+# preemption interleaves threads that share a CPU, and one needs a
+# preemption point inside the window that matters.
+RANDOM_CONTENDED_BUDGET_MAX_INSTRUCTIONS = 128
 # Chance that an instruction-budget stop also preempts the running task
 # (when another task waits for that CPU, or always inside an rseq critical
 # section, where a preemption means an abort on the way back).
-RANDOM_TASK_PREEMPT_PROBABILITY = 0.25
+RANDOM_TASK_PREEMPT_PROBABILITY = 0.5
 RANDOM_RSEQ_PREEMPT_PROBABILITY = 0.5
 # Chance that a wake-up places the task on a random allowed CPU instead of
 # select_task_rq's choice (the wake-up migration decision point).
 RANDOM_WAKE_MIGRATE_PROBABILITY = 0.5
 
 PCT_DEFAULT_DEPTH = 3
-PCT_DEFAULT_STEPS = 20_000
+PCT_DEFAULT_STEPS = 5_000
 PCT_STEP_MAX_INSTRUCTIONS = 64
+# A thread that keeps its CPU for this many steps while others wait there is
+# spinning on something a lower-priority thread must do (PCT assumes threads
+# that block; a spin-wait under strict priorities never ends). It drops below
+# every other thread and gives way: the fairness fallback CHESS's fair
+# scheduler and Coyote's liveness checks use for the same reason.
+PCT_STARVATION_STEPS = 2_000
 
 
 class ExplorationPolicy:
@@ -78,6 +88,8 @@ class ExplorationPolicy:
         # The kernel's answer to "which guest thread runs on CPU n" (tid or
         # None when idle); set by the kernel that drives the machine.
         self.current_tid = lambda cpu: None
+        # ... and how many tasks wait in CPU n's run queue.
+        self.queued_count = lambda cpu: 0
 
     # ---- the machine's choices ----------------------------------------------
 
@@ -124,7 +136,9 @@ class RandomPolicy(ExplorationPolicy):
         # Log-uniform: runs of a few instructions (which split a
         # read-modify-write) as often as runs of thousands (which let a
         # thread get through a whole critical section).
-        exponent = self.rng.random() * math.log2(RANDOM_BUDGET_MAX_INSTRUCTIONS)
+        limit = RANDOM_CONTENDED_BUDGET_MAX_INSTRUCTIONS if self.queued_count(vcpu.index) \
+            else RANDOM_BUDGET_MAX_INSTRUCTIONS
+        exponent = self.rng.random() * math.log2(limit)
         return max(1, int(2 ** exponent))
 
     def preempt_task(self, cpu: int, queued_tids: list[int], point: str) -> bool:
@@ -166,6 +180,8 @@ class PctPolicy(ExplorationPolicy):
         self.change_steps = {step: depth - i for i, step in enumerate(points, start=1)}
         self.changes_applied = 0
         self.priorities: dict[int, float] = {}
+        self.starvation_demotions = 0
+        self._streak: dict[int, tuple[int | None, int]] = {}     # cpu -> (tid, steps in a row)
         self._lower_after: tuple[int | None, int] | None = None
 
     def priority(self, tid: int | None) -> float:
@@ -204,15 +220,26 @@ class PctPolicy(ExplorationPolicy):
     def preempt_task(self, cpu: int, queued_tids: list[int], point: str) -> bool:
         if not queued_tids:
             return False
+        tid = self.current_tid(cpu)
+        if point == "instruction":
+            last, streak = self._streak.get(cpu, (None, 0))
+            streak = streak + 1 if last == tid else 1
+            self._streak[cpu] = (tid, streak)
+            if streak >= PCT_STARVATION_STEPS and tid is not None:
+                self.priorities[tid] = min(self.priorities.values()) - 1
+                self.starvation_demotions += 1
+                self._streak[cpu] = (None, 0)
+                return True
         best = self.priority(queued_tids[self._best_queued(queued_tids)])
-        return best > self.priority(self.current_tid(cpu))
+        return best > self.priority(tid)
 
     def pick_task(self, cpu: int, queued_tids: list[int]) -> int:
         return self._best_queued(queued_tids) if len(queued_tids) > 1 else 0
 
     def stats(self) -> dict:
         return {**super().stats(), "depth": self.depth, "step_bound": self.step_bound,
-                "change_steps": sorted(self.change_steps), "changes_applied": self.changes_applied}
+                "change_steps": sorted(self.change_steps), "changes_applied": self.changes_applied,
+                "starvation_demotions": self.starvation_demotions}
 
 
 def make_policy(name: str, seed: int, depth: int = PCT_DEFAULT_DEPTH,

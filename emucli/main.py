@@ -98,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="schedule exploration policy, determined by --seed (emu/sched_policy.py)")
     run.add_argument("--sched-depth", type=_positive_int, default=3, metavar="D",
                      help="--sched pct: bug depth D (D-1 priority change points; default 3)")
-    run.add_argument("--sched-steps", type=_positive_int, default=20_000, metavar="K",
-                     help="--sched pct: change points fall in the first K scheduling steps (default 20000)")
+    run.add_argument("--sched-steps", type=_positive_int, default=5_000, metavar="K",
+                     help="--sched pct: change points fall in the first K scheduling steps (default 5000)")
     run.add_argument("--cmdline", default="", metavar="'key=value ...'", help="kernel policy parameters")
     run.add_argument("--profile", default=None, metavar="NAME",
                      help="cost profile (see `emu profiles`; default spr)")

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def attach(kernel: "Kernel") -> None:
-    """Tell the machine's policy which guest thread each CPU runs."""
+    """Tell the machine's policy which guest thread each CPU runs and how many wait for it."""
     policy = kernel.machine.sched_policy
     if policy is None:
         return
@@ -35,6 +35,7 @@ def attach(kernel: "Kernel") -> None:
         task = kernel.current[cpu]
         return task.tid if task is not None else None
     policy.current_tid = current_tid
+    policy.queued_count = lambda cpu: len(kernel.scheduler.runqueues[cpu])
 
 
 def _queued_tids(kernel: "Kernel", cpu: int) -> list[int]:
