@@ -30,7 +30,8 @@ every guest thread gets a random priority above ``depth`` when first seen;
 the highest-priority runnable thread runs; at ``depth - 1`` change points
 drawn uniformly from the first ``steps`` scheduling steps the running
 thread's priority drops to ``depth - i``, below every initial one. Here a
-step is one run of ``PCT_STEP_MAX_INSTRUCTIONS`` or fewer instructions, and
+step is one run of 1 to ``PCT_STEP_MAX_INSTRUCTIONS`` instructions
+(log-uniform), and
 the machine's time bounds still force a lower-priority vCPU to run when the
 higher one is a lookahead ahead of it: PCT's order holds within that window.
 
@@ -62,7 +63,7 @@ RANDOM_WAKE_MIGRATE_PROBABILITY = 0.5
 
 PCT_DEFAULT_DEPTH = 3
 PCT_DEFAULT_STEPS = 5_000
-PCT_STEP_MAX_INSTRUCTIONS = 64
+PCT_STEP_MAX_INSTRUCTIONS = 1024
 # A thread that keeps its CPU for this many steps while others wait there is
 # spinning on something a lower-priority thread must do (PCT assumes threads
 # that block; a spin-wait under strict priorities never ends). It drops below
@@ -203,7 +204,9 @@ class PctPolicy(ExplorationPolicy):
         return chosen
 
     def budget_instructions(self, vcpu) -> int:
-        return self.rng.randint(1, PCT_STEP_MAX_INSTRUCTIONS)
+        # Log-uniform as in RandomPolicy: a change point lands at any
+        # instruction, and long steps keep the per-step cost down.
+        return max(1, int(2 ** (self.rng.random() * math.log2(PCT_STEP_MAX_INSTRUCTIONS))))
 
     def run_ended(self, vcpu, preempted: bool) -> None:
         super().run_ended(vcpu, preempted)

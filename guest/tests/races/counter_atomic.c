@@ -3,7 +3,7 @@
  * every schedule.
  * CPUS: 4
  * STDOUT: counter=8000 exact=yes
- * SCHEDULES: 20 random pct
+ * SCHEDULES: 10 random pct
  */
 #include <pthread.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@
  * one, and the final sum exact, under every schedule.
  * CPUS: 4
  * STDOUT: counter=8000 exact=yes monotonic=yes
- * SCHEDULES: 20 random pct
+ * SCHEDULES: 10 random pct
  */
 #include <linux/membarrier.h>
 #include <pthread.h>

@@ -2,7 +2,7 @@
  * read-modify-write: exact under every schedule.
  * CPUS: 4
  * STDOUT: counter=8000 exact=yes
- * SCHEDULES: 20 random pct
+ * SCHEDULES: 10 random pct
  */
 #include <pthread.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * happen, and the total stays exact under every schedule.
  * CPUS: 4
  * STDOUT: counter=8000 exact=yes
- * SCHEDULES: 20 random pct
+ * SCHEDULES: 10 random pct
  */
 #include <pthread.h>
 #include <stdint.h>
