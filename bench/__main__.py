@@ -20,6 +20,8 @@ tile switches context switches per second between 8 threads holding live tiles
               process (thread creation and the dot products included), best of 3.
 IPIs          idle vCPUs bouncing an IPI: deliveries per second.
 64 vs 4 vCPUs wall time per simulated vCPU quantum with 64 busy vCPUs / with 4.
+--sched       MIPS of the compute loop under --sched random and pct / under the
+              default scheduler (bench/sched_explore.py).
 Qiling        `emu run` of a glibc static hello / Qiling 1.4.6 running it (both whole
               runs), Qiling in its own venv (.bench/qiling-venv), never a dependency.
 """
@@ -391,6 +393,12 @@ def main() -> int:
                  f"{per_quantum[64] * 1e3:.2f} / {per_quantum[4] * 1e3:.2f} ms", scaling, "<= 1.2"))
     results.update(wall_per_quantum_64=per_quantum[64], wall_per_quantum_4=per_quantum[4],
                    scaling_64_over_4=scaling)
+    from bench.sched_explore import sched_exploration_mips
+    explored = sched_exploration_mips()
+    for policy in ("random", "pct"):
+        rows.append((f"compute loop: --sched {policy} MIPS / default MIPS",
+                     f"{explored[policy]:.1f} / {explored['default']:.1f}", explored[policy] / explored["default"], "-"))
+    results.update({f"sched_{name}_mips": mips for name, mips in explored.items()})
     qiling = qiling_ratio()
     if qiling is not None:
         emu_seconds, qiling_seconds, ratio = qiling

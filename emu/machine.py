@@ -20,7 +20,7 @@ from emu.mmu.pagewalk import ACCESS_FETCH
 from emu.timing.profile import DEFAULT_PROFILE, Profile, load_profile
 from emu.timing.schedule import ONE_CYCLE
 from emu.traps import TrapHandler
-from emu.vcpu import VCpu, hotpath
+from emu.vcpu import STOP_PREEMPT, VCpu, hotpath
 
 # IN, OUT, INS, OUTS: Unicorn runs them at CPL3 without the IOPL and I/O
 # permission bitmap checks (SDM Vol. 1 §19.5), so the machine stops before
@@ -74,7 +74,7 @@ class Machine:
 
     def __init__(self, cpus: int = 1, memory_bytes: int = DEFAULT_MEMORY_BYTES,
                  quantum_cycles: int = DEFAULT_QUANTUM_CYCLES, max_cycles: int | None = None,
-                 profile: Profile | str = DEFAULT_PROFILE, cache_model: bool = False):
+                 profile: Profile | str = DEFAULT_PROFILE, cache_model: bool = False, sched_policy=None):
         if not 1 <= cpus <= MAX_CPUS:
             raise ValueError(f"--cpus must be between 1 and {MAX_CPUS}")
         self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
@@ -100,6 +100,10 @@ class Machine:
         # (address, size) of each priced block holding a port I/O instruction
         # -> that instruction's address (the vCPU raises its #GP: VCpu.run).
         self.port_io_blocks: dict[tuple[int, int], int] = {}
+        # An exploring scheduler (emu/sched_policy.py) or None for the
+        # default one; set before the vCPUs exist, which install the
+        # per-instruction preemption hook only under an exploring policy.
+        self.sched_policy = sched_policy
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
         self._price_profile = (_price_profiles.setdefault(self._price_key, len(_price_profiles) + 1)
                                if SHARE_BLOCK_PRICES else 0)
@@ -278,11 +282,12 @@ class Machine:
 
     def _run_loop(self) -> None:
         lookahead = max(1, self.profile.event_cycles("ipi_latency"))
+        policy = self.sched_policy
         while not self.stopped:
             if self.stop_requested is not None and self.stop_requested():
                 self.stopped = True
                 return
-            vcpu, start = self._next_vcpu()
+            vcpu, start = self._next_vcpu() if policy is None else self._explore_next_vcpu(lookahead)
             if vcpu is None:
                 self.trap_handler.handle_all_idle(self)
                 if not self.stopped and self._next_vcpu()[0] is None:
@@ -334,7 +339,66 @@ class Machine:
                 deadline = min(deadline, self.max_cycles)
             # The earliest vCPU always makes progress (an IPI sent to a vCPU
             # already past its arrival time is taken at its next boundary).
-            vcpu.run(max(deadline, now + 1))
+            if policy is None:
+                vcpu.run(max(deadline, now + 1))
+                continue
+            vcpu.preempt.budget_instructions = policy.budget_instructions(vcpu)
+            preempted = vcpu.run(max(deadline, now + 1)) == STOP_PREEMPT
+            policy.run_ended(vcpu, preempted)
+            if preempted and not self.stopped:
+                # A preemption point between two instructions: the kernel may
+                # switch tasks here, as on an interrupt (kernel/sched_explore.py).
+                self.trap_handler.handle_preemption_point(vcpu)
+
+    def _explore_next_vcpu(self, lookahead: int) -> tuple[VCpu | None, int]:
+        """The exploring policy's pick of the next vCPU to run: among the
+        runnable vCPUs that the default loop's bounds would let make progress
+        now (``_exploration_candidates``). When an interrupt is the earliest
+        activity, its vCPU goes first as in ``_next_vcpu``: which vCPU takes
+        it is a matter of time, not of order."""
+        earliest, when = self._next_vcpu()
+        if earliest is None or earliest.halted or earliest.waiting_for_acks:
+            return earliest, when
+        candidates = self._exploration_candidates(lookahead)
+        if not candidates:
+            return earliest, when
+        chosen = self.sched_policy.choose_vcpu(candidates)
+        return chosen, chosen.clock.cycles
+
+    def _exploration_candidates(self, lookahead: int) -> list[VCpu]:
+        """Runnable vCPUs whose clock is below every bound ``_run_loop`` would
+        put on their run: ``lookahead`` past each other runnable (or
+        acknowledgement-waiting) vCPU and the next wake-up of an idle or
+        waiting one. Running any of them keeps the invariant the default order
+        keeps: no vCPU gets more than the IPI latency ahead of another, so no
+        IPI arrives in a receiver's past and no wake-up is passed."""
+        runnable, limits = [], []
+        wake = None
+        for vcpu in self.vcpus:
+            waiting = vcpu.waiting_for_acks
+            if not vcpu.halted and not waiting:
+                runnable.append(vcpu)
+                limits.append(vcpu.clock.cycles)
+                continue
+            if waiting:
+                limits.append(self._resume_bound(vcpu))
+            when = vcpu.apic.next_event_cycles()
+            if when is not None and (wake is None or when < wake):
+                wake = when
+        candidates = []
+        for vcpu in runnable:
+            clock = vcpu.clock.cycles
+            others = list(limits)
+            others.remove(clock)            # this vCPU's own entry
+            slowest = min(others) if others else None
+            if slowest is not None and clock >= slowest + lookahead:
+                continue
+            if wake is not None and clock >= wake:
+                continue
+            if self.max_cycles is not None and clock >= self.max_cycles:
+                continue
+            candidates.append(vcpu)
+        return candidates
 
     def _resume_bound(self, vcpu: VCpu) -> int:
         if not vcpu.waiting_for_acks:

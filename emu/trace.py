@@ -195,6 +195,8 @@ class Tracer:
     # ---- instruction records ----------------------------------------------------
 
     def _on_instruction(self, uc, address, size, vcpu) -> None:
+        if vcpu.preempt is not None and vcpu.preempt.reached:
+            return      # --sched: the preemption hook (added first) stopped the run before this instruction
         state = self._states[vcpu.index]
         if state.pending is not None:
             # The next instruction starts: the previous one retired, even at the

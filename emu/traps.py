@@ -194,6 +194,10 @@ class TrapHandler(Protocol):
         """A fault or trap. For faults RIP points at the faulting instruction;
         for #PF, ``exc.address`` is CR2."""
 
+    def handle_preemption_point(self, vcpu: "VCpu") -> None:
+        """An exploring scheduler (emu/sched_policy.py) ended the run between
+        two user instructions: the kernel may switch tasks, as on an interrupt."""
+
     def handle_deadline(self, vcpu: "VCpu") -> None:
         """The vCPU's clock reached the deadline the scheduler set."""
 

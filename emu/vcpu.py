@@ -106,6 +106,7 @@ RFLAGS_RESERVED_1 = 1 << 1
 # The stop reasons ``run`` reports to the machine's scheduler.
 STOP_DEADLINE = "deadline"
 STOP_TRAP = "trap"
+STOP_PREEMPT = "preempt"      # the exploring scheduler's instruction budget ran out
 
 # emu_start's "until" address. Unicorn translates it (and the byte before it)
 # through the TLB-fill hook when a run starts, so it must be mapped: a byte in
@@ -115,6 +116,7 @@ _END_ADDRESS = firmware.FIRMWARE_VADDR + firmware.GDT_OFFSET + 0x800
 _uclib = uc_module.uclib
 _uclib.uc_hook_add.restype = ctypes.c_int
 hotpath.hotpath_set_emu_stop(ctypes.cast(_uclib.uc_emu_stop, ctypes.c_void_p).value)
+hotpath.sched_preempt_set_emu_stop(ctypes.cast(_uclib.uc_emu_stop, ctypes.c_void_p).value)
 hotpath.hotpath_set_uc_ctl(ctypes.cast(_uclib.uc_ctl, ctypes.c_void_p).value)
 hotpath.hotpath_set_emu_start(ctypes.cast(_uclib.uc_emu_start, ctypes.c_void_p).value)
 # One-page flushes of Unicorn's TLB; used by a vCPU only once find_cpu_state
@@ -236,6 +238,10 @@ class VCpu:
         self.clock.deadline_cycles = (1 << 64) - 1
         self._init_branch_predictor(machine.profile)
         self._init_cache_model(machine.profile)
+        # Under an exploring scheduler (emu/sched_policy.py): the instruction
+        # budget of the per-instruction preemption hook (emu/timing/preempt.h),
+        # set by the machine before each run; None under the default one.
+        self.preempt = ffi.new("struct sched_preempt *") if machine.sched_policy is not None else None
         self._init_tlb_model(machine.profile.tlb)
         self._init_amx_fast_path()
         # Unicorn instances given up after their translator aborted
@@ -319,6 +325,9 @@ class VCpu:
         if self.clock.cache != ffi.NULL:
             self._c_hook_handles.append(self._add_c_hook(unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE,
                                                          hotpath.cache_on_access_address(), self.clock.cache))
+        if self.preempt is not None:
+            self._c_hook_handles.append(self._add_c_hook(unicorn.UC_HOOK_CODE, hotpath.sched_on_instruction_address(),
+                                                         self.preempt))
 
     def _add_c_hook(self, hook_type: int, callback: int, context, *instruction: int) -> ctypes.c_size_t:
         """uc_hook_add of a C callback over every address; UC_HOOK_INSN takes the instruction id."""
@@ -995,6 +1004,10 @@ class VCpu:
         fast = self._amx_fast
         fast.enabled = events is None and self.amx_fast_path
         fast.state = self.xstate.c_state
+        preempt = self.preempt
+        if preempt is not None:
+            preempt.reached = 0
+            preempt.armed = 1
         try:
             self._start_unicorn(rip)
         except unicorn.UcError as error:
@@ -1006,6 +1019,8 @@ class VCpu:
                     self.pending = PendingTrap("exception", GP(0))
                 else:
                     self.pending = PendingTrap("exception", self._exception_for_uc_error(error, rip))
+        if preempt is not None:
+            preempt.armed = 0               # other runs (gdb's stepi, boot) are never cut short
         pending = self.pending
         if events is not None:
             events.stopped(self, pending.exception if pending is not None else None)
@@ -1013,6 +1028,11 @@ class VCpu:
             if clock.deadline_reached:
                 self.machine.trap_handler.handle_deadline(self)
                 return STOP_DEADLINE
+            if preempt is not None and preempt.reached:
+                # Stopped before an instruction inside the block the hot path
+                # charged in full: keep the cost of those that ran.
+                self._refund_unexecuted()
+                return STOP_PREEMPT
             # emu_start returned without a reason: treat like a deadline so
             # the scheduler re-evaluates (it cannot spin: RIP moved or a
             # trap will be reported next time).

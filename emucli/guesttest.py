@@ -38,6 +38,14 @@ and ``;`` are skipped)::
      * TIMEOUT: 60                seconds (default 300)
      * XFAIL: reason              a known bug: the test is expected to fail
      *                            (and reported when it starts passing)
+     * EXPECT-RACE: 10 random pct a concurrency bug the default schedule hides:
+     *                            the expectations above hold under the default
+     *                            scheduler, and some seed among 1..10 of each
+     *                            named exploring policy (`emu run --sched`;
+     *                            default: random) must break them. Reported as
+     *                            found with the seed and its replay command.
+     * SCHEDULES: 200 random pct  the expectations hold under every seed 1..200
+     *                            of each named policy (a correct concurrent program)
      */
 
      * EVENTS: syscall {{.*}}name=write    CHECK-style patterns, in order, over the
@@ -79,7 +87,10 @@ _DIRECTIVE = re.compile(r"^\s*(?:/\*+|\*+|//+|#+|;+)?\s*([A-Z][A-Z0-9-]*):(?:\s|
 _CHECK_KINDS = ("CHECK", "CHECK-NEXT", "CHECK-SAME", "CHECK-NOT", "CHECK-EMPTY")
 KEYWORDS = {"CPUS", "CMDLINE", "PROFILE", "RUN", "ARGS", "ENV", "STDIN", "CFLAGS", "BUILD", "EXIT",
             "STDOUT", "CHECK-STDERR", "STATS", "TIMEOUT", "EVENTS", "XFAIL", "FS", "FS-RW", "INSTALL", "REQUIRES",
-            *_CHECK_KINDS}
+            "EXPECT-RACE", "SCHEDULES", *_CHECK_KINDS}
+# The exploring policies of `emu run --sched` (emu/sched_policy.py) that
+# EXPECT-RACE:/SCHEDULES: and `emu test --schedules` may name.
+EXPLORING_POLICIES = ("random", "pct")
 _MARKS_A_TEST = {"EXIT", "STDOUT", "STATS", "CHECK-STDERR", "EVENTS", *_CHECK_KINDS}
 _STATS_EXPR = re.compile(r"^([A-Za-z_][\w.*]*)\s*(==|!=|<=|>=|<|>)\s*(-?(?:0x[0-9a-fA-F_]+|[0-9_]+))$")
 _OPERATORS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
@@ -103,10 +114,22 @@ class Variant:
     cpus: int | None = None
     cmdline: str | None = None
     profile: str | None = None
+    # Schedule exploration: ``sched`` with ``seed`` is one concrete schedule
+    # (`emu run --sched S --seed N`); ``explore`` ("race": EXPECT-RACE:,
+    # "exact": SCHEDULES: or `emu test --schedules`) with ``schedules`` runs
+    # seeds 1..schedules of ``sched`` (run_exploration).
+    sched: str | None = None
+    seed: int | None = None
+    explore: str | None = None
+    schedules: int = 0
 
     @property
     def id(self) -> str:
         parts = []
+        if self.explore is not None:
+            parts.append(f"{'race' if self.explore == 'race' else 'schedules'}={self.sched}:{self.schedules}")
+        elif self.sched is not None:
+            parts.append(f"sched={self.sched}:{self.seed}")
         if self.cpus is not None:
             parts.append(f"cpus={self.cpus}")
         if self.profile is not None:
@@ -141,14 +164,23 @@ class GuestSpec:
     cpus: list[int] = field(default_factory=list)
     cmdlines: list[str] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
+    # EXPECT-RACE: / SCHEDULES: as (schedules, policy) pairs.
+    races: list[tuple[int, str]] = field(default_factory=list)
+    schedules: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def build_with_gcc(self) -> bool:
         return self.build_kind == "gcc" and self.path.suffix in guestbuild.ASSEMBLY_SUFFIXES
 
     def variants(self) -> list[Variant]:
-        return [Variant(c, m, p) for c, m, p in itertools.product(self.cpus or [None], self.cmdlines or [None],
-                                                                 self.profiles or [None])]
+        """The plain runs, then one exploration per EXPECT-RACE:/SCHEDULES: policy for each."""
+        plain = [Variant(c, m, p) for c, m, p in itertools.product(self.cpus or [None], self.cmdlines or [None],
+                                                                  self.profiles or [None])]
+        explorations = [Variant(v.cpus, v.cmdline, v.profile, sched=policy, explore=kind, schedules=count)
+                        for v in plain
+                        for kind, pairs in (("race", self.races), ("exact", self.schedules))
+                        for count, policy in pairs]
+        return plain + explorations
 
 
 # ---- parsing ---------------------------------------------------------------
@@ -317,6 +349,15 @@ def parse_spec(path: Path) -> GuestSpec:
                 if not value:
                     raise fail(d, "give the reason (a known bug, an issue number)")
                 spec.xfail = value
+            elif kw in ("EXPECT-RACE", "SCHEDULES"):
+                words = value.replace(",", " ").split()
+                if not words or not words[0].isdigit() or int(words[0]) < 1:
+                    raise fail(d, f"expected a number of schedules and policies (e.g. '10 random pct'), got {value!r}")
+                unknown = [w for w in words[1:] if w not in EXPLORING_POLICIES]
+                if unknown:
+                    raise fail(d, f"unknown policy {unknown[0]!r} (one of {', '.join(EXPLORING_POLICIES)})")
+                pairs = [(int(words[0]), policy) for policy in (words[1:] or ["random"])]
+                (spec.races if kw == "EXPECT-RACE" else spec.schedules).extend(pairs)
             elif kw == "TIMEOUT":
                 spec.timeout_s = float(value)
             elif kw == "EVENTS":
@@ -542,6 +583,8 @@ def run_arguments(spec: GuestSpec, variant: Variant, program: Path, stats_path: 
         options += ["--profile", variant.profile]
     if variant.cmdline is not None:
         options += ["--cmdline", variant.cmdline]
+    if variant.sched is not None and variant.seed is not None:
+        options += ["--sched", variant.sched, "--seed", str(variant.seed)]
     return ["run", *options, *spec.run_options, str(program), *guest_argv(spec)]
 
 
@@ -722,6 +765,7 @@ class Outcome:
     reproduce: str
     result: RunResult | None = None
     skipped: str | None = None      # why the test could not run (a missing toolchain)
+    note: str | None = None         # what a passing exploration found (EXPECT-RACE:)
 
     @property
     def passed(self) -> bool:
@@ -737,6 +781,8 @@ def run_test(spec: GuestSpec, variant: Variant, build_dir: Path, cwd: Path) -> O
 
     A missing toolchain skips the test with the reason, except under CI=true,
     where it fails: CI must never pass by skipping."""
+    if variant.explore is not None:
+        return run_exploration(spec, variant, build_dir, cwd)
     try:
         for tool in guestbuild.required_tools(spec):
             guestbuild.find_tool(tool)
@@ -760,6 +806,47 @@ def run_test(spec: GuestSpec, variant: Variant, build_dir: Path, cwd: Path) -> O
     if guestbuild.needs_build(spec):
         reproduce = guestbuild.describe_build(spec, program) + f"\n  {reproduce}"
     return Outcome(spec, variant, check_result(spec, result), reproduce, result)
+
+
+# Outcomes of a schedule that say the emulator, not the guest, went wrong:
+# never counted as the race an EXPECT-RACE: test looks for.
+_EMULATOR_FAILURE_STATUS = 70
+
+
+def _emulator_failed(outcome: Outcome) -> bool:
+    result = outcome.result
+    return result is None or result.timed_out or result.returncode in (_EMULATOR_FAILURE_STATUS, -1) \
+        or result.returncode < 0
+
+
+def run_exploration(spec: GuestSpec, variant: Variant, build_dir: Path, cwd: Path) -> Outcome:
+    """Run ``variant``'s seeds 1..schedules under its policy, stopping at the
+    first that decides. "race" (EXPECT-RACE:): passes at the first seed whose
+    run breaks an expectation, with a note naming the seed and its replay
+    line; fails when none of them does. "exact" (SCHEDULES:, `emu test
+    --schedules`): fails at the first seed that breaks one, naming it."""
+    last = None
+    for seed in range(1, variant.schedules + 1):
+        concrete = Variant(variant.cpus, variant.cmdline, variant.profile, sched=variant.sched, seed=seed)
+        outcome = run_test(spec, concrete, build_dir, cwd)
+        if outcome.skipped or (outcome.result is None and outcome.problems):
+            return Outcome(spec, variant, outcome.problems, outcome.reproduce, skipped=outcome.skipped)
+        where = f"--sched {variant.sched} --seed {seed} (schedule {seed} of {variant.schedules})"
+        replay = (f"{outcome.reproduce}\n  (add --trace FILE, --timeline FILE or --gdb PORT to that line: "
+                  "the same schedule replays exactly)")
+        if outcome.problems and (variant.explore == "exact" or _emulator_failed(outcome)):
+            return Outcome(spec, variant, [f"failed under {where}:"] + outcome.problems, replay, outcome.result)
+        if outcome.problems:
+            first = outcome.problems[0].splitlines()[0]
+            return Outcome(spec, variant, [], replay, outcome.result,
+                           note=f"race found under {where}: {first}\n  replay: {outcome.reproduce}")
+        last = outcome
+    if variant.explore == "race":
+        return Outcome(spec, variant, [f"EXPECT-RACE: no schedule among seeds 1..{variant.schedules} of "
+                                       f"--sched {variant.sched} broke an expectation (the race was not found)"],
+                       last.reproduce if last else "", last.result if last else None)
+    return Outcome(spec, variant, [], last.reproduce if last else "", last.result if last else None,
+                   note=f"{variant.schedules} schedules of --sched {variant.sched} passed")
 
 
 def discover(paths: list[Path]) -> list[Path]:

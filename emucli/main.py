@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "stderr and emu's messages; /dev/fd/3 keeps it on a stream of its own)")
     run.add_argument("--max-cycles", type=_positive_int, metavar="N", help="stop after N cycles (exit 124)")
     run.add_argument("--seed", type=_int, default=0, help="seed for AT_RANDOM and getrandom (default 0)")
+    run.add_argument("--sched", choices=("default", "random", "pct"), default="default",
+                     help="schedule exploration policy, determined by --seed (emu/sched_policy.py)")
+    run.add_argument("--sched-depth", type=_positive_int, default=3, metavar="D",
+                     help="--sched pct: bug depth D (D-1 priority change points; default 3)")
+    run.add_argument("--sched-steps", type=_positive_int, default=5_000, metavar="K",
+                     help="--sched pct: change points fall in the first K scheduling steps (default 5000)")
     run.add_argument("--cmdline", default="", metavar="'key=value ...'", help="kernel policy parameters")
     run.add_argument("--profile", default=None, metavar="NAME",
                      help="cost profile (see `emu profiles`; default spr)")
@@ -156,6 +162,7 @@ def guest_environment() -> list[str]:
 
 def run_command(options) -> int:
     from emu.machine import Machine
+    from emu.sched_policy import make_policy
     from emu.timing.profile import DEFAULT_PROFILE, ProfileError, load_profile
     from kernel.kernel import Kernel, KernelConfig
     from kernel.errno import SyscallError
@@ -174,8 +181,9 @@ def run_command(options) -> int:
         cmdline.setdefault("sysctl.vm.overcommit_memory", "2")   # OVERCOMMIT_NEVER: malloc sees ENOMEM
     try:
         profile = load_profile(options.profile or DEFAULT_PROFILE)
+        policy = make_policy(options.sched, options.seed, options.sched_depth, options.sched_steps)
         machine = Machine(cpus=options.cpus, memory_bytes=memory_bytes, max_cycles=options.max_cycles,
-                          profile=profile, cache_model=options.cache_model)
+                          profile=profile, cache_model=options.cache_model, sched_policy=policy)
     except (ValueError, ProfileError) as error:
         raise UsageError(str(error)) from None
     except OSError as error:
@@ -294,6 +302,9 @@ def collect_stats(machine, kernel) -> dict:
     stats["peak_frames_in_use"] = kernel.frames.peak_allocated_frames
     stats["syscall_counts"] = {str(number): count for number, count in sorted(kernel.syscall_counts.items())}
     stats["exit_status"] = kernel.exit_status()
+    if machine.sched_policy is not None:
+        # Only under --sched random|pct, so the default run's stats stay as they were.
+        stats["sched"] = machine.sched_policy.stats()
     return stats
 
 

@@ -23,6 +23,10 @@ def pytest_addoption(parser):
     group = parser.getgroup("emu", "emu guest test programs")
     group.addoption("--emu-build-dir", default=None, metavar="DIR",
                     help="where gcc-built guest programs are cached (default: <rootdir>/.emu-build)")
+    group.addoption("--emu-schedules", type=int, default=0, metavar="N",
+                    help="also run each guest test under seeds 1..N of --emu-sched (emu test --schedules)")
+    group.addoption("--emu-sched", action="append", choices=guesttest.EXPLORING_POLICIES, default=None,
+                    metavar="POLICY", help="exploring policy for --emu-schedules (default random; repeatable)")
     parser.addini("emu_build_dir", "cache directory for gcc-built guest programs (relative to rootdir)",
                   default=".emu-build")
 
@@ -50,7 +54,14 @@ class GuestFile(pytest.File):
         except guesttest.HeaderError as error:
             yield GuestHeaderError.from_parent(self, name=self.path.name, message=str(error))
             return
-        for variant in spec.variants():
+        variants = spec.variants()
+        schedules = self.config.getoption("--emu-schedules")
+        if schedules and not spec.races:
+            variants += [guesttest.Variant(v.cpus, v.cmdline, v.profile, sched=policy, explore="exact",
+                                           schedules=schedules)
+                         for v in variants if v.explore is None
+                         for policy in self.config.getoption("--emu-sched") or ["random"]]
+        for variant in variants:
             name = f"{self.path.name}[{variant.id}]" if variant.id else self.path.name
             item = GuestItem.from_parent(self, name=name, spec=spec, variant=variant)
             item.add_marker("emu_guest")
@@ -78,6 +89,9 @@ class GuestItem(pytest.Item):
             pytest.xfail(f"{self.spec.xfail}: {outcome.problems[0].splitlines()[0]}")
         if not outcome.passed:
             raise GuestTestFailure(outcome.report())
+        if outcome.note and self.variant.explore == "race":
+            # Shown in the summary (pytest_terminal_summary), also from xdist workers.
+            self.user_properties.append(("emu_race_found", outcome.note))
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, GuestTestFailure):
@@ -103,3 +117,13 @@ class GuestHeaderError(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, f"guest header {self.name}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """EXPECT-RACE: tests report which seed found their bug, so CI logs show it."""
+    found = [(report.nodeid, value) for report in terminalreporter.stats.get("passed", [])
+             for key, value in getattr(report, "user_properties", ()) if key == "emu_race_found"]
+    if found:
+        terminalreporter.section("emu schedule exploration: races found")
+        for nodeid, note in found:
+            terminalreporter.write_line(f"FOUND {nodeid}: {note}")

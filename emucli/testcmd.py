@@ -28,6 +28,7 @@ class Result:
     status: str             # PASS, FAIL, XFAIL, XPASS, ERROR, SKIP
     seconds: float
     report: str = ""
+    note: str = ""          # a passing exploration's finding (EXPECT-RACE: seed and replay line)
 
     @property
     def name(self) -> str:
@@ -44,6 +45,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--build-dir", default=".emu-build", metavar="DIR",
                         help="cache for gcc-built guest programs (default: .emu-build)")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every test in the summary table")
+    parser.add_argument("--schedules", type=int, default=0, metavar="N",
+                        help="also run each test under seeds 1..N of --sched (a failure names the seed "
+                             "and the line that replays it)")
+    parser.add_argument("--sched", action="append", choices=guesttest.EXPLORING_POLICIES, metavar="POLICY",
+                        help="exploring policy for --schedules: random (default) or pct; may be repeated")
 
 
 def _run_one(spec: guesttest.GuestSpec, variant: guesttest.Variant, build_dir: Path, cwd: Path) -> Result:
@@ -59,10 +65,11 @@ def _run_one(spec: guesttest.GuestSpec, variant: guesttest.Variant, build_dir: P
                           f"  {outcome.reproduce}")
         return Result(spec.path, variant.id, "XFAIL", seconds, spec.xfail)
     return Result(spec.path, variant.id, "PASS" if outcome.passed else "FAIL", seconds,
-                  "" if outcome.passed else outcome.report())
+                  "" if outcome.passed else outcome.report(), outcome.note or "")
 
 
-def collect(paths: list[str], keyword: str | None) -> tuple[list, list[Result]]:
+def collect(paths: list[str], keyword: str | None, schedules: int = 0,
+            policies: list[str] | None = None) -> tuple[list, list[Result]]:
     roots = []
     for text in paths:
         path = Path(text)
@@ -78,7 +85,14 @@ def collect(paths: list[str], keyword: str | None) -> tuple[list, list[Result]]:
         except guesttest.HeaderError as error:
             errors.append(Result(path, "", "ERROR", 0.0, str(error)))
             continue
-        for variant in spec.variants():
+        variants = spec.variants()
+        if schedules and not spec.races:
+            # --schedules: every plain run again under seeds 1..N (a test
+            # with EXPECT-RACE: is wrong by design and explores already).
+            variants += [guesttest.Variant(v.cpus, v.cmdline, v.profile, sched=policy, explore="exact",
+                                           schedules=schedules)
+                         for v in variants if v.explore is None for policy in policies or ["random"]]
+        for variant in variants:
             name = f"{path}[{variant.id}]"
             if keyword is None or keyword in name:
                 jobs.append((spec, variant))
@@ -99,7 +113,9 @@ def run(options) -> int:
 
     if options.jobs < 1:
         raise TestUsageError(f"--jobs must be at least 1, got {options.jobs}")
-    jobs, results = collect(options.paths, options.keyword)
+    if options.schedules < 0:
+        raise TestUsageError(f"--schedules must be at least 0, got {options.schedules}")
+    jobs, results = collect(options.paths, options.keyword, options.schedules, options.sched)
     if not jobs and not results:
         raise TestUsageError(f"no guest tests found under {' '.join(options.paths)}")
     console = Console(stderr=True)
@@ -130,6 +146,8 @@ def run(options) -> int:
             out.print(result.report, markup=False, soft_wrap=True)
         elif result.status == "SKIP":
             out.print(f"[yellow]SKIP[/yellow] {escape(result.name)}: {escape(result.report)}")
+        elif result.note and result.variant_id.startswith("race="):
+            out.print(f"[green]FOUND[/green] {escape(result.name)}: {escape(result.note)}", soft_wrap=True)
     counts = {status: sum(r.status == status for r in results)
               for status in ("PASS", "FAIL", "XFAIL", "XPASS", "ERROR", "SKIP")}
     table = Table(title="guest tests", show_footer=False)

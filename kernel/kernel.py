@@ -16,7 +16,7 @@ from typing import BinaryIO
 from emu.machine import Machine
 from emu.traps import PF, VECTOR_NM, CpuException, SoftwareInterrupt, SysenterEntry
 from emu.vcpu import VCpu
-from kernel import cpu_opv, fpu, signals, vsyscall
+from kernel import cpu_opv, fpu, sched_explore, signals, vsyscall
 from kernel.cmdline import parse_kernel_cmdline
 from kernel.errno import SyscallError
 from kernel.exec import exec_image
@@ -154,6 +154,7 @@ class Kernel:
         # Per CPU: the fpstate whose registers are live there (fpu_fpregs_owner_ctx).
         self.fpregs_owner: list = [None] * len(machine.vcpus)
         self.scheduler = Scheduler(self, self.params["sched_quantum"])
+        sched_explore.attach(self)
         from kernel.syscall_table import (
             dispatch_syscall,  # kernel.syscalls imports this module
         )
@@ -478,6 +479,8 @@ class Kernel:
         if self.machine.events is not None:
             self._trace_syscall(vcpu)
         self._dispatch_syscall(self, vcpu, task)
+        if self.machine.sched_policy is not None:
+            sched_explore.syscall_exit(self, vcpu, task)
 
     def _trace_syscall(self, vcpu: VCpu) -> None:
         """The syscall event: number, name, arguments (its result is traced on return to user)."""
@@ -546,6 +549,11 @@ class Kernel:
                 do_int80_syscall_32(self, vcpu, task)
             return
         force_sig_fault(self, vcpu, task, user_exception_signal(task, exc, rip))
+
+    def handle_preemption_point(self, vcpu: VCpu) -> None:
+        """An exploring scheduler stopped ``vcpu`` between two user instructions."""
+        self.this_cpu = vcpu
+        sched_explore.preemption_point(self, vcpu)
 
     def handle_deadline(self, vcpu: VCpu) -> None:
         """A quantum ended; with one runnable task per CPU there is nothing to switch."""

@@ -32,6 +32,7 @@ import itertools
 from collections import deque
 from typing import TYPE_CHECKING
 
+from kernel import sched_explore
 from kernel.fpu import save_fpregs_to_fpstate
 from kernel.task import TASK_EXITED, TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING, TASK_STOPPED, TASK_TRACED, Task
 
@@ -130,6 +131,8 @@ class Scheduler:
         task.state = TASK_RUNNABLE
         task.wake_cycles = None
         cpu = self.select_task_rq(task, waker.index if waker is not None else None)
+        if waker is not None and self.machine.sched_policy is not None:
+            cpu = sched_explore.place_woken_task(self.kernel, task, cpu)
         self._enqueue_on(task, cpu)
         return cpu
 
@@ -287,10 +290,15 @@ class Scheduler:
         if self.kernel.current[cpu] is not None:
             return
         task = None
-        for queued in self.runqueues[cpu]:
-            if queued.allowed_on(cpu):
-                task = queued
-                break
+        if self.machine.sched_policy is not None:
+            allowed = [queued for queued in self.runqueues[cpu] if queued.allowed_on(cpu)]
+            if allowed:
+                task = sched_explore.pick_next_task(self.kernel, cpu, allowed)
+        else:
+            for queued in self.runqueues[cpu]:
+                if queued.allowed_on(cpu):
+                    task = queued
+                    break
         if task is None:
             task = self.newidle_balance(vcpu)
         if task is None:
