@@ -77,6 +77,10 @@ MAX_REPEAT_COUNT = 1_000_000       # one .rept, .fill or .skip
 # A statement is one line read or one repetition started, after expansion.
 MAX_STATEMENTS = 500_000           # about 5 s of this assembler's time
 MAX_OUTPUT_BYTES = 64 << 20        # file-backed bytes (code and data; .bss costs nothing)
+# Expression text parsed, in characters: a statement's cost grows with its
+# expressions (a macro that passes "\n-1" down 40 levels parses 40-term
+# expressions at every step), so the statement count alone does not bound time.
+MAX_EXPRESSION_CHARACTERS = 1 << 20
 MAX_SOURCE_BYTES = 16 << 20        # the source with its .includes (and cpp's output for .S)
 USER_ADDRESS_LIMIT = 1 << 47       # TASK_SIZE: every section must end below it
 MASK64 = (1 << 64) - 1
@@ -684,6 +688,7 @@ class Assembler:
         self.hidden_counter = 0
         self.current_source = SourceLine(filename, 1, "")
         self.statements_left = MAX_STATEMENTS
+        self.expression_characters_left = MAX_EXPRESSION_CHARACTERS
         self.output_bytes_left = MAX_OUTPUT_BYTES
         self.source_bytes_left = MAX_SOURCE_BYTES
         self.macro_depth = 0
@@ -968,6 +973,10 @@ class Assembler:
             return ("sym", value)
 
         try:
+            self.expression_characters_left -= len(text)
+            if self.expression_characters_left < 0:
+                raise self._error(source, f"more than {MAX_EXPRESSION_CHARACTERS >> 10} KiB of expressions "
+                                          "after expanding macros and repetitions")
             return ExpressionParser(tokenize(text, self.syntax == "intel"), leaf).parse()
         except ExpressionError as error:
             raise self._error(source, str(error)) from None

@@ -58,6 +58,14 @@ def test_the_statement_budget_counts_across_nesting(tmp_path, small_statement_bu
     assert "more than 20000 statements after expanding macros and repetitions" in message
 
 
+def test_expression_text_is_budgeted_too(tmp_path, monkeypatch):
+    """The depth-40 macro tree passes "\\n-1" down: every statement parses a longer
+    expression, so 500,000 statements took minutes; parsed expression text is counted."""
+    monkeypatch.setattr(assembler, "MAX_EXPRESSION_CHARACTERS", 64 << 10)
+    message = diagnostic(tmp_path, NESTED_EXPANSIONS["binary macro tree of depth 40"])
+    assert message.endswith("error: more than 64 KiB of expressions after expanding macros and repetitions")
+
+
 def test_the_budget_leaves_ordinary_repetitions_alone(tmp_path, small_statement_budget):
     assembly = assemble_text(tmp_path, ".rept 50\n.rept 100\nnop\n.endr\n.endr\n" + EXIT)
     assert assembly.sections[0].data[:5001] == b"\x90" * 5000 + b"\xb8"
@@ -179,3 +187,10 @@ def fifo_has_reader(fifo) -> bool:
     import time
     time.sleep(0.2)                       # SIGKILL delivery to the group
     return fuzz_inputs.fifo_has_reader(str(fifo))
+
+
+def test_push_of_an_immediate_past_imm32_is_refused(tmp_path):
+    """keystone encoded `push $0x100000000` as pushw $0 (66 68 00 00); GNU as refuses it."""
+    assert "operand size mismatch for `push'" in diagnostic(tmp_path, "push $0x100000000\n")
+    assembly = assemble_text(tmp_path, "push $-0x80000000\npush $0x7fffffff\n" + EXIT)
+    assert assembly.sections[0].data.startswith(bytes.fromhex("6800000080" "68ffffff7f"))
