@@ -30,6 +30,7 @@ import time
 
 HOST_MEMORY_HEADROOM_BYTES = 512 << 20
 REPEAT_SECONDS = 0.1
+FIRST_CHECK_SECONDS = 0.001
 
 
 class WallClockTimeout(BaseException):
@@ -93,7 +94,8 @@ class RunLimits:
         self._started = time.monotonic()
         self._previous_handler = signal.signal(signal.SIGALRM, self._fire)
         self.active = True
-        first = REPEAT_SECONDS if self.host_memory_bytes is not None else self.timeout_seconds
+        # The ceiling is checked at once (the emulator may be over it already), then every 100 ms.
+        first = FIRST_CHECK_SECONDS if self.host_memory_bytes is not None else self.timeout_seconds
         if self.timeout_seconds is not None:
             first = min(first, self.timeout_seconds)
         signal.setitimer(signal.ITIMER_REAL, first, REPEAT_SECONDS)
@@ -104,6 +106,9 @@ class RunLimits:
 
     def __exit__(self, exc_type, exc_value, traceback):
         self.active = False
+        # A peak reached between two checks (or in a run shorter than one period) still counts.
+        if self.host_memory_bytes is not None and peak_resident_bytes() > self.host_memory_bytes:
+            self.memory_exceeded = True
         if self._done is not None:
             self._done.set()
         if self.armed:

@@ -19,7 +19,8 @@ from tests.guestbuild import REPO, missing_prerequisite
 
 # Folders of the checkout a wheel build does not read (and would be slow to copy).
 _NOT_COPIED = shutil.ignore_patterns(".venv", ".git", "build", "results", ".build", ".emu-build", "__pycache__",
-                                     "*.egg-info", ".pytest_cache", "*.so", "bench.json", ".bench")
+                                     "*.egg-info", ".pytest_cache", "*.abi3.so", "*.cpython-*.so", "bench.json",
+                                     ".bench")   # compiled extensions only: kernel/vdso/vdso64.so is source
 
 ASSEMBLY_TEST = r"""/* The shipped headers: syscall numbers and output helpers.
  * EXIT: 0
