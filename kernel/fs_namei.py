@@ -152,10 +152,17 @@ def do_mkdirat(kernel, task, dirfd: int, path_address: int, mode: int) -> int:
     kind, parent, name = _create_lookup(kernel, task, dirfd, path, directory=True)
     if kind == "tmpfs":
         return kernel.tmpfs.mkdir(parent, mode & 0o1777)
+    return _create_new_entry(kernel, kind, parent, name, lambda: os.mkdir(name, mode & 0o1777, dir_fd=parent))
+
+
+def _create_new_entry(kernel, kind: str, parent, name: str, create) -> int:
+    """The shared tail of mkdir and symlink once the tmpfs case is handled: a kernel
+    directory (/dev, /proc) refuses; on the host ``create()`` makes the entry in the
+    open ``parent`` directory, which then belongs to the guest's uid/gid."""
     if kind == "kernel":
         raise SyscallError(EEXIST if _kernel_node_exists(kernel, parent) else _kernel_refusal(kernel, parent))
     try:
-        os.mkdir(name, mode & 0o1777, dir_fd=parent)
+        create()
         give_to_guest(kernel, name, parent)
     except OSError as error:
         raise SyscallError(host_errno_of(error)) from None
@@ -388,16 +395,8 @@ def do_symlinkat(kernel, task, target_address: int, newdfd: int, path_address: i
     kind, parent, name = _create_lookup(kernel, task, newdfd, path, directory=False)
     if kind == "tmpfs":
         return kernel.tmpfs.symlink(target, parent)
-    if kind == "kernel":
-        raise SyscallError(EEXIST if _kernel_node_exists(kernel, parent) else _kernel_refusal(kernel, parent))
-    try:
-        os.symlink(os.fsdecode(target), name, dir_fd=parent)
-        give_to_guest(kernel, name, parent)
-    except OSError as error:
-        raise SyscallError(host_errno_of(error)) from None
-    finally:
-        os.close(parent)
-    return 0
+    return _create_new_entry(kernel, kind, parent, name,
+                             lambda: os.symlink(os.fsdecode(target), name, dir_fd=parent))
 
 
 def sys_symlink(kernel, vcpu, task, target, path, *_):

@@ -245,16 +245,7 @@ def sys_mq_timedsend(kernel, vcpu, task, fd, message_address, length, priority, 
         queue.wake(kernel, waker)
         return 0
 
-    result = send()
-    if result is not None:
-        return result
-    if file.flags & O_NONBLOCK:
-        raise SyscallError(EAGAIN)
-    if timeout_ns == 0:
-        raise SyscallError(ETIMEDOUT)
-    wait_event(kernel, vcpu, task, [queue.senders], send, timeout_ns=timeout_ns,
-               on_timeout=lambda: -ETIMEDOUT, restart_number=SYS_mq_timedsend)
-    return None
+    return _transfer_or_wait(kernel, vcpu, task, file, queue.senders, send, timeout_ns, SYS_mq_timedsend)
 
 
 def sys_mq_timedreceive(kernel, vcpu, task, fd, buffer_address, length, priority_address, timeout_address, *_):
@@ -275,15 +266,23 @@ def sys_mq_timedreceive(kernel, vcpu, task, fd, buffer_address, length, priority
         queue.wake(kernel, kernel.this_cpu or vcpu)
         return len(data)
 
-    result = receive()
+    return _transfer_or_wait(kernel, vcpu, task, file, queue.receivers, receive, timeout_ns,
+                             SYS_mq_timedreceive)
+
+
+def _transfer_or_wait(kernel, vcpu, task, file, wait_queue, attempt, timeout_ns: int, restart_number: int):
+    """do_mq_timedsend/do_mq_timedreceive's common end: ``attempt()`` now; if it cannot
+    complete, EAGAIN for O_NONBLOCK, ETIMEDOUT for an expired absolute timeout, else
+    sleep on ``wait_queue`` with ``attempt`` as the waker's retry (None: blocked)."""
+    result = attempt()
     if result is not None:
         return result
     if file.flags & O_NONBLOCK:
         raise SyscallError(EAGAIN)
     if timeout_ns == 0:
         raise SyscallError(ETIMEDOUT)
-    wait_event(kernel, vcpu, task, [queue.receivers], receive, timeout_ns=timeout_ns,
-               on_timeout=lambda: -ETIMEDOUT, restart_number=SYS_mq_timedreceive)
+    wait_event(kernel, vcpu, task, [wait_queue], attempt, timeout_ns=timeout_ns,
+               on_timeout=lambda: -ETIMEDOUT, restart_number=restart_number)
     return None
 
 
