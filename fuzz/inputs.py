@@ -350,16 +350,6 @@ def leftover_processes(directory: str, grace_seconds: float = 3.0) -> list[int]:
         time.sleep(0.05)
 
 
-def fifo_has_reader(fifo: str) -> bool:
-    """Whether a process is blocked opening ``fifo`` for reading (a non-blocking
-    writer's open succeeds then; with no reader it fails with ENXIO)."""
-    try:
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-    except OSError:
-        return False
-    return True
-
-
 def check_program_run(status, host_signal, seconds, peak, stderr) -> str | None:
     if status is None and host_signal is None:
         return f"hang: no exit {seconds:.0f} s after start (timeout {TIMEOUT_SECONDS} s)"
