@@ -8,9 +8,9 @@ DEMO   ?= guest/examples/hello.S
 
 .PHONY: run test guest-test bench calibrate lint clean fuzz compare toolchains conformance
 
-$(STAMP): pyproject.toml setup.py emu/timing/hotpath.c emu/timing/hotpath.h emu/timing/preempt.c emu/timing/preempt.h emu/timing/_build_hotpath.py emu/mmu/tlb.c emu/mmu/tlb.h \
-	 emu/timing/abort_guard.c emu/timing/cache.c emu/timing/cache.h emu/isa/amx_fast.c emu/isa/amx_fast.h \
-	 emu/isa/xstate_fast.c emu/isa/xstate_fast.h emu/registers_fast.c emu/registers_fast.h
+$(STAMP): pyproject.toml setup.py emu_x86/emu/timing/hotpath.c emu_x86/emu/timing/hotpath.h emu_x86/emu/timing/preempt.c emu_x86/emu/timing/preempt.h emu_x86/emu/timing/_build_hotpath.py emu_x86/emu/mmu/tlb.c emu_x86/emu/mmu/tlb.h \
+	 emu_x86/emu/timing/abort_guard.c emu_x86/emu/timing/cache.c emu_x86/emu/timing/cache.h emu_x86/emu/isa/amx_fast.c emu_x86/emu/isa/amx_fast.h \
+	 emu_x86/emu/isa/xstate_fast.c emu_x86/emu/isa/xstate_fast.h emu_x86/emu/registers_fast.c emu_x86/emu/registers_fast.h
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
@@ -25,11 +25,11 @@ guest-test: $(STAMP) toolchains
 	$(BIN)/emu test guest/tests guest/examples
 
 # rustc, go and a static busybox for the Rust/Go/shell guest tests
-# (emucli/toolchains.py): installs only what is missing, from Debian's
+# (emu_x86/emucli/toolchains.py): installs only what is missing, from Debian's
 # packages, one line per tool fetched. A tool it cannot get skips the tests
 # that need it, except under CI=true, where this fails.
 toolchains: $(STAMP)
-	@$(BIN)/python -m emucli.toolchains
+	@$(BIN)/python -m emu_x86.emucli.toolchains
 
 # Linux's selftests natively and under emu -> docs/conformance.md (not part of
 # `make test`: it downloads Debian's linux-source-6.12 into
@@ -54,7 +54,7 @@ fuzz: $(STAMP)
 	$(FUZZ) --kind asm --cases 10000
 
 # The comparisons the lists argue about -> results/*.json/csv/png and docs/compare.md
-# (emucli/compare_report.py): lazy-TLB schemes as CPUs grow, IPI vs INVLPGB
+# (emu_x86/emucli/compare_report.py): lazy-TLB schemes as CPUs grow, IPI vs INVLPGB
 # (zen4), nr_dyn_asids/percpu_pgd with many live mms, the AMX buffer policies.
 # COMPARE_CPUS and COMPARE_JOBS size the run.
 COMPARE_CPUS ?= 1,2,4,8
@@ -73,7 +73,7 @@ compare: $(STAMP)
 	$(COMPARE) --workload "CFLAGS='-mamx-tile -mamx-int8' guest/tests/amx/amx_churn.c 16 4 0 2" \
 	    --policy-matrix xstate_alloc=vmalloc,vmalloc_cache,separate,eager,pages_percpu --cpus 1,4 \
 	    --out results/xstate
-	$(BIN)/python -m emucli.compare_report results docs/compare.md
+	$(BIN)/python -m emu_x86.emucli.compare_report results docs/compare.md
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

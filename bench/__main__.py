@@ -68,9 +68,9 @@ def raw_unicorn_mips() -> float:
 
 
 def machine_mips() -> float:
-    from emu.machine import Machine
-    from kernel.kernel import Kernel, KernelConfig
-    from kernel.loader.image import PROT_EXEC, PROT_READ, ProgramImage, Segment
+    from emu_x86.emu.machine import Machine
+    from emu_x86.kernel.kernel import Kernel, KernelConfig
+    from emu_x86.kernel.loader.image import PROT_EXEC, PROT_READ, ProgramImage, Segment
     best = 0.0
     for _ in range(REPEATS):
         image = ProgramImage(path="loop", entry=0x401000,
@@ -111,7 +111,7 @@ def glibc_instructions_per_second() -> tuple[float, float] | None:
             handle.write(GLIBC_PROGRAM)
         subprocess.run(["gcc", "-O2", "-static", source, "-o", binary], check=True)
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "emucli", "run", "--stats", stats, binary],
+        subprocess.run([sys.executable, "-m", "emu_x86.emucli", "run", "--stats", stats, binary],
                        check=True, stdout=subprocess.DEVNULL)
         elapsed = time.perf_counter() - start
         with open(stats) as handle:
@@ -121,7 +121,7 @@ def glibc_instructions_per_second() -> tuple[float, float] | None:
 
 def ipi_round_trips_per_second(rounds: int = 20000) -> float:
     """Two idle vCPUs bounce a fixed IPI (x2APIC ICR writes) back and forth."""
-    from emu.machine import Machine
+    from emu_x86.emu.machine import Machine
     machine = Machine(cpus=2, memory_bytes=16 << 20)
     for vcpu in machine.vcpus:
         vcpu.halted = True
@@ -163,7 +163,7 @@ def raw_page_touch_seconds(passes: int) -> float:
     best of REPEATS runs of ``passes`` passes on one Unicorn."""
     import ctypes
     from unicorn.unicorn_py3 import unicorn as uc_module
-    from emu.timing._hotpath import lib
+    from emu_x86.emu.timing._hotpath import lib
     uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64)
     uc.ctl_set_tlb_mode(unicorn.UC_TLB_VIRTUAL)
     base = 0x400000
@@ -187,9 +187,9 @@ def raw_page_touch_seconds(passes: int) -> float:
 def machine_page_touch_seconds(passes: int) -> tuple[float, dict]:
     """Best of REPEATS runs of ``passes`` passes, each on a new Machine, and the
     TLB counters of the best."""
-    from emu.machine import Machine
-    from kernel.kernel import Kernel, KernelConfig
-    from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, ProgramImage, Segment
+    from emu_x86.emu.machine import Machine
+    from emu_x86.kernel.kernel import Kernel, KernelConfig
+    from emu_x86.kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, ProgramImage, Segment
     best, tlb = None, {}
     for _ in range(REPEATS):
         image = ProgramImage(path="pages", entry=0x401000, segments=[
@@ -222,7 +222,7 @@ def emu_run_seconds(*args: str) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         stats = os.path.join(tmp, "s.json")
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "emucli", "run", "--stats", stats, *args],
+        subprocess.run([sys.executable, "-m", "emu_x86.emucli", "run", "--stats", stats, *args],
                        check=True, stdout=subprocess.DEVNULL)
         elapsed = time.perf_counter() - start
         with open(stats) as handle:
@@ -232,8 +232,8 @@ def emu_run_seconds(*args: str) -> tuple[float, dict]:
 def run_in_process(program: str, *args: str, cpus: int = 1) -> tuple[float, dict]:
     """Wall time of Machine.run alone for ``program`` (no interpreter start-up,
     no loading), and the kernel's counters: a rate is not lost in process-start noise."""
-    from emu.machine import Machine
-    from kernel.kernel import Kernel, KernelConfig
+    from emu_x86.emu.machine import Machine
+    from emu_x86.kernel.kernel import Kernel, KernelConfig
     machine = Machine(cpus=cpus, memory_bytes=256 << 20)
     with open(os.devnull, "wb") as sink:
         kernel = Kernel(machine, KernelConfig(argv=[program, *args], envp=[], stdout=sink))
@@ -321,7 +321,7 @@ def qiling_ratio() -> tuple[float, float, float] | None:
         emu_best = qiling_best = None
         for _ in range(REPEATS):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "emucli", "run", binary], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([sys.executable, "-m", "emu_x86.emucli", "run", binary], check=True, stdout=subprocess.DEVNULL)
             emu_seconds = time.perf_counter() - start
             start = time.perf_counter()
             done = subprocess.run([str(python), "-c", runner, binary], stdout=subprocess.DEVNULL,

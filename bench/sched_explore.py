@@ -1,7 +1,7 @@
 """Cost of schedule exploration (issue 24): MIPS of the compute loop under
 ``--sched random`` and ``--sched pct`` against the default scheduler, each
 in this process, best of REPEATS. Under an exploring policy every
-instruction calls the C preemption hook (emu/timing/preempt.c) and every run
+instruction calls the C preemption hook (emu_x86/emu/timing/preempt.c) and every run
 of a few to a few thousand instructions goes back to Python for the next
 choice; the default never installs the hook."""
 from __future__ import annotations
@@ -14,10 +14,10 @@ REPEATS = 3
 
 def loop_mips(policy_name: str, seed: int = 1) -> float:
     from bench.__main__ import loop_bytes
-    from emu.machine import Machine
-    from emu.sched_policy import make_policy
-    from kernel.kernel import Kernel, KernelConfig
-    from kernel.loader.image import PROT_EXEC, PROT_READ, ProgramImage, Segment
+    from emu_x86.emu.machine import Machine
+    from emu_x86.emu.sched_policy import make_policy
+    from emu_x86.kernel.kernel import Kernel, KernelConfig
+    from emu_x86.kernel.loader.image import PROT_EXEC, PROT_READ, ProgramImage, Segment
     source_address = 0x401000
     best = 0.0
     for _ in range(REPEATS):

@@ -43,7 +43,7 @@ def build_churn(directory: Path) -> Path:
 
 def run(binary: Path, directory: Path, cpus: int, cmdline: str, args) -> dict:
     stats_path = directory / "stats.json"
-    result = subprocess.run([sys.executable, "-m", "emucli", "run", "--cpus", str(cpus), "--stats", str(stats_path),
+    result = subprocess.run([sys.executable, "-m", "emu_x86.emucli", "run", "--cpus", str(cpus), "--stats", str(stats_path),
                              "--cmdline", cmdline, str(binary), *args], capture_output=True, cwd=REPO)
     if result.returncode != 0 or not result.stdout.startswith(b"churn ok"):
         raise RuntimeError(f"{cmdline}: exit {result.returncode}: {result.stderr.decode()}")

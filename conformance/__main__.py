@@ -51,9 +51,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def _commit() -> str:
     """The last commit that changed the emulator or its kernel (what the emu runs measured)."""
-    result = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %cs", "--", "emu", "kernel"],
+    result = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %cs", "--", "emu_x86"],
                             check=False, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "emu", "kernel"],
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "emu_x86"],
                            check=False, capture_output=True, text=True).stdout.strip()
     return (result.stdout.strip() or "?") + (" (with uncommitted changes)" if dirty else "")
 

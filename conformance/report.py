@@ -121,7 +121,7 @@ def render(results: dict[str, dict], reasons: dict[str, str], meta: dict) -> str
         f"Sources: Linux {meta.get('linux', '?')} selftests from Debian's `linux-source-6.12` package, built",
         "with `gcc -O2 -static -pthread -D_GNU_SOURCE=` plus each test's Makefile flags (x86: 64-bit only).",
         f"Host: {meta.get('host', '?')}.",
-        f"Emulator (emu/, kernel/) at commit {meta.get('commit', '?')}, default profile (`spr`).",
+        f"Emulator (emu_x86/) at commit {meta.get('commit', '?')}, default profile (`spr`).",
         f"Last run: {meta.get('date', '?')}; per-run limit {meta.get('timeout', '?')} s under emu.",
         "",
         f"**{passed} of {total} emu runs pass ({_percent(passed, total)})**, counted over the runs whose test",

@@ -34,13 +34,13 @@ import threading
 import traceback
 from dataclasses import dataclass, field
 
-from emu.isa import encoding
-from emu.isa.state import MSR_IA32_XFD, MSR_IA32_XFD_ERR, MSR_IA32_XSS
-from emu.machine import Machine
-from emu.traps import GP, CpuException
-from kernel import signals
-from kernel.kernel import Kernel, KernelConfig
-from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, ProgramImage, Segment
+from emu_x86.emu.isa import encoding
+from emu_x86.emu.isa.state import MSR_IA32_XFD, MSR_IA32_XFD_ERR, MSR_IA32_XSS
+from emu_x86.emu.machine import Machine
+from emu_x86.emu.traps import GP, CpuException
+from emu_x86.kernel import signals
+from emu_x86.kernel.kernel import Kernel, KernelConfig
+from emu_x86.kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, ProgramImage, Segment
 
 TEXT_VADDR = 0x401000
 TEXT_PAGES = 2
@@ -260,7 +260,7 @@ _ENDING_SYSCALLS = {60, 231}
 
 
 def _syscall_number(rng: random.Random) -> int:
-    from kernel.syscall_table import SYSCALLS
+    from emu_x86.kernel.syscall_table import SYSCALLS
     choice = rng.random()
     if choice < 0.75:
         number = rng.choice(sorted(SYSCALLS))
@@ -443,7 +443,7 @@ _PROFILE = []
 def default_profile():
     """The default cost profile, parsed once per process (it is read-only)."""
     if not _PROFILE:
-        from emu.timing.profile import DEFAULT_PROFILE, load_profile
+        from emu_x86.emu.timing.profile import DEFAULT_PROFILE, load_profile
         _PROFILE.append(load_profile(DEFAULT_PROFILE))
     return _PROFILE[0]
 

@@ -74,12 +74,12 @@ def workdir() -> str:
         handle.write(bytes(range(256)) * 4)
     _WORKDIR.append(base)
     # Import what `emu run` needs once, here: each forked case then starts as the
-    # fork server's children do (emucli/forkserver.py), without paying the imports.
-    import emuas.assembler  # noqa: F401
-    import emucli.main  # noqa: F401
-    import kernel.kernel  # noqa: F401
-    import kernel.loader.elf  # noqa: F401
-    from emu.machine import Machine  # noqa: F401
+    # fork server's children do (emu_x86/emucli/forkserver.py), without paying the imports.
+    import emu_x86.emuas.assembler  # noqa: F401
+    import emu_x86.emucli.main  # noqa: F401
+    import emu_x86.kernel.kernel  # noqa: F401
+    import emu_x86.kernel.loader.elf  # noqa: F401
+    from emu_x86.emu.machine import Machine  # noqa: F401
     return base
 
 
@@ -290,7 +290,7 @@ def run_program(program: str, case_dir: str) -> tuple[int | None, int | None, fl
             sys.stderr = open(2, "w", closefd=False)
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
             signal.setitimer(signal.ITIMER_REAL, 0)
-            from emucli.main import main
+            from emu_x86.emucli.main import main
             status = main(args)
         except SystemExit as leave:
             status = leave.code if isinstance(leave.code, int) else 1

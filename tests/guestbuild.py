@@ -76,7 +76,7 @@ class Run:
 
 def emu(*args: str, stdin: bytes = b"", env: dict | None = None, timeout: float = 120) -> Run:
     """Run ``emu`` as a user would (a subprocess), returning status and output."""
-    command = [sys.executable, "-m", "emucli", *args]
+    command = [sys.executable, "-m", "emu_x86.emucli", *args]
     proc = subprocess.run(command, input=stdin, capture_output=True, timeout=timeout,
                           env=env if env is not None else {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"},
                           cwd=REPO)

@@ -1,5 +1,5 @@
-"""The C fast path of the tile dot products (emu/isa/amx_fast.c) is the Python
-reference (emu/isa/amx.py) made fast: same tiles, same XINUSE/modified flags,
+"""The C fast path of the tile dot products (emu_x86/emu/isa/amx_fast.c) is the Python
+reference (emu_x86/emu/isa/amx.py) made fast: same tiles, same XINUSE/modified flags,
 same #UD cases declined, same decode, and a guest runs bit-identically --
 stdout, exit status, statistics -- with it on or off (EMU_AMX_FAST_PATH=0)."""
 import json
@@ -8,11 +8,11 @@ import os
 import numpy as np
 import pytest
 
-from emu.isa import amx, encoding
-from emu.isa.cpuid import INTEL_SAPPHIRE_RAPIDS
-from emu.isa.state import XFEATURE_MASK_XTILE, ExtendedState
-from emu.timing._hotpath import ffi, lib
-from emu.traps import UD
+from emu_x86.emu.isa import amx, encoding
+from emu_x86.emu.isa.cpuid import INTEL_SAPPHIRE_RAPIDS
+from emu_x86.emu.isa.state import XFEATURE_MASK_XTILE, ExtendedState
+from emu_x86.emu.timing._hotpath import ffi, lib
+from emu_x86.emu.traps import UD
 from tests.guestbuild import REPO, build, emu
 
 KINDS = {"tdpbuud": lib.AMX_KIND_TDPBUUD, "tdpbusd": lib.AMX_KIND_TDPBUSD, "tdpbsud": lib.AMX_KIND_TDPBSUD,
@@ -274,8 +274,8 @@ def test_nm_with_xfd_armed_then_ud_unconfigured_stay_architected(tmp_path):
 
 
 def run_in_process(path: str, fast_path: bool):
-    from emu.machine import Machine
-    from kernel.kernel import Kernel, KernelConfig
+    from emu_x86.emu.machine import Machine
+    from emu_x86.kernel.kernel import Kernel, KernelConfig
     machine = Machine(cpus=1, memory_bytes=64 << 20)
     kernel = Kernel(machine, KernelConfig(argv=[path], envp=[]))
     kernel.start(path)
@@ -296,9 +296,9 @@ def test_the_fast_path_retires_every_iteration_and_charges_like_python(tmp_path,
 
 
 def test_tracing_keeps_the_python_path(tmp_path, capfd):
-    from emu.machine import Machine
-    from emu.trace import Tracer
-    from kernel.kernel import Kernel, KernelConfig
+    from emu_x86.emu.machine import Machine
+    from emu_x86.emu.trace import Tracer
+    from emu_x86.kernel.kernel import Kernel, KernelConfig
     source = tmp_path / "loop.S"
     source.write_text(looped_tdpbssd(3))
     machine = Machine(cpus=1, memory_bytes=64 << 20)

@@ -178,11 +178,11 @@ def test_sigaltstack_size_rules_with_amx_permitted():
 
 
 def test_at_minsigstksz_is_linux_max_frame_size():
-    from kernel import fpu
-    from kernel.kernel import Kernel, KernelConfig
-    from emu.machine import Machine
-    from emu.isa import xstate
-    from emu.isa.state import XFEATURE_MASK_SSE, XFEATURE_MASK_X87, XFEATURE_MASK_XTILE
+    from emu_x86.kernel import fpu
+    from emu_x86.kernel.kernel import Kernel, KernelConfig
+    from emu_x86.emu.machine import Machine
+    from emu_x86.emu.isa import xstate
+    from emu_x86.emu.isa.state import XFEATURE_MASK_SSE, XFEATURE_MASK_X87, XFEATURE_MASK_XTILE
     kernel = Kernel(Machine(cpus=1, memory_bytes=16 << 20), KernelConfig(argv=["x"], envp=[]))
     # signal.c init_sigframe_size: rt_sigframe (440) + 15 + the largest standard
     # xstate (tiles end at 2816 + 8192) + MAGIC2 (4) + 63, rounded up to 16.
@@ -214,10 +214,10 @@ def test_bad_boot_parameter_values_are_one_line_usage_errors(cmdline, message):
 def test_sigaltstack_size_valid_follows_permission_and_strict_sas_size():
     from types import SimpleNamespace
 
-    from emu.machine import Machine
-    from kernel import fpu
-    from kernel.errno import EINVAL, SyscallError
-    from kernel.kernel import Kernel, KernelConfig
+    from emu_x86.emu.machine import Machine
+    from emu_x86.kernel import fpu
+    from emu_x86.kernel.errno import EINVAL, SyscallError
+    from emu_x86.kernel.kernel import Kernel, KernelConfig
 
     def kernel_with(cmdline):
         return Kernel(Machine(cpus=1, memory_bytes=16 << 20), KernelConfig(argv=["x"], envp=[], cmdline=cmdline))

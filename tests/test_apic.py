@@ -1,6 +1,6 @@
 """IPIs and the APIC timer in virtual time: arrival at send + latency, delivery at the
 target's next boundary, synchronous cross-calls that advance the sender by the real wait."""
-from emu.machine import Machine
+from emu_x86.emu.machine import Machine
 
 PING_VECTOR = 0x40
 

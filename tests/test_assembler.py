@@ -1,4 +1,4 @@
-"""The assembler front end (emuas/assembler.py) against GNU as + ld.
+"""The assembler front end (emu_x86/emuas/assembler.py) against GNU as + ld.
 
 The reference is GNU binutils itself: every source is also assembled with
 ``as`` (``.S`` through ``gcc -c``, ``.asm`` with ``.intel_syntax noprefix``
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from tests.guestbuild import missing_prerequisite
 
-from emuas.assembler import (EXTRA_ENCODERS, INCLUDE_DIR, TEXT_BASE, Assembly, AssemblyError,
+from emu_x86.emuas.assembler import (EXTRA_ENCODERS, INCLUDE_DIR, TEXT_BASE, Assembly, AssemblyError,
                                      assemble, assemble_file, assemble_source)
-from kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, LoadError
+from emu_x86.kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, LoadError
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "asm_fixtures"

@@ -1,7 +1,7 @@
 """Issue 20: every assembly source ends within its limits, with a diagnostic at FILE:LINE.
 
 Each case below once hung past --timeout, took gigabytes of host memory or
-ended in "internal assembler error". The budgets (emuas/assembler.py:
+ended in "internal assembler error". The budgets (emu_x86/emuas/assembler.py:
 MAX_STATEMENTS, MAX_OUTPUT_BYTES, MAX_SOURCE_BYTES) count across every level
 of nesting; the tests of the nesting cases lower MAX_STATEMENTS so that they
 reach it in a fraction of a second (the mechanism is the same at any size).
@@ -14,8 +14,8 @@ import resource
 
 import pytest
 
-import emuas.assembler as assembler
-from emuas.assembler import AssemblyError, assemble
+import emu_x86.emuas.assembler as assembler
+from emu_x86.emuas.assembler import AssemblyError, assemble
 
 EXIT = "mov $60, %eax\nxor %edi, %edi\nsyscall\n"
 

@@ -1,6 +1,6 @@
 """Decoded blocks are shared by every vCPU and every Machine of a process
-(emu/machine.py ``_decoded_blocks``, and the C block hook's price cache,
-emu/timing/hotpath.h), keyed by the code bytes and the profile's instruction
+(emu_x86/emu/machine.py ``_decoded_blocks``, and the C block hook's price cache,
+emu_x86/emu/timing/hotpath.h), keyed by the code bytes and the profile's instruction
 costs. The caches change wall-clock time only: a guest run with them off
 (every block disassembled afresh), cold, or warm from earlier machines --
 with other profiles, and with the cache cleared at its bound -- gives the
@@ -11,11 +11,11 @@ import io
 
 import pytest
 
-from emu import machine as machine_module
-from emu.machine import Machine
-from emu.vcpu import hotpath
-from emucli.main import collect_stats
-from kernel.kernel import Kernel, KernelConfig
+from emu_x86.emu import machine as machine_module
+from emu_x86.emu.machine import Machine
+from emu_x86.emu.vcpu import hotpath
+from emu_x86.emucli.main import collect_stats
+from emu_x86.kernel.kernel import Kernel, KernelConfig
 from tests.test_switch_equivalence import CASES, GUEST_ENVIRONMENT, staged_program
 
 # Tile switches on 4 CPUs (blocks ending at emulated tile instructions), AMX

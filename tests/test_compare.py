@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from emucli.compare import CompareError, expand_policy_matrix, metric_value, parse_cpus
+from emu_x86.emucli.compare import CompareError, expand_policy_matrix, metric_value, parse_cpus
 from tests.guestbuild import REPO, Run, emu, require_gcc
 
 WORKLOADS = ["guest/workloads/munmap_threads.c 2 6 2", "guest/workloads/mapfixed_generation.c 1 12"]
@@ -244,7 +244,7 @@ def test_cpus_list_and_metric_lookup():
 
 
 def test_workload_cflags_and_shipped_workloads_by_name(tmp_path):
-    from emucli.compare import load_workload
+    from emu_x86.emucli.compare import load_workload
     require_gcc()
     source = tmp_path / "needs_flag.c"
     source.write_text("#ifndef WANTED\n#error WANTED is not defined\n#endif\nint main(void) { return 0; }\n")
@@ -257,7 +257,7 @@ def test_workload_cflags_and_shipped_workloads_by_name(tmp_path):
 
 
 def test_compare_module_does_not_import_tests():
-    code = "import emucli.compare, sys; print(any(m == 'tests' or m.startswith('tests.') for m in sys.modules))"
+    code = "import emu_x86.emucli.compare, sys; print(any(m == 'tests' or m.startswith('tests.') for m in sys.modules))"
     output = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO,
                             env={"PATH": os.environ.get("PATH", "")}).stdout
     assert output.strip() == "False"

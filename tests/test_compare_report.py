@@ -1,9 +1,9 @@
-"""emucli/compare_report.py: make compare's markdown report from emu compare's JSON."""
+"""emu_x86/emucli/compare_report.py: make compare's markdown report from emu_x86.emu compare's JSON."""
 from __future__ import annotations
 
 import json
 
-from emucli import compare_report
+from emu_x86.emucli import compare_report
 
 
 def _document(profile=None):

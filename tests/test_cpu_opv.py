@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from emu.timing.profile import load_profile
+from emu_x86.emu.timing.profile import load_profile
 from tests.guestbuild import REPO, build_c, emu
 
 SOURCE = REPO / "guest" / "tests" / "threads" / "cpu_opv.c"

@@ -6,9 +6,9 @@ import capstone
 import pytest
 from keystone import KS_ARCH_X86, KS_MODE_64, Ks
 
-from emu.timing import schedule
-from emu.timing.profile import load_profile
-from emu.timing.schedule import ONE_CYCLE
+from emu_x86.emu.timing import schedule
+from emu_x86.emu.timing.profile import load_profile
+from emu_x86.emu.timing.schedule import ONE_CYCLE
 from tests.guestbuild import build_asm, build_c, emu
 
 _DISASSEMBLER = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)

@@ -1,4 +1,4 @@
-"""execve/execveat (kernel/execve.py) against the host: the same program run
+"""execve/execveat (emu_x86/kernel/execve.py) against the host: the same program run
 natively and under ``emu run --fs ROOT`` must print the same.
 
 The program is told where it lives (its own path, a ``#!`` script, a file

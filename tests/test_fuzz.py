@@ -56,7 +56,7 @@ def test_harness_reports_a_run_over_its_cycle_budget(monkeypatch):
 
 
 def test_harness_reports_a_hang(monkeypatch):
-    from kernel import syscall_table as syscalls
+    from emu_x86.kernel import syscall_table as syscalls
 
     def hang(*_):
         raise CaseHung("simulated")
@@ -74,7 +74,7 @@ def test_harness_guard_reaches_a_guest_that_never_leaves_unicorn(monkeypatch):
     wall-clock guard must still end it (the machine is kicked out of Unicorn so
     SIGALRM's handler runs). Simulated by pricing every block at zero."""
     import fuzz
-    from emu.machine import Machine
+    from emu_x86.emu.machine import Machine
     monkeypatch.setattr(fuzz, "WALL_SECONDS_PER_CASE", 1.0)
     monkeypatch.setattr(Machine, "price_block", lambda self, vcpu, address, size: (0, 0, 0, 0))
     outcome = run_guest(Guest(code=HINT_NOP_LOOP + exit_group(0)))
@@ -91,7 +91,7 @@ def test_found_code_1_89256_a_loop_of_an_undecodable_hint_nop_ends_at_its_cycle_
 
 
 def test_harness_reports_a_host_exception(monkeypatch):
-    from kernel import syscall_table as syscalls
+    from emu_x86.kernel import syscall_table as syscalls
 
     def broken(*_):
         raise KeyError("emulator bug")
@@ -124,7 +124,7 @@ def test_hostile_program_files_end_within_their_limits(kind):
 
 def test_input_harness_reports_an_internal_error(monkeypatch):
     """The child is forked from this process, so a loader broken here is broken there."""
-    import kernel.loader.elf as elf
+    import emu_x86.kernel.loader.elf as elf
 
     def broken(*_args, **_kwargs):
         raise KeyError("loader bug")

@@ -1,4 +1,4 @@
-"""emu run --gdb: the real gdb drives the stub (emu/gdbstub.py) in batch mode."""
+"""emu run --gdb: the real gdb drives the stub (emu_x86/emu/gdbstub.py) in batch mode."""
 from __future__ import annotations
 
 import re
@@ -24,7 +24,7 @@ def debug_session(binary, commands: list[str], cpus: int = 2) -> tuple[str, int,
     ``commands``; return gdb's output, emu's exit status and the guest's stdout."""
     if shutil.which("gdb") is None:
         missing_prerequisite("gdb is not installed")
-    emu = subprocess.Popen([sys.executable, "-m", "emucli", "run", "--cpus", str(cpus), "--gdb", "0", str(binary)],
+    emu = subprocess.Popen([sys.executable, "-m", "emu_x86.emucli", "run", "--cpus", str(cpus), "--gdb", "0", str(binary)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     try:
         announcement = emu.stderr.readline().decode()
@@ -77,7 +77,7 @@ def test_gdb_watchpoint_memory_write_thread_switch_and_hbreak():
 
 
 def test_target_xml_describes_x86_64_with_segment_bases():
-    from emu.gdbstub import REGISTERS, target_xml
+    from emu_x86.emu.gdbstub import REGISTERS, target_xml
     root = ElementTree.fromstring(target_xml().split("\n", 2)[2])
     assert root.find("architecture").text == "i386:x86-64"
     registers = [reg.get("name") for reg in root.iter("reg")]
@@ -93,9 +93,9 @@ def test_stepping_one_vcpu_leaves_the_other_clocks_alone():
     """Packet level, no gdb: run to the breakpoint, then `vCont;s` thread 2 three
     times: its instruction count grows by one per step, vCPU 0's clock and
     count do not move, and the registers/memory packets read the stepped state."""
-    from emu.gdbstub import GdbStub
-    from emu.machine import Machine
-    from kernel.kernel import Kernel, KernelConfig
+    from emu_x86.emu.gdbstub import GdbStub
+    from emu_x86.emu.machine import Machine
+    from emu_x86.kernel.kernel import Kernel, KernelConfig
 
     binary = str(two_threads())
     machine = Machine(cpus=2, memory_bytes=256 << 20)
@@ -139,7 +139,7 @@ def test_gdb_ctrl_c_interrupts_a_running_guest():
     if shutil.which("gdb") is None:
         missing_prerequisite("gdb is not installed")
     binary = build_c((REPO / "guest" / "tests" / "trace" / "gdb_spin.c").read_text(), "-g")
-    emu = subprocess.Popen([sys.executable, "-m", "emucli", "run", "--gdb", "0", str(binary)],
+    emu = subprocess.Popen([sys.executable, "-m", "emu_x86.emucli", "run", "--gdb", "0", str(binary)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     gdb = subprocess.Popen(["gdb", "-nx", "-q", str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
@@ -186,9 +186,9 @@ def test_ctrl_c_sent_with_the_resume_packet_still_stops_the_guest():
     kept, so `c` stops at once with SIGINT instead of running a spinning guest forever."""
     import socket
 
-    from emu.gdbstub import GdbStub
-    from emu.machine import Machine
-    from kernel.kernel import Kernel, KernelConfig
+    from emu_x86.emu.gdbstub import GdbStub
+    from emu_x86.emu.machine import Machine
+    from emu_x86.kernel.kernel import Kernel, KernelConfig
 
     binary = str(build_c((REPO / "guest" / "tests" / "trace" / "gdb_spin.c").read_text(), "-g"))
     machine = Machine(cpus=1, memory_bytes=64 << 20)

@@ -1,5 +1,5 @@
-"""The guest-test pytest plugin (emucli/pytest_plugin.py), ``emu test`` and the
-header language they share (emucli/guesttest.py), tested as a user meets them:
+"""The guest-test pytest plugin (emu_x86/emucli/pytest_plugin.py), ``emu test`` and the
+header language they share (emu_x86/emucli/guesttest.py), tested as a user meets them:
 pytest and emu run in subprocesses on guest programs written to tmp_path."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from emucli import guesttest
+from emu_x86.emucli import guesttest
 from tests.guestbuild import REPO
 
 VENV_BIN = Path(sys.executable).parent

@@ -1,4 +1,4 @@
-"""Guest tests beyond C and assembly (emucli/guestbuild.py, emucli/toolchains.py):
+"""Guest tests beyond C and assembly (emu_x86/emucli/guestbuild.py, emu_x86/emucli/toolchains.py):
 Rust/Go/busybox-shell build kinds, the run's root (FS:, FS-RW:, INSTALL:),
 REQUIRES:, and the missing-toolchain policy (skip; fail under CI=true)."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from emucli import guestbuild, guesttest, toolchains
+from emu_x86.emucli import guestbuild, guesttest, toolchains
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -182,10 +182,10 @@ def test_missing_toolchain_fails_under_ci(tmp_path):
 def test_toolchains_check_reports_missing_tools(tmp_path):
     env = {**os.environ, "EMU_TOOLCHAINS": str(tmp_path)}
     env.pop("EMU_BUSYBOX", None)
-    result = subprocess.run([sys.executable, "-m", "emucli.toolchains", "--check", "busybox"], env=env,
+    result = subprocess.run([sys.executable, "-m", "emu_x86.emucli.toolchains", "--check", "busybox"], env=env,
                             check=False, capture_output=True, text=True)
     assert (result.returncode, result.stderr.strip()) == (1, "toolchains: missing busybox")
-    result = subprocess.run([sys.executable, "-m", "emucli.toolchains", "cargo"], check=False,
+    result = subprocess.run([sys.executable, "-m", "emu_x86.emucli.toolchains", "cargo"], check=False,
                             capture_output=True, text=True)
     assert result.returncode == 2 and "unknown tool 'cargo'" in result.stderr
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from tests.guestbuild import missing_prerequisite
 
-from emu.isa.encoding import GPR, Mem, TileReg, decode
+from emu_x86.emu.isa.encoding import GPR, Mem, TileReg, decode
 
 CASES = [
     # (AT&T source, mnemonic, operands in Intel order)
@@ -87,7 +87,7 @@ def test_random_bytes_never_raise():
 
 @pytest.mark.parametrize("index", range(len(CASES)))
 def test_encoder_matches_gnu_as(assembled, index):
-    from emu.isa.encoding import encode
+    from emu_x86.emu.isa.encoding import encode
     text, mnemonic, _operands = CASES[index]
     expected, _ = assembled[index]
     operand_text = text[len(text.split()[0]):].strip()
@@ -106,7 +106,7 @@ INTEL_CASES = [
 
 
 def test_intel_syntax_encodings_match_gnu_as(tmp_path):
-    from emu.isa.encoding import encode
+    from emu_x86.emu.isa.encoding import encode
     if shutil.which("as") is None:
         missing_prerequisite("binutils missing")
     source = tmp_path / "i.s"

@@ -1,4 +1,4 @@
-"""emu/isa/encoding.py against GNU as/objdump 2.40, the oracle for instructions capstone 5
+"""emu_x86/emu/isa/encoding.py against GNU as/objdump 2.40, the oracle for instructions capstone 5
 and keystone 0.9 do not know.
 
 Every instruction, every tile register in every position, and a spread of
@@ -18,7 +18,7 @@ from typing import NamedTuple
 import pytest
 from tests.guestbuild import IN_CI, missing_prerequisite
 
-from emu.isa.encoding import (
+from emu_x86.emu.isa.encoding import (
     GPR, GPR64, MNEMONICS, EncodingError, Mem, TileReg, decode, effective_address, encode, format_att,
     format_intel, sibmem_address,
 )

@@ -5,10 +5,10 @@ import struct
 import numpy as np
 import pytest
 
-from emu.isa import amx, xstate
-from emu.isa.cpuid import AMD_ZEN4, INTEL_SAPPHIRE_RAPIDS
-from emu.isa.state import XFEATURE_MASK_PASID, XFEATURE_MASK_XTILE, ExtendedState
-from emu.traps import GP, NM, PF, UD
+from emu_x86.emu.isa import amx, xstate
+from emu_x86.emu.isa.cpuid import AMD_ZEN4, INTEL_SAPPHIRE_RAPIDS
+from emu_x86.emu.isa.state import XFEATURE_MASK_PASID, XFEATURE_MASK_XTILE, ExtendedState
+from emu_x86.emu.traps import GP, NM, PF, UD
 
 X87_SSE = 0b11
 ALL_USER = X87_SSE | XFEATURE_MASK_XTILE

@@ -160,8 +160,8 @@ def test_timeout_reaches_a_guest_that_never_leaves_unicorn(monkeypatch, capsys):
     """--timeout must end a run even when guest code never returns to Python
     (simulated: every block priced at zero cycles, so no deadline is ever
     reached); the limiter kicks the machine out of Unicorn from a thread."""
-    from emu.machine import Machine
-    from emucli.main import main
+    from emu_x86.emu.machine import Machine
+    from emu_x86.emucli.main import main
     binary = build_asm(".globl _start\n_start:\n1:  .byte 0x48, 0x64, 0x0f, 0x1c, 0xeb\n    jns 1b\n")
     monkeypatch.setattr(Machine, "price_block", lambda self, vcpu, address, size: (0, 0, 0, 0))
     assert main(["run", "--timeout", "0.5", str(binary)]) == EXIT_WALL_TIMEOUT

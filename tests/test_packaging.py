@@ -1,6 +1,7 @@
 """Packaging: every Python package of the emulator ships (found by
 pyproject.toml's packages.find, so a package added or moved later ships
-without an edit), and nothing but them lands at the top of site-packages.
+without an edit), and only the one import name emu_x86 lands at the top of
+site-packages.
 The wheel itself is built and used in tests/test_wheel_install.py."""
 import tomllib
 
@@ -16,21 +17,23 @@ def _found() -> set[str]:
 
 def test_every_package_directory_ships_in_the_wheel():
     wanted = {str(init.parent.relative_to(REPO)).replace("/", ".")
-              for top in ("emu", "kernel", "emucli") for init in (REPO / top).rglob("__init__.py")}
+              for init in (REPO / "emu_x86").rglob("__init__.py")}
     assert wanted - _found() == set(), f"packages missing from the wheel: {sorted(wanted - _found())}"
 
 
 def test_every_python_folder_of_the_packages_is_a_regular_package():
     """A folder of modules without __init__.py imports from a checkout (a namespace
     package) but packages.find skips it, so the wheel would lack it."""
-    for top in ("emu", "kernel", "emucli"):
-        for module in (REPO / top).rglob("*.py"):
-            assert (module.parent / "__init__.py").exists(), f"{module.parent} has no __init__.py"
+    for module in (REPO / "emu_x86").rglob("*.py"):
+        assert (module.parent / "__init__.py").exists(), f"{module.parent} has no __init__.py"
 
 
-def test_no_test_or_tool_folder_ships_as_a_package():
-    tops = {name.split(".")[0] for name in _found()}
-    assert tops == {"emu", "emuas", "emucli", "kernel"}, tops
+def test_one_top_level_import_name_and_no_test_or_tool_folder_ships():
+    """Generic names (`kernel`, `emu`) at the top of site-packages would collide with
+    other projects' (issue 21): everything is emu_x86.*."""
+    found = _found()
+    assert {name.split(".")[0] for name in found} == {"emu_x86"}, found
+    assert {"emu_x86.emu", "emu_x86.emuas", "emu_x86.emucli", "emu_x86.kernel"} <= found
 
 
 def test_core_install_leaves_test_and_plotting_tools_to_extras():

@@ -1,12 +1,12 @@
 """The page walker against the SDM's rules (Vol. 3A §4.5-4.8), on hand-built tables."""
 import pytest
 
-from emu.memory import PhysicalMemory
-from emu.mmu.pagewalk import (
+from emu_x86.emu.memory import PhysicalMemory
+from emu_x86.emu.mmu.pagewalk import (
     ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, PTE_ACCESSED, PTE_DIRTY, PTE_LARGE, PTE_NX, PTE_PRESENT,
     PTE_USER, PTE_WRITABLE, walk,
 )
-from emu.traps import PF, PF_INSTR, PF_PRESENT, PF_RSVD, PF_USER, PF_WRITE
+from emu_x86.emu.traps import PF, PF_INSTR, PF_PRESENT, PF_RSVD, PF_USER, PF_WRITE
 
 P, W, U = PTE_PRESENT, PTE_WRITABLE, PTE_USER
 VA = 0x0000_7F12_3456_7000

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from emu.mmu.pagewalk import PHYS_ADDR_MASK
+from emu_x86.emu.mmu.pagewalk import PHYS_ADDR_MASK
 from tests.guestbuild import REPO, build, build_c, emu, native
 
 PROCESSES = REPO / "guest" / "tests" / "processes"
@@ -127,9 +127,9 @@ def test_amx_permission_is_inherited_but_tile_data_is_not():
 
 
 def _run_in_process(binary, args=(), cpus=2, cmdline=None, profile=None):
-    from emu.machine import Machine
-    from emu.timing.profile import load_profile
-    from kernel.kernel import Kernel, KernelConfig
+    from emu_x86.emu.machine import Machine
+    from emu_x86.emu.timing.profile import load_profile
+    from emu_x86.kernel.kernel import Kernel, KernelConfig
     options = {"profile": load_profile(profile)} if profile else {}
     machine = Machine(cpus=cpus, memory_bytes=64 << 20, **options)
     stdout = io.BytesIO()
@@ -169,7 +169,7 @@ def kernel_frames(kernel) -> int:
 def shared_frames(kernel) -> dict:
     """Frames with more than one reference, except the vDSO's: the kernel keeps one
     reference to each of those for ever and every process mapping them holds another
-    (kernel/vdso/)."""
+    (emu_x86/kernel/vdso/)."""
     special = set(kernel.vdso.vvar.frames + kernel.vdso.vdso.frames) if kernel.vdso is not None else set()
     assert all(kernel.frames._extra_references.get(frame) == 1 for frame in special)   # the parent's mapping
     return {frame: count for frame, count in kernel.frames._extra_references.items() if frame not in special}
@@ -295,8 +295,8 @@ int main(void) {
 def test_fork_until_memory_runs_out_fails_cleanly_with_enomem():
     """In 8 MiB, forking sleeping children ends with ENOMEM (nothing half-built
     is left behind); killing and reaping them returns every frame."""
-    from emu.machine import Machine
-    from kernel.kernel import Kernel, KernelConfig
+    from emu_x86.emu.machine import Machine
+    from emu_x86.kernel.kernel import Kernel, KernelConfig
     binary = build_c(OUT_OF_MEMORY)
     machine = Machine(cpus=1, memory_bytes=8 << 20)
     stdout = io.BytesIO()
@@ -342,8 +342,8 @@ def test_the_run_ends_when_the_first_process_exits(tmp_path):
 
 def test_frame_references_count_every_mapping():
     """get/free as get_page/put_page: a frame mapped twice survives one free."""
-    from emu.memory import PhysicalMemory
-    from kernel.mm.frames import FrameAllocator
+    from emu_x86.emu.memory import PhysicalMemory
+    from emu_x86.kernel.mm.frames import FrameAllocator
     frames = FrameAllocator(PhysicalMemory(1 << 20), 0)
     frame = frames.alloc()
     frames.get(frame)
@@ -358,8 +358,8 @@ def test_frame_references_count_every_mapping():
 def test_every_frame_handed_out_is_zero():
     """A reused frame is cleared; a never-used one is already zero (the host
     mapping's zeroes, which alloc leaves untouched)."""
-    from emu.memory import PAGE_SIZE, PhysicalMemory
-    from kernel.mm.frames import FrameAllocator
+    from emu_x86.emu.memory import PAGE_SIZE, PhysicalMemory
+    from emu_x86.kernel.mm.frames import FrameAllocator
     frames = FrameAllocator(PhysicalMemory(1 << 20), 0)
     used = frames.alloc()
     frames.memory.write(used, b"\xff" * PAGE_SIZE)
@@ -370,12 +370,12 @@ def test_every_frame_handed_out_is_zero():
 
 
 def test_write_fault_copies_a_shared_page_and_reuses_an_unshared_one():
-    from emu.memory import PAGE_SIZE, PhysicalMemory
-    from emu.mmu.pagewalk import PTE_WRITABLE
-    from emu.traps import PF_PRESENT, PF_USER, PF_WRITE
-    from kernel.loader.image import PROT_READ, PROT_WRITE
-    from kernel.mm.frames import FrameAllocator
-    from kernel.mm.mm import MAP_ANONYMOUS, MAP_PRIVATE, MmStruct
+    from emu_x86.emu.memory import PAGE_SIZE, PhysicalMemory
+    from emu_x86.emu.mmu.pagewalk import PTE_WRITABLE
+    from emu_x86.emu.traps import PF_PRESENT, PF_USER, PF_WRITE
+    from emu_x86.kernel.loader.image import PROT_READ, PROT_WRITE
+    from emu_x86.kernel.mm.frames import FrameAllocator
+    from emu_x86.kernel.mm.mm import MAP_ANONYMOUS, MAP_PRIVATE, MmStruct
     flushes = []
     frames = FrameAllocator(PhysicalMemory(4 << 20), 0)
     mm = MmStruct(frames)

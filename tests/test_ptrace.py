@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from emucli.guesttest import parse_spec
+from emu_x86.emucli.guesttest import parse_spec
 from tests.guestbuild import REPO, build_c, native
 
 PTRACE_DIR = REPO / "guest" / "tests" / "ptrace"

@@ -1,4 +1,4 @@
-"""emu/registers.py: one-call register batches read and write exactly what the
+"""emu_x86/emu/registers.py: one-call register batches read and write exactly what the
 Unicorn binding's per-register reg_read/reg_write do, for every register of a
 task switch (GPRs, flags, segment bases, x87 control words, XMM, FP0-FP7)."""
 import random
@@ -6,8 +6,8 @@ import random
 import unicorn
 import unicorn.x86_const as x86
 
-from emu.registers import RegisterBatch, RegisterFile, context_handle
-from emu.vcpu import REGISTER_IDS, USER_REGISTER_NAMES
+from emu_x86.emu.registers import RegisterBatch, RegisterFile, context_handle
+from emu_x86.emu.vcpu import REGISTER_IDS, USER_REGISTER_NAMES
 
 
 def _random_values(rng):
@@ -83,7 +83,7 @@ def _user_batch(uc):
 
 
 def test_a_snapshot_holds_what_read_returns_and_restores_like_context_restore_then_write():
-    from emu.vcpu import TASK_REGISTER_NAMES
+    from emu_x86.emu.vcpu import TASK_REGISTER_NAMES
     rng = random.Random(13)
     items = len(TASK_REGISTER_NAMES)
     for _ in range(10):
@@ -109,7 +109,7 @@ def test_a_snapshot_holds_what_read_returns_and_restores_like_context_restore_th
 def test_a_snapshot_restored_without_its_fpregs_leaves_them_to_the_context():
     """load_user_registers(fpregs_follow=True): only the task items are written;
     x87/SSE keep what the clean context holds until the XRSTORS loads them."""
-    from emu.vcpu import TASK_REGISTER_NAMES
+    from emu_x86.emu.vcpu import TASK_REGISTER_NAMES
     values = _random_values(random.Random(17))
     source, target = _pair()
     _user_batch(source).write(values)

@@ -26,7 +26,7 @@ def test_stats_file_is_written_when_the_path_is_good(tmp_path):
 
 
 def test_closed_pipe_ends_trace_quietly():
-    emu_process = subprocess.Popen([sys.executable, "-m", "emucli", "trace", HELLO], cwd=REPO,
+    emu_process = subprocess.Popen([sys.executable, "-m", "emu_x86.emucli", "trace", HELLO], cwd=REPO,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first = emu_process.stdout.readline()
     emu_process.stdout.close()                       # what `| head -1` does
@@ -129,7 +129,7 @@ def test_the_loader_reads_headers_and_segments_only(tmp_path):
     with open(program, "r+b") as handle:
         handle.truncate(2 << 30)
     probe = ("import resource, sys\n"
-             "from emucli.main import main\n"
+             "from emu_x86.emucli.main import main\n"
              "try:\n    main(['run', sys.argv[1]])\nexcept SystemExit:\n    pass\n"
              "sys.stderr.write('maxrss_kib=%d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
     result = subprocess.run([sys.executable, "-c", probe, str(program)], cwd=REPO, capture_output=True,

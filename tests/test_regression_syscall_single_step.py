@@ -3,7 +3,7 @@ instruction with a single-step #DB, whose interrupt hook replaced the SYSCALL
 trap, so the guest resumed after the instruction with RAX still holding the
 syscall number. SYSCALL masks TF (Linux's MSR_SYSCALL_MASK) and SYSRET brings
 it back, so Linux runs the call and traps after the next instruction
-(emu/vcpu.py _on_interrupt). Checked against the host; the ptrace single step
+(emu_x86/emu/vcpu.py _on_interrupt). Checked against the host; the ptrace single step
 over SYSCALL is in guest/tests/ptrace/single_step.c."""
 from tests.guestbuild import build_c, emu, native
 

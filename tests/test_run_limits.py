@@ -1,4 +1,4 @@
-"""emucli/limits.py: a limit that fires inside a ctypes callback prints nothing.
+"""emu_x86/emucli/limits.py: a limit that fires inside a ctypes callback prints nothing.
 
 Found by the elf fuzz kind (seed 1, case 516) on a loaded host: --timeout
 fired while Unicorn was inside a Python hook, the hook could not propagate
@@ -13,7 +13,7 @@ from tests.guestbuild import REPO
 
 SCRIPT = """
 import ctypes, sys
-from emucli.limits import HostMemoryExceeded, RunLimits, WallClockTimeout
+from emu_x86.emucli.limits import HostMemoryExceeded, RunLimits, WallClockTimeout
 def call_through_ctypes(exception):
     def raising():
         raise exception

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernel.errno import SyscallError
-from kernel.fs import SandboxFs
+from emu_x86.kernel.errno import SyscallError
+from emu_x86.kernel.fs import SandboxFs
 from tests.guestbuild import build_c, emu
 
 SECRET = b"TOP-SECRET-HOST-DATA-7f3a"
@@ -184,7 +184,7 @@ def test_getdents_lists_the_directory_sorted_with_types(sandbox):
     _, root = sandbox
     result = run_probe("list", "/", "/sub", "/proc", root=root)
     lines = result.stdout.decode().splitlines()
-    # devtmpfs is mounted on /dev and procfs on /proc in every guest (kernel/namei.py), so / lists them too.
+    # devtmpfs is mounted on /dev and procfs on /proc in every guest (emu_x86/kernel/namei.py), so / lists them too.
     assert lines[0] == ("list /: . / .. / abs_escape@ dev/ fifo good_link@ greeting.txt host_abs_escape@ loop_a@ "
                         "loop_b@ proc/ rel_escape@ sub/").replace(" / .. /", "/ ../")
     assert lines[1] == "list /sub: ./ ../ abs_inside@ deep_escape@ nested.txt"

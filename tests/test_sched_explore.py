@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from emu.machine import Machine
-from emu.sched_policy import PctPolicy, RandomPolicy, make_policy
-from emucli import guesttest
+from emu_x86.emu.machine import Machine
+from emu_x86.emu.sched_policy import PctPolicy, RandomPolicy, make_policy
+from emu_x86.emucli import guesttest
 from tests.guestbuild import build_c, emu
 
 RACY_COUNTER = r"""

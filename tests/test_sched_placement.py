@@ -1,12 +1,12 @@
 """Scheduler decisions on a real 4-CPU machine and kernel, without running guest code:
 where select_task_rq puts a waking task, what the periodic balance and a CPU
-going idle move, and that affinity bounds both (kernel/sched.py)."""
+going idle move, and that affinity bounds both (emu_x86/kernel/sched.py)."""
 import pytest
 
-from emu.machine import Machine
-from kernel import fpu
-from kernel.kernel import RESCHEDULE_VECTOR, Kernel, KernelConfig
-from kernel.task import TASK_SLEEPING, Task, allocate_pid
+from emu_x86.emu.machine import Machine
+from emu_x86.kernel import fpu
+from emu_x86.kernel.kernel import RESCHEDULE_VECTOR, Kernel, KernelConfig
+from emu_x86.kernel.task import TASK_SLEEPING, Task, allocate_pid
 from tests.guestbuild import REPO
 
 HELLO = REPO / "guest" / "examples" / "hello.S"

@@ -1,4 +1,4 @@
-"""``emu run --strace`` / ``emu strace`` (kernel/strace/): the syscall log, checked
+"""``emu run --strace`` / ``emu strace`` (emu_x86/kernel/strace/): the syscall log, checked
 line by line against the host's ``strace -f`` of the same static glibc binary
 (addresses and pids masked), plus the decoders' own spellings."""
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel.strace import decode
-from kernel.strace.names import SYSCALL_NAMES, syscall_name
+from emu_x86.kernel.strace import decode
+from emu_x86.kernel.strace.names import SYSCALL_NAMES, syscall_name
 from tests.guestbuild import build_c, emu, missing_prerequisite
 
 PROGRAM = r"""
@@ -144,7 +144,7 @@ def test_decoder_spellings():
 
 def test_stats_stay_parseable_on_their_own_stream(program, tmp_path):
     """--stats /dev/fd/3: the JSON alone on fd 3, whatever the guest and --strace write to stderr."""
-    script = f"exec 3>{tmp_path / 'stats.json'}; exec \"$0\" -m emucli run --strace --stats /dev/fd/3 {program}"
+    script = f"exec 3>{tmp_path / 'stats.json'}; exec \"$0\" -m emu_x86.emucli run --strace --stats /dev/fd/3 {program}"
     run = subprocess.run(["bash", "-c", script, sys.executable], capture_output=True, timeout=120,
                          cwd=Path(__file__).resolve().parent.parent,
                          env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"})

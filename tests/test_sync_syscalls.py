@@ -5,23 +5,23 @@ behaviour with the host)."""
 import struct
 from types import SimpleNamespace
 
-from kernel import syscall_table
-from kernel.ipc.shm import SHMID64_DS_BYTES, ShmSegment
-from kernel.ldt import fill_ldt
-from kernel.rseq import mm_cid_get
+from emu_x86.kernel import syscall_table
+from emu_x86.kernel.ipc.shm import SHMID64_DS_BYTES, ShmSegment
+from emu_x86.kernel.ldt import fill_ldt
+from emu_x86.kernel.rseq import mm_cid_get
 
 
 def test_each_call_lives_in_its_subsystem_module():
     owners = {
-        202: "kernel.futex", 273: "kernel.futex", 274: "kernel.futex", 449: "kernel.futex",
-        324: "kernel.membarrier", 334: "kernel.rseq",
-        24: "kernel.sched_syscalls", 142: "kernel.sched_syscalls", 143: "kernel.sched_syscalls",
-        144: "kernel.sched_syscalls", 145: "kernel.sched_syscalls", 146: "kernel.sched_syscalls",
-        147: "kernel.sched_syscalls", 203: "kernel.sched_syscalls", 204: "kernel.sched_syscalls",
-        309: "kernel.sched_syscalls",
-        97: "kernel.resource", 160: "kernel.resource", 302: "kernel.resource",
-        29: "kernel.ipc.shm", 30: "kernel.ipc.shm", 31: "kernel.ipc.shm", 67: "kernel.ipc.shm",
-        310: "kernel.process_vm", 311: "kernel.process_vm", 154: "kernel.ldt",
+        202: "emu_x86.kernel.futex", 273: "emu_x86.kernel.futex", 274: "emu_x86.kernel.futex", 449: "emu_x86.kernel.futex",
+        324: "emu_x86.kernel.membarrier", 334: "emu_x86.kernel.rseq",
+        24: "emu_x86.kernel.sched_syscalls", 142: "emu_x86.kernel.sched_syscalls", 143: "emu_x86.kernel.sched_syscalls",
+        144: "emu_x86.kernel.sched_syscalls", 145: "emu_x86.kernel.sched_syscalls", 146: "emu_x86.kernel.sched_syscalls",
+        147: "emu_x86.kernel.sched_syscalls", 203: "emu_x86.kernel.sched_syscalls", 204: "emu_x86.kernel.sched_syscalls",
+        309: "emu_x86.kernel.sched_syscalls",
+        97: "emu_x86.kernel.resource", 160: "emu_x86.kernel.resource", 302: "emu_x86.kernel.resource",
+        29: "emu_x86.kernel.ipc.shm", 30: "emu_x86.kernel.ipc.shm", 31: "emu_x86.kernel.ipc.shm", 67: "emu_x86.kernel.ipc.shm",
+        310: "emu_x86.kernel.process_vm", 311: "emu_x86.kernel.process_vm", 154: "emu_x86.kernel.ldt",
     }
     for number, module in owners.items():
         assert syscall_table.OWNER[number] == module, number

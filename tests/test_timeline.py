@@ -98,10 +98,10 @@ def test_timeline_file_error_is_a_usage_error(tmp_path):
 
 
 def test_png_has_a_colour_per_task_and_fpu_ticks(tmp_path):
-    """python -m emu.timeline: each task its own colour (labelled), XSAVES/XRSTORS ticks,
+    """python -m emu_x86.emu.timeline: each task its own colour (labelled), XSAVES/XRSTORS ticks,
     the legend in its own band under the axis."""
     pytest.importorskip("matplotlib")
-    from emu import timeline
+    from emu_x86.emu import timeline
     binary = build_c(MUNMAP_THREADS.read_text(), "-pthread")
     timeline_path = tmp_path / "timeline.json"
     assert emu("run", "--cpus", "2", "--timeline", str(timeline_path), str(binary)).returncode == 0

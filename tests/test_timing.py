@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from emu.timing.profile import available_profiles, load_profile
+from emu_x86.emu.timing.profile import available_profiles, load_profile
 from tests.guestbuild import build_asm, emu
 
 ITERATIONS = 1_000_000
@@ -30,7 +30,7 @@ def block(*costs):
 def first_xrstors_cycles(profile_name):
     """The XRSTORS of the task's initial fpstate on its first return to user mode:
     x87, SSE, PASID and (where AMX exists) XTILECFG -- XTILEDATA waits for first use."""
-    from emu.isa import xstate
+    from emu_x86.emu.isa import xstate
     events = load_profile(profile_name).event_costs
     mask = 0b11 | (1 << 10) | ((1 << 17) if profile_name == "spr" else 0)
     return round(events["xsave_base"]) + round(events["xsave_per_byte"] * xstate.compacted_size(mask))
@@ -66,8 +66,8 @@ def test_known_loop_counts_and_cycles(tmp_path, profile_name):
 
 
 def test_quantum_boundaries_do_not_change_the_count():
-    from emu.machine import Machine
-    from kernel.kernel import Kernel, KernelConfig
+    from emu_x86.emu.machine import Machine
+    from emu_x86.kernel.kernel import Kernel, KernelConfig
     binary = build_asm(LOOP)
     counts = set()
     for quantum in (1_000_000, 997, 13):

@@ -1,4 +1,4 @@
-"""The PCID-tagged TLB model (emu/mmu/tlb.c) and its architected flush rules.
+"""The PCID-tagged TLB model (emu_x86/emu/mmu/tlb.c) and its architected flush rules.
 
 Every test runs real guest loads and stores on Unicorn vCPUs over page tables
 built in guest physical memory, changes a PTE behind the TLB's back, and
@@ -12,14 +12,14 @@ import struct
 
 import pytest
 
-from emu.machine import Machine
-from emu.mmu.pagewalk import (
+from emu_x86.emu.machine import Machine
+from emu_x86.emu.mmu.pagewalk import (
     ACCESS_FETCH, ACCESS_READ, ACCESS_WRITE, PTE_ACCESSED, PTE_DIRTY, PTE_GLOBAL, PTE_LARGE, PTE_NX,
     PTE_PRESENT, PTE_USER, PTE_WRITABLE, walk, walk_paddr,
 )
-from emu.timing._hotpath import ffi, lib
-from emu.traps import GP, PF, UD
-from emu.vcpu import (
+from emu_x86.emu.timing._hotpath import ffi, lib
+from emu_x86.emu.traps import GP, PF, UD
+from emu_x86.emu.vcpu import (
     INVPCID_ALL_INCLUDING_GLOBAL, INVPCID_ALL_NON_GLOBAL, INVPCID_INDIVIDUAL_ADDRESS, INVPCID_SINGLE_CONTEXT,
 )
 from tests.guestbuild import missing_prerequisite
@@ -144,7 +144,7 @@ def remap(rig, root, vaddr, paddr, flags=USER_RW, leaf_shift=12):
 @pytest.mark.parametrize("user_mode", [True, False])
 def test_c_page_walk_matches_the_python_walker_on_random_tables(user_mode):
     """The C walker (the fill path at CPL3; VCpu.translate at either CPL) and
-    emu/mmu/pagewalk.walk agree on translation, permissions, faults and the
+    emu_x86/emu/mmu/pagewalk.walk agree on translation, permissions, faults and the
     Accessed/Dirty bits they set, over random page tables."""
     rng = random.Random(5)
     rig = Rig()
@@ -337,8 +337,8 @@ def test_a_cpu_model_without_pcid_or_invpcid_refuses_them():
     without INVPCID is #UD, and CPUID says so."""
     import dataclasses
 
-    from emu.isa.cpuid import CPUID1_ECX_PCID, CPUID7_EBX_INVPCID, Cpuid
-    from emu.traps import UD
+    from emu_x86.emu.isa.cpuid import CPUID1_ECX_PCID, CPUID7_EBX_INVPCID, Cpuid
+    from emu_x86.emu.traps import UD
     rig = Rig()
     vcpu = rig.machine.vcpus[0]
     assert vcpu.cpuid.query(1, 0)[2] & CPUID1_ECX_PCID and vcpu.cpuid.query(7, 0)[1] & CPUID7_EBX_INVPCID
@@ -727,7 +727,7 @@ def test_page_and_whole_flushes_give_identical_statistics():
 
 def test_the_verified_unicorn_gets_page_flushes():
     """On the libunicorn the offsets were read from, every check passes."""
-    from emu import unicorn_internals
+    from emu_x86.emu import unicorn_internals
     if unicorn_internals.library_version() != unicorn_internals.VERIFIED_VERSION:
         missing_prerequisite("not the libunicorn version the CPUState layout was verified on")
     vcpu = Rig().machine.vcpus[0]
@@ -747,7 +747,7 @@ def test_a_failed_check_falls_back_to_whole_flushes(monkeypatch, constant, value
     """A different library, or any offset that does not check out, leaves the
     vCPU on whole-TLB flushes -- never a dereference of an unchecked pointer --
     and the guest still sees the rewritten PTE after the eviction."""
-    from emu import unicorn_internals
+    from emu_x86.emu import unicorn_internals
     monkeypatch.setattr(unicorn_internals, constant, value)
     rig = Rig()
     vcpu = rig.machine.vcpus[0]
@@ -921,7 +921,7 @@ def test_unicorn_tlb_holds_what_unicorn_filled_and_nothing_after_a_flush():
 
 
 def test_the_verified_unicorn_gets_a_view_of_qemus_tlb():
-    from emu import unicorn_internals
+    from emu_x86.emu import unicorn_internals
     if unicorn_internals.library_version() != unicorn_internals.VERIFIED_VERSION:
         missing_prerequisite("not the libunicorn version the softmmu TLB layout was verified on")
     vcpu = Rig().machine.vcpus[0]
@@ -950,7 +950,7 @@ def test_a_wrong_tlb_layout_falls_back_to_flushing_every_eviction(monkeypatch, c
     """Any layout constant that does not check out leaves the vCPU without a
     view of QEMU's TLB: every eviction of the current context is flushed
     again, and the guest still sees a rewritten PTE after the eviction."""
-    from emu import unicorn_internals
+    from emu_x86.emu import unicorn_internals
     monkeypatch.setattr(unicorn_internals, constant, value)
     first, second, vcpu = run_reuse_after_eviction("read")
     assert reason in vcpu.unicorn_tlb_view_unavailable and vcpu.unicorn_tlb_view_unavailable

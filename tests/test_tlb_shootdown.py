@@ -1,4 +1,4 @@
-"""The kernel's TLB protocol (kernel/mm/tlb.py, after arch/x86/mm/tlb.c) on real guests:
+"""The kernel's TLB protocol (emu_x86/kernel/mm/tlb.py, after arch/x86/mm/tlb.c) on real guests:
 shootdowns keep every CPU coherent under each lazy-TLB scheme and flush transport,
 a disabled remote flush is caught by the same check, INVLPGB replaces IPIs, and the
 ASID/tlb_gen bookkeeping picks no-flush CR3 loads when it may."""
@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from emu.machine import Machine
-from kernel.kernel import Kernel, KernelConfig
-from kernel.mm.mm import MmStruct
-from kernel.mm.tlb import CR3_NOFLUSH, kern_pcid
+from emu_x86.emu.machine import Machine
+from emu_x86.kernel.kernel import Kernel, KernelConfig
+from emu_x86.kernel.mm.mm import MmStruct
+from emu_x86.kernel.mm.tlb import CR3_NOFLUSH, kern_pcid
 from tests.guestbuild import REPO, build_c, emu, native
 
 MAP_FIXED_GENERATION = REPO / "guest" / "tests" / "tlb" / "map_fixed_generation.c"

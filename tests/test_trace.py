@@ -1,4 +1,4 @@
-"""emu trace / --trace: instruction and event records (emu/trace.py)."""
+"""emu trace / --trace: instruction and event records (emu_x86/emu/trace.py)."""
 from __future__ import annotations
 
 import json
@@ -130,8 +130,8 @@ def test_bad_trace_options_are_one_line_usage_errors(arguments, message):
 def test_tracing_off_installs_nothing():
     """Off: no sink and no Python code hook, so the hot path is the C block hook
     alone; on: exactly one extra hook per traced vCPU."""
-    from emu.machine import Machine
-    from emu.trace import Tracer
+    from emu_x86.emu.machine import Machine
+    from emu_x86.emu.trace import Tracer
     machine = Machine(cpus=2, memory_bytes=64 << 20)
     assert machine.events is None
     hooks_off = [len(vcpu.uc._callbacks) for vcpu in machine.vcpus]
@@ -146,7 +146,7 @@ def test_text_format_is_coloured_on_a_terminal():
     import sys
     controller, terminal = pty.openpty()
     try:
-        process = subprocess.run([sys.executable, "-m", "emucli", "trace", "--events-only", "--format", "text",
+        process = subprocess.run([sys.executable, "-m", "emu_x86.emucli", "trace", "--events-only", "--format", "text",
                                   str(amx_first_use())], stdout=terminal, stderr=subprocess.PIPE, cwd=REPO,
                                  timeout=60, check=False)
         os.close(terminal)

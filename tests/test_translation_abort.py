@@ -1,11 +1,11 @@
-"""emu/translation_abort.py: which encodings abort Unicorn's translator, checked
+"""emu_x86/emu/translation_abort.py: which encodings abort Unicorn's translator, checked
 against GNU objdump's decoding, and the search for them in a straight-line run."""
 import re
 import subprocess
 
 import pytest
 
-from emu.translation_abort import aborts_unicorn_translator, find_untranslatable
+from emu_x86.emu.translation_abort import aborts_unicorn_translator, find_untranslatable
 from tests.guestbuild import missing_prerequisite
 
 ABORTING = ["f00fa3c8", "40f00fa3c8", "f0480fabc8", "66f0480fb3c8", "2ef00fbbd1", "f00fbae805", "f00fbaf807",
@@ -71,15 +71,15 @@ def test_search_finds_the_culprit_after_straight_line_code_and_stops_at_a_branch
 
 def test_a_replaced_unicorn_gets_its_own_validated_cpu_state_and_the_same_results():
     """After translator aborts the vCPU runs on a new Unicorn instance: its
-    one-page TLB flushes must target the new CPUState (emu/unicorn_internals.py),
+    one-page TLB flushes must target the new CPUState (emu_x86/emu/unicorn_internals.py),
     and the guest's output and exit match a host run of the same program."""
     import io
 
-    from emu.timing._hotpath import ffi
+    from emu_x86.emu.timing._hotpath import ffi
 
-    from emu.machine import Machine
-    from emu.unicorn_internals import find_cpu_state
-    from kernel.kernel import Kernel, KernelConfig
+    from emu_x86.emu.machine import Machine
+    from emu_x86.emu.unicorn_internals import find_cpu_state
+    from emu_x86.kernel.kernel import Kernel, KernelConfig
     from tests.guestbuild import REPO, build_asm, native
 
     source = (REPO / "guest" / "tests" / "kernel" / "lock_bit_test_register.S").read_text()
@@ -107,12 +107,12 @@ def test_a_replaced_unicorn_gets_its_own_validated_cpu_state_and_the_same_result
 
 def test_the_abort_guard_installed_for_a_run_loop_hands_sigabrt_back():
     """Machine.run keeps the guard's SIGABRT handler installed between runs
-    (emu/timing/abort_guard.c): removing it restores the action it replaced,
+    (emu_x86/emu/timing/abort_guard.c): removing it restores the action it replaced,
     and a SIGABRT outside a run while it is installed reaches that action."""
     import os
     import signal
 
-    from emu.timing._hotpath import lib
+    from emu_x86.emu.timing._hotpath import lib
 
     received = []
     previous = signal.signal(signal.SIGABRT, lambda signo, frame: received.append(signo))

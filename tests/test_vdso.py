@@ -1,4 +1,4 @@
-"""The vDSO image (kernel/vdso/): built from its source, shaped as glibc's setup_vdso
+"""The vDSO image (emu_x86/kernel/vdso/): built from its source, shaped as glibc's setup_vdso
 and dl_vdso_vsym need it, and kept in step with the clock the kernel reports."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import io
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from kernel.vdso import IMAGE_PATH, VVAR_PAGES
-from kernel.vdso import build
+from emu_x86.kernel.vdso import IMAGE_PATH, VVAR_PAGES
+from emu_x86.kernel.vdso import build
 
 GLIBC_LOOKUPS = ("__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "__vdso_clock_getres",
                  "__vdso_getcpu")
@@ -16,7 +16,7 @@ GLIBC_LOOKUPS = ("__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "
 
 @pytest.mark.skipif(not build.tools_available(), reason="GNU as/ld not installed")
 def test_committed_image_is_what_the_source_builds():
-    assert build.build_image() == IMAGE_PATH.read_bytes(), "run python -m kernel.vdso.build"
+    assert build.build_image() == IMAGE_PATH.read_bytes(), "run python -m emu_x86.kernel.vdso.build"
 
 
 def test_image_exports_the_symbols_glibc_looks_up_with_version_linux_2_6():

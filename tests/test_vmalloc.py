@@ -1,16 +1,16 @@
-"""kernel/mm/vmalloc.py on a real machine's memory: vzalloc maps zeroed frames
+"""emu_x86/kernel/mm/vmalloc.py on a real machine's memory: vzalloc maps zeroed frames
 with global supervisor PTEs that every address space sees; vfree unmaps at
 once but keeps the range until a batched purge, whose TLB flush reaches every
 other CPU by IPI (mm/vmalloc.c free_vmap_area_noflush, __purge_vmap_area_lazy)."""
 import pytest
 
-from emu.machine import Machine
-from emu.memory import PAGE_SIZE
-from emu.mmu.pagewalk import ACCESS_READ, ACCESS_WRITE, PTE_GLOBAL, PTE_NX, PTE_USER, walk
-from emu.traps import PF
-from kernel.kernel import CALL_FUNCTION_VECTOR, Kernel, KernelConfig
-from kernel.mm.mm import MmStruct
-from kernel.mm.vmalloc import VMALLOC_START, lazy_max_pages
+from emu_x86.emu.machine import Machine
+from emu_x86.emu.memory import PAGE_SIZE
+from emu_x86.emu.mmu.pagewalk import ACCESS_READ, ACCESS_WRITE, PTE_GLOBAL, PTE_NX, PTE_USER, walk
+from emu_x86.emu.traps import PF
+from emu_x86.kernel.kernel import CALL_FUNCTION_VECTOR, Kernel, KernelConfig
+from emu_x86.kernel.mm.mm import MmStruct
+from emu_x86.kernel.mm.vmalloc import VMALLOC_START, lazy_max_pages
 
 
 def make_kernel(cpus=2, **cmdline):

@@ -20,7 +20,7 @@ from tests.guestbuild import REPO, missing_prerequisite
 # Folders of the checkout a wheel build does not read (and would be slow to copy).
 _NOT_COPIED = shutil.ignore_patterns(".venv", ".git", "build", "results", ".build", ".emu-build", "__pycache__",
                                      "*.egg-info", ".pytest_cache", "*.abi3.so", "*.cpython-*.so", "bench.json",
-                                     ".bench")   # compiled extensions only: kernel/vdso/vdso64.so is source
+                                     ".bench")   # compiled extensions only: emu_x86/kernel/vdso/vdso64.so is source
 
 ASSEMBLY_TEST = r"""/* The shipped headers: syscall numbers and output helpers.
  * EXIT: 0
@@ -112,14 +112,21 @@ def _project(directory: Path) -> Path:
 
 def test_the_installed_package_is_not_this_checkout(installed):
     where = subprocess.run([str(installed / "python"), "-c",
-                            "import emucli.resources as r, emucli; print(emucli.__file__); print(r.include_dir())"],
+                            "import emu_x86.emucli.resources as r, emu_x86; print(emu_x86.__file__); print(r.include_dir())"],
                            capture_output=True, text=True, cwd="/", env=_user_env(installed), timeout=60)
     module, include = where.stdout.split()
     assert "site-packages" in module and not module.startswith(str(REPO))
     assert (Path(include) / "linux_syscalls.h").is_file() and "site-packages" in include
-    # Nothing generic is added at the top of site-packages.
+    # Nothing generic is added at the top of site-packages: the wheel's files all sit
+    # under emu_x86/ (and its .dist-info), so `import kernel` or `import emu` of some
+    # other project is never shadowed (issue 21).
     site = Path(module).parent.parent
     assert not (site / "guest").exists()
+    (record,) = site.glob("emu_x86-*.dist-info/RECORD")
+    tops = {line.split(",")[0].split("/")[0] for line in record.read_text().splitlines() if line}
+    assert {top for top in tops if not top.endswith(".dist-info")} == {"emu_x86"}, tops
+    for generic in ("emu", "kernel", "emucli", "emuas"):
+        assert not (site / generic).exists(), generic
     # The core install pulls no test or plotting tools except what [test] asked for.
     listed = subprocess.run([str(installed / "python"), "-m", "pip", "list"], capture_output=True, text=True,
                             timeout=120).stdout.lower()
@@ -154,7 +161,7 @@ def test_a_failure_report_names_installed_folders_and_its_commands_reproduce(ins
     assert any((Path(folder) / "linux_syscalls.h").is_file() for folder in folders)
     # The shipped example runs from where it was installed.
     example = subprocess.run([str(installed / "python"), "-c",
-                              "import emucli.resources as r; print(r.examples_dir() / 'hello.S')"],
+                              "import emu_x86.emucli.resources as r; print(r.examples_dir() / 'hello.S')"],
                              capture_output=True, text=True, env=_user_env(installed), timeout=60).stdout.strip()
     run = subprocess.run([str(installed / "emu"), "run", example, "x"], capture_output=True, text=True,
                          env=_user_env(installed), cwd="/", timeout=300)

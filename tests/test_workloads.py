@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from emucli.build import build_c
+from emu_x86.emucli.build import build_c
 from tests.guestbuild import REPO, emu, native, require_gcc
 
 WORKLOADS = REPO / "guest" / "workloads"

@@ -5,7 +5,7 @@ import itertools
 import pytest
 from tests.guestbuild import missing_prerequisite
 
-from emu.isa import xstate
+from emu_x86.emu.isa import xstate
 from tests.guestbuild import REPO, build, emu, native
 
 COMPONENT_SIZES = {0: 160, 1: 256, 10: 8, 17: 64, 18: 8192}

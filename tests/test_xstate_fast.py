@@ -1,5 +1,5 @@
-"""The kernel's XSAVES/XRSTORS in C (emu/isa/xstate_fast.c) are the Python
-instructions of emu/isa/xstate.py, faster: on random x87/SSE/PASID/AMX
+"""The kernel's XSAVES/XRSTORS in C (emu_x86/emu/isa/xstate_fast.c) are the Python
+instructions of emu_x86/emu/isa/xstate.py, faster: on random x87/SSE/PASID/AMX
 states, with components in their init state, the modified optimization on
 and off, embedded and vmalloc'ed fpstates, XFD armed and unmapped buffers,
 two identical machines -- one with the C path, one forced onto Python --
@@ -14,12 +14,12 @@ import struct
 import numpy as np
 import pytest
 
-from emu.isa import xstate
-from emu.isa.state import XFEATURE_MASK_PASID, XFEATURE_MASK_SSE, XFEATURE_MASK_X87, XFEATURE_MASK_XTILE
-from emu.machine import Machine
-from emu.traps import NM, PF
-from kernel import fpu
-from kernel.kernel import Kernel, KernelConfig
+from emu_x86.emu.isa import xstate
+from emu_x86.emu.isa.state import XFEATURE_MASK_PASID, XFEATURE_MASK_SSE, XFEATURE_MASK_X87, XFEATURE_MASK_XTILE
+from emu_x86.emu.machine import Machine
+from emu_x86.emu.traps import NM, PF
+from emu_x86.kernel import fpu
+from emu_x86.kernel.kernel import Kernel, KernelConfig
 
 VMALLOC_FEATURES = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE | XFEATURE_MASK_PASID | XFEATURE_MASK_XTILE
 ALL_ENABLED = VMALLOC_FEATURES

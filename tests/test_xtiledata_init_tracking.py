@@ -3,16 +3,16 @@ the x86 amx selftest's "TILEDATA registers changed" case): an XRSTORS of an
 image whose XSTATE_BV holds tile data but not the configuration leaves
 XTILECFG in its init state and XTILEDATA in use with the loaded bytes, and
 the XSAVES that follows writes XSTATE_BV[18] = 1 and the same bytes. The
-kernel's C instructions (emu/isa/xstate_fast.c) and the Python ones
-(emu/isa/xstate.py) agree on every step."""
+kernel's C instructions (emu_x86/emu/isa/xstate_fast.c) and the Python ones
+(emu_x86/emu/isa/xstate.py) agree on every step."""
 from __future__ import annotations
 
 import struct
 
 import pytest
 
-from emu.isa import xstate
-from emu.isa.state import (
+from emu_x86.emu.isa import xstate
+from emu_x86.emu.isa.state import (
     XFEATURE_MASK_SSE,
     XFEATURE_MASK_X87,
     XFEATURE_MASK_XTILE,
@@ -20,9 +20,9 @@ from emu.isa.state import (
     XFEATURE_MASK_XTILEDATA,
     XFEATURE_XTILEDATA,
 )
-from emu.machine import Machine
-from kernel import fpu
-from kernel.kernel import Kernel, KernelConfig
+from emu_x86.emu.machine import Machine
+from emu_x86.kernel import fpu
+from emu_x86.kernel.kernel import Kernel, KernelConfig
 
 FEATURES = XFEATURE_MASK_X87 | XFEATURE_MASK_SSE | XFEATURE_MASK_XTILE
 TILE_BYTES = bytes((i * 7 + 3) & 0xFF for i in range(8192))

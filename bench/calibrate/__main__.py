@@ -128,7 +128,7 @@ def native_cycles(binary: Path, bench: Benchmark) -> tuple[float, float]:
 
 
 def emu_cycles(binary: Path, bench: Benchmark, profile: str, frequency_hz: int, cache_model: bool) -> float:
-    command = [sys.executable, "-m", "emucli.main", "run", "--profile", profile]
+    command = [sys.executable, "-m", "emu_x86.emucli.main", "run", "--profile", profile]
     if cache_model:
         command.append("--cache-model")
     command += [str(binary), bench.kernel, str(bench.emu_n), str(bench.working_set), "1"]
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the sweep under the default path (no --cache-model)")
     options = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from emu.timing.profile import load_profile
+    from emu_x86.emu.timing.profile import load_profile
     profile = load_profile(options.profile)
     out_dir = ROOT / options.out
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,496 @@
+"""The machine: physical memory, vCPUs and the deterministic scheduler that runs them.
+
+Each vCPU has its own cycle clock (the C hot path's counters). The machine
+always runs the runnable vCPU with the smallest clock for one quantum, ties
+broken by CPU number, so a run is a pure function of the program, options and
+seed (DESIGN.md, determinism).
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import capstone
+
+from emu_x86.emu import firmware
+from emu_x86.emu.isa import encoding
+from emu_x86.emu.isa.dispatch import HANDLERS as EMULATED_MNEMONICS
+from emu_x86.emu.memory import PAGE_SIZE, PhysicalMemory
+from emu_x86.emu.mmu.pagewalk import ACCESS_FETCH
+from emu_x86.emu.timing.profile import DEFAULT_PROFILE, Profile, load_profile
+from emu_x86.emu.timing.schedule import ONE_CYCLE
+from emu_x86.emu.traps import TrapHandler
+from emu_x86.emu.vcpu import STOP_PREEMPT, VCpu, hotpath
+
+# IN, OUT, INS, OUTS: Unicorn runs them at CPL3 without the IOPL and I/O
+# permission bitmap checks (SDM Vol. 1 §19.5), so the machine stops before
+# them (emu_x86/emu/isa/system.py).
+PORT_IO_INSTRUCTIONS = frozenset((
+    capstone.x86.X86_INS_IN, capstone.x86.X86_INS_OUT, capstone.x86.X86_INS_INSB, capstone.x86.X86_INS_INSW,
+    capstone.x86.X86_INS_INSD, capstone.x86.X86_INS_OUTSB, capstone.x86.X86_INS_OUTSW, capstone.x86.X86_INS_OUTSD,
+))
+
+DEFAULT_MEMORY_BYTES = 512 << 20
+DEFAULT_QUANTUM_CYCLES = 1_000_000
+MAX_CPUS = 64
+
+# Decoded blocks, shared by every vCPU of every Machine in this process (the
+# fuzz driver, bench and the forkserver's parent build many). What a block
+# costs is a function of its bytes and the profile's instruction costs alone:
+# capstone's decode, Profile.classify/instruction_cost and the emulated-mnemonic
+# filter never look at the address, the vCPU or the CPU model. So each
+# distinct block is disassembled once per process and instruction-cost table.
+# Key: (instruction-cost key, code bytes); value: (retired instructions, their
+# cycles, bytes capstone decoded). Cleared whole at the bound (a pure cache:
+# what it holds never changes a price). ``SHARE_BLOCK_PRICES = False`` decodes
+# every block on every call instead (tests/test_block_price_cache.py compares).
+SHARE_BLOCK_PRICES = True
+BLOCK_PRICE_CACHE_ENTRIES = 1 << 16
+_decoded_blocks: dict[tuple[tuple, bytes], tuple[int, int, int, int | None]] = {}
+# Per instruction-cost key: instruction bytes -> cycles (Profile.block_cycles's cost_cache).
+_instruction_costs: dict[tuple, dict[bytes, float]] = {}
+# The same prices for the C block hook (hotpath.h, the price cache): a vCPU's
+# block-table miss looks the block's bytes up there before calling Python.
+# Each distinct instruction-cost key gets a number from 1, never reused.
+_price_profiles: dict[tuple, int] = {}
+hotpath.hotpath_price_cache_init(BLOCK_PRICE_CACHE_ENTRIES)
+
+
+def _is_emulated(code: bytes, address: int) -> bool:
+    """Whether ``code`` starts with an instruction the emulator runs itself
+    from Unicorn's invalid-opcode hook (emu_x86/emu/isa/dispatch.py)."""
+    instruction = encoding.decode(code, address)
+    return instruction is not None and instruction.mnemonic in EMULATED_MNEMONICS
+
+
+class MachineStopped(Exception):
+    pass
+
+
+class Machine:
+    """Fields: ``memory`` (shared physical memory), ``vcpus``, ``trap_handler``
+    (the kernel, set by ``attach``), ``reserved_physical_bytes`` (frames below
+    this belong to the firmware; the kernel allocates above it)."""
+
+    def __init__(self, cpus: int = 1, memory_bytes: int = DEFAULT_MEMORY_BYTES,
+                 quantum_cycles: int = DEFAULT_QUANTUM_CYCLES, max_cycles: int | None = None,
+                 profile: Profile | str = DEFAULT_PROFILE, cache_model: bool = False, sched_policy=None):
+        if not 1 <= cpus <= MAX_CPUS:
+            raise ValueError(f"--cpus must be between 1 and {MAX_CPUS}")
+        self.profile = profile if isinstance(profile, Profile) else load_profile(profile)
+        # --cache-model: every vCPU charges data accesses through the C cache
+        # hierarchy (emu_x86/emu/timing/cache.c); needs the profile's [memory] section.
+        if cache_model and not self.profile.memory:
+            raise ValueError(f"--cache-model needs a profile with a [memory] section "
+                             f"({self.profile.name!r} has none; try --profile zen3)")
+        self.cache_model = cache_model
+        self.memory = PhysicalMemory(memory_bytes)
+        self.memory.write(0, firmware.firmware_image())
+        self.reserved_physical_bytes = firmware.FIRMWARE_SIZE_BYTES
+        self.quantum_cycles = quantum_cycles
+        self.max_cycles = max_cycles
+        self.trap_handler: TrapHandler | None = None
+        self.cpu_count = cpus
+        self._disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        self._disassembler.detail = True
+        # The profile's identity as far as block prices go (profiles are
+        # immutable once loaded): equal costs share decoded blocks.
+        self._price_key = self.profile.price_key
+        self._block_prices: dict[tuple[int, bytes], tuple[int, int, int | None]] = {}
+        # (address, size) of each priced block holding a port I/O instruction
+        # -> that instruction's address (the vCPU raises its #GP: VCpu.run).
+        self.port_io_blocks: dict[tuple[int, int], int] = {}
+        # An exploring scheduler (emu_x86/emu/sched_policy.py) or None for the
+        # default one; set before the vCPUs exist, which install the
+        # per-instruction preemption hook only under an exploring policy.
+        self.sched_policy = sched_policy
+        self.vcpus = [VCpu(self, index) for index in range(cpus)]
+        self._price_profile = (_price_profiles.setdefault(self._price_key, len(_price_profiles) + 1)
+                               if SHARE_BLOCK_PRICES else 0)
+        for vcpu in self.vcpus:
+            vcpu.clock.price_profile = self._price_profile
+        self.stopped = False
+        self.cycle_limit_reached = False
+        # The event sink (emu_x86/emu/trace.py Tracer) while tracing, else None: only
+        # rare paths (traps, IPIs, flushes) test it, never per instruction.
+        self.events = None
+        # Asked between scheduling steps while set (the gdb stub, for gdb's
+        # Ctrl-C): a true answer stops the machine as a breakpoint would.
+        self.stop_requested: Callable[[], bool] | None = None
+
+    def attach(self, trap_handler: TrapHandler) -> None:
+        self.trap_handler = trap_handler
+
+    def set_cycle_clock_word(self, paddr: int | None) -> None:
+        """Keep the 8 bytes of physical memory at ``paddr`` equal to the running
+        vCPU's cycle clock whenever the block each vCPU was told about
+        (``VCpu.set_cycle_clock_block``) starts: the hot path stores the clock
+        there after charging that block, before it runs (a memory-mapped
+        counter, as a paravirtual clock page is kept by a hypervisor, read
+        where it is read). None stops it. The kernel's vDSO reads it from the
+        [vvar] page (emu_x86/kernel/vdso/)."""
+        if paddr is not None and not self.memory.contains(paddr, 8):
+            raise ValueError(f"cycle clock word {paddr:#x} outside physical memory")
+        for vcpu in self.vcpus:
+            vcpu.set_cycle_clock_word(paddr)
+
+    def kick(self) -> None:
+        """Make every vCPU's Unicorn return from emu_start soon. Safe from
+        another thread (uc_emu_stop is what Unicorn's own timeout thread
+        calls): wall-clock limits use it so that a Python SIGALRM handler gets
+        to run even while guest code stays inside translated blocks and C hooks."""
+        for vcpu in self.vcpus:
+            vcpu.kick()
+
+    def kick_after(self, seconds: float, done: threading.Event, every: float = 0.1) -> None:
+        """From a daemon thread: once ``seconds`` have passed, ``kick`` every
+        ``every`` seconds until ``done`` is set (the wall-clock limits of
+        ``emu run --timeout`` and of the fuzz driver)."""
+        def kick_until_done() -> None:
+            if done.wait(seconds):
+                return
+            while not done.is_set():
+                self.kick()
+                done.wait(every)
+        threading.Thread(target=kick_until_done, daemon=True).start()
+
+    def close(self) -> None:
+        """Release the vCPUs' host resources (a process that builds many machines,
+        like the fuzz driver, calls this after each run)."""
+        for vcpu in self.vcpus:
+            vcpu.close()
+        self.trap_handler = None
+
+    # ---- cost of code ---------------------------------------------------
+
+    def price_block(self, vcpu: VCpu, address: int, size_bytes: int) -> tuple[int, int, int, int]:
+        """(instructions, entry, repeat, flags) of the translated block at
+        ``address``: hotpath.h's fixed-point prices (1/256 cycles) of its first
+        execution and of one right after itself, and its HOTPATH_BLOCK_* flags.
+
+        Called once per new block from the C hot path; the cost comes from the
+        profile (emu_x86/emu/timing/profile.py, schedule.py).
+        """
+        if size_bytes == 0:
+            return 0, 0, 0, 0
+        if (address & (PAGE_SIZE - 1)) + size_bytes <= PAGE_SIZE:
+            # Within one page (nearly every block): read_virtual's one translation.
+            code = self.memory.read(vcpu.translate(address, ACCESS_FETCH), size_bytes)
+        else:
+            code = self.read_virtual(vcpu, address, size_bytes)
+        # Only what Unicorn executes itself. A block ends at an instruction it
+        # raises invalid-opcode for: one the emulator implements (AMX, XSAVE
+        # family, XGETBV, RDPID, ...; charged by charge_instruction when it
+        # runs) or a real #UD (refunded when it faults). Capstone decodes a
+        # few of the former (left out by mnemonic) and stops at the rest. It
+        # also stops at some encodings Unicorn does run (a prefixed hint NOP
+        # such as 48 64 0f 1c eb): those bytes count as one instruction, or a
+        # loop of them would never advance the clock to its deadline.
+        # Memoised per machine by address and bytes (vCPUs running the same
+        # code share it), so the tail fetch below walks the page tables once
+        # per block and machine; the decode itself comes from the process-wide
+        # cache (_decode_block).
+        key = (address, code)
+        price = self._block_prices.get(key)
+        if price is None:
+            count, cost, covered, port_io_offset = self._decode_block(code, address)
+            # Unicorn's size for a block ending in an invalid opcode may stop
+            # short of that instruction's last byte: decode it from memory
+            # (the bytes past the block are not part of the decode cache's key).
+            if covered < size_bytes:
+                if not _is_emulated(vcpu.fetch_code(address + covered, encoding.MAX_INSTRUCTION_BYTES),
+                                    address + covered):
+                    count += 1
+                    if count == 1:
+                        one = self.profile.block_cycles(()) * ONE_CYCLE
+                        cost = (one, one, 0)
+            elif self._price_profile and port_io_offset is None:
+                # A function of the bytes and costs alone: the C hook prices
+                # this block from now on, on every vCPU of every machine.
+                # Never a block with port I/O: each entry must reach Python.
+                hotpath.hotpath_price_cache_insert(self._price_profile, code, size_bytes, count,
+                                                   *(cost if count else (0, 0, 0)))
+            price = self._block_prices[key] = ((count, *cost) if count else (0, 0, 0, 0)) + (port_io_offset,)
+        if price[4] is not None:
+            self.port_io_blocks[(address, size_bytes)] = address + price[4]
+        elif self.port_io_blocks:
+            self.port_io_blocks.pop((address, size_bytes), None)
+        return price[:4]
+
+    def _decode_block(self, code: bytes, address: int) -> tuple[int, tuple, int, int | None]:
+        """(retired instructions, their (entry, repeat, flags) price, bytes decoded, offset of the
+        first port I/O instruction or None) of ``code``, from the process-wide
+        cache when the same bytes were priced before."""
+        key = (self._price_key, code)
+        if SHARE_BLOCK_PRICES:
+            decoded = _decoded_blocks.get(key)
+            if decoded is not None:
+                return decoded
+            costs = _instruction_costs.get(self._price_key)
+            if costs is None or len(costs) >= BLOCK_PRICE_CACHE_ENTRIES:
+                costs = _instruction_costs[self._price_key] = {}
+        else:
+            costs = None
+        instructions = list(self._disassembler.disasm(code, address))
+        retired = [insn for insn in instructions if insn.mnemonic not in EMULATED_MNEMONICS]
+        covered = sum(insn.size for insn in instructions)
+        port_io_offset = next((insn.address - address for insn in instructions if insn.id in PORT_IO_INSTRUCTIONS),
+                              None)
+        decoded = (len(retired), self.profile.block_price(retired, costs) if retired else (0, 0, 0), covered,
+                   port_io_offset)
+        if SHARE_BLOCK_PRICES:
+            if len(_decoded_blocks) >= BLOCK_PRICE_CACHE_ENTRIES:
+                _decoded_blocks.clear()
+            _decoded_blocks[key] = decoded
+        return decoded
+
+    def read_virtual(self, vcpu: VCpu, address: int, size: int, access: int = ACCESS_FETCH) -> bytes:
+        """Read guest-virtual bytes through ``vcpu``'s page tables (raises PF)."""
+        out = bytearray()
+        while size > 0:
+            chunk = min(size, PAGE_SIZE - (address & (PAGE_SIZE - 1)))
+            paddr = vcpu.translate(address, access)
+            out += self.memory.read(paddr, chunk)
+            address += chunk
+            size -= chunk
+        return bytes(out)
+
+    # ---- running --------------------------------------------------------
+
+    def stop(self) -> None:
+        """End the run after the current quantum (the kernel calls this on exit_group)."""
+        self.stopped = True
+
+    def run(self) -> None:
+        """Run vCPUs until the kernel stops the machine or the cycle limit is reached.
+
+        Each step picks the vCPU whose next activity is earliest -- its clock
+        if it can run, else its earliest pending interrupt -- ties broken by
+        CPU number; delivers the interrupts due on it; then runs it until the
+        end of its quantum, its next pending interrupt, or ``lookahead``
+        cycles past the slowest other runnable vCPU, whichever comes first.
+        """
+        if self.trap_handler is None:
+            raise RuntimeError("no trap handler attached")
+        # The translator-abort guard's handler stays installed for the whole
+        # loop instead of per run (emu_x86/emu/timing/abort_guard.c).
+        hotpath.hotpath_abort_guard_install()
+        try:
+            self._run_loop()
+        finally:
+            hotpath.hotpath_abort_guard_remove()
+
+    def _run_loop(self) -> None:
+        lookahead = max(1, self.profile.event_cycles("ipi_latency"))
+        policy = self.sched_policy
+        while not self.stopped:
+            if self.stop_requested is not None and self.stop_requested():
+                self.stopped = True
+                return
+            vcpu, start = self._next_vcpu() if policy is None else self._explore_next_vcpu(lookahead)
+            if vcpu is None:
+                self.trap_handler.handle_all_idle(self)
+                if not self.stopped and self._next_vcpu()[0] is None:
+                    raise MachineStopped("every vCPU is halted and nothing can wake one")
+                continue
+            if self.max_cycles is not None and start >= self.max_cycles:
+                self.cycle_limit_reached = True
+                return
+            if vcpu.cycles < start:
+                vcpu.clock.cycles = start       # idle until the interrupt arrived
+            self._deliver_interrupts(vcpu)
+            if not vcpu.runnable or self.stopped:
+                continue
+            now = vcpu.cycles
+            deadline = now + self.quantum_cycles
+            next_interrupt = vcpu.apic.next_event_cycles()
+            if next_interrupt is not None:
+                deadline = min(deadline, max(next_interrupt, now + 1))
+            # One pass over the other vCPUs (runnable = not halted and not
+            # waiting for acknowledgements, as VCpu.runnable):
+            # - a runnable one, or one waiting for acknowledgements, bounds
+            #   this run at lookahead past its clock; a waiting one resumes no
+            #   earlier than its slowest target's clock (the last ack happens
+            #   there), so it bounds the others from that time, like a running one;
+            # - an idle or waiting vCPU that an interrupt will wake acts on
+            #   shared kernel state at that moment: nobody runs past it before it has.
+            slowest = wake = None
+            for other in self.vcpus:
+                if other is vcpu:
+                    continue
+                waiting = other.waiting_for_acks
+                if not other.halted and not waiting:
+                    bound = other.clock.cycles
+                    if slowest is None or bound < slowest:
+                        slowest = bound
+                    continue
+                if waiting:
+                    bound = self._resume_bound(other)
+                    if slowest is None or bound < slowest:
+                        slowest = bound
+                when = other.apic.next_event_cycles()
+                if when is not None and (wake is None or when < wake):
+                    wake = when
+            if slowest is not None:
+                deadline = min(deadline, slowest + lookahead)
+            if wake is not None:
+                deadline = min(deadline, max(wake, now + 1))
+            if self.max_cycles is not None:
+                deadline = min(deadline, self.max_cycles)
+            # The earliest vCPU always makes progress (an IPI sent to a vCPU
+            # already past its arrival time is taken at its next boundary).
+            if policy is None:
+                vcpu.run(max(deadline, now + 1))
+                continue
+            vcpu.preempt.budget_instructions = policy.budget_instructions(vcpu)
+            preempted = vcpu.run(max(deadline, now + 1)) == STOP_PREEMPT
+            policy.run_ended(vcpu, preempted)
+            if preempted and not self.stopped:
+                # A preemption point between two instructions: the kernel may
+                # switch tasks here, as on an interrupt (emu_x86/kernel/sched_explore.py).
+                self.trap_handler.handle_preemption_point(vcpu)
+
+    def _explore_next_vcpu(self, lookahead: int) -> tuple[VCpu | None, int]:
+        """The exploring policy's pick of the next vCPU to run: among the
+        runnable vCPUs that the default loop's bounds would let make progress
+        now (``_exploration_candidates``). When an interrupt is the earliest
+        activity, its vCPU goes first as in ``_next_vcpu``: which vCPU takes
+        it is a matter of time, not of order."""
+        earliest, when = self._next_vcpu()
+        if earliest is None or earliest.halted or earliest.waiting_for_acks:
+            return earliest, when
+        candidates = self._exploration_candidates(lookahead)
+        if not candidates:
+            return earliest, when
+        chosen = self.sched_policy.choose_vcpu(candidates)
+        return chosen, chosen.clock.cycles
+
+    def _exploration_candidates(self, lookahead: int) -> list[VCpu]:
+        """Runnable vCPUs whose clock is below every bound ``_run_loop`` would
+        put on their run: ``lookahead`` past each other runnable (or
+        acknowledgement-waiting) vCPU and the next wake-up of an idle or
+        waiting one. Running any of them keeps the invariant the default order
+        keeps: no vCPU gets more than the IPI latency ahead of another, so no
+        IPI arrives in a receiver's past and no wake-up is passed."""
+        runnable, limits = [], []
+        wake = None
+        for vcpu in self.vcpus:
+            waiting = vcpu.waiting_for_acks
+            if not vcpu.halted and not waiting:
+                runnable.append(vcpu)
+                limits.append(vcpu.clock.cycles)
+                continue
+            if waiting:
+                limits.append(self._resume_bound(vcpu))
+            when = vcpu.apic.next_event_cycles()
+            if when is not None and (wake is None or when < wake):
+                wake = when
+        candidates = []
+        for vcpu in runnable:
+            clock = vcpu.clock.cycles
+            others = list(limits)
+            others.remove(clock)            # this vCPU's own entry
+            slowest = min(others) if others else None
+            if slowest is not None and clock >= slowest + lookahead:
+                continue
+            if wake is not None and clock >= wake:
+                continue
+            if self.max_cycles is not None and clock >= self.max_cycles:
+                continue
+            candidates.append(vcpu)
+        return candidates
+
+    def _resume_bound(self, vcpu: VCpu) -> int:
+        if not vcpu.waiting_for_acks:
+            return vcpu.cycles
+        return max(vcpu.cycles, max(self.vcpus[target].cycles for target in vcpu.waiting_for_acks))
+
+    def _next_vcpu(self) -> tuple[VCpu | None, int]:
+        best, best_time, best_runnable = None, 0, False
+        for vcpu in self.vcpus:
+            runnable = not vcpu.halted and not vcpu.waiting_for_acks     # VCpu.runnable
+            if runnable:
+                when = vcpu.clock.cycles
+            else:
+                # Idle, or spinning for acknowledgements with interrupts
+                # enabled (csd_lock_wait): its next activity is an interrupt.
+                when = vcpu.apic.next_event_cycles()
+                if when is None:
+                    continue
+                when = max(when, vcpu.clock.cycles)
+            # At equal times an idle vCPU's wake-up goes first, then CPU order.
+            if best is None or when < best_time or (when == best_time and best_runnable and not runnable):
+                best, best_time, best_runnable = vcpu, when, runnable
+        return best, best_time
+
+    def _deliver_interrupts(self, vcpu: VCpu) -> None:
+        for interrupt in vcpu.apic.take_due(vcpu.cycles):
+            vcpu.charge_event("ipi_receive")
+            if interrupt.source_cpu >= 0:
+                vcpu.apic.ipis_received += 1
+            vcpu.apic.in_service.append(interrupt.vector)
+            if self.events is not None:
+                self.events.emit(vcpu, "interrupt", vector=interrupt.vector, source_cpu=interrupt.source_cpu,
+                                 arrival_cycle=interrupt.arrival_cycles)
+            self.trap_handler.handle_interrupt(vcpu, interrupt.vector)
+
+    # ---- inter-processor interrupts ---------------------------------------
+
+    def send_ipi(self, sender: VCpu, targets, vector: int) -> None:
+        """A fixed IPI from ``sender`` to each CPU in ``targets`` (an ICR write)."""
+        sender.charge_event("ipi_send")
+        arrival = sender.cycles + self.profile.event_cycles("ipi_latency")
+        if self.events is not None:
+            self.events.emit(sender, "ipi_send", targets=list(targets), vector=vector, arrival_cycle=arrival)
+        for target in targets:
+            self.vcpus[target].apic.post(arrival, vector, sender.index)
+            sender.apic.ipis_sent += 1
+
+    def wait_for_acks(self, sender: VCpu, targets, on_complete=None) -> None:
+        """The sender spins until every target acknowledges (smp_call_function_many
+        with wait): it stops running until the last ``acknowledge`` and then
+        resumes at that time, so its clock advances by the real wait. While it
+        spins it still takes interrupts (two CPUs waiting for each other's
+        flush both make progress, as with csd_lock_wait). ``on_complete()``
+        runs once every target has acknowledged (at once if there are none)."""
+        new_targets = {target for target in targets if target != sender.index}
+        if sender.waiting_for_acks:
+            # A second wait started in the same kernel entry (mremap's two
+            # flushes): wait for both sets, then run both completions in order.
+            sender.waiting_for_acks |= new_targets
+            earlier = sender.on_acks_complete
+            if on_complete is not None:
+                sender.on_acks_complete = (on_complete if earlier is None
+                                           else lambda: (earlier(), on_complete()))
+            return
+        sender.waiting_for_acks = new_targets
+        sender.ack_time_cycles = sender.cycles
+        sender.on_acks_complete = on_complete
+        if self.events is not None and sender.waiting_for_acks:
+            self.events.emit(sender, "ipi_wait", targets=sorted(sender.waiting_for_acks))
+        if not sender.waiting_for_acks:
+            self._complete_wait(sender)
+
+    def acknowledge(self, target: VCpu, sender_index: int) -> None:
+        """``target`` finished the work ``sender_index`` waits for (at its current clock)."""
+        sender = self.vcpus[sender_index]
+        if target.index not in sender.waiting_for_acks:
+            return
+        sender.waiting_for_acks.discard(target.index)
+        sender.ack_time_cycles = max(sender.ack_time_cycles, target.cycles)
+        if not sender.waiting_for_acks:
+            sender.clock.cycles = max(sender.cycles, sender.ack_time_cycles)
+            if self.events is not None:
+                self.events.emit(sender, "ipi_wait_done", last_ack_cpu=target.index)
+            self._complete_wait(sender)
+
+    @staticmethod
+    def _complete_wait(sender: VCpu) -> None:
+        on_complete, sender.on_acks_complete = sender.on_acks_complete, None
+        if on_complete is not None:
+            on_complete()
+
+    @property
+    def elapsed_cycles(self) -> int:
+        """Machine time: the furthest any vCPU's clock has advanced."""
+        return max(vcpu.cycles for vcpu in self.vcpus)

@@ -1,0 +1,257 @@
+"""Schedule exploration: seeded policies that make concurrency bugs show up.
+
+The default machine scheduler (``Machine._run_loop``) runs the vCPU with the
+smallest clock until a quantum, an interrupt or the lookahead bound ends its
+run, always at a block boundary; a load/modify/store sequence on one vCPU
+never overlaps one on another, and a racy guest passes every run. An
+exploring policy (``emu run --sched random|pct --seed N``) takes over three
+choices, each a pure function of its seed so a failing schedule replays
+byte for byte:
+
+- which vCPU runs next, among those the conservative time bounds allow to
+  run (``Machine._exploration_candidates``: every vCPU's clock, IPI arrival
+  and timer keep their meaning, only the order of runs inside the
+  lookahead window changes);
+- how many instructions it runs before the next preemption point: a C
+  per-instruction hook (emu_x86/emu/timing/preempt.c) ends a run after any
+  instruction, inside a block, so accesses around atomic and locked
+  instructions (each one instruction, so never split) and around SYSCALL
+  interleave with the other vCPUs';
+- at the kernel's decision points (emu_x86/kernel/sched_explore.py), whether the
+  running task is preempted (at such an instruction boundary, on return
+  from a system call, inside an rseq critical section), where a woken task
+  is placed, and which queued task runs next.
+
+``random`` (rr's chaos mode in spirit): uniform vCPU choice, log-uniform
+run lengths from 1 to ``RANDOM_BUDGET_MAX_INSTRUCTIONS``, task preemptions
+with fixed probabilities. ``pct`` (Burckhardt et al., "A Randomized
+Scheduler with Probabilistic Guarantees of Finding Bugs", ASPLOS 2010):
+every guest thread gets a random priority above ``depth`` when first seen;
+the highest-priority runnable thread runs; at ``depth - 1`` change points
+drawn uniformly from the first ``steps`` scheduling steps the running
+thread's priority drops to ``depth - i``, below every initial one. Here a
+step is one run of 1 to ``PCT_STEP_MAX_INSTRUCTIONS`` instructions
+(log-uniform), and
+the machine's time bounds still force a lower-priority vCPU to run when the
+higher one is a lookahead ahead of it: PCT's order holds within that window.
+
+Memory stays sequentially consistent: each vCPU's stores are visible to the
+others as soon as its instruction retires. x86-TSO store buffering (a store
+followed by a load of another address on the same CPU appearing reordered,
+SDM Vol. 3A §9.2.3.4) is not modelled, so bugs that need it stay out of scope.
+"""
+from __future__ import annotations
+
+import math
+import random
+
+POLICIES = ("default", "random", "pct")
+
+RANDOM_BUDGET_MAX_INSTRUCTIONS = 4096
+# While other tasks wait for a vCPU's CPU, its runs are shorter: only a task
+# preemption interleaves threads that share a CPU, and one needs a
+# preemption point inside the window that matters.
+RANDOM_CONTENDED_BUDGET_MAX_INSTRUCTIONS = 128
+# Chance that an instruction-budget stop also preempts the running task
+# (when another task waits for that CPU, or always inside an rseq critical
+# section, where a preemption means an abort on the way back).
+RANDOM_TASK_PREEMPT_PROBABILITY = 0.5
+RANDOM_RSEQ_PREEMPT_PROBABILITY = 0.5
+# Chance that a wake-up places the task on a random allowed CPU instead of
+# select_task_rq's choice (the wake-up migration decision point).
+RANDOM_WAKE_MIGRATE_PROBABILITY = 0.5
+
+PCT_DEFAULT_DEPTH = 3
+PCT_DEFAULT_STEPS = 5_000
+PCT_STEP_MAX_INSTRUCTIONS = 1024
+# A thread that keeps its CPU for this many steps while others wait there is
+# spinning on something a lower-priority thread must do (PCT assumes threads
+# that block; a spin-wait under strict priorities never ends). It drops below
+# every other thread and gives way: the fairness fallback CHESS's fair
+# scheduler and Coyote's liveness checks use for the same reason.
+PCT_STARVATION_STEPS = 2_000
+
+
+class ExplorationPolicy:
+    """Base of the exploring policies. Owns its random stream (seeded from
+    its name and ``seed`` only: ``random.Random`` of a str hashes it with
+    SHA-512, the same in every process) and the counters in ``stats``."""
+
+    name = ""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.rng = random.Random(f"{self.name}:{seed}")
+        self.steps = 0                  # runs the policy chose
+        self.preemptions = 0            # runs ended by the instruction budget
+        self.task_preemptions = 0       # tasks preempted at the kernel's decision points
+        self.wake_migrations = 0        # wake-ups placed off select_task_rq's choice
+        # The kernel's answer to "which guest thread runs on CPU n" (tid or
+        # None when idle); set by the kernel that drives the machine.
+        self.current_tid = lambda cpu: None
+        # ... and how many tasks wait in CPU n's run queue.
+        self.queued_count = lambda cpu: 0
+
+    # ---- the machine's choices ----------------------------------------------
+
+    def choose_vcpu(self, candidates: list):
+        raise NotImplementedError
+
+    def budget_instructions(self, vcpu) -> int:
+        raise NotImplementedError
+
+    def run_ended(self, vcpu, preempted: bool) -> None:
+        """``vcpu``'s run ended; ``preempted``: by its instruction budget."""
+        if preempted:
+            self.preemptions += 1
+
+    # ---- the kernel's decision points -----------------------------------------
+
+    def preempt_task(self, cpu: int, queued_tids: list[int], point: str) -> bool:
+        """Whether the task running on ``cpu`` gives way at decision point
+        ``point`` ("instruction", "syscall_exit", "wake_up", "rseq")."""
+        raise NotImplementedError
+
+    def pick_task(self, cpu: int, queued_tids: list[int]) -> int:
+        """Index into ``queued_tids`` of the task ``cpu`` runs next."""
+        return 0
+
+    def place_woken_task(self, allowed_cpus: list[int], chosen_cpu: int) -> int:
+        return chosen_cpu
+
+    def stats(self) -> dict:
+        return {"policy": self.name, "seed": self.seed, "steps": self.steps,
+                "preemptions": self.preemptions + self.task_preemptions,
+                "instruction_preemptions": self.preemptions, "task_preemptions": self.task_preemptions,
+                "wake_migrations": self.wake_migrations}
+
+
+class RandomPolicy(ExplorationPolicy):
+    name = "random"
+
+    def choose_vcpu(self, candidates: list):
+        self.steps += 1
+        return candidates[self.rng.randrange(len(candidates))] if len(candidates) > 1 else candidates[0]
+
+    def budget_instructions(self, vcpu) -> int:
+        # Log-uniform: runs of a few instructions (which split a
+        # read-modify-write) as often as runs of thousands (which let a
+        # thread get through a whole critical section).
+        limit = RANDOM_CONTENDED_BUDGET_MAX_INSTRUCTIONS if self.queued_count(vcpu.index) \
+            else RANDOM_BUDGET_MAX_INSTRUCTIONS
+        exponent = self.rng.random() * math.log2(limit)
+        return max(1, int(2 ** exponent))
+
+    def preempt_task(self, cpu: int, queued_tids: list[int], point: str) -> bool:
+        if point == "rseq":
+            return self.rng.random() < RANDOM_RSEQ_PREEMPT_PROBABILITY
+        if not queued_tids:
+            return False
+        return self.rng.random() < RANDOM_TASK_PREEMPT_PROBABILITY
+
+    def pick_task(self, cpu: int, queued_tids: list[int]) -> int:
+        return self.rng.randrange(len(queued_tids)) if len(queued_tids) > 1 else 0
+
+    def place_woken_task(self, allowed_cpus: list[int], chosen_cpu: int) -> int:
+        if len(allowed_cpus) > 1 and self.rng.random() < RANDOM_WAKE_MIGRATE_PROBABILITY:
+            cpu = allowed_cpus[self.rng.randrange(len(allowed_cpus))]
+            if cpu != chosen_cpu:
+                self.wake_migrations += 1
+            return cpu
+        return chosen_cpu
+
+
+class PctPolicy(ExplorationPolicy):
+    """PCT over guest threads. ``priorities``: tid -> priority (higher runs
+    first); ``change_steps``: step number -> the priority the thread running
+    at that step drops to."""
+
+    name = "pct"
+
+    def __init__(self, seed: int, depth: int = PCT_DEFAULT_DEPTH, steps: int = PCT_DEFAULT_STEPS):
+        super().__init__(seed)
+        if depth < 1:
+            raise ValueError("--sched-depth must be at least 1")
+        if steps < depth:
+            raise ValueError("--sched-steps must be at least --sched-depth")
+        self.depth = depth
+        self.step_bound = steps
+        points = sorted(self.rng.sample(range(1, steps + 1), depth - 1))
+        # The i-th change point (from 1) lowers the running thread to depth - i.
+        self.change_steps = {step: depth - i for i, step in enumerate(points, start=1)}
+        self.changes_applied = 0
+        self.priorities: dict[int, float] = {}
+        self.starvation_demotions = 0
+        self._streak: dict[int, tuple[int | None, int]] = {}     # cpu -> (tid, steps in a row)
+        self._lower_after: tuple[int | None, int] | None = None
+
+    def priority(self, tid: int | None) -> float:
+        if tid is None:
+            return -1.0
+        priority = self.priorities.get(tid)
+        if priority is None:
+            # Online PCT: a new thread's priority is uniform among the
+            # initial ones (all above depth, so above every changed one).
+            priority = self.priorities[tid] = self.depth + self.rng.random()
+        return priority
+
+    def choose_vcpu(self, candidates: list):
+        self.steps += 1
+        chosen = max(candidates, key=lambda vcpu: (self.priority(self.current_tid(vcpu.index)), -vcpu.index))
+        new_priority = self.change_steps.get(self.steps)
+        # The thread that runs this step is the one a change point lowers.
+        self._lower_after = None if new_priority is None else (self.current_tid(chosen.index), new_priority)
+        return chosen
+
+    def budget_instructions(self, vcpu) -> int:
+        # Log-uniform as in RandomPolicy: a change point lands at any
+        # instruction, and long steps keep the per-step cost down.
+        return max(1, int(2 ** (self.rng.random() * math.log2(PCT_STEP_MAX_INSTRUCTIONS))))
+
+    def run_ended(self, vcpu, preempted: bool) -> None:
+        super().run_ended(vcpu, preempted)
+        if self._lower_after is not None:
+            tid, new_priority = self._lower_after
+            if tid is not None:
+                self.priorities[tid] = new_priority
+                self.changes_applied += 1
+            self._lower_after = None
+
+    def _best_queued(self, queued_tids: list[int]) -> int:
+        return max(range(len(queued_tids)), key=lambda i: (self.priority(queued_tids[i]), -i))
+
+    def preempt_task(self, cpu: int, queued_tids: list[int], point: str) -> bool:
+        if not queued_tids:
+            return False
+        tid = self.current_tid(cpu)
+        if point == "instruction":
+            last, streak = self._streak.get(cpu, (None, 0))
+            streak = streak + 1 if last == tid else 1
+            self._streak[cpu] = (tid, streak)
+            if streak >= PCT_STARVATION_STEPS and tid is not None:
+                self.priorities[tid] = min(self.priorities.values()) - 1
+                self.starvation_demotions += 1
+                self._streak[cpu] = (None, 0)
+                return True
+        best = self.priority(queued_tids[self._best_queued(queued_tids)])
+        return best > self.priority(tid)
+
+    def pick_task(self, cpu: int, queued_tids: list[int]) -> int:
+        return self._best_queued(queued_tids) if len(queued_tids) > 1 else 0
+
+    def stats(self) -> dict:
+        return {**super().stats(), "depth": self.depth, "step_bound": self.step_bound,
+                "change_steps": sorted(self.change_steps), "changes_applied": self.changes_applied,
+                "starvation_demotions": self.starvation_demotions}
+
+
+def make_policy(name: str, seed: int, depth: int = PCT_DEFAULT_DEPTH,
+                steps: int = PCT_DEFAULT_STEPS) -> ExplorationPolicy | None:
+    """The policy called ``name`` (None for the default scheduler)."""
+    if name == "default":
+        return None
+    if name == "random":
+        return RandomPolicy(seed)
+    if name == "pct":
+        return PctPolicy(seed, depth, steps)
+    raise ValueError(f"unknown --sched policy {name!r} (one of {', '.join(POLICIES)})")

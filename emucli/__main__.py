@@ -1,5 +1,0 @@
-import sys
-
-from emucli.main import main
-
-sys.exit(main())
