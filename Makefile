@@ -65,6 +65,7 @@ compare: $(STAMP)
 	$(COMPARE) --workload "guest/workloads/munmap_threads.c 0 20" \
 	    --workload "guest/workloads/short_processes.c 24 4" \
 	    --workload "guest/workloads/pinned_idle.c 0 20" \
+	    --workload "guest/workloads/lazy_exit.c 16" \
 	    --policy-matrix lazy_tlb=refcount,shootdown,hazard --cpus $(COMPARE_CPUS) --out results/lazy
 	$(COMPARE) --profile zen4 --workload "guest/workloads/munmap_threads.c 0 20" \
 	    --policy-matrix tlb_flush=ipi,invlpgb --cpus $(COMPARE_CPUS) --out results/flush

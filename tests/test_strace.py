@@ -61,11 +61,14 @@ _ADDRESS = re.compile(r"0x[0-9a-f]+")
 def _normalise(line: str, pids: dict[str, str]) -> str:
     line = _ADDRESS.sub("ADDR", line)
     line = re.sub(r"si_uid=\d+", "si_uid=UID", line)                  # emu's guest runs as uid 1000
+    line = re.sub(r"si_([us]time)=\d+", r"si_\1=T", line)              # CPU time a host child used
+    line = re.sub(r"tv_nsec=\d+", "tv_nsec=NS", line)                  # a sleep's time left
     line = re.sub(r"^(getppid\(\) +=) \d+$", r"\1 PPID", line)      # emu's first process has no real parent
     # pids in the order they first appear (the tracee is 1000 here, anything on the host)
     def pid(match):
         return match.group(1) + pids.setdefault(match.group(2), f"PID{len(pids)}")
-    line = re.sub(r"(\[pid +|si_pid=|kill\(|^getpid\(\) += )(\d+)", pid, line)
+    line = re.sub(r"(\[pid +|si_pid=|kill\(|wait4\(|^getpid\(\) += |^clone\(.*\) += )(\d+)", pid, line)
+    line = re.sub(r"(resumed>.*\) += )(\d+)$", pid, line)
     return re.sub(r"\) +=", ") =", line)     # pids of other widths move the result column
 
 
@@ -107,7 +110,8 @@ def test_threads_exits_and_unfinished_calls(program):
     assert run.returncode == 3
     lines = run.stderr.decode().splitlines()
     assert lines[0].startswith('execve("') and lines[0].endswith(" = 0")
-    assert any(re.match(r"\[pid +1000\] clone3\(\{flags=CLONE_VM\|.* => \{parent_tid=\[1001\]\}, 88\) += 1001",
+    # No "[pid N]": the process was alone when the call began (strace writes the leader then).
+    assert any(re.match(r"clone3\(\{flags=CLONE_VM\|.* => \{parent_tid=\[1001\]\}, 88\) += 1001",
                         line) for line in lines), lines
     assert any(re.match(r"\[pid +1001\] exit\(0\) += \?$", line) for line in lines)
     assert any(re.match(r"\[pid +1001\] \+\+\+ exited with 0 \+\+\+$", line) for line in lines)
@@ -165,3 +169,131 @@ def test_a_fault_is_logged_as_strace_logs_it():
     if shutil.which("strace") is not None:
         host = subprocess.run(["strace", "-f", str(binary)], capture_output=True, timeout=60)
         assert host.stderr.decode().splitlines()[-2:] == lines[index:index + 2]
+
+
+SIGNALS_PROGRAM = r"""
+#define _GNU_SOURCE
+#include <signal.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+static int fds[2];
+static int alarms;
+static void on_alarm(int signo) {
+    (void)signo;
+    if (++alarms == 2) write(fds[1], "x", 1);
+}
+int main(void) {
+    pipe(fds);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    signal(SIGUSR2, SIG_IGN);
+    getppid();
+    /* a read an SA_RESTART handler interrupts twice, the second run feeding it */
+    struct itimerval it = {{0, 20000}, {0, 20000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    char c;
+    ssize_t n = read(fds[0], &c, 1);
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    /* a nanosleep a handler interrupts: EINTR whatever SA_RESTART says, rem filled */
+    struct itimerval once = {{0, 0}, {0, 20000}};
+    setitimer(ITIMER_REAL, &once, NULL);
+    struct timespec ts = {5, 0}, rem = {0, 0};
+    int r = nanosleep(&ts, &rem);
+    /* signals ignored by default or by SIG_IGN: strace -f still shows them */
+    kill(getpid(), SIGWINCH);
+    kill(getpid(), SIGUSR2);
+    kill(getpid(), SIGCHLD);
+    getppid();
+    return n == 1 && r == -1 && rem.tv_sec == 4 && rem.tv_nsec > 900000000 ? 0 : 1;
+}
+"""
+
+FORK_WAIT_PROGRAM = r"""
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    getppid();
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(7);
+    int status;
+    waitpid(pid, &status, 0);
+    getppid();
+    return WIFEXITED(status) && WEXITSTATUS(status) == 7 ? 0 : 1;
+}
+"""
+
+
+def _host_and_emu_logs(binary: Path, tmp_path: Path) -> tuple[list[str], list[str]]:
+    if shutil.which("strace") is None:
+        missing_prerequisite("strace is not installed")
+    host = subprocess.run(["strace", "-f", str(binary)], capture_output=True, timeout=60)
+    if host.returncode != 0:
+        missing_prerequisite(f"strace cannot trace here: {host.stderr.decode(errors='replace')[:200]}")
+    log = tmp_path / "emu.log"
+    ours = emu("strace", "--strace-output", str(log), str(binary))
+    assert ours.returncode == 0, ours.stderr
+    # strace's own notice lands inside the clone line on its stream; it is not part of the log.
+    host_text = re.sub(r"strace: Process \d+ attached\n", "", host.stderr.decode())
+    return host_text.splitlines(), log.read_text().splitlines()
+
+
+def test_restarted_and_interrupted_calls_match_host_strace(tmp_path):
+    """A read interrupted by an SA_RESTART handler shows ``? ERESTARTSYS`` and the
+    signal, then runs again; an interrupted nanosleep shows ERESTART_RESTARTBLOCK
+    with the time left and rt_sigreturn's EINTR; ignored signals get their lines."""
+    binary = build_c(SIGNALS_PROGRAM)
+    host, ours = _host_and_emu_logs(binary, tmp_path)
+    expected, got = _between_markers(host), _between_markers(ours)
+    assert got == expected
+    restart = "read(3, ADDR, 1) = ? ERESTARTSYS (To be restarted if SA_RESTART is set)"
+    assert got.count(restart) == 2
+    index = got.index(restart)
+    assert got[index + 1:index + 4] == ["--- SIGALRM {si_signo=SIGALRM, si_code=SI_KERNEL} ---",
+                                        "rt_sigreturn({mask=[]}) = 0", restart]
+    assert 'read(3, "x", 1) = 1' in got
+    sleep = next(i for i, line in enumerate(got) if line.startswith("clock_nanosleep("))
+    assert got[sleep] == ("clock_nanosleep(CLOCK_REALTIME, 0, {tv_sec=5, tv_nsec=NS}, {tv_sec=4, tv_nsec=NS})"
+                          " = ? ERESTART_RESTARTBLOCK (Interrupted by signal)")
+    assert got[sleep + 2] == "rt_sigreturn({mask=[]}) = -1 EINTR (Interrupted system call)"
+    for name in ("SIGWINCH", "SIGUSR2", "SIGCHLD"):
+        assert f"--- {name} {{si_signo={name}, si_code=SI_USER, si_pid=PID0, si_uid=UID}} ---" in got
+
+
+def _per_task(lines: list[str]) -> dict[str, list[str]]:
+    """Each task's own lines in order, a call split by another task's line joined
+    again (strace -f interleaves tasks as the host happened to schedule them)."""
+    tasks: dict[str, list[str]] = {}
+    # Unprefixed lines are the parent's (alone then): PID0 is the child (clone's result).
+    parent = next((m.group(1) for m in (re.match(r"\[pid +(\w+)\]", line) for line in lines)
+                   if m and m.group(1) != "PID0"), "main")
+    for line in lines:
+        match = re.match(r"\[pid +(\w+)\] (.*)", line)
+        tid, text = (match.group(1), match.group(2)) if match else (parent, line)
+        calls = tasks.setdefault(tid, [])
+        resumed = re.match(r"<\.\.\. \w+ resumed>(.*)", text)
+        if resumed and calls and calls[-1].endswith(" <unfinished ...>"):
+            calls[-1] = calls[-1][:-len(" <unfinished ...>")] + resumed.group(1)
+        else:
+            calls.append(text)
+    return {tid: [re.sub(r" +", " ", line) for line in calls] for tid, calls in tasks.items()}
+
+
+def test_fork_and_wait_match_host_strace(tmp_path):
+    """fork's clone line as strace names its arguments, the parent's wait4 resumed
+    after the child's exit, and the SIGCHLD line (ignored by default) after it."""
+    binary = build_c(FORK_WAIT_PROGRAM)
+    host, ours = _host_and_emu_logs(binary, tmp_path)
+    expected, got = _between_markers(host), _between_markers(ours)
+    assert _per_task(got) == _per_task(expected)
+    assert got[1] == "clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, " \
+                     "child_tidptr=ADDR) = PID0"
+    assert got[-3:] == ["<... wait4 resumed>[{WIFEXITED(s) && WEXITSTATUS(s) == 7}], 0, NULL) = PID0",
+                        "--- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=PID0, si_uid=UID, si_status=7,"
+                        " si_utime=T, si_stime=T} ---", "getppid() = PPID"]

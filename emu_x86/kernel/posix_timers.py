@@ -203,15 +203,32 @@ def sys_time(kernel, vcpu, task, tloc, *_):
     return seconds
 
 
-def _sleep(kernel, vcpu, task, duration_ns: int) -> None:
-    """Block the task until ``duration_ns`` of guest time has passed (hrtimer sleep)."""
+def _sleep(kernel, vcpu, task, duration_ns: int, rmtp: int = 0) -> None:
+    """Block the task until ``duration_ns`` of guest time has passed (hrtimer sleep);
+    a signal that ends it early writes the time left to ``rmtp`` if not NULL."""
     vcpu.write_register("rax", 0)
     task.timeout_result = 0
-    kernel.scheduler.block_current(vcpu, vcpu.cycles + max(1, ns_to_cycles(kernel, duration_ns)))
+    wake_cycles = vcpu.cycles + max(1, ns_to_cycles(kernel, duration_ns))
+    task.nanosleep_rmtp = (rmtp, wake_cycles) if rmtp else None
+    kernel.scheduler.block_current(vcpu, wake_cycles)
+
+
+def nanosleep_interrupted(kernel, task, now_cycles: int) -> None:
+    """do_nanosleep ended by a signal: nanosleep_copyout of the time left to
+    the caller's rmtp (relative sleeps only; a fault there is not reported)."""
+    rmtp, wake_cycles = task.nanosleep_rmtp
+    task.nanosleep_rmtp = None
+    if task.wake_cycles != wake_cycles:
+        return                       # that sleep ended; this one is another call's
+    left_ns = cycles_to_ns(kernel, max(0, wake_cycles - now_cycles))
+    try:
+        task.mm.copy_to_user(rmtp, struct.pack("<qq", left_ns // NSEC_PER_SEC, left_ns % NSEC_PER_SEC))
+    except SyscallError:
+        pass
 
 
 def sys_nanosleep(kernel, vcpu, task, req, rem, *_):
-    _sleep(kernel, vcpu, task, read_timespec(task, req))
+    _sleep(kernel, vcpu, task, read_timespec(task, req), rem)
     return None
 
 
@@ -227,7 +244,8 @@ def sys_clock_nanosleep(kernel, vcpu, task, clock_id, flags, req, rem, *_):
     duration = read_timespec(task, req)
     if flags & TIMER_ABSTIME:
         duration = max(0, duration - clock_now_ns(kernel, vcpu, clock))
-    _sleep(kernel, vcpu, task, duration)
+        rem = 0                      # absolute sleeps leave rmtp alone
+    _sleep(kernel, vcpu, task, duration, rem)
     return None
 
 

@@ -339,6 +339,8 @@ def send_signal(kernel: "Kernel", sender_vcpu: "VCpu | None", target: "Task", in
     traced = target.ptrace is not None
     # sig_ignored: a tracer sees even ignored signals (but SIGKILL).
     if not traced and (action.handler == SIG_IGN or (action.handler == SIG_DFL and info.signo in DEFAULT_IGNORED)):
+        if kernel.strace is not None and not target.signal_mask & sigbit(info.signo):
+            kernel.strace.ignored(target, info)     # strace -f still shows it (kernel/strace/tracer.py)
         return
     target.pending_signals.append(info)
     if traced:
@@ -349,9 +351,15 @@ def send_signal(kernel: "Kernel", sender_vcpu: "VCpu | None", target: "Task", in
         return           # blocked: it stays pending and wakes nobody (signal_wake_up is not called)
     if target.state == "sleeping" and not target.sleep_uninterruptible:
         from emu_x86.kernel.errno import EINTR
+        if target.nanosleep_rmtp is not None:
+            from emu_x86.kernel.posix_timers import nanosleep_interrupted
+            now_cycles = sender_vcpu.cycles if sender_vcpu is not None else target.wake_cycles or 0
+            nanosleep_interrupted(kernel, target, now_cycles)
         restart_number = getattr(target.wait_request, "syscall_number", None)
         if restart_number is None:       # a blocking read/write (kernel/wait.py): -ERESTARTSYS
             restart_number = getattr(target.waiter, "restart_number", None)
+        if kernel.strace is not None and not traced:
+            kernel.strace.interrupted(target, restart_number)      # the log shows Linux's -ERESTART*
         if traced:
             # -ERESTART*: the traced task's return to user decides (emu_x86/kernel/ptrace.py).
             from emu_x86.kernel.ptrace import ptrace_interrupted_sleep
@@ -396,10 +404,10 @@ def deliver_pending_signals(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> Non
 def handle_signal(kernel: "Kernel", vcpu: "VCpu", task: "Task", info: SigInfo) -> None:
     """Take the signal's action: ignore, the default (death), or the handler's frame."""
     action = get_action(task, info.signo)
+    if kernel.strace is not None and info.signo != signals.SIGKILL:
+        kernel.strace.signal(task, info)       # ignored ones too: a traced task shows every signal it dequeues
     if action.handler == SIG_IGN:
         return
-    if kernel.strace is not None and not (action.handler == SIG_DFL and info.signo in DEFAULT_IGNORED):
-        kernel.strace.signal(task, info)
     if action.handler == SIG_DFL:
         if info.signo in DEFAULT_IGNORED:
             return

@@ -122,6 +122,9 @@ class Task:
     # rseq's mm_cid as last written to the rseq area (emu_x86/kernel/rseq.py).
     mm_cid: int | None = None
     wake_cycles: int | None = None
+    # A relative nanosleep's (rmtp, wake_cycles): where an interrupting signal
+    # writes the time left (restart_block.nanosleep, emu_x86/kernel/posix_timers.py).
+    nanosleep_rmtp: tuple[int, int] | None = None
     runqueue_cpu: int | None = None        # the CPU whose run queue holds the task, if queued
     # Kernel work to run on the CPU the task was pushed to, before it returns
     # to user mode (cpu_opv's preempt-off operations); called as work(vcpu, task).

@@ -192,6 +192,11 @@ _RESTART = {512: ("ERESTARTSYS", "To be restarted if SA_RESTART is set"),
             516: ("ERESTART_RESTARTBLOCK", "Interrupted by signal")}
 
 
+def is_erestart(errno_value: int) -> bool:
+    """One of the restart codes a syscall-exit stop shows (strace's is_erestart)."""
+    return errno_value in _RESTART
+
+
 def error_result(errno_value: int) -> str:
     """``-1 ENOENT (No such file or directory)``; the Linux x86-64 errno numbers are the host's."""
     if errno_value in _RESTART:
@@ -313,6 +318,27 @@ def timespec(mm, address: int) -> str:
         return pointer(address)
     seconds, nanoseconds = struct.unpack("<qq", raw)
     return f"{{tv_sec={seconds}, tv_nsec={nanoseconds}}}"
+
+
+def timeval(mm, address: int) -> str:
+    raw = read(mm, address, 16)
+    if raw is None:
+        return pointer(address)
+    seconds, microseconds = struct.unpack("<qq", raw)
+    return f"{{tv_sec={seconds}, tv_usec={microseconds}}}"
+
+
+def itimerval(mm, address: int) -> str:
+    """struct itimerval: the reload interval, then the current value (strace's order)."""
+    raw = read(mm, address, 32)
+    if raw is None:
+        return pointer(address)
+    interval_s, interval_us, value_s, value_us = struct.unpack("<4q", raw)
+    return (f"{{it_interval={{tv_sec={interval_s}, tv_usec={interval_us}}}, "
+            f"it_value={{tv_sec={value_s}, tv_usec={value_us}}}}}")
+
+
+ITIMERS = {0: "ITIMER_REAL", 1: "ITIMER_VIRTUAL", 2: "ITIMER_PROF"}
 
 
 _RLIM_INFINITY = (1 << 64) - 1

@@ -166,6 +166,21 @@ def CLONE_FLAGS(call, v):
     return text or "0"
 
 
+def ITIMERVAL(call, v):
+    return d.itimerval(call.mm, v) if v else "NULL"
+
+
+def remaining_time(flags_index: int | None) -> Callable:
+    """nanosleep's and clock_nanosleep's rem: meaningful only when a signal
+    interrupted a relative sleep (strace prints the struct then, the pointer otherwise)."""
+    def decode(call, v):
+        relative = flags_index is None or not call.args[flags_index] & 1      # TIMER_ABSTIME
+        if v and relative and d.is_erestart(-call.result):
+            return d.timespec(call.mm, v)
+        return d.pointer(v)
+    return decode
+
+
 def CLONE_ARGS(call, v):
     """struct clone_args going in: the fields the flags make meaningful (strace's order)."""
     raw = d.read(call.mm, v, 64)
@@ -242,13 +257,30 @@ def futex_args(call) -> list[str]:
     return head
 
 
+def clone_args(call) -> list[str]:
+    """clone(flags, stack, parent_tid, child_tid, tls) as strace's clone printer
+    names it: the stack and flags, then only the pointers the flags make meaningful."""
+    flags, stack, parent_tid, child_tid, tls = call.args[:5]
+    words = [f"child_stack={d.pointer(stack)}", f"flags={CLONE_FLAGS(call, flags)}"]
+    if flags & (0x100000 | 0x1000):                      # CLONE_PARENT_SETTID, CLONE_PIDFD
+        name = "parent_tid" if flags & 0x100000 else "pidfd"
+        written = d.read(call.mm, parent_tid, 4) if parent_tid else None
+        value = f"[{int.from_bytes(written, 'little')}]" if written is not None else d.pointer(parent_tid)
+        words.append(f"{name}={value}")
+    if flags & 0x80000:                                  # CLONE_SETTLS
+        words.append(f"tls={d.pointer(tls)}")
+    if flags & (0x1000000 | 0x200000):                   # CLONE_CHILD_SETTID, CLONE_CHILD_CLEARTID
+        words.append(f"child_tidptr={d.pointer(child_tid)}")
+    return words
+
+
 def clone3_args(call) -> list[str]:
     """clone3(struct, size); on success the struct is followed by what it returned."""
     written = CLONE_ARGS_RESULT(call, 0) if call.result > 0 else ""
     return [CLONE_ARGS(call, call.args[0]) + (" " + written if written else ""), str(call.args[1])]
 
 
-SPECIAL: dict[str, Callable] = {"futex": futex_args, "clone3": clone3_args}
+SPECIAL: dict[str, Callable] = {"futex": futex_args, "clone": clone_args, "clone3": clone3_args}
 
 
 # ---- the table ------------------------------------------------------------------------------
@@ -313,7 +345,7 @@ SIGNATURES: dict[str, tuple[tuple, Callable | None]] = {
     "exit_group": ((In(INT),), R_NONE),
     "execve": ((In(PATH), In(ARGV), In(ENVP)), R_INT),
     "wait4": ((In(INT), Out(WSTATUS), In(bits(d.WAIT_OPTIONS)), In(PTR)), R_INT),
-    "clone": ((In(CLONE_FLAGS), In(PTR), In(PTR), In(PTR), In(HEX)), R_INT),
+    "clone": ((In(CLONE_FLAGS), In(PTR), In(PTR), In(PTR), In(HEX)), R_INT),      # SPECIAL
     "clone3": ((), R_INT),              # SPECIAL
     "set_tid_address": ((In(PTR),), R_INT),
     "set_robust_list": ((In(PTR), In(ULONG)), R_INT),
@@ -323,8 +355,12 @@ SIGNATURES: dict[str, tuple[tuple, Callable | None]] = {
     "getrlimit": ((In(table(d.RLIMITS, "RLIMIT_")), Out(RLIMIT)), R_INT),
     "setrlimit": ((In(table(d.RLIMITS, "RLIMIT_")), In(RLIMIT)), R_INT),
     "getrandom": ((Out(buffer_of_result(force_hex=True)), In(ULONG), In(bits(d.GRND_FLAGS))), R_INT),
-    "nanosleep": ((In(TIMESPEC), Out(TIMESPEC)), R_INT),
-    "clock_nanosleep": ((In(table(d.CLOCKS)), In(bits(d.TIMER_FLAGS)), In(TIMESPEC), Out(TIMESPEC)), R_INT),
+    "nanosleep": ((In(TIMESPEC), After(remaining_time(None))), R_INT),
+    "clock_nanosleep": ((In(table(d.CLOCKS)), In(bits(d.TIMER_FLAGS)), In(TIMESPEC), After(remaining_time(1))),
+                        R_INT),
+    "setitimer": ((In(table(d.ITIMERS)), In(ITIMERVAL), Out(ITIMERVAL)), R_INT),
+    "getitimer": ((In(table(d.ITIMERS)), Out(ITIMERVAL)), R_INT),
+    "alarm": ((In(ULONG),), R_INT),
     "clock_gettime": ((In(table(d.CLOCKS)), Out(TIMESPEC)), R_INT),
     "clock_getres": ((In(table(d.CLOCKS)), Out(TIMESPEC)), R_INT),
     "uname": ((Out(UTSNAME),), R_INT),

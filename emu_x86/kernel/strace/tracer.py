@@ -10,6 +10,17 @@ an untraced run pays one attribute test per syscall):
   written into its saved registers by whoever completed it), before any
   signal is delivered on that return to user;
 - ``signal(task, info)`` when a signal is delivered (``--- SIGSEGV {...} ---``);
+- ``interrupted(task, restart_number)`` when a signal ends the task's sleep in a
+  call: the line shows the restart code Linux's syscall-exit stop shows
+  (``? ERESTARTSYS (To be restarted if SA_RESTART is set)``), whatever the
+  return to user then makes of it (-EINTR, or the call run again);
+- ``ignored(task, info)`` when a signal is discarded at generation because it is
+  ignored (SIG_IGN, or a default action of ignore). Under ptrace Linux queues
+  such signals anyway (sig_ignored is false for a traced task), so ``strace -f``
+  shows their ``--- SIGCHLD {...} ---`` line when the task next returns to user
+  mode; this log shows the line at that point too, without queuing the signal or
+  ending a sleep with it, so the guest runs as it does without --strace (where
+  real strace's ptrace would interrupt the sleep: ``restart_syscall(<...>)``);
 - ``exited(task, status, signal)`` per task ending (``+++ exited with 0 +++``).
 
 Output mirrors strace: ``name(args) = result`` with the result at column 40,
@@ -26,6 +37,26 @@ from typing import TYPE_CHECKING, TextIO
 from emu_x86.kernel.strace import decode as d
 from emu_x86.kernel.strace.names import syscall_name
 from emu_x86.kernel.strace.signatures import SIGNATURES, SPECIAL, In, Out
+
+SIGKILL = 9
+# The restart codes (include/linux/errno.h) with which a signal ends a sleep in a call.
+ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
+# Calls whose interrupted sleep does not end with -ERESTARTSYS (sleeps the kernel
+# restarts under SA_RESTART name their syscall number: ``restart_number``):
+# hrtimer_nanosleep and do_sys_poll set a restart block; pause, sigsuspend and
+# the select family return -ERESTARTNOHAND; anything else (epoll_wait,
+# rt_sigtimedwait, ...) ends with -EINTR itself.
+RESTART_CODES = {
+    "nanosleep": ERESTART_RESTARTBLOCK, "clock_nanosleep": ERESTART_RESTARTBLOCK,
+    "poll": ERESTART_RESTARTBLOCK,
+    "pause": ERESTARTNOHAND, "rt_sigsuspend": ERESTARTNOHAND, "select": ERESTARTNOHAND,
+    "pselect6": ERESTARTNOHAND, "ppoll": ERESTARTNOHAND,
+}
+# futex's own wait paths (emu_x86/kernel/futex/core.py restart modes): a timed FUTEX_WAIT
+# sets a restart block (futex_wait_restart), an untimed one -ERESTARTSYS, the PI
+# lock paths -ERESTARTNOINTR.
+FUTEX_RESTART_CODES = {"restartsys": ERESTARTSYS, "restartnointr": ERESTARTNOINTR,
+                       "eintr": ERESTART_RESTARTBLOCK}
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu_x86.kernel.task import Task
@@ -44,6 +75,8 @@ class PendingCall:
     result: int = 0
     printed_head: bool = False        # "[pid N] name(in-args" already written
     head_length: int = 0
+    leader: str = ""                  # "[pid N] " as it was when the call was entered
+    restart_code: int | None = None   # set when a signal ended its sleep (-ERESTART*)
 
     @property
     def mm(self):
@@ -61,6 +94,7 @@ class Strace:
         self.pending: dict[int, PendingCall] = {}
         self.open_line: PendingCall | None = None      # a head written without its end
         self.exit_codes: dict[int, int] = {}
+        self.ignored_signals: dict[int, list] = {}      # tid -> discarded signals not yet shown
 
     # ---- output -----------------------------------------------------------------------
 
@@ -98,7 +132,9 @@ class Strace:
 
     def enter(self, task: "Task", number: int, args: list[int]) -> None:
         name = syscall_name(number)
-        call = PendingCall(task, number, name, list(args))
+        # strace writes a line's "[pid N] " when the call enters: a clone's line has
+        # none if the process was alone then, though it ends with two tasks.
+        call = PendingCall(task, number, name, list(args), leader=self._leader(task))
         signature = SIGNATURES.get(name)
         if name in SPECIAL or signature is None:
             call.decoded = []
@@ -119,7 +155,7 @@ class Strace:
         if call is None or call.printed_head:
             return
         self._interrupt_open_line()
-        head = self._leader(task) + f"{call.name}(" + self._arguments(call, head_only=True)
+        head = call.leader + f"{call.name}(" + self._arguments(call, head_only=True)
         self.stream.write(head)
         self.stream.flush()
         call.printed_head = True
@@ -127,17 +163,44 @@ class Strace:
         self.open_line = call
 
     def leave(self, task: "Task", rax: int) -> None:
+        """The task returns to user mode (from a call, or switched back in)."""
         call = self.pending.pop(task.tid, None)
+        if call is not None:
+            # An interrupted sleep shows its restart code, not what the signal's
+            # delivery will make of RAX (-EINTR, or the number of the call run again).
+            call.result = -call.restart_code if call.restart_code is not None else d.signed64(rax)
+            self._finish_line(call, self._result_text(call))
+        for info in self.ignored_signals.pop(task.tid, ()):
+            self.signal(task, info)
+
+    def interrupted(self, task: "Task", restart_number: int | None) -> None:
+        """A signal ends the task's sleep in its pending call (send_signal): which
+        -ERESTART* Linux's sleep would have returned, or None for a plain -EINTR."""
+        call = self.pending.get(task.tid)
         if call is None:
             return
-        call.result = d.signed64(rax)
-        self._finish_line(call, self._result_text(call))
+        futex_mode = getattr(task, "futex_restart", None) if call.name == "futex" else None
+        if futex_mode is not None:
+            call.restart_code = FUTEX_RESTART_CODES.get(futex_mode)
+        elif restart_number is not None:
+            call.restart_code = ERESTARTSYS
+        elif call.name == "clock_nanosleep" and call.args[1] & 1:
+            call.restart_code = ERESTARTNOHAND          # an absolute sleep is not given a restart block
+        else:
+            call.restart_code = RESTART_CODES.get(call.name)
+
+    def ignored(self, task: "Task", info) -> None:
+        """A signal discarded at generation as ignored: shown when the task next
+        returns to user mode, where strace -f shows it (a traced task queues it)."""
+        if info.signo != SIGKILL:
+            self.ignored_signals.setdefault(task.tid, []).append(info)
 
     def signal(self, task: "Task", info) -> None:
         self._write_line(self._leader(task) + f"--- {d.signal_name(info.signo)} {d.siginfo(info)} ---")
 
     def exited(self, task: "Task", status: int | None = None, signal: int | None = None) -> None:
         self.pending.pop(task.tid, None)
+        self.ignored_signals.pop(task.tid, None)
         if self.open_line is not None and self.open_line.task is task:
             self.stream.write(")")           # its head is ended by the exit line below
         leader = self._leader(task)
@@ -206,7 +269,7 @@ class Strace:
                 self.stream.write(_align(body, result) + "\n")
         else:
             self._interrupt_open_line()
-            head = self._leader(call.task) + f"{call.name}(" + self._arguments(call) + ")"
+            head = call.leader + f"{call.name}(" + self._arguments(call) + ")"
             self.stream.write(_align(head, result) + "\n")
         self.stream.flush()
 
