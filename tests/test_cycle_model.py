@@ -66,6 +66,17 @@ def test_fast_strings_charge_start_up_then_bandwidth():
     assert flags == 0
 
 
+def test_fast_string_stores_have_their_own_bandwidth():
+    # rep stos runs at the profile's store bandwidth, rep movs at the copy one
+    # (zen3: 20 and 32 bytes a cycle, measured on the host).
+    uarch = load_profile("zen3").uarch
+    _, stos, _ = price("rep stosq")
+    _, movs, _ = price("rep movsq")
+    assert stos == pytest.approx(8 / uarch.string_store_bytes_per_cycle, abs=1 / ONE_CYCLE)
+    assert movs == 8 / uarch.string_bytes_per_cycle
+    assert stos > movs
+
+
 def test_throughput_profiles_price_as_before():
     # spr/zen4 keep the reciprocal-throughput sum: entry == repeat == whole cycles, no flags.
     profile = load_profile("spr")
