@@ -11,7 +11,7 @@ everything to a JSON file.
 Native cycles come from a calibrated clock, no PMU: each benchmark prints
 the nanoseconds of N and 2N iterations (least of REPEATS runs: the host is
 shared, the least is the run nobody preempted); the difference is N
-iterations; the median of five such measurements is kept. The host's core
+iterations; of five such measurements a core-bound row keeps the least, the others the median (native_cycles). The host's core
 clock is measured right before each of them by ``dep_add``, a chain of dependent ``add``s at one cycle each (so dep_add
 itself is the clock reference, not a check, and is left out of the
 geometric mean). Under emu the guest's clock_gettime counts the vCPU's
@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -99,8 +100,19 @@ def build(out_dir: Path) -> Path:
     return binary
 
 
+def native_prefix() -> list[str]:
+    """Pin native runs to CPU 0, and run them SCHED_FIFO when allowed (root):
+    the host's other processes then cannot preempt a measuring window, and
+    the clock reference and the benchmark share one core. What is left is
+    the other tenants' work on the physical core (SMT) and in the L3."""
+    prefix = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    if prefix and os.geteuid() == 0 and shutil.which("chrt"):
+        prefix += ["chrt", "-f", "10"]
+    return prefix
+
+
 def run_native(binary: Path, bench: Benchmark, repeats: int | None = None) -> tuple[int, int]:
-    out = subprocess.run([str(binary), bench.kernel, str(bench.native_n), str(bench.working_set),
+    out = subprocess.run([*native_prefix(), str(binary), bench.kernel, str(bench.native_n), str(bench.working_set),
                           str(repeats or bench.native_repeats)], capture_output=True, text=True, check=True)
     first, second = out.stdout.split()
     return int(first), int(second)
@@ -115,19 +127,26 @@ def host_hz(binary: Path) -> float:
 
 # Five: on this shared host a sibling tenant's burst can slow a throughput-bound
 # loop by a third for seconds at a time (load_throughput measured 2.0-2.9
-# cycles across minutes on 2026-12-07); the median of five rides that out.
+# cycles across minutes on 2026-12-07); see native_cycles.
 NATIVE_SAMPLES = 5
 
 
 def native_cycles(binary: Path, bench: Benchmark) -> tuple[float, float]:
-    """The median of NATIVE_SAMPLES measurements, each with the clock measured
-    right before it (a shared host's frequency and load drift within seconds)."""
+    """NATIVE_SAMPLES measurements, each with the clock measured right before
+    it (a shared host's frequency and load drift within seconds). A core-bound
+    loop keeps the least of them: its time only ever grows with the other
+    tenants' use of the physical core (the SMT sibling this VM does not see)
+    -- measured here, load_throughput and memory_increment moved together
+    from 2.0 and 1.0 cycles to 2.6 and 1.9 from one minute to the next while
+    dep_add, the latency-bound clock reference, did not -- so the least
+    sample is the core's own figure. Other rows keep the median."""
     samples = []
     for _ in range(NATIVE_SAMPLES):
         hz = host_hz(binary)
         ns_n, ns_2n = run_native(binary, bench)
         samples.append(((ns_2n - ns_n) * 1e-9 * hz / bench.native_n, hz))
-    return sorted(samples)[NATIVE_SAMPLES // 2]
+    samples.sort()
+    return samples[0] if bench.kind == "core" else samples[NATIVE_SAMPLES // 2]
 
 
 def emu_cycles(binary: Path, bench: Benchmark, profile: str, frequency_hz: int, cache_model: bool) -> float:
