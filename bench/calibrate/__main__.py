@@ -193,6 +193,23 @@ def draw_sweep(rows: list[dict], path: Path) -> bool:
     return True
 
 
+def markdown_tables(rows: list[dict], geomean: float) -> str:
+    """The result tables as docs/calibration.md shows them."""
+    lines = ["| benchmark | per iteration | native cycles | emu cycles | error |", "|---|---|---:|---:|---:|"]
+    for row in rows:
+        lines.append(f"| {row['name']} | {row['per']} | {row['native']:.2f} | {row['emu']:.2f} | {row['error']:+.1%} |")
+    lines += ["", f"Geometric-mean error factor: **{geomean:.3f}**", ""]
+    sweep = [row for row in rows if row["kernel"] == "chase"]
+    if sweep:
+        lines += ["| working set | native cycles/load | emu `--cache-model` | error | emu default path |",
+                  "|---|---:|---:|---:|---:|"]
+        for row in sweep:
+            default = f"{row['emu_default'] / 4:.1f}" if "emu_default" in row else "-"
+            lines.append(f"| {row['name'].removeprefix('chase ')} | {row['native'] / 4:.1f} | {row['emu'] / 4:.1f} "
+                         f"| {row['error']:+.1%} | {default} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.calibrate")
     parser.add_argument("--profile", default="zen3")
@@ -214,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     host = os.uname().nodename
     print(f"host {host}: {cpu_name()}; profile {profile.name} at {profile.frequency_hz / 1e9:.2f} GHz; "
           f"emu with --cache-model")
+    load_at_start = os.getloadavg()
+    print(f"load average at start: {load_at_start[0]:.2f} {load_at_start[1]:.2f} {load_at_start[2]:.2f}")
     print(f"{'benchmark':28} {'per iteration':28} {'native':>9} {'emu':>9} {'error':>8}  host GHz")
     rows = []
     started = time.time()
@@ -239,8 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"working-set sweep: {png}")
     (out_dir / "calibration.json").write_text(json.dumps(
         {"host": host, "cpu": cpu_name(), "profile": profile.name, "rows": rows, "geomean_error_factor": geomean,
-         "worst_core_bound_error": core_worst, "seconds": time.time() - started}, indent=2) + "\n")
-    print(f"table: {out_dir / 'calibration.json'} ({time.time() - started:.0f} s)")
+         "worst_core_bound_error": core_worst, "seconds": time.time() - started,
+         "load_average_start": load_at_start, "load_average_end": os.getloadavg()}, indent=2) + "\n")
+    (out_dir / "tables.md").write_text(markdown_tables(rows, geomean))
+    print(f"table: {out_dir / 'calibration.json'}, {out_dir / 'tables.md'} ({time.time() - started:.0f} s)")
     return 0
 
 
