@@ -66,6 +66,17 @@ def test_fast_strings_charge_start_up_then_bandwidth():
     assert flags == 0
 
 
+def test_fast_string_stores_have_their_own_bandwidth():
+    # rep stos runs at the profile's store bandwidth, rep movs at the copy one
+    # (zen3: 20 and 32 bytes a cycle, measured on the host).
+    uarch = load_profile("zen3").uarch
+    _, stos, _ = price("rep stosq")
+    _, movs, _ = price("rep movsq")
+    assert stos == pytest.approx(8 / uarch.string_store_bytes_per_cycle, abs=1 / ONE_CYCLE)
+    assert movs == 8 / uarch.string_bytes_per_cycle
+    assert stos > movs
+
+
 def test_throughput_profiles_price_as_before():
     # spr/zen4 keep the reciprocal-throughput sum: entry == repeat == whole cycles, no flags.
     profile = load_profile("spr")
@@ -216,3 +227,22 @@ def test_rep_movs_is_priced_as_start_up_plus_bandwidth(tmp_path):
     expected = uarch.string_startup_cycles + 4096 / uarch.string_bytes_per_cycle
     # + the loop's few instructions; far below one cycle per iteration (512).
     assert expected <= per_copy < expected + 10
+
+
+EXIT_ONLY = """
+.globl _start
+_start:
+    mov $60, %eax
+    xor %edi, %edi
+    syscall
+"""
+
+
+def test_zen3_has_invlpgb_and_the_error_names_it():
+    # INVLPGB/TLBSYNC came with Zen 3 (AMD APM Vol. 3): tlb_flush=invlpgb runs
+    # on zen3, and a profile without it says zen3 as well as zen4 would do.
+    binary = str(build_asm(EXIT_ONLY))
+    assert emu("run", "--profile", "zen3", "--cmdline", "tlb_flush=invlpgb", binary).returncode == 0
+    refused = emu("run", "--profile", "spr", "--cmdline", "tlb_flush=invlpgb", binary)
+    assert refused.returncode == 2
+    assert b"zen3" in refused.stderr and b"zen4" in refused.stderr

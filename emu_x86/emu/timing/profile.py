@@ -212,6 +212,8 @@ def _uarch(path: Path, section: dict) -> Uarch:
                      call_ret_cycles=float(section["call_ret_cycles"]),
                      string_startup_cycles=float(section["string_startup_cycles"]),
                      string_bytes_per_cycle=float(section["string_bytes_per_cycle"]),
+                     string_store_bytes_per_cycle=float(section.get("string_store_bytes_per_cycle",
+                                                                    section["string_bytes_per_cycle"])),
                      mispredict_penalty_cycles=int(section["mispredict_penalty_cycles"]),
                      classes=classes, mnemonics=mnemonics)
     except (KeyError, TypeError, ValueError, AttributeError) as error:

@@ -24,7 +24,7 @@ model's main approximation (see docs/calibration.md).
 
 Two things are priced apart: a block that is one ``rep movs``/``rep stos``
 (QEMU runs one iteration per block execution) costs ``bytes / string_bytes_per_cycle``
-per iteration after a one-off ``string_startup_cycles`` (ERMSB/FSRM fast
+(``string_store_bytes_per_cycle`` for ``rep stos``) per iteration after a one-off ``string_startup_cycles`` (ERMSB/FSRM fast
 strings), and a block ending in a conditional branch is flagged so the C hook
 feeds its outcome to the branch predictor (hotpath.c).
 """
@@ -98,7 +98,8 @@ class Uarch:
     taken_branch_cycles: float
     call_ret_cycles: float
     string_startup_cycles: float
-    string_bytes_per_cycle: float
+    string_bytes_per_cycle: float       # rep movs
+    string_store_bytes_per_cycle: float # rep stos
     mispredict_penalty_cycles: int
     classes: dict[str, UarchRow]        # instruction class (profile.INSTRUCTION_CLASSES) -> row
     mnemonics: dict[str, UarchRow]      # overrides by mnemonic
@@ -107,7 +108,7 @@ class Uarch:
         return (self.dispatch_width, self.load_latency_cycles, self.vector_load_latency_cycles,
                 self.store_forward_cycles, self.load_ports, self.store_ports, self.taken_branch_cycles,
                 self.call_ret_cycles, self.string_startup_cycles, self.string_bytes_per_cycle,
-                self.mispredict_penalty_cycles, tuple(sorted(self.classes.items())),
+                self.string_store_bytes_per_cycle, self.mispredict_penalty_cycles, tuple(sorted(self.classes.items())),
                 tuple(sorted(self.mnemonics.items())))
 
 
@@ -204,7 +205,8 @@ def _fast_string(instructions, uarch: Uarch) -> tuple[int, int] | None:
     parts = insn.mnemonic.split()
     if len(parts) != 2 or parts[0] != "rep" or parts[1] not in _FAST_STRINGS:
         return None
-    per_iteration = max(1, int(_FAST_STRINGS[parts[1]] / uarch.string_bytes_per_cycle * ONE_CYCLE + 0.5))
+    bandwidth = uarch.string_store_bytes_per_cycle if parts[1].startswith("stos") else uarch.string_bytes_per_cycle
+    per_iteration = max(1, int(_FAST_STRINGS[parts[1]] / bandwidth * ONE_CYCLE + 0.5))
     if len(instructions) == 1:
         return int(uarch.string_startup_cycles * ONE_CYCLE) + per_iteration, per_iteration
     return None
