@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from emu.machine import Machine
-from emu.sched_policy import PctPolicy, RandomPolicy, make_policy
+from emu.sched_policy import PCT_STARVATION_INSTRUCTIONS, PctPolicy, RandomPolicy, make_policy
 from emucli import guesttest
 from tests.guestbuild import build_c, emu
 
@@ -55,13 +55,34 @@ def test_pct_change_points_lower_the_running_thread_below_every_initial_priority
     running = {0: 100, 1: 101}
     policy.current_tid = running.get
     vcpus = [FakeVcpu(0), FakeVcpu(1)]
+    first = min(policy.change_steps)
+    # A step is an instruction: the budget ends the run exactly at the first change point.
+    chosen = policy.choose_vcpu(vcpus)
+    assert policy.budget_instructions(chosen) == first
+    policy.run_ended(chosen, preempted=True, retired=first)
+    assert policy.changes_applied == 1 and policy.priorities[running[chosen.index]] == 2
     for _ in range(10):
         chosen = policy.choose_vcpu(vcpus)
-        policy.run_ended(chosen, preempted=True)
+        budget = policy.budget_instructions(chosen)
+        policy.run_ended(chosen, preempted=budget is not None, retired=budget or 5)
     assert policy.changes_applied == 2
+    assert policy.budget_instructions(chosen) is None, "no change point left: runs end where the default's do"
     # Each change point dropped a thread to depth - i (2, then 1), below the initial ones (> depth).
-    assert sorted(policy.priorities.values())[0] < 3
+    assert sorted(policy.priorities.values())[0] == 1
     assert policy.stats()["change_steps"] == sorted(policy.change_steps)
+
+
+def test_pct_demotes_a_thread_that_spins_while_others_wait_for_its_cpu():
+    policy = PctPolicy(seed=2, depth=1, steps=10)
+    policy.current_tid = lambda cpu: 7
+    policy.queued_count = lambda cpu: 1
+    policy.priorities.update({7: 1.9, 8: 1.5})
+    vcpu = FakeVcpu(0)
+    budget = policy.budget_instructions(vcpu)
+    assert budget == PCT_STARVATION_INSTRUCTIONS
+    policy.run_ended(vcpu, preempted=True, retired=budget)
+    assert policy.preempt_task(0, [8], "instruction")
+    assert policy.starvation_demotions == 1 and policy.priorities[7] < policy.priorities[8]
 
 
 def test_pct_preempts_only_for_a_higher_priority_waiter():
