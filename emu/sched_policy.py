@@ -76,7 +76,12 @@ PCT_DEFAULT_STEPS = 1_000_000
 # ends). It drops below every other thread and gives way: the fairness
 # fallback CHESS's fair scheduler and Coyote's liveness checks use for the
 # same reason.
-PCT_STARVATION_INSTRUCTIONS = 200_000
+PCT_STARVATION_INSTRUCTIONS = 20_000
+# While several vCPUs may run, a run also ends after a log-uniform 1..this
+# many instructions: the machine's time bounds switch vCPUs only between
+# blocks, and a switch inside a block is what lets two vCPUs' accesses
+# interleave there.
+PCT_STEP_MAX_INSTRUCTIONS = 1024
 
 
 class ExplorationPolicy:
@@ -211,6 +216,7 @@ class PctPolicy(ExplorationPolicy):
         # cpu -> (tid, instructions it ran while others waited for that CPU)
         self._streak: dict[int, tuple[int | None, int]] = {}
         self._run: tuple[int | None, int] = (None, 0)   # (tid, queued) of the run under way
+        self._several_vcpus = False                     # the last choice had several candidates
 
     def priority(self, tid: int | None) -> float:
         if tid is None:
@@ -224,18 +230,23 @@ class PctPolicy(ExplorationPolicy):
 
     def choose_vcpu(self, candidates: list):
         self.steps += 1
+        self._several_vcpus = len(candidates) > 1
         return max(candidates, key=lambda vcpu: (self.priority(self.current_tid(vcpu.index)), -vcpu.index))
 
     def budget_instructions(self, vcpu) -> int | None:
         """Up to the next change point; while others wait for this CPU, up to
-        where the running thread counts as starving them too. None: no
-        budget (the run ends where the default scheduler's would)."""
+        where the running thread counts as starving them too; while other
+        vCPUs could run, at most a log-uniform 1..PCT_STEP_MAX_INSTRUCTIONS.
+        None: no budget (the run ends where the default scheduler's would)."""
         cpu = vcpu.index
         tid, queued = self.current_tid(cpu), self.queued_count(cpu)
         self._run = (tid, queued)
         budget = None
+        if self._several_vcpus:
+            budget = max(1, int(2 ** (self.rng.random() * math.log2(PCT_STEP_MAX_INSTRUCTIONS))))
         if self._next_changes:
-            budget = max(1, self._next_changes[0] - self.explored_instructions)
+            left = max(1, self._next_changes[0] - self.explored_instructions)
+            budget = left if budget is None else min(budget, left)
         if queued and tid is not None:
             last, streak = self._streak.get(cpu, (None, 0))
             left = PCT_STARVATION_INSTRUCTIONS - (streak if last == tid else 0)

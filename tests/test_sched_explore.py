@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from emu.machine import Machine
-from emu.sched_policy import PCT_STARVATION_INSTRUCTIONS, PctPolicy, RandomPolicy, make_policy
+from emu.sched_policy import PCT_STARVATION_INSTRUCTIONS, PCT_STEP_MAX_INSTRUCTIONS, PctPolicy, RandomPolicy, make_policy
 from emucli import guesttest
 from tests.guestbuild import build_c, emu
 
@@ -57,16 +57,18 @@ def test_pct_change_points_lower_the_running_thread_below_every_initial_priority
     vcpus = [FakeVcpu(0), FakeVcpu(1)]
     first = min(policy.change_steps)
     # A step is an instruction: the budget ends the run exactly at the first change point.
-    chosen = policy.choose_vcpu(vcpus)
+    chosen = policy.choose_vcpu(vcpus[:1])
     assert policy.budget_instructions(chosen) == first
     policy.run_ended(chosen, preempted=True, retired=first)
     assert policy.changes_applied == 1 and policy.priorities[running[chosen.index]] == 2
     for _ in range(10):
         chosen = policy.choose_vcpu(vcpus)
         budget = policy.budget_instructions(chosen)
-        policy.run_ended(chosen, preempted=budget is not None, retired=budget or 5)
+        assert 1 <= budget <= PCT_STEP_MAX_INSTRUCTIONS, "several vCPUs: runs end inside blocks too"
+        policy.run_ended(chosen, preempted=True, retired=budget)
     assert policy.changes_applied == 2
-    assert policy.budget_instructions(chosen) is None, "no change point left: runs end where the default's do"
+    chosen = policy.choose_vcpu(vcpus[:1])
+    assert policy.budget_instructions(chosen) is None, "one vCPU, no change point left: no budget"
     # Each change point dropped a thread to depth - i (2, then 1), below the initial ones (> depth).
     assert sorted(policy.priorities.values())[0] == 1
     assert policy.stats()["change_steps"] == sorted(policy.change_steps)
