@@ -434,14 +434,16 @@ class Machine:
             when = vcpu.apic.next_event_cycles()
             if when is not None and (wake is None or when < wake):
                 wake = when
+        # The smallest limit of the *other* vCPUs: the second smallest of all
+        # for the vCPU that holds the smallest (equal values tie harmlessly).
+        lowest = sorted(limits)[:2]
         candidates = []
         for vcpu in runnable:
             clock = vcpu.clock.cycles
-            others = list(limits)
-            others.remove(clock)            # this vCPU's own entry
-            slowest = min(others) if others else None
-            if slowest is not None and clock >= slowest + lookahead:
-                continue
+            if len(lowest) > 1:
+                slowest = lowest[1] if clock == lowest[0] else lowest[0]
+                if clock >= slowest + lookahead:
+                    continue
             if wake is not None and clock >= wake:
                 continue
             if self.max_cycles is not None and clock >= self.max_cycles:

@@ -56,6 +56,8 @@ RANDOM_BUDGET_MAX_INSTRUCTIONS = 4096
 # preemption interleaves threads that share a CPU, and one needs a
 # preemption point inside the window that matters.
 RANDOM_CONTENDED_BUDGET_MAX_INSTRUCTIONS = 128
+_RANDOM_BUDGET_BITS = math.log2(RANDOM_BUDGET_MAX_INSTRUCTIONS)
+_RANDOM_CONTENDED_BUDGET_BITS = math.log2(RANDOM_CONTENDED_BUDGET_MAX_INSTRUCTIONS)
 # Chance that an instruction-budget stop also preempts the running task
 # (when another task waits for that CPU, or always inside an rseq critical
 # section, where a preemption means an abort on the way back).
@@ -161,9 +163,8 @@ class RandomPolicy(ExplorationPolicy):
         # Log-uniform: runs of a few instructions (which split a
         # read-modify-write) as often as runs of thousands (which let a
         # thread get through a whole critical section).
-        limit = RANDOM_CONTENDED_BUDGET_MAX_INSTRUCTIONS if self.queued_count(vcpu.index) \
-            else RANDOM_BUDGET_MAX_INSTRUCTIONS
-        exponent = self.rng.random() * math.log2(limit)
+        exponent = self.rng.random() * (_RANDOM_CONTENDED_BUDGET_BITS if self.queued_count(vcpu.index)
+                                        else _RANDOM_BUDGET_BITS)
         return max(1, int(2 ** exponent))
 
     def preempt_task(self, cpu: int, queued_tids: list[int], point: str) -> bool:

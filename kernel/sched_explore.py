@@ -102,11 +102,15 @@ def _rseq_cs_of_current(vcpu: "VCpu", task: "Task") -> int:
     """The rseq_cs word of ``task``, running on ``vcpu``: read through the
     vCPU's page tables (the C walk), as every preemption point asks it
     (glibc registers rseq for every thread). 0 when unreadable."""
+    address = task.rseq.address + RSEQ_CS_OFFSET      # 8-aligned: the area is 32-byte aligned
     try:
-        return int.from_bytes(vcpu.machine.read_virtual(vcpu, task.rseq.address + RSEQ_CS_OFFSET, 8,
-                                                        ACCESS_READ), "little")
+        paddr = vcpu.translate(address, ACCESS_READ)
     except CpuException:
         return 0
+    memory = vcpu.machine.memory
+    if address & 7 or not memory.contains(paddr, 8):
+        return 0
+    return memory.qwords[paddr >> 3]
 
 
 def preemption_point(kernel: "Kernel", vcpu: "VCpu") -> None:
