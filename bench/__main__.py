@@ -20,8 +20,9 @@ tile switches context switches per second between 8 threads holding live tiles
               process (thread creation and the dot products included), best of 3.
 IPIs          idle vCPUs bouncing an IPI: deliveries per second.
 64 vs 4 vCPUs wall time per simulated vCPU quantum with 64 busy vCPUs / with 4.
---sched       MIPS of the compute loop under --sched random and pct / under the
-              default scheduler (bench/sched_explore.py).
+--sched       MIPS under --sched random and pct / under the default scheduler, of the
+              compute loop (one task: runs as the default) and of two threads each
+              looping on its own vCPU (every run budgeted) (bench/sched_explore.py).
 Qiling        `emu run` of a glibc static hello / Qiling 1.4.6 running it (both whole
               runs), Qiling in its own venv (.bench/qiling-venv), never a dependency.
 """
@@ -395,10 +396,15 @@ def main() -> int:
                    scaling_64_over_4=scaling)
     from bench.sched_explore import sched_exploration_mips
     explored = sched_exploration_mips()
-    for policy in ("random", "pct"):
-        rows.append((f"compute loop: --sched {policy} MIPS / default MIPS",
-                     f"{explored[policy]:.1f} / {explored['default']:.1f}", explored[policy] / explored["default"], "-"))
-    results.update({f"sched_{name}_mips": mips for name, mips in explored.items()})
+    for program, label in (("loop", "compute loop"), ("two_threads", "two threads on 2 vCPUs")):
+        figures = explored.get(program)
+        if figures is None:
+            continue
+        for policy in ("random", "pct"):
+            rows.append((f"{label}: --sched {policy} MIPS / default MIPS",
+                         f"{figures[policy]:.1f} / {figures['default']:.1f}", figures[policy] / figures["default"], "-"))
+        prefix = "sched" if program == "loop" else "sched_two_threads"
+        results.update({f"{prefix}_{name}_mips": mips for name, mips in figures.items()})
     qiling = qiling_ratio()
     if qiling is not None:
         emu_seconds, qiling_seconds, ratio = qiling

@@ -31,6 +31,11 @@ PORT_IO_INSTRUCTIONS = frozenset((
 ))
 
 DEFAULT_MEMORY_BYTES = 512 << 20
+# Exploring policies (Machine._run_single_task): retired instructions with a
+# single runnable task before a vCPU's preemption hook comes off, and the
+# budget of a run that must never stop for it.
+SINGLE_TASK_UNHOOK_INSTRUCTIONS = 200_000
+NO_BUDGET_INSTRUCTIONS = (1 << 63) - 1
 DEFAULT_QUANTUM_CYCLES = 1_000_000
 MAX_CPUS = 64
 
@@ -117,6 +122,9 @@ class Machine:
         # Asked between scheduling steps while set (the gdb stub, for gdb's
         # Ctrl-C): a true answer stops the machine as a breakpoint would.
         self.stop_requested: Callable[[], bool] | None = None
+        # Under an exploring policy: the machine's retired instructions when
+        # its current single-task spell began (None: several tasks runnable).
+        self._single_task_since: int | None = None
 
     def attach(self, trap_handler: TrapHandler) -> None:
         self.trap_handler = trap_handler
@@ -287,7 +295,10 @@ class Machine:
             if self.stop_requested is not None and self.stop_requested():
                 self.stopped = True
                 return
-            vcpu, start = self._next_vcpu() if policy is None else self._explore_next_vcpu(lookahead)
+            # Under a policy with a single runnable task there is nothing to
+            # interleave: the default order, no budget, no policy step.
+            single = policy is None or policy.single_task()
+            vcpu, start = self._next_vcpu() if single else self._explore_next_vcpu(lookahead)
             if vcpu is None:
                 self.trap_handler.handle_all_idle(self)
                 if not self.stopped and self._next_vcpu()[0] is None:
@@ -298,9 +309,11 @@ class Machine:
                 return
             if vcpu.cycles < start:
                 vcpu.clock.cycles = start       # idle until the interrupt arrived
-            self._deliver_interrupts(vcpu)
+            delivered = self._deliver_interrupts(vcpu)
             if not vcpu.runnable or self.stopped:
                 continue
+            if delivered and policy is not None and policy.single_task() != single:
+                continue        # an interrupt woke or put to sleep a task: choose again
             now = vcpu.cycles
             deadline = now + self.quantum_cycles
             next_interrupt = vcpu.apic.next_event_cycles()
@@ -342,13 +355,49 @@ class Machine:
             if policy is None:
                 vcpu.run(max(deadline, now + 1))
                 continue
-            vcpu.preempt.budget_instructions = policy.budget_instructions(vcpu)
+            if single:
+                self._run_single_task(vcpu, max(deadline, now + 1))
+                continue
+            self._single_task_since = None
+            if not vcpu.preempt_hooked:
+                vcpu.set_preemption_hook(True)
+                policy.hook_changes += 1
+            budget = policy.budget_instructions(vcpu)
+            vcpu.preempt.budget_instructions = NO_BUDGET_INSTRUCTIONS if budget is None else budget
+            retired_before = vcpu.clock.instructions
             preempted = vcpu.run(max(deadline, now + 1)) == STOP_PREEMPT
-            policy.run_ended(vcpu, preempted)
+            policy.run_ended(vcpu, preempted, vcpu.clock.instructions - retired_before)
             if preempted and not self.stopped:
                 # A preemption point between two instructions: the kernel may
                 # switch tasks here, as on an interrupt (emu_x86/kernel/sched_explore.py).
                 self.trap_handler.handle_preemption_point(vcpu)
+
+    def _run_single_task(self, vcpu: VCpu, deadline: int) -> None:
+        """An exploring policy's run while one task is runnable on the whole
+        machine: as the default runs it (no budget, no preemption point).
+        Once that has lasted SINGLE_TASK_UNHOOK_INSTRUCTIONS, the vCPU's
+        preemption hook comes off (the next run with company puts it back):
+        the hook's per-instruction call is most of a hooked run's cost, and
+        both changes retranslate the vCPU's code, so a short single-task
+        spell keeps it on. A pure function of the run so far: replay stays exact."""
+        budget = NO_BUDGET_INSTRUCTIONS
+        if vcpu.preempt_hooked:
+            retired = sum(other.clock.instructions for other in self.vcpus)
+            if self._single_task_since is None:
+                self._single_task_since = retired
+            left = SINGLE_TASK_UNHOOK_INSTRUCTIONS - (retired - self._single_task_since)
+            if left <= 0:
+                vcpu.set_preemption_hook(False)
+                self.sched_policy.hook_changes += 1
+            else:
+                # The hook counts anyway: it ends this run where the spell
+                # reaches the bound, so a long run is not spent hooked.
+                budget = left
+        elif self._single_task_since is None:
+            self._single_task_since = 0
+        vcpu.preempt.budget_instructions = budget
+        self.sched_policy.single_task_runs += 1
+        vcpu.run(deadline)
 
     def _explore_next_vcpu(self, lookahead: int) -> tuple[VCpu | None, int]:
         """The exploring policy's pick of the next vCPU to run: among the
@@ -385,14 +434,16 @@ class Machine:
             when = vcpu.apic.next_event_cycles()
             if when is not None and (wake is None or when < wake):
                 wake = when
+        # The smallest limit of the *other* vCPUs: the second smallest of all
+        # for the vCPU that holds the smallest (equal values tie harmlessly).
+        lowest = sorted(limits)[:2]
         candidates = []
         for vcpu in runnable:
             clock = vcpu.clock.cycles
-            others = list(limits)
-            others.remove(clock)            # this vCPU's own entry
-            slowest = min(others) if others else None
-            if slowest is not None and clock >= slowest + lookahead:
-                continue
+            if len(lowest) > 1:
+                slowest = lowest[1] if clock == lowest[0] else lowest[0]
+                if clock >= slowest + lookahead:
+                    continue
             if wake is not None and clock >= wake:
                 continue
             if self.max_cycles is not None and clock >= self.max_cycles:
@@ -423,8 +474,11 @@ class Machine:
                 best, best_time, best_runnable = vcpu, when, runnable
         return best, best_time
 
-    def _deliver_interrupts(self, vcpu: VCpu) -> None:
+    def _deliver_interrupts(self, vcpu: VCpu) -> bool:
+        """Deliver the interrupts due on ``vcpu``; whether there were any."""
+        delivered = False
         for interrupt in vcpu.apic.take_due(vcpu.cycles):
+            delivered = True
             vcpu.charge_event("ipi_receive")
             if interrupt.source_cpu >= 0:
                 vcpu.apic.ipis_received += 1
@@ -433,6 +487,7 @@ class Machine:
                 self.events.emit(vcpu, "interrupt", vector=interrupt.vector, source_cpu=interrupt.source_cpu,
                                  arrival_cycle=interrupt.arrival_cycles)
             self.trap_handler.handle_interrupt(vcpu, interrupt.vector)
+        return delivered
 
     # ---- inter-processor interrupts ---------------------------------------
 

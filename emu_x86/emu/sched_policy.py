@@ -29,11 +29,15 @@ Scheduler with Probabilistic Guarantees of Finding Bugs", ASPLOS 2010):
 every guest thread gets a random priority above ``depth`` when first seen;
 the highest-priority runnable thread runs; at ``depth - 1`` change points
 drawn uniformly from the first ``steps`` scheduling steps the running
-thread's priority drops to ``depth - i``, below every initial one. Here a
-step is one run of 1 to ``PCT_STEP_MAX_INSTRUCTIONS`` instructions
-(log-uniform), and
-the machine's time bounds still force a lower-priority vCPU to run when the
-higher one is a lookahead ahead of it: PCT's order holds within that window.
+thread's priority drops to ``depth - i``, below every initial one. As in
+the paper a step is one instruction (here: one retired while several tasks
+are runnable), and the machine's time bounds still force a lower-priority
+vCPU to run when the higher one is a lookahead ahead of it: PCT's order
+holds within that window.
+
+While a single task is runnable on the whole machine there is nothing to
+order: the machine runs it as the default scheduler does (no policy step,
+budget or preemption point; Machine._run_single_task).
 
 Memory stays sequentially consistent: each vCPU's stores are visible to the
 others as soon as its instruction retires. x86-TSO store buffering (a store
@@ -52,6 +56,8 @@ RANDOM_BUDGET_MAX_INSTRUCTIONS = 4096
 # preemption interleaves threads that share a CPU, and one needs a
 # preemption point inside the window that matters.
 RANDOM_CONTENDED_BUDGET_MAX_INSTRUCTIONS = 128
+_RANDOM_BUDGET_BITS = math.log2(RANDOM_BUDGET_MAX_INSTRUCTIONS)
+_RANDOM_CONTENDED_BUDGET_BITS = math.log2(RANDOM_CONTENDED_BUDGET_MAX_INSTRUCTIONS)
 # Chance that an instruction-budget stop also preempts the running task
 # (when another task waits for that CPU, or always inside an rseq critical
 # section, where a preemption means an abort on the way back).
@@ -62,14 +68,22 @@ RANDOM_RSEQ_PREEMPT_PROBABILITY = 0.5
 RANDOM_WAKE_MIGRATE_PROBABILITY = 0.5
 
 PCT_DEFAULT_DEPTH = 3
-PCT_DEFAULT_STEPS = 5_000
+# PCT's k when the program's is not known (--sched-steps): instructions run
+# while several tasks are runnable. `emu test` measures it per program
+# (emu_x86/emucli/guesttest.py, a first run), as the PCT paper assumes k known.
+PCT_DEFAULT_STEPS = 1_000_000
+# A thread that runs this many instructions in a row while others wait for
+# its CPU is spinning on something a lower-priority thread must do (PCT
+# assumes threads that block; a spin-wait under strict priorities never
+# ends). It drops below every other thread and gives way: the fairness
+# fallback CHESS's fair scheduler and Coyote's liveness checks use for the
+# same reason.
+PCT_STARVATION_INSTRUCTIONS = 20_000
+# While several vCPUs may run, a run also ends after a log-uniform 1..this
+# many instructions: the machine's time bounds switch vCPUs only between
+# blocks, and a switch inside a block is what lets two vCPUs' accesses
+# interleave there.
 PCT_STEP_MAX_INSTRUCTIONS = 1024
-# A thread that keeps its CPU for this many steps while others wait there is
-# spinning on something a lower-priority thread must do (PCT assumes threads
-# that block; a spin-wait under strict priorities never ends). It drops below
-# every other thread and gives way: the fairness fallback CHESS's fair
-# scheduler and Coyote's liveness checks use for the same reason.
-PCT_STARVATION_STEPS = 2_000
 
 
 class ExplorationPolicy:
@@ -86,11 +100,19 @@ class ExplorationPolicy:
         self.preemptions = 0            # runs ended by the instruction budget
         self.task_preemptions = 0       # tasks preempted at the kernel's decision points
         self.wake_migrations = 0        # wake-ups placed off select_task_rq's choice
+        self.explored_instructions = 0  # retired in runs the policy budgeted (several tasks runnable)
         # The kernel's answer to "which guest thread runs on CPU n" (tid or
         # None when idle); set by the kernel that drives the machine.
         self.current_tid = lambda cpu: None
         # ... and how many tasks wait in CPU n's run queue.
         self.queued_count = lambda cpu: 0
+        # ... and whether a single task is runnable on the whole machine (and
+        # it is not in an rseq critical section, where a preemption is a
+        # decision of its own): then the machine runs it as the default
+        # scheduler does, with no step, budget or preemption point.
+        self.single_task = lambda: False
+        self.single_task_runs = 0       # runs made that way
+        self.hook_changes = 0           # preemption hooks removed or put back (Machine._run_single_task)
 
     # ---- the machine's choices ----------------------------------------------
 
@@ -100,10 +122,12 @@ class ExplorationPolicy:
     def budget_instructions(self, vcpu) -> int:
         raise NotImplementedError
 
-    def run_ended(self, vcpu, preempted: bool) -> None:
-        """``vcpu``'s run ended; ``preempted``: by its instruction budget."""
+    def run_ended(self, vcpu, preempted: bool, retired: int = 0) -> None:
+        """``vcpu``'s run ended, having retired ``retired`` instructions;
+        ``preempted``: by its instruction budget."""
         if preempted:
             self.preemptions += 1
+        self.explored_instructions += retired
 
     # ---- the kernel's decision points -----------------------------------------
 
@@ -123,7 +147,9 @@ class ExplorationPolicy:
         return {"policy": self.name, "seed": self.seed, "steps": self.steps,
                 "preemptions": self.preemptions + self.task_preemptions,
                 "instruction_preemptions": self.preemptions, "task_preemptions": self.task_preemptions,
-                "wake_migrations": self.wake_migrations}
+                "wake_migrations": self.wake_migrations, "explored_instructions": self.explored_instructions,
+                "single_task_runs": self.single_task_runs,
+                "hook_changes": self.hook_changes}
 
 
 class RandomPolicy(ExplorationPolicy):
@@ -137,9 +163,8 @@ class RandomPolicy(ExplorationPolicy):
         # Log-uniform: runs of a few instructions (which split a
         # read-modify-write) as often as runs of thousands (which let a
         # thread get through a whole critical section).
-        limit = RANDOM_CONTENDED_BUDGET_MAX_INSTRUCTIONS if self.queued_count(vcpu.index) \
-            else RANDOM_BUDGET_MAX_INSTRUCTIONS
-        exponent = self.rng.random() * math.log2(limit)
+        exponent = self.rng.random() * (_RANDOM_CONTENDED_BUDGET_BITS if self.queued_count(vcpu.index)
+                                        else _RANDOM_BUDGET_BITS)
         return max(1, int(2 ** exponent))
 
     def preempt_task(self, cpu: int, queued_tids: list[int], point: str) -> bool:
@@ -163,8 +188,14 @@ class RandomPolicy(ExplorationPolicy):
 
 class PctPolicy(ExplorationPolicy):
     """PCT over guest threads. ``priorities``: tid -> priority (higher runs
-    first); ``change_steps``: step number -> the priority the thread running
-    at that step drops to."""
+    first); ``change_steps``: step -> the priority the thread that runs that
+    step drops to. A step is one instruction retired while several tasks are
+    runnable (PCT's k counts instructions): the runs the machine makes with a
+    single runnable task have nothing to order and are not counted. Runs are
+    as long as the machine's time bounds allow, so a run ends exactly at the
+    next change point (its instruction budget) and otherwise where the
+    default one would: between change points strict priorities decide
+    everything, at the kernel's decision points."""
 
     name = "pct"
 
@@ -179,11 +210,14 @@ class PctPolicy(ExplorationPolicy):
         points = sorted(self.rng.sample(range(1, steps + 1), depth - 1))
         # The i-th change point (from 1) lowers the running thread to depth - i.
         self.change_steps = {step: depth - i for i, step in enumerate(points, start=1)}
+        self._next_changes = points             # still to come, in order
         self.changes_applied = 0
         self.priorities: dict[int, float] = {}
         self.starvation_demotions = 0
-        self._streak: dict[int, tuple[int | None, int]] = {}     # cpu -> (tid, steps in a row)
-        self._lower_after: tuple[int | None, int] | None = None
+        # cpu -> (tid, instructions it ran while others waited for that CPU)
+        self._streak: dict[int, tuple[int | None, int]] = {}
+        self._run: tuple[int | None, int] = (None, 0)   # (tid, queued) of the run under way
+        self._several_vcpus = False                     # the last choice had several candidates
 
     def priority(self, tid: int | None) -> float:
         if tid is None:
@@ -197,25 +231,43 @@ class PctPolicy(ExplorationPolicy):
 
     def choose_vcpu(self, candidates: list):
         self.steps += 1
-        chosen = max(candidates, key=lambda vcpu: (self.priority(self.current_tid(vcpu.index)), -vcpu.index))
-        new_priority = self.change_steps.get(self.steps)
-        # The thread that runs this step is the one a change point lowers.
-        self._lower_after = None if new_priority is None else (self.current_tid(chosen.index), new_priority)
-        return chosen
+        self._several_vcpus = len(candidates) > 1
+        return max(candidates, key=lambda vcpu: (self.priority(self.current_tid(vcpu.index)), -vcpu.index))
 
-    def budget_instructions(self, vcpu) -> int:
-        # Log-uniform as in RandomPolicy: a change point lands at any
-        # instruction, and long steps keep the per-step cost down.
-        return max(1, int(2 ** (self.rng.random() * math.log2(PCT_STEP_MAX_INSTRUCTIONS))))
+    def budget_instructions(self, vcpu) -> int | None:
+        """Up to the next change point; while others wait for this CPU, up to
+        where the running thread counts as starving them too; while other
+        vCPUs could run, at most a log-uniform 1..PCT_STEP_MAX_INSTRUCTIONS.
+        None: no budget (the run ends where the default scheduler's would)."""
+        cpu = vcpu.index
+        tid, queued = self.current_tid(cpu), self.queued_count(cpu)
+        self._run = (tid, queued)
+        budget = None
+        if self._several_vcpus:
+            budget = max(1, int(2 ** (self.rng.random() * math.log2(PCT_STEP_MAX_INSTRUCTIONS))))
+        if self._next_changes:
+            left = max(1, self._next_changes[0] - self.explored_instructions)
+            budget = left if budget is None else min(budget, left)
+        if queued and tid is not None:
+            last, streak = self._streak.get(cpu, (None, 0))
+            left = PCT_STARVATION_INSTRUCTIONS - (streak if last == tid else 0)
+            budget = max(1, left) if budget is None else max(1, min(budget, left))
+        return budget
 
-    def run_ended(self, vcpu, preempted: bool) -> None:
-        super().run_ended(vcpu, preempted)
-        if self._lower_after is not None:
-            tid, new_priority = self._lower_after
+    def run_ended(self, vcpu, preempted: bool, retired: int = 0) -> None:
+        super().run_ended(vcpu, preempted, retired)
+        tid, queued = self._run
+        while self._next_changes and self._next_changes[0] <= self.explored_instructions:
+            # The thread that ran the change point's instruction drops.
+            step = self._next_changes.pop(0)
             if tid is not None:
-                self.priorities[tid] = new_priority
+                self.priorities[tid] = self.change_steps[step]
                 self.changes_applied += 1
-            self._lower_after = None
+        if queued and tid is not None:
+            last, streak = self._streak.get(vcpu.index, (None, 0))
+            self._streak[vcpu.index] = (tid, streak + retired if last == tid else retired)
+        else:
+            self._streak.pop(vcpu.index, None)
 
     def _best_queued(self, queued_tids: list[int]) -> int:
         return max(range(len(queued_tids)), key=lambda i: (self.priority(queued_tids[i]), -i))
@@ -224,14 +276,13 @@ class PctPolicy(ExplorationPolicy):
         if not queued_tids:
             return False
         tid = self.current_tid(cpu)
-        if point == "instruction":
+        if point == "instruction" and tid is not None:
             last, streak = self._streak.get(cpu, (None, 0))
-            streak = streak + 1 if last == tid else 1
-            self._streak[cpu] = (tid, streak)
-            if streak >= PCT_STARVATION_STEPS and tid is not None:
+            if last == tid and streak >= PCT_STARVATION_INSTRUCTIONS:
+                # Spinning for a lower-priority thread: it gives way for good.
                 self.priorities[tid] = min(self.priorities.values()) - 1
                 self.starvation_demotions += 1
-                self._streak[cpu] = (None, 0)
+                self._streak.pop(cpu, None)
                 return True
         best = self.priority(queued_tids[self._best_queued(queued_tids)])
         return best > self.priority(tid)

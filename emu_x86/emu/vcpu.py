@@ -139,6 +139,8 @@ hotpath.amx_fast_set_register_access(ctypes.cast(_uclib.uc_reg_read, ctypes.c_vo
 # (tests compare the two paths; VCpu.amx_fast_path is the per-vCPU switch).
 AMX_FAST_PATH_DEFAULT = os.environ.get("EMU_AMX_FAST_PATH", "1") != "0"
 BLOCK_TABLE_ENTRIES = 1 << 14
+# Bound of the refund memo (VCpu._head_prices): cleared whole when full.
+HEAD_PRICE_ENTRIES = 1 << 14
 # Bound of charge_event's memo of Profile.event_cycles (events x counts seen).
 EVENT_CYCLES_MEMO_ENTRIES = 1024
 # The gshare predictor's 2-bit counters (a power of two): 4096, Zen 3's
@@ -231,6 +233,9 @@ class VCpu:
         self._handle = VCpu._next_handle
         _VCPUS_BY_HANDLE[self._handle] = self
         self._block_table = ffi.new("struct hotpath_block_cost[]", BLOCK_TABLE_ENTRIES)
+        # (block address, size, stop address) -> (instructions, fixed-point
+        # cycles) of the block's head before the stop (_refund_unexecuted).
+        self._head_prices: dict[tuple[int, int, int], tuple[int, int]] = {}
         self.clock = ffi.new("struct hotpath_vcpu *")
         self.clock.table = self._block_table
         self.clock.table_mask = BLOCK_TABLE_ENTRIES - 1
@@ -242,6 +247,10 @@ class VCpu:
         # budget of the per-instruction preemption hook (emu_x86/emu/timing/preempt.h),
         # set by the machine before each run; None under the default one.
         self.preempt = ffi.new("struct sched_preempt *") if machine.sched_policy is not None else None
+        # Whether that hook is installed now (set_preemption_hook): the machine
+        # takes it off while a single task runs, since a UC_HOOK_CODE hook
+        # costs every instruction a helper call even when it does nothing.
+        self.preempt_hooked = self.preempt is not None
         self._init_tlb_model(machine.profile.tlb)
         self._init_amx_fast_path()
         # Unicorn instances given up after their translator aborted
@@ -325,9 +334,32 @@ class VCpu:
         if self.clock.cache != ffi.NULL:
             self._c_hook_handles.append(self._add_c_hook(unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE,
                                                          hotpath.cache_on_access_address(), self.clock.cache))
-        if self.preempt is not None:
-            self._c_hook_handles.append(self._add_c_hook(unicorn.UC_HOOK_CODE, hotpath.sched_on_instruction_address(),
-                                                         self.preempt))
+        self._preempt_hook = None
+        if self.preempt is not None and self.preempt_hooked:
+            self._preempt_hook = self._add_c_hook(unicorn.UC_HOOK_CODE, hotpath.sched_on_instruction_address(),
+                                                  self.preempt)
+
+    def set_preemption_hook(self, installed: bool) -> None:
+        """Install or remove the per-instruction preemption hook (exploring
+        policies only). Unicorn emits the hook's call into each block when it
+        translates it (its x86 disas_insn), so both directions drop translated
+        code: removing the hook invalidates every block translated with it
+        (uc_hook_del's hooked regions, unicorn 2.1), and adding it flushes the
+        blocks translated without it, or they would run past the budget.
+        Which blocks exist never changes what the guest computes or what a
+        block costs (prices are keyed by address and size)."""
+        if self.preempt is None or installed == self.preempt_hooked:
+            return
+        self.preempt_hooked = installed
+        if installed:
+            self._preempt_hook = self._add_c_hook(unicorn.UC_HOOK_CODE, hotpath.sched_on_instruction_address(),
+                                                  self.preempt)
+            self.uc.ctl_flush_tb()
+        else:
+            status = _uclib.uc_hook_del(self.uc._uch, self._preempt_hook)
+            if status != 0:
+                raise RuntimeError(f"uc_hook_del(UC_HOOK_CODE) failed: {status}")
+            self._preempt_hook = None
 
     def _add_c_hook(self, hook_type: int, callback: int, context, *instruction: int) -> ctypes.c_size_t:
         """uc_hook_add of a C callback over every address; UC_HOOK_INSN takes the instruction id."""
@@ -740,14 +772,18 @@ class VCpu:
         was unmapped or re-protected (a JIT's mprotect to executable): the block-cost
         cache is keyed by virtual address, so new code there must be priced again."""
         self.uc.ctl_remove_cache(start, end)
-        hotpath.hotpath_clear_blocks(self.clock)
+        self._clear_block_prices()
 
     def invalidate_all_code(self) -> None:
         """Forget every translated block and block price: code changed in an address
         space this vCPU may not have loaded (a debugger's POKETEXT into another
         process), where ``invalidate_code``'s virtual range would name the wrong pages."""
         self.uc.ctl_flush_tb()
+        self._clear_block_prices()
+
+    def _clear_block_prices(self) -> None:
         hotpath.hotpath_clear_blocks(self.clock)
+        self._head_prices.clear()
 
     def translate(self, vaddr: int, access: int = ACCESS_READ, user_mode: bool = True) -> int:
         """Guest virtual -> physical through this vCPU's page tables; raises PF."""
@@ -931,6 +967,12 @@ class VCpu:
             self.msrs.write(index, value)
 
     @property
+    def preempt_stop_address(self) -> int:
+        """RIP where the exploring scheduler's instruction budget last stopped
+        this vCPU (the kernel's preemption point; no register read)."""
+        return self.preempt.stop_address
+
+    @property
     def runnable(self) -> bool:
         return not self.halted and not self.waiting_for_acks
 
@@ -1031,7 +1073,7 @@ class VCpu:
             if preempt is not None and preempt.reached:
                 # Stopped before an instruction inside the block the hot path
                 # charged in full: keep the cost of those that ran.
-                self._refund_unexecuted()
+                self._refund_unexecuted(preempt.stop_address)
                 return STOP_PREEMPT
             # emu_start returned without a reason: treat like a deadline so
             # the scheduler re-evaluates (it cannot spin: RIP moved or a
@@ -1136,30 +1178,35 @@ class VCpu:
         for listener in self.unicorn_replaced_listeners:
             listener(self)
 
-    def _refund_unexecuted(self) -> None:
-        """A fault stopped the vCPU inside the block the hot path charged in
-        full at entry: keep only the cost of the instructions before the
-        faulting one (which did not retire; it is charged again if it is
-        restarted)."""
+    def _refund_unexecuted(self, rip: int | None = None) -> None:
+        """A fault (or a preemption point at ``rip``) stopped the vCPU inside
+        the block the hot path charged in full at entry: keep only the cost
+        of the instructions before the faulting one (which did not retire; it
+        is charged again if it is restarted)."""
         clock = self.clock
         last = clock.last_block
         if last == ffi.NULL:
             return
         start, size = last.address, last.size_bytes
-        rip = self.uc.reg_read(x86.UC_X86_REG_RIP)
+        if rip is None:
+            rip = self.uc.reg_read(x86.UC_X86_REG_RIP)
         if not start <= rip < start + size:
             return
-        charged_fixed, charged_instructions = clock.last_charge_fixed, last.instructions
-        clock.last_block = ffi.NULL
-        try:
-            executed_instructions, executed_fixed = (
-                self.machine.price_block(self, start, rip - start)[:2] if rip > start else (0, 0))
-        except CpuException:
-            return
-        # In fixed point (hotpath.h), so the fraction of a cycle is refunded too.
-        total = (clock.cycles << FRACTION_BITS) + clock.cycle_fraction - charged_fixed + executed_fixed
-        clock.cycles, clock.cycle_fraction = total >> FRACTION_BITS, total & ((1 << FRACTION_BITS) - 1)
-        clock.instructions = clock.instructions - charged_instructions + executed_instructions
+        # The price of the executed head, by (block, stop): what the block
+        # table holds stays valid until it is cleared (_clear_block_prices),
+        # and a preempting policy stops in the same hot blocks again and again.
+        key = (start, size, rip)
+        executed = self._head_prices.get(key)
+        if executed is None:
+            try:
+                executed = self.machine.price_block(self, start, rip - start)[:2] if rip > start else (0, 0)
+            except CpuException:
+                clock.last_block = ffi.NULL
+                return
+            if len(self._head_prices) >= HEAD_PRICE_ENTRIES:
+                self._head_prices.clear()
+            self._head_prices[key] = executed
+        hotpath.sched_refund_block(clock, *executed)
 
     def _emulate_time_stamp_counter(self) -> bool:
         """RDTSC/RDTSCP: the machine keeps CR4.TSD set so they fault (#GP at

@@ -46,6 +46,8 @@ and ``;`` are skipped)::
      *                            found with the seed and its replay command.
      * SCHEDULES: 200 random pct  the expectations hold under every seed 1..200
      *                            of each named policy (a correct concurrent program)
+     *                            (pct: a first run measures the program's k,
+     *                            passed to every seed as --sched-steps K)
      */
 
      * EVENTS: syscall {{.*}}name=write    CHECK-style patterns, in order, over the
@@ -91,6 +93,9 @@ KEYWORDS = {"CPUS", "CMDLINE", "PROFILE", "RUN", "ARGS", "ENV", "STDIN", "CFLAGS
 # The exploring policies of `emu run --sched` (emu_x86/emu/sched_policy.py) that
 # EXPECT-RACE:/SCHEDULES: and `emu test --schedules` may name.
 EXPLORING_POLICIES = ("random", "pct")
+# The smallest k measure_pct_steps gives: at least emu run's default depth
+# (3) of steps for its change points to be drawn from.
+PCT_MIN_STEPS = 3
 _MARKS_A_TEST = {"EXIT", "STDOUT", "STATS", "CHECK-STDERR", "EVENTS", *_CHECK_KINDS}
 _STATS_EXPR = re.compile(r"^([A-Za-z_][\w.*]*)\s*(==|!=|<=|>=|<|>)\s*(-?(?:0x[0-9a-fA-F_]+|[0-9_]+))$")
 _OPERATORS = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
@@ -122,6 +127,10 @@ class Variant:
     seed: int | None = None
     explore: str | None = None
     schedules: int = 0
+    # --sched pct's k and d (`emu run --sched-steps/--sched-depth`); None:
+    # emu run's defaults. run_exploration measures k for each program.
+    sched_steps: int | None = None
+    sched_depth: int | None = None
 
     @property
     def id(self) -> str:
@@ -585,6 +594,10 @@ def run_arguments(spec: GuestSpec, variant: Variant, program: Path, stats_path: 
         options += ["--cmdline", variant.cmdline]
     if variant.sched is not None and variant.seed is not None:
         options += ["--sched", variant.sched, "--seed", str(variant.seed)]
+        if variant.sched_depth is not None:
+            options += ["--sched-depth", str(variant.sched_depth)]
+        if variant.sched_steps is not None:
+            options += ["--sched-steps", str(variant.sched_steps)]
     return ["run", *options, *spec.run_options, str(program), *guest_argv(spec)]
 
 
@@ -819,6 +832,23 @@ def _emulator_failed(outcome: Outcome) -> bool:
         or result.returncode < 0
 
 
+def measure_pct_steps(spec: GuestSpec, variant: Variant, build_dir: Path, cwd: Path) -> tuple[int | None, Outcome]:
+    """PCT's k for this program (the paper assumes it known): the
+    instructions one run retires while several tasks are runnable (the
+    ``explored_instructions`` statistic), measured by a run under ``--sched
+    pct --seed 0 --sched-depth 1`` (priorities only, no change point), so that
+    the change points of seeds 1..N fall inside the program's concurrent part
+    rather than in a default k it may never reach. None (emu run's default)
+    when the run reports no statistics."""
+    probe = run_test(spec, Variant(variant.cpus, variant.cmdline, variant.profile, sched="pct", seed=0,
+                                   sched_depth=1), build_dir, cwd)
+    stats = probe.result.stats if probe.result is not None else None
+    explored = (stats or {}).get("sched", {}).get("explored_instructions")
+    if not explored:
+        return None, probe
+    return max(int(explored), PCT_MIN_STEPS), probe
+
+
 def run_exploration(spec: GuestSpec, variant: Variant, build_dir: Path, cwd: Path) -> Outcome:
     """Run ``variant``'s seeds 1..schedules under its policy, stopping at the
     first that decides. "race" (EXPECT-RACE:): passes at the first seed whose
@@ -826,12 +856,19 @@ def run_exploration(spec: GuestSpec, variant: Variant, build_dir: Path, cwd: Pat
     line; fails when none of them does. "exact" (SCHEDULES:, `emu test
     --schedules`): fails at the first seed that breaks one, naming it."""
     last = None
+    steps = None
+    if variant.sched == "pct":
+        steps, probe = measure_pct_steps(spec, variant, build_dir, cwd)
+        if probe.skipped or (probe.result is None and probe.problems):
+            return Outcome(spec, variant, probe.problems, probe.reproduce, skipped=probe.skipped)
     for seed in range(1, variant.schedules + 1):
-        concrete = Variant(variant.cpus, variant.cmdline, variant.profile, sched=variant.sched, seed=seed)
+        concrete = Variant(variant.cpus, variant.cmdline, variant.profile, sched=variant.sched, seed=seed,
+                           sched_steps=steps)
         outcome = run_test(spec, concrete, build_dir, cwd)
         if outcome.skipped or (outcome.result is None and outcome.problems):
             return Outcome(spec, variant, outcome.problems, outcome.reproduce, skipped=outcome.skipped)
-        where = f"--sched {variant.sched} --seed {seed} (schedule {seed} of {variant.schedules})"
+        where = (f"--sched {variant.sched} --seed {seed}{'' if steps is None else f' --sched-steps {steps}'} "
+                 f"(schedule {seed} of {variant.schedules})")
         replay = (f"{outcome.reproduce}\n  (add --trace FILE, --timeline FILE or --gdb PORT to that line: "
                   "the same schedule replays exactly)")
         if outcome.problems and (variant.explore == "exact" or _emulator_failed(outcome)):

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 
+from emu_x86.emu.sched_policy import PCT_DEFAULT_STEPS
 from emu_x86.emucli.trace import RUN_COMMANDS, Debugging, add_debug_options, add_trace_commands
 from emu_x86.emucli.compare import CompareError
 from emu_x86.emucli.limits import HOST_MEMORY_HEADROOM_BYTES, HostMemoryExceeded, RunLimits, WallClockTimeout
@@ -101,8 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="schedule exploration policy, determined by --seed (emu_x86/emu/sched_policy.py)")
     run.add_argument("--sched-depth", type=_positive_int, default=3, metavar="D",
                      help="--sched pct: bug depth D (D-1 priority change points; default 3)")
-    run.add_argument("--sched-steps", type=_positive_int, default=5_000, metavar="K",
-                     help="--sched pct: change points fall in the first K scheduling steps (default 5000)")
+    run.add_argument("--sched-steps", type=_positive_int, default=PCT_DEFAULT_STEPS, metavar="K",
+                     help="--sched pct: change points fall in the first K steps, instructions run while "
+                          f"several tasks are runnable (default {PCT_DEFAULT_STEPS:,}; `emu test` measures it)")
+    run.add_argument("--sched-seed", type=_int, default=None, metavar="N",
+                     help="seed of the --sched policy alone (default: --seed, which also seeds AT_RANDOM "
+                          "and getrandom)")
     run.add_argument("--cmdline", default="", metavar="'key=value ...'", help="kernel policy parameters")
     run.add_argument("--profile", default=None, metavar="NAME",
                      help="cost profile (see `emu profiles`; default spr)")
@@ -181,7 +186,8 @@ def run_command(options) -> int:
         cmdline.setdefault("sysctl.vm.overcommit_memory", "2")   # OVERCOMMIT_NEVER: malloc sees ENOMEM
     try:
         profile = load_profile(options.profile or DEFAULT_PROFILE)
-        policy = make_policy(options.sched, options.seed, options.sched_depth, options.sched_steps)
+        sched_seed = options.seed if options.sched_seed is None else options.sched_seed
+        policy = make_policy(options.sched, sched_seed, options.sched_depth, options.sched_steps)
         machine = Machine(cpus=options.cpus, memory_bytes=memory_bytes, max_cycles=options.max_cycles,
                           profile=profile, cache_model=options.cache_model, sched_policy=policy)
     except (ValueError, ProfileError) as error:

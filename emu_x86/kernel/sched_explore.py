@@ -16,6 +16,8 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
+from emu_x86.emu.mmu.pagewalk import ACCESS_READ
+from emu_x86.emu.traps import CpuException
 from emu_x86.kernel.errno import SyscallError
 from emu_x86.kernel.rseq import RSEQ_CS_BYTES, RSEQ_CS_OFFSET
 
@@ -36,10 +38,41 @@ def attach(kernel: "Kernel") -> None:
         return task.tid if task is not None else None
     policy.current_tid = current_tid
     policy.queued_count = lambda cpu: len(kernel.scheduler.runqueues[cpu])
+    current, runqueues = kernel.current, kernel.scheduler.runqueues
+
+    def single_task() -> bool:
+        only = None
+        for cpu, queue in enumerate(runqueues):
+            if queue:
+                if only is not None or len(queue) > 1:
+                    return False
+                only = queue[0]
+            task = current[cpu]
+            if task is not None:
+                if only is not None:
+                    return False
+                only = task
+        return only is None or not rseq_armed(only)
+    policy.single_task = single_task
 
 
 def _queued_tids(kernel: "Kernel", cpu: int) -> list[int]:
     return [task.tid for task in kernel.scheduler.runqueues[cpu] if task.allowed_on(cpu)]
+
+
+def rseq_armed(task: "Task") -> bool:
+    """Whether ``task``'s rseq area names a critical section (rseq_cs set):
+    a task that uses rseq critical sections keeps its preemption points even
+    alone, since a preemption there is what makes the section abort.
+    glibc registers every thread but leaves rseq_cs zero; a section's
+    descriptor stays set until the kernel clears it (rseq_ip_fixup)."""
+    rseq = task.rseq
+    if rseq is None:
+        return False
+    try:
+        return task.mm.get_user_u64(rseq.address + RSEQ_CS_OFFSET) != 0
+    except SyscallError:
+        return False
 
 
 def in_rseq_critical_section(task: "Task", rip: int) -> bool:
@@ -65,19 +98,36 @@ def _preempt(kernel: "Kernel", vcpu: "VCpu") -> None:
     kernel.scheduler.preempt_current(vcpu)
 
 
+def _rseq_cs_of_current(vcpu: "VCpu", task: "Task") -> int:
+    """The rseq_cs word of ``task``, running on ``vcpu``: read through the
+    vCPU's page tables (the C walk), as every preemption point asks it
+    (glibc registers rseq for every thread). 0 when unreadable."""
+    address = task.rseq.address + RSEQ_CS_OFFSET      # 8-aligned: the area is 32-byte aligned
+    try:
+        paddr = vcpu.translate(address, ACCESS_READ)
+    except CpuException:
+        return 0
+    memory = vcpu.machine.memory
+    if address & 7 or not memory.contains(paddr, 8):
+        return 0
+    return memory.qwords[paddr >> 3]
+
+
 def preemption_point(kernel: "Kernel", vcpu: "VCpu") -> None:
     """The instruction budget ended a run between two user instructions, as
     an interrupt would: the running task may be preempted there."""
     policy = kernel.machine.sched_policy
-    task = kernel.current[vcpu.index]
+    cpu = vcpu.index
+    task = kernel.current[cpu]
     if task is None:
         return
-    cpu = vcpu.index
-    if task.rseq is not None and in_rseq_critical_section(task, vcpu.read_register("rip")):
-        if policy.preempt_task(cpu, _queued_tids(kernel, cpu), "rseq"):
+    queued = _queued_tids(kernel, cpu) if kernel.scheduler.runqueues[cpu] else []
+    if task.rseq is not None and _rseq_cs_of_current(vcpu, task) \
+            and in_rseq_critical_section(task, vcpu.preempt_stop_address):
+        if policy.preempt_task(cpu, queued, "rseq"):
             _preempt(kernel, vcpu)
         return
-    if policy.preempt_task(cpu, _queued_tids(kernel, cpu), "instruction"):
+    if policy.preempt_task(cpu, queued, "instruction"):
         _preempt(kernel, vcpu)
 
 

@@ -5,7 +5,7 @@
  * one CPU only a preemption while it holds A lets the second one in.
  * CPUS: 1
  * STDOUT: done
- * EXPECT-RACE: 40 random
+ * EXPECT-RACE: 40 random pct
  */
 #include <pthread.h>
 #include <stdio.h>

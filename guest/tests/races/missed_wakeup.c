@@ -8,7 +8,7 @@
  * there (with more CPUs the new thread starts well after the window closes).
  * CPUS: 1
  * STDOUT: woken
- * EXPECT-RACE: 50 random
+ * EXPECT-RACE: 50 random pct
  */
 #include <linux/futex.h>
 #include <pthread.h>

@@ -8,7 +8,7 @@
  * Under the default scheduler nothing preempts the section.
  * CPUS: 4
  * STDOUT: operations=8000 committed=8000
- * EXPECT-RACE: 20 random
+ * EXPECT-RACE: 30 random pct
  */
 #include <pthread.h>
 #include <stdint.h>

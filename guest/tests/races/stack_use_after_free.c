@@ -7,7 +7,7 @@
  * the default scheduler's 2 ms tick never lands there.
  * CPUS: 1
  * STDOUT: value=42
- * EXPECT-RACE: 50 random
+ * EXPECT-RACE: 50 random pct
  */
 #include <pthread.h>
 #include <stdio.h>
