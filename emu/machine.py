@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import capstone
 
-from emu import firmware
+from emu import block_price_store, firmware
 from emu.isa import encoding
 from emu.isa.dispatch import HANDLERS as EMULATED_MNEMONICS
 from emu.memory import PAGE_SIZE, PhysicalMemory
@@ -97,6 +97,9 @@ class Machine:
         # immutable once loaded): equal costs share decoded blocks.
         self._price_key = self.profile.price_key
         self._block_prices: dict[tuple[int, bytes], tuple[int, int, int | None]] = {}
+        # The on-disk decode store for this price key, opened at the first decode.
+        self._price_store: block_price_store.BlockPriceStore | None = None
+        self._price_store_unopened = True
         # (address, size) of each priced block holding a port I/O instruction
         # -> that instruction's address (the vCPU raises its #GP: VCpu.run).
         self.port_io_blocks: dict[tuple[int, int], int] = {}
@@ -226,6 +229,18 @@ class Machine:
             decoded = _decoded_blocks.get(key)
             if decoded is not None:
                 return decoded
+            # Then the on-disk store of earlier runs (emu/block_price_store.py).
+            store = self._price_store
+            if store is None and self._price_store_unopened:
+                self._price_store_unopened = False
+                store = self._price_store = block_price_store.store_for(self._price_key, capstone.__version__)
+            if store is not None:
+                decoded = store.get(code)
+                if decoded is not None:
+                    if len(_decoded_blocks) >= BLOCK_PRICE_CACHE_ENTRIES:
+                        _decoded_blocks.clear()
+                    _decoded_blocks[key] = decoded
+                    return decoded
             costs = _instruction_costs.get(self._price_key)
             if costs is None or len(costs) >= BLOCK_PRICE_CACHE_ENTRIES:
                 costs = _instruction_costs[self._price_key] = {}
@@ -242,6 +257,8 @@ class Machine:
             if len(_decoded_blocks) >= BLOCK_PRICE_CACHE_ENTRIES:
                 _decoded_blocks.clear()
             _decoded_blocks[key] = decoded
+            if self._price_store is not None and block_price_store.valid(decoded):
+                self._price_store.put(code, decoded)
         return decoded
 
     def read_virtual(self, vcpu: VCpu, address: int, size: int, access: int = ACCESS_FETCH) -> bytes:
