@@ -10,7 +10,8 @@ DEMO   ?= guest/examples/hello.S
 
 $(STAMP): pyproject.toml setup.py emu/timing/hotpath.c emu/timing/hotpath.h emu/timing/preempt.c emu/timing/preempt.h emu/timing/_build_hotpath.py emu/mmu/tlb.c emu/mmu/tlb.h \
 	 emu/timing/abort_guard.c emu/timing/cache.c emu/timing/cache.h emu/isa/amx_fast.c emu/isa/amx_fast.h \
-	 emu/isa/xstate_fast.c emu/isa/xstate_fast.h emu/registers_fast.c emu/registers_fast.h
+	 emu/isa/xstate_fast.c emu/isa/xstate_fast.h emu/registers_fast.c emu/registers_fast.h \
+	 emu/runqueue_scan.c emu/runqueue_scan.h
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@# Bytecode for the editable sources now: with PYTHONDONTWRITEBYTECODE set,

@@ -20,7 +20,7 @@ from emu.mmu.pagewalk import ACCESS_FETCH
 from emu.timing.profile import DEFAULT_PROFILE, Profile, load_profile
 from emu.timing.schedule import ONE_CYCLE
 from emu.traps import TrapHandler
-from emu.vcpu import STOP_PREEMPT, VCpu, hotpath
+from emu.vcpu import STOP_PREEMPT, VCpu, ffi, hotpath
 
 # IN, OUT, INS, OUTS: Unicorn runs them at CPL3 without the IOPL and I/O
 # permission bitmap checks (SDM Vol. 1 §19.5), so the machine stops before
@@ -107,7 +107,15 @@ class Machine:
         # default one; set before the vCPUs exist, which install the
         # per-instruction preemption hook only under an exploring policy.
         self.sched_policy = sched_policy
+        # VCpu.runnable of each vCPU, negated, and their clocks, for the C scan
+        # of the default scheduler (emu/runqueue_scan.h): kept by VCpu.halted's
+        # setter and by every change of waiting_for_acks here.
+        self.not_runnable = ffi.new("uint8_t[]", max(cpus, 1))
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
+        self._clocks = ffi.new("struct hotpath_vcpu *[]", [vcpu.clock for vcpu in self.vcpus])
+        self._scan_cycles = ffi.new("uint64_t *")
+        self._scan_index = ffi.new("int *")
+        self._scan_others = ffi.new("int[]", max(cpus, 1))
         self._price_profile = (_price_profiles.setdefault(self._price_key, len(_price_profiles) + 1)
                                if SHARE_BLOCK_PRICES else 0)
         for vcpu in self.vcpus:
@@ -331,16 +339,12 @@ class Machine:
             #   there), so it bounds the others from that time, like a running one;
             # - an idle or waiting vCPU that an interrupt will wake acts on
             #   shared kernel state at that moment: nobody runs past it before it has.
-            slowest = wake = None
-            for other in self.vcpus:
-                if other is vcpu:
-                    continue
+            # The runnable ones' smallest clock comes from C (_scan); the
+            # loop visits only the vCPUs that are not runnable.
+            slowest, others = self._scan(vcpu.index)
+            wake = None
+            for other in others:
                 waiting = other.waiting_for_acks
-                if not other.halted and not waiting:
-                    bound = other.clock.cycles
-                    if slowest is None or bound < slowest:
-                        slowest = bound
-                    continue
                 if waiting:
                     bound = self._resume_bound(other)
                     if slowest is None or bound < slowest:
@@ -422,23 +426,32 @@ class Machine:
             return vcpu.cycles
         return max(vcpu.cycles, max(self.vcpus[target].cycles for target in vcpu.waiting_for_acks))
 
+    def _scan(self, skip_index: int = -1) -> tuple[int | None, list[VCpu]]:
+        """(smallest clock of a runnable vCPU other than ``skip_index``, or
+        None; the vCPUs other than it that are not runnable, in CPU order),
+        the first by emu/runqueue_scan.c."""
+        listed = hotpath.runqueue_scan(self._clocks, self.not_runnable, len(self.vcpus), skip_index,
+                                       self._scan_cycles, self._scan_index, self._scan_others)
+        vcpus, others = self.vcpus, self._scan_others
+        return (self._scan_cycles[0] if self._scan_index[0] >= 0 else None), [vcpus[others[i]] for i in range(listed)]
+
     def _next_vcpu(self) -> tuple[VCpu | None, int]:
-        best, best_time, best_runnable = None, 0, False
-        for vcpu in self.vcpus:
-            runnable = not vcpu.halted and not vcpu.waiting_for_acks     # VCpu.runnable
-            if runnable:
-                when = vcpu.clock.cycles
-            else:
-                # Idle, or spinning for acknowledgements with interrupts
-                # enabled (csd_lock_wait): its next activity is an interrupt.
-                when = vcpu.apic.next_event_cycles()
-                if when is None:
-                    continue
-                when = max(when, vcpu.clock.cycles)
-            # At equal times an idle vCPU's wake-up goes first, then CPU order.
-            if best is None or when < best_time or (when == best_time and best_runnable and not runnable):
-                best, best_time, best_runnable = vcpu, when, runnable
-        return best, best_time
+        """The vCPU whose next activity is earliest -- its clock if runnable,
+        else its next interrupt (idle, or spinning for acknowledgements with
+        interrupts enabled: csd_lock_wait) -- and that time. Ties: an idle
+        vCPU's wake-up before a runnable vCPU, then CPU order; that is the
+        smallest (time, runnable, CPU number)."""
+        earliest, others = self._scan()
+        best = None if earliest is None else self.vcpus[self._scan_index[0]]
+        best_key = None if best is None else (earliest, 1, best.index)
+        for vcpu in others:
+            when = vcpu.apic.next_event_cycles()
+            if when is None:
+                continue
+            key = (max(when, vcpu.clock.cycles), 0, vcpu.index)
+            if best_key is None or key < best_key:
+                best, best_key = vcpu, key
+        return best, (0 if best_key is None else best_key[0])
 
     def _deliver_interrupts(self, vcpu: VCpu) -> None:
         for interrupt in vcpu.apic.take_due(vcpu.cycles):
@@ -475,12 +488,14 @@ class Machine:
             # A second wait started in the same kernel entry (mremap's two
             # flushes): wait for both sets, then run both completions in order.
             sender.waiting_for_acks |= new_targets
+            sender.update_runnable_flag()
             earlier = sender.on_acks_complete
             if on_complete is not None:
                 sender.on_acks_complete = (on_complete if earlier is None
                                            else lambda: (earlier(), on_complete()))
             return
         sender.waiting_for_acks = new_targets
+        sender.update_runnable_flag()
         sender.ack_time_cycles = sender.cycles
         sender.on_acks_complete = on_complete
         if self.events is not None and sender.waiting_for_acks:
@@ -494,6 +509,7 @@ class Machine:
         if target.index not in sender.waiting_for_acks:
             return
         sender.waiting_for_acks.discard(target.index)
+        sender.update_runnable_flag()
         sender.ack_time_cycles = max(sender.ack_time_cycles, target.cycles)
         if not sender.waiting_for_acks:
             sender.clock.cycles = max(sender.cycles, sender.ack_time_cycles)
