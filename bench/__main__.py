@@ -25,6 +25,10 @@ IPIs          idle vCPUs bouncing an IPI: deliveries per second.
               looping on its own vCPU (every run budgeted) (bench/sched_explore.py).
 Qiling        `emu run` of a glibc static hello / Qiling 1.4.6 running it (both whole
               runs), Qiling in its own venv (.bench/qiling-venv), never a dependency.
+peers         (bench/peers.py, issue 23) host CPU time beside qemu-user (Debian's
+              qemu-user-static, unpacked into .bench/qemu-user): per getppid call,
+              per step of a 64 MiB pointer chase, a glibc hello's whole run (also
+              against Qiling), and per guest instruction with 64 vCPUs against 1.
 """
 from __future__ import annotations
 
@@ -303,8 +307,8 @@ def wall_per_vcpu_quantum(cpus: int, binary: str, quantum: int = 200_000) -> flo
     return elapsed / quanta
 
 
-def qiling_ratio() -> tuple[float, float, float] | None:
-    """(emu seconds, qiling seconds, ratio) for a glibc static hello, or None if Qiling cannot be set up."""
+def qiling_python() -> str | None:
+    """The Python of .bench/qiling-venv with Qiling 1.4.6, made on first use; None if it cannot be."""
     from pathlib import Path
     venv = Path(".bench/qiling-venv")
     python = venv / "bin" / "python"
@@ -312,6 +316,14 @@ def qiling_ratio() -> tuple[float, float, float] | None:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         if subprocess.run([str(python), "-m", "pip", "install", "--quiet", "qiling==1.4.6"]).returncode:
             return None
+    return str(python)
+
+
+def qiling_ratio() -> tuple[float, float, float] | None:
+    """(emu seconds, qiling seconds, ratio) for a glibc static hello, or None if Qiling cannot be set up."""
+    python = qiling_python()
+    if python is None:
+        return None
     with tempfile.TemporaryDirectory() as tmp:
         source = os.path.join(tmp, "h.c")
         with open(source, "w") as handle:
@@ -413,6 +425,11 @@ def main() -> int:
         results.update(qiling_emu_seconds=emu_seconds, qiling_seconds=qiling_seconds, qiling_ratio=ratio)
     else:
         rows.append(("glibc static hello: emu run / Qiling 1.4.6", "Qiling unavailable", float("nan"), "<= 2.0"))
+    # Issue 23: system calls, TLB misses, start-up and many vCPUs beside qemu-user (bench/peers.py).
+    from bench.peers import peer_figures
+    peer_rows, peer_results = peer_figures(qiling_python() if qiling is not None else None)
+    rows.extend(peer_rows)
+    results.update(peer_results)
     width = max(len(r[0]) for r in rows)
     print(f"{'figure':{width}}  {'measured':>22}  {'value':>12}  target")
     for name, measured, value, target in rows:

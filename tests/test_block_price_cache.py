@@ -11,6 +11,7 @@ import io
 
 import pytest
 
+from emu_x86.emu import block_price_store
 from emu_x86.emu import machine as machine_module
 from emu_x86.emu.machine import Machine
 from emu_x86.emu.vcpu import hotpath
@@ -44,8 +45,18 @@ def run(name: str, profile: str, priced_in_c: list | None = None) -> dict:
         machine.close()
 
 
+def forget_decodes(monkeypatch) -> None:
+    """Empty every in-process cache of decoded blocks (Python, C, the opened stores)."""
+    monkeypatch.setattr(machine_module, "_decoded_blocks", {})
+    monkeypatch.setattr(block_price_store, "_stores", {})
+    hotpath.hotpath_price_cache_init(machine_module.BLOCK_PRICE_CACHE_ENTRIES)
+
+
 @pytest.fixture
 def empty_cache(monkeypatch):
+    # No on-disk store unless a test asks for one (emu_x86/emu/block_price_store.py).
+    monkeypatch.setenv("EMU_BLOCK_CACHE", "off")
+    monkeypatch.setattr(block_price_store, "_stores", {})
     monkeypatch.setattr(machine_module, "_decoded_blocks", {})
     monkeypatch.setattr(machine_module, "_instruction_costs", {})
     # The C side (hotpath.h price cache): emptied, profiles numbered anew; emptied
@@ -89,3 +100,50 @@ def test_profiles_with_other_costs_do_not_share_decodes(empty_cache):
     assert len(keys) == 2
     shared_code = {code for _key, code in machine_module._decoded_blocks}
     assert len(shared_code) < len(machine_module._decoded_blocks)
+
+
+def test_decodes_stored_on_disk_give_the_same_runs(tmp_path, monkeypatch, empty_cache):
+    """emu_x86/emu/block_price_store.py: a run priced from the store of an earlier
+    process (nothing decoded) equals a run that decoded every block."""
+    reference = run(*RUNS[2])
+    monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path))
+    forget_decodes(monkeypatch)
+    assert run(*RUNS[2]) == reference
+    (store,) = block_price_store._stores.values()
+    store.save()                               # what atexit does at the end of `emu run`
+    (path,) = tmp_path.iterdir()
+    assert path == store.path and len(store.entries) > 100
+    forget_decodes(monkeypatch)
+    assert run(*RUNS[2]) == reference
+    (warm,) = block_price_store._stores.values()
+    assert warm.added == {} and warm.entries == store.entries    # every block came from the file
+
+
+def test_a_damaged_store_is_ignored(tmp_path, monkeypatch, empty_cache):
+    reference = run(*RUNS[2])
+    monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path))
+    forget_decodes(monkeypatch)
+    run(*RUNS[2])
+    (store,) = block_price_store._stores.values()
+    store.save()
+    good = store.path.read_bytes()
+    for damage in (good[:len(good) // 2], b"\x00" * 64, marshal_of({b"\x90": (1, (1.5, 0, 0), 1, None)})):
+        store.path.write_bytes(damage)
+        forget_decodes(monkeypatch)
+        assert run(*RUNS[2]) == reference
+        (reread,) = block_price_store._stores.values()
+        assert len(reread.added) == len(store.entries)        # decoded again, the damaged file ignored
+
+
+def test_another_profile_has_another_store(tmp_path, monkeypatch, empty_cache):
+    monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path))
+    run(*RUNS[2])
+    run(*RUNS[3])
+    for store in block_price_store._stores.values():
+        store.save()
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def marshal_of(value) -> bytes:
+    import marshal
+    return marshal.dumps(value)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import capstone
 
-from emu_x86.emu import firmware
+from emu_x86.emu import block_price_store, firmware
 from emu_x86.emu.isa import encoding
 from emu_x86.emu.isa.dispatch import HANDLERS as EMULATED_MNEMONICS
 from emu_x86.emu.memory import PAGE_SIZE, PhysicalMemory
@@ -20,7 +20,7 @@ from emu_x86.emu.mmu.pagewalk import ACCESS_FETCH
 from emu_x86.emu.timing.profile import DEFAULT_PROFILE, Profile, load_profile
 from emu_x86.emu.timing.schedule import ONE_CYCLE
 from emu_x86.emu.traps import TrapHandler
-from emu_x86.emu.vcpu import STOP_PREEMPT, VCpu, hotpath
+from emu_x86.emu.vcpu import STOP_PREEMPT, VCpu, ffi, hotpath
 
 # IN, OUT, INS, OUTS: Unicorn runs them at CPL3 without the IOPL and I/O
 # permission bitmap checks (SDM Vol. 1 §19.5), so the machine stops before
@@ -102,6 +102,9 @@ class Machine:
         # immutable once loaded): equal costs share decoded blocks.
         self._price_key = self.profile.price_key
         self._block_prices: dict[tuple[int, bytes], tuple[int, int, int | None]] = {}
+        # The on-disk decode store for this price key, opened at the first decode.
+        self._price_store: block_price_store.BlockPriceStore | None = None
+        self._price_store_unopened = True
         # (address, size) of each priced block holding a port I/O instruction
         # -> that instruction's address (the vCPU raises its #GP: VCpu.run).
         self.port_io_blocks: dict[tuple[int, int], int] = {}
@@ -109,7 +112,15 @@ class Machine:
         # default one; set before the vCPUs exist, which install the
         # per-instruction preemption hook only under an exploring policy.
         self.sched_policy = sched_policy
+        # VCpu.runnable of each vCPU, negated, and their clocks, for the C scan
+        # of the default scheduler (emu_x86/emu/runqueue_scan.h): kept by VCpu.halted's
+        # setter and by every change of waiting_for_acks here.
+        self.not_runnable = ffi.new("uint8_t[]", max(cpus, 1))
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
+        self._clocks = ffi.new("struct hotpath_vcpu *[]", [vcpu.clock for vcpu in self.vcpus])
+        self._scan_cycles = ffi.new("uint64_t *")
+        self._scan_index = ffi.new("int *")
+        self._scan_others = ffi.new("int[]", max(cpus, 1))
         self._price_profile = (_price_profiles.setdefault(self._price_key, len(_price_profiles) + 1)
                                if SHARE_BLOCK_PRICES else 0)
         for vcpu in self.vcpus:
@@ -234,6 +245,18 @@ class Machine:
             decoded = _decoded_blocks.get(key)
             if decoded is not None:
                 return decoded
+            # Then the on-disk store of earlier runs (emu_x86/emu/block_price_store.py).
+            store = self._price_store
+            if store is None and self._price_store_unopened:
+                self._price_store_unopened = False
+                store = self._price_store = block_price_store.store_for(self._price_key, capstone.__version__)
+            if store is not None:
+                decoded = store.get(code)
+                if decoded is not None:
+                    if len(_decoded_blocks) >= BLOCK_PRICE_CACHE_ENTRIES:
+                        _decoded_blocks.clear()
+                    _decoded_blocks[key] = decoded
+                    return decoded
             costs = _instruction_costs.get(self._price_key)
             if costs is None or len(costs) >= BLOCK_PRICE_CACHE_ENTRIES:
                 costs = _instruction_costs[self._price_key] = {}
@@ -250,6 +273,8 @@ class Machine:
             if len(_decoded_blocks) >= BLOCK_PRICE_CACHE_ENTRIES:
                 _decoded_blocks.clear()
             _decoded_blocks[key] = decoded
+            if self._price_store is not None and block_price_store.valid(decoded):
+                self._price_store.put(code, decoded)
         return decoded
 
     def read_virtual(self, vcpu: VCpu, address: int, size: int, access: int = ACCESS_FETCH) -> bytes:
@@ -327,16 +352,12 @@ class Machine:
             #   there), so it bounds the others from that time, like a running one;
             # - an idle or waiting vCPU that an interrupt will wake acts on
             #   shared kernel state at that moment: nobody runs past it before it has.
-            slowest = wake = None
-            for other in self.vcpus:
-                if other is vcpu:
-                    continue
+            # The runnable ones' smallest clock comes from C (_scan); the
+            # loop visits only the vCPUs that are not runnable.
+            slowest, others = self._scan(vcpu.index)
+            wake = None
+            for other in others:
                 waiting = other.waiting_for_acks
-                if not other.halted and not waiting:
-                    bound = other.clock.cycles
-                    if slowest is None or bound < slowest:
-                        slowest = bound
-                    continue
                 if waiting:
                     bound = self._resume_bound(other)
                     if slowest is None or bound < slowest:
@@ -456,23 +477,32 @@ class Machine:
             return vcpu.cycles
         return max(vcpu.cycles, max(self.vcpus[target].cycles for target in vcpu.waiting_for_acks))
 
+    def _scan(self, skip_index: int = -1) -> tuple[int | None, list[VCpu]]:
+        """(smallest clock of a runnable vCPU other than ``skip_index``, or
+        None; the vCPUs other than it that are not runnable, in CPU order),
+        the first by emu_x86/emu/runqueue_scan.c."""
+        listed = hotpath.runqueue_scan(self._clocks, self.not_runnable, len(self.vcpus), skip_index,
+                                       self._scan_cycles, self._scan_index, self._scan_others)
+        vcpus, others = self.vcpus, self._scan_others
+        return (self._scan_cycles[0] if self._scan_index[0] >= 0 else None), [vcpus[others[i]] for i in range(listed)]
+
     def _next_vcpu(self) -> tuple[VCpu | None, int]:
-        best, best_time, best_runnable = None, 0, False
-        for vcpu in self.vcpus:
-            runnable = not vcpu.halted and not vcpu.waiting_for_acks     # VCpu.runnable
-            if runnable:
-                when = vcpu.clock.cycles
-            else:
-                # Idle, or spinning for acknowledgements with interrupts
-                # enabled (csd_lock_wait): its next activity is an interrupt.
-                when = vcpu.apic.next_event_cycles()
-                if when is None:
-                    continue
-                when = max(when, vcpu.clock.cycles)
-            # At equal times an idle vCPU's wake-up goes first, then CPU order.
-            if best is None or when < best_time or (when == best_time and best_runnable and not runnable):
-                best, best_time, best_runnable = vcpu, when, runnable
-        return best, best_time
+        """The vCPU whose next activity is earliest -- its clock if runnable,
+        else its next interrupt (idle, or spinning for acknowledgements with
+        interrupts enabled: csd_lock_wait) -- and that time. Ties: an idle
+        vCPU's wake-up before a runnable vCPU, then CPU order; that is the
+        smallest (time, runnable, CPU number)."""
+        earliest, others = self._scan()
+        best = None if earliest is None else self.vcpus[self._scan_index[0]]
+        best_key = None if best is None else (earliest, 1, best.index)
+        for vcpu in others:
+            when = vcpu.apic.next_event_cycles()
+            if when is None:
+                continue
+            key = (max(when, vcpu.clock.cycles), 0, vcpu.index)
+            if best_key is None or key < best_key:
+                best, best_key = vcpu, key
+        return best, (0 if best_key is None else best_key[0])
 
     def _deliver_interrupts(self, vcpu: VCpu) -> bool:
         """Deliver the interrupts due on ``vcpu``; whether there were any."""
@@ -513,12 +543,14 @@ class Machine:
             # A second wait started in the same kernel entry (mremap's two
             # flushes): wait for both sets, then run both completions in order.
             sender.waiting_for_acks |= new_targets
+            sender.update_runnable_flag()
             earlier = sender.on_acks_complete
             if on_complete is not None:
                 sender.on_acks_complete = (on_complete if earlier is None
                                            else lambda: (earlier(), on_complete()))
             return
         sender.waiting_for_acks = new_targets
+        sender.update_runnable_flag()
         sender.ack_time_cycles = sender.cycles
         sender.on_acks_complete = on_complete
         if self.events is not None and sender.waiting_for_acks:
@@ -532,6 +564,7 @@ class Machine:
         if target.index not in sender.waiting_for_acks:
             return
         sender.waiting_for_acks.discard(target.index)
+        sender.update_runnable_flag()
         sender.ack_time_cycles = max(sender.ack_time_cycles, target.cycles)
         if not sender.waiting_for_acks:
             sender.clock.cycles = max(sender.cycles, sender.ack_time_cycles)

@@ -212,7 +212,7 @@ class VCpu:
         self.tlbsync_count = 0
         # The clock time by which every INVLPGB this vCPU issued has completed.
         self.invlpgb_complete_at = 0
-        self.halted = False
+        self._halted = False
         self.pending: PendingTrap | None = None
         self.event_counts: dict[str, int] = {}
         # Profile.event_cycles(event) of every event, for charge_event's count of one.
@@ -974,7 +974,22 @@ class VCpu:
 
     @property
     def runnable(self) -> bool:
-        return not self.halted and not self.waiting_for_acks
+        return not self._halted and not self.waiting_for_acks
+
+    @property
+    def halted(self) -> bool:
+        """Idle (HLT): runs again when an interrupt arrives."""
+        return self._halted
+
+    @halted.setter
+    def halted(self, value: bool) -> None:
+        self._halted = value
+        self.update_runnable_flag()
+
+    def update_runnable_flag(self) -> None:
+        """Mirror ``runnable`` into the machine's C array (emu_x86/emu/runqueue_scan.h);
+        called whenever ``halted`` or ``waiting_for_acks`` changes."""
+        self.machine.not_runnable[self.index] = self._halted or bool(self.waiting_for_acks)
 
     # ---- running ------------------------------------------------------------
 

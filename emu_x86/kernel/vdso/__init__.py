@@ -104,15 +104,29 @@ class Vdso:
 
 
 def symbol_offset(image: bytes, name: str) -> int:
-    """A symbol's offset in the image (its .symtab: the build keeps it)."""
-    import io
+    """A symbol's offset in the image (its .symtab: the build keeps it). The
+    image is our own build, read with struct (elf64_shdr, elf64_sym): no ELF
+    library import on every start."""
+    import struct
+    (shoff,) = struct.unpack_from("<Q", image, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", image, 0x3A)
+    # elf64_shdr: sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link, sh_info, ...
+    sections = [struct.unpack_from("<IIQQQQII", image, shoff + index * shentsize) for index in range(shnum)]
 
-    from elftools.elf.elffile import ELFFile
-    symbols = ELFFile(io.BytesIO(image)).get_section_by_name(".symtab")
-    found = symbols.get_symbol_by_name(name) if symbols is not None else None
-    if not found:
-        raise RuntimeError(f"vDSO image lacks {name}: rebuild with python -m emu_x86.kernel.vdso.build")
-    return found[0].entry.st_value
+    def string(table: int, offset: int) -> bytes:
+        start = sections[table][4] + offset
+        return image[start:image.index(b"\0", start)]
+
+    SHT_SYMTAB, SYM_BYTES = 2, 24
+    wanted = name.encode()
+    for section in sections:
+        if section[1] != SHT_SYMTAB or string(shstrndx, section[0]) != b".symtab":
+            continue
+        for offset in range(section[4], section[4] + section[5], SYM_BYTES):
+            st_name, _, _, _, st_value, _ = struct.unpack_from("<IBBHQQ", image, offset)
+            if st_name and string(section[6], st_name) == wanted:
+                return st_value
+    raise RuntimeError(f"vDSO image lacks {name}: rebuild with python -m emu_x86.kernel.vdso.build")
 
 
 __all__ = ["Vdso", "SpecialMapping", "VVAR_PAGES"]

@@ -1,0 +1,243 @@
+"""Issue 23: the emulator beside qemu-user (and Qiling) on what real programs do
+besides computing: system calls, TLB misses, start-up, many vCPUs.
+
+Every figure is host CPU time (user + system of the child, from wait4's
+rusage), not wall time: the machine is shared, and CPU time is what a
+neighbour's load disturbs least. Each workload is a static glibc program
+(gcc -static -O2) written here, run whole (`emu run`, `qemu-x86_64`) so both
+sides pay their own start-up; a figure "per call" or "per step" is the
+marginal cost: the run with N repetitions minus the run with none, divided
+by N, so start-up, loading and set-up cancel out.
+
+qemu-user comes from Debian's qemu-user-static package (the same QEMU 7.2 as
+qemu-user, linked statically, so it needs none of the shared libraries the
+dynamic build wants), downloaded with `apt-get download` and unpacked with
+`dpkg -x` into .bench/qemu-user: never a dependency of the project, like
+Qiling in .bench/qiling-venv. Without apt (or the package), the qemu rows say
+"unavailable".
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH_DIR = Path(".bench")
+QEMU_DIR = BENCH_DIR / "qemu-user"
+QEMU_BINARY = QEMU_DIR / "usr" / "bin" / "qemu-x86_64-static"
+RUNS = 3            # each figure is the best (least CPU) of RUNS
+
+SYSCALL_PROGRAM = r"""
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    long n = atol(argv[1]), sum = 0;
+    for (long i = 0; i < n; i++) sum += syscall(SYS_getppid);
+    return sum == -1;
+}
+"""
+SYSCALL_CALLS = 200_000
+
+# One 64-byte node per cache line of a 64 MiB array, linked in a random
+# cycle (Sattolo's shuffle, fixed seed): every step lands on an unrelated
+# page, so nearly every step misses a 4 KiB TLB of any size the models have.
+CHASE_PROGRAM = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#define NODES ((64u << 20) / 64)
+struct node { struct node *next; char pad[56]; };
+int main(int argc, char **argv) {
+    long steps = atol(argv[1]);
+    struct node *nodes = malloc(sizeof(struct node) * NODES);
+    uint32_t *order = malloc(sizeof(uint32_t) * NODES), x = 12345;
+    for (uint32_t i = 0; i < NODES; i++) order[i] = i;
+    for (uint32_t i = NODES - 1; i > 0; i--) {
+        x = x * 1103515245u + 12345u;
+        uint32_t j = (x >> 4) % i, t = order[i]; order[i] = order[j]; order[j] = t;
+    }
+    for (uint32_t i = 0; i < NODES; i++) nodes[order[i]].next = &nodes[order[(i + 1) % NODES]];
+    struct node *p = &nodes[order[0]];
+    for (long i = 0; i < steps; i++) p = p->next;
+    printf("%d\n", (int)((p - nodes) & 1));
+    return 0;
+}
+"""
+CHASE_STEPS = 4_000_000
+
+HELLO_PROGRAM = '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n'
+
+# 64 threads share a fixed amount of work: the same instructions whether one
+# vCPU or 64 run them.
+SPIN_PROGRAM = r"""
+#include <pthread.h>
+#include <stdlib.h>
+static void *spin(void *arg) { volatile long x = 0; for (long i = 0; i < (long)arg; i++) x += i; return 0; }
+int main(int argc, char **argv) {
+    int n = atoi(argv[1]); long iterations = atol(argv[2]); pthread_t t[64];
+    for (int i = 0; i < n; i++) pthread_create(&t[i], 0, spin, (void *)iterations);
+    for (int i = 0; i < n; i++) pthread_join(t[i], 0);
+    return 0;
+}
+"""
+SPIN_THREADS = 64
+SPIN_ITERATIONS = 1_000_000      # per thread: about 384 M guest instructions in all
+
+
+def build(directory: str, name: str, source: str, *flags: str) -> str:
+    path = os.path.join(directory, name + ".c")
+    with open(path, "w") as handle:
+        handle.write(source)
+    binary = os.path.join(directory, name)
+    subprocess.run(["gcc", "-O2", "-static", *flags, path, "-o", binary], check=True)
+    return binary
+
+
+def child_cpu_seconds(argv: list[str]) -> float:
+    """User + system CPU seconds of one run of ``argv`` (stdout discarded)."""
+    with open(os.devnull, "wb") as sink:
+        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise RuntimeError(f"{argv} exited {process.returncode}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def best_cpu_seconds(argv: list[str], runs: int = RUNS) -> float:
+    return min(child_cpu_seconds(argv) for _ in range(runs))
+
+
+def emu_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "emucli", "run", *args]
+
+
+def qemu_user() -> str | None:
+    """Path of qemu-x86_64 from Debian's package, unpacked into .bench on first use."""
+    if QEMU_BINARY.exists():
+        return str(QEMU_BINARY)
+    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)        # apt's sandbox user must be able to write the .deb
+        done = subprocess.run(["apt-get", "download", "qemu-user-static"], cwd=tmp,
+                              capture_output=True, text=True)
+        debs = glob.glob(os.path.join(tmp, "qemu-user-static_*.deb"))
+        if done.returncode or not debs:
+            return None
+        QEMU_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["dpkg", "-x", debs[0], str(QEMU_DIR)], check=True)
+    return str(QEMU_BINARY) if QEMU_BINARY.exists() else None
+
+
+def marginal(argv_for, count: int) -> float:
+    """CPU seconds of ``count`` repetitions beyond none, each side best of RUNS,
+    the two sides interleaved so a slow spell of the host hits both."""
+    many = none = None
+    for _ in range(RUNS):
+        value = child_cpu_seconds(argv_for(count))
+        many = value if many is None else min(many, value)
+        value = child_cpu_seconds(argv_for(0))
+        none = value if none is None else min(none, value)
+    return max(many - none, 1e-9)
+
+
+def emu_instructions(directory: str, *args: str) -> int:
+    stats = os.path.join(directory, "stats.json")
+    subprocess.run(emu_argv("--stats", stats, *args), check=True, stdout=subprocess.DEVNULL)
+    with open(stats) as handle:
+        return json.load(handle)["instructions"]
+
+
+def syscall_figures(directory: str, qemu: str | None) -> dict:
+    binary = build(directory, "getppid", SYSCALL_PROGRAM)
+    out = {"emu_syscall_us": marginal(lambda n: emu_argv(binary, str(n)), SYSCALL_CALLS) / SYSCALL_CALLS * 1e6}
+    if qemu:
+        out["qemu_syscall_us"] = marginal(lambda n: [qemu, binary, str(n)], SYSCALL_CALLS) / SYSCALL_CALLS * 1e6
+    return out
+
+
+def chase_figures(directory: str, qemu: str | None) -> dict:
+    binary = build(directory, "chase", CHASE_PROGRAM)
+    out = {"emu_chase_ns_per_step": marginal(lambda n: emu_argv(binary, str(n)), CHASE_STEPS) / CHASE_STEPS * 1e9}
+    if qemu:
+        out["qemu_chase_ns_per_step"] = marginal(lambda n: [qemu, binary, str(n)], CHASE_STEPS) / CHASE_STEPS * 1e9
+    return out
+
+
+def hello_figures(directory: str, qemu: str | None, qiling_python: str | None) -> dict:
+    binary = build(directory, "hello", HELLO_PROGRAM)
+    out = {"emu_hello_cpu_seconds": best_cpu_seconds(emu_argv(binary))}
+    if qemu:
+        out["qemu_hello_cpu_seconds"] = best_cpu_seconds([qemu, binary])
+    if qiling_python:
+        runner = ("import sys\nfrom qiling import Qiling\nfrom qiling.const import QL_VERBOSE\n"
+                  "Qiling([sys.argv[1]], '/', verbose=QL_VERBOSE.DISABLED).run()\n")
+        try:
+            out["qiling_hello_cpu_seconds"] = best_cpu_seconds([qiling_python, "-c", runner, binary])
+        except RuntimeError:
+            pass
+    return out
+
+
+def scaling_figures(directory: str) -> dict:
+    """Host CPU per guest instruction with 64 threads on 1 vCPU and on 64 vCPUs,
+    the same total work: marginal over a run with a hundredth of it."""
+    binary = build(directory, "spin", SPIN_PROGRAM, "-pthread")
+    out = {}
+    for cpus in (1, 64):
+        def argv(iterations: int, cpus: int = cpus) -> list[str]:
+            return emu_argv("--cpus", str(cpus), binary, str(SPIN_THREADS), str(iterations))
+        small = SPIN_ITERATIONS // 100
+        instructions = (emu_instructions(directory, "--cpus", str(cpus), binary, str(SPIN_THREADS),
+                                         str(SPIN_ITERATIONS))
+                        - emu_instructions(directory, "--cpus", str(cpus), binary, str(SPIN_THREADS), str(small)))
+        seconds = best_cpu_seconds(argv(SPIN_ITERATIONS), 2) - best_cpu_seconds(argv(small), 2)
+        out[f"ns_per_instruction_{cpus}_vcpus"] = seconds / instructions * 1e9
+    return out
+
+
+def peer_figures(qiling_python: str | None) -> tuple[list[tuple], dict]:
+    """(table rows, bench.json entries) of the issue-23 figures."""
+    qemu = qemu_user()
+    results: dict = {"qemu_user": qemu}
+    with tempfile.TemporaryDirectory() as directory:
+        results.update(syscall_figures(directory, qemu))
+        results.update(chase_figures(directory, qemu))
+        results.update(hello_figures(directory, qemu, qiling_python))
+        results.update(scaling_figures(directory))
+    rows = []
+    nan = float("nan")
+    emu_call, qemu_call = results["emu_syscall_us"], results.get("qemu_syscall_us")
+    rows.append(("system call (getppid loop): host us per call, emu / qemu-user",
+                 f"{emu_call:.2f} / {qemu_call:.2f} us" if qemu_call else f"{emu_call:.2f} us / -",
+                 emu_call / qemu_call if qemu_call else nan, "<= 4"))
+    emu_step, qemu_step = results["emu_chase_ns_per_step"], results.get("qemu_chase_ns_per_step")
+    rows.append(("64 MiB pointer chase: speed emu / qemu-user",
+                 f"{emu_step:.0f} / {qemu_step:.0f} ns/step" if qemu_step else f"{emu_step:.0f} ns/step / -",
+                 qemu_step / emu_step if qemu_step else nan, ">= 0.5"))
+    hello = results["emu_hello_cpu_seconds"]
+    rows.append(("glibc hello: emu run CPU seconds (whole run)",
+                 f"qemu {results['qemu_hello_cpu_seconds']:.3f} s" if qemu else "-", hello, "<= 0.1"))
+    qiling = results.get("qiling_hello_cpu_seconds")
+    rows.append(("glibc hello CPU: emu run / Qiling 1.4.6", f"{hello:.3f} / {qiling:.3f} s" if qiling else "-",
+                 hello / qiling if qiling else nan, "<= 0.5"))
+    one, many = results["ns_per_instruction_1_vcpus"], results["ns_per_instruction_64_vcpus"]
+    rows.append(("host CPU per instruction, 64 vCPUs / 1 vCPU (64 threads, same work)",
+                 f"{many:.2f} / {one:.2f} ns", many / one, "<= 1.25"))
+    results.update(syscall_ratio_vs_qemu=rows[0][2], chase_speed_ratio_vs_qemu=rows[1][2],
+                   hello_ratio_vs_qiling=rows[3][2], scaling_64_over_1=rows[4][2])
+    return rows, results
+
+
+if __name__ == "__main__":
+    table, figures = peer_figures(None)
+    for row in table:
+        print(row)
+    json.dump(figures, sys.stdout, indent=2)
