@@ -92,7 +92,7 @@ calibrate: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'ruff>=0.4'
-	$(BIN)/ruff check emu kernel emucli tests guest/tools conformance
+	$(BIN)/ruff check emu_x86 tests guest/tools conformance
 
 clean:
 	rm -rf $(VENV) build *.egg-info emu/timing/_hotpath*.so guest/.build

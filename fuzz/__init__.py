@@ -340,7 +340,7 @@ def fuzz_root(writable: bool) -> str:
         _FUZZ_BASE.append(base)
     root = os.path.join(_FUZZ_BASE[0], f"{'rw' if writable else 'ro'}-{os.getpid()}")
     if writable or not os.path.isdir(root):
-        _open_up(root)          # a guest may have chmod'ed directories to 000 (kernel/fs_attr.py)
+        _open_up(root)          # a guest may have chmod'ed directories to 000 (emu_x86/kernel/fs_attr.py)
         shutil.rmtree(root, ignore_errors=True)
         os.makedirs(os.path.join(root, "dir"))
         with open(os.path.join(root, "file.txt"), "w") as handle:

@@ -164,8 +164,18 @@ def test_gdb_ctrl_c_interrupts_a_running_guest():
         wait_for("Breakpoint 1, main ()")
         send("delete", "continue")          # from here on the guest only spins in main
         wait_for("Continuing.")
-        gdb.send_signal(signal.SIGINT)
-        wait_for("Program received signal SIGINT, Interrupt.")
+        # gdb may take the SIGINT before it has sent its resume packet (a
+        # loaded host widens that window), so it is repeated until gdb reports it.
+        seen = ""
+        for _ in range(30):
+            gdb.send_signal(signal.SIGINT)
+            try:
+                while "Program received signal SIGINT, Interrupt." not in seen:
+                    seen += lines.get(timeout=2)
+                break
+            except queue.Empty:
+                continue
+        assert "Program received signal SIGINT, Interrupt." in seen, seen
         frame = wait_for("\n")
         assert "main ()" in frame or "in main" in frame, frame
         send("print go", "set var go = 1", "continue")

@@ -270,12 +270,15 @@ def _per_task(lines: list[str]) -> dict[str, list[str]]:
     """Each task's own lines in order, a call split by another task's line joined
     again (strace -f interleaves tasks as the host happened to schedule them)."""
     tasks: dict[str, list[str]] = {}
-    # Unprefixed lines are the parent's (alone then): PID0 is the child (clone's result).
-    parent = next((m.group(1) for m in (re.match(r"\[pid +(\w+)\]", line) for line in lines)
-                   if m and m.group(1) != "PID0"), "main")
+    # PID0 is the child (clone's result); every other line is the parent's, with
+    # or without its [pid N] leader (strace -f prints leaders only while more
+    # than one task is traced, so which of the parent's lines carry one depends
+    # on when the child was reaped).
     for line in lines:
         match = re.match(r"\[pid +(\w+)\] (.*)", line)
-        tid, text = (match.group(1), match.group(2)) if match else (parent, line)
+        tid, text = (match.group(1), match.group(2)) if match else ("parent", line)
+        if tid != "PID0":
+            tid = "parent"
         calls = tasks.setdefault(tid, [])
         resumed = re.match(r"<\.\.\. \w+ resumed>(.*)", text)
         if resumed and calls and calls[-1].endswith(" <unfinished ...>"):

@@ -760,7 +760,7 @@ def verify_on_host(out: Path) -> int:
     """Build each host-checkable case with gcc and run it natively; compare with its header.
     The AMX cases count only on a host with AMX."""
     sys.path.insert(0, str(REPO))
-    from emucli.guesttest import parse_spec
+    from emu_x86.emucli.guesttest import parse_spec
     failures = 0
     amx = host_has_amx()
     print(f"host AMX: {'yes, AMX cases included' if amx else 'no, AMX cases not checked'}")
