@@ -106,6 +106,37 @@ def test_segments_outside_the_user_address_space_are_refused(tmp_path, vaddr, me
     assert len(result.stderr_lines) == 1 and "lies outside the user address space" in result.stderr_lines[0]
 
 
+def with_entry(path, entry: int, e_type: int = 2):
+    """Rewrite the file's e_type (offset 16) and e_entry (offset 24)."""
+    image = bytearray(path.read_bytes())
+    struct.pack_into("<H", image, 16, e_type)
+    struct.pack_into("<Q", image, 24, entry)
+    path.write_bytes(bytes(image))
+    return path
+
+
+def test_an_entry_point_in_the_kernel_half_is_refused(tmp_path):
+    """load_elf_binary fails the exec when BAD_ADDR(e_entry) (at or past TASK_SIZE):
+    SIGSEGV natively; emu refuses the file with one line and exit 2."""
+    program = with_entry(build_elf(tmp_path / "kentry", exit_code(0)), 0xFFFFFFFF81000000)
+    assert native_status(program) == SIGSEGV_STATUS
+    result = emu("run", "--timeout", "60", str(program), timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr_lines == [f"emu: {program}: ELF entry point 0xffffffff81000000 lies outside the user "
+                                   "address space"]
+
+
+def test_a_static_pie_entry_wraps_past_2_to_the_64(tmp_path):
+    """ET_DYN: e_entry + load_bias is unsigned long arithmetic, so an entry of 2^64-1
+    wraps to the byte below the load bias, a user address: the program starts there
+    and dies of SIGSEGV, as natively (the fuzz campaign's elf case 3070 ended in an
+    internal error, exit 70, packing the unwrapped sum into the auxiliary vector)."""
+    program = with_entry(build_elf(tmp_path / "wrap", exit_code(0)), (1 << 64) - 1, e_type=3)
+    assert native_status(program) == SIGSEGV_STATUS
+    result = emu("run", "--timeout", "60", str(program), timeout=120)
+    assert result.returncode == SIGSEGV_STATUS, result.stderr
+
+
 def test_a_16_tib_bss_ends_at_once(tmp_path):
     """A 16 TiB p_memsz walked every page into a dict (3 GB in 20 s). Linux's heuristic
     overcommit refuses a mapping larger than RAM + swap: the exec fails (SIGSEGV natively);

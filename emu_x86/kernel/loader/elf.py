@@ -21,6 +21,7 @@ from emu_x86.kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, LoadEr
 from emu_x86.kernel.mm.mm import TASK_SIZE
 
 ELF_MAGIC = b"\x7fELF"
+ADDRESS_MASK = (1 << 64) - 1
 ELF64_PHDR_BYTES = 56                 # sizeof(struct elf64_phdr)
 ELF_MIN_ALIGN = 4096
 MAX_PHDR_TABLE_BYTES = 65536          # binfmt_elf's load_elf_phdrs: at most 64 KiB of program headers
@@ -104,7 +105,12 @@ def load_elf_stream(path: str, stream: BinaryIO, file_bytes: int, pie_load_bias:
         raise LoadError(f"{path}: dynamically linked executable is not supported; build with -static")
 
     bias = pie_load_bias if header.e_type == 3 else 0      # ET_DYN: static-PIE
-    image = ProgramImage(path=path, entry=header.e_entry + bias, load_bias=bias)
+    # load_elf_binary adds the bias in unsigned long arithmetic and, with no
+    # interpreter, fails the exec (-EINVAL) when BAD_ADDR(entry): at or past TASK_SIZE.
+    entry = (header.e_entry + bias) & ADDRESS_MASK
+    if entry >= TASK_SIZE:
+        raise LoadError(f"{path}: ELF entry point {entry:#x} lies outside the user address space")
+    image = ProgramImage(path=path, entry=entry, load_bias=bias)
     loads = [seg for seg in segments if seg["p_type"] == PT_LOAD]
     file_backed_bytes = sum(seg["p_filesz"] for seg in loads)
     if max_file_backed_bytes is not None and file_backed_bytes > max_file_backed_bytes:
@@ -133,12 +139,12 @@ def load_elf_stream(path: str, stream: BinaryIO, file_bytes: int, pie_load_bias:
                                       prot=prot, file_offset=offset))
         # The program headers' address, as binfmt_elf computes AT_PHDR.
         if offset <= phoff < offset + filesz:
-            image.phdr_vaddr = seg["p_vaddr"] + bias + (phoff - offset)
+            image.phdr_vaddr = (seg["p_vaddr"] + bias + (phoff - offset)) & ADDRESS_MASK
     if not image.segments:
         raise LoadError(f"{path}: ELF file has no loadable segments")
     image.phent_bytes = header.e_phentsize
     image.phnum = header.e_phnum
     for seg in segments:
-        if seg["p_type"] == PT_PHDR:
-            image.phdr_vaddr = seg["p_vaddr"] + bias
+        if seg["p_type"] == PT_PHDR:     # AT_PHDR is an unsigned long: it wraps, unchecked
+            image.phdr_vaddr = (seg["p_vaddr"] + bias) & ADDRESS_MASK
     return image
