@@ -128,7 +128,9 @@ def _mutate_elf(rng: random.Random, data: bytearray) -> None:
             if len(loads) >= 2:       # one PT_LOAD's range laid over another's (the later one wins)
                 source, target = rng.sample(loads, 2)
                 vaddr, = struct.unpack_from("<Q", data, phoff + 56 * source + 16)
-                struct.pack_into("<Q", data, phoff + 56 * target + 16, vaddr + rng.choice((0, 0x800, 0x1000)))
+                # An earlier mutation may have left vaddr near 2^64: the sum wraps, as a u64 field does.
+                shifted = (vaddr + rng.choice((0, 0x800, 0x1000))) & ((1 << 64) - 1)
+                struct.pack_into("<Q", data, phoff + 56 * target + 16, shifted)
             return
         offset, width = PHDR_FIELDS[rng.choice(list(PHDR_FIELDS))]
         old = int.from_bytes(data[entry + offset:entry + offset + width], "little")
