@@ -5,8 +5,15 @@ import struct
 
 import pytest
 
+import capstone
+from keystone import KS_ARCH_X86, KS_MODE_64, Ks
+
 from emu_x86.emu.timing.profile import available_profiles, load_profile
+from emu_x86.emu.timing.schedule import FRACTION_BITS
 from tests.guestbuild import build_asm, emu
+
+_DISASSEMBLER = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+_DISASSEMBLER.detail = True
 
 ITERATIONS = 1_000_000
 LOOP = """
@@ -23,8 +30,23 @@ _start:
 
 
 def block(*costs):
-    """A block's cycles as the profile defines them: rounded sum, at least one."""
+    """A block's cycles as a profile without a [uarch] table defines them:
+    rounded sum, at least one."""
     return max(1, math.floor(sum(costs) + 0.5))
+
+
+def priced(profile, source: str) -> tuple[int, int]:
+    """(entry, repeat): the fixed-point prices (1/256 cycles, hotpath.h) the
+    profile gives the block of these instructions (Intel syntax), as the hot
+    path charges them: entry after another block, repeat right after itself."""
+    code = bytes(Ks(KS_ARCH_X86, KS_MODE_64).asm(source, 0x1000)[0])
+    entry, repeat, _ = profile.block_price(list(_DISASSEMBLER.disasm(code, 0x1000)))
+    return entry, repeat
+
+
+def mispredicts_fixed(profile, stats) -> int:
+    """What the run's branch mispredictions cost, fixed point."""
+    return stats["per_cpu"][0]["branch_mispredicts"] * (profile.uarch.mispredict_penalty_cycles << FRACTION_BITS)
 
 
 def first_xrstors_cycles(profile_name):
@@ -45,15 +67,31 @@ def run_stats(tmp_path, binary, *options):
 @pytest.mark.parametrize("profile_name", ["spr", "zen4"])
 def test_known_loop_counts_and_cycles(tmp_path, profile_name):
     profile = load_profile(profile_name)
-    c, e = profile.instruction_cycles, profile.event_costs
+    e = profile.event_costs
     result, stats = run_stats(tmp_path, build_asm(LOOP), "--profile", profile_name)
     assert result.returncode == 0
     assert stats["instructions"] == 1 + 3 * ITERATIONS + 3
     # Unicorn's blocks: [mov ecx; add; dec; jnz] once, then [add; dec; jnz]
-    # for the remaining iterations, then [mov; xor; syscall].
-    expected = (block(c["alu"], c["alu"], c["alu"], c["branch"])
-                + (ITERATIONS - 1) * block(c["alu"], c["alu"], c["branch"])
-                + block(c["alu"], c["alu"], c["syscall_insn"])
+    # for the remaining iterations (entered once from the first, then right
+    # after itself), then [mov; xor; syscall].
+    if profile.uarch is None:
+        c = profile.instruction_cycles
+        blocks = (block(c["alu"], c["alu"], c["alu"], c["branch"])
+                  + (ITERATIONS - 1) * block(c["alu"], c["alu"], c["branch"])
+                  + block(c["alu"], c["alu"], c["syscall_insn"]))
+    else:
+        # Scheduled prices (schedule.py) in fixed point, whole cycles at the
+        # end, plus the predictor's misses (a few while gshare's history
+        # warms up, and the loop's exit).
+        first, _ = priced(profile, "mov ecx, 1000000; add rax, 1; dec ecx; jnz 0x1000")
+        loop_entry, loop_repeat = priced(profile, "add rax, 1; dec ecx; jnz 0x1000")
+        exit_block, _ = priced(profile, "mov eax, 60; xor edi, edi; syscall")
+        assert stats["per_cpu"][0]["branch_mispredicts"] <= 32
+        # The loop is one dependent add a cycle (ALU latency 1, the fused dec/jnz beside it).
+        assert loop_repeat == 1 << FRACTION_BITS
+        blocks = (first + loop_entry + (ITERATIONS - 2) * loop_repeat + exit_block
+                  + mispredicts_fixed(profile, stats)) >> FRACTION_BITS
+    expected = (blocks
                 # Boot loads init_mm's CR3, then the switch to the program's mm
                 # takes a fresh ASID: two flushing CR3 writes.
                 + 2 * e["cr3_write_flush"] + e["syscall"] + first_xrstors_cycles(profile_name)
@@ -208,10 +246,20 @@ def test_an_emulated_instruction_counts_once_wherever_it_sits_in_a_block(tmp_pat
     for rounds in (10, 20):
         result, stats = run_stats(tmp_path, build_asm(EMULATED_IN_A_LOOP % rounds), "--profile", profile_name)
         assert result.returncode == 0, result.stderr
-        counts[rounds] = stats["instructions"], stats["cycles"]
-    (instructions_10, cycles_10), (instructions_20, cycles_20) = counts[10], counts[20]
+        missed = mispredicts_fixed(profile, stats) if profile.uarch is not None else 0
+        counts[rounds] = stats["instructions"], stats["cycles"], missed
+    (instructions_10, cycles_10, missed_10), (instructions_20, cycles_20, missed_20) = counts[10], counts[20]
     assert instructions_20 - instructions_10 == 10 * 5      # xor, xgetbv, rdpid, dec, jnz
-    c = profile.instruction_cycles
-    other = round(c["other"])                               # charge_instruction for an event-less one
-    per_round = block(c["alu"]) + other + other + block(c["alu"], c["branch"])
-    assert cycles_20 - cycles_10 == 10 * per_round
+    other = round(profile.instruction_cycles["other"])      # charge_instruction for an event-less one
+    if profile.uarch is None:
+        c = profile.instruction_cycles
+        per_round = block(c["alu"]) + other + other + block(c["alu"], c["branch"])
+        assert cycles_20 - cycles_10 == 10 * per_round
+        return
+    # Per round: the block [xor; xgetbv ...] refunded to its head [xor], the
+    # two emulated instructions, the block [dec; jnz] (entered after rdpid);
+    # fixed point, so the ten rounds' sum may round either way by a cycle.
+    head, _ = priced(profile, "xor ecx, ecx")
+    tail, _ = priced(profile, "dec r12d; jnz 0x1000")
+    per_10_rounds = (10 * (head + tail) + missed_20 - missed_10 >> FRACTION_BITS) + 10 * 2 * other
+    assert abs(cycles_20 - cycles_10 - per_10_rounds) <= 1
