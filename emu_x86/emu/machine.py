@@ -36,6 +36,7 @@ DEFAULT_MEMORY_BYTES = 512 << 20
 # budget of a run that must never stop for it.
 SINGLE_TASK_UNHOOK_INSTRUCTIONS = 200_000
 NO_BUDGET_INSTRUCTIONS = (1 << 63) - 1
+NO_LIMIT_CYCLES = (1 << 64) - 1    # a fast-syscall bound that is no bound (uint64_t)
 DEFAULT_QUANTUM_CYCLES = 1_000_000
 MAX_CPUS = 64
 
@@ -316,6 +317,9 @@ class Machine:
     def _run_loop(self) -> None:
         lookahead = max(1, self.profile.event_cycles("ipi_latency"))
         policy = self.sched_policy
+        # System calls the kernel answers in C (hotpath_on_syscall), traces off.
+        arm_fast_syscalls = getattr(self.trap_handler, "arm_fast_syscalls", None) if self.events is None else None
+        self._syscall_cycles = self.profile.event_cycles("syscall")
         while not self.stopped:
             if self.stop_requested is not None and self.stop_requested():
                 self.stopped = True
@@ -374,7 +378,14 @@ class Machine:
             # The earliest vCPU always makes progress (an IPI sent to a vCPU
             # already past its arrival time is taken at its next boundary).
             if policy is None:
+                if arm_fast_syscalls is not None:
+                    self._arm_fast_syscalls(vcpu, arm_fast_syscalls, now, lookahead, slowest, wake, next_interrupt)
                 vcpu.run(max(deadline, now + 1))
+                clock = vcpu.clock
+                if clock.fast_syscall_count:
+                    if clock.fast_syscall_hits_total:
+                        self.trap_handler.fold_fast_syscalls(vcpu)
+                    clock.fast_syscall_count = 0
                 continue
             if single:
                 self._run_single_task(vcpu, max(deadline, now + 1))
@@ -392,6 +403,32 @@ class Machine:
                 # A preemption point between two instructions: the kernel may
                 # switch tasks here, as on an interrupt (emu_x86/kernel/sched_explore.py).
                 self.trap_handler.handle_preemption_point(vcpu)
+
+    def _arm_fast_syscalls(self, vcpu: VCpu, arm, now: int, lookahead: int, slowest, wake,
+                           next_interrupt) -> None:
+        """Let ``vcpu``'s SYSCALL hook answer the kernel's fixed-value calls
+        in C (hotpath.h, fast_syscall_*) for as long as, after the call, this
+        loop would pick the same vCPU again with nothing to deliver -- its
+        clock below every other runnable vCPU's, every wake-up and its own
+        next interrupt -- and give it the deadline min(clock + quantum,
+        bound) with ``bound`` the other terms of the deadline above, which
+        the call does not change. So the run is the one the loop would make,
+        cycle for cycle, without the trip through Python. Not armed when no
+        call could pass the limit (vCPUs in step with each other)."""
+        if self.stop_requested is not None:
+            return
+        limit = bound = NO_LIMIT_CYCLES
+        if slowest is not None:
+            limit, bound = slowest, slowest + lookahead
+        for term in (wake, next_interrupt, self.max_cycles):
+            if term is not None:
+                limit, bound = min(limit, term), min(bound, term)
+        if limit <= now + self._syscall_cycles or not arm(vcpu):
+            return
+        clock = vcpu.clock
+        clock.fast_syscall_limit_cycles = limit
+        clock.fast_syscall_bound_cycles = bound
+        clock.fast_syscall_quantum_cycles = self.quantum_cycles
 
     def _run_single_task(self, vcpu: VCpu, deadline: int) -> None:
         """An exploring policy's run while one task is runnable on the whole
