@@ -66,12 +66,23 @@ class BlockPriceStore:
                 data = marshal.load(handle)
         except (OSError, EOFError, ValueError, TypeError):
             return {}
-        if type(data) is not dict or not all(type(code) is bytes and valid(value) for code, value in data.items()):
+        # Each value's shape is checked when it is used (get): a store holds
+        # every block of every program run before, tens of thousands, and a
+        # start-up uses about a thousand of them; checking them all here cost
+        # more than decoding those (measured: 60 ms of a hello's 0.3 s).
+        if type(data) is not dict:
             return {}
         return data
 
     def get(self, code: bytes):
-        return self.entries.get(code)
+        value = self.entries.get(code)
+        if value is None:
+            return None
+        if type(code) is not bytes or not valid(value):
+            # A damaged or foreign file: ignore it whole, as if absent.
+            self.entries = {}
+            return None
+        return value
 
     def put(self, code: bytes, decoded: tuple) -> None:
         if len(self.entries) >= MAX_ENTRIES:
@@ -83,7 +94,7 @@ class BlockPriceStore:
     def save(self) -> None:
         if not self.added:
             return
-        merged = self._read()
+        merged = {code: value for code, value in self._read().items() if type(code) is bytes and valid(value)}
         merged.update(self.added)
         self.added = {}
         if len(merged) > MAX_ENTRIES:
