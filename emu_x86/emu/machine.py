@@ -358,17 +358,32 @@ class Machine:
             #   shared kernel state at that moment: nobody runs past it before it has.
             # The runnable ones' smallest clock comes from C (_scan); the
             # loop visits only the vCPUs that are not runnable.
-            slowest, others = self._scan(vcpu.index)
-            wake = None
-            for other in others:
-                waiting = other.waiting_for_acks
-                if waiting:
-                    bound = self._resume_bound(other)
-                    if slowest is None or bound < slowest:
-                        slowest = bound
-                when = other.apic.next_event_cycles()
-                if when is not None and (wake is None or when < wake):
-                    wake = when
+            if single and not delivered and self._step_runnable:
+                # Nothing changed since _next_vcpu: the vCPUs that are not
+                # runnable and their wake-ups are those it saw (none is this
+                # one); only the smallest other runnable clock is new.
+                scan_index = self._scan_index
+                hotpath.runqueue_scan(self._clocks, self.not_runnable, len(self.vcpus), vcpu.index,
+                                      self._scan_cycles, scan_index, self._scan_others)
+                slowest = self._scan_cycles[0] if scan_index[0] >= 0 else None
+                others, wake = self._step_others, self._step_wake
+                for other in others:
+                    if other.waiting_for_acks:
+                        bound = self._resume_bound(other)
+                        if slowest is None or bound < slowest:
+                            slowest = bound
+            else:
+                slowest, others = self._scan(vcpu.index)
+                wake = None
+                for other in others:
+                    waiting = other.waiting_for_acks
+                    if waiting:
+                        bound = self._resume_bound(other)
+                        if slowest is None or bound < slowest:
+                            slowest = bound
+                    when = other.apic.next_event_cycles()
+                    if when is not None and (wake is None or when < wake):
+                        wake = when
             if slowest is not None:
                 deadline = min(deadline, slowest + lookahead)
             if wake is not None:
@@ -532,13 +547,21 @@ class Machine:
         earliest, others = self._scan()
         best = None if earliest is None else self.vcpus[self._scan_index[0]]
         best_key = None if best is None else (earliest, 1, best.index)
+        wake = None
         for vcpu in others:
             when = vcpu.apic.next_event_cycles()
             if when is None:
                 continue
+            if wake is None or when < wake:
+                wake = when
             key = (max(when, vcpu.clock.cycles), 0, vcpu.index)
             if best_key is None or key < best_key:
                 best, best_key = vcpu, key
+        # For _run_loop: when the runnable vCPU chosen here runs and nothing was
+        # delivered to it, the other vCPUs that are not runnable and their
+        # next events are these; it need not visit them again.
+        self._step_others, self._step_wake = others, wake
+        self._step_runnable = best_key is not None and best_key[1] == 1
         return best, (0 if best_key is None else best_key[0])
 
     def _deliver_interrupts(self, vcpu: VCpu) -> bool:
