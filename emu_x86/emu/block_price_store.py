@@ -17,8 +17,9 @@ $XDG_CACHE_HOME/emu-x86/block-prices, else ~/.cache/emu-x86/block-prices.
 Written once at exit when the run decoded new blocks: the file is read
 again, merged, written to a temporary name and renamed, so concurrent runs
 never see half a file (one run's additions may be lost to another's rename:
-they are decoded again later). A file that does not load or holds a value
-of the wrong shape is ignored whole.
+they are decoded again later). A file that does not load is ignored whole;
+one found holding a value of the wrong shape when a value is used is ignored
+from then on (values already used had the right shape).
 """
 from __future__ import annotations
 
