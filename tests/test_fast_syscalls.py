@@ -11,6 +11,7 @@ from emu_x86.emu.machine import Machine
 from emu_x86.emucli.main import collect_stats
 from emu_x86.kernel import task as task_module
 from emu_x86.kernel.kernel import Kernel, KernelConfig
+from emu_x86.kernel import kernel as kernel_module
 from tests.guestbuild import build_c
 
 # Threads calling the three ids among work and a mutex, so runs end on
@@ -45,6 +46,7 @@ int main(int argc, char **argv) {
 
 
 def run(binary: str, cpus: int, threads: bool, fast: bool, monkeypatch) -> tuple[dict, int]:
+    monkeypatch.setattr(kernel_module, "FAST_SYSCALLS_ENABLED", True)
     with monkeypatch.context() as patch:
         # Process ids come from one counter per Python process: each run starts it afresh.
         patch.setattr(task_module, "_pids", itertools.count(1000))
