@@ -66,10 +66,9 @@ HWCAP_CPUID1_EDX = 0x078BFBFF
 HWCAP2 = 1 << 1
 
 
-# Off: inside Unicorn's SYSCALL hook RIP is not yet past the instruction, so
-# hotpath.c's fast_syscall loads RCX with the SYSCALL's own address
-# (guest/tests/arch/syscall_rcx_r11.c fails); to be fixed before enabling.
-FAST_SYSCALLS_ENABLED = False
+# getpid/getppid/gettid answered in the SYSCALL hook when armed (arm_fast_syscalls);
+# RCX gets the return RIP, the end of the block SYSCALL ends (hotpath.c fast_syscall).
+FAST_SYSCALLS_ENABLED = True
 
 
 @dataclass

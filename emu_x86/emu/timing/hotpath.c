@@ -376,14 +376,21 @@ static int fast_syscall(void *uc, struct hotpath_vcpu *vcpu)
         i++;
     if (i == vcpu->fast_syscall_count)
         return 0;
-    /* Unicorn's SYSCALL hook runs with RIP already past the instruction. A
-     * single-step trap (TF) goes to Python, which knows QEMU's late #DB. */
-    if (regs_read_scalar(uc, UC_X86_REG_RIP_ID, &rip) || regs_read_scalar(uc, UC_X86_REG_EFLAGS_ID, &rflags)
-        || (rflags & RFLAGS_TF_BIT))
+    /* Inside Unicorn's SYSCALL hook RIP is still the instruction's own address
+     * (helper_syscall adds the length after the hooks). QEMU ends a
+     * translation block after SYSCALL, so the return RIP is the end of the
+     * block the block hook last saw; anything else goes to Python. A
+     * single-step trap (TF) goes to Python too, which knows QEMU's late #DB. */
+    const struct hotpath_block_cost *block = vcpu->last_block;
+    if (block == NULL || regs_read_scalar(uc, UC_X86_REG_RIP_ID, &rip)
+        || regs_read_scalar(uc, UC_X86_REG_EFLAGS_ID, &rflags) || (rflags & RFLAGS_TF_BIT))
+        return 0;
+    uint64_t return_rip = block->address + block->size_bytes;
+    if (rip < block->address || return_rip < rip + 2 || return_rip > rip + 15)
         return 0;
     /* SYSCALL loads RCX with the return RIP and R11 with RFLAGS (SDM Vol. 2B
      * SYSCALL); Linux's SYSRET path returns with both (Kernel.handle_syscall). */
-    if (regs_write_scalar(uc, UC_X86_REG_RCX_ID, rip) || regs_write_scalar(uc, UC_X86_REG_R11_ID, rflags)
+    if (regs_write_scalar(uc, UC_X86_REG_RCX_ID, return_rip) || regs_write_scalar(uc, UC_X86_REG_R11_ID, rflags)
         || regs_write_scalar(uc, UC_X86_REG_RAX_ID, vcpu->fast_syscall_value[i]))
         return 0;
     vcpu->cycles += vcpu->fast_syscall_cycles;
