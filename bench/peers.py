@@ -115,7 +115,7 @@ def best_cpu_seconds(argv: list[str], runs: int = RUNS) -> float:
 
 
 def emu_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "emucli", "run", *args]
+    return [sys.executable, "-m", "emu_x86.emucli", "run", *args]
 
 
 def qemu_user() -> str | None:

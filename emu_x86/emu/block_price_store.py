@@ -17,8 +17,9 @@ $XDG_CACHE_HOME/emu-x86/block-prices, else ~/.cache/emu-x86/block-prices.
 Written once at exit when the run decoded new blocks: the file is read
 again, merged, written to a temporary name and renamed, so concurrent runs
 never see half a file (one run's additions may be lost to another's rename:
-they are decoded again later). A file that does not load or holds a value
-of the wrong shape is ignored whole.
+they are decoded again later). A file that does not load is ignored whole;
+one found holding a value of the wrong shape when a value is used is ignored
+from then on (values already used had the right shape).
 """
 from __future__ import annotations
 
@@ -66,12 +67,23 @@ class BlockPriceStore:
                 data = marshal.load(handle)
         except (OSError, EOFError, ValueError, TypeError):
             return {}
-        if type(data) is not dict or not all(type(code) is bytes and valid(value) for code, value in data.items()):
+        # Each value's shape is checked when it is used (get): a store holds
+        # every block of every program run before, tens of thousands, and a
+        # start-up uses about a thousand of them; checking them all here cost
+        # more than decoding those (measured: 60 ms of a hello's 0.3 s).
+        if type(data) is not dict:
             return {}
         return data
 
     def get(self, code: bytes):
-        return self.entries.get(code)
+        value = self.entries.get(code)
+        if value is None:
+            return None
+        if type(code) is not bytes or not valid(value):
+            # A damaged or foreign file: ignore it whole, as if absent.
+            self.entries = {}
+            return None
+        return value
 
     def put(self, code: bytes, decoded: tuple) -> None:
         if len(self.entries) >= MAX_ENTRIES:
@@ -83,7 +95,7 @@ class BlockPriceStore:
     def save(self) -> None:
         if not self.added:
             return
-        merged = self._read()
+        merged = {code: value for code, value in self._read().items() if type(code) is bytes and valid(value)}
         merged.update(self.added)
         self.added = {}
         if len(merged) > MAX_ENTRIES:

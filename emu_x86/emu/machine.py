@@ -36,6 +36,7 @@ DEFAULT_MEMORY_BYTES = 512 << 20
 # budget of a run that must never stop for it.
 SINGLE_TASK_UNHOOK_INSTRUCTIONS = 200_000
 NO_BUDGET_INSTRUCTIONS = (1 << 63) - 1
+NO_LIMIT_CYCLES = (1 << 64) - 1    # a fast-syscall bound that is no bound (uint64_t)
 DEFAULT_QUANTUM_CYCLES = 1_000_000
 MAX_CPUS = 64
 
@@ -316,6 +317,9 @@ class Machine:
     def _run_loop(self) -> None:
         lookahead = max(1, self.profile.event_cycles("ipi_latency"))
         policy = self.sched_policy
+        # System calls the kernel answers in C (hotpath_on_syscall), traces off.
+        arm_fast_syscalls = getattr(self.trap_handler, "arm_fast_syscalls", None) if self.events is None else None
+        self._syscall_cycles = self.profile.event_cycles("syscall")
         while not self.stopped:
             if self.stop_requested is not None and self.stop_requested():
                 self.stopped = True
@@ -354,17 +358,32 @@ class Machine:
             #   shared kernel state at that moment: nobody runs past it before it has.
             # The runnable ones' smallest clock comes from C (_scan); the
             # loop visits only the vCPUs that are not runnable.
-            slowest, others = self._scan(vcpu.index)
-            wake = None
-            for other in others:
-                waiting = other.waiting_for_acks
-                if waiting:
-                    bound = self._resume_bound(other)
-                    if slowest is None or bound < slowest:
-                        slowest = bound
-                when = other.apic.next_event_cycles()
-                if when is not None and (wake is None or when < wake):
-                    wake = when
+            if single and not delivered and self._step_runnable:
+                # Nothing changed since _next_vcpu: the vCPUs that are not
+                # runnable and their wake-ups are those it saw (none is this
+                # one); only the smallest other runnable clock is new.
+                scan_index = self._scan_index
+                hotpath.runqueue_scan(self._clocks, self.not_runnable, len(self.vcpus), vcpu.index,
+                                      self._scan_cycles, scan_index, self._scan_others)
+                slowest = self._scan_cycles[0] if scan_index[0] >= 0 else None
+                others, wake = self._step_others, self._step_wake
+                for other in others:
+                    if other.waiting_for_acks:
+                        bound = self._resume_bound(other)
+                        if slowest is None or bound < slowest:
+                            slowest = bound
+            else:
+                slowest, others = self._scan(vcpu.index)
+                wake = None
+                for other in others:
+                    waiting = other.waiting_for_acks
+                    if waiting:
+                        bound = self._resume_bound(other)
+                        if slowest is None or bound < slowest:
+                            slowest = bound
+                    when = other.apic.next_event_cycles()
+                    if when is not None and (wake is None or when < wake):
+                        wake = when
             if slowest is not None:
                 deadline = min(deadline, slowest + lookahead)
             if wake is not None:
@@ -374,7 +393,14 @@ class Machine:
             # The earliest vCPU always makes progress (an IPI sent to a vCPU
             # already past its arrival time is taken at its next boundary).
             if policy is None:
+                if arm_fast_syscalls is not None:
+                    self._arm_fast_syscalls(vcpu, arm_fast_syscalls, now, lookahead, slowest, wake, next_interrupt)
                 vcpu.run(max(deadline, now + 1))
+                clock = vcpu.clock
+                if clock.fast_syscall_count:
+                    if clock.fast_syscall_hits_total:
+                        self.trap_handler.fold_fast_syscalls(vcpu)
+                    clock.fast_syscall_count = 0
                 continue
             if single:
                 self._run_single_task(vcpu, max(deadline, now + 1))
@@ -392,6 +418,32 @@ class Machine:
                 # A preemption point between two instructions: the kernel may
                 # switch tasks here, as on an interrupt (emu_x86/kernel/sched_explore.py).
                 self.trap_handler.handle_preemption_point(vcpu)
+
+    def _arm_fast_syscalls(self, vcpu: VCpu, arm, now: int, lookahead: int, slowest, wake,
+                           next_interrupt) -> None:
+        """Let ``vcpu``'s SYSCALL hook answer the kernel's fixed-value calls
+        in C (hotpath.h, fast_syscall_*) for as long as, after the call, this
+        loop would pick the same vCPU again with nothing to deliver -- its
+        clock below every other runnable vCPU's, every wake-up and its own
+        next interrupt -- and give it the deadline min(clock + quantum,
+        bound) with ``bound`` the other terms of the deadline above, which
+        the call does not change. So the run is the one the loop would make,
+        cycle for cycle, without the trip through Python. Not armed when no
+        call could pass the limit (vCPUs in step with each other)."""
+        if self.stop_requested is not None:
+            return
+        limit = bound = NO_LIMIT_CYCLES
+        if slowest is not None:
+            limit, bound = slowest, slowest + lookahead
+        for term in (wake, next_interrupt, self.max_cycles):
+            if term is not None:
+                limit, bound = min(limit, term), min(bound, term)
+        if limit <= now + self._syscall_cycles or not arm(vcpu):
+            return
+        clock = vcpu.clock
+        clock.fast_syscall_limit_cycles = limit
+        clock.fast_syscall_bound_cycles = bound
+        clock.fast_syscall_quantum_cycles = self.quantum_cycles
 
     def _run_single_task(self, vcpu: VCpu, deadline: int) -> None:
         """An exploring policy's run while one task is runnable on the whole
@@ -495,13 +547,21 @@ class Machine:
         earliest, others = self._scan()
         best = None if earliest is None else self.vcpus[self._scan_index[0]]
         best_key = None if best is None else (earliest, 1, best.index)
+        wake = None
         for vcpu in others:
             when = vcpu.apic.next_event_cycles()
             if when is None:
                 continue
+            if wake is None or when < wake:
+                wake = when
             key = (max(when, vcpu.clock.cycles), 0, vcpu.index)
             if best_key is None or key < best_key:
                 best, best_key = vcpu, key
+        # For _run_loop: when the runnable vCPU chosen here runs and nothing was
+        # delivered to it, the other vCPUs that are not runnable and their
+        # next events are these; it need not visit them again.
+        self._step_others, self._step_wake = others, wake
+        self._step_runnable = best_key is not None and best_key[1] == 1
         return best, (0 if best_key is None else best_key[0])
 
     def _deliver_interrupts(self, vcpu: VCpu) -> bool:

@@ -66,6 +66,11 @@ HWCAP_CPUID1_EDX = 0x078BFBFF
 HWCAP2 = 1 << 1
 
 
+# getpid/getppid/gettid answered in the SYSCALL hook when armed (arm_fast_syscalls);
+# RCX gets the return RIP, the end of the block SYSCALL ends (hotpath.c fast_syscall).
+FAST_SYSCALLS_ENABLED = True
+
+
 @dataclass
 class KernelConfig:
     argv: list[str]
@@ -159,6 +164,12 @@ class Kernel:
             dispatch_syscall,  # kernel.syscalls imports this module
         )
         self._dispatch_syscall = dispatch_syscall
+        from emu_x86.kernel.syscall_table import fast_syscall_handlers
+        self._fast_syscall_handlers = fast_syscall_handlers
+        self._syscall_event_cycles = machine.profile.event_cycles("syscall")
+        # Per CPU: what the fast-syscall values loaded there were computed from (arm_fast_syscalls).
+        self._fast_syscall_keys: list = [None] * len(machine.vcpus)
+        self._fast_syscall_counts: list[int] = [0] * len(machine.vcpus)
         self.futex_queues: dict = {}        # key -> [FutexQ] (kernel/futex/core.py)
         self.futex_pi_states: dict = {}     # key -> PiState of a contended PI futex (kernel/futex/pi.py)
         # System calls only some command lines enable (number -> handler).
@@ -481,6 +492,52 @@ class Kernel:
         self._dispatch_syscall(self, vcpu, task)
         if self.machine.sched_policy is not None:
             sched_explore.syscall_exit(self, vcpu, task)
+
+    def arm_fast_syscalls(self, vcpu: VCpu) -> bool:
+        """Before a run: list in ``vcpu``'s hot path the system calls whose
+        result is a fixed value of the task about to run (getpid, getppid,
+        gettid), each computed here by its handler, so that its SYSCALL hook
+        answers them without stopping (emu_x86/emu/timing/hotpath.c
+        fast_syscall). Nothing is armed when a call has more to do than return
+        its value: strace or ptrace watching, signals pending (the exit to user
+        mode delivers them), an exploring scheduler (its syscall_exit step).
+        Whether to answer stays a decision made here. The values stay in the
+        vCPU's table while what the handlers read -- the task, its ids, its
+        process's parent -- is unchanged."""
+        if not FAST_SYSCALLS_ENABLED:
+            return False
+        task = self.current[vcpu.index]
+        if (task is None or task.ptrace is not None or task.pending_signals or self.strace is not None
+                or self.machine.sched_policy is not None):
+            return False
+        key = (task, task.pid, task.tid, task.process.parent)
+        clock = vcpu.clock
+        if self._fast_syscall_keys[vcpu.index] != key:
+            count = 0
+            for number, handler in self._fast_syscall_handlers():
+                clock.fast_syscall_nr[count] = number
+                clock.fast_syscall_value[count] = handler(self, vcpu, task, 0, 0, 0, 0, 0, 0) & 0xFFFFFFFFFFFFFFFF
+                count += 1
+            self._fast_syscall_keys[vcpu.index] = key
+            self._fast_syscall_counts[vcpu.index] = count
+            clock.fast_syscall_cycles = self._syscall_event_cycles
+        count = self._fast_syscall_counts[vcpu.index]
+        clock.fast_syscall_count = count
+        return count > 0
+
+    def fold_fast_syscalls(self, vcpu: VCpu) -> None:
+        """Count the calls the hot path answered during the last run as
+        handle_syscall and VCpu.run count the others (statistics stay identical)."""
+        clock = vcpu.clock
+        total = clock.fast_syscall_hits_total
+        clock.fast_syscall_hits_total = 0
+        self.counters["syscalls"] += total
+        vcpu.event_counts["syscall"] = vcpu.event_counts.get("syscall", 0) + total
+        for index in range(clock.fast_syscall_count):
+            hits = clock.fast_syscall_hits[index]
+            if hits:
+                clock.fast_syscall_hits[index] = 0
+                self.syscall_counts[clock.fast_syscall_nr[index]] += hits
 
     def _trace_syscall(self, vcpu: VCpu) -> None:
         """The syscall event: number, name, arguments (its result is traced on return to user)."""

@@ -143,3 +143,20 @@ def invoke_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task", number: int, ar
         return -error.errno
     except OutOfMemory:          # a page table or kernel buffer found no frame
         return -ENOMEM
+
+
+# Calls whose result is a fixed value of the calling task, with no other
+# effect: the hot path may answer them without leaving guest code
+# (Kernel.arm_fast_syscalls, emu_x86/emu/timing/hotpath.c fast_syscall).
+# getpid, getppid, gettid (syscall_64.tbl); at most FAST_SYSCALLS_MAX.
+FAST_SYSCALL_NUMBERS = (39, 110, 186)
+FAST_SYSCALLS_MAX = 4           # HOTPATH_FAST_SYSCALLS_MAX
+_FAST_SYSCALLS = tuple((number, SYSCALLS[number]) for number in FAST_SYSCALL_NUMBERS)
+
+
+def fast_syscall_handlers():
+    """(number, handler) of the fixed-value calls whose handler is still the
+    table's (a test or command line that replaces one takes it off)."""
+    if all(SYSCALLS.get(number) is handler for number, handler in _FAST_SYSCALLS):
+        return _FAST_SYSCALLS
+    return tuple((number, handler) for number, handler in _FAST_SYSCALLS if SYSCALLS.get(number) is handler)

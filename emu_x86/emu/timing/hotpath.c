@@ -353,9 +353,61 @@ uintptr_t hotpath_on_block_address(void)
     return (uintptr_t)&hotpath_on_block;
 }
 
+/* Unicorn's register numbers (unicorn/x86.h) the fast path touches. */
+#define UC_X86_REG_EFLAGS_ID 25
+#define UC_X86_REG_RAX_ID 35
+#define UC_X86_REG_RCX_ID 38
+#define UC_X86_REG_RIP_ID 41
+#define UC_X86_REG_R11_ID 109
+#define RFLAGS_TF_BIT (1u << 8)
+
+/* A call the kernel armed (struct hotpath_vcpu fast_syscall_*): answered
+ * here; 0 when the run must stop for Python instead. */
+static int fast_syscall(void *uc, struct hotpath_vcpu *vcpu)
+{
+    uint64_t nr, rip, rflags;
+    if (vcpu->cycles + vcpu->fast_syscall_cycles >= vcpu->fast_syscall_limit_cycles)
+        return 0;
+    if (regs_read_scalar(uc, UC_X86_REG_RAX_ID, &nr))
+        return 0;
+    uint32_t i = 0;
+    /* do_syscall_64 takes the number as an int: the upper half is ignored. */
+    while (i < vcpu->fast_syscall_count && vcpu->fast_syscall_nr[i] != (uint32_t)nr)
+        i++;
+    if (i == vcpu->fast_syscall_count)
+        return 0;
+    /* Inside Unicorn's SYSCALL hook RIP is still the instruction's own address
+     * (helper_syscall adds the length after the hooks). QEMU ends a
+     * translation block after SYSCALL, so the return RIP is the end of the
+     * block the block hook last saw; anything else goes to Python. A
+     * single-step trap (TF) goes to Python too, which knows QEMU's late #DB. */
+    const struct hotpath_block_cost *block = vcpu->last_block;
+    if (block == NULL || regs_read_scalar(uc, UC_X86_REG_RIP_ID, &rip)
+        || regs_read_scalar(uc, UC_X86_REG_EFLAGS_ID, &rflags) || (rflags & RFLAGS_TF_BIT))
+        return 0;
+    uint64_t return_rip = block->address + block->size_bytes;
+    if (rip < block->address || return_rip < rip + 2 || return_rip > rip + 15)
+        return 0;
+    /* SYSCALL loads RCX with the return RIP and R11 with RFLAGS (SDM Vol. 2B
+     * SYSCALL); Linux's SYSRET path returns with both (Kernel.handle_syscall). */
+    if (regs_write_scalar(uc, UC_X86_REG_RCX_ID, return_rip) || regs_write_scalar(uc, UC_X86_REG_R11_ID, rflags)
+        || regs_write_scalar(uc, UC_X86_REG_RAX_ID, vcpu->fast_syscall_value[i]))
+        return 0;
+    vcpu->cycles += vcpu->fast_syscall_cycles;
+    vcpu->fast_syscall_hits[i]++;
+    vcpu->fast_syscall_hits_total++;
+    uint64_t deadline = vcpu->cycles + vcpu->fast_syscall_quantum_cycles;
+    if (deadline > vcpu->fast_syscall_bound_cycles)
+        deadline = vcpu->fast_syscall_bound_cycles;
+    vcpu->deadline_cycles = deadline;
+    return 1;
+}
+
 void hotpath_on_syscall(void *uc, void *user_data)
 {
     struct hotpath_vcpu *vcpu = (struct hotpath_vcpu *)user_data;
+    if (vcpu->fast_syscall_count && fast_syscall(uc, vcpu))
+        return;
     vcpu->syscall_pending = 1;
     emu_stop(uc);
 }

@@ -65,6 +65,9 @@ struct hotpath_block_cost {
 /* The optional per-access cache model (--cache-model): emu/timing/cache.c. */
 struct cache_model;
 
+/* Entries of the fast system-call table (struct hotpath_vcpu). */
+#define HOTPATH_FAST_SYSCALLS_MAX 4
+
 struct hotpath_vcpu {
     /* Owned by the hot path (written per block). */
     uint64_t cycles;            /* this vCPU's clock */
@@ -139,6 +142,28 @@ struct hotpath_vcpu {
     uint64_t branch_mispredicts;
     /* --cache-model's caches (emu/timing/cache.h), NULL when off. */
     struct cache_model *cache;
+    /* System calls answered without leaving emu_start (hotpath_on_syscall):
+     * the kernel (Kernel.arm_fast_syscalls) lists the calls whose result is a
+     * fixed value of the running task -- getpid, getppid, gettid -- and the
+     * machine (Machine._run_loop) the bounds under which its loop would pick
+     * this vCPU again right after the call with nothing to deliver: the
+     * clock after the call's charge below fast_syscall_limit_cycles (the
+     * other vCPUs' clocks and wake-ups, this vCPU's next interrupt,
+     * --max-cycles). The hook then does what the trap would: charges
+     * fast_syscall_cycles (the profile's syscall event), loads RCX/R11 as
+     * SYSCALL does, RAX with the value, counts the call in fast_syscall_hits
+     * (the kernel folds them into its statistics after the run) and moves the
+     * deadline to where the loop would put it: min(clock + quantum, bound).
+     * fast_syscall_count == 0: every SYSCALL stops the run. */
+    uint32_t fast_syscall_count;
+    uint32_t fast_syscall_nr[HOTPATH_FAST_SYSCALLS_MAX];
+    uint64_t fast_syscall_value[HOTPATH_FAST_SYSCALLS_MAX];
+    uint64_t fast_syscall_hits[HOTPATH_FAST_SYSCALLS_MAX];
+    uint64_t fast_syscall_hits_total;
+    uint64_t fast_syscall_cycles;
+    uint64_t fast_syscall_limit_cycles;
+    uint64_t fast_syscall_bound_cycles;
+    uint64_t fast_syscall_quantum_cycles;
 };
 
 void hotpath_set_emu_stop(uintptr_t uc_emu_stop_address);
