@@ -268,7 +268,18 @@ def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, 
     if write_protected is not None:
         # Writable -> read-only: no CPU may keep a writable translation of the
         # parent's pages once the child can run (dup_mmap's flush_tlb_mm).
-        parent.mm.flush_tlb_range(*write_protected, on_flushed=lambda: kernel.scheduler.wake_up(child, vcpu))
+        # Until then the parent's write faults wait (kernel.handle_exception).
+        parent_mm = parent.mm
+        parent_mm.fork_flush_waiters = []
+
+        def flushed() -> None:
+            waiters, parent_mm.fork_flush_waiters = parent_mm.fork_flush_waiters, None
+            kernel.scheduler.wake_up(child, vcpu)
+            for waiter in waiters:
+                waiter.sleep_uninterruptible = False
+                kernel.scheduler.wake_up(waiter, vcpu)
+
+        parent_mm.flush_tlb_range(*write_protected, on_flushed=flushed)
     else:
         kernel.scheduler.wake_up(child, vcpu)
     if flags & CLONE_VFORK:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from emu_x86.emu.machine import Machine
-from emu_x86.emu.traps import PF, VECTOR_NM, CpuException, SoftwareInterrupt, SysenterEntry
+from emu_x86.emu.traps import PF, PF_WRITE, VECTOR_NM, CpuException, SoftwareInterrupt, SysenterEntry
 from emu_x86.emu.vcpu import VCpu
 from emu_x86.kernel import cpu_opv, fpu, sched_explore, signals, vsyscall
 from emu_x86.kernel.cmdline import parse_kernel_cmdline
@@ -562,6 +562,14 @@ class Kernel:
             if self.tlb.percpu_pgd_fault(vcpu, task.mm, exc.address):
                 return
             mm = task.mm
+            if mm.fork_flush_waiters is not None and exc.error_code & PF_WRITE:
+                # A fork of this mm is flushing its write-protected PTEs: the
+                # fault waits for it, as on dup_mmap's mmap/VMA write locks,
+                # and the instruction is retried after (RIP still at it).
+                mm.fork_flush_waiters.append(task)
+                task.sleep_uninterruptible = True
+                self.scheduler.block_current(vcpu)
+                return
             spurious_before, copies_before, reuses_before = mm.spurious_faults, mm.cow_copies, mm.cow_reuses
             try:
                 if mm.handle_page_fault(exc.address, exc.error_code):

@@ -111,6 +111,11 @@ class MmStruct:
         self.spurious_faults = 0   # #PF from a stale TLB entry the PTE no longer justifies
         self.cow_copies = 0        # write faults that copied a shared page (kernel/mm/cow.py)
         self.cow_reuses = 0        # write faults that found the page no longer shared
+        # Tasks whose write fault waits for a fork's TLB flush of this mm (None:
+        # no fork in flight). dup_mmap holds the mmap and VMA write locks until
+        # its flush_tlb_mm is done, so no copy-on-write copy is made while
+        # another CPU may still write through a stale writable translation.
+        self.fork_flush_waiters: list | None = None
         self.tlb_flush_hook = None   # set by the kernel: (mm, start, end) -> None
         # emu_x86/kernel/membarrier.py: registrations (mm->membarrier_state bits).
         self.membarrier_state = 0
