@@ -41,7 +41,7 @@ from emu_x86.kernel.errno import E2BIG, EBADF, EINVAL, ENOMEM, EPERM, SyscallErr
 from emu_x86.kernel.mm.frames import OutOfMemory
 from emu_x86.kernel.mm.mm import MAP_SHARED, TASK_SIZE, MmStruct
 from emu_x86.kernel.sched_syscalls import sched_fork
-from emu_x86.kernel.task import Process, Task, allocate_pid
+from emu_x86.kernel.task import TASK_SLEEPING, Process, Task, allocate_pid
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu_x86.emu.vcpu import VCpu
@@ -277,7 +277,8 @@ def copy_process(kernel: "Kernel", vcpu: "VCpu", parent_task: Task, flags: int, 
             kernel.scheduler.wake_up(child, vcpu)
             for waiter in waiters:
                 waiter.sleep_uninterruptible = False
-                kernel.scheduler.wake_up(waiter, vcpu)
+                if waiter.state == TASK_SLEEPING:      # not killed meanwhile (exit_group)
+                    kernel.scheduler.wake_up(waiter, vcpu)
 
         parent_mm.flush_tlb_range(*write_protected, on_flushed=flushed)
     else:
