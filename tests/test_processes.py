@@ -66,11 +66,14 @@ def test_vfork_child_borrows_the_parent_memory_and_runs_first(tmp_path):
     assert stats["cow_faults"] == 0
 
 
+FORK_THREADS_STDOUT = (b"child: counter copy=ok own thread=21 malloc=ok\n"
+                       b"child status=0\nparent: threads=3 total=300000\n")
+
+
 @pytest.mark.parametrize("cpus", [1, 4])
 def test_fork_in_a_process_with_running_threads(cpus):
     result = assert_same_as_host(guest("fork_threads.c", "-pthread"), "--cpus", str(cpus))
-    assert result.stdout == (b"child: counter copy=ok own thread=21 malloc=ok\n"
-                             b"child status=0\nparent: threads=3 total=300000\n")
+    assert result.stdout == FORK_THREADS_STDOUT
 
 
 @pytest.mark.parametrize("seed", [3, 5])
@@ -83,8 +86,7 @@ def test_fork_with_running_threads_under_explored_schedules(seed):
     result = emu("run", "--cpus", "4", "--sched", "random", "--seed", str(seed),
                  str(guest("fork_threads.c", "-pthread")), env={})     # env -i: the schedule that found it
     assert result.returncode == 0, result.stderr
-    assert result.stdout == (b"child: counter copy=ok own thread=21 malloc=ok\n"
-                             b"child status=0\nparent: threads=3 total=300000\n")
+    assert result.stdout == FORK_THREADS_STDOUT
 
 
 def test_wait_options_sigchld_autoreap_and_clone3():
