@@ -7,7 +7,12 @@ wherever the run is -- the loader, the assembler, the kernel -- and it re-fires
 every 100 ms until the run unwinds, because a raise inside a callback that
 swallows errors (the C hot path's) would otherwise be lost.
 
-The host-memory ceiling is on the emulator's own resident set (ru_maxrss),
+The host-memory ceiling is on the emulator's own resident set (the peak
+resident set of its address space, VmHWM in /proc/self/status; not ru_maxrss,
+which Linux carries over execve from the parent's address space -- exec_mmap()
+folds the old mm's high-water mark into signal->maxrss -- so an `emu` started
+by a large process, e.g. through vfork from a pytest worker, would start
+"over" a ceiling it never reached),
 by default the guest's memory plus HOST_MEMORY_HEADROOM_BYTES: the guest can
 touch all of its memory, and everything else the emulator keeps (translated
 code, page tables in Python, the kernel's objects) must fit in the headroom.
@@ -44,6 +49,14 @@ class HostMemoryExceeded(BaseException):
 
 
 def peak_resident_bytes() -> int:
+    """The high-water resident set of this process's own address space."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024                      # reported in kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024     # Linux reports KiB
 
 
