@@ -8,6 +8,10 @@ same output and the same full statistics."""
 from __future__ import annotations
 
 import io
+import marshal
+import os
+import sqlite3
+import time
 
 import pytest
 
@@ -112,11 +116,14 @@ def test_decodes_stored_on_disk_give_the_same_runs(tmp_path, monkeypatch, empty_
     (store,) = block_price_store._stores.values()
     store.save()                               # what atexit does at the end of `emu run`
     (path,) = tmp_path.iterdir()
-    assert path == store.path and len(store.entries) > 100
+    stored = store.count()
+    assert path == store.path and stored > 100
     forget_decodes(monkeypatch)
     assert run(*RUNS[2]) == reference
     (warm,) = block_price_store._stores.values()
-    assert warm.added == {} and warm.entries == store.entries    # every block came from the file
+    assert warm.added == {}                    # every block came from the file
+    warm.save()
+    assert warm.count() == stored
 
 
 def test_a_damaged_store_is_ignored(tmp_path, monkeypatch, empty_cache):
@@ -125,14 +132,28 @@ def test_a_damaged_store_is_ignored(tmp_path, monkeypatch, empty_cache):
     forget_decodes(monkeypatch)
     run(*RUNS[2])
     (store,) = block_price_store._stores.values()
+    stored = len(store.added)
     store.save()
     good = store.path.read_bytes()
-    for damage in (good[:len(good) // 2], b"\x00" * 64, marshal_of({b"\x90": (1, (1.5, 0, 0), 1, None)})):
-        store.path.write_bytes(damage)
+    for damage in (good[:len(good) // 2], b"\x00" * 64, b"SQLite format 3\x00" + b"\xff" * 200, "wrong shapes"):
+        if damage == "wrong shapes":
+            # A readable database whose every value has the wrong shape (a float price).
+            store.path.write_bytes(good)
+            with sqlite3.connect(store.path) as writer:
+                writer.execute("UPDATE blocks SET decoded = ?", (marshal.dumps((1, (1.5, 0, 0), 1, None)),))
+        else:
+            store.path.write_bytes(damage)
         forget_decodes(monkeypatch)
         assert run(*RUNS[2]) == reference
         (reread,) = block_price_store._stores.values()
-        assert len(reread.added) == len(store.entries)        # decoded again, the damaged file ignored
+        assert len(reread.added) == stored, damage        # decoded again, the damaged values ignored
+    # The next save replaces a database that could not be read.
+    store.path.write_bytes(b"\x00" * 64)
+    forget_decodes(monkeypatch)
+    run(*RUNS[2])
+    (reread,) = block_price_store._stores.values()
+    reread.save()
+    assert reread.count() == stored
 
 
 def test_another_profile_has_another_store(tmp_path, monkeypatch, empty_cache):
@@ -144,6 +165,21 @@ def test_another_profile_has_another_store(tmp_path, monkeypatch, empty_cache):
     assert len(list(tmp_path.iterdir())) == 2
 
 
-def marshal_of(value) -> bytes:
-    import marshal
-    return marshal.dumps(value)
+def test_a_new_store_prunes_stale_ones(tmp_path, monkeypatch, empty_cache):
+    """Stores of other file names (older code, other profiles) not written for
+    STALE_DAYS go when a new one is created; recent ones and the first format's
+    marshal files are handled as stated in block_price_store's docstring."""
+    stale, recent, legacy = tmp_path / "a.sqlite", tmp_path / "b.sqlite", tmp_path / "c.marshal"
+    unrelated, stale_wal = tmp_path / "notes.txt", tmp_path / "a.sqlite-wal"
+    for path in (stale, stale_wal, recent, legacy, unrelated):
+        path.write_bytes(b"x")
+    old = time.time() - (block_price_store.STALE_DAYS + 1) * 86400
+    os.utime(stale, (old, old))
+    os.utime(unrelated, (old, old))
+    monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path))
+    run(*RUNS[2])
+    (store,) = block_price_store._stores.values()
+    store.save()
+    names = sorted(path.name for path in tmp_path.iterdir())
+    # (the store's own -wal and -shm files go when its last connection closes)
+    assert names == sorted([store.path.name, "b.sqlite", "notes.txt"]), names
