@@ -10,10 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import capstone
-
 from emu_x86.emu import block_price_store, firmware
 from emu_x86.emu.isa import encoding
+from emu_x86.emu.isa.decoder import capstone_identity, detailed_decoder
 from emu_x86.emu.isa.dispatch import HANDLERS as EMULATED_MNEMONICS
 from emu_x86.emu.memory import PAGE_SIZE, PhysicalMemory
 from emu_x86.emu.mmu.pagewalk import ACCESS_FETCH
@@ -24,11 +23,9 @@ from emu_x86.emu.vcpu import STOP_PREEMPT, VCpu, ffi, hotpath
 
 # IN, OUT, INS, OUTS: Unicorn runs them at CPL3 without the IOPL and I/O
 # permission bitmap checks (SDM Vol. 1 §19.5), so the machine stops before
-# them (emu_x86/emu/isa/system.py).
-PORT_IO_INSTRUCTIONS = frozenset((
-    capstone.x86.X86_INS_IN, capstone.x86.X86_INS_OUT, capstone.x86.X86_INS_INSB, capstone.x86.X86_INS_INSW,
-    capstone.x86.X86_INS_INSD, capstone.x86.X86_INS_OUTSB, capstone.x86.X86_INS_OUTSW, capstone.x86.X86_INS_OUTSD,
-))
+# them (emu_x86/emu/isa/system.py). By capstone mnemonic: its instruction ids
+# would need capstone at import (emu_x86/emu/isa/decoder.py).
+PORT_IO_MNEMONICS = frozenset(("in", "out", "insb", "insw", "insd", "outsb", "outsw", "outsd"))
 
 DEFAULT_MEMORY_BYTES = 512 << 20
 # Exploring policies (Machine._run_single_task): retired instructions with a
@@ -97,8 +94,6 @@ class Machine:
         self.max_cycles = max_cycles
         self.trap_handler: TrapHandler | None = None
         self.cpu_count = cpus
-        self._disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-        self._disassembler.detail = True
         # The profile's identity as far as block prices go (profiles are
         # immutable once loaded): equal costs share decoded blocks.
         self._price_key = self.profile.price_key
@@ -250,7 +245,7 @@ class Machine:
             store = self._price_store
             if store is None and self._price_store_unopened:
                 self._price_store_unopened = False
-                store = self._price_store = block_price_store.store_for(self._price_key, capstone.__version__)
+                store = self._price_store = block_price_store.store_for(self._price_key, capstone_identity())
             if store is not None:
                 decoded = store.get(code)
                 if decoded is not None:
@@ -263,11 +258,11 @@ class Machine:
                 costs = _instruction_costs[self._price_key] = {}
         else:
             costs = None
-        instructions = list(self._disassembler.disasm(code, address))
+        instructions = list(detailed_decoder().disasm(code, address))
         retired = [insn for insn in instructions if insn.mnemonic not in EMULATED_MNEMONICS]
         covered = sum(insn.size for insn in instructions)
-        port_io_offset = next((insn.address - address for insn in instructions if insn.id in PORT_IO_INSTRUCTIONS),
-                              None)
+        port_io_offset = next((insn.address - address for insn in instructions
+                               if insn.mnemonic.split()[-1] in PORT_IO_MNEMONICS), None)
         decoded = (len(retired), self.profile.block_price(retired, costs) if retired else (0, 0, 0), covered,
                    port_io_offset)
         if SHARE_BLOCK_PRICES:

@@ -24,7 +24,6 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import capstone
 import unicorn
 import unicorn.x86_const as x86
 from unicorn.unicorn_py3 import unicorn as _uc_module
@@ -128,6 +127,7 @@ class Tracer:
         self.filter = trace_filter or TraceFilter()
         self.instructions = instructions and not self.filter.events_only
         self._states = [_VcpuTraceState() for _ in machine.vcpus]
+        import capstone         # only a traced run pays for it (emu_x86/emu/isa/decoder.py)
         self._disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         self._disassembler.syntax = capstone.CS_OPT_SYNTAX_ATT
         self._disassembly_cache: dict[tuple[int, int, bytes], str] = {}

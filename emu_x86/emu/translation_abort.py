@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import capstone
-
+from emu_x86.emu.isa.decoder import (
+    CS_GRP_BRANCH_RELATIVE, CS_GRP_CALL, CS_GRP_INT, CS_GRP_IRET, CS_GRP_JUMP, CS_GRP_RET, detailed_decoder,
+)
 from emu_x86.emu.isa.encoding import MAX_INSTRUCTION_BYTES, PREFIX_LOCK, PREFIX_NAMES
 
 LEGACY_PREFIXES = frozenset(PREFIX_NAMES)
@@ -27,11 +28,7 @@ _BIT_TEST_IMM_GROUP = 0xBA
 # A straight run of instructions longer than a translation block can be
 # (TCG_MAX_INSNS) is not searched further.
 MAX_BLOCK_INSTRUCTIONS = 512
-_BLOCK_ENDING_GROUPS = (capstone.CS_GRP_JUMP, capstone.CS_GRP_CALL, capstone.CS_GRP_RET,
-                        capstone.CS_GRP_INT, capstone.CS_GRP_IRET, capstone.CS_GRP_BRANCH_RELATIVE)
-
-_disassembler = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-_disassembler.detail = True
+_BLOCK_ENDING_GROUPS = (CS_GRP_JUMP, CS_GRP_CALL, CS_GRP_RET, CS_GRP_INT, CS_GRP_IRET, CS_GRP_BRANCH_RELATIVE)
 
 
 def aborts_unicorn_translator(code: bytes) -> bool:
@@ -62,7 +59,7 @@ def find_untranslatable(fetch: Callable[[int, int], bytes], start: int) -> int |
         code = fetch(address, MAX_INSTRUCTION_BYTES)
         if aborts_unicorn_translator(code):
             return address
-        instruction = next(_disassembler.disasm(code, address, 1), None)
+        instruction = next(detailed_decoder().disasm(code, address, 1), None)
         if instruction is None or any(instruction.group(group) for group in _BLOCK_ENDING_GROUPS):
             return None
         address += instruction.size

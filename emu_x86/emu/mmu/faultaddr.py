@@ -10,13 +10,9 @@ faults at the first byte of the faulting page.
 """
 from __future__ import annotations
 
-import capstone
-from capstone import x86_const as cs_x86
+from emu_x86.emu.isa.decoder import X86_OP_MEM, X86_REG_FS, X86_REG_GS, X86_REG_RIP, detailed_decoder
 
 PAGE_MASK = ~0xFFF
-
-_decoder = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-_decoder.detail = True
 
 _GPR64 = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
           "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
@@ -36,24 +32,24 @@ _STACK_POPPERS = {"pop", "ret", "popfq", "popf", "leave", "iretq"}
 def candidate_addresses(code: bytes, rip: int, read_register) -> list[int]:
     """Effective addresses the instruction at ``rip`` accesses (best effort)."""
     try:
-        insn = next(_decoder.disasm(code, rip, 1))
+        insn = next(detailed_decoder().disasm(code, rip, 1))
     except StopIteration:
         return []
     addresses = []
     for operand in insn.operands:
-        if operand.type != cs_x86.X86_OP_MEM:
+        if operand.type != X86_OP_MEM:
             continue
         mem = operand.mem
         address = mem.disp
-        if mem.base == cs_x86.X86_REG_RIP:
+        if mem.base == X86_REG_RIP:
             address += insn.address + insn.size
         elif mem.base:
             address += _register_value(insn.reg_name(mem.base), read_register)
         if mem.index:
             address += _register_value(insn.reg_name(mem.index), read_register) * mem.scale
-        if mem.segment == cs_x86.X86_REG_FS:
+        if mem.segment == X86_REG_FS:
             address += read_register("fs_base")
-        elif mem.segment == cs_x86.X86_REG_GS:
+        elif mem.segment == X86_REG_GS:
             address += read_register("gs_base")
         addresses.append(address & ((1 << 64) - 1))
     mnemonic = insn.mnemonic.split()[-1]   # drop rep/repne prefixes

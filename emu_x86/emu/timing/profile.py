@@ -12,8 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-import capstone
-from capstone import x86_const as cs_x86
+from emu_x86.emu.isa.decoder import CS_AC_READ, CS_AC_WRITE, CS_GRP_CALL, CS_GRP_JUMP, CS_GRP_RET, X86_OP_MEM, X86_OP_REG
 
 from emu_x86.emu.timing import schedule
 from emu_x86.emu.timing.schedule import ONE_CYCLE, Uarch
@@ -111,7 +110,7 @@ class Profile:
         if mnemonic in ("call", "ret"):
             return "call_ret"
         groups = insn.groups
-        if capstone.CS_GRP_JUMP in groups or capstone.CS_GRP_RET in groups or capstone.CS_GRP_CALL in groups:
+        if CS_GRP_JUMP in groups or CS_GRP_RET in groups or CS_GRP_CALL in groups:
             return "branch"
         if mnemonic in _MULTIPLY:
             return "multiply"
@@ -121,7 +120,7 @@ class Profile:
             return "sse_divide"
         if mnemonic.startswith("f"):
             return "x87"
-        if any(op.type == cs_x86.X86_OP_REG and insn.reg_name(op.reg).startswith("xmm") for op in insn.operands):
+        if any(op.type == X86_OP_REG and insn.reg_name(op.reg).startswith("xmm") for op in insn.operands):
             if mnemonic.startswith(_SSE_FP_PREFIXES) and mnemonic.endswith(_SSE_FP_SUFFIXES):
                 return "sse_fp"
             return "sse_simple"
@@ -132,10 +131,10 @@ class Profile:
         if insn.mnemonic.startswith(("lea", "nop")):
             return cost   # address arithmetic, no memory access
         for op in insn.operands:
-            if op.type == cs_x86.X86_OP_MEM:
-                if op.access & capstone.CS_AC_READ:
+            if op.type == X86_OP_MEM:
+                if op.access & CS_AC_READ:
                     cost += self.instruction_cycles["load"]
-                if op.access & capstone.CS_AC_WRITE:
+                if op.access & CS_AC_WRITE:
                     cost += self.instruction_cycles["store"]
         return cost
 

@@ -32,8 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import capstone
-from capstone import x86_const as cs_x86
+from emu_x86.emu.isa.decoder import CS_AC_READ, CS_AC_WRITE, CS_GRP_JUMP, X86_OP_MEM, X86_OP_REG
 
 FRACTION_BITS = 8           # emu/timing/hotpath.h HOTPATH_CYCLE_FRACTION_BITS
 ONE_CYCLE = 1 << FRACTION_BITS
@@ -123,9 +122,10 @@ def parse_row(value) -> UarchRow:
 def _regs_access(insn) -> tuple[list, list]:
     """capstone's (read, written) registers, or none for an instruction its
     detail tables do not cover (it is then priced by its row alone)."""
+    from capstone import CsError          # loaded already: insn is one of its decodes
     try:
         return insn.regs_access()
-    except capstone.CsError:
+    except CsError:
         return [], []
 
 
@@ -189,7 +189,7 @@ def price_block(instructions, uarch: Uarch, classify) -> tuple[int, int, int]:
     entry = repeat = bound
     if last.mnemonic in ("call", "ret"):
         entry = repeat = max(bound, uarch.call_ret_cycles)
-    elif capstone.CS_GRP_JUMP in last.groups:
+    elif CS_GRP_JUMP in last.groups:
         repeat = max(bound, uarch.taken_branch_cycles)
     return (max(MIN_BLOCK_FIXED, int(entry * ONE_CYCLE + 0.5)), max(MIN_BLOCK_FIXED, int(repeat * ONE_CYCLE + 0.5)),
             flags)
@@ -226,15 +226,15 @@ def _step(insn, uarch: Uarch, classify, written_anywhere: set) -> _Step:
     mnemonic = insn.mnemonic
     cls = classify(insn)
     row = _row(insn, uarch, cls)
-    memory = [op for op in insn.operands if op.type == cs_x86.X86_OP_MEM]
+    memory = [op for op in insn.operands if op.type == X86_OP_MEM]
     is_lea = mnemonic.startswith("lea") or cls == "nop"
-    load = any(op.access & capstone.CS_AC_READ for op in memory) and not is_lea
-    store = any(op.access & capstone.CS_AC_WRITE for op in memory) and not is_lea
+    load = any(op.access & CS_AC_READ for op in memory) and not is_lea
+    store = any(op.access & CS_AC_WRITE for op in memory) and not is_lea
     if mnemonic in ("push", "call"):
         store = True
     if mnemonic in ("pop", "ret"):
         load = True
-    registers = [op for op in insn.operands if op.type == cs_x86.X86_OP_REG]
+    registers = [op for op in insn.operands if op.type == X86_OP_REG]
     vector = any(insn.reg_name(op.reg).startswith(("xmm", "ymm", "zmm")) for op in registers)
     sources = {_CANONICAL.get(n, n) for n in read_names}
     destinations = {_CANONICAL.get(n, n) for n in write_names}
@@ -270,7 +270,7 @@ def _step(insn, uarch: Uarch, classify, written_anywhere: set) -> _Step:
             memory_key = (base, index, op.scale, op.disp, memory[0].size)
         if load:
             operand_registers = {_CANONICAL.get(insn.reg_name(r.reg), "") for r in registers
-                                 if r.access & capstone.CS_AC_READ}
+                                 if r.access & CS_AC_READ}
             address_sources = {name for name in (base, index) if name and name not in operand_registers}
     elif mnemonic in ("pop", "ret"):
         address_sources = {"rsp"}

@@ -1,0 +1,53 @@
+"""capstone is loaded on first use (emu_x86/emu/isa/decoder.py): the
+constants the decoding paths use in its place must be capstone's own, and a
+run whose blocks all come from the block price store never loads it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import capstone
+from capstone import x86_const
+
+from emu_x86.emu.isa import decoder
+from tests.guestbuild import build_c
+
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def test_the_spelled_out_constants_are_capstones():
+    for name in ("CS_GRP_JUMP", "CS_GRP_CALL", "CS_GRP_RET", "CS_GRP_INT", "CS_GRP_IRET", "CS_GRP_BRANCH_RELATIVE",
+                 "CS_AC_READ", "CS_AC_WRITE"):
+        assert getattr(decoder, name) == getattr(capstone, name), name
+    for name in ("X86_OP_REG", "X86_OP_MEM", "X86_REG_RIP", "X86_REG_FS", "X86_REG_GS"):
+        assert getattr(decoder, name) == getattr(x86_const, name), name
+
+
+def test_capstone_identity_names_the_installed_library():
+    identity = decoder.capstone_identity()
+    assert "__init__.py:" in identity and "libcapstone.so:" in identity
+
+
+def test_imports_and_a_machine_priced_from_the_store_load_no_capstone(tmp_path):
+    """A first run fills the store (capstone loaded to decode); then the
+    imports of `emu run` and a machine's creation, whose firmware blocks the
+    store now holds, do not load capstone, where they used to at import.
+    (A guest's page faults still decode the faulting instruction for CR2.)"""
+    program = build_c('int main(void) { return 0; }\n')
+    env = {"EMU_BLOCK_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-m", "emu_x86.emucli", "run", str(program)], cwd=REPO,
+                         capture_output=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    probe = ("import sys\n"
+             "from emu_x86.emucli.main import main\n"
+             "import emu_x86.emu.machine, emu_x86.kernel.kernel\n"
+             "from emu_x86.emu.machine import Machine\n"
+             "Machine(cpus=2, memory_bytes=64 << 20).close()\n"
+             "print('capstone' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.stdout == "False\n", result.stderr
+    # Without the store the firmware's blocks are decoded, and capstone is loaded.
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
+                            env={**env, "EMU_BLOCK_CACHE": "off"}, timeout=120)
+    assert result.stdout == "True\n", result.stderr
