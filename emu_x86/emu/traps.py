@@ -131,7 +131,37 @@ class PF(CpuException):
 
     def __init__(self, address: int, error_code: int):
         super().__init__(error_code)
-        self.address = address  # becomes CR2
+        self._address = address  # becomes CR2
+        self._refine = None
+
+    @property
+    def address(self) -> int:
+        """CR2: the exact faulting linear address, worked out on first use
+        when the machine saw only its page (VCpu._refine_fault_address)."""
+        refine = self._refine
+        if refine is not None:
+            self._refine = None
+            self._address = refine(self._address)
+        return self._address
+
+    @address.setter
+    def address(self, value: int) -> None:
+        self._address = value
+        self._refine = None
+
+    @property
+    def page_address(self) -> int:
+        """The faulting page, known without refining: what resolving a
+        demand fault needs (VMAs and PTEs are per page). Refinement never
+        leaves the page (emu_x86/emu/mmu/faultaddr.py exact_fault_address)."""
+        return self._address & ~0xFFF
+
+    def refine_address_later(self, refine) -> None:
+        """``refine(page_granular_address) -> exact address``, run when
+        ``address`` is first read. Most faults are demand faults the kernel
+        resolves from the page alone; decoding their instruction (capstone)
+        for a CR2 nobody reads was the only reason a run loaded capstone."""
+        self._refine = refine
 
     def __str__(self) -> str:
         return f"#PF(addr={self.address:#x}, err={self.error_code:#x})"

@@ -1097,7 +1097,13 @@ class VCpu:
         self.pending = None
         handler = self.machine.trap_handler
         if pending.page_granular_address:
-            self._refine_fault_address(pending.exception)
+            # RIP as the fault left it (the rewind below may move it); the
+            # other registers the decode reads stay as they are until the
+            # kernel has looked at the fault.
+            faulting_rip = self.uc.reg_read(x86.UC_X86_REG_RIP)
+            fault = pending.exception
+            fault.refine_address_later(lambda page_address: self._refine_fault_address(page_address, fault.error_code,
+                                                                                       faulting_rip))
         if pending.kind == "syscall":
             self.charge_event("syscall")
             handler.handle_syscall(self)
@@ -1248,15 +1254,13 @@ class VCpu:
         self.clock.instructions += 1
         return True
 
-    def _refine_fault_address(self, fault: PF) -> None:
-        """Turn the page address the fill hook saw into the exact CR2 value (faultaddr.py)."""
-        rip = self.uc.reg_read(x86.UC_X86_REG_RIP)
-        if fault.error_code & PF_INSTR:
+    def _refine_fault_address(self, address: int, error_code: int, rip: int) -> int:
+        """The exact CR2 value of a fault the fill hook saw at page ``address``
+        taken by the instruction at ``rip`` (faultaddr.py)."""
+        if error_code & PF_INSTR:
             # A fetch fault: CR2 is RIP when the instruction starts on the
             # faulting page, else the page's first byte (it spans into it).
-            if fault.address & ~0xFFF == rip & ~0xFFF:
-                fault.address = rip
-            return
+            return rip if address & ~0xFFF == rip & ~0xFFF else address
         max_instruction_bytes = 15
         try:
             code = self.machine.read_virtual(self, rip, max_instruction_bytes)
@@ -1264,9 +1268,9 @@ class VCpu:
             try:
                 code = self.machine.read_virtual(self, rip, PAGE_SIZE - (rip & (PAGE_SIZE - 1)))
             except CpuException:
-                return
+                return address
         candidates = candidate_addresses(code, rip, self.read_register)
-        fault.address = exact_fault_address(fault.address, candidates)
+        return exact_fault_address(address, candidates)
 
     def _exception_for_uc_error(self, error: unicorn.UcError, rip: int) -> CpuException:
         errno = error.errno

@@ -559,7 +559,9 @@ class Kernel:
         rip = vcpu.read_register("rip")
         if isinstance(exc, PF):
             self.counters["page_faults"] += 1
-            if self.tlb.percpu_pgd_fault(vcpu, task.mm, exc.address):
+            # Resolving a demand fault needs only the page; the exact CR2
+            # (decoded from the instruction) only when a signal reports it.
+            if self.tlb.percpu_pgd_fault(vcpu, task.mm, exc.page_address):
                 return
             mm = task.mm
             if mm.fork_flush_waiters is not None and exc.error_code & PF_WRITE:
@@ -572,7 +574,7 @@ class Kernel:
                 return
             spurious_before, copies_before, reuses_before = mm.spurious_faults, mm.cow_copies, mm.cow_reuses
             try:
-                if mm.handle_page_fault(exc.address, exc.error_code):
+                if mm.handle_page_fault(exc.page_address, exc.error_code):
                     self.counters["spurious_faults"] += mm.spurious_faults - spurious_before
                     copies = mm.cow_copies - copies_before
                     self.counters["cow_faults"] += copies + mm.cow_reuses - reuses_before
