@@ -110,6 +110,31 @@ class BlockPriceStore:
             return None
         return value if valid(value) else None
 
+    def items(self):
+        """Every (code, decode) of the database whose value has the right shape
+        (emu server loads them into the process-wide decode cache)."""
+        import sqlite3
+        if self._reader is None and not self._unreadable:
+            self._reader = self._connect_reader()
+        if self._reader is None:
+            return
+        try:
+            rows = self._reader.execute("SELECT code, decoded FROM blocks").fetchall()
+        except sqlite3.Error:
+            return
+        for code, blob in rows:
+            try:
+                value = marshal.loads(blob)
+            except (EOFError, ValueError, TypeError):
+                continue
+            if type(code) is bytes and valid(value):
+                yield code, value
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
     def put(self, code: bytes, decoded: tuple) -> None:
         if not self.added:
             atexit.register(self.save)

@@ -59,6 +59,30 @@ _price_profiles: dict[tuple, int] = {}
 hotpath.hotpath_price_cache_init(BLOCK_PRICE_CACHE_ENTRIES)
 
 
+def adopt_decodes(price_key: tuple, decodes) -> int:
+    """Put ``(code, decode)`` pairs of the block price store into this
+    process's decode caches -- the Python one and the C hook's -- before any
+    machine runs (emu server's preload, emu_x86/emucli/runserver.py), so a
+    forked run finds its blocks without a store lookup or a call into Python.
+    Both are pure caches: a run is the same with them full or empty
+    (tests/test_block_price_cache.py). The number of blocks adopted."""
+    if not SHARE_BLOCK_PRICES:
+        return 0
+    profile_number = _price_profiles.setdefault(price_key, len(_price_profiles) + 1)
+    adopted = 0
+    for code, decoded in decodes:
+        if len(_decoded_blocks) >= BLOCK_PRICE_CACHE_ENTRIES:
+            break
+        _decoded_blocks[(price_key, code)] = decoded
+        count, cost, covered, port_io_offset = decoded
+        # As price_block inserts: whole blocks without port I/O only.
+        if covered >= len(code) and port_io_offset is None:
+            hotpath.hotpath_price_cache_insert(profile_number, code, len(code), count,
+                                               *(cost if count else (0, 0, 0)))
+        adopted += 1
+    return adopted
+
+
 def _is_emulated(code: bytes, address: int) -> bool:
     """Whether ``code`` starts with an instruction the emulator runs itself
     from Unicorn's invalid-opcode hook (emu_x86/emu/isa/dispatch.py)."""

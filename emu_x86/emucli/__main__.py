@@ -1,5 +1,5 @@
 import sys
 
-from emu_x86.emucli.main import main
+from emu_x86.emucli.launch import main
 
 sys.exit(main())

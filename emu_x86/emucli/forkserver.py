@@ -25,7 +25,6 @@ import time
 
 def _child(request: dict) -> None:
     """In the forked child: become ``emu ARGS`` and never return."""
-    status = 70
     try:
         os.chdir(request["cwd"])
         for fd, (path, flags) in enumerate(((request["stdin"], os.O_RDONLY),
@@ -34,16 +33,32 @@ def _child(request: dict) -> None:
             handle = os.open(path, flags, 0o600)
             os.dup2(handle, fd)
             os.close(handle)
-        os.closerange(3, 256)
-        # Fresh text layers over the new fds: nothing buffered in the server leaks in.
-        sys.stdin = open(0, "r", closefd=False)
-        sys.stdout = open(1, "w", closefd=False)
-        sys.stderr = open(2, "w", closefd=False)
-        os.environ.clear()
-        os.environ.update(request["env"])
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+    except BaseException:
+        os._exit(70)
+    become_emu(request["args"], request["cwd"], request["env"])
+
+
+def become_emu(args: list[str], cwd: str, env: dict, umask: int | None = None) -> None:
+    """In a forked child whose fds 0-2 are in place: behave as a fresh ``emu
+    ARGS`` process (other fds closed, cwd, umask and environment replaced,
+    new text layers over fds 0-2 so nothing buffered in the parent leaks in),
+    and exit with its status; never return. emu server's workers
+    (runserver.py) use it too."""
+    status = 70
+    try:
+        os.closerange(3, 1 << 16)
+        os.chdir(cwd)
+        if umask is not None:
+            os.umask(umask)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.stdin = open(0, "r", closefd=False)
+        sys.stdout = open(1, "w", buffering=1 if os.isatty(1) else -1, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        sys.argv = ["emu", *args]
         from emu_x86.emucli.main import main
-        status = main(request["args"])
+        status = main(args)
         sys.stdout.flush()
         sys.stderr.flush()
     except SystemExit as leave:

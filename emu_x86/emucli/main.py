@@ -93,6 +93,7 @@ def _directory(text: str) -> str:
 # so `emu run` does not import emu compare's or emu test's machinery.
 HELP_OF_LAZY_COMMANDS = {"test": "run guest test programs (expectations in their headers)",
                          "compare": "run workloads x --cmdline policies x CPU counts and tabulate statistics"}
+SERVER_HELP = "keep a process with the emulator loaded that `emu run` forks from (start, stop, status)"
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -140,6 +141,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                      help="the guest's user id (default 1000); files keep their host owners")
     run.add_argument("--gid", type=_id_number, default=1000, metavar="GID", help="the guest's group id (default 1000)")
     commands.add_parser("profiles", help="list the cost profiles")
+    server = commands.add_parser("server", help=SERVER_HELP,
+                                 description="emu server start: a resident process with the emulator loaded; "
+                                             "`emu run` then forks its runs from it (emu_x86/emucli/runserver.py). "
+                                             "EMU_SERVER=off makes `emu run` ignore it.")
+    server.add_argument("action", choices=("start", "stop", "status"))
+    server.add_argument("--idle-timeout", type=_seconds, default=1800.0, metavar="SECONDS",
+                        help="stop after this long without a run (default 1800)")
+    server.add_argument("--foreground", action="store_true", help="serve in this process (start)")
+    server.add_argument("--json", action="store_true", help="status as JSON")
     add_debug_options(run)   # --trace/--timeline/--gdb and the trace filters (emucli/trace.py)
     if command in RUN_COMMANDS:
         for name, text in HELP_OF_LAZY_COMMANDS.items():
@@ -368,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
             return run_command(options)
         if options.command == "profiles":
             return list_profiles()
+        if options.command == "server":
+            from emu_x86.emucli.runserver import server_command
+            return server_command(options)
         if options.command == "test":
             from emu_x86.emucli import testcmd
             try:

@@ -1,0 +1,36 @@
+"""The ``emu`` command's entry point: hand ``emu run`` to a running ``emu
+server`` when there is one (emu_x86/emucli/runserver.py), else run in this
+process (emu_x86/emucli/main.py).
+
+This module is the whole of what an ``emu run`` served by the server loads:
+the interpreter's own modules and a socket. Everything else -- argparse, the
+machine, the kernel, Unicorn -- is already imported in the server, whose
+forked worker runs the command. ``EMU_SERVER=off`` (or ``0``) skips the server.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> int:
+    try:
+        return _main()
+    except KeyboardInterrupt:          # Ctrl-C before main.py's own handling is in place
+        sys.stderr.write("emu: interrupted\n")
+        return 130
+
+
+def _main() -> int:
+    argv = sys.argv[1:]
+    if argv[:1] == ["run"] and os.environ.get("EMU_SERVER", "").lower() not in ("0", "off", "no"):
+        from emu_x86.emucli import runserver_client
+        status = runserver_client.run_through_server(argv)
+        if status is not None:
+            return status
+    from emu_x86.emucli.main import main as run_in_process
+    return run_in_process()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

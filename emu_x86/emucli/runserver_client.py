@@ -1,0 +1,141 @@
+"""The client side of ``emu server`` (emu_x86/emucli/runserver.py), kept to
+the interpreter's own modules so that an ``emu run`` the server serves loads
+nothing else (emu_x86/emucli/launch.py).
+
+Protocol, over the server's UNIX socket: the client sends one length-prefixed
+JSON request (``{"run": ARGS, "env": ..., "cwd": ..., "umask": ...}``) with
+its fds 0-2 attached (SCM_RIGHTS), and reads JSON lines back: ``{"pid": N}``
+once the worker is forked (the client forwards SIGINT, SIGTERM, SIGHUP and
+SIGQUIT to it, as a terminal would deliver them to a fresh ``emu``), then
+``{"status": S}`` or ``{"signal": N}`` when it ends. ``{"fallback": WHY}``
+instead of a pid means "run it yourself" (the server's code is stale, or the
+environment asks for something its imports fixed); so does any failure
+before a pid arrives.
+"""
+from __future__ import annotations
+
+import array
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import zlib
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def package_directory() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def runtime_directory() -> str:
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    return os.path.join(base, "emu-x86") if base else f"/tmp/emu-x86-{os.getuid()}"
+
+
+def socket_path() -> str:
+    """One server per installation and interpreter: another checkout or venv
+    gets another socket, never a server running other code."""
+    identity = f"{package_directory()}\0{os.path.realpath(sys.executable)}".encode()
+    return os.path.join(runtime_directory(), f"server-{zlib.crc32(identity):08x}.sock")
+
+
+def connect(path: str | None = None) -> socket.socket | None:
+    """A connection to the server, or None when none is listening (or the
+    socket's directory is not this user's alone)."""
+    path = path or socket_path()
+    try:
+        status = os.stat(os.path.dirname(path))
+        if status.st_uid != os.getuid() or status.st_mode & 0o077:
+            return None
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    except OSError:
+        return None
+    try:
+        client.settimeout(CONNECT_TIMEOUT_SECONDS)
+        client.connect(path)
+        client.settimeout(None)
+    except OSError:
+        client.close()
+        return None
+    return client
+
+
+def send_request(client: socket.socket, request: dict, fds: list[int] = ()) -> None:
+    payload = json.dumps(request).encode()
+    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    client.sendmsg([struct.pack("<I", len(payload)), payload], ancillary)
+
+
+def read_replies(client: socket.socket):
+    """The server's JSON lines, one at a time; ends at EOF."""
+    pending = b""
+    while True:
+        newline = pending.find(b"\n")
+        if newline >= 0:
+            line, pending = pending[:newline], pending[newline + 1:]
+            yield json.loads(line)
+            continue
+        try:
+            chunk = client.recv(4096)
+        except InterruptedError:
+            continue
+        if not chunk:
+            return
+        pending += chunk
+
+
+def run_through_server(argv: list[str]) -> int | None:
+    """``emu ARGV`` by the server's worker: its exit status, or None when there
+    is no server to take it (the caller then runs it in process)."""
+    client = connect()
+    if client is None:
+        return None
+    with client:
+        request = {"run": argv, "env": dict(os.environ), "cwd": os.getcwd(), "umask": _umask()}
+        try:
+            send_request(client, request, [0, 1, 2])
+        except OSError:            # e.g. a closed fd 0-2: a fresh process copes, run there
+            return None
+        replies = read_replies(client)
+        try:
+            first = next(replies, None)
+        except (OSError, ValueError):
+            return None
+        if first is None or "pid" not in first:
+            return None
+        worker = first["pid"]
+
+        def forward(signum, _frame):
+            try:
+                os.kill(worker, signum)
+            except ProcessLookupError:
+                pass
+        previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
+        try:
+            final = next(replies, None)
+        except (OSError, ValueError):
+            final = None
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+    if final is None:
+        sys.stderr.write("emu: the emu server ended before the run did\n")
+        return 70
+    if "signal" in final:
+        # Die of the same signal, as the worker did, so a shell sees it so.
+        signum = final["signal"]
+        sys.stdout.flush()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return 128 + signum
+    return final["status"]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
