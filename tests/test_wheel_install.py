@@ -76,6 +76,11 @@ int main(void) { puts("printed"); return 0; }
 """
 
 
+# One worker builds the wheel and runs all of these (make test: --dist loadgroup);
+# spread over two workers, the module fixture built it twice (27 s each).
+pytestmark = pytest.mark.xdist_group("wheel")
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """A fresh venv with the wheel of this checkout and its [test] extra; its bin/."""
