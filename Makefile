@@ -26,7 +26,7 @@ run: $(STAMP)
 	$(BIN)/emu run $(DEMO) hello world
 
 test: $(STAMP) toolchains
-	$(BIN)/python -m pytest -n auto --dist loadgroup
+	$(BIN)/python -m pytest -n auto
 
 guest-test: $(STAMP) toolchains
 	$(BIN)/emu test guest/tests guest/examples

@@ -6,6 +6,7 @@ checkout on the path. Every directory a failure report names must exist in
 the install (issue 21: ``-I .../site-packages/guest/include`` did not)."""
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -76,30 +77,44 @@ int main(void) { puts("printed"); return 0; }
 """
 
 
-# One worker builds the wheel and runs all of these (make test: --dist loadgroup);
-# spread over two workers, the module fixture built it twice (27 s each).
-pytestmark = pytest.mark.xdist_group("wheel")
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def installed(tmp_path_factory) -> Path:
-    """A fresh venv with the wheel of this checkout and its [test] extra; its bin/."""
+    """A fresh venv with the wheel of this checkout and its [test] extra; its bin/.
+    Built once per test session: under xdist the workers share the pytest base
+    directory's parent, and the first to take the lock builds (each worker
+    built its own before, 27 s or more apiece)."""
     if shutil.which("gcc") is None:
         missing_prerequisite("gcc is needed to build the wheel's C hot path and the C guest tests")
-    work = tmp_path_factory.mktemp("wheel")
+    shared = tmp_path_factory.getbasetemp().parent
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        shared = tmp_path_factory.getbasetemp()
+    work = shared / "wheel-install"
+    work.mkdir(exist_ok=True)
+    with open(work / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ready = work / "ready"
+        if not ready.exists():
+            _build_and_install(work)
+            ready.write_text("ok\n")
+    return work / "venv" / "bin"
+
+
+def _build_and_install(work: Path) -> None:
     source = work / "source"
+    shutil.rmtree(source, ignore_errors=True)
     shutil.copytree(REPO, source, ignore=_NOT_COPIED)
     wheels = work / "dist"
+    shutil.rmtree(wheels, ignore_errors=True)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(wheels), str(source)],
                            capture_output=True, text=True, timeout=900)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     (wheel,) = wheels.glob("emu_x86-*.whl")
     venv = work / "venv"
+    shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", f"{wheel}[test]"],
                              capture_output=True, text=True, timeout=900)
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
-    return venv / "bin"
 
 
 def _user_env(bin_dir: Path) -> dict:
