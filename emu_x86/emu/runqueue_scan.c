@@ -1,5 +1,7 @@
 /* See runqueue_scan.h. Compiled into emu.timing._hotpath (cffi). */
 #include "hotpath.h"
+#include "amx_fast.h"
+#include "registers_fast.h"
 #include "runqueue_scan.h"
 
 int runqueue_scan(struct hotpath_vcpu *const *vcpus, const uint8_t *not_runnable, int count, int skip_index,
@@ -25,4 +27,139 @@ int runqueue_scan(struct hotpath_vcpu *const *vcpus, const uint8_t *not_runnable
     *min_cycles = best_cycles;
     *min_index = best;
     return listed;
+}
+
+static inline uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static inline uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+/* One scheduling step of Machine._run_loop under the default policy, or the
+ * reason it needs Python: SCHED_RUN_PYTHON before anything changed, else
+ * after the run. */
+static int sched_step(struct sched_machine *m)
+{
+    /* Machine._next_vcpu: the runnable vCPU with the smallest (clock, CPU),
+     * the smallest clock among the other runnable ones, and over the vCPUs
+     * that are not runnable the earliest next event (wake) and the earliest
+     * max(event, clock) (an idle vCPU that would go first). */
+    int best = -1, second = -1, idle = -1, waiting = 0;
+    uint64_t best_cycles = 0, second_cycles = 0, idle_cycles = 0, wake = SCHED_NO_EVENT;
+    for (int i = 0; i < m->count; i++) {
+        uint64_t cycles = m->clocks[i]->cycles;
+        if (!m->not_runnable[i]) {
+            if (best < 0 || cycles < best_cycles) {
+                second = best;
+                second_cycles = best_cycles;
+                best = i;
+                best_cycles = cycles;
+            } else if (second < 0 || cycles < second_cycles) {
+                second = i;
+                second_cycles = cycles;
+            }
+            continue;
+        }
+        waiting |= m->waiting_for_acks[i];
+        uint64_t when = m->next_event[i];
+        if (when == SCHED_NO_EVENT)
+            continue;
+        wake = min_u64(wake, when);
+        uint64_t at = max_u64(when, cycles);
+        if (idle < 0 || at < idle_cycles) {
+            idle = i;
+            idle_cycles = at;
+        }
+    }
+    /* Python's cases: nothing runnable; an idle vCPU's wake-up first (it wins
+     * ties with a runnable clock); a vCPU waiting for acknowledgements (its
+     * resume bound is the kernel's); the cycle limit; a run Python must start;
+     * an interrupt due on the chosen vCPU (_deliver_interrupts). */
+    if (best < 0 || (idle >= 0 && idle_cycles <= best_cycles) || waiting)
+        return SCHED_RUN_PYTHON;
+    if (m->max_cycles != SCHED_NO_EVENT && best_cycles >= m->max_cycles)
+        return SCHED_RUN_PYTHON;
+    uint64_t next_interrupt = m->next_event[best];
+    if (m->python_next[best] || (next_interrupt != SCHED_NO_EVENT && next_interrupt <= best_cycles))
+        return SCHED_RUN_PYTHON;
+
+    /* _run_loop's deadline. */
+    struct hotpath_vcpu *vcpu = m->clocks[best];
+    uint64_t now = best_cycles;
+    uint64_t deadline = now + m->quantum_cycles;
+    if (next_interrupt != SCHED_NO_EVENT)
+        deadline = min_u64(deadline, max_u64(next_interrupt, now + 1));
+    if (second >= 0)
+        deadline = min_u64(deadline, second_cycles + m->lookahead_cycles);
+    if (wake != SCHED_NO_EVENT)
+        deadline = min_u64(deadline, max_u64(wake, now + 1));
+    if (m->max_cycles != SCHED_NO_EVENT)
+        deadline = min_u64(deadline, m->max_cycles);
+
+    /* Machine._arm_fast_syscalls. */
+    if (m->fast_syscalls) {
+        uint64_t limit = SCHED_NO_EVENT, bound = SCHED_NO_EVENT;
+        if (second >= 0) {
+            limit = second_cycles;
+            bound = second_cycles + m->lookahead_cycles;
+        }
+        uint64_t terms[3] = {wake, next_interrupt, m->max_cycles};
+        for (int t = 0; t < 3; t++) {
+            if (terms[t] != SCHED_NO_EVENT) {
+                limit = min_u64(limit, terms[t]);
+                bound = min_u64(bound, terms[t]);
+            }
+        }
+        if (limit > now + m->syscall_cycles) {
+            uint8_t armed = m->arm_count[best];
+            if (armed == SCHED_ARM_UNKNOWN) {
+                m->vcpu = best;
+                return SCHED_RUN_ARM;
+            }
+            if (armed) {
+                vcpu->fast_syscall_count = armed;
+                vcpu->fast_syscall_limit_cycles = limit;
+                vcpu->fast_syscall_bound_cycles = bound;
+                vcpu->fast_syscall_quantum_cycles = m->quantum_cycles;
+            }
+        }
+    }
+
+    /* VCpu.run and VCpu._start_unicorn (tracing is off, the policy the default). */
+    uint64_t rip;
+    m->vcpu = best;
+    int status = hotpath_prepare_run(vcpu, max_u64(deadline, now + 1), m->rip_register, &rip);
+    if (status != 0) {
+        m->status = status;
+        return SCHED_RUN_FAILED;     /* never HOTPATH_RUN_DEADLINE: the deadline is past the clock */
+    }
+    m->amx[best]->enabled = m->amx_enabled[best];
+    uint64_t python_calls = vcpu->python_calls;
+    status = hotpath_emu_start_guarded(vcpu->uc, rip, m->end_address);
+    m->runs++;
+    /* At its deadline, with no Python hook, trap or fast call on the way:
+     * VCpu.run's ending is handle_deadline, which does nothing (the kernel:
+     * handle_deadline_is_noop), and _run_loop's is to disarm the fast calls. */
+    if (status != 0 || vcpu->syscall_pending || !vcpu->deadline_reached || vcpu->python_calls != python_calls
+        || (vcpu->fast_syscall_count && vcpu->fast_syscall_hits_total)) {
+        m->status = status;
+        m->rip = rip;
+        return SCHED_RUN_FINISH;
+    }
+    vcpu->fast_syscall_count = 0;
+    return -1;
+}
+
+int sched_run(struct sched_machine *m)
+{
+    for (uint32_t runs = 0; runs < m->max_runs; runs++) {
+        int outcome = sched_step(m);
+        if (outcome >= 0)
+            return outcome;
+    }
+    return SCHED_RUN_YIELD;
 }

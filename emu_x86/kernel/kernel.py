@@ -623,6 +623,10 @@ class Kernel:
     def handle_deadline(self, vcpu: VCpu) -> None:
         """A quantum ended; with one runnable task per CPU there is nothing to switch."""
 
+    # handle_deadline does nothing: the machine may end a run at its deadline
+    # without calling it (emu_x86/emu/runqueue_scan.c sched_run).
+    handle_deadline_is_noop = True
+
     def handle_interrupt(self, vcpu: VCpu, vector: int) -> None:
         """Interrupt entry on ``vcpu`` (IPI or timer): run the vector's handler, then EOI."""
         self.this_cpu = vcpu
