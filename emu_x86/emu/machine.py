@@ -480,7 +480,7 @@ class Machine:
         trace, a trap handler whose handle_deadline does something, or a
         cycle limit past what its uint64 holds."""
         if (not self.c_run_loop or self.sched_policy is not None or self.events is not None
-                or not getattr(self.trap_handler, "handle_deadline_is_noop", False)
+                or not self._deadline_needs_no_call()
                 or (self.max_cycles is not None and not 0 <= self.max_cycles < hotpath.SCHED_NO_EVENT)):
             return None
         sched = self._sched
@@ -488,6 +488,14 @@ class Machine:
         sched.max_cycles = hotpath.SCHED_NO_EVENT if self.max_cycles is None else self.max_cycles
         sched.syscall_cycles, sched.fast_syscalls = self._syscall_cycles, arm_fast_syscalls is not None
         return sched
+
+    def _deadline_needs_no_call(self) -> bool:
+        """Whether the trap handler's handle_deadline is one it declares to
+        do nothing (the kernel's ``handle_deadline_noop``): the C loop ends a
+        run at its deadline without calling it."""
+        handler = self.trap_handler
+        noop = getattr(type(handler), "handle_deadline_noop", None)
+        return noop is not None and getattr(handler.handle_deadline, "__func__", None) is noop
 
     def _fold_fast_syscalls(self, vcpu: VCpu) -> None:
         """After a run: the calls its SYSCALL hook answered go into the

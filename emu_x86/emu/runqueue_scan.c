@@ -143,7 +143,7 @@ static int sched_step(struct sched_machine *m)
     m->runs++;
     /* At its deadline, with no Python hook, trap or fast call on the way:
      * VCpu.run's ending is handle_deadline, which does nothing (the kernel:
-     * handle_deadline_is_noop), and _run_loop's is to disarm the fast calls. */
+     * handle_deadline_noop), and _run_loop's is to disarm the fast calls. */
     if (status != 0 || vcpu->syscall_pending || !vcpu->deadline_reached || vcpu->python_calls != python_calls
         || (vcpu->fast_syscall_count && vcpu->fast_syscall_hits_total)) {
         m->status = status;
