@@ -48,7 +48,7 @@ MAX_CPUS = 64
 C_RUN_LOOP = os.environ.get("EMU_C_RUN_LOOP", "1") != "0"
 # Runs sched_run takes before it returns, so that Python's signal handlers
 # (Ctrl-C, the --timeout alarm) run between them.
-C_RUN_LOOP_MAX_RUNS = 1024
+C_RUN_LOOP_MAX_RUNS = 256
 
 # Decoded blocks, shared by every vCPU of every Machine in this process (the
 # fuzz driver, bench and the forkserver's parent build many). What a block
