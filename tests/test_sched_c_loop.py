@@ -75,6 +75,15 @@ def _published(machine: Machine) -> list[int]:
     return [machine.apic_next_event[vcpu.index] for vcpu in machine.vcpus]
 
 
+def _waiting_published(machine: Machine) -> list[tuple[int, int]]:
+    return [(machine.waiting_flags[vcpu.index], machine.waiting_targets[vcpu.index]) for vcpu in machine.vcpus]
+
+
+def _waiting_expected(machine: Machine) -> list[tuple[int, int]]:
+    return [(int(bool(vcpu.waiting_for_acks)), sum(1 << target for target in vcpu.waiting_for_acks))
+            for vcpu in machine.vcpus]
+
+
 def _expected(machine: Machine) -> list[int]:
     out = []
     for vcpu in machine.vcpus:
@@ -88,7 +97,7 @@ class _CheckingHotpath:
     call the published next events equal the APICs' own."""
 
     def __init__(self, real, machine_of):
-        self._real, self._machine_of, self.calls = real, machine_of, 0
+        self._real, self._machine_of, self.calls, self.waits = real, machine_of, 0, 0
 
     def __getattr__(self, name):
         return getattr(self._real, name)
@@ -97,6 +106,8 @@ class _CheckingHotpath:
         outcome = self._real.sched_run(sched)
         machine = self._machine_of()
         assert _published(machine) == _expected(machine)
+        assert _waiting_published(machine) == _waiting_expected(machine)
+        self.waits += any(vcpu.waiting_for_acks for vcpu in machine.vcpus)
         self.calls += 1
         return outcome
 
@@ -119,6 +130,7 @@ def run(binary: str, argv: list[str], cpus: int, c_loop: bool, monkeypatch, chec
                 # Every Python step too, before it reads anything.
                 nonlocal steps
                 assert _published(self) == _expected(self)
+                assert _waiting_published(self) == _waiting_expected(self)
                 steps += 1
                 return next_vcpu(self)
             patch.setattr(Machine, "_next_vcpu", checked_next_vcpu)
@@ -130,6 +142,9 @@ def run(binary: str, argv: list[str], cpus: int, c_loop: bool, monkeypatch, chec
             machine.run()
             if check:
                 assert steps > 0 and (checker.calls > 0) == c_loop
+                # Some C loop calls returned with a vCPU waiting for
+                # acknowledgements (TLB shootdowns), whose bound C computed.
+                assert (checker.waits > 0) == c_loop
             result = {"stdout": stdout.getvalue(), "stats": collect_stats(machine, kernel),
                       "syscalls": dict(kernel.syscall_counts), "limit": machine.cycle_limit_reached}
             return result, machine

@@ -128,11 +128,12 @@ class Machine:
         # setter and by every change of waiting_for_acks here.
         self.not_runnable = ffi.new("uint8_t[]", max(cpus, 1))
         # Also for the C loop (sched_run): whether each vCPU waits for
-        # acknowledgements (VCpu.update_runnable_flag), its APIC's next event
+        # acknowledgements and from which CPUs (VCpu.update_runnable_flag), its APIC's next event
         # (LocalApic._publish), its VCpu.amx_fast_path, whether its next run
         # must start in Python (VCpu._untranslatable_at), and the kernel's
         # fast-call count for its task (_run_loop).
         self.waiting_flags = ffi.new("uint8_t[]", max(cpus, 1))
+        self.waiting_targets = ffi.new("uint64_t[]", max(cpus, 1))
         self.apic_next_event = ffi.new("uint64_t[]", max(cpus, 1))
         self.amx_fast_enabled = ffi.new("uint8_t[]", max(cpus, 1))
         self.run_in_python = ffi.new("uint8_t[]", max(cpus, 1))
@@ -147,6 +148,7 @@ class Machine:
         self._amx_fast = ffi.new("struct amx_fastpath *[]", [vcpu._amx_fast for vcpu in self.vcpus])
         sched = self._sched = ffi.new("struct sched_machine *")
         sched.clocks, sched.not_runnable, sched.waiting_for_acks = self._clocks, self.not_runnable, self.waiting_flags
+        sched.waiting_targets = self.waiting_targets
         sched.next_event, sched.amx, sched.amx_enabled = self.apic_next_event, self._amx_fast, self.amx_fast_enabled
         sched.python_next, sched.arm_count, sched.count = self.run_in_python, self._arm_counts, cpus
         sched.rip_register, sched.end_address = x86.UC_X86_REG_RIP, END_ADDRESS

@@ -64,7 +64,7 @@ static int sched_step(struct sched_machine *m)
             }
             continue;
         }
-        waiting |= m->waiting_for_acks[i];
+        waiting += m->waiting_for_acks[i];
         uint64_t when = m->next_event[i];
         if (when == SCHED_NO_EVENT)
             continue;
@@ -76,10 +76,9 @@ static int sched_step(struct sched_machine *m)
         }
     }
     /* Python's cases: nothing runnable; an idle vCPU's wake-up first (it wins
-     * ties with a runnable clock); a vCPU waiting for acknowledgements (its
-     * resume bound is the kernel's); the cycle limit; a run Python must start;
+     * ties with a runnable clock); the cycle limit; a run Python must start;
      * an interrupt due on the chosen vCPU (_deliver_interrupts). */
-    if (best < 0 || (idle >= 0 && idle_cycles <= best_cycles) || waiting)
+    if (best < 0 || (idle >= 0 && idle_cycles <= best_cycles))
         return SCHED_RUN_PYTHON;
     if (m->max_cycles != SCHED_NO_EVENT && best_cycles >= m->max_cycles)
         return SCHED_RUN_PYTHON;
@@ -87,14 +86,33 @@ static int sched_step(struct sched_machine *m)
     if (m->python_next[best] || (next_interrupt != SCHED_NO_EVENT && next_interrupt <= best_cycles))
         return SCHED_RUN_PYTHON;
 
+    /* The slowest other vCPU: the smallest other runnable clock, and for one
+     * waiting for acknowledgements its resume bound -- no earlier than its
+     * slowest target's clock, where the last acknowledgement happens
+     * (Machine._resume_bound). */
+    int has_slowest = second >= 0;
+    uint64_t slowest = second_cycles;
+    for (int i = 0; waiting && i < m->count; i++) {
+        if (!m->not_runnable[i] || !m->waiting_for_acks[i])
+            continue;
+        waiting--;
+        uint64_t bound = m->clocks[i]->cycles;
+        for (uint64_t targets = m->waiting_targets[i]; targets; targets &= targets - 1)
+            bound = max_u64(bound, m->clocks[__builtin_ctzll(targets)]->cycles);
+        if (!has_slowest || bound < slowest) {
+            slowest = bound;
+            has_slowest = 1;
+        }
+    }
+
     /* _run_loop's deadline. */
     struct hotpath_vcpu *vcpu = m->clocks[best];
     uint64_t now = best_cycles;
     uint64_t deadline = now + m->quantum_cycles;
     if (next_interrupt != SCHED_NO_EVENT)
         deadline = min_u64(deadline, max_u64(next_interrupt, now + 1));
-    if (second >= 0)
-        deadline = min_u64(deadline, second_cycles + m->lookahead_cycles);
+    if (has_slowest)
+        deadline = min_u64(deadline, slowest + m->lookahead_cycles);
     if (wake != SCHED_NO_EVENT)
         deadline = min_u64(deadline, max_u64(wake, now + 1));
     if (m->max_cycles != SCHED_NO_EVENT)
@@ -103,9 +121,9 @@ static int sched_step(struct sched_machine *m)
     /* Machine._arm_fast_syscalls. */
     if (m->fast_syscalls) {
         uint64_t limit = SCHED_NO_EVENT, bound = SCHED_NO_EVENT;
-        if (second >= 0) {
-            limit = second_cycles;
-            bound = second_cycles + m->lookahead_cycles;
+        if (has_slowest) {
+            limit = slowest;
+            bound = slowest + m->lookahead_cycles;
         }
         uint64_t terms[3] = {wake, next_interrupt, m->max_cycles};
         for (int t = 0; t < 3; t++) {

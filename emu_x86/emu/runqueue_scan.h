@@ -48,6 +48,7 @@ struct sched_machine {
     struct hotpath_vcpu *const *clocks;
     const uint8_t *not_runnable;        /* !VCpu.runnable (VCpu.update_runnable_flag) */
     const uint8_t *waiting_for_acks;    /* VCpu.waiting_for_acks is not empty */
+    const uint64_t *waiting_targets;    /* VCpu.waiting_for_acks as a mask of CPU numbers (MAX_CPUS 64) */
     const uint64_t *next_event;         /* LocalApic.next_event_cycles(), clamped; SCHED_NO_EVENT: none */
     struct amx_fastpath *const *amx;    /* VCpu._amx_fast */
     const uint8_t *amx_enabled;         /* VCpu.amx_fast_path */

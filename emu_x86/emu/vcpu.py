@@ -1016,9 +1016,10 @@ class VCpu:
         """Mirror ``runnable`` and whether it waits for acknowledgements into
         the machine's C arrays (emu_x86/emu/runqueue_scan.h); called whenever
         ``halted`` or ``waiting_for_acks`` changes."""
-        waiting = bool(self.waiting_for_acks)
-        self.machine.not_runnable[self.index] = self._halted or waiting
-        self.machine.waiting_flags[self.index] = waiting
+        targets = self.waiting_for_acks
+        self.machine.not_runnable[self.index] = self._halted or bool(targets)
+        self.machine.waiting_flags[self.index] = bool(targets)
+        self.machine.waiting_targets[self.index] = sum(1 << target for target in targets)
 
     # ---- running ------------------------------------------------------------
 
