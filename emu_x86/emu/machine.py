@@ -142,9 +142,6 @@ class Machine:
         self.c_run_loop = C_RUN_LOOP
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
         self._clocks = ffi.new("struct hotpath_vcpu *[]", [vcpu.clock for vcpu in self.vcpus])
-        self._scan_cycles = ffi.new("uint64_t *")
-        self._scan_index = ffi.new("int *")
-        self._scan_others = ffi.new("int[]", max(cpus, 1))
         self._amx_fast = ffi.new("struct amx_fastpath *[]", [vcpu._amx_fast for vcpu in self.vcpus])
         sched = self._sched = ffi.new("struct sched_machine *")
         sched.clocks, sched.not_runnable, sched.waiting_for_acks = self._clocks, self.not_runnable, self.waiting_flags
@@ -409,42 +406,19 @@ class Machine:
             next_interrupt = vcpu.apic.next_event_cycles()
             if next_interrupt is not None:
                 deadline = min(deadline, max(next_interrupt, now + 1))
-            # One pass over the other vCPUs (runnable = not halted and not
-            # waiting for acknowledgements, as VCpu.runnable):
+            # The other vCPUs (runnable = not halted and not waiting for
+            # acknowledgements, as VCpu.runnable), in one C pass
+            # (runqueue_scan.c sched_bounds, over the published arrays):
             # - a runnable one, or one waiting for acknowledgements, bounds
             #   this run at lookahead past its clock; a waiting one resumes no
             #   earlier than its slowest target's clock (the last ack happens
             #   there), so it bounds the others from that time, like a running one;
             # - an idle or waiting vCPU that an interrupt will wake acts on
             #   shared kernel state at that moment: nobody runs past it before it has.
-            # The runnable ones' smallest clock comes from C (_scan); the
-            # loop visits only the vCPUs that are not runnable.
-            if single and not delivered and self._step_runnable:
-                # Nothing changed since _next_vcpu: the vCPUs that are not
-                # runnable and their wake-ups are those it saw (none is this
-                # one); only the smallest other runnable clock is new.
-                scan_index = self._scan_index
-                hotpath.runqueue_scan(self._clocks, self.not_runnable, len(self.vcpus), vcpu.index,
-                                      self._scan_cycles, scan_index, self._scan_others)
-                slowest = self._scan_cycles[0] if scan_index[0] >= 0 else None
-                others, wake = self._step_others, self._step_wake
-                for other in others:
-                    if other.waiting_for_acks:
-                        bound = self._resume_bound(other)
-                        if slowest is None or bound < slowest:
-                            slowest = bound
-            else:
-                slowest, others = self._scan(vcpu.index)
-                wake = None
-                for other in others:
-                    waiting = other.waiting_for_acks
-                    if waiting:
-                        bound = self._resume_bound(other)
-                        if slowest is None or bound < slowest:
-                            slowest = bound
-                    when = other.apic.next_event_cycles()
-                    if when is not None and (wake is None or when < wake):
-                        wake = when
+            bounds = self._sched
+            hotpath.sched_bounds(bounds, vcpu.index)
+            slowest = bounds.slowest if bounds.has_slowest else None
+            wake = None if bounds.wake == hotpath.SCHED_NO_EVENT else bounds.wake
             if slowest is not None:
                 deadline = min(deadline, slowest + lookahead)
             if wake is not None:
@@ -618,40 +592,17 @@ class Machine:
             return vcpu.cycles
         return max(vcpu.cycles, max(self.vcpus[target].cycles for target in vcpu.waiting_for_acks))
 
-    def _scan(self, skip_index: int = -1) -> tuple[int | None, list[VCpu]]:
-        """(smallest clock of a runnable vCPU other than ``skip_index``, or
-        None; the vCPUs other than it that are not runnable, in CPU order),
-        the first by emu_x86/emu/runqueue_scan.c."""
-        listed = hotpath.runqueue_scan(self._clocks, self.not_runnable, len(self.vcpus), skip_index,
-                                       self._scan_cycles, self._scan_index, self._scan_others)
-        vcpus, others = self.vcpus, self._scan_others
-        return (self._scan_cycles[0] if self._scan_index[0] >= 0 else None), [vcpus[others[i]] for i in range(listed)]
-
     def _next_vcpu(self) -> tuple[VCpu | None, int]:
         """The vCPU whose next activity is earliest -- its clock if runnable,
         else its next interrupt (idle, or spinning for acknowledgements with
         interrupts enabled: csd_lock_wait) -- and that time. Ties: an idle
         vCPU's wake-up before a runnable vCPU, then CPU order; that is the
-        smallest (time, runnable, CPU number)."""
-        earliest, others = self._scan()
-        best = None if earliest is None else self.vcpus[self._scan_index[0]]
-        best_key = None if best is None else (earliest, 1, best.index)
-        wake = None
-        for vcpu in others:
-            when = vcpu.apic.next_event_cycles()
-            if when is None:
-                continue
-            if wake is None or when < wake:
-                wake = when
-            key = (max(when, vcpu.clock.cycles), 0, vcpu.index)
-            if best_key is None or key < best_key:
-                best, best_key = vcpu, key
-        # For _run_loop: when the runnable vCPU chosen here runs and nothing was
-        # delivered to it, the other vCPUs that are not runnable and their
-        # next events are these; it need not visit them again.
-        self._step_others, self._step_wake = others, wake
-        self._step_runnable = best_key is not None and best_key[1] == 1
-        return best, (0 if best_key is None else best_key[0])
+        smallest (time, runnable, CPU number). In C (runqueue_scan.c
+        sched_pick) over the APICs' published next events."""
+        index = hotpath.sched_pick(self._sched)
+        if index < 0:
+            return None, 0
+        return self.vcpus[index], self._sched.pick_start
 
     def _deliver_interrupts(self, vcpu: VCpu) -> bool:
         """Deliver the interrupts due on ``vcpu``; whether there were any."""

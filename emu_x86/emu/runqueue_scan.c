@@ -4,31 +4,6 @@
 #include "registers_fast.h"
 #include "runqueue_scan.h"
 
-int runqueue_scan(struct hotpath_vcpu *const *vcpus, const uint8_t *not_runnable, int count, int skip_index,
-                  uint64_t *min_cycles, int *min_index, int *others)
-{
-    int best = -1, listed = 0;
-    uint64_t best_cycles = 0;
-
-    for (int i = 0; i < count; i++) {
-        if (i == skip_index)
-            continue;
-        if (not_runnable[i]) {
-            others[listed++] = i;
-            continue;
-        }
-        /* Strictly earlier only: among equal clocks the lowest index wins,
-         * as Machine._next_vcpu breaks ties by CPU number. */
-        if (best < 0 || vcpus[i]->cycles < best_cycles) {
-            best = i;
-            best_cycles = vcpus[i]->cycles;
-        }
-    }
-    *min_cycles = best_cycles;
-    *min_index = best;
-    return listed;
-}
-
 static inline uint64_t min_u64(uint64_t a, uint64_t b)
 {
     return a < b ? a : b;
@@ -180,4 +155,69 @@ int sched_run(struct sched_machine *m)
             return outcome;
     }
     return SCHED_RUN_YIELD;
+}
+
+int sched_pick(struct sched_machine *m)
+{
+    int best = -1, idle = -1;
+    uint64_t best_cycles = 0, idle_cycles = 0;
+    for (int i = 0; i < m->count; i++) {
+        uint64_t cycles = m->clocks[i]->cycles;
+        if (!m->not_runnable[i]) {
+            if (best < 0 || cycles < best_cycles) {
+                best = i;
+                best_cycles = cycles;
+            }
+            continue;
+        }
+        uint64_t when = m->next_event[i];
+        if (when == SCHED_NO_EVENT)
+            continue;
+        uint64_t at = max_u64(when, cycles);
+        if (idle < 0 || at < idle_cycles) {
+            idle = i;
+            idle_cycles = at;
+        }
+    }
+    /* (time, runnable, CPU): an idle vCPU's wake-up wins a tie with a clock. */
+    if (idle >= 0 && (best < 0 || idle_cycles <= best_cycles)) {
+        m->pick_start = idle_cycles;
+        m->pick_runnable = 0;
+        return idle;
+    }
+    m->pick_start = best_cycles;
+    m->pick_runnable = 1;
+    return best;
+}
+
+void sched_bounds(struct sched_machine *m, int skip)
+{
+    int has_slowest = 0;
+    uint64_t slowest = 0, wake = SCHED_NO_EVENT;
+    for (int i = 0; i < m->count; i++) {
+        if (i == skip)
+            continue;
+        uint64_t cycles = m->clocks[i]->cycles;
+        if (!m->not_runnable[i]) {
+            if (!has_slowest || cycles < slowest) {
+                slowest = cycles;
+                has_slowest = 1;
+            }
+            continue;
+        }
+        if (m->waiting_for_acks[i]) {
+            /* Machine._resume_bound: no earlier than its slowest target. */
+            uint64_t bound = cycles;
+            for (uint64_t targets = m->waiting_targets[i]; targets; targets &= targets - 1)
+                bound = max_u64(bound, m->clocks[__builtin_ctzll(targets)]->cycles);
+            if (!has_slowest || bound < slowest) {
+                slowest = bound;
+                has_slowest = 1;
+            }
+        }
+        wake = min_u64(wake, m->next_event[i]);
+    }
+    m->has_slowest = has_slowest;
+    m->slowest = slowest;
+    m->wake = wake;
 }

@@ -3,9 +3,8 @@
  * Python passes over 64 vCPUs per run cost more than the guest code they
  * schedule.
  *
- * runqueue_scan finds the earliest runnable clock and lists the vCPUs that
- * are not runnable (halted, or waiting for acknowledgements), for the Python
- * scheduling step.
+ * sched_pick and sched_bounds are the Python scheduling step's passes over
+ * the vCPUs (Machine._next_vcpu, the other vCPUs' terms of a deadline).
  *
  * sched_run takes whole scheduling steps itself while none needs the kernel:
  * it picks the vCPU as Machine._next_vcpu does (each APIC publishes its next
@@ -20,14 +19,6 @@
 
 struct hotpath_vcpu;
 struct amx_fastpath;
-
-/* Over every vCPU but skip_index (-1: none): the smallest clock of a
- * runnable one in *min_cycles and its index in *min_index (the lowest index
- * among equal clocks; -1 when none is runnable), and the indices of those
- * with not_runnable[i] set, in increasing order, in others[] (room for
- * count). Returns how many were listed. */
-int runqueue_scan(struct hotpath_vcpu *const *vcpus, const uint8_t *not_runnable, int count, int skip_index,
-                  uint64_t *min_cycles, int *min_index, int *others);
 
 /* A published APIC next event or max_cycles meaning "none" (apic.py NO_EVENT). */
 #define SCHED_NO_EVENT 0xFFFFFFFFFFFFFFFFull
@@ -70,6 +61,24 @@ struct sched_machine {
     int status;
     uint64_t rip;
     uint64_t runs;                      /* runs taken here in all (diagnostics; not in stats) */
+    /* sched_pick's and sched_bounds's results. */
+    uint64_t pick_start;
+    int pick_runnable;
+    int has_slowest;
+    uint64_t slowest;
+    uint64_t wake;                      /* SCHED_NO_EVENT: none */
 };
 
 int sched_run(struct sched_machine *machine);
+
+/* Machine._next_vcpu for the Python step: the vCPU whose next activity is
+ * earliest -- a runnable one's clock, a not-runnable one's next event (no
+ * earlier than its clock) -- idle wake-ups first at equal times, then CPU
+ * order; -1 when there is none. pick_start: that time; pick_runnable. */
+int sched_pick(struct sched_machine *machine);
+
+/* The other vCPUs' terms of the deadline of a run of `skip` (Machine._run_loop):
+ * slowest (has_slowest) -- the smallest clock of another runnable vCPU or
+ * resume bound of another waiting for acknowledgements -- and wake, the
+ * earliest next event of another vCPU that is not runnable. */
+void sched_bounds(struct sched_machine *machine, int skip);
