@@ -67,8 +67,9 @@ def run(binary: str, cpus: int, threads: bool, fast: bool, monkeypatch) -> tuple
                 return run_vcpu(vcpu, deadline)
             patch.setattr(type(machine.vcpus[0]), "run", counting_run)
             machine.run()
+            # Runs the machine's C loop started count too (Machine.c_loop_runs).
             return {"stdout": stdout.getvalue(), "stats": collect_stats(machine, kernel),
-                    "syscalls": dict(kernel.syscall_counts)}, runs
+                    "syscalls": dict(kernel.syscall_counts)}, runs + machine.c_loop_runs
         finally:
             machine.close()
 

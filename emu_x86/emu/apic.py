@@ -43,6 +43,12 @@ TIMER_MODE_ONE_SHOT, TIMER_MODE_PERIODIC, TIMER_MODE_TSC_DEADLINE = 0, 1, 2
 
 _sequence = itertools.count()
 
+# The machine's C scheduler (emu_x86/emu/runqueue_scan.c) reads each APIC's
+# next event from an array of uint64 (Machine.apic_next_event): NO_EVENT
+# for none; a time outside [0, NO_EVENT) is clamped into it, which changes
+# no comparison with a clock (a clock is never negative nor near 2**64).
+NO_EVENT = (1 << 64) - 1
+
 
 @dataclass(order=True)
 class PendingInterrupt:
@@ -68,6 +74,17 @@ class LocalApic:
         self.ipis_sent = 0
         self.ipis_received = 0
         self.timer_interrupts = 0
+        self._published = vcpu.machine.apic_next_event
+        self._publish()
+
+    def _publish(self) -> None:
+        """Store ``next_event_cycles()`` where the C scheduler reads it; called
+        after every change of what it depends on: the pending heap (post,
+        take_due), the timer registers (write_msr, _fire_timer) and the TSC
+        offset (emu_x86/emu/isa/msr.py), so the array always equals it."""
+        when = self.next_event_cycles()
+        self._published[self.vcpu.index] = (NO_EVENT if when is None
+                                            else 0 if when < 0 else min(when, NO_EVENT - 1))
 
     # ---- MSR interface (CPL0) ----------------------------------------------
 
@@ -108,13 +125,17 @@ class LocalApic:
                 self.in_service.pop()
         elif index == MSR_X2APIC_LVT_TIMER:
             self.lvt_timer = value & 0x700FF
+            self._publish()
         elif index == MSR_X2APIC_TIMER_INITIAL_COUNT:
             self.timer_initial_count = value & 0xFFFFFFFF
             self.timer_start_cycles = self.vcpu.cycles
+            self._publish()
         elif index == MSR_X2APIC_TIMER_DIVIDE:
             self.timer_divide = value & 0xB
+            self._publish()
         elif index == MSR_IA32_TSC_DEADLINE:
             self.tsc_deadline = value
+            self._publish()
         elif index in (MSR_X2APIC_TPR, MSR_X2APIC_SVR):
             pass
         else:
@@ -188,6 +209,7 @@ class LocalApic:
 
     def post(self, arrival_cycles: int, vector: int, source_cpu: int) -> None:
         heapq.heappush(self.pending, PendingInterrupt(arrival_cycles, next(_sequence), vector, source_cpu))
+        self._publish()
 
     def next_event_cycles(self) -> int | None:
         """The earliest cycle at which something will be pending here."""
@@ -200,10 +222,14 @@ class LocalApic:
     def take_due(self, now_cycles: int) -> list[PendingInterrupt]:
         """Interrupts that have arrived by ``now_cycles``, in arrival order."""
         due = self.timer_due_cycles()
+        fired = False
         while due is not None and due <= now_cycles:
             self._fire_timer()
+            fired = True
             due = self.timer_due_cycles()
         arrived = []
         while self.pending and self.pending[0].arrival_cycles <= now_cycles:
             arrived.append(heapq.heappop(self.pending))
+        if arrived or fired:
+            self._publish()
         return arrived

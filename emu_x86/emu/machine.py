@@ -7,8 +7,12 @@ seed (DESIGN.md, determinism).
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
+
+import unicorn
+import unicorn.x86_const as x86
 
 from emu_x86.emu import block_price_store, firmware
 from emu_x86.emu.isa import encoding
@@ -19,7 +23,7 @@ from emu_x86.emu.mmu.pagewalk import ACCESS_FETCH
 from emu_x86.emu.timing.profile import DEFAULT_PROFILE, Profile, load_profile
 from emu_x86.emu.timing.schedule import ONE_CYCLE
 from emu_x86.emu.traps import TrapHandler
-from emu_x86.emu.vcpu import STOP_PREEMPT, VCpu, ffi, hotpath
+from emu_x86.emu.vcpu import END_ADDRESS, STOP_PREEMPT, VCpu, ffi, hotpath
 
 # IN, OUT, INS, OUTS: Unicorn runs them at CPL3 without the IOPL and I/O
 # permission bitmap checks (SDM Vol. 1 §19.5), so the machine stops before
@@ -36,6 +40,13 @@ NO_BUDGET_INSTRUCTIONS = (1 << 63) - 1
 NO_LIMIT_CYCLES = (1 << 64) - 1    # a fast-syscall bound that is no bound (uint64_t)
 DEFAULT_QUANTUM_CYCLES = 1_000_000
 MAX_CPUS = 64
+# The default policy's steps that need no kernel decision run in C
+# (emu_x86/emu/runqueue_scan.c sched_run); False: every step in Python, as
+# Machine.c_run_loop per machine (tests compare the two: identical runs).
+C_RUN_LOOP = os.environ.get("EMU_C_RUN_LOOP", "1") != "0"
+# Runs sched_run takes before it returns, so that Python's signal handlers
+# (Ctrl-C, the --timeout alarm) run between them.
+C_RUN_LOOP_MAX_RUNS = 256
 
 # Decoded blocks, shared by every vCPU of every Machine in this process (the
 # fuzz driver, bench and the forkserver's parent build many). What a block
@@ -136,11 +147,29 @@ class Machine:
         # of the default scheduler (emu_x86/emu/runqueue_scan.h): kept by VCpu.halted's
         # setter and by every change of waiting_for_acks here.
         self.not_runnable = ffi.new("uint8_t[]", max(cpus, 1))
+        # Also for the C loop (sched_run): whether each vCPU waits for
+        # acknowledgements and from which CPUs (VCpu.update_runnable_flag), its APIC's next event
+        # (LocalApic._publish), its VCpu.amx_fast_path, whether its next run
+        # must start in Python (VCpu._untranslatable_at), and the kernel's
+        # fast-call count for its task (_run_loop).
+        self.waiting_flags = ffi.new("uint8_t[]", max(cpus, 1))
+        self.waiting_targets = ffi.new("uint64_t[]", max(cpus, 1))
+        self.apic_next_event = ffi.new("uint64_t[]", max(cpus, 1))
+        self.amx_fast_enabled = ffi.new("uint8_t[]", max(cpus, 1))
+        self.run_in_python = ffi.new("uint8_t[]", max(cpus, 1))
+        self._arm_counts = ffi.new("uint8_t[]", max(cpus, 1))
+        self._arm_unknown = bytes([hotpath.SCHED_ARM_UNKNOWN]) * max(cpus, 1)
+        self.c_run_loop = C_RUN_LOOP
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
         self._clocks = ffi.new("struct hotpath_vcpu *[]", [vcpu.clock for vcpu in self.vcpus])
-        self._scan_cycles = ffi.new("uint64_t *")
-        self._scan_index = ffi.new("int *")
-        self._scan_others = ffi.new("int[]", max(cpus, 1))
+        self._amx_fast = ffi.new("struct amx_fastpath *[]", [vcpu._amx_fast for vcpu in self.vcpus])
+        sched = self._sched = ffi.new("struct sched_machine *")
+        sched.clocks, sched.not_runnable, sched.waiting_for_acks = self._clocks, self.not_runnable, self.waiting_flags
+        sched.waiting_targets = self.waiting_targets
+        sched.next_event, sched.amx, sched.amx_enabled = self.apic_next_event, self._amx_fast, self.amx_fast_enabled
+        sched.python_next, sched.arm_count, sched.count = self.run_in_python, self._arm_counts, cpus
+        sched.rip_register, sched.end_address = x86.UC_X86_REG_RIP, END_ADDRESS
+        sched.max_runs = C_RUN_LOOP_MAX_RUNS
         self._price_profile = (_price_profiles.setdefault(self._price_key, len(_price_profiles) + 1)
                                if SHARE_BLOCK_PRICES else 0)
         for vcpu in self.vcpus:
@@ -339,10 +368,40 @@ class Machine:
         # System calls the kernel answers in C (hotpath_on_syscall), traces off.
         arm_fast_syscalls = getattr(self.trap_handler, "arm_fast_syscalls", None) if self.events is None else None
         self._syscall_cycles = self.profile.event_cycles("syscall")
+        sched = self._c_loop(lookahead, arm_fast_syscalls)
+        kernel_ran = True
+        if sched is not None:
+            for vcpu in self.vcpus:
+                # VCpu.run clears it before a run; sched_run's runs rely on
+                # it being clear already (VCpu.finish_run).
+                vcpu.pending = None
         while not self.stopped:
             if self.stop_requested is not None and self.stop_requested():
                 self.stopped = True
                 return
+            if sched is not None and self.events is None and self.stop_requested is None:
+                # The steps that need no kernel decision, in C (sched_run):
+                # the same vCPUs, deadlines and runs as the steps below.
+                if kernel_ran:
+                    # What the kernel armed may have changed (Kernel.arm_fast_syscalls).
+                    ffi.memmove(self._arm_counts, self._arm_unknown, len(self._arm_unknown))
+                    kernel_ran = False
+                outcome = hotpath.sched_run(sched)
+                if outcome == hotpath.SCHED_RUN_YIELD:
+                    continue
+                if outcome == hotpath.SCHED_RUN_ARM:
+                    vcpu = self.vcpus[sched.vcpu]
+                    self._arm_counts[vcpu.index] = vcpu.clock.fast_syscall_count if arm_fast_syscalls(vcpu) else 0
+                    continue
+                kernel_ran = True
+                if outcome == hotpath.SCHED_RUN_FINISH:
+                    vcpu = self.vcpus[sched.vcpu]
+                    vcpu.finish_run(sched.rip, sched.status)
+                    self._fold_fast_syscalls(vcpu)
+                    continue
+                if outcome == hotpath.SCHED_RUN_FAILED:
+                    raise unicorn.UcError(sched.status)
+                # SCHED_RUN_PYTHON: this step is Python's, below.
             # Under a policy with a single runnable task there is nothing to
             # interleave: the default order, no budget, no policy step.
             single = policy is None or policy.single_task()
@@ -367,42 +426,19 @@ class Machine:
             next_interrupt = vcpu.apic.next_event_cycles()
             if next_interrupt is not None:
                 deadline = min(deadline, max(next_interrupt, now + 1))
-            # One pass over the other vCPUs (runnable = not halted and not
-            # waiting for acknowledgements, as VCpu.runnable):
+            # The other vCPUs (runnable = not halted and not waiting for
+            # acknowledgements, as VCpu.runnable), in one C pass
+            # (runqueue_scan.c sched_bounds, over the published arrays):
             # - a runnable one, or one waiting for acknowledgements, bounds
             #   this run at lookahead past its clock; a waiting one resumes no
             #   earlier than its slowest target's clock (the last ack happens
             #   there), so it bounds the others from that time, like a running one;
             # - an idle or waiting vCPU that an interrupt will wake acts on
             #   shared kernel state at that moment: nobody runs past it before it has.
-            # The runnable ones' smallest clock comes from C (_scan); the
-            # loop visits only the vCPUs that are not runnable.
-            if single and not delivered and self._step_runnable:
-                # Nothing changed since _next_vcpu: the vCPUs that are not
-                # runnable and their wake-ups are those it saw (none is this
-                # one); only the smallest other runnable clock is new.
-                scan_index = self._scan_index
-                hotpath.runqueue_scan(self._clocks, self.not_runnable, len(self.vcpus), vcpu.index,
-                                      self._scan_cycles, scan_index, self._scan_others)
-                slowest = self._scan_cycles[0] if scan_index[0] >= 0 else None
-                others, wake = self._step_others, self._step_wake
-                for other in others:
-                    if other.waiting_for_acks:
-                        bound = self._resume_bound(other)
-                        if slowest is None or bound < slowest:
-                            slowest = bound
-            else:
-                slowest, others = self._scan(vcpu.index)
-                wake = None
-                for other in others:
-                    waiting = other.waiting_for_acks
-                    if waiting:
-                        bound = self._resume_bound(other)
-                        if slowest is None or bound < slowest:
-                            slowest = bound
-                    when = other.apic.next_event_cycles()
-                    if when is not None and (wake is None or when < wake):
-                        wake = when
+            bounds = self._sched
+            hotpath.sched_bounds(bounds, vcpu.index)
+            slowest = bounds.slowest if bounds.has_slowest else None
+            wake = None if bounds.wake == hotpath.SCHED_NO_EVENT else bounds.wake
             if slowest is not None:
                 deadline = min(deadline, slowest + lookahead)
             if wake is not None:
@@ -415,11 +451,7 @@ class Machine:
                 if arm_fast_syscalls is not None:
                     self._arm_fast_syscalls(vcpu, arm_fast_syscalls, now, lookahead, slowest, wake, next_interrupt)
                 vcpu.run(max(deadline, now + 1))
-                clock = vcpu.clock
-                if clock.fast_syscall_count:
-                    if clock.fast_syscall_hits_total:
-                        self.trap_handler.fold_fast_syscalls(vcpu)
-                    clock.fast_syscall_count = 0
+                self._fold_fast_syscalls(vcpu)
                 continue
             if single:
                 self._run_single_task(vcpu, max(deadline, now + 1))
@@ -437,6 +469,38 @@ class Machine:
                 # A preemption point between two instructions: the kernel may
                 # switch tasks here, as on an interrupt (emu_x86/kernel/sched_explore.py).
                 self.trap_handler.handle_preemption_point(vcpu)
+
+    def _c_loop(self, lookahead: int, arm_fast_syscalls):
+        """The C loop's struct (emu_x86/emu/runqueue_scan.h) set for this run,
+        or None when its steps must all be Python's: an exploring policy, a
+        trace, a trap handler whose handle_deadline does something, or a
+        cycle limit past what its uint64 holds."""
+        if (not self.c_run_loop or self.sched_policy is not None or self.events is not None
+                or not self._deadline_needs_no_call()
+                or (self.max_cycles is not None and not 0 <= self.max_cycles < hotpath.SCHED_NO_EVENT)):
+            return None
+        sched = self._sched
+        sched.quantum_cycles, sched.lookahead_cycles = self.quantum_cycles, lookahead
+        sched.max_cycles = hotpath.SCHED_NO_EVENT if self.max_cycles is None else self.max_cycles
+        sched.syscall_cycles, sched.fast_syscalls = self._syscall_cycles, arm_fast_syscalls is not None
+        return sched
+
+    def _deadline_needs_no_call(self) -> bool:
+        """Whether the trap handler's handle_deadline is one it declares to
+        do nothing (the kernel's ``handle_deadline_noop``): the C loop ends a
+        run at its deadline without calling it."""
+        handler = self.trap_handler
+        noop = getattr(type(handler), "handle_deadline_noop", None)
+        return noop is not None and getattr(handler.handle_deadline, "__func__", None) is noop
+
+    def _fold_fast_syscalls(self, vcpu: VCpu) -> None:
+        """After a run: the calls its SYSCALL hook answered go into the
+        kernel's statistics, and the hook is disarmed."""
+        clock = vcpu.clock
+        if clock.fast_syscall_count:
+            if clock.fast_syscall_hits_total:
+                self.trap_handler.fold_fast_syscalls(vcpu)
+            clock.fast_syscall_count = 0
 
     def _arm_fast_syscalls(self, vcpu: VCpu, arm, now: int, lookahead: int, slowest, wake,
                            next_interrupt) -> None:
@@ -548,40 +612,17 @@ class Machine:
             return vcpu.cycles
         return max(vcpu.cycles, max(self.vcpus[target].cycles for target in vcpu.waiting_for_acks))
 
-    def _scan(self, skip_index: int = -1) -> tuple[int | None, list[VCpu]]:
-        """(smallest clock of a runnable vCPU other than ``skip_index``, or
-        None; the vCPUs other than it that are not runnable, in CPU order),
-        the first by emu_x86/emu/runqueue_scan.c."""
-        listed = hotpath.runqueue_scan(self._clocks, self.not_runnable, len(self.vcpus), skip_index,
-                                       self._scan_cycles, self._scan_index, self._scan_others)
-        vcpus, others = self.vcpus, self._scan_others
-        return (self._scan_cycles[0] if self._scan_index[0] >= 0 else None), [vcpus[others[i]] for i in range(listed)]
-
     def _next_vcpu(self) -> tuple[VCpu | None, int]:
         """The vCPU whose next activity is earliest -- its clock if runnable,
         else its next interrupt (idle, or spinning for acknowledgements with
         interrupts enabled: csd_lock_wait) -- and that time. Ties: an idle
         vCPU's wake-up before a runnable vCPU, then CPU order; that is the
-        smallest (time, runnable, CPU number)."""
-        earliest, others = self._scan()
-        best = None if earliest is None else self.vcpus[self._scan_index[0]]
-        best_key = None if best is None else (earliest, 1, best.index)
-        wake = None
-        for vcpu in others:
-            when = vcpu.apic.next_event_cycles()
-            if when is None:
-                continue
-            if wake is None or when < wake:
-                wake = when
-            key = (max(when, vcpu.clock.cycles), 0, vcpu.index)
-            if best_key is None or key < best_key:
-                best, best_key = vcpu, key
-        # For _run_loop: when the runnable vCPU chosen here runs and nothing was
-        # delivered to it, the other vCPUs that are not runnable and their
-        # next events are these; it need not visit them again.
-        self._step_others, self._step_wake = others, wake
-        self._step_runnable = best_key is not None and best_key[1] == 1
-        return best, (0 if best_key is None else best_key[0])
+        smallest (time, runnable, CPU number). In C (runqueue_scan.c
+        sched_pick) over the APICs' published next events."""
+        index = hotpath.sched_pick(self._sched)
+        if index < 0:
+            return None, 0
+        return self.vcpus[index], self._sched.pick_start
 
     def _deliver_interrupts(self, vcpu: VCpu) -> bool:
         """Deliver the interrupts due on ``vcpu``; whether there were any."""
@@ -656,6 +697,11 @@ class Machine:
         on_complete, sender.on_acks_complete = sender.on_acks_complete, None
         if on_complete is not None:
             on_complete()
+
+    @property
+    def c_loop_runs(self) -> int:
+        """vCPU runs the C loop started (sched_run; diagnostics, not in the stats)."""
+        return self._sched.runs
 
     @property
     def elapsed_cycles(self) -> int:

@@ -112,6 +112,7 @@ STOP_PREEMPT = "preempt"      # the exploring scheduler's instruction budget ran
 # through the TLB-fill hook when a run starts, so it must be mapped: a byte in
 # the middle of the firmware's GDT page, which is never executed.
 _END_ADDRESS = firmware.FIRMWARE_VADDR + firmware.GDT_OFFSET + 0x800
+END_ADDRESS = _END_ADDRESS      # for the machine's C loop (Machine._sched)
 
 _uclib = uc_module.uclib
 _uclib.uc_hook_add.restype = ctypes.c_int
@@ -261,7 +262,7 @@ class VCpu:
         self.unicorn_replaced_listeners: list = []
         # The address of an instruction known to abort Unicorn's translator:
         # a run starting there raises #UD without translating it.
-        self._untranslatable_at: int | None = None
+        self._untranslatable_at = None
         # (block, first port I/O instruction) of the block the hot path just
         # refused to run (hotpath_block_miss): the run goes on up to that
         # instruction and raises its #GP there (_start_unicorn).
@@ -442,6 +443,27 @@ class VCpu:
         fast.tdpbf16ps_cycles = int(round(costs[EVENT_COSTS["tdpbf16ps"]]))
         fast.amx_supported = bool(self.cpu_model.amx)
         self.amx_fast_path = AMX_FAST_PATH_DEFAULT
+
+    @property
+    def amx_fast_path(self) -> bool:
+        """Whether the C tile dot products run (tests compare both paths)."""
+        return bool(self.machine.amx_fast_enabled[self.index])
+
+    @amx_fast_path.setter
+    def amx_fast_path(self, value: bool) -> None:
+        # Kept where the machine's C loop reads it (emu_x86/emu/runqueue_scan.h).
+        self.machine.amx_fast_enabled[self.index] = bool(value)
+
+    @property
+    def _untranslatable_at(self) -> int | None:
+        return self._untranslatable_address
+
+    @_untranslatable_at.setter
+    def _untranslatable_at(self, address: int | None) -> None:
+        # A run that starts at it must start in Python (_start_unicorn):
+        # the machine's C loop leaves this vCPU's next run to Python.
+        self._untranslatable_address = address
+        self.machine.run_in_python[self.index] = address is not None
 
     def _init_tlb_model(self, geometry) -> None:
         """The C TLB model (emu_x86/emu/mmu/tlb.h) with the profile's geometry."""
@@ -828,6 +850,7 @@ class VCpu:
         self.user_interrupt_gates = frozenset(vectors)
 
     def _on_interrupt(self, uc, vector, _user_data) -> None:
+        self.clock.python_calls += 1        # the machine's C loop hands this run to Python
         if vector == VECTOR_DB and (self.clock.syscall_pending or self.pending is not None):
             # QEMU raises the single-step #DB of an instruction run with
             # RFLAGS.TF set even after a hook took it over; the processor
@@ -883,6 +906,7 @@ class VCpu:
 
     def _on_invalid_opcode(self, uc, _user_data) -> bool:
         """Unicorn could not execute the instruction: the extensions (emu_x86/emu/isa) may."""
+        self.clock.python_calls += 1
         try:
             if execute_extension(self):
                 return True
@@ -900,6 +924,7 @@ class VCpu:
         Intel ones (SDM Vol. 2B SYSENTER; the kernel programs the MSRs): the
         kernel gets SysenterEntry. SYSENTER ends its block, so the stop is
         exact; RIP is past the instruction (0F 34) and goes back onto it."""
+        self.clock.python_calls += 1
         if self.cpu_model.vendor == "AuthenticAMD":
             self.pending = PendingTrap("exception", UD(0), rewind_bytes=SYSENTER_BYTES)
         else:
@@ -908,6 +933,7 @@ class VCpu:
         uc.emu_stop()
 
     def _on_cpuid(self, uc, _user_data) -> int:
+        self.clock.python_calls += 1
         # EAX/ECX are the low halves of RAX/RCX; the four results are written
         # in one batch, RAX, RBX, RCX, RDX in that order.
         leaf, subleaf = self.register_file.batch(_CPUID_INPUTS).read_values()
@@ -987,9 +1013,13 @@ class VCpu:
         self.update_runnable_flag()
 
     def update_runnable_flag(self) -> None:
-        """Mirror ``runnable`` into the machine's C array (emu_x86/emu/runqueue_scan.h);
-        called whenever ``halted`` or ``waiting_for_acks`` changes."""
-        self.machine.not_runnable[self.index] = self._halted or bool(self.waiting_for_acks)
+        """Mirror ``runnable`` and whether it waits for acknowledgements into
+        the machine's C arrays (emu_x86/emu/runqueue_scan.h); called whenever
+        ``halted`` or ``waiting_for_acks`` changes."""
+        targets = self.waiting_for_acks
+        self.machine.not_runnable[self.index] = self._halted or bool(targets)
+        self.machine.waiting_flags[self.index] = bool(targets)
+        self.machine.waiting_targets[self.index] = sum(1 << target for target in targets)
 
     # ---- running ------------------------------------------------------------
 
@@ -1051,8 +1081,17 @@ class VCpu:
             return STOP_DEADLINE
         if status != unicorn.UC_ERR_OK:
             raise unicorn.UcError(status)
-        self.pending = None
-        rip = self._rip_slot[0]
+        return self.finish_run(self._rip_slot[0])
+
+    def finish_run(self, rip: int, started: int | None = None) -> str:
+        """The rest of ``run`` once hotpath_prepare_run succeeded: start
+        Unicorn at ``rip`` and deliver what stopped it. ``started``: the
+        status of the emu_start the machine's C loop already made from there
+        for this run (emu_x86/emu/runqueue_scan.c sched_run, SCHED_RUN_FINISH),
+        whose stop is delivered as if this method had made it."""
+        clock = self.clock
+        if started is None:
+            self.pending = None         # else set, or not, by that run's hooks (None between runs)
         mmu = self._mmu
         events = self.machine.events
         if events is not None:
@@ -1066,7 +1105,7 @@ class VCpu:
             preempt.reached = 0
             preempt.armed = 1
         try:
-            self._start_unicorn(rip)
+            self._start_unicorn(rip, started)
         except unicorn.UcError as error:
             if self.pending is None:
                 if mmu.fault_vector == PF.vector:
@@ -1128,12 +1167,13 @@ class VCpu:
         handler.handle_exception(self, pending.exception)
         return STOP_TRAP
 
-    def _start_unicorn(self, rip: int) -> None:
+    def _start_unicorn(self, rip: int, started: int | None = None) -> None:
         """uc.emu_start(rip, _END_ADDRESS) that survives Unicorn's translator
         aborting on an instruction (emu_x86/emu/translation_abort.py): the vCPU moves
         to a fresh Unicorn instance, runs up to that instruction, and the next
         run raises its #UD. Errors and hook exceptions surface as from
-        uc.emu_start."""
+        uc.emu_start. ``started``: the status of that first emu_start, made
+        already (finish_run)."""
         until = _END_ADDRESS
         untranslatable, self._untranslatable_at = self._untranslatable_at, None
         if untranslatable == rip and aborts_unicorn_translator(self.fetch_code(rip, MAX_INSTRUCTION_BYTES)):
@@ -1141,8 +1181,13 @@ class VCpu:
             return
         while True:
             uc = self.uc
-            uc._hook_exception = None       # as Uc.emu_start does, for its hook wrappers
-            status = hotpath.hotpath_emu_start_guarded(self.clock.uc, rip, until)
+            if started is not None:
+                # The machine's C loop started only runs no hook had failed
+                # before, so _hook_exception is still None from the last check.
+                status, started = started, None
+            else:
+                uc._hook_exception = None       # as Uc.emu_start does, for its hook wrappers
+                status = hotpath.hotpath_emu_start_guarded(self.clock.uc, rip, until)
             if self.clock.syscall_pending:
                 # The C SYSCALL hook was the last trap of this run.
                 self.clock.syscall_pending = 0

@@ -48,9 +48,9 @@ IDLE_TIMEOUT_SECONDS = 1800.0
 REQUEST_TIMEOUT_SECONDS = 10.0
 MAX_REQUEST_BYTES = 16 << 20
 START_TIMEOUT_SECONDS = 60.0
-# Read when a module is imported (emu_x86/emu/isa/xstate.py, emu_x86/emu/vcpu.py):
+# Read when a module is imported (emu_x86/emu/isa/xstate.py, vcpu.py, machine.py):
 # a worker inherits the server's values, so a request that sets them otherwise runs in process.
-IMPORT_TIME_VARIABLES = ("EMU_XSTATE_C", "EMU_AMX_FAST_PATH")
+IMPORT_TIME_VARIABLES = ("EMU_XSTATE_C", "EMU_AMX_FAST_PATH", "EMU_C_RUN_LOOP")
 WATCHED_SUFFIXES = (".py", ".so", ".toml", ".c", ".h")
 
 

@@ -625,6 +625,11 @@ class Kernel:
     def handle_deadline(self, vcpu: VCpu) -> None:
         """A quantum ended; with one runnable task per CPU there is nothing to switch."""
 
+    # handle_deadline does nothing: the machine may end a run at its deadline
+    # without calling it (emu_x86/emu/runqueue_scan.c sched_run) while it is
+    # this function (a subclass or an instance may replace it).
+    handle_deadline_noop = handle_deadline
+
     def handle_interrupt(self, vcpu: VCpu, vector: int) -> None:
         """Interrupt entry on ``vcpu`` (IPI or timer): run the vector's handler, then EOI."""
         self.this_cpu = vcpu

@@ -86,6 +86,7 @@ class MsrFile:
             xstate.modified_since_restore |= XFEATURE_MASK_PASID
         elif index == MSR_IA32_TSC:
             self.tsc_offset = (value - vcpu.cycles) & ((1 << 64) - 1)
+            vcpu.apic._publish()        # a TSC-deadline timer's due time moved with the offset
         elif index == MSR_IA32_TSC_AUX:
             if value >> 32:
                 raise GP(0)

@@ -300,6 +300,7 @@ static void __attribute__((noinline, cold)) on_block_rare(void *uc, uint64_t add
             hotpath_store_block(vcpu, address, size_bytes, found->instructions, found->entry_fixed,
                                 found->repeat_fixed, found->flags);
         } else {
+            vcpu->python_calls++;
             hotpath_block_miss(vcpu->vcpu_index, address, size_bytes);
         }
         slot = slot_for(vcpu, address);

@@ -164,6 +164,10 @@ struct hotpath_vcpu {
     uint64_t fast_syscall_limit_cycles;
     uint64_t fast_syscall_bound_cycles;
     uint64_t fast_syscall_quantum_cycles;
+    /* Calls into Python during runs: the block-miss callback here, the
+     * Python hooks (VCpu._on_interrupt, ...) in Python. The machine's C loop
+     * (emu/runqueue_scan.c sched_run) hands a run that made any to Python. */
+    uint64_t python_calls;
 };
 
 void hotpath_set_emu_stop(uintptr_t uc_emu_stop_address);
