@@ -172,8 +172,9 @@ class Server:
                 else:                            # a client went away (or wrote): its worker ends
                     self._client_gone(key.fileobj, key.data, selector)
             self._reap(selector)
-        for pid in list(self.workers):
-            os.kill(pid, signal.SIGKILL)
+        # Stopping (emu server stop, SIGTERM, stale files) takes no new runs
+        # but lets the running ones finish and report to their clients.
+        listener.close()
         self._reap(selector, block=True)
 
     def _accept(self, listener: socket.socket, selector) -> None:
