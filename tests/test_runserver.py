@@ -169,3 +169,25 @@ def test_a_client_falls_back_to_running_in_process(server_environment, tmp_path)
                             capture_output=True, timeout=120)
     assert result.returncode == 0 and result.stdout == b"in process\n", result.stderr
     assert server_status(env)["requests"] == 0
+
+
+def test_a_served_run_saves_its_new_decodes(server_environment):
+    """A worker leaves by os._exit, which skips atexit, where a fresh process
+    saves the blocks it decoded to the block price store: it saves them itself."""
+    import sqlite3
+    env = server_environment
+    start_server(env)
+
+    def stored_blocks() -> int:
+        stores = list(Path(env["EMU_BLOCK_CACHE"]).glob("*.sqlite"))
+        if not stores:
+            return 0
+        with sqlite3.connect(stores[0]) as reader:
+            return reader.execute("SELECT count(*) FROM blocks").fetchone()[0]
+
+    before = stored_blocks()
+    program = build_c('#include <stdio.h>\nint main(void) { printf("%d\\n", 6 * 7); return 0; }\n')
+    result = subprocess.run([*EMU, "run", str(program)], env=env, cwd=REPO, capture_output=True, timeout=120)
+    assert result.returncode == 0 and result.stdout == b"42\n", result.stderr
+    assert server_status(env)["requests"] == 1
+    assert stored_blocks() > before + 100

@@ -195,6 +195,15 @@ def prune_stale_stores(keep: Path) -> None:
             pass
 
 
+def save_all() -> None:
+    """Save every store this process opened. What atexit does at the end of a
+    fresh `emu run`; a forked worker that leaves by os._exit (the guest-test
+    fork server, emu server) calls it itself, or its new decodes are lost."""
+    for store in list(_stores.values()):
+        if store is not None:
+            store.save()
+
+
 def store_for(price_key: tuple, capstone_version: str) -> BlockPriceStore | None:
     """The store of one price key (None when disabled), opened once per process."""
     key = (price_key, capstone_version)

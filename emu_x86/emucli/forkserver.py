@@ -71,6 +71,9 @@ def become_emu(args: list[str], cwd: str, env: dict, umask: int | None = None) -
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+            # os._exit skips atexit, which is where a fresh process saves its new decodes.
+            from emu_x86.emu import block_price_store
+            block_price_store.save_all()
         finally:
             os._exit(status if isinstance(status, int) else 70)
 
