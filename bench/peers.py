@@ -75,17 +75,7 @@ HELLO_PROGRAM = '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }
 
 # 64 threads share a fixed amount of work: the same instructions whether one
 # vCPU or 64 run them.
-SPIN_PROGRAM = r"""
-#include <pthread.h>
-#include <stdlib.h>
-static void *spin(void *arg) { volatile long x = 0; for (long i = 0; i < (long)arg; i++) x += i; return 0; }
-int main(int argc, char **argv) {
-    int n = atoi(argv[1]); long iterations = atol(argv[2]); pthread_t t[64];
-    for (int i = 0; i < n; i++) pthread_create(&t[i], 0, spin, (void *)iterations);
-    for (int i = 0; i < n; i++) pthread_join(t[i], 0);
-    return 0;
-}
-"""
+SPIN_PROGRAM = (Path(__file__).resolve().parent.parent / "guest" / "workloads" / "spin_threads.c").read_text()
 SPIN_THREADS = 64
 SPIN_ITERATIONS = 1_000_000      # per thread: about 384 M guest instructions in all
 

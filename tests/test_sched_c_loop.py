@@ -20,7 +20,7 @@ from emu_x86.emu.vcpu import VCpu
 from emu_x86.emucli.main import collect_stats
 from emu_x86.kernel import task as task_module
 from emu_x86.kernel.kernel import Kernel, KernelConfig
-from tests.guestbuild import build_c
+from tests.guestbuild import REPO, build_c
 
 # Spinning threads (runs end at deadlines, lookahead past the slowest vCPU),
 # sleepers (TSC-deadline timers wake idle vCPUs), a mutex and a condition
@@ -181,17 +181,7 @@ def test_runs_are_identical_with_the_c_loop_on_and_off(program, cpus, threads, o
     assert on["limit"] == ("max_cycles" in options)
 
 
-SPIN = r"""
-#include <pthread.h>
-#include <stdlib.h>
-static void *spin(void *arg) { volatile long x = 0; for (long i = 0; i < (long)arg; i++) x += i; return 0; }
-int main(int argc, char **argv) {
-    int n = atoi(argv[1]); long iterations = atol(argv[2]); pthread_t t[64];
-    for (int i = 0; i < n; i++) pthread_create(&t[i], 0, spin, (void *)iterations);
-    for (int i = 0; i < n; i++) pthread_join(t[i], 0);
-    return 0;
-}
-"""
+SPIN = (REPO / "guest" / "workloads" / "spin_threads.c").read_text()
 
 
 def test_many_vcpus_run_from_c(monkeypatch):
