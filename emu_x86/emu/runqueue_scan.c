@@ -14,42 +14,65 @@ static inline uint64_t max_u64(uint64_t a, uint64_t b)
     return a > b ? a : b;
 }
 
+/* One pass over the vCPUs, as Machine._next_vcpu: the runnable vCPU with
+ * the smallest (clock, CPU), the smallest clock among the other runnable
+ * ones, and over the vCPUs that are not runnable the earliest next event
+ * (wake), the earliest max(event, clock) (an idle vCPU that would go first)
+ * and how many wait for acknowledgements. */
+struct sched_scan {
+    int best, second, idle, waiting;
+    uint64_t best_cycles, second_cycles, idle_cycles, wake;
+};
+
+static void sched_scan(const struct sched_machine *m, struct sched_scan *scan)
+{
+    *scan = (struct sched_scan){.best = -1, .second = -1, .idle = -1, .wake = SCHED_NO_EVENT};
+    for (int i = 0; i < m->count; i++) {
+        uint64_t cycles = m->clocks[i]->cycles;
+        if (!m->not_runnable[i]) {
+            if (scan->best < 0 || cycles < scan->best_cycles) {
+                scan->second = scan->best;
+                scan->second_cycles = scan->best_cycles;
+                scan->best = i;
+                scan->best_cycles = cycles;
+            } else if (scan->second < 0 || cycles < scan->second_cycles) {
+                scan->second = i;
+                scan->second_cycles = cycles;
+            }
+            continue;
+        }
+        scan->waiting += m->waiting_for_acks[i];
+        uint64_t when = m->next_event[i];
+        if (when == SCHED_NO_EVENT)
+            continue;
+        scan->wake = min_u64(scan->wake, when);
+        uint64_t at = max_u64(when, cycles);
+        if (scan->idle < 0 || at < scan->idle_cycles) {
+            scan->idle = i;
+            scan->idle_cycles = at;
+        }
+    }
+}
+
+/* Machine._resume_bound of vCPU ``i``, waiting for acknowledgements: no
+ * earlier than its slowest target's clock, where the last one happens. */
+static uint64_t resume_bound(const struct sched_machine *m, int i)
+{
+    uint64_t bound = m->clocks[i]->cycles;
+    for (uint64_t targets = m->waiting_targets[i]; targets; targets &= targets - 1)
+        bound = max_u64(bound, m->clocks[__builtin_ctzll(targets)]->cycles);
+    return bound;
+}
+
 /* One scheduling step of Machine._run_loop under the default policy, or the
  * reason it needs Python: SCHED_RUN_PYTHON before anything changed, else
  * after the run. */
 static int sched_step(struct sched_machine *m)
 {
-    /* Machine._next_vcpu: the runnable vCPU with the smallest (clock, CPU),
-     * the smallest clock among the other runnable ones, and over the vCPUs
-     * that are not runnable the earliest next event (wake) and the earliest
-     * max(event, clock) (an idle vCPU that would go first). */
-    int best = -1, second = -1, idle = -1, waiting = 0;
-    uint64_t best_cycles = 0, second_cycles = 0, idle_cycles = 0, wake = SCHED_NO_EVENT;
-    for (int i = 0; i < m->count; i++) {
-        uint64_t cycles = m->clocks[i]->cycles;
-        if (!m->not_runnable[i]) {
-            if (best < 0 || cycles < best_cycles) {
-                second = best;
-                second_cycles = best_cycles;
-                best = i;
-                best_cycles = cycles;
-            } else if (second < 0 || cycles < second_cycles) {
-                second = i;
-                second_cycles = cycles;
-            }
-            continue;
-        }
-        waiting += m->waiting_for_acks[i];
-        uint64_t when = m->next_event[i];
-        if (when == SCHED_NO_EVENT)
-            continue;
-        wake = min_u64(wake, when);
-        uint64_t at = max_u64(when, cycles);
-        if (idle < 0 || at < idle_cycles) {
-            idle = i;
-            idle_cycles = at;
-        }
-    }
+    struct sched_scan scan;
+    sched_scan(m, &scan);
+    int best = scan.best, idle = scan.idle, waiting = scan.waiting;
+    uint64_t best_cycles = scan.best_cycles, idle_cycles = scan.idle_cycles, wake = scan.wake;
     /* Python's cases: nothing runnable; an idle vCPU's wake-up first (it wins
      * ties with a runnable clock); the cycle limit; a run Python must start;
      * an interrupt due on the chosen vCPU (_deliver_interrupts). */
@@ -65,15 +88,13 @@ static int sched_step(struct sched_machine *m)
      * waiting for acknowledgements its resume bound -- no earlier than its
      * slowest target's clock, where the last acknowledgement happens
      * (Machine._resume_bound). */
-    int has_slowest = second >= 0;
-    uint64_t slowest = second_cycles;
+    int has_slowest = scan.second >= 0;
+    uint64_t slowest = scan.second_cycles;
     for (int i = 0; waiting && i < m->count; i++) {
         if (!m->not_runnable[i] || !m->waiting_for_acks[i])
             continue;
         waiting--;
-        uint64_t bound = m->clocks[i]->cycles;
-        for (uint64_t targets = m->waiting_targets[i]; targets; targets &= targets - 1)
-            bound = max_u64(bound, m->clocks[__builtin_ctzll(targets)]->cycles);
+        uint64_t bound = resume_bound(m, i);
         if (!has_slowest || bound < slowest) {
             slowest = bound;
             has_slowest = 1;
@@ -159,26 +180,10 @@ int sched_run(struct sched_machine *m)
 
 int sched_pick(struct sched_machine *m)
 {
-    int best = -1, idle = -1;
-    uint64_t best_cycles = 0, idle_cycles = 0;
-    for (int i = 0; i < m->count; i++) {
-        uint64_t cycles = m->clocks[i]->cycles;
-        if (!m->not_runnable[i]) {
-            if (best < 0 || cycles < best_cycles) {
-                best = i;
-                best_cycles = cycles;
-            }
-            continue;
-        }
-        uint64_t when = m->next_event[i];
-        if (when == SCHED_NO_EVENT)
-            continue;
-        uint64_t at = max_u64(when, cycles);
-        if (idle < 0 || at < idle_cycles) {
-            idle = i;
-            idle_cycles = at;
-        }
-    }
+    struct sched_scan scan;
+    sched_scan(m, &scan);
+    int best = scan.best, idle = scan.idle;
+    uint64_t best_cycles = scan.best_cycles, idle_cycles = scan.idle_cycles;
     /* (time, runnable, CPU): an idle vCPU's wake-up wins a tie with a clock. */
     if (idle >= 0 && (best < 0 || idle_cycles <= best_cycles)) {
         m->pick_start = idle_cycles;
@@ -206,10 +211,7 @@ void sched_bounds(struct sched_machine *m, int skip)
             continue;
         }
         if (m->waiting_for_acks[i]) {
-            /* Machine._resume_bound: no earlier than its slowest target. */
-            uint64_t bound = cycles;
-            for (uint64_t targets = m->waiting_targets[i]; targets; targets &= targets - 1)
-                bound = max_u64(bound, m->clocks[__builtin_ctzll(targets)]->cycles);
+            uint64_t bound = resume_bound(m, i);
             if (!has_slowest || bound < slowest) {
                 slowest = bound;
                 has_slowest = 1;
