@@ -89,23 +89,14 @@ def build(directory: str, name: str, source: str, *flags: str) -> str:
     return binary
 
 
-def child_cpu_seconds(argv: list[str]) -> float:
+def child_cpu_seconds(argv: list[str], env: dict | None = None) -> float:
     """User + system CPU seconds of one run of ``argv`` (stdout discarded)."""
     with open(os.devnull, "wb") as sink:
-        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.DEVNULL, env=env)
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
         raise RuntimeError(f"{argv} exited {process.returncode}")
-    return usage.ru_utime + usage.ru_stime
-
-
-def _cpu_with_env(argv: list[str], env: dict) -> float:
-    with open(os.devnull, "wb") as sink:
-        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.DEVNULL, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status):
-        raise RuntimeError(f"{argv} exited {os.waitstatus_to_exitcode(status)}")
     return usage.ru_utime + usage.ru_stime
 
 
@@ -181,15 +172,11 @@ def served_cpu_seconds(argv: list[str], env: dict, runs: int = RUNS) -> float:
     best = None
     for _ in range(runs):
         before = status()
-        with open(os.devnull, "wb") as sink:
-            process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.DEVNULL, env=env)
-            _, wait_status, usage = os.wait4(process.pid, 0)
-        if os.waitstatus_to_exitcode(wait_status):
-            raise RuntimeError(f"{argv} exited {os.waitstatus_to_exitcode(wait_status)}")
+        client = child_cpu_seconds(argv, env)
         after = status()
         if after["requests"] != before["requests"] + 1:
             raise RuntimeError("the run was not served by the emu server")
-        total = (usage.ru_utime + usage.ru_stime + after["server_cpu_seconds"] - before["server_cpu_seconds"]
+        total = (client + after["server_cpu_seconds"] - before["server_cpu_seconds"]
                  + after["workers_cpu_seconds"] - before["workers_cpu_seconds"])
         best = total if best is None else min(best, total)
     return best
@@ -214,7 +201,7 @@ def served_hello_figure(binary: str) -> float:
 def hello_figures(directory: str, qemu: str | None, qiling_python: str | None) -> dict:
     binary = build(directory, "hello", HELLO_PROGRAM)
     fresh_env = {**os.environ, "EMU_SERVER": "off"}
-    out = {"emu_hello_cpu_seconds": min(_cpu_with_env(emu_argv(binary), fresh_env) for _ in range(RUNS)),
+    out = {"emu_hello_cpu_seconds": min(child_cpu_seconds(emu_argv(binary), fresh_env) for _ in range(RUNS)),
            "emu_served_hello_cpu_seconds": served_hello_figure(binary)}
     if qemu:
         out["qemu_hello_cpu_seconds"] = best_cpu_seconds([qemu, binary])
