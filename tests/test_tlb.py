@@ -254,6 +254,36 @@ def test_walk_cost_is_charged_per_paging_structure_read():
     assert miss_cost - hit_cost == 8 * events["page_walk_level"]
 
 
+def test_walk_line_reuse_charges_only_reads_of_lines_the_previous_walk_did_not_read():
+    """zen5's [tlb] walk_line_reuse (tlb.h): a neighbouring page's walk reads
+    the same PML4E, PDPTE and PDE lines and the same PTE line (eight PTEs a
+    line), so it is free; eight pages on, only the PTE line is new."""
+    rig = Rig(profile="zen5")
+    assert rig.machine.profile.tlb.walk_line_reuse
+    vcpu = rig.machine.vcpus[0]
+    root = rig.address_space()
+    for page in (0, 1, 8):
+        rig.map(root, DATA_VA + page * 0x1000, rig.frame())
+    vcpu.write_cr3(root)
+    rig.load(0, DATA_VA)
+    before = vcpu.cycles
+    rig.load(0, DATA_VA)                 # all hits: no walk
+    hit_cost = vcpu.cycles - before
+
+    def walk_cost(vaddr):
+        before = vcpu.cycles
+        rig.load(0, vaddr)
+        return vcpu.cycles - before - hit_cost
+
+    # Each data miss also pays the default path's DRAM stand-in.
+    proxy = rig.machine.profile.memory["tlb_miss_data_proxy_cycles"]
+    reads_before = vcpu.tlb_statistics()["page_walk_reads"]
+    # (within a cycle: zen5's block prices carry a fraction of a cycle)
+    assert walk_cost(DATA_VA + 0x1000) == pytest.approx(proxy, abs=1)
+    assert walk_cost(DATA_VA + 0x8000) == pytest.approx(proxy + rig.machine.profile.event_costs["page_walk_level"], abs=1)
+    assert vcpu.tlb_statistics()["page_walk_reads"] - reads_before == 8     # every read still counted
+
+
 # ---- MOV CR3 and PCIDs ----------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from emu_x86.emu.timing.schedule import ONE_CYCLE
 
 _DISASSEMBLER = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
 _DISASSEMBLER.detail = True
-SCHEDULED = ("zen3", "zen4")
+SCHEDULED = ("zen3", "zen4", "zen5")
 # spr (the default profile) keeps the reciprocal-throughput sums for now: its
 # Golden Cove table changes every default-profile result (see docs/calibration.md).
 # A self-loop: the dec/jnz pair is one fused macro-op on one ALU.
@@ -91,6 +91,7 @@ HAND_COMPUTED = {
     #        dep add  indep add       imul  load chain
     "zen3": (8.0, 9 / 4, 12.0, 16.0),    # ALU lat 1, 4 ALUs, imul lat 3, L1 4
     "zen4": (8.0, 9 / 4, 12.0, 16.0),    # as Zen 3 (SOG Zen4: same ALUs, multiplier, L1 latency)
+    "zen5": (8.0, 9 / 5, 12.0, 16.0),    # five ALU ports (measured on the Zen 5 host: 1.84), imul lat 3, L1 4
 }
 
 
@@ -115,3 +116,28 @@ def test_zen4_differs_from_zen3_where_the_cores_do():
     assert repeat_cycles(zen4, "div rbx;" * 2) == repeat_cycles(zen3, "div rbx;" * 2) == 24.0
     # Memory renaming kept: an add [mem], 1 chain at one cycle.
     assert repeat_cycles(zen4, "add qword ptr [rdi], 1;") == 1.0
+
+
+def test_zen5_prices_the_loops_measured_on_its_host():
+    """The zen5 rows against the Zen 5 host's cycles per iteration
+    (docs/calibration.md): wider integer and memory units, a 2-cycle FADD,
+    and the cross-pipe bypass between FMUL and FADD."""
+    zen5 = load_profile("zen5")
+    # 6 independent imul chains: latency-bound at 3 (three multipliers; host 2.99).
+    imuls = "imul rax,rax;imul rbx,rbx;imul rdx,rdx;imul rsi,rsi;imul rdi,rdi;imul r8,r8;"
+    assert repeat_cycles(zen5, imuls) == 3.0
+    # 6 L1 loads over four load ports (host 1.50); 4 stores over two (host 2.00).
+    loads = "mov rax,[rdi];mov rbx,[rdi+8];mov rdx,[rdi+16];mov rsi,[rdi+24];mov r8,[rdi+32];mov r9,[rdi+40];"
+    assert repeat_cycles(zen5, loads) == 1.5
+    assert repeat_cycles(zen5, "mov [rdi],rax;mov [rdi+64],rax;mov [rdi+128],rax;mov [rdi+192],rax;") == 2.0
+    # FADD 2 and FMUL 3 alone; alternating, each hand-off crosses pipes (+1): 7 a pair (host 27.8 for 4).
+    assert repeat_cycles(zen5, "addsd xmm0, xmm1;" * 4) == 8.0
+    assert repeat_cycles(zen5, "mulsd xmm0, xmm1;" * 4) == 12.0
+    assert repeat_cycles(zen5, "mulsd xmm0, xmm1; addsd xmm0, xmm2;" * 4) == 28.0
+
+
+def test_fp_bypass_is_zen5s_alone():
+    # Zen 3 and Zen 4 have no cross-pipe penalty in their tables: a mulsd/addsd pair is 6.
+    for name in ("zen3", "zen4"):
+        assert load_profile(name).uarch.fp_bypass_cycles == 0
+        assert repeat_cycles(load_profile(name), "mulsd xmm0, xmm1; addsd xmm0, xmm2;") == 6.0

@@ -483,6 +483,7 @@ class VCpu:
         mmu.firmware_size = firmware.FIRMWARE_SIZE_BYTES
         mmu.firmware_writable_from = firmware.BOOT_STACK_OFFSET
         mmu.walk_cycles_per_read = self.machine.profile.event_cycles("page_walk_level")
+        mmu.walk_line_reuse = int(geometry.walk_line_reuse)
         memory_model = self.machine.profile.memory or {}
         mmu.miss_data_cycles = 0 if self.machine.cache_model else int(memory_model.get("tlb_miss_data_proxy_cycles", 0))
         mmu.small = self._tlb_small

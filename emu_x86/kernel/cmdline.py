@@ -116,7 +116,7 @@ PARAMETERS: dict[str, Parameter] = {
     "lazy_tlb": Parameter(choice("refcount", "shootdown", "hazard"), "refcount",
                           "how idle CPUs hold the mm they keep loaded"),
     "tlb_flush": Parameter(choice("ipi", "invlpgb", "auto"), "ipi",
-                           "remote TLB flush transport (invlpgb needs a profile with INVLPGB: zen3, zen4)"),
+                           "remote TLB flush transport (invlpgb needs a profile with INVLPGB: zen3, zen4, zen5)"),
     "nr_dyn_asids": Parameter(integer_in(range(1, MAX_DYN_ASIDS + 1)), 6,
                               "per-CPU dynamic ASIDs (TLB_NR_DYN_ASIDS)"),
     "tlb_single_page_flush_ceiling": Parameter(non_negative_int, 33,

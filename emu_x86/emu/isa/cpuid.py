@@ -78,7 +78,11 @@ AMD_ZEN4 = CpuModel("AuthenticAMD", 0x00A10F11, "Emulated Zen 4-class CPU",
 # profile is calibrated on. Zen 3 has INVLPGB/TLBSYNC (AMD APM Vol. 3).
 AMD_ZEN3 = CpuModel("AuthenticAMD", 0x00A00F11, "Emulated Zen 3-class CPU",
                     amx=False, invlpgb=True, serialize=False)
-MODELS_BY_PROFILE = {"spr": INTEL_SAPPHIRE_RAPIDS, "zen4": AMD_ZEN4, "zen3": AMD_ZEN3}
+# Family 1Ah model 02h stepping 1: EPYC 9005 (Turin), the host the zen5
+# profile is calibrated on.
+AMD_ZEN5 = CpuModel("AuthenticAMD", 0x00B00F21, "Emulated Zen 5-class CPU",
+                    amx=False, invlpgb=True, serialize=False)
+MODELS_BY_PROFILE = {"spr": INTEL_SAPPHIRE_RAPIDS, "zen5": AMD_ZEN5, "zen4": AMD_ZEN4, "zen3": AMD_ZEN3}
 
 
 def _register_words(text: str) -> list[int]:

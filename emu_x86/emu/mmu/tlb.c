@@ -79,6 +79,7 @@ static inline int walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int use
     for (uint32_t level = 0; level < 4; level++) {
         shift = 39 - 9 * (int)level;
         uint64_t entry_paddr = table + ((vaddr >> shift) & 0x1FF) * 8;
+        result->lines[level] = entry_paddr >> 6;
         levels++;
         if (entry_paddr + 8 > mmu->phys_size) {
             result->reads = levels;
@@ -146,6 +147,24 @@ static inline int walk(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int use
     result->page_shift = (uint8_t)shift;
     result->fault_error_code = 0;
     return 0;
+}
+
+/* The reads of a fill's walk that are charged: all of them, or with
+ * walk_line_reuse those whose line differs from the previous walk's at the
+ * same level (struct mmu_vcpu). Fills that reach here are the modelled TLB's
+ * misses, the same in every run, so the previous walk is too. */
+static inline uint32_t walk_reads_charged(struct mmu_vcpu *mmu, const struct walk_result *w)
+{
+    if (!mmu->walk_line_reuse)
+        return w->reads;
+    uint32_t charged = 0;
+    for (uint32_t level = 0; level < w->reads && level < 4; level++) {
+        if (mmu->walk_lines[level] != w->lines[level]) {
+            mmu->walk_lines[level] = w->lines[level];
+            charged++;
+        }
+    }
+    return charged;
 }
 
 int mmu_walk_mode(struct mmu_vcpu *mmu, uint64_t vaddr, int access, int user_mode, struct walk_result *result)
@@ -589,7 +608,7 @@ int mmu_on_tlb_fill(void *uc, uint64_t vaddr, int uc_mem_type, void *entry, void
     struct walk_result w;
     int faulted = walk(mmu, vaddr, access, 1, &w);
     mmu->counters.walk_reads += w.reads;
-    mmu->clock->cycles += w.reads * mmu->walk_cycles_per_read;
+    mmu->clock->cycles += walk_reads_charged(mmu, &w) * mmu->walk_cycles_per_read;
     if (faulted) {
         /* No entry replaces the one the dirty assist dropped, so Unicorn's
          * copy of it must go too. */

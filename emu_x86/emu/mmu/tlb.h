@@ -92,6 +92,14 @@ struct mmu_vcpu {
     uint32_t fault_error_code;
     uint64_t fault_address;
     struct tlb_counters counters;
+    /* Walk-line reuse (a profile's [tlb] walk_line_reuse): a paging-structure
+     * read in the same 64-byte line as the previous walk's read at that level
+     * is not charged -- the line is still in the L1 (and its upper-level
+     * entries in the page-walk cache), as in a sequential sweep, where eight
+     * pages share a PTE line and 16 MiB share a PDE line. 0: every read costs
+     * walk_cycles_per_read (Python sets it at creation). */
+    uint32_t walk_line_reuse;
+    uint64_t walk_lines[4];         /* the previous walk's line per level (physical address >> 6) */
 };
 
 /* One-page result of a software walk, for tests and the kernel. */
@@ -100,6 +108,7 @@ struct walk_result {
     uint32_t fault_error_code;  /* valid when the walk returns nonzero */
     uint8_t writable, user, executable, dirty, global, page_shift;
     uint32_t reads;         /* paging-structure entries read */
+    uint64_t lines[4];      /* the 64-byte line (physical address >> 6) of each read, by level */
 };
 
 /* No virtual page number is this large (they have at most 52 bits). */

@@ -62,6 +62,7 @@ class TlbGeometry:
     entries: int
     ways: int
     large_entries: int
+    walk_line_reuse: bool = False   # walks charge only reads of lines the previous walk did not read (tlb.h)
 
     @property
     def sets(self) -> int:
@@ -214,7 +215,8 @@ def _uarch(path: Path, section: dict) -> Uarch:
                      string_store_bytes_per_cycle=float(section.get("string_store_bytes_per_cycle",
                                                                     section["string_bytes_per_cycle"])),
                      mispredict_penalty_cycles=int(section["mispredict_penalty_cycles"]),
-                     classes=classes, mnemonics=mnemonics)
+                     classes=classes, mnemonics=mnemonics,
+                     fp_bypass_cycles=float(section.get("fp_bypass_cycles", 0.0)))
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ProfileError(f"{path}: [uarch]: {error}") from None
 
@@ -222,7 +224,8 @@ def _uarch(path: Path, section: dict) -> Uarch:
 def _tlb_geometry(path: Path, section: dict) -> TlbGeometry:
     try:
         geometry = TlbGeometry(entries=int(section["entries"]), ways=int(section["ways"]),
-                               large_entries=int(section["large_entries"]))
+                               large_entries=int(section["large_entries"]),
+                               walk_line_reuse=bool(section.get("walk_line_reuse", False)))
     except (KeyError, TypeError, ValueError):
         raise ProfileError(f"{path}: [tlb] needs integer entries, ways and large_entries") from None
     sets = geometry.sets

@@ -102,9 +102,13 @@ class Uarch:
     mispredict_penalty_cycles: int
     classes: dict[str, UarchRow]        # instruction class (profile.INSTRUCTION_CLASSES) -> row
     mnemonics: dict[str, UarchRow]      # overrides by mnemonic
+    # Extra latency when an FP/SIMD result feeds an FP operation on a disjoint
+    # set of pipes (e.g. Zen 5's FMUL pipes 0/1 into its FADD pipes 2/3): the
+    # forwarding network's cross-pipe bypass delay. 0 on cores without one.
+    fp_bypass_cycles: float = 0.0
 
     def key(self) -> tuple:
-        return (self.dispatch_width, self.load_latency_cycles, self.vector_load_latency_cycles,
+        return (self.fp_bypass_cycles, self.dispatch_width, self.load_latency_cycles, self.vector_load_latency_cycles,
                 self.store_forward_cycles, self.load_ports, self.store_ports, self.taken_branch_cycles,
                 self.call_ret_cycles, self.string_startup_cycles, self.string_bytes_per_cycle,
                 self.string_store_bytes_per_cycle, self.mispredict_penalty_cycles, tuple(sorted(self.classes.items())),
@@ -151,6 +155,7 @@ class _Step:
     address_sources: tuple[str, ...]    # registers only the load's address reads
     uops: list[tuple[tuple[str, ...], float]]   # (eligible ports, cycles the port is busy)
     stack_only: bool                # push/pop/call/ret: rsp updates are free (stack engine)
+    fp_ports: tuple[str, ...] = ()  # the FP pipes its operation runs on (cross-pipe bypass), or none
     fused: bool = False             # fused into the previous instruction's macro-op
 
 
@@ -282,7 +287,8 @@ def _step(insn, uarch: Uarch, classify, written_anywhere: set) -> _Step:
     return _Step(sources=tuple(sorted(sources)), destinations=tuple(sorted(destinations)), latency_cycles=latency,
                  load=load, vector=vector, store=store, memory_key=memory_key,
                  address_sources=tuple(sorted(address_sources)), uops=uops,
-                 stack_only=mnemonic in _STACK)
+                 stack_only=mnemonic in _STACK,
+                 fp_ports=row.ports if row.ports and all(p.startswith("fp") for p in row.ports) else ())
 
 
 def _port_bound(steps: list[_Step], uarch: Uarch) -> float:
@@ -314,6 +320,8 @@ def _recurrence_bound(steps: list[_Step], uarch: Uarch) -> float:
     """Growth per copy of the latest ready time of a register (or of a
     forwarded store), over copies of the block run back to back."""
     ready: dict[str, float] = {}
+    produced_on: dict[str, tuple[str, ...]] = {}    # register -> FP pipes of its last writer
+    bypass = uarch.fp_bypass_cycles
     snapshots = []
     for _copy in range(RECURRENCE_COPIES):
         for step in steps:
@@ -322,7 +330,11 @@ def _recurrence_bound(steps: list[_Step], uarch: Uarch) -> float:
             for name in sources:
                 if step.stack_only and name == "rsp":
                     continue
-                start = max(start, ready.get(name, 0.0))
+                available = ready.get(name, 0.0)
+                if bypass and step.fp_ports and name in produced_on \
+                        and not set(produced_on[name]).intersection(step.fp_ports):
+                    available += bypass
+                start = max(start, available)
             latency = step.latency_cycles
             if step.load:
                 # The loaded value is ready a load latency after its address
@@ -345,6 +357,10 @@ def _recurrence_bound(steps: list[_Step], uarch: Uarch) -> float:
                     ready[name] = ready.get(name, 0.0)
                     continue
                 ready[name] = done
+                if step.fp_ports:
+                    produced_on[name] = step.fp_ports
+                else:
+                    produced_on.pop(name, None)
             if step.store and step.memory_key is not None:
                 ready[("mem", step.memory_key)] = start + step.latency_cycles + uarch.store_forward_cycles
         snapshots.append(dict(ready))

@@ -114,7 +114,7 @@ class TlbManager:
             from emu_x86.kernel.cmdline import CmdlineError
             # INVLPGB/TLBSYNC came with Zen 3 (AMD APM Vol. 3; CPUID Fn8000_0008 EBX[3]).
             raise CmdlineError(f"tlb_flush=invlpgb needs a CPU with INVLPGB (profile "
-                               f"{self.machine.profile.name!r} has none; try --profile zen3 or zen4)")
+                               f"{self.machine.profile.name!r} has none; try --profile zen3, zen4 or zen5)")
         self.use_invlpgb = transport == "invlpgb" or (transport == "auto" and has_invlpgb)
         if self.use_invlpgb and not self.use_pcid:
             from emu_x86.kernel.cmdline import CmdlineError
