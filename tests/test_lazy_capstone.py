@@ -1,6 +1,8 @@
 """capstone is loaded on first use (emu_x86/emu/isa/decoder.py): the
 constants the decoding paths use in its place must be capstone's own, and a
-run whose blocks all come from the block price store never loads it."""
+run whose blocks all come from the block price store never loads it. The
+project's own codec for the extension instructions (encoding.py) is loaded on
+first use too: a glibc start-up's one XGETBV does not need it."""
 from __future__ import annotations
 
 import subprocess
@@ -42,8 +44,11 @@ def test_a_run_priced_from_the_store_never_loads_capstone(tmp_path):
     probe = ("import sys\n"
              "from emu_x86.emucli.main import main\n"
              "try:\n    main(['run', sys.argv[1]])\nexcept SystemExit:\n    pass\n"
-             "sys.stderr.write('capstone loaded: %s\\n' % ('capstone' in sys.modules))\n")
+             "sys.stderr.write('capstone loaded: %s\\n' % ('capstone' in sys.modules))\n"
+             "sys.stderr.write('codec loaded: %s\\n' % ('emu_x86.emu.isa.encoding' in sys.modules))\n")
     for store, loaded in ((str(tmp_path), False), ("off", True)):
         result = subprocess.run([sys.executable, "-c", probe, str(program)], cwd=REPO, capture_output=True,
                                 text=True, env={**env, "EMU_BLOCK_CACHE": store}, timeout=120)
         assert result.stdout == "hi\n" and f"capstone loaded: {loaded}" in result.stderr, (store, result.stderr)
+        if store != "off":
+            assert "codec loaded: False" in result.stderr, result.stderr

@@ -132,6 +132,18 @@ def test_no_server_and_stop(server_environment):
         time.sleep(0.05)
 
 
+def test_without_a_server_socket_run_loads_no_client_modules(server_environment, tmp_path):
+    """No socket file, no server: `emu run` goes straight to running in
+    process, without importing the client (socket, json: ~6 ms of start-up)."""
+    program = build_c(ECHO_PROGRAM)
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "emu_x86.emucli", "run", str(program), "x"],
+                            env=server_environment, cwd=REPO, capture_output=True, text=True, timeout=120,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 7 and result.stdout == "arg x\ncwd ok\n", result.stderr[-2000:]
+    assert "emu_x86.emucli.runserver_address" in result.stderr
+    assert "emu_x86.emucli.runserver_client" not in result.stderr
+
+
 def _handle_one(server: runserver.Server, request: dict) -> dict:
     """Send ``request`` (with fds 0-2) to ``server._accept`` over a socket pair."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -15,7 +15,7 @@ import unicorn
 import unicorn.x86_const as x86
 
 from emu_x86.emu import block_price_store, firmware
-from emu_x86.emu.isa import encoding
+from emu_x86.emu.isa.prefixes import MAX_INSTRUCTION_BYTES
 from emu_x86.emu.isa.decoder import capstone_identity, detailed_decoder
 from emu_x86.emu.isa.dispatch import HANDLERS as EMULATED_MNEMONICS
 from emu_x86.emu.memory import PAGE_SIZE, PhysicalMemory
@@ -97,6 +97,7 @@ def adopt_decodes(price_key: tuple, decodes) -> int:
 def _is_emulated(code: bytes, address: int) -> bool:
     """Whether ``code`` starts with an instruction the emulator runs itself
     from Unicorn's invalid-opcode hook (emu_x86/emu/isa/dispatch.py)."""
+    from emu_x86.emu.isa import encoding     # the codec: needed only for blocks being decoded
     instruction = encoding.decode(code, address)
     return instruction is not None and instruction.mnemonic in EMULATED_MNEMONICS
 
@@ -266,7 +267,7 @@ class Machine:
             # short of that instruction's last byte: decode it from memory
             # (the bytes past the block are not part of the decode cache's key).
             if covered < size_bytes:
-                if not _is_emulated(vcpu.fetch_code(address + covered, encoding.MAX_INSTRUCTION_BYTES),
+                if not _is_emulated(vcpu.fetch_code(address + covered, MAX_INSTRUCTION_BYTES),
                                     address + covered):
                     count += 1
                     if count == 1:

@@ -28,7 +28,7 @@ import unicorn
 import unicorn.x86_const as x86
 from unicorn.unicorn_py3 import unicorn as _uc_module
 
-from emu_x86.emu.isa import encoding
+from emu_x86.emu.isa.prefixes import MAX_INSTRUCTION_BYTES
 from emu_x86.emu.isa.state import TILE_COUNT as TILE_REGISTERS
 from emu_x86.emu.traps import VECTOR_NAMES, CpuException
 
@@ -72,7 +72,6 @@ class _RegisterReader:
 # Tile registers are compared only after an instruction that can change them:
 # AMX (every one is VEX3-encoded) or the XRSTOR family.
 _VEX3 = 0xC4
-MAX_INSTRUCTION_BYTES = encoding.MAX_INSTRUCTION_BYTES
 
 
 class TraceFilter:
@@ -294,6 +293,7 @@ def _changes(before: tuple, after: tuple) -> dict:
 
 def disassemble_one(disassembler, code: bytes, address: int) -> tuple[str, int]:
     """(AT&T text, length) of the instruction at the start of ``code``."""
+    from emu_x86.emu.isa import encoding     # the codec: loaded when a trace first decodes
     decoded = encoding.decode(code, address)
     if decoded is not None:
         return encoding.format_att(decoded, address), decoded.length

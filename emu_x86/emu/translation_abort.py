@@ -19,7 +19,7 @@ from collections.abc import Callable
 from emu_x86.emu.isa.decoder import (
     CS_GRP_BRANCH_RELATIVE, CS_GRP_CALL, CS_GRP_INT, CS_GRP_IRET, CS_GRP_JUMP, CS_GRP_RET, detailed_decoder,
 )
-from emu_x86.emu.isa.encoding import MAX_INSTRUCTION_BYTES, PREFIX_LOCK, PREFIX_NAMES
+from emu_x86.emu.isa.prefixes import MAX_INSTRUCTION_BYTES, PREFIX_LOCK, PREFIX_NAMES
 
 LEGACY_PREFIXES = frozenset(PREFIX_NAMES)
 # 0F A3 BT, 0F AB BTS, 0F B3 BTR, 0F BB BTC (r/m, r); 0F BA /4../7 (r/m, imm8).

@@ -31,7 +31,7 @@ from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.emu.apic import MSR_IA32_TSC_DEADLINE, X2APIC_MSRS, LocalApic
 from emu_x86.emu.isa.cpuid import INTEL_SAPPHIRE_RAPIDS, INVLPGB_MAX_PAGES, MODELS_BY_PROFILE, Cpuid
 from emu_x86.emu.isa.dispatch import EVENT_COSTS, execute_extension
-from emu_x86.emu.isa.encoding import MAX_INSTRUCTION_BYTES
+from emu_x86.emu.isa.prefixes import MAX_INSTRUCTION_BYTES
 from emu_x86.emu.isa.xstate import SUPPORTED_USER_MASK, cpuid_leaf_0xd, xinuse as xstate_xinuse
 from emu_x86.emu.isa.msr import MsrFile
 from emu_x86.emu.isa.state import MSR_IA32_TSC, XFEATURE_MASK_XTILE, ExtendedState

@@ -3,7 +3,8 @@ server`` when there is one (emu_x86/emucli/runserver.py), else run in this
 process (emu_x86/emucli/main.py).
 
 This module is the whole of what an ``emu run`` served by the server loads:
-the interpreter's own modules and a socket. Everything else -- argparse, the
+the interpreter's own modules and a socket (and only when the server's
+socket file exists: runserver_address.py). Everything else -- argparse, the
 machine, the kernel, Unicorn -- is already imported in the server, whose
 forked worker runs the command. ``EMU_SERVER=off`` (or ``0``) skips the server.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import os
 import sys
+
+from emu_x86.emucli import runserver_address
 
 
 def main() -> int:
@@ -23,7 +26,8 @@ def main() -> int:
 
 def _main() -> int:
     argv = sys.argv[1:]
-    if argv[:1] == ["run"] and os.environ.get("EMU_SERVER", "").lower() not in ("0", "off", "no"):
+    if argv[:1] == ["run"] and os.environ.get("EMU_SERVER", "").lower() not in ("0", "off", "no") \
+            and os.path.exists(runserver_address.socket_path()):
         from emu_x86.emucli import runserver_client
         status = runserver_client.run_through_server(argv)
         if status is not None:

@@ -21,26 +21,11 @@ import signal
 import socket
 import struct
 import sys
-import zlib
+
+from emu_x86.emucli.runserver_address import package_directory, runtime_directory, socket_path  # noqa: F401
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 CONNECT_TIMEOUT_SECONDS = 5.0
-
-
-def package_directory() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def runtime_directory() -> str:
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    return os.path.join(base, "emu-x86") if base else f"/tmp/emu-x86-{os.getuid()}"
-
-
-def socket_path() -> str:
-    """One server per installation and interpreter: another checkout or venv
-    gets another socket, never a server running other code."""
-    identity = f"{package_directory()}\0{os.path.realpath(sys.executable)}".encode()
-    return os.path.join(runtime_directory(), f"server-{zlib.crc32(identity):08x}.sock")
 
 
 def connect(path: str | None = None) -> socket.socket | None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from emu_x86.emu.isa import amx, encoding
+from emu_x86.emu.isa import amx
+from emu_x86.emu.isa.prefixes import MAX_INSTRUCTION_BYTES
 from emu_x86.emu.isa.state import XFEATURE_MASK_XTILE
 from emu_x86.emu.isa.system import execute_system_instruction
 from emu_x86.emu.traps import GP, UD
@@ -20,16 +21,17 @@ from emu_x86.emu.traps import GP, UD
 if TYPE_CHECKING:  # pragma: no cover
     from emu_x86.emu.vcpu import VCpu
 
-MAX_INSTRUCTION_BYTES = encoding.MAX_INSTRUCTION_BYTES
 MASK64 = (1 << 64) - 1
 
 
 def _memory_address(vcpu: "VCpu", operand, next_rip: int) -> int:
+    from emu_x86.emu.isa import encoding     # the codec: loaded at the first extension instruction
     return encoding.effective_address(operand, vcpu.read_register, next_rip)
 
 
 def _sibmem(vcpu: "VCpu", operand, next_rip: int) -> tuple[int, int]:
     """TILELOADD/TILESTORED memory operand: (row-0 address, stride)."""
+    from emu_x86.emu.isa import encoding
     return encoding.sibmem_address(operand, vcpu.read_register, next_rip)
 
 
@@ -66,6 +68,10 @@ def _dot_product(kind: str) -> Callable:
         dest, src1, src2 = (operand.number for operand in insn.operands)
         amx.tile_dot_product(vcpu, kind, dest, src1, src2)
     return execute
+
+
+# XGETBV is NP 0F 01 D0 (SDM Vol. 2C): with no prefix byte, these three bytes are the whole instruction.
+_XGETBV = b"\x0f\x01\xd0"
 
 
 def _exec_xgetbv(vcpu, insn, next_rip):
@@ -157,6 +163,15 @@ def execute_extension(vcpu: "VCpu") -> bool:
     """
     rip = vcpu.read_register("rip")
     code = vcpu.fetch_code(rip, MAX_INSTRUCTION_BYTES)
+    if code.startswith(_XGETBV):
+        # Every glibc start-up runs one XGETBV (its CPU-feature probe) and often
+        # nothing else here: its fixed bytes need not load the codec's tables.
+        next_rip = (rip + len(_XGETBV)) & MASK64
+        _exec_xgetbv(vcpu, None, next_rip)
+        vcpu.write_register("rip", next_rip)
+        vcpu.charge_instruction(EVENT_COSTS.get("xgetbv"))
+        return True
+    from emu_x86.emu.isa import encoding     # the codec: loaded at the first other extension instruction
     insn = encoding.decode(code, rip)
     handler = HANDLERS.get(insn.mnemonic) if insn is not None else None
     if handler is None:

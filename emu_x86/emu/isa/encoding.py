@@ -29,9 +29,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from emu_x86.emu.isa.prefixes import (MAX_INSTRUCTION_BYTES, PREFIX_ADDRESS_SIZE, PREFIX_LOCK,  # noqa: F401
+                                      PREFIX_NAMES, PREFIX_OPERAND_SIZE, SEGMENT_PREFIXES)
+
 MASK32 = (1 << 32) - 1
 MASK64 = (1 << 64) - 1
-MAX_INSTRUCTION_BYTES = 15          # SDM Vol. 2 §2.1: longer is #GP(0); not decoded here
 
 GPR64 = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
          "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15")
@@ -39,11 +41,6 @@ GPR32 = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi",
          "r8d", "r9d", "r10d", "r11d", "r12d", "r13d", "r14d", "r15d")
 TILE_REGISTERS = 8
 
-# Legacy prefixes (SDM Vol. 2 §2.1.1) with the names objdump prints for an unused one.
-SEGMENT_PREFIXES = {"es": 0x26, "cs": 0x2E, "ss": 0x36, "ds": 0x3E, "fs": 0x64, "gs": 0x65}
-PREFIX_NAMES = {0x26: "es", 0x2E: "cs", 0x36: "ss", 0x3E: "ds", 0x64: "fs", 0x65: "gs",
-                0x66: "data16", 0x67: "addr32", 0xF0: "lock", 0xF2: "repnz", 0xF3: "repz"}
-PREFIX_OPERAND_SIZE, PREFIX_ADDRESS_SIZE, PREFIX_LOCK = 0x66, 0x67, 0xF0
 MANDATORY_PREFIXES = {0x66: "66", 0xF2: "F2", 0xF3: "F3"}
 VEX3 = 0xC4                          # SDM Vol. 2 §2.3: three-byte VEX (C5 implies map 0F: no row here)
 VEX_PP = ("NP", "66", "F3", "F2")    # VEX.pp: the implied mandatory prefix
