@@ -30,11 +30,14 @@ RUNS = [("tiles_8x40_4cpu", "spr"), ("amx_first_use_2cpu", "spr"),
         ("native_floats", "spr"), ("floats_zen4", "zen4")]
 
 
-def run(name: str, profile: str, priced_in_c: list | None = None) -> dict:
+def run(name: str, profile: str, priced_in_c: list | None = None, start_set: str | None = None,
+        python_prices: list | None = None) -> dict:
     _, _, options, arguments, _ = CASES[name]
     cpus = int(options[options.index("--cpus") + 1]) if "--cpus" in options else 1
     program = str(staged_program(name))
     machine = Machine(cpus=cpus, memory_bytes=256 << 20, profile=profile)
+    if start_set is not None:
+        machine.use_start_set(start_set)
     stdout, stderr = io.BytesIO(), io.BytesIO()
     try:
         kernel = Kernel(machine, KernelConfig(argv=[program, *arguments],
@@ -44,6 +47,8 @@ def run(name: str, profile: str, priced_in_c: list | None = None) -> dict:
         machine.run()
         if priced_in_c is not None:
             priced_in_c.append(sum(vcpu.clock.price_cache_hits for vcpu in machine.vcpus))
+        if python_prices is not None:
+            python_prices.append(sum(vcpu.clock.python_calls for vcpu in machine.vcpus))
         return {"stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "stats": collect_stats(machine, kernel)}
     finally:
         machine.close()
@@ -124,6 +129,36 @@ def test_decodes_stored_on_disk_give_the_same_runs(tmp_path, monkeypatch, empty_
     assert warm.added == {}                    # every block came from the file
     warm.save()
     assert warm.count() == stored
+
+
+def test_a_start_set_prices_the_next_run_without_python_and_changes_nothing(tmp_path, monkeypatch, empty_cache):
+    """block_price_store start sets: the first run of a program records the
+    blocks it priced; the next run (a fresh process: caches empty) adopts them
+    all before it starts, so the C hook prices nearly every block itself --
+    and the run is the one that decoded every block."""
+    reference = run(*RUNS[2])
+    monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path))
+    forget_decodes(monkeypatch)
+    first_calls, second_calls = [], []
+    assert run(*RUNS[2], start_set="prog", python_prices=first_calls) == reference
+    (store,) = block_price_store._stores.values()
+    store.save()
+    with sqlite3.connect(store.path) as db:
+        (blob,) = db.execute("SELECT decodes FROM start_sets WHERE program = 'prog'").fetchone()
+    recorded = marshal.loads(blob)
+    assert len(recorded) > 100 and all(block_price_store.valid(decoded) for _code, decoded in recorded)
+    forget_decodes(monkeypatch)
+    assert run(*RUNS[2], start_set="prog", python_prices=second_calls) == reference
+    assert second_calls[0] < first_calls[0] / 10, (first_calls, second_calls)
+    (warm,) = block_price_store._stores.values()
+    assert warm._start_set_additions == {}      # nothing new: the set is not written again
+    # Another program (or the same one rebuilt) has a set of its own.
+    forget_decodes(monkeypatch)
+    assert run(*RUNS[2], start_set="other") == reference
+    (store,) = block_price_store._stores.values()
+    store.save()
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("SELECT count(*) FROM start_sets").fetchone()[0] == 2
 
 
 def test_a_damaged_store_is_ignored(tmp_path, monkeypatch, empty_cache):

@@ -67,19 +67,23 @@ _instruction_costs: dict[tuple, dict[bytes, float]] = {}
 # block-table miss looks the block's bytes up there before calling Python.
 # Each distinct instruction-cost key gets a number from 1, never reused.
 _price_profiles: dict[tuple, int] = {}
+_whole_store_adopted: set[tuple] = set()      # price keys whose whole store is adopted (emu server)
 hotpath.hotpath_price_cache_init(BLOCK_PRICE_CACHE_ENTRIES)
 
 
-def adopt_decodes(price_key: tuple, decodes) -> int:
+def adopt_decodes(price_key: tuple, decodes, whole_store: bool = False) -> int:
     """Put ``(code, decode)`` pairs of the block price store into this
     process's decode caches -- the Python one and the C hook's -- before any
-    machine runs (emu server's preload, emu_x86/emucli/runserver.py), so a
-    forked run finds its blocks without a store lookup or a call into Python.
+    machine runs (emu server's preload of the whole store, ``whole_store``,
+    emu_x86/emucli/runserver.py; a program's start set, Machine.use_start_set),
+    so a run finds its blocks without a store lookup or a call into Python.
     Both are pure caches: a run is the same with them full or empty
     (tests/test_block_price_cache.py). The number of blocks adopted."""
     if not SHARE_BLOCK_PRICES:
         return 0
     profile_number = _price_profiles.setdefault(price_key, len(_price_profiles) + 1)
+    if whole_store:
+        _whole_store_adopted.add(price_key)
     adopted = 0
     for code, decoded in decodes:
         if len(_decoded_blocks) >= BLOCK_PRICE_CACHE_ENTRIES:
@@ -137,6 +141,8 @@ class Machine:
         # The on-disk decode store for this price key, opened at the first decode.
         self._price_store: block_price_store.BlockPriceStore | None = None
         self._price_store_unopened = True
+        self._start_set_program: str | None = None     # use_start_set
+        self._start_set_codes: set[bytes] = set()
         # (address, size) of each priced block holding a port I/O instruction
         # -> that instruction's address (the vCPU raises its #GP: VCpu.run).
         self.port_io_blocks: dict[tuple[int, int], int] = {}
@@ -232,6 +238,25 @@ class Machine:
 
     # ---- cost of code ---------------------------------------------------
 
+    def use_start_set(self, program: str) -> int:
+        """Adopt the blocks the last run of ``program`` priced (the block price
+        store's start set, emu_x86/emu/block_price_store.py) into the decode
+        caches before the run, and note the blocks this run adds to it. A pure
+        cache: the run is the same with it or without. The blocks adopted."""
+        store = self._open_price_store() if SHARE_BLOCK_PRICES else None
+        if store is None or self._price_key in _whole_store_adopted:
+            return 0        # emu server's worker: every stored block is in the caches already
+        pairs = store.start_set(program)
+        self._start_set_program = program
+        self._start_set_codes = {code for code, _ in pairs}
+        return adopt_decodes(self._price_key, pairs)
+
+    def _open_price_store(self):
+        if self._price_store is None and self._price_store_unopened:
+            self._price_store_unopened = False
+            self._price_store = block_price_store.store_for(self._price_key, capstone_identity())
+        return self._price_store
+
     def price_block(self, vcpu: VCpu, address: int, size_bytes: int) -> tuple[int, int, int, int]:
         """(instructions, entry, repeat, flags) of the translated block at
         ``address``: hotpath.h's fixed-point prices (1/256 cycles) of its first
@@ -262,7 +287,11 @@ class Machine:
         key = (address, code)
         price = self._block_prices.get(key)
         if price is None:
-            count, cost, covered, port_io_offset = self._decode_block(code, address)
+            decoded = self._decode_block(code, address)
+            if self._start_set_program is not None and code not in self._start_set_codes:
+                self._start_set_codes.add(code)
+                self._price_store.add_to_start_set(self._start_set_program, code, decoded)
+            count, cost, covered, port_io_offset = decoded
             # Unicorn's size for a block ending in an invalid opcode may stop
             # short of that instruction's last byte: decode it from memory
             # (the bytes past the block are not part of the decode cache's key).
@@ -296,10 +325,7 @@ class Machine:
             if decoded is not None:
                 return decoded
             # Then the on-disk store of earlier runs (emu_x86/emu/block_price_store.py).
-            store = self._price_store
-            if store is None and self._price_store_unopened:
-                self._price_store_unopened = False
-                store = self._price_store = block_price_store.store_for(self._price_key, capstone_identity())
+            store = self._open_price_store()
             if store is not None:
                 decoded = store.get(code)
                 if decoded is not None:

@@ -40,6 +40,19 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+
+def program_identity(program: str) -> str | None:
+    """The program file by path, size and modification time: the key of its
+    start set in the block price store (Machine.use_start_set), so a rebuilt
+    program starts a new one. None when it cannot be stat()ed (the loader
+    then reports why)."""
+    try:
+        status = os.stat(program)
+    except (OSError, ValueError):
+        return None
+    return f"{os.path.realpath(program)}\0{status.st_size}\0{status.st_mtime_ns}"
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text, 0)
@@ -234,6 +247,9 @@ def run_command(options) -> int:
     with RunLimits(options.timeout, host_memory_bytes, machine=machine) as limit:
         try:
             try:
+                start_set_key = program_identity(options.program)
+                if start_set_key is not None:
+                    machine.use_start_set(start_set_key)
                 kernel.start(options.program)
             except (OutOfMemory, SyscallError, ImageTooLarge):
                 print(f"emu: {options.program}: guest memory ({memory_bytes >> 20} MiB) is too small to load it",

@@ -80,7 +80,7 @@ def preload() -> int:
     store = block_price_store.store_for(price_key, capstone_identity())
     loaded = 0
     if store is not None:
-        loaded = machine.adopt_decodes(price_key, store.items())
+        loaded = machine.adopt_decodes(price_key, store.items(), whole_store=True)
         store.close()
     # The workers open the store afresh (and add to it) as a fresh process would.
     block_price_store._stores.clear()
