@@ -1,4 +1,5 @@
 """The cycle model: exact instruction counts, cycles as the profile prices them, RDTSC sees them."""
+import os
 import json
 import math
 import struct
@@ -263,3 +264,24 @@ def test_an_emulated_instruction_counts_once_wherever_it_sits_in_a_block(tmp_pat
     tail, _ = priced(profile, "dec r12d; jnz 0x1000")
     per_10_rounds = (10 * (head + tail) + missed_20 - missed_10 >> FRACTION_BITS) + 10 * 2 * other
     assert abs(cycles_20 - cycles_10 - per_10_rounds) <= 1
+
+
+def test_a_profile_parse_is_kept_per_version_of_its_file(tmp_path, monkeypatch):
+    """profile._parsed_toml: the parse is cached beside the block price store
+    by the file's size and modification time; an edited file is parsed again
+    and its older parse removed."""
+    from emu_x86.emu.timing import profile as profile_module
+    profiles = tmp_path / "profiles-src"
+    profiles.mkdir()
+    source = (profile_module.PROFILES_DIR / "zen5.toml").read_text()
+    (profiles / "zen5.toml").write_text(source)
+    monkeypatch.setattr(profile_module, "PROFILES_DIR", profiles)
+    monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path / "cache" / "block-prices"))
+    first = profile_module.load_profile("zen5")
+    (cached,) = (tmp_path / "cache" / "profiles").iterdir()
+    assert profile_module.load_profile("zen5") == first           # from the kept parse
+    (profiles / "zen5.toml").write_text(source.replace("frequency_hz = 4_200_000_000", "frequency_hz = 4_000_000_000"))
+    os.utime(profiles / "zen5.toml", ns=(1, 1))
+    assert profile_module.load_profile("zen5").frequency_hz == 4_000_000_000
+    (newer,) = (tmp_path / "cache" / "profiles").iterdir()
+    assert newer != cached

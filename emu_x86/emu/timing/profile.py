@@ -7,8 +7,9 @@ the code that performs them through ``Profile.event_cycles``.
 """
 from __future__ import annotations
 
+import marshal
 import math
-import tomllib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,14 +170,48 @@ def available_profiles() -> list[str]:
     return sorted(path.stem for path in PROFILES_DIR.glob("*.toml"))
 
 
-def load_profile(name: str = DEFAULT_PROFILE) -> Profile:
-    path = PROFILES_DIR / f"{name}.toml"
-    if not path.is_file():
-        raise ProfileError(f"unknown profile {name!r} (available: {', '.join(available_profiles())})")
+def _parsed_toml(path: Path) -> dict:
+    """The profile file's TOML, parsed once per version of the file: the
+    parse is kept (marshal) beside the block price store, named by the
+    file's size and modification time, since importing tomllib and parsing
+    cost ~3 ms of every start-up. Without a cache directory, or when it
+    cannot be read or written, the file is parsed."""
+    from emu_x86.emu import block_price_store
+    status = path.stat()
+    directory = block_price_store.store_directory()
+    cached = (directory.parent / "profiles" / f"{path.stem}-{status.st_size}-{status.st_mtime_ns}.marshal"
+              if directory is not None else None)
+    if cached is not None:
+        try:
+            data = marshal.loads(cached.read_bytes())
+            if type(data) is dict:
+                return data
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
+    import tomllib
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ProfileError(f"{path}: {error}") from None
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_bytes(marshal.dumps(data))
+            os.replace(partial, cached)       # whole or absent: concurrent runs never read half a file
+            for older in cached.parent.glob(f"{path.stem}-*.marshal"):
+                if older != cached:
+                    older.unlink(missing_ok=True)     # an earlier version of the file
+        except (OSError, ValueError):
+            pass
+    return data
+
+
+def load_profile(name: str = DEFAULT_PROFILE) -> Profile:
+    path = PROFILES_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise ProfileError(f"unknown profile {name!r} (available: {', '.join(available_profiles())})")
+    data = _parsed_toml(path)
     header, instructions, events = data.get("profile", {}), data.get("instructions", {}), data.get("events", {})
     tlb = _tlb_geometry(path, data.get("tlb", {}))
     uarch = _uarch(path, data["uarch"]) if "uarch" in data else None
