@@ -1,7 +1,7 @@
 """The cycle model: exact instruction counts, cycles as the profile prices them, RDTSC sees them."""
-import os
 import json
 import math
+import os
 import struct
 
 import pytest
