@@ -37,11 +37,17 @@ set again at exit, with them added (at most START_SET_BLOCKS).
 from __future__ import annotations
 
 import atexit
-import hashlib
 import marshal
 import os
 import time
 from pathlib import Path
+
+try:
+    # CPython's own SHA-256: the same digests as hashlib's, without loading
+    # OpenSSL's libcrypto (~2 ms of every start-up). Python 3.12 renamed it.
+    from _sha256 import sha256
+except ImportError:                        # pragma: no cover
+    from hashlib import sha256
 
 PRICING_SOURCES = ("machine.py", "timing/profile.py", "timing/schedule.py", "isa/dispatch.py", "isa/encoding.py",
                    "block_price_store.py")
@@ -262,7 +268,7 @@ def store_for(price_key: tuple, capstone_version: str) -> BlockPriceStore | None
     directory = store_directory()
     store = None
     if directory is not None:
-        digest = hashlib.sha256(repr((FORMAT, price_key, capstone_version)).encode())
+        digest = sha256(repr((FORMAT, price_key, capstone_version)).encode())
         here = Path(__file__).parent
         for name in PRICING_SOURCES:
             digest.update((here / name).read_bytes())
