@@ -105,6 +105,11 @@ def best_cpu_seconds(argv: list[str], runs: int = RUNS) -> float:
 
 
 def emu_argv(*args: str) -> list[str]:
+    """``emu run ARGS`` as a user runs it: the installed console script beside
+    this interpreter (no runpy, ~2 ms of start-up), else ``python -m``."""
+    script = Path(sys.executable).with_name("emu")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script), "run", *args]
     return [sys.executable, "-m", "emu_x86.emucli", "run", *args]
 
 
