@@ -40,7 +40,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-
 def program_identity(program: str) -> str | None:
     """The program file by path, size and modification time: the key of its
     start set in the block price store (Machine.use_start_set), so a rebuilt
