@@ -210,6 +210,7 @@ def test_a_new_store_prunes_stale_ones(tmp_path, monkeypatch, empty_cache):
         path.write_bytes(b"x")
     old = time.time() - (block_price_store.STALE_DAYS + 1) * 86400
     os.utime(stale, (old, old))
+    os.utime(stale_wal, (old, old))     # a store's last write is its database's or its log's
     os.utime(unrelated, (old, old))
     monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path))
     run(*RUNS[2])
@@ -218,3 +219,38 @@ def test_a_new_store_prunes_stale_ones(tmp_path, monkeypatch, empty_cache):
     names = sorted(path.name for path in tmp_path.iterdir())
     # (the store's own -wal and -shm files go when its last connection closes)
     assert names == sorted([store.path.name, "b.sqlite", "notes.txt"]), names
+
+
+def test_a_new_store_keeps_only_the_most_recent_others(tmp_path, monkeypatch, empty_cache):
+    """Each edit of the pricing code makes a new store: a new one leaves the
+    STORES_KEPT most recently written others in place and removes the rest,
+    however recent."""
+    monkeypatch.setattr(block_price_store, "STORES_KEPT", 2)
+    now = time.time()
+    for age, stem in enumerate(("s0", "s1", "s2", "s3")):
+        for suffix in (".sqlite", ".sqlite-wal"):
+            (tmp_path / f"{stem}{suffix}").write_bytes(b"x")
+            os.utime(tmp_path / f"{stem}{suffix}", (now - 60 * (age + 1),) * 2)
+    monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path))
+    run(*RUNS[2])
+    (store,) = block_price_store._stores.values()
+    store.save()
+    stems = {path.name.partition(".")[0] for path in tmp_path.iterdir()}
+    assert stems == {store.path.stem, "s0", "s1"}, stems
+
+
+def test_saves_keep_the_log_small_and_the_start_sets_bounded(tmp_path, monkeypatch, empty_cache):
+    """A save ends with a truncating checkpoint (a reader-free moment empties
+    the log), and only the START_SET_PROGRAMS sets written last are kept."""
+    monkeypatch.setattr(block_price_store, "START_SET_PROGRAMS", 2)
+    monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path))
+    for program in ("a", "b", "c"):
+        forget_decodes(monkeypatch)
+        run(*RUNS[2], start_set=program)
+        (store,) = block_price_store._stores.values()
+        store.save()
+        store.close()
+    wal = store.path.with_name(store.path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    with sqlite3.connect(store.path) as db:
+        assert sorted(row[0] for row in db.execute("SELECT program FROM start_sets")) == ["b", "c"]

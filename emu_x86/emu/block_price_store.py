@@ -32,7 +32,17 @@ as one value (table start_sets). A run of the same program adopts them all
 into the decode caches before it starts (Machine.use_start_set): one read
 and one unmarshal instead of ~1,000 lookups and calls into Python (8 ms of
 a glibc hello's ~95). A run that prices blocks its set lacked writes the
-set again at exit, with them added (at most START_SET_BLOCKS).
+set again at exit, with them added (at most START_SET_BLOCKS), when they
+are START_SET_NEW_BLOCKS or more; the START_SET_PROGRAMS sets written last
+are kept.
+
+Size. Every run reads inside one long transaction, so the write-ahead log
+cannot restart while other runs read, and under a test suite's parallel runs
+it grew to 355 MB (and every reader paid for it in system time). A save
+therefore ends with a truncating checkpoint that gives up at once when a
+reader is active (a later save succeeds), and a new store keeps only the
+STORES_KEPT most recently written stores besides itself (older code or
+profiles), whatever their age.
 """
 from __future__ import annotations
 
@@ -54,9 +64,12 @@ PRICING_SOURCES = ("machine.py", "timing/profile.py", "timing/schedule.py", "isa
 MAX_STORE_BYTES = 256 << 20       # past it new blocks are decoded but not stored
 STALE_DAYS = 14
 BUSY_TIMEOUT_SECONDS = 5.0
-FORMAT = 2
+FORMAT = 3                        # 3: start sets
 SUFFIX = ".sqlite"
 START_SET_BLOCKS = 16384          # blocks kept per program
+START_SET_NEW_BLOCKS = 16         # fewer new blocks than this do not rewrite a program's set
+START_SET_PROGRAMS = 256          # sets kept per store, the last written
+STORES_KEPT = 8                   # other stores a new one leaves in place
 
 _stores: dict[tuple, "BlockPriceStore | None"] = {}
 
@@ -203,10 +216,19 @@ class BlockPriceStore:
         import sqlite3
         added, self.added = self.added, {}
         start_sets = []
+        now = time.time()
         for program, additions in self._start_set_additions.items():
-            pairs = self._start_sets.get(program, []) + [pair for pair in additions.items() if valid(pair[1])]
-            start_sets.append((program, marshal.dumps(pairs[-START_SET_BLOCKS:])))
+            known = self._start_sets.get(program, [])
+            if known and len(additions) < START_SET_NEW_BLOCKS:
+                continue        # a few blocks more: priced in Python next time, not worth rewriting the set
+            pairs = known + [pair for pair in additions.items() if valid(pair[1])]
+            start_sets.append((program, now, marshal.dumps(pairs[-START_SET_BLOCKS:])))
         self._start_set_additions = {}
+        if not added and not start_sets:
+            return
+        # This process's own read transaction would hold the log too (the next
+        # lookup, if any, opens a new one).
+        self.close()
         try:
             if self.path.exists() and self.path.stat().st_size > MAX_STORE_BYTES:
                 return
@@ -224,8 +246,15 @@ class BlockPriceStore:
                     writer.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?)",
                                        [(code, marshal.dumps(value)) for code, value in added.items()])
                     writer.execute("CREATE TABLE IF NOT EXISTS start_sets (program TEXT PRIMARY KEY,"
-                                   " decodes BLOB NOT NULL)")
-                    writer.executemany("INSERT OR REPLACE INTO start_sets VALUES (?, ?)", start_sets)
+                                   " written REAL NOT NULL, decodes BLOB NOT NULL)")
+                    if start_sets:
+                        writer.executemany("INSERT OR REPLACE INTO start_sets VALUES (?, ?, ?)", start_sets)
+                        writer.execute("DELETE FROM start_sets WHERE program NOT IN (SELECT program FROM start_sets"
+                                       " ORDER BY written DESC LIMIT ?)", (START_SET_PROGRAMS,))
+                # Move the log into the database and empty it, unless a reader
+                # still uses it: then give up at once (a later save succeeds).
+                writer.execute("PRAGMA busy_timeout = 0")
+                writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             finally:
                 writer.close()
             if created:
@@ -234,21 +263,36 @@ class BlockPriceStore:
             pass            # a read-only, full or locked store: it is only a cache
 
 
-def prune_stale_stores(keep: Path) -> None:
-    """Remove the other stores of ``keep``'s directory (with their -wal and -shm
-    files) not written for STALE_DAYS, and the marshal files of the first format."""
-    horizon = time.time() - STALE_DAYS * 86400
-    for other in keep.parent.iterdir():
-        stem, _, kind = other.name.partition(".")
-        if stem == keep.stem or kind not in ("sqlite", "sqlite-wal", "sqlite-shm", "marshal"):
-            continue
+def _last_written(directory: Path, stem: str) -> float:
+    """When a store was last written: its database's or its log's change time
+    (in WAL mode a commit writes only the log)."""
+    latest = 0.0
+    for suffix in (".sqlite", ".sqlite-wal"):
         try:
-            if kind == "marshal" or (keep.parent / f"{stem}.sqlite").stat().st_mtime < horizon:
-                other.unlink()
-        except FileNotFoundError:
-            other.unlink(missing_ok=True)       # a -wal or -shm file whose database is gone
+            latest = max(latest, (directory / f"{stem}{suffix}").stat().st_mtime)
         except OSError:
             pass
+    return latest
+
+
+def prune_stale_stores(keep: Path) -> None:
+    """Remove the other stores of ``keep``'s directory (with their -wal and -shm
+    files) not written for STALE_DAYS or past the STORES_KEPT most recently
+    written, and the marshal files of the first format."""
+    directory = keep.parent
+    horizon = time.time() - STALE_DAYS * 86400
+    stems = {other.name.partition(".")[0] for other in directory.iterdir()
+             if other.name.partition(".")[2] in ("sqlite", "sqlite-wal", "sqlite-shm")} - {keep.stem}
+    newest_first = sorted(stems, key=lambda stem: _last_written(directory, stem), reverse=True)
+    doomed = {stem for rank, stem in enumerate(newest_first)
+              if rank >= STORES_KEPT or _last_written(directory, stem) < horizon}
+    for other in directory.iterdir():
+        stem, _, kind = other.name.partition(".")
+        if kind == "marshal" or (stem in doomed and kind in ("sqlite", "sqlite-wal", "sqlite-shm")):
+            try:
+                other.unlink()
+            except OSError:
+                pass
 
 
 def save_all() -> None:
