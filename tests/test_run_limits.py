@@ -52,19 +52,28 @@ def test_ctrl_c_early_in_a_run_stops_it():
     """A SIGINT that landed in a Python hook (most new blocks call one early in
     a run) was swallowed as "Exception ignored" and the guest ran on: at 0.3 s
     into a spinning guest, emu never stopped. Now it ends with 130 however
-    early the signal comes (emu_x86/emucli/limits.py RunLimits._interrupt)."""
+    early the signal comes (emu_x86/emucli/limits.py RunLimits._interrupt,
+    emu_x86/emucli/interrupts.py)."""
     import os
     import signal
     import time
 
     from tests.guestbuild import build_c
     program = build_c("int main(void) { for (volatile long i = 0; ; i++) ; }\n")
-    for delay_seconds in (0.3, 0.6, 1.0, 2.0):
+    # And while the run is still being set up (imports, machine, kernel): a
+    # KeyboardInterrupt raised there could vanish in C-called code, and 2 of
+    # 40 such signals were lost (emu_x86/emucli/interrupts.py).
+    setup = [0.04 + 0.01 * step for step in range(16)]
+    for delay_seconds in (*setup, 0.3, 0.6, 1.0, 2.0):
         process = subprocess.Popen([sys.executable, "-m", "emu_x86.emucli", "run", str(program)], cwd=REPO,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    env={**os.environ, "EMU_SERVER": "off"})
         time.sleep(delay_seconds)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
+        if delay_seconds in setup and process.returncode == -signal.SIGINT:
+            # Python itself may end a process interrupted while it imports by
+            # dying of the signal (as a shell's Ctrl-C is reported): stopped all the same.
+            continue
         assert process.returncode == 130, (delay_seconds, stderr[-500:])
         assert stderr.decode().strip().endswith("emu: interrupted"), (delay_seconds, stderr[-500:])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from emu_x86.emucli import runserver_address
+from emu_x86.emucli import interrupts, runserver_address
 
 
 def main() -> int:
@@ -25,6 +25,7 @@ def main() -> int:
 
 
 def _main() -> int:
+    interrupts.install()
     argv = sys.argv[1:]
     if argv[:1] == ["run"] and os.environ.get("EMU_SERVER", "").lower() not in ("0", "off", "no") \
             and os.path.exists(runserver_address.socket_path()):

@@ -40,6 +40,8 @@ import sys
 import threading
 import time
 
+from emu_x86.emucli import interrupts
+
 HOST_MEMORY_HEADROOM_BYTES = 512 << 20
 REPEAT_SECONDS = 0.1
 FIRST_CHECK_SECONDS = 0.001
@@ -92,6 +94,7 @@ class RunLimits:
         return self.timeout_seconds is not None or self.host_memory_bytes is not None
 
     def _interrupt(self, signum, frame):
+        interrupts.received = True
         if not self.active:
             raise KeyboardInterrupt
         self.interrupted = True
@@ -102,7 +105,7 @@ class RunLimits:
     def _fire(self, signum, frame):
         if not self.active:
             return
-        if self.interrupted:
+        if self.interrupted or interrupts.received:      # a first KeyboardInterrupt may have been lost
             self._interrupt(signum, frame)
         if self.timeout_seconds is not None and time.monotonic() - self._started >= self.timeout_seconds:
             self.expired = True
@@ -125,7 +128,7 @@ class RunLimits:
         sys.unraisablehook = self._unraisable
         self._started = time.monotonic()
         self._previous_handler = signal.signal(signal.SIGALRM, self._fire)
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:     # not when ignored (nohup, &)
+        if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, interrupts.on_sigint):  # not when ignored
             self._previous_sigint = signal.signal(signal.SIGINT, self._interrupt)
         self.active = True
         # The ceiling is checked at once (the emulator may be over it already), then every 100 ms.

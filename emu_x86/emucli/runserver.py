@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 
+from emu_x86.emucli import interrupts
 from emu_x86.emucli import runserver_client as client_side
 from emu_x86.emucli.forkserver import become_emu
 
@@ -111,7 +112,9 @@ def _worker(request: dict, fds: list[int], ready_fd: int) -> None:
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)     # as a fresh interpreter has it
+        signal.signal(signal.SIGINT, signal.default_int_handler)     # as a fresh interpreter has it,
+        interrupts.received = False
+        interrupts.install()                                          # and as launch.main then takes it
         os.write(ready_fd, b"!")
         os.close(ready_fd)
         for target, fd in enumerate(fds[:3]):
