@@ -16,8 +16,11 @@ a program file, as a user does, so the loader, the assembler (and cpp for
   of special or huge files (and of the source itself), garbage, unbalanced
   blocks; ``.S`` sources add cpp bombs and special ``#include`` targets.
 
-Every case runs in a forked child (``emu run --memory 64 --timeout 5``), so its
-peak resident memory (ru_maxrss from wait4) is its own. Properties: the child
+Every case runs in a forked child (``emu run --memory 64 --timeout 5``); its
+peak resident memory is ru_maxrss from wait4 less this process's resident
+set at the fork, since a forked child starts with the parent's pages resident
+(Linux sets its high-water mark from them; under pytest the parent may hold
+600 MB). Properties: the child
 exits (no hang past the timeout plus WALL_GRACE_SECONDS), with a contract
 status (never 70, never a host signal), prints no traceback, a usage error is
 one ``emu:`` line, the emulator's peak memory stays within the guest's
@@ -278,11 +281,14 @@ def run_program(program: str, case_dir: str) -> tuple[int | None, int | None, fl
     stderr_path = os.path.join(case_dir, "stderr")
     args = ["run", "--memory", str(GUEST_MEMORY_MIB), "--timeout", str(TIMEOUT_SECONDS),
             "--max-cycles", str(MAX_CYCLES), program]
+    from emu_x86.emucli.limits import note_fork, resident_bytes
+    inherited = resident_bytes()
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:                                   # the child: a fresh `emu run`, never returns
         status = EXIT_INTERNAL_ERROR
         try:
+            note_fork()                            # the parent's pages are not the case's
             null = os.open(os.devnull, os.O_RDWR)
             err = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(null, 0)
@@ -320,7 +326,7 @@ def run_program(program: str, case_dir: str) -> tuple[int | None, int | None, fl
     seconds = time.monotonic() - started
     with open(stderr_path, errors="replace") as handle:
         stderr = handle.read(64 << 10)
-    peak = usage.ru_maxrss * 1024
+    peak = max(0, usage.ru_maxrss * 1024 - inherited)
     if hung:
         return None, None, seconds, peak, stderr
     if os.WIFSIGNALED(wait_status):

@@ -144,11 +144,31 @@ def test_input_harness_reports_memory_over_the_limit(monkeypatch):
 
     import fuzz.inputs as inputs
     monkeypatch.setattr(inputs, "HOST_MEMORY_LIMIT_BYTES", 1 << 20)
+    # The child's growth past the pages it inherits may be ~0 in a test worker
+    # that has run machines before (freed memory is reused): count it all here.
+    from emu_x86.emucli import limits
+    monkeypatch.setattr(limits, "resident_bytes", lambda: 0)
     case_dir = os.path.join(inputs.workdir(), "harness-memory")
     os.makedirs(case_dir, exist_ok=True)
     result = inputs.run_program(os.path.join(inputs.workdir(), "bare"), case_dir)
     assert result[0] == 7                                   # the bare program's exit status
     assert inputs.check_program_run(*result).startswith("peak host memory")
+
+
+def test_input_harness_does_not_count_the_parents_pages():
+    """A forked case starts with the parent's pages resident (Linux sets the
+    child's high-water mark from them): a parent holding 600 MiB, as a busy
+    pytest worker did in CI, must not make a small case fail the memory
+    property (fuzz/inputs.py run_program)."""
+    import os
+
+    import fuzz.inputs as inputs
+    ballast = b"\x01" * (600 << 20)          # written, so resident
+    case_dir = os.path.join(inputs.workdir(), "harness-ballast")
+    os.makedirs(case_dir, exist_ok=True)
+    result = inputs.run_program(os.path.join(inputs.workdir(), "bare"), case_dir)
+    assert len(ballast) == 600 << 20
+    assert result[0] == 7 and inputs.check_program_run(*result) is None, result[3]
 
 
 def test_input_harness_sees_a_process_left_in_the_case_directory(tmp_path):

@@ -47,6 +47,8 @@ def become_emu(args: list[str], cwd: str, env: dict, umask: int | None = None) -
     (runserver.py) use it too."""
     status = 70
     try:
+        from emu_x86.emucli import limits
+        limits.note_fork()              # the parent's pages are not this run's (--max-host-memory)
         os.closerange(3, 1 << 16)
         os.chdir(cwd)
         if umask is not None:
