@@ -181,5 +181,8 @@ class RunLimits:
                 signal.signal(signal.SIGINT, self._previous_sigint)
                 self._previous_sigint = None
             sys.unraisablehook = self._previous_unraisable_hook
+        # The run is over (ended by the interrupt, or before it could be): a
+        # process that runs again (a test, an embedding) starts afresh.
+        interrupts.received = False
         # Fired between run() and here: still a timeout / still over the ceiling.
         return exc_type in (WallClockTimeout, HostMemoryExceeded)
