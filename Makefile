@@ -87,7 +87,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 # The cycle model against this host (docs/calibration.md): bench/calibrate's
-# microbenchmarks natively and under `emu run --profile zen3 --cache-model`,
+# microbenchmarks natively and under `emu run --profile P --cache-model` (P: the
+# profile nearest this host's CPU, e.g. zen5 on an EPYC 9005, zen3 on a 7003),
 # a table with the geometric-mean error factor, and the working-set sweep PNG
 # in results/calibration/. Needs gcc; matplotlib for the PNG (pip install '.[docs]').
 calibrate: $(STAMP)
