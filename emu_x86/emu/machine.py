@@ -248,9 +248,11 @@ class Machine:
         store's start set, emu_x86/emu/block_price_store.py) into the decode
         caches before the run, and note the blocks this run adds to it. A pure
         cache: the run is the same with it or without. The blocks adopted."""
-        store = self._open_price_store() if SHARE_BLOCK_PRICES else None
-        if store is None or self._price_key in _whole_store_adopted:
+        if not SHARE_BLOCK_PRICES or self._price_key in _whole_store_adopted:
             return 0        # emu server's worker: every stored block is in the caches already
+        store = self._open_price_store()
+        if store is None:
+            return 0
         pairs = store.start_set(program)
         self._start_set_program = program
         self._start_set_codes = {code for code, _ in pairs}

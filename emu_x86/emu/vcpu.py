@@ -1307,9 +1307,8 @@ class VCpu:
             # A fetch fault: CR2 is RIP when the instruction starts on the
             # faulting page, else the page's first byte (it spans into it).
             return rip if address & ~0xFFF == rip & ~0xFFF else address
-        max_instruction_bytes = 15
         try:
-            code = self.machine.read_virtual(self, rip, max_instruction_bytes)
+            code = self.machine.read_virtual(self, rip, MAX_INSTRUCTION_BYTES)
         except CpuException:
             try:
                 code = self.machine.read_virtual(self, rip, PAGE_SIZE - (rip & (PAGE_SIZE - 1)))

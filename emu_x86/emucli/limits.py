@@ -64,16 +64,21 @@ class HostMemoryExceeded(BaseException):
 inherited_resident_bytes = 0
 
 
-def resident_bytes() -> int:
-    """This process's resident set now (VmRSS), 0 when unknown."""
+def _status_bytes(field: bytes) -> int | None:
+    """A size from /proc/self/status (``VmRSS``, ``VmHWM``; reported in kB), None when unknown."""
     try:
         with open("/proc/self/status", "rb") as status:
             for line in status:
-                if line.startswith(b"VmRSS:"):
+                if line.startswith(field + b":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
+    return None
+
+
+def resident_bytes() -> int:
+    """This process's resident set now (VmRSS), 0 when unknown."""
+    return _status_bytes(b"VmRSS") or 0
 
 
 def note_fork() -> None:
@@ -85,14 +90,10 @@ def note_fork() -> None:
 def peak_resident_bytes() -> int:
     """The high-water resident set of this process's own address space, less
     what a forked child inherited (note_fork)."""
-    try:
-        with open("/proc/self/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024 - inherited_resident_bytes      # reported in kB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - inherited_resident_bytes   # KiB
+    peak = _status_bytes(b"VmHWM")
+    if peak is None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024     # Linux reports KiB
+    return peak - inherited_resident_bytes
 
 
 class RunLimits:

@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 
-from emu_x86.emucli import interrupts
+from emu_x86.emucli import interrupts, runserver_address
 from emu_x86.emucli import runserver_client as client_side
 from emu_x86.emucli.forkserver import become_emu
 
@@ -91,7 +91,7 @@ def preload() -> int:
 def code_identity() -> dict[str, tuple[int, int]]:
     """(size, mtime) of every source and library file of the package."""
     identity = {}
-    for directory, subdirectories, files in os.walk(client_side.package_directory()):
+    for directory, subdirectories, files in os.walk(runserver_address.package_directory()):
         subdirectories[:] = [name for name in subdirectories if name != "__pycache__"]
         for name in files:
             if name.endswith(WATCHED_SUFFIXES):
@@ -112,9 +112,8 @@ def _worker(request: dict, fds: list[int], ready_fd: int) -> None:
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)     # as a fresh interpreter has it,
         interrupts.received = False
-        interrupts.install()                                          # and as launch.main then takes it
+        signal.signal(signal.SIGINT, interrupts.on_sigint)           # as launch.main has it in a fresh `emu`
         os.write(ready_fd, b"!")
         os.close(ready_fd)
         for target, fd in enumerate(fds[:3]):
@@ -328,7 +327,7 @@ def start(idle_timeout_seconds: float, foreground: bool) -> dict:
     existing = _query("status")
     if existing is not None:
         return existing
-    path = client_side.socket_path()
+    path = runserver_address.socket_path()
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     status = os.stat(directory)

@@ -22,7 +22,7 @@ import socket
 import struct
 import sys
 
-from emu_x86.emucli.runserver_address import package_directory, runtime_directory, socket_path  # noqa: F401
+from emu_x86.emucli.runserver_address import socket_path
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 CONNECT_TIMEOUT_SECONDS = 5.0
