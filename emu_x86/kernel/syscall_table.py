@@ -3,27 +3,24 @@
 Linux keeps each call beside its mechanism (fs/pipe.c, fs/eventpoll.c,
 emu_x86/kernel/futex/, ipc/shm.c, kernel/ptrace.c ...) and syscall_64.tbl only names
 them; here each subsystem module exports ``SYSCALLS = {number: handler}`` for
-the calls it owns and this module merges them. A number claimed by two
-modules is a bug caught at import time, so the table never depends on import
-order.
+the calls it owns and this module merges them.
+
+A subsystem is imported at its first call, not at start-up: a glibc hello
+makes calls of six of the forty, and importing the rest cost it 20-30 ms of
+its ~0.2 s. Which module owns which number is kept in syscall_owners.py,
+written by ``python -m emu_x86.kernel.syscall_table`` from the modules
+themselves; tests/test_syscall_table.py fails when it is out of date, and a
+number claimed by two modules is refused there and by the writer.
 """
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Callable
 
-from emu_x86.kernel import (
-    cred, eventfd, eventpoll, execve, fcntl, file, futex, ioport, ldt, membarrier, open as open_calls, pipe, prctl,
-    process_vm, ptrace, read_write, readdir, resource, rseq, sched_syscalls, select, signal_calls, socket, stat,
-    syscalls, timerfd, posix_timers, itimer, mqueue,
-)
 from emu_x86.kernel.errno import ENOMEM, ENOSYS, SyscallError
-from emu_x86.kernel.ipc import shm
-from emu_x86.kernel import fork, pidfd, process_groups  # issue 22's process-control modules
-from emu_x86.kernel.mm import mincore, mlock, mremap, mseal, oom_kill
-from emu_x86.kernel import fs_attr, fs_namei
 from emu_x86.kernel.mm.frames import OutOfMemory
 from emu_x86.kernel.sigframe import deliver_pending_signals
-from emu_x86.kernel.strace.names import SYSCALL_NAMES
+from emu_x86.kernel.syscall_owners import OWNERS
 from emu_x86.kernel.syscalls import ARG_REGISTERS, MASK64
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,65 +29,112 @@ if TYPE_CHECKING:  # pragma: no cover
     from emu_x86.kernel.task import Task
 
 # Every module that registers system calls. Add a subsystem here, never by
-# growing emu_x86/kernel/syscalls.py.
+# growing emu_x86/kernel/syscalls.py, then rewrite syscall_owners.py.
 SUBSYSTEMS = (
-    syscalls,
-    file,            # close, dup*
-    open_calls,      # open*, access, chdir, getcwd
-    stat,            # stat family, readlink
-    read_write,      # read/write family, lseek, sendfile
-    readdir,
-    fcntl,           # fcntl, ioctl
-    pipe,
-    select,          # poll, select
-    eventpoll,       # epoll_*
-    eventfd,
-    timerfd,
-    posix_timers,    # clocks, clock_nanosleep, timer_*, gettimeofday, time, adjtimex
-    itimer,          # getitimer, setitimer, alarm
-    mqueue,          # POSIX message queues
-    socket,
-    execve,          # execve, execveat
-    cred,            # get/set*id, groups
-    prctl,
-    signal_calls,    # pause, rt_sigpending
-    ioport,          # iopl, ioperm
-    ptrace,
-    futex,
-    membarrier,
-    sched_syscalls,
-    resource,
-    rseq,
-    shm,
-    process_vm,
-    ldt,
-    process_groups,  # setpgid/setsid/getpgid/getsid, kill
-    fork,            # clone, clone3, fork, vfork, unshare
-    pidfd,           # pidfd_open, pidfd_getfd, pidfd_send_signal
-    mremap,
-    mlock,           # mlock, mlock2, munlock, mlockall, munlockall
-    mseal,
-    mincore,
-    oom_kill,        # process_mrelease
-    fs_namei,        # mkdir, rmdir, unlink, rename, link, symlink, mknod (+at)
-    fs_attr,         # truncate, chmod, chown, utimes families
+    "emu_x86.kernel.syscalls",
+    "emu_x86.kernel.file",            # close, dup*
+    "emu_x86.kernel.open",            # open*, access, chdir, getcwd
+    "emu_x86.kernel.stat",            # stat family, readlink
+    "emu_x86.kernel.read_write",      # read/write family, lseek, sendfile
+    "emu_x86.kernel.readdir",
+    "emu_x86.kernel.fcntl",           # fcntl, ioctl
+    "emu_x86.kernel.pipe",
+    "emu_x86.kernel.select",          # poll, select
+    "emu_x86.kernel.eventpoll",       # epoll_*
+    "emu_x86.kernel.eventfd",
+    "emu_x86.kernel.timerfd",
+    "emu_x86.kernel.posix_timers",    # clocks, clock_nanosleep, timer_*, gettimeofday, time, adjtimex
+    "emu_x86.kernel.itimer",          # getitimer, setitimer, alarm
+    "emu_x86.kernel.mqueue",          # POSIX message queues
+    "emu_x86.kernel.socket",
+    "emu_x86.kernel.execve",          # execve, execveat
+    "emu_x86.kernel.cred",            # get/set*id, groups
+    "emu_x86.kernel.prctl",
+    "emu_x86.kernel.signal_calls",    # pause, rt_sigpending
+    "emu_x86.kernel.ioport",          # iopl, ioperm
+    "emu_x86.kernel.ptrace",
+    "emu_x86.kernel.futex",
+    "emu_x86.kernel.membarrier",
+    "emu_x86.kernel.sched_syscalls",
+    "emu_x86.kernel.resource",
+    "emu_x86.kernel.rseq",
+    "emu_x86.kernel.ipc.shm",
+    "emu_x86.kernel.process_vm",
+    "emu_x86.kernel.ldt",
+    "emu_x86.kernel.process_groups",  # setpgid/setsid/getpgid/getsid, kill
+    "emu_x86.kernel.fork",            # clone, clone3, fork, vfork, unshare
+    "emu_x86.kernel.pidfd",           # pidfd_open, pidfd_getfd, pidfd_send_signal
+    "emu_x86.kernel.mm.mremap",
+    "emu_x86.kernel.mm.mlock",        # mlock, mlock2, munlock, mlockall, munlockall
+    "emu_x86.kernel.mm.mseal",
+    "emu_x86.kernel.mm.mincore",
+    "emu_x86.kernel.mm.oom_kill",     # process_mrelease
+    "emu_x86.kernel.fs_namei",        # mkdir, rmdir, unlink, rename, link, symlink, mknod (+at)
+    "emu_x86.kernel.fs_attr",         # truncate, chmod, chown, utimes families
 )
 
 
-def assemble(modules=SUBSYSTEMS) -> dict[int, Callable]:
-    table: dict[int, Callable] = {}
+def assemble(module_names=SUBSYSTEMS) -> dict[int, str]:
+    """{number: owning module's name} from the modules themselves (all imported);
+    ImportError for a number two of them claim."""
     owner: dict[int, str] = {}
-    for module in modules:
-        for number, handler in module.SYSCALLS.items():
-            if number in table:
-                raise ImportError(f"syscall {number} registered by both {owner[number]} and {module.__name__}")
-            table[number] = handler
-            owner[number] = module.__name__
-    return table
+    for name in module_names:
+        for number in importlib.import_module(name).SYSCALLS:
+            if number in owner:
+                raise ImportError(f"syscall {number} registered by both {owner[number]} and {name}")
+            owner[number] = name
+    return owner
 
 
-SYSCALLS: dict[int, Callable] = assemble()
-OWNER: dict[int, str] = {number: module.__name__ for module in SUBSYSTEMS for number in module.SYSCALLS}
+class SyscallTable(dict):
+    """{number: handler}, filled a subsystem at a time: looking up a number
+    imports the module that owns it (OWNERS) and takes all of that module's
+    handlers. An entry already present stays: a test or command line that
+    replaced a handler keeps its replacement. Iterating, len and items see the
+    whole table (every subsystem imported)."""
+
+    def __missing__(self, number: int) -> Callable:
+        name = OWNERS.get(number)
+        if name is None:
+            raise KeyError(number)
+        for owned, handler in importlib.import_module(name).SYSCALLS.items():
+            self.setdefault(owned, handler)
+        if not dict.__contains__(self, number):      # the owner no longer has it: a stale index
+            raise KeyError(number)
+        return dict.__getitem__(self, number)
+
+    def get(self, number, default=None):
+        try:
+            return self[number]
+        except KeyError:
+            return default
+
+    def __contains__(self, number) -> bool:
+        return self.get(number) is not None
+
+    def load_all(self) -> "SyscallTable":
+        for number in OWNERS:
+            self.get(number)
+        return self
+
+    def __iter__(self):
+        return dict.__iter__(self.load_all())
+
+    def __len__(self) -> int:
+        return dict.__len__(self.load_all())
+
+    def keys(self):
+        return dict.keys(self.load_all())
+
+    def values(self):
+        return dict.values(self.load_all())
+
+    def items(self):
+        return dict.items(self.load_all())
+
+
+SYSCALLS: SyscallTable = SyscallTable()
+OWNER: dict[int, str] = OWNERS
 
 
 _SYSCALL_REGISTERS = ("rax", *ARG_REGISTERS)
@@ -101,6 +145,7 @@ def dispatch_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task") -> None:
     """Run one system call for ``task`` on ``vcpu`` (do_syscall_64)."""
     if task.ptrace is not None:
         # syscall_enter_from_user_mode's work: orig_rax, syscall stops (emu_x86/kernel/ptrace.py).
+        from emu_x86.kernel import ptrace
         ptrace.syscall_trace_dispatch(kernel, vcpu, task)
         return
     number, *args = vcpu.read_register_values(_SYSCALL_REGISTERS)
@@ -134,6 +179,7 @@ def invoke_syscall(kernel: "Kernel", vcpu: "VCpu", task: "Task", number: int, ar
     if handler is None:
         if number < NR_SYSCALLS and number not in kernel.warned_syscalls:
             kernel.warned_syscalls.add(number)
+            from emu_x86.kernel.strace.names import SYSCALL_NAMES
             known = SYSCALL_NAMES.get(number)
             kernel.warn(f"unimplemented syscall {number}{f' ({known})' if known else ''}, returning -ENOSYS")
         return -ENOSYS
@@ -160,3 +206,23 @@ def fast_syscall_handlers():
     if all(SYSCALLS.get(number) is handler for number, handler in _FAST_SYSCALLS):
         return _FAST_SYSCALLS
     return tuple((number, handler) for number, handler in _FAST_SYSCALLS if SYSCALLS.get(number) is handler)
+
+
+def write_owners(path: str) -> None:
+    """Write syscall_owners.py (OWNERS) from the subsystem modules."""
+    owners = assemble()
+    lines = ['"""Which subsystem module owns each system call number: the index',
+             "syscall_table.SyscallTable imports a module by at its first call.",
+             "",
+             "Written by `python -m emu_x86.kernel.syscall_table` from the modules'",
+             'own SYSCALLS; do not edit (tests/test_syscall_table.py checks it)."""',
+             "", "OWNERS = {"]
+    lines += [f"    {number}: {owners[number]!r}," for number in sorted(owners)]
+    lines.append("}")
+    with open(path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    import os
+    write_owners(os.path.join(os.path.dirname(os.path.abspath(__file__)), "syscall_owners.py"))
