@@ -33,6 +33,9 @@ def _main() -> int:
         status = runserver_client.run_through_server(argv)
         if status is not None:
             return status
+    # Before main.py's imports define the run's dataclasses (dataclass_code.py).
+    from emu_x86.emucli import dataclass_code
+    dataclass_code.install()
     from emu_x86.emucli.main import main as run_in_process
     return run_in_process()
 

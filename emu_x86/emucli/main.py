@@ -19,6 +19,7 @@ import sys
 
 from emu_x86.emu.sched_policy import PCT_DEFAULT_STEPS
 from emu_x86.emucli.trace import RUN_COMMANDS, Debugging, add_debug_options, add_trace_commands
+from emu_x86.emucli import dataclass_code
 from emu_x86.emucli.limits import HOST_MEMORY_HEADROOM_BYTES, HostMemoryExceeded, RunLimits, WallClockTimeout
 
 EXIT_USAGE = 2
@@ -265,6 +266,7 @@ def run_command(options) -> int:
             # the collector's way (its full passes walked it all, ~5% of a
             # many-vCPU run's CPU in perf), so collections see only new objects.
             gc.freeze()
+            dataclass_code.save()       # what the imports compiled (a no-op when every text was kept)
             debugging.run()
         except WallClockTimeout:
             timed_out = True
