@@ -950,6 +950,38 @@ def test_unicorn_tlb_holds_what_unicorn_filled_and_nothing_after_a_flush():
     assert not any(map(holds, [*pages, CODE_VA]))
 
 
+def test_the_layout_probe_runs_once_per_library_build(tmp_path):
+    """The scratch-Unicorn probe's answer is kept beside the block price store:
+    a second process reads it and never probes; another layout key (a constant
+    changed) or another cache directory probes afresh."""
+    import os
+    import subprocess
+    import sys
+    probe = (
+        "import sys\n"
+        "from emu_x86.emu import unicorn_internals as u\n"
+        "probed = []\n"
+        "real = u._probe_tlb_layout\n"
+        "u._probe_tlb_layout = lambda: probed.append(1) or real()\n"
+        "if sys.argv[1] == 'other-key':\n"
+        "    u.TLB_VICTIM_ENTRIES = 4\n"
+        "reason = u.tlb_layout_reason()\n"
+        "print(len(probed), repr(reason))\n")
+    env = {**os.environ, "EMU_BLOCK_CACHE": str(tmp_path / "block-prices")}
+
+    def run(mode):
+        # the first import of unicorn_internals probes nothing: vcpu.py does
+        done = subprocess.run([sys.executable, "-c", probe, mode], env=env, capture_output=True, text=True,
+                              check=True)
+        probes, reason = done.stdout.strip().split(" ", 1)
+        return int(probes), reason
+
+    first, second, other = run("same"), run("same"), run("other-key")
+    assert first[0] == 1 and second == (0, first[1]), (first, second)
+    assert other[0] == 1
+    assert len(list((tmp_path / "unicorn-probes").iterdir())) == 2
+
+
 def test_the_verified_unicorn_gets_a_view_of_qemus_tlb():
     from emu_x86.emu import unicorn_internals
     if unicorn_internals.library_version() != unicorn_internals.VERIFIED_VERSION:

@@ -37,7 +37,8 @@ d[NB_MMU_MODES]; CPUTLBDescFast f[NB_MMU_MODES]``, in the
 does not hold. The offsets below come from the same disassembly
 (``victim_tlb_hit``, ``tlb_flush_page_by_mmuidx_async_0``,
 ``tlb_set_page_with_attrs``); they are trusted only after a probe on a scratch
-Unicorn (once per process) finds known fills where the layout puts them --
+Unicorn (once per libunicorn build, its answer kept beside the block price
+store) finds known fills where the layout puts them --
 the code page and the last of a run of loads sharing one table slot in the
 table, exactly the CPU_VTLB_SIZE loads before it in the victim TLB, with the
 right permissions and host addends, and ``tlb.c.dirty`` naming the one MMU
@@ -47,6 +48,7 @@ the vCPU flushing every eviction, as before.
 from __future__ import annotations
 
 import ctypes
+import os
 import struct
 
 import unicorn
@@ -296,21 +298,61 @@ _tlb_layout_reasons: dict[tuple, str] = {}
 
 
 def tlb_layout_reason() -> str:
-    """_probe_tlb_layout's answer, computed once per process for the layout
-    constants of this module (tests change them)."""
+    """_probe_tlb_layout's answer for the layout constants of this module
+    (tests change them): computed once per libunicorn build, not per process.
+    The probe needs a scratch Unicorn (its set-up is ~7 ms of every start),
+    and its answer depends only on the library file and the constants, so it
+    is kept beside the block price store, named by both (_kept_probe_path)."""
     key = (VERIFIED_VERSION, UC_STRUCT_CPU_OFFSET, CPU_STATE_ENV_PTR_OFFSET, CPU_STATE_UC_OFFSET,
            X86_CPU_ENV_OFFSET, ENV_UC_OFFSET, TLB_FLUSH_PAGE_SYMBOL, TLB_DIRTY_ENV_OFFSET, TLB_FAST_ENV_OFFSET,
            TLB_VICTIM_ENV_OFFSET, TLB_MMU_MODES, TLB_FAST_STRIDE, TLB_DESC_STRIDE, TLB_VICTIM_ENTRIES,
            TLB_ENTRY_SHIFT, TLB_MIN_ENTRIES, TLB_MAX_ENTRIES, TLB_ENTRY_ADDR_READ, TLB_ENTRY_ADDR_WRITE,
            TLB_ENTRY_ADDR_CODE, TLB_ENTRY_ADDEND)
-    if key not in _tlb_layout_reasons:
+    if key in _tlb_layout_reasons:
+        return _tlb_layout_reasons[key]
+    kept = _kept_probe_path(key)
+    if kept is not None:
         try:
-            _tlb_layout_reasons[key] = _probe_tlb_layout()
-        except (unicorn.UcError, OSError) as error:
-            # An optimisation's probe: whatever stops it means "not verified",
-            # never a failure to import the emulator.
-            _tlb_layout_reasons[key] = f"the softmmu TLB probe failed: {error}"
-    return _tlb_layout_reasons[key]
+            with open(kept, encoding="utf-8") as handle:
+                _tlb_layout_reasons[key] = handle.read()
+            return _tlb_layout_reasons[key]
+        except (OSError, UnicodeDecodeError):
+            pass
+    try:
+        reason = _probe_tlb_layout()
+    except (unicorn.UcError, OSError) as error:
+        # An optimisation's probe: whatever stops it means "not verified",
+        # never a failure to import the emulator; and it is not kept.
+        _tlb_layout_reasons[key] = f"the softmmu TLB probe failed: {error}"
+        return _tlb_layout_reasons[key]
+    _tlb_layout_reasons[key] = reason
+    if kept is not None:
+        partial = f"{kept}.{os.getpid()}.tmp"
+        try:
+            os.makedirs(os.path.dirname(kept), exist_ok=True)
+            with open(partial, "w", encoding="utf-8") as handle:
+                handle.write(reason)
+            os.replace(partial, kept)       # whole or absent
+        except OSError:
+            pass
+    return reason
+
+
+def _kept_probe_path(key: tuple) -> str | None:
+    """Where tlb_layout_reason keeps the probe's answer for ``key`` and this
+    libunicorn file (its real path, size and modification time), or None
+    without a cache directory (EMU_BLOCK_CACHE=off) or a library file."""
+    from emu_x86.emu import block_price_store
+    directory = block_price_store.store_directory()
+    try:
+        library = os.path.realpath(_uclib._name)
+        status = os.stat(library)
+    except (AttributeError, TypeError, OSError):
+        return None
+    if directory is None:
+        return None
+    digest = block_price_store.sha256(repr((key, library, status.st_size, status.st_mtime_ns)).encode())
+    return os.path.join(os.fspath(directory.parent), "unicorn-probes", digest.hexdigest()[:32])
 
 
 def find_tlb_view(uc, cpu: int, ranges: list[tuple[int, int]] | None = None) -> tuple[dict | None, str]:

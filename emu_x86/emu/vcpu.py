@@ -123,9 +123,9 @@ hotpath.hotpath_set_emu_start(ctypes.cast(_uclib.uc_emu_start, ctypes.c_void_p).
 # One-page flushes of Unicorn's TLB; used by a vCPU only once find_cpu_state
 # has validated its CPUState (emu_x86/emu/unicorn_internals.py).
 hotpath.hotpath_set_tlb_flush_page(tlb_flush_page_address())
-# The softmmu TLB layout probe (a scratch Unicorn, a few ms) runs once per
-# process: here, so the runs forked after the imports (emu_x86/emucli/forkserver.py)
-# inherit its answer.
+# The softmmu TLB layout probe's answer (a scratch Unicorn, a few ms, run once
+# per libunicorn build and then read from where it is kept): here, so the runs
+# forked after the imports (emu_x86/emucli/forkserver.py) inherit it.
 tlb_layout_reason()
 # XSAVES's and XRSTORS's x87/SSE registers in C (emu_x86/emu/isa/xstate_fast.c), in xstate.py's write order.
 _XSTATE_LEGACY_REGISTER_IDS = ffi.new("int[]", [REGISTER_IDS[name] for name in (
