@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Protocol
 import capstone
 from capstone import x86_const as cs_x86
 
-import unicorn
-import unicorn.x86_const as x86
+from emu_x86.emu import uclib
+from emu_x86.emu.uclib import x86
 
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.emu.mmu.pagewalk import ACCESS_READ
@@ -237,10 +237,10 @@ class GdbStub:
         instance that replaced an aborted one (VCpu._replace_aborted_unicorn)."""
         index = self.machine.vcpus.index(vcpu)
         for (kind, address), hooks in self.breakpoints.items():
-            hooks[index] = vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, self._on_breakpoint, (vcpu, kind),
+            hooks[index] = vcpu.uc.hook_add(uclib.UC_HOOK_CODE, self._on_breakpoint, (vcpu, kind),
                                             address, address)
         if self._watch_hooks:
-            self._watch_hooks[index] = vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, self._check_watchpoints, vcpu)
+            self._watch_hooks[index] = vcpu.uc.hook_add(uclib.UC_HOOK_CODE, self._check_watchpoints, vcpu)
         self._last_accesses.pop(index, None)
 
     # ---- the connection ----------------------------------------------------------
@@ -537,7 +537,7 @@ class GdbStub:
         if kind in (0, 1):
             key = (kind, address)
             if insert and key not in self.breakpoints:
-                self.breakpoints[key] = [vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, self._on_breakpoint, (vcpu, kind),
+                self.breakpoints[key] = [vcpu.uc.hook_add(uclib.UC_HOOK_CODE, self._on_breakpoint, (vcpu, kind),
                                                           address, address) for vcpu in self.machine.vcpus]
                 # A block translated before the hook existed would run past it.
                 page = address & ~(PAGE_SIZE - 1)
@@ -567,7 +567,7 @@ class GdbStub:
         """One code hook per vCPU while any watchpoint is set. Adding it drops every
         translated block, so code that ran before the watch was set is seen too."""
         if self.watchpoints and not self._watch_hooks:
-            self._watch_hooks = [vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, self._check_watchpoints, vcpu)
+            self._watch_hooks = [vcpu.uc.hook_add(uclib.UC_HOOK_CODE, self._check_watchpoints, vcpu)
                                  for vcpu in self.machine.vcpus]
             self._last_accesses.clear()
             for vcpu in self.machine.vcpus:
@@ -702,7 +702,7 @@ class GdbStub:
         hooks = []
         page = resume_rip & ~(PAGE_SIZE - 1)
         for vcpu in self.machine.vcpus:
-            hooks.append(vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, back_in_user_mode, vcpu, resume_rip, resume_rip))
+            hooks.append(vcpu.uc.hook_add(uclib.UC_HOOK_CODE, back_in_user_mode, vcpu, resume_rip, resume_rip))
             vcpu.invalidate_code(page, page + 2 * PAGE_SIZE)
         try:
             return self._continue()
@@ -724,7 +724,7 @@ class GdbStub:
             if calls[0] > 1:
                 uc.emu_stop()
 
-        hook = vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, stop_at_second)
+        hook = vcpu.uc.hook_add(uclib.UC_HOOK_CODE, stop_at_second)
         try:
             for _attempt in range(4):     # a block abandoned at a deadline runs nothing: try again
                 self.machine._deliver_interrupts(vcpu)

@@ -11,8 +11,8 @@ import os
 import threading
 from collections.abc import Callable
 
-import unicorn
-import unicorn.x86_const as x86
+from emu_x86.emu import uclib
+from emu_x86.emu.uclib import x86
 
 from emu_x86.emu import block_price_store, firmware
 from emu_x86.emu.isa.prefixes import MAX_INSTRUCTION_BYTES
@@ -434,7 +434,7 @@ class Machine:
                     self._fold_fast_syscalls(vcpu)
                     continue
                 if outcome == hotpath.SCHED_RUN_FAILED:
-                    raise unicorn.UcError(sched.status)
+                    raise uclib.UcError(sched.status)
                 # SCHED_RUN_PYTHON: this step is Python's, below.
             # Under a policy with a single runnable task there is nothing to
             # interleave: the default order, no budget, no policy step.

@@ -22,13 +22,12 @@ import struct
 from itertools import chain
 from operator import index, itemgetter
 
-import unicorn
-import unicorn.x86_const as x86
-from unicorn.unicorn_py3 import unicorn as uc_module
+from emu_x86.emu import uclib
+from emu_x86.emu.uclib import x86
 
 from emu_x86.emu.timing._hotpath import ffi, lib
 
-_uclib = uc_module.uclib
+_uclib = uclib.lib
 MASK64 = (1 << 64) - 1
 lib.regs_set_access(*(ctypes.cast(function, ctypes.c_void_p).value for function in (
     _uclib.uc_reg_read, _uclib.uc_reg_write, _uclib.uc_reg_read_batch, _uclib.uc_reg_write_batch,
@@ -122,8 +121,8 @@ class RegisterBatch:
     def _read_into_buffer(self) -> None:
         """The set's registers into the slot buffer, in one C call."""
         status = lib.regs_read(self._uch, self._ids, self._pointers, self._count, self._c_buffer, self._size)
-        if status != unicorn.UC_ERR_OK:
-            raise unicorn.UcError(status)
+        if status != uclib.UC_ERR_OK:
+            raise uclib.UcError(status)
 
     def read(self) -> dict:
         self._read_into_buffer()
@@ -174,8 +173,8 @@ class RegisterBatch:
             items_struct.pack_into(buffer, 0, *(index(snapshot[name]) & MASK64 for name in names))
         status = lib.regs_restore_and_write(self._uch, restore_context, self._ids, self._pointers,
                                             self._count if count is None else count)
-        if status != unicorn.UC_ERR_OK:
-            raise unicorn.UcError(status)
+        if status != uclib.UC_ERR_OK:
+            raise uclib.UcError(status)
 
     def values_of(self, snapshot: RegisterSnapshot) -> dict:
         """The whole set as ``read`` returns it, from ``snapshot`` (its raw
@@ -203,8 +202,8 @@ class RegisterBatch:
             status = lib.regs_write(self._uch, self._ids, self._pointers, self._count)
         else:
             status = lib.regs_restore_and_write(self._uch, restore_context, self._ids, self._pointers, self._count)
-        if status != unicorn.UC_ERR_OK:
-            raise unicorn.UcError(status)
+        if status != uclib.UC_ERR_OK:
+            raise uclib.UcError(status)
 
     def _pack(self, values: dict) -> None:
         flat = list(self._get_scalars(values))
@@ -252,8 +251,8 @@ class RegisterFile:
         if reg_id is None:
             return self.batch((name,)).read()[name]
         status = lib.regs_read_scalar(self._uch, reg_id, self._slot)
-        if status != unicorn.UC_ERR_OK:
-            raise unicorn.UcError(status, reg_id)
+        if status != uclib.UC_ERR_OK:
+            raise uclib.UcError(status, reg_id)
         return self._slot[0]
 
     def write(self, name: str, value) -> None:
@@ -262,8 +261,8 @@ class RegisterFile:
             self.batch((name,)).write({name: value})
             return
         status = lib.regs_write_scalar(self._uch, reg_id, index(value) & MASK64)
-        if status != unicorn.UC_ERR_OK:
-            raise unicorn.UcError(status, reg_id)
+        if status != uclib.UC_ERR_OK:
+            raise uclib.UcError(status, reg_id)
 
     def read_many(self, names: tuple) -> dict:
         return self.batch(names).read()

@@ -24,9 +24,8 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import unicorn
-import unicorn.x86_const as x86
-from unicorn.unicorn_py3 import unicorn as _uc_module
+from emu_x86.emu import uclib
+from emu_x86.emu.uclib import x86
 
 from emu_x86.emu.isa.prefixes import MAX_INSTRUCTION_BYTES
 from emu_x86.emu.isa.state import TILE_COUNT as TILE_REGISTERS
@@ -45,7 +44,7 @@ _TRACKED_REGISTERS = tuple(
     + [(f"xmm{i}", getattr(x86, f"UC_X86_REG_XMM{i}")) for i in range(16)])
 _SLOT_BYTES = 16      # the widest tracked register (XMM)
 _REGISTER_WIDTH_BYTES = {name: 16 if name.startswith("xmm") else 8 for name, _ in _TRACKED_REGISTERS}
-_uclib = _uc_module.uclib
+_uclib = uclib.lib
 
 
 class _RegisterReader:
@@ -65,7 +64,7 @@ class _RegisterReader:
         ctypes.memset(self.buffer, 0, self.count * _SLOT_BYTES)
         status = _uclib.uc_reg_read_batch(self.handle, self.ids, self.pointers, self.count)
         if status != 0:
-            raise unicorn.UcError(status)
+            raise uclib.UcError(status)
         return self.buffer.raw
 
 
@@ -155,7 +154,7 @@ class Tracer:
         (again after VCpu._replace_aborted_unicorn swaps it)."""
         state = self._states[vcpu.index]
         state.reader = _RegisterReader(vcpu.uc)
-        state.hook = vcpu.uc.hook_add(unicorn.UC_HOOK_CODE, self._on_instruction, vcpu)
+        state.hook = vcpu.uc.hook_add(uclib.UC_HOOK_CODE, self._on_instruction, vcpu)
 
     def close(self) -> None:
         """Write what is still pending and flush the sinks."""

@@ -51,9 +51,8 @@ import ctypes
 import os
 import struct
 
-import unicorn
-import unicorn.x86_const as x86
-from unicorn.unicorn_py3 import unicorn as uc_module
+from emu_x86.emu import uclib
+from emu_x86.emu.uclib import x86
 
 # (major, minor, patch) of the libunicorn whose layout the offsets describe.
 VERIFIED_VERSION = (2, 1, 4)
@@ -81,7 +80,7 @@ TLB_MIN_ENTRIES, TLB_MAX_ENTRIES = 1 << 6, 1 << 22   # CPU_TLB_DYN_MIN_BITS, CPU
 TLB_ENTRY_ADDR_READ, TLB_ENTRY_ADDR_WRITE, TLB_ENTRY_ADDR_CODE, TLB_ENTRY_ADDEND = 0, 8, 16, 32
 _PAGE_MASK = ~0xFFF & (1 << 64) - 1
 
-_uclib = uc_module.uclib
+_uclib = uclib.lib
 
 
 def library_version() -> tuple[int, int, int]:
@@ -123,7 +122,7 @@ def _read_qword(address: int) -> int:
 
 def find_cpu_state(uc, ranges: list[tuple[int, int]] | None = None) -> tuple[int | None, str]:
     """(address of ``uc``'s CPUState, "") when every check passes, else
-    (None, why not). ``uc`` is a ``unicorn.Uc`` whose engine is initialised
+    (None, why not). ``uc`` is a ``uclib.Uc`` whose engine is initialised
     (any API call after creation, such as ``ctl_set_tlb_mode``, does it).
     ``ranges``: readable_ranges() taken after ``uc`` was created, so a caller
     that checks more of ``uc`` reads /proc/self/maps once (about 0.5 ms)."""
@@ -234,9 +233,9 @@ def _probe_tlb_layout() -> str:
         _scratch_memory = mmap.mmap(-1, scratch_bytes)
     memory = _scratch_memory
     host = ctypes.addressof(ctypes.c_char.from_buffer(memory))
-    uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64)
-    uc.ctl_set_tlb_mode(unicorn.UC_TLB_VIRTUAL)
-    uc.mem_map_ptr(0, scratch_bytes, unicorn.UC_PROT_ALL, host)
+    uc = uclib.Uc(uclib.UC_ARCH_X86, uclib.UC_MODE_64)
+    uc.ctl_set_tlb_mode(uclib.UC_TLB_VIRTUAL)
+    uc.mem_map_ptr(0, scratch_bytes, uclib.UC_PROT_ALL, host)
     ranges = readable_ranges()
     cpu, why = find_cpu_state(uc, ranges)
     if cpu is None:
@@ -261,10 +260,10 @@ def _probe_tlb_layout() -> str:
         # The code page maps to itself, readable and executable; any other
         # page reads ``frame``.
         entry.paddr = code if vaddr == code else frame
-        entry.perms = unicorn.UC_PROT_READ | (unicorn.UC_PROT_EXEC if vaddr == code else 0)
+        entry.perms = uclib.UC_PROT_READ | (uclib.UC_PROT_EXEC if vaddr == code else 0)
         return True
 
-    uc.hook_add(unicorn.UC_HOOK_TLB_FILL, fill)
+    uc.hook_add(uclib.UC_HOOK_TLB_FILL, fill)
     if _tlb_dirty(env):
         return "tlb.c.dirty of a new Unicorn is not 0"
     uc.emu_start(code, code + len(program))
@@ -320,7 +319,7 @@ def tlb_layout_reason() -> str:
             pass
     try:
         reason = _probe_tlb_layout()
-    except (unicorn.UcError, OSError) as error:
+    except (uclib.UcError, OSError) as error:
         # An optimisation's probe: whatever stops it means "not verified",
         # never a failure to import the emulator; and it is not kept.
         _tlb_layout_reasons[key] = f"the softmmu TLB probe failed: {error}"

@@ -22,9 +22,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import unicorn
-import unicorn.x86_const as x86
-from unicorn.unicorn_py3 import unicorn as uc_module
+from emu_x86.emu import uclib
+from emu_x86.emu.uclib import x86
 
 from emu_x86.emu import firmware
 from emu_x86.emu.memory import PAGE_SIZE
@@ -114,7 +113,7 @@ STOP_PREEMPT = "preempt"      # the exploring scheduler's instruction budget ran
 _END_ADDRESS = firmware.FIRMWARE_VADDR + firmware.GDT_OFFSET + 0x800
 END_ADDRESS = _END_ADDRESS      # for the machine's C loop (Machine._sched)
 
-_uclib = uc_module.uclib
+_uclib = uclib.lib
 _uclib.uc_hook_add.restype = ctypes.c_int
 hotpath.hotpath_set_emu_stop(ctypes.cast(_uclib.uc_emu_stop, ctypes.c_void_p).value)
 hotpath.sched_preempt_set_emu_stop(ctypes.cast(_uclib.uc_emu_stop, ctypes.c_void_p).value)
@@ -256,7 +255,7 @@ class VCpu:
         self._init_amx_fast_path()
         # Unicorn instances given up after their translator aborted
         # (_replace_aborted_unicorn); kept referenced, never run or closed again.
-        self._abandoned_unicorns: list[unicorn.Uc] = []
+        self._abandoned_unicorns: list[uclib.Uc] = []
         # Called with this vCPU after its Unicorn instance was replaced, so
         # hooks others added (trace, gdb) are added again on the new one.
         self.unicorn_replaced_listeners: list = []
@@ -289,10 +288,10 @@ class VCpu:
     def _create_unicorn(self) -> None:
         """A Unicorn instance with the shared physical memory, the virtual TLB
         and this vCPU's hooks; the CPU state is the caller's to set."""
-        self.uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_64)
-        self.uc.ctl_set_tlb_mode(unicorn.UC_TLB_VIRTUAL)
+        self.uc = uclib.Uc(uclib.UC_ARCH_X86, uclib.UC_MODE_64)
+        self.uc.ctl_set_tlb_mode(uclib.UC_TLB_VIRTUAL)
         memory = self.machine.memory
-        self.uc.mem_map_ptr(0, memory.size_bytes, unicorn.UC_PROT_ALL, memory.host_address)
+        self.uc.mem_map_ptr(0, memory.size_bytes, uclib.UC_PROT_ALL, memory.host_address)
         self.clock.uc = ffi.cast("void *", self.uc._uch.value)
         self.register_file = RegisterFile(self.uc, REGISTER_IDS)
         self._user_register_batch = self.register_file.batch(USER_REGISTER_NAMES)
@@ -316,28 +315,28 @@ class VCpu:
         # The C tile dot products first: Unicorn calls UC_HOOK_INSN_INVALID
         # hooks in the order they were added until one returns true, so what
         # the C hook declines reaches _on_invalid_opcode unchanged.
-        self._c_hook_handles = [self._add_c_hook(unicorn.UC_HOOK_INSN_INVALID,
+        self._c_hook_handles = [self._add_c_hook(uclib.UC_HOOK_INSN_INVALID,
                                                  hotpath.amx_fast_on_invalid_address(), self._amx_fast)]
         # SYSCALL in C (hotpath_on_syscall): it records the trap in the clock
         # struct and stops, as _on_interrupt does for faults, without a
         # Python callback on every system call.
-        self._c_hook_handles.append(self._add_c_hook(unicorn.UC_HOOK_INSN, hotpath.hotpath_on_syscall_address(),
+        self._c_hook_handles.append(self._add_c_hook(uclib.UC_HOOK_INSN, hotpath.hotpath_on_syscall_address(),
                                                      self.clock, x86.UC_X86_INS_SYSCALL))
-        uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
-        uc.hook_add(unicorn.UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
-        uc.hook_add(unicorn.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
-        uc.hook_add(unicorn.UC_HOOK_INSN, self._on_sysenter, None, 1, 0, x86.UC_X86_INS_SYSENTER)
+        uc.hook_add(uclib.UC_HOOK_INTR, self._on_interrupt)
+        uc.hook_add(uclib.UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
+        uc.hook_add(uclib.UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
+        uc.hook_add(uclib.UC_HOOK_INSN, self._on_sysenter, None, 1, 0, x86.UC_X86_INS_SYSENTER)
         # The block and TLB-fill hooks are C: add them through libunicorn directly.
         for hook_type, callback, context in (
-                (unicorn.UC_HOOK_BLOCK, hotpath.hotpath_on_block_address(), self.clock),
-                (unicorn.UC_HOOK_TLB_FILL, hotpath.mmu_on_tlb_fill_address(), self._mmu)):
+                (uclib.UC_HOOK_BLOCK, hotpath.hotpath_on_block_address(), self.clock),
+                (uclib.UC_HOOK_TLB_FILL, hotpath.mmu_on_tlb_fill_address(), self._mmu)):
             self._c_hook_handles.append(self._add_c_hook(hook_type, callback, context))
         if self.clock.cache != ffi.NULL:
-            self._c_hook_handles.append(self._add_c_hook(unicorn.UC_HOOK_MEM_READ | unicorn.UC_HOOK_MEM_WRITE,
+            self._c_hook_handles.append(self._add_c_hook(uclib.UC_HOOK_MEM_READ | uclib.UC_HOOK_MEM_WRITE,
                                                          hotpath.cache_on_access_address(), self.clock.cache))
         self._preempt_hook = None
         if self.preempt is not None and self.preempt_hooked:
-            self._preempt_hook = self._add_c_hook(unicorn.UC_HOOK_CODE, hotpath.sched_on_instruction_address(),
+            self._preempt_hook = self._add_c_hook(uclib.UC_HOOK_CODE, hotpath.sched_on_instruction_address(),
                                                   self.preempt)
 
     def set_preemption_hook(self, installed: bool) -> None:
@@ -353,7 +352,7 @@ class VCpu:
             return
         self.preempt_hooked = installed
         if installed:
-            self._preempt_hook = self._add_c_hook(unicorn.UC_HOOK_CODE, hotpath.sched_on_instruction_address(),
+            self._preempt_hook = self._add_c_hook(uclib.UC_HOOK_CODE, hotpath.sched_on_instruction_address(),
                                                   self.preempt)
             self.uc.ctl_flush_tb()
         else:
@@ -1080,8 +1079,8 @@ class VCpu:
         status = hotpath.hotpath_prepare_run(clock, deadline_cycles, x86.UC_X86_REG_RIP, self._rip_slot)
         if status == hotpath.HOTPATH_RUN_DEADLINE:
             return STOP_DEADLINE
-        if status != unicorn.UC_ERR_OK:
-            raise unicorn.UcError(status)
+        if status != uclib.UC_ERR_OK:
+            raise uclib.UcError(status)
         return self.finish_run(self._rip_slot[0])
 
     def finish_run(self, rip: int, started: int | None = None) -> str:
@@ -1107,7 +1106,7 @@ class VCpu:
             preempt.armed = 1
         try:
             self._start_unicorn(rip, started)
-        except unicorn.UcError as error:
+        except uclib.UcError as error:
             if self.pending is None:
                 if mmu.fault_vector == PF.vector:
                     self.pending = PendingTrap("exception", PF(mmu.fault_address, mmu.fault_error_code),
@@ -1194,7 +1193,7 @@ class VCpu:
                 self.clock.syscall_pending = 0
                 self.pending = SYSCALL_TRAP
             stopped_before, self._port_io_at = self._port_io_at, None
-            if stopped_before is not None and status == unicorn.UC_ERR_OK and self.pending is None \
+            if stopped_before is not None and status == uclib.UC_ERR_OK and self.pending is None \
                     and not self.clock.deadline_reached:
                 # A block entry found a port I/O instruction (stop_before_port_io):
                 # run up to it, then raise its #GP there.
@@ -1225,8 +1224,8 @@ class VCpu:
                 return
             # Run the block up to the culprit; the run that starts there raises #UD.
             self._untranslatable_at = until = culprit
-        if status != unicorn.UC_ERR_OK:
-            raise unicorn.UcError(status)
+        if status != uclib.UC_ERR_OK:
+            raise uclib.UcError(status)
         if uc._hook_exception is not None:
             raise uc._hook_exception
 
@@ -1317,12 +1316,12 @@ class VCpu:
         candidates = candidate_addresses(code, rip, self.read_register)
         return exact_fault_address(address, candidates)
 
-    def _exception_for_uc_error(self, error: unicorn.UcError, rip: int) -> CpuException:
+    def _exception_for_uc_error(self, error: uclib.UcError, rip: int) -> CpuException:
         errno = error.errno
-        if errno in (unicorn.UC_ERR_INSN_INVALID,):
+        if errno in (uclib.UC_ERR_INSN_INVALID,):
             return UD(0)
-        if errno in (unicorn.UC_ERR_READ_UNMAPPED, unicorn.UC_ERR_WRITE_UNMAPPED,
-                     unicorn.UC_ERR_FETCH_UNMAPPED):
+        if errno in (uclib.UC_ERR_READ_UNMAPPED, uclib.UC_ERR_WRITE_UNMAPPED,
+                     uclib.UC_ERR_FETCH_UNMAPPED):
             # A translation pointed outside physical memory: a bus error.
             exc = CpuException(0)
             exc.vector = 18  # #MC

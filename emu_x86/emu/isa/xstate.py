@@ -14,7 +14,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-from unicorn import UcError
+from emu_x86.emu.uclib import UcError
 
 from emu_x86.emu.isa.state import (
     XFEATURE_MASK_PASID, XFEATURE_MASK_SSE, XFEATURE_MASK_X87, XFEATURE_MASK_XTILE, XFEATURE_MASK_XTILECFG,
