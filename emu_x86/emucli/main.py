@@ -276,6 +276,7 @@ def run_command(options) -> int:
             if debugging is not None:
                 debugging.finish()
             sys.stdout.flush()
+            dataclass_code.save()       # and what the run's first calls imported
     timed_out = timed_out or limit.expired
     if kernel.fatal_message and not timed_out and not limit.memory_exceeded:
         print(kernel.fatal_message, file=sys.stderr)
