@@ -73,7 +73,8 @@ def preload() -> int:
     import emu_x86.emuas.assembler  # noqa: F401
     import emu_x86.kernel.kernel  # noqa: F401
     import emu_x86.kernel.strace  # noqa: F401
-    import emu_x86.kernel.syscall_table  # noqa: F401
+    from emu_x86.kernel.syscall_table import SYSCALLS
+    SYSCALLS.load_all()         # every subsystem, which a fresh run imports at its first call
     from emu_x86.emu import block_price_store, machine
     from emu_x86.emu.isa.decoder import capstone_identity
     from emu_x86.emu.timing.profile import DEFAULT_PROFILE, load_profile
