@@ -52,3 +52,36 @@ def test_a_run_priced_from_the_store_never_loads_capstone(tmp_path):
         assert result.stdout == "hi\n" and f"capstone loaded: {loaded}" in result.stderr, (store, result.stderr)
         if store != "off":
             assert "codec loaded: False" in result.stderr, result.stderr
+
+
+def test_the_collector_is_off_for_the_imports_and_on_for_the_run(tmp_path):
+    """launch.py turns the cyclic collector off while `emu run` imports and
+    boots; run_command freezes that and turns it on before the guest runs."""
+    program = build_c('#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n')
+    probe = ("import gc, sys\n"
+             "from emu_x86.emu import machine\n"
+             "seen = []\n"
+             "real_run = machine.Machine.run\n"
+             "def run(self):\n"
+             "    seen.append((gc.isenabled(), gc.get_freeze_count() > 0))\n"
+             "    return real_run(self)\n"
+             "machine.Machine.run = run\n"
+             "sys.argv = ['emu', 'run', sys.argv[1]]\n"
+             "from emu_x86.emucli import launch\n"
+             "real_main = launch._main\n"
+             "def checked_main():\n"
+             "    import emu_x86.emucli.main as cli\n"
+             "    real_command = cli.run_command\n"
+             "    def run_command(options):\n"
+             "        seen.append(gc.isenabled())\n"
+             "        return real_command(options)\n"
+             "    cli.run_command = run_command\n"
+             "    return real_main()\n"
+             "status = checked_main()\n"
+             "print(seen)\n"
+             "sys.exit(status)\n")
+    env = {"EMU_BLOCK_CACHE": str(tmp_path), "EMU_SERVER": "off", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", probe, str(program)], cwd=REPO, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hi\n[False, (True, True)]\n"

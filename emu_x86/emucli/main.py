@@ -266,6 +266,7 @@ def run_command(options) -> int:
             # the collector's way (its full passes walked it all, ~5% of a
             # many-vCPU run's CPU in perf), so collections see only new objects.
             gc.freeze()
+            gc.enable()                 # off since launch.py, for the imports
             dataclass_code.save()       # what the imports compiled (a no-op when every text was kept)
             debugging.run()
         except WallClockTimeout:
