@@ -105,3 +105,25 @@ def test_a_hello_run_never_imports_the_binding(tmp_path):
     result = subprocess.run([sys.executable, "-c", probe, str(program)], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "hi\n[]\n"
+
+
+def test_libunicorn_path_is_honoured_first_and_the_binding_is_the_fallback(tmp_path):
+    """LIBUNICORN_PATH (the binding's own override) names the library's
+    directory; without the package's files uclib falls back to the binding's
+    library and constants."""
+    from unicorn.unicorn_py3 import unicorn as binding
+    (tmp_path / uclib.LIBRARY_NAME).symlink_to(os.path.realpath(binding.uclib._name))
+    probe = "from emu_x86.emu import uclib; print(uclib.library_file(), uclib.UC_HOOK_CODE)"
+    env = {**os.environ, "LIBUNICORN_PATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == [str(tmp_path / uclib.LIBRARY_NAME), str(unicorn.UC_HOOK_CODE)]
+    fallback = ("import importlib.util\n"
+                "real = importlib.util.find_spec\n"
+                "importlib.util.find_spec = lambda name, *a: None if name == 'unicorn' else real(name, *a)\n"
+                "from emu_x86.emu import uclib\n"
+                "import sys\n"
+                "engine = uclib.Uc(uclib.UC_ARCH_X86, uclib.UC_MODE_64)\n"
+                "engine.reg_write(uclib.x86.UC_X86_REG_RBX, 42)\n"
+                "print(engine.reg_read(uclib.x86.UC_X86_REG_RBX), 'unicorn' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", fallback], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["42", "True"]
