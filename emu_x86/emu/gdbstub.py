@@ -42,7 +42,6 @@ from capstone import x86_const as cs_x86
 
 from emu_x86.emu import uclib
 from emu_x86.emu.uclib import x86
-
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.emu.mmu.pagewalk import ACCESS_READ
 from emu_x86.emu.traps import CpuException

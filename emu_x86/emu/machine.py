@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 from emu_x86.emu import uclib
 from emu_x86.emu.uclib import x86
-
 from emu_x86.emu import block_price_store, firmware
 from emu_x86.emu.isa.prefixes import MAX_INSTRUCTION_BYTES
 from emu_x86.emu.isa.decoder import capstone_identity, detailed_decoder

@@ -24,7 +24,6 @@ from operator import index, itemgetter
 
 from emu_x86.emu import uclib
 from emu_x86.emu.uclib import x86
-
 from emu_x86.emu.timing._hotpath import ffi, lib
 
 _uclib = uclib.lib

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 from emu_x86.emu import uclib
 from emu_x86.emu.uclib import x86
-
 from emu_x86.emu.isa.prefixes import MAX_INSTRUCTION_BYTES
 from emu_x86.emu.isa.state import TILE_COUNT as TILE_REGISTERS
 from emu_x86.emu.traps import VECTOR_NAMES, CpuException

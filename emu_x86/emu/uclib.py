@@ -334,4 +334,4 @@ def library_file() -> str:
     return lib._name
 
 
-__all__ = ["Uc", "UcContext", "UcError", "TlbEntry", "lib", "x86", "library_file"]
+__all__ = ["TlbEntry", "Uc", "UcContext", "UcError", "lib", "library_file", "x86"]

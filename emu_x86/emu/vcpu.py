@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from emu_x86.emu import uclib
 from emu_x86.emu.uclib import x86
-
 from emu_x86.emu import firmware
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.emu.apic import MSR_IA32_TSC_DEADLINE, X2APIC_MSRS, LocalApic

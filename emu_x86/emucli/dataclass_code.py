@@ -31,6 +31,7 @@ _path: str | None = None
 
 def _cache_path() -> str | None:
     from importlib.util import MAGIC_NUMBER
+
     from emu_x86.emu import block_price_store
     directory = block_price_store.store_directory()
     if directory is None:
