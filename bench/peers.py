@@ -227,6 +227,7 @@ def hello_figures(directory: str, qemu: str | None, qiling_python: str | None) -
 # Kernel events that must be the same in the two runs of scaling_figures for
 # their difference to be guest work alone.
 SCALING_EVENTS = ("ipis", "tlb_flush_ipis", "tlb_flushes", "page_faults")
+SCALING_RUNS = 5
 
 
 def scaling_figures(directory: str) -> dict:
@@ -241,18 +242,30 @@ def scaling_figures(directory: str) -> dict:
     binary = build(directory, "spin", SPIN_PROGRAM, "-pthread")
     out = {}
     small = SPIN_ITERATIONS // 10
+
+    def argv(cpus: int, iterations: int) -> list[str]:
+        return ["--cpus", str(cpus), binary, str(SPIN_THREADS), str(iterations)]
+
+    instructions = {}
     for cpus in (1, 64):
-        def argv(iterations: int, cpus: int = cpus) -> list[str]:
-            return ["--cpus", str(cpus), binary, str(SPIN_THREADS), str(iterations)]
-        large_stats, small_stats = emu_stats(directory, *argv(SPIN_ITERATIONS)), emu_stats(directory, *argv(small))
+        large_stats = emu_stats(directory, *argv(cpus, SPIN_ITERATIONS))
+        small_stats = emu_stats(directory, *argv(cpus, small))
         differ = [name for name in SCALING_EVENTS if large_stats.get(name) != small_stats.get(name)]
         if differ:
             out[f"scaling_events_differ_{cpus}_vcpus"] = {
                 name: [small_stats.get(name), large_stats.get(name)] for name in differ}
-        instructions = large_stats["instructions"] - small_stats["instructions"]
-        seconds = (best_cpu_seconds(emu_argv(*argv(SPIN_ITERATIONS)))
-                   - best_cpu_seconds(emu_argv(*argv(small))))
-        out[f"ns_per_instruction_{cpus}_vcpus"] = seconds / instructions * 1e9
+        instructions[cpus] = large_stats["instructions"] - small_stats["instructions"]
+    # The four runs taken in turn, SCALING_RUNS times, each figure the least
+    # CPU: a slow spell of the shared host then reaches both sides.
+    best: dict = {}
+    for _ in range(SCALING_RUNS):
+        for cpus in (1, 64):
+            for iterations in (SPIN_ITERATIONS, small):
+                seconds = child_cpu_seconds(emu_argv(*argv(cpus, iterations)))
+                best[cpus, iterations] = min(best.get((cpus, iterations), seconds), seconds)
+    for cpus in (1, 64):
+        seconds = best[cpus, SPIN_ITERATIONS] - best[cpus, small]
+        out[f"ns_per_instruction_{cpus}_vcpus"] = seconds / instructions[cpus] * 1e9
     return out
 
 
