@@ -6,11 +6,12 @@ them; here each subsystem module exports ``SYSCALLS = {number: handler}`` for
 the calls it owns and this module merges them.
 
 A subsystem is imported at its first call, not at start-up: a glibc hello
-makes calls of six of the forty, and importing all of them was 4% of its host
-instructions (23 M of 606 M, callgrind). Which module owns which number is kept in syscall_owners.py,
-written by ``python -m emu_x86.kernel.syscall_table`` from the modules
-themselves; tests/test_syscall_table.py fails when it is out of date, and a
-number claimed by two modules is refused there and by the writer.
+makes calls of six of the forty, and importing all of them was 4% of its
+host instructions (23 M of 606 M, callgrind). Which module owns which number
+is kept in syscall_owners.py, written by ``python -m
+emu_x86.kernel.syscall_table`` from the modules themselves;
+tests/test_syscall_table.py fails when it is out of date, and a number
+claimed by two modules is refused there and by the writer.
 """
 from __future__ import annotations
 
