@@ -82,6 +82,33 @@ def store_directory() -> Path | None:
     return Path(base) / "emu-x86" / "block-prices"
 
 
+def kept_file(kind: str, name: str) -> Path | None:
+    """Where a cache kept beside the block price store (the parsed profiles,
+    the dataclass code, the softmmu TLB probe's answers) keeps ``name``: in
+    its own ``kind`` directory next to the store's; None when the store is
+    off (EMU_BLOCK_CACHE=off), and so is every such cache."""
+    directory = store_directory()
+    return None if directory is None else directory.parent / kind / name
+
+
+def write_whole(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` whole or not at all, making its directory: a
+    file of this process's, then a rename, so concurrent runs never read half
+    a file. False when that fails (the cache is then simply not kept)."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(data)
+        os.replace(partial, path)
+        return True
+    except OSError:
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:
+            pass
+        return False
+
+
 def valid(value) -> bool:
     """(count, (entry, repeat, flags), covered, port_io_offset or None), all ints."""
     return (type(value) is tuple and len(value) == 4 and type(value[0]) is int and type(value[2]) is int

@@ -326,32 +326,23 @@ def tlb_layout_reason() -> str:
         return _tlb_layout_reasons[key]
     _tlb_layout_reasons[key] = reason
     if kept is not None:
-        partial = f"{kept}.{os.getpid()}.tmp"
-        try:
-            os.makedirs(os.path.dirname(kept), exist_ok=True)
-            with open(partial, "w", encoding="utf-8") as handle:
-                handle.write(reason)
-            os.replace(partial, kept)       # whole or absent
-        except OSError:
-            pass
+        from emu_x86.emu import block_price_store
+        block_price_store.write_whole(kept, reason.encode("utf-8"))
     return reason
 
 
-def _kept_probe_path(key: tuple) -> str | None:
+def _kept_probe_path(key: tuple):
     """Where tlb_layout_reason keeps the probe's answer for ``key`` and this
     libunicorn file (its real path, size and modification time), or None
     without a cache directory (EMU_BLOCK_CACHE=off) or a library file."""
     from emu_x86.emu import block_price_store
-    directory = block_price_store.store_directory()
     try:
         library = os.path.realpath(_uclib._name)
         status = os.stat(library)
     except (AttributeError, TypeError, OSError):
         return None
-    if directory is None:
-        return None
     digest = block_price_store.sha256(repr((key, library, status.st_size, status.st_mtime_ns)).encode())
-    return os.path.join(os.fspath(directory.parent), "unicorn-probes", digest.hexdigest()[:32])
+    return block_price_store.kept_file("unicorn-probes", digest.hexdigest()[:32])
 
 
 def find_tlb_view(uc, cpu: int, ranges: list[tuple[int, int]] | None = None) -> tuple[dict | None, str]:

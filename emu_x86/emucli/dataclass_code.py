@@ -20,23 +20,19 @@ from __future__ import annotations
 
 import builtins
 import marshal
-import os
 
 MAX_TEXTS = 4096        # past it a new text is compiled every time, as without the cache
 
 _codes: dict[str, object] = {}
 _loaded_count = 0
-_path: str | None = None
+_path = None          # the kept file (a Path), None when the store is off
 
 
-def _cache_path() -> str | None:
+def _cache_path():
     from importlib.util import MAGIC_NUMBER
 
     from emu_x86.emu import block_price_store
-    directory = block_price_store.store_directory()
-    if directory is None:
-        return None
-    return os.path.join(os.fspath(directory.parent), "dataclass-code", f"{MAGIC_NUMBER.hex()}.marshal")
+    return block_price_store.kept_file("dataclass-code", f"{MAGIC_NUMBER.hex()}.marshal")
 
 
 def _exec(source, globals=None, locals=None, /):
@@ -74,15 +70,10 @@ def save() -> None:
     global _loaded_count
     if _path is None or len(_codes) == _loaded_count:
         return
-    partial = f"{_path}.{os.getpid()}.tmp"
+    from emu_x86.emu import block_price_store
     try:
-        os.makedirs(os.path.dirname(_path), exist_ok=True)
-        with open(partial, "wb") as handle:
-            marshal.dump(_codes, handle)
-        os.replace(partial, _path)        # whole or absent: concurrent runs never read half a file
+        data = marshal.dumps(_codes)
+    except ValueError:
+        return
+    if block_price_store.write_whole(_path, data):
         _loaded_count = len(_codes)
-    except (OSError, ValueError):
-        try:
-            os.unlink(partial)
-        except OSError:
-            pass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import marshal
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,9 +177,7 @@ def _parsed_toml(path: Path) -> dict:
     cannot be read or written, the file is parsed."""
     from emu_x86.emu import block_price_store
     status = path.stat()
-    directory = block_price_store.store_directory()
-    cached = (directory.parent / "profiles" / f"{path.stem}-{status.st_size}-{status.st_mtime_ns}.marshal"
-              if directory is not None else None)
+    cached = block_price_store.kept_file("profiles", f"{path.stem}-{status.st_size}-{status.st_mtime_ns}.marshal")
     if cached is not None:
         try:
             data = marshal.loads(cached.read_bytes())
@@ -195,15 +192,16 @@ def _parsed_toml(path: Path) -> dict:
         raise ProfileError(f"{path}: {error}") from None
     if cached is not None:
         try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_bytes(marshal.dumps(data))
-            os.replace(partial, cached)       # whole or absent: concurrent runs never read half a file
+            kept = block_price_store.write_whole(cached, marshal.dumps(data))
+        except ValueError:          # a value marshal cannot hold: parsed every time
+            kept = False
+        if kept:
             for older in cached.parent.glob(f"{path.stem}-*.marshal"):
                 if older != cached:
-                    older.unlink(missing_ok=True)     # an earlier version of the file
-        except (OSError, ValueError):
-            pass
+                    try:
+                        older.unlink(missing_ok=True)     # an earlier version of the file
+                    except OSError:
+                        pass
     return data
 
 
