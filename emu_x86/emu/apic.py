@@ -52,6 +52,8 @@ NO_EVENT = (1 << 64) - 1
 
 @dataclass(order=True)
 class PendingInterrupt:
+    """An interrupt on its way to a local APIC, ordered by arrival cycle then send order."""
+
     arrival_cycles: int
     sequence: int                    # send order breaks ties deterministically
     vector: int = field(compare=False)

@@ -16,7 +16,6 @@ matplotlib (optional dependency, ``pip install emu-x86[docs]``).
 """
 from __future__ import annotations
 
-import json
 import sys
 
 PID = 1
@@ -175,6 +174,7 @@ class Timeline:
                 "otherData": {"clock": "vCPU cycles converted at the profile frequency"}}
 
     def save(self, stream) -> None:
+        import json
         json.dump(self.document(), stream, separators=(",", ":"))
         stream.write("\n")
 
@@ -253,6 +253,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m emu_x86.emu.timeline TIMELINE.json OUT.png", file=sys.stderr)
         return 2
+    import json
     with open(argv[0]) as handle:
         document = json.load(handle)
     render_png(document, argv[1], title=argv[0])

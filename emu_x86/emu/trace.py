@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ctypes
 import heapq
-import json
 import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -329,11 +328,13 @@ class JsonLinesSink:
     """One JSON object per line (``--trace FILE``, ``emu trace``)."""
 
     def __init__(self, stream, close_stream: bool = False):
+        import json         # only a traced run writes JSON: not on a plain run's start-up path
         self.stream = stream
         self.close_stream = close_stream
+        self._encode = json.JSONEncoder(separators=(",", ":")).encode
 
     def write(self, record: dict) -> None:
-        self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.stream.write(self._encode(record) + "\n")
 
     def close(self) -> None:
         self.stream.flush()

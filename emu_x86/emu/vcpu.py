@@ -178,6 +178,8 @@ def hotpath_block_miss(handle: int, address: int, size_bytes: int) -> None:
 
 @dataclass
 class PendingTrap:
+    """A system call or exception a hook saw, acted on when the vCPU next leaves Unicorn."""
+
     kind: str                       # "syscall" | "exception"
     exception: CpuException | None = None
     # A #PF seen by the TLB-fill hook carries only the page address; the

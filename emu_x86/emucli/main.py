@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import sys
 
@@ -380,6 +379,7 @@ def check_stats_output(destination: str | None) -> None:
 
 
 def write_stats(destination: str, machine, kernel) -> None:
+    import json         # only with --stats: not on every run's start-up path
     text = json.dumps(collect_stats(machine, kernel), indent=2, sort_keys=False) + "\n"
     if destination == "-":
         sys.stderr.write(text)

@@ -101,6 +101,8 @@ def integer_in(allowed: range) -> Callable[[str], int]:
 
 @dataclass(frozen=True)
 class Parameter:
+    """A kernel command-line parameter: how to parse it, its default and its help text."""
+
     parse: Callable[[str], object]
     default: object
     help: str

@@ -55,6 +55,8 @@ class ExecLayout:
 
 @dataclass
 class InitialState:
+    """Where a new program starts: entry point, initial stack pointer and program break."""
+
     rip: int
     rsp: int
     brk: int

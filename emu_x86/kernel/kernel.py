@@ -73,6 +73,8 @@ FAST_SYSCALLS_ENABLED = True
 
 @dataclass
 class KernelConfig:
+    """What a kernel boots with: the program's argv and envp, the seed, --cmdline and the I/O."""
+
     argv: list[str]
     envp: list[str]
     seed: int = 0

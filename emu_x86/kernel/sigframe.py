@@ -69,6 +69,8 @@ UNBLOCKABLE = (1 << (signals.SIGKILL - 1)) | (1 << (signals.SIGSTOP - 1))
 
 @dataclass
 class SigAction:
+    """A signal's disposition (struct k_sigaction): handler, SA_* flags, restorer and mask."""
+
     handler: int = SIG_DFL
     flags: int = 0
     restorer: int = 0
@@ -84,6 +86,8 @@ class SigAction:
 
 @dataclass
 class SigInfo:
+    """The siginfo a signal carries to its handler (struct siginfo, the fields used here)."""
+
     signo: int
     code: int
     address: int = 0            # si_addr for faults

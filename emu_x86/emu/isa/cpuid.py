@@ -60,6 +60,8 @@ AMX_TMUL_MAXN = 64
 
 @dataclass(frozen=True)
 class CpuModel:
+    """The CPU a profile presents through CPUID: vendor, signature, brand and the extension bits."""
+
     vendor: str                 # 12 characters
     signature: int              # leaf 1 EAX: stepping/model/family
     brand: str

@@ -38,6 +38,8 @@ FCW_INIT = 0x037F
 
 @dataclass(frozen=True)
 class Component:
+    """One XSAVE state component: its number, size and place in the standard and compacted formats."""
+
     number: int
     name: str
     size_bytes: int

@@ -41,6 +41,8 @@ LEVEL_SHIFTS = (39, 30, 21, 12)
 
 @dataclass
 class Translation:
+    """The outcome of a successful page walk: the 4 KiB physical page and the leaf permissions."""
+
     paddr_page: int       # physical address of the 4 KiB page holding the address
     writable: bool
     user: bool

@@ -71,6 +71,8 @@ class TlbGeometry:
 
 @dataclass(frozen=True)
 class Profile:
+    """A cost profile as loaded from its TOML file (emu_x86/profiles/)."""
+
     name: str
     description: str
     frequency_hz: int

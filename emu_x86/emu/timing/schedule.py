@@ -88,6 +88,8 @@ class UarchRow:
 
 @dataclass(frozen=True)
 class Uarch:
+    """A core's issue resources and latencies, as the block scheduler uses them."""
+
     dispatch_width: int
     load_latency_cycles: float          # integer L1 load-to-use
     vector_load_latency_cycles: float   # SSE/AVX L1 load-to-use

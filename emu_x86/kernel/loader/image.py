@@ -20,6 +20,8 @@ class LoadError(Exception):
 
 @dataclass
 class Segment:
+    """A loadable segment: bytes from the file, zero fill past them, and protections."""
+
     vaddr: int                 # where the first byte of ``data`` goes
     data: bytes                # file-backed bytes
     mem_size_bytes: int        # >= len(data); the rest is zero-filled (.bss)
@@ -29,6 +31,8 @@ class Segment:
 
 @dataclass
 class ProgramImage:
+    """A program as loaded: its path, entry point, segments and where its headers are."""
+
     path: str
     entry: int
     segments: list[Segment] = field(default_factory=list)

@@ -58,6 +58,8 @@ def page_align_up(value: int) -> int:
 
 @dataclass
 class VMA:
+    """A virtual memory area: a page-aligned range with one protection, flags and name."""
+
     start: int
     end: int            # exclusive
     prot: int
