@@ -12,6 +12,7 @@ import marshal
 import os
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -122,7 +123,7 @@ def test_decodes_stored_on_disk_give_the_same_runs(tmp_path, monkeypatch, empty_
     store.save()                               # what atexit does at the end of `emu run`
     (path,) = tmp_path.iterdir()
     stored = store.count()
-    assert path == store.path and stored > 100
+    assert str(path) == store.path and stored > 100
     forget_decodes(monkeypatch)
     assert run(*RUNS[2]) == reference
     (warm,) = block_price_store._stores.values()
@@ -169,21 +170,21 @@ def test_a_damaged_store_is_ignored(tmp_path, monkeypatch, empty_cache):
     (store,) = block_price_store._stores.values()
     stored = len(store.added)
     store.save()
-    good = store.path.read_bytes()
+    good = Path(store.path).read_bytes()
     for damage in (good[:len(good) // 2], b"\x00" * 64, b"SQLite format 3\x00" + b"\xff" * 200, "wrong shapes"):
         if damage == "wrong shapes":
             # A readable database whose every value has the wrong shape (a float price).
-            store.path.write_bytes(good)
+            Path(store.path).write_bytes(good)
             with sqlite3.connect(store.path) as writer:
                 writer.execute("UPDATE blocks SET decoded = ?", (marshal.dumps((1, (1.5, 0, 0), 1, None)),))
         else:
-            store.path.write_bytes(damage)
+            Path(store.path).write_bytes(damage)
         forget_decodes(monkeypatch)
         assert run(*RUNS[2]) == reference
         (reread,) = block_price_store._stores.values()
         assert len(reread.added) == stored, damage        # decoded again, the damaged values ignored
     # The next save replaces a database that could not be read.
-    store.path.write_bytes(b"\x00" * 64)
+    Path(store.path).write_bytes(b"\x00" * 64)
     forget_decodes(monkeypatch)
     run(*RUNS[2])
     (reread,) = block_price_store._stores.values()
@@ -218,7 +219,7 @@ def test_a_new_store_prunes_stale_ones(tmp_path, monkeypatch, empty_cache):
     store.save()
     names = sorted(path.name for path in tmp_path.iterdir())
     # (the store's own -wal and -shm files go when its last connection closes)
-    assert names == sorted([store.path.name, "b.sqlite", "notes.txt"]), names
+    assert names == sorted([Path(store.path).name, "b.sqlite", "notes.txt"]), names
 
 
 def test_a_new_store_keeps_only_the_most_recent_others(tmp_path, monkeypatch, empty_cache):
@@ -236,7 +237,7 @@ def test_a_new_store_keeps_only_the_most_recent_others(tmp_path, monkeypatch, em
     (store,) = block_price_store._stores.values()
     store.save()
     stems = {path.name.partition(".")[0] for path in tmp_path.iterdir()}
-    assert stems == {store.path.stem, "s0", "s1"}, stems
+    assert stems == {Path(store.path).stem, "s0", "s1"}, stems
 
 
 def test_saves_keep_the_log_small_and_the_start_sets_bounded(tmp_path, monkeypatch, empty_cache):
@@ -250,7 +251,7 @@ def test_saves_keep_the_log_small_and_the_start_sets_bounded(tmp_path, monkeypat
         (store,) = block_price_store._stores.values()
         store.save()
         store.close()
-    wal = store.path.with_name(store.path.name + "-wal")
+    wal = Path(store.path).with_name(Path(store.path).name + "-wal")
     assert not wal.exists() or wal.stat().st_size == 0
     with sqlite3.connect(store.path) as db:
         assert sorted(row[0] for row in db.execute("SELECT program FROM start_sets")) == ["b", "c"]

@@ -17,8 +17,9 @@ import pytest
 from tests.guestbuild import build_c
 
 NOT_ON_THE_START_PATH = {
-    "inspect": "dataclasses' only use is a docstring for a class without one (dataclass_code.py)",
+    "inspect": "dataclasses' only use is a docstring for a class without one (dataclass_code.py; 43 M)",
     "json": "--stats, --trace and --timeline load it",
+    "pathlib": "the block price store, the profiles and the vDSO image use os.path (15 M, with urllib.parse)",
 }
 
 # Runs the `emu` command's entry point in-process, then names the watched

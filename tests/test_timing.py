@@ -3,6 +3,7 @@ import json
 import math
 import os
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -273,7 +274,7 @@ def test_a_profile_parse_is_kept_per_version_of_its_file(tmp_path, monkeypatch):
     from emu_x86.emu.timing import profile as profile_module
     profiles = tmp_path / "profiles-src"
     profiles.mkdir()
-    source = (profile_module.PROFILES_DIR / "zen5.toml").read_text()
+    source = (Path(profile_module.PROFILES_DIR) / "zen5.toml").read_text()
     (profiles / "zen5.toml").write_text(source)
     monkeypatch.setattr(profile_module, "PROFILES_DIR", profiles)
     monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path / "cache" / "block-prices"))

@@ -3,6 +3,7 @@ and dl_vdso_vsym need it, and kept in step with the clock the kernel reports."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
@@ -16,11 +17,11 @@ GLIBC_LOOKUPS = ("__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "
 
 @pytest.mark.skipif(not build.tools_available(), reason="GNU as/ld not installed")
 def test_committed_image_is_what_the_source_builds():
-    assert build.build_image() == IMAGE_PATH.read_bytes(), "run python -m emu_x86.kernel.vdso.build"
+    assert build.build_image() == Path(IMAGE_PATH).read_bytes(), "run python -m emu_x86.kernel.vdso.build"
 
 
 def test_image_exports_the_symbols_glibc_looks_up_with_version_linux_2_6():
-    elf = ELFFile(io.BytesIO(IMAGE_PATH.read_bytes()))
+    elf = ELFFile(io.BytesIO(Path(IMAGE_PATH).read_bytes()))
     assert elf.header.e_type == "ET_DYN"
     loads = [segment for segment in elf.iter_segments() if segment.header.p_type == "PT_LOAD"]
     assert len(loads) == 1 and loads[0].header.p_vaddr == 0          # one mapping, position independent
@@ -46,7 +47,7 @@ def test_image_exports_the_symbols_glibc_looks_up_with_version_linux_2_6():
 def test_code_reads_the_data_page_the_kernel_maps_below_it():
     """vdso.lds places vvar_page VVAR_PAGES pages below the image, which is where
     Vdso.map puts [vvar]; the image itself fits the one page Vdso.map gives it."""
-    elf = ELFFile(io.BytesIO(IMAGE_PATH.read_bytes()))
+    elf = ELFFile(io.BytesIO(Path(IMAGE_PATH).read_bytes()))
     symbols = {symbol.name: symbol.entry.st_value for symbol in elf.get_section_by_name(".symtab").iter_symbols()}
     assert symbols["vvar_page"] == (1 << 64) - VVAR_PAGES * 4096
     assert max(segment.header.p_memsz for segment in elf.iter_segments()) <= 4096

@@ -50,7 +50,6 @@ import atexit
 import marshal
 import os
 import time
-from pathlib import Path
 
 try:
     # CPython's own SHA-256: the same digests as hashlib's, without loading
@@ -74,36 +73,40 @@ STORES_KEPT = 8                   # other stores a new one leaves in place
 _stores: dict[tuple, "BlockPriceStore | None"] = {}
 
 
-def store_directory() -> Path | None:
+# Paths here are strings (os.path), not pathlib: this module is on every
+# run's start-up path, and pathlib (with urllib.parse and ipaddress, which it
+# imports) was 3% of a glibc hello's instructions.
+def store_directory() -> str | None:
     setting = os.environ.get("EMU_BLOCK_CACHE")
     if setting is not None:
-        return None if setting.lower() in ("", "0", "off") else Path(setting)
+        return None if setting.lower() in ("", "0", "off") else setting
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "emu-x86" / "block-prices"
+    return os.path.join(base, "emu-x86", "block-prices")
 
 
-def kept_file(kind: str, name: str) -> Path | None:
+def kept_file(kind: str, name: str) -> str | None:
     """Where a cache kept beside the block price store (the parsed profiles,
     the dataclass code, the softmmu TLB probe's answers) keeps ``name``: in
     its own ``kind`` directory next to the store's; None when the store is
     off (EMU_BLOCK_CACHE=off), and so is every such cache."""
     directory = store_directory()
-    return None if directory is None else directory.parent / kind / name
+    return None if directory is None else os.path.join(os.path.dirname(os.path.abspath(directory)), kind, name)
 
 
-def write_whole(path: Path, data: bytes) -> bool:
+def write_whole(path: str, data: bytes) -> bool:
     """Write ``data`` to ``path`` whole or not at all, making its directory: a
     file of this process's, then a rename, so concurrent runs never read half
     a file. False when that fails (the cache is then simply not kept)."""
-    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    partial = f"{path}.{os.getpid()}.tmp"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(data)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(partial, "wb") as handle:
+            handle.write(data)
         os.replace(partial, path)
         return True
     except OSError:
         try:
-            partial.unlink(missing_ok=True)
+            os.unlink(partial)
         except OSError:
             pass
         return False
@@ -119,7 +122,7 @@ def valid(value) -> bool:
 class BlockPriceStore:
     """code bytes -> decode of one price key, in one SQLite database."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: str):
         self.path = path
         self.added: dict[bytes, tuple] = {}
         self._reader = None          # opened at the first lookup, read-only
@@ -130,7 +133,7 @@ class BlockPriceStore:
 
     def _connect_reader(self):
         import sqlite3
-        if not self.path.exists():
+        if not os.path.exists(self.path):
             return None
         try:
             reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS,
@@ -257,12 +260,12 @@ class BlockPriceStore:
         # lookup, if any, opens a new one).
         self.close()
         try:
-            if self.path.exists() and self.path.stat().st_size > MAX_STORE_BYTES:
+            if os.path.exists(self.path) and os.stat(self.path).st_size > MAX_STORE_BYTES:
                 return
-            if self._unreadable and self.path.exists():
-                self.path.unlink()          # damaged: start it again
-            created = not self.path.exists()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self._unreadable and os.path.exists(self.path):
+                os.unlink(self.path)        # damaged: start it again
+            created = not os.path.exists(self.path)
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
             writer = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)
             try:
                 if created:
@@ -290,34 +293,35 @@ class BlockPriceStore:
             pass            # a read-only, full or locked store: it is only a cache
 
 
-def _last_written(directory: Path, stem: str) -> float:
+def _last_written(directory: str, stem: str) -> float:
     """When a store was last written: its database's or its log's change time
     (in WAL mode a commit writes only the log)."""
     latest = 0.0
     for suffix in (".sqlite", ".sqlite-wal"):
         try:
-            latest = max(latest, (directory / f"{stem}{suffix}").stat().st_mtime)
+            latest = max(latest, os.stat(os.path.join(directory, f"{stem}{suffix}")).st_mtime)
         except OSError:
             pass
     return latest
 
 
-def prune_stale_stores(keep: Path) -> None:
+def prune_stale_stores(keep: str) -> None:
     """Remove the other stores of ``keep``'s directory (with their -wal and -shm
     files) not written for STALE_DAYS or past the STORES_KEPT most recently
     written, and the marshal files of the first format."""
-    directory = keep.parent
+    directory, kept_name = os.path.split(keep)
     horizon = time.time() - STALE_DAYS * 86400
-    stems = {other.name.partition(".")[0] for other in directory.iterdir()
-             if other.name.partition(".")[2] in ("sqlite", "sqlite-wal", "sqlite-shm")} - {keep.stem}
+    names = os.listdir(directory)
+    stems = {name.partition(".")[0] for name in names
+             if name.partition(".")[2] in ("sqlite", "sqlite-wal", "sqlite-shm")} - {os.path.splitext(kept_name)[0]}
     newest_first = sorted(stems, key=lambda stem: _last_written(directory, stem), reverse=True)
     doomed = {stem for rank, stem in enumerate(newest_first)
               if rank >= STORES_KEPT or _last_written(directory, stem) < horizon}
-    for other in directory.iterdir():
-        stem, _, kind = other.name.partition(".")
+    for name in names:
+        stem, _, kind = name.partition(".")
         if kind == "marshal" or (stem in doomed and kind in ("sqlite", "sqlite-wal", "sqlite-shm")):
             try:
-                other.unlink()
+                os.unlink(os.path.join(directory, name))
             except OSError:
                 pass
 
@@ -340,9 +344,10 @@ def store_for(price_key: tuple, capstone_version: str) -> BlockPriceStore | None
     store = None
     if directory is not None:
         digest = sha256(repr((FORMAT, price_key, capstone_version)).encode())
-        here = Path(__file__).parent
+        here = os.path.dirname(__file__)
         for name in PRICING_SOURCES:
-            digest.update((here / name).read_bytes())
-        store = BlockPriceStore(directory / f"{digest.hexdigest()[:32]}{SUFFIX}")
+            with open(os.path.join(here, name), "rb") as source:
+                digest.update(source.read())
+        store = BlockPriceStore(os.path.join(directory, f"{digest.hexdigest()[:32]}{SUFFIX}"))
     _stores[key] = store
     return store

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import marshal
 import math
+import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from emu_x86.emu.isa.decoder import CS_AC_READ, CS_AC_WRITE, CS_GRP_CALL, CS_GRP_JUMP, CS_GRP_RET, X86_OP_MEM, X86_OP_REG
 
 from emu_x86.emu.timing import schedule
 from emu_x86.emu.timing.schedule import ONE_CYCLE, Uarch
 
-PROFILES_DIR = Path(__file__).parent / "profiles"
+PROFILES_DIR = os.path.join(os.path.dirname(__file__), "profiles")   # a str: no pathlib at start-up
 DEFAULT_PROFILE = "spr"
 # The TLB model keeps each set's fill order as bytes (emu_x86/emu/mmu/tlb.h TLB_MAX_WAYS).
 TLB_MAX_WAYS = 255
@@ -78,7 +78,7 @@ class Profile:
     frequency_hz: int
     instruction_cycles: dict
     event_costs: dict
-    path: Path
+    path: str
     tlb: TlbGeometry
     # The [uarch] table (emu_x86/emu/timing/schedule.py) when the profile prices blocks
     # by dependencies and ports; None: the sum of reciprocal throughputs.
@@ -168,28 +168,31 @@ class Profile:
 
 
 def available_profiles() -> list[str]:
-    return sorted(path.stem for path in PROFILES_DIR.glob("*.toml"))
+    return sorted(name[:-len(".toml")] for name in os.listdir(PROFILES_DIR) if name.endswith(".toml"))
 
 
-def _parsed_toml(path: Path) -> dict:
+def _parsed_toml(path: str) -> dict:
     """The profile file's TOML, parsed once per version of the file: the
     parse is kept (marshal) beside the block price store, named by the
     file's size and modification time, since importing tomllib and parsing
     cost ~3 ms of every start-up. Without a cache directory, or when it
     cannot be read or written, the file is parsed."""
     from emu_x86.emu import block_price_store
-    status = path.stat()
-    cached = block_price_store.kept_file("profiles", f"{path.stem}-{status.st_size}-{status.st_mtime_ns}.marshal")
+    status = os.stat(path)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    cached = block_price_store.kept_file("profiles", f"{stem}-{status.st_size}-{status.st_mtime_ns}.marshal")
     if cached is not None:
         try:
-            data = marshal.loads(cached.read_bytes())
+            with open(cached, "rb") as handle:
+                data = marshal.loads(handle.read())
             if type(data) is dict:
                 return data
         except (OSError, EOFError, ValueError, TypeError):
             pass
     import tomllib
     try:
-        data = tomllib.loads(path.read_text())
+        with open(path, encoding="utf-8") as handle:
+            data = tomllib.loads(handle.read())
     except tomllib.TOMLDecodeError as error:
         raise ProfileError(f"{path}: {error}") from None
     if cached is not None:
@@ -198,18 +201,19 @@ def _parsed_toml(path: Path) -> dict:
         except ValueError:          # a value marshal cannot hold: parsed every time
             kept = False
         if kept:
-            for older in cached.parent.glob(f"{path.stem}-*.marshal"):
-                if older != cached:
+            directory, kept_name = os.path.split(cached)
+            for older in os.listdir(directory):
+                if older != kept_name and older.startswith(f"{stem}-") and older.endswith(".marshal"):
                     try:
-                        older.unlink(missing_ok=True)     # an earlier version of the file
+                        os.unlink(os.path.join(directory, older))     # an earlier version of the file
                     except OSError:
                         pass
     return data
 
 
 def load_profile(name: str = DEFAULT_PROFILE) -> Profile:
-    path = PROFILES_DIR / f"{name}.toml"
-    if not path.is_file():
+    path = os.path.join(PROFILES_DIR, f"{name}.toml")
+    if not os.path.isfile(path):
         raise ProfileError(f"unknown profile {name!r} (available: {', '.join(available_profiles())})")
     data = _parsed_toml(path)
     header, instructions, events = data.get("profile", {}), data.get("instructions", {}), data.get("events", {})
@@ -230,7 +234,7 @@ def load_profile(name: str = DEFAULT_PROFILE) -> Profile:
 _SCHEDULED_CLASSES = tuple(c for c in INSTRUCTION_CLASSES if c not in ("load", "store"))
 
 
-def _uarch(path: Path, section: dict) -> Uarch:
+def _uarch(path: str, section: dict) -> Uarch:
     try:
         classes = {name: schedule.parse_row(row) for name, row in section["classes"].items()}
         mnemonics = {name: schedule.parse_row(row) for name, row in section.get("mnemonics", {}).items()}
@@ -256,7 +260,7 @@ def _uarch(path: Path, section: dict) -> Uarch:
         raise ProfileError(f"{path}: [uarch]: {error}") from None
 
 
-def _tlb_geometry(path: Path, section: dict) -> TlbGeometry:
+def _tlb_geometry(path: str, section: dict) -> TlbGeometry:
     try:
         geometry = TlbGeometry(entries=int(section["entries"]), ways=int(section["ways"]),
                                large_entries=int(section["large_entries"]),

@@ -25,7 +25,7 @@ kernel holds one reference to each frame for ever.
 """
 from __future__ import annotations
 
-import pathlib
+import os
 import struct
 from typing import TYPE_CHECKING
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from emu_x86.kernel.kernel import Kernel
     from emu_x86.kernel.mm.mm import MmStruct
 
-IMAGE_PATH = pathlib.Path(__file__).resolve().parent / "vdso64.so"
+IMAGE_PATH = os.path.join(os.path.dirname(os.path.realpath(__file__)), "vdso64.so")   # a str: no pathlib at start-up
 VVAR_PAGES = 4                    # the linker script's VVAR_PAGES: [vvar] sits this far below [vdso]
 VVAR_CYCLES_OFFSET = 0
 VVAR_TSC_HZ_OFFSET = 8
@@ -70,7 +70,8 @@ class Vdso:
 
     def __init__(self, kernel: "Kernel") -> None:
         from emu_x86.kernel.kernel import REALTIME_EPOCH_NS
-        image = IMAGE_PATH.read_bytes()
+        with open(IMAGE_PATH, "rb") as handle:
+            image = handle.read()
         self.image_bytes = len(image)
         frames = kernel.frames
         memory = frames.memory
