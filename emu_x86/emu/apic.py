@@ -14,8 +14,8 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.traps import GP
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -21,8 +21,8 @@ import ctypes
 import heapq
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu import uclib
 from emu_x86.emu.uclib import x86
 from emu_x86.emu.isa.prefixes import MAX_INSTRUCTION_BYTES

@@ -7,10 +7,17 @@ machine never imports the kernel (DESIGN.md, layers).
 """
 from __future__ import annotations
 
-from typing import Protocol, TYPE_CHECKING
+from emu_x86 import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Protocol
+
     from emu_x86.emu.vcpu import VCpu
+else:
+    # TrapHandler is a Protocol for the type checker alone; at run time it is
+    # a plain class naming the interface (no isinstance checks use it), so the
+    # start-up path need not import typing.
+    Protocol = object
 
 # Vector numbers, Intel SDM Vol. 3A, Table 6-1.
 VECTOR_DE = 0

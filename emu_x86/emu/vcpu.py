@@ -20,8 +20,8 @@ from __future__ import annotations
 import ctypes
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu import uclib
 from emu_x86.emu.uclib import x86
 from emu_x86.emu import firmware

@@ -52,7 +52,7 @@ import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from emu_x86.emucli.resources import include_dir
 from emu_x86.emuas.expression import (ExpressionError, ExpressionParser, apply_binary, apply_unary, signed64,

@@ -8,7 +8,7 @@ comparisons, then &&, then ||.  A true comparison is -1, as in GNU as.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from emu_x86.emuas.source import unescape
 

@@ -37,8 +37,8 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emucli import resources, toolchains
 
 if TYPE_CHECKING:

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EAGAIN, EFAULT, EINVAL, SyscallError
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import stat
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import ENOSPC, ENOTTY, EPIPE, SyscallError
 from emu_x86.kernel.file import (
     DEFAULT_POLLMASK, DEVTMPFS_DEV, O_RDONLY, O_RDWR, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, File, stat_struct,

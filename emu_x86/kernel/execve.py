@@ -24,8 +24,8 @@ program in place, as Linux does it:
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import E2BIG, EACCES, EINVAL, ELOOP, ENOEXEC, SyscallError
 from emu_x86.kernel.file import O_RDONLY, fdget
 from emu_x86.kernel.namei import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, getname, open_path

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel import signals
 from emu_x86.kernel.errno import EAGAIN, ECHILD, EFAULT, EINVAL, ESRCH, SyscallError
 from emu_x86.kernel.file import O_NONBLOCK

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import stat
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EBADF, EINVAL, EMFILE, ESPIPE, ENOTDIR, ENOTTY, SyscallError
 from emu_x86.kernel.wait import WaitQueue
 

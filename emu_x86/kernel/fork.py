@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.isa import xstate
 from emu_x86.emu.isa.state import XFEATURE_MASK_PASID
 from emu_x86.emu.memory import PAGE_SIZE

@@ -16,8 +16,8 @@ from __future__ import annotations
 import itertools
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.isa import xstate
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.emu.mmu.pagewalk import ACCESS_READ, ACCESS_WRITE

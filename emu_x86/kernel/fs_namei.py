@@ -34,8 +34,8 @@ import ctypes
 import errno as host_errno
 import os
 import stat
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import (
     EBUSY, EEXIST, EINVAL, EISDIR, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, EROFS, EXDEV, SyscallError,
 )

@@ -12,8 +12,8 @@ mapped -- no struct whose compat layout differs -- and the rest return
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EFAULT, ENOMEM, ENOSYS, SyscallError
 from emu_x86.kernel.mm.frames import OutOfMemory
 

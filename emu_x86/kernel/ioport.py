@@ -8,8 +8,7 @@ ever grants port access -- the machine's port I/O at CPL3 always raises
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EINVAL, EPERM, SyscallError
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -15,8 +15,8 @@ Itimers survive exec and are not inherited by fork (a new Process has none).
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EINVAL, SyscallError
 from emu_x86.kernel.posix_timers import send_timer_signal
 from emu_x86.kernel.sigframe import SigInfo, sigbit

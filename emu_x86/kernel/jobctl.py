@@ -29,8 +29,7 @@ child is reparented -- that group gets SIGHUP then SIGCONT (kill_orphaned_pgrp).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel import signals
 from emu_x86.kernel.task import TASK_EXITED, TASK_SLEEPING, TASK_STOPPED
 

@@ -11,8 +11,8 @@ import random
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.machine import Machine
 from emu_x86.emu.traps import PF, PF_WRITE, VECTOR_NM, CpuException, SoftwareInterrupt, SysenterEntry
 from emu_x86.emu.vcpu import VCpu
@@ -47,6 +47,9 @@ from emu_x86.kernel.traps import (
     user_exception_signal,
 )
 from emu_x86.kernel.xstate_alloc import xstate_alloc_from_cmdline
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import BinaryIO
 
 # CLOCK_REALTIME at cycle 0 (2026-01-01T00:00:00Z), fixed so runs are reproducible.
 REALTIME_EPOCH_NS = 1_767_225_600 * 1_000_000_000

@@ -20,8 +20,7 @@ read-side section of the kernel, which runs one call at a time.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EINVAL, EPERM, SyscallError
 
 if TYPE_CHECKING:  # pragma: no cover

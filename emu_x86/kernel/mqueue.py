@@ -23,8 +23,8 @@ import bisect
 import itertools
 import stat as st
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import (
     EACCES, EAGAIN, EBADF, EBUSY, EEXIST, EINVAL, EMSGSIZE, ENAMETOOLONG, ENOENT, ETIMEDOUT, SyscallError,
 )

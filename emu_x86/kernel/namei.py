@@ -15,8 +15,8 @@ allows AT_EMPTY_PATH.
 from __future__ import annotations
 
 import stat
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel import proc as procfs
 from emu_x86.kernel.devices import DEVICES, open_device
 from emu_x86.kernel.proc import PROC_ROOT_INO

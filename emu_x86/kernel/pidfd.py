@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import stat
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EBADF, EINVAL, EPERM, ESRCH, SyscallError
 from emu_x86.kernel.file import (
     ANON_INODE_DEV, O_EXCL, O_NONBLOCK, O_RDWR, POLLHUP, POLLIN, POLLRDNORM, File, as_fd,

@@ -29,8 +29,8 @@ fork gives the child none.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EFAULT, EINVAL, EOPNOTSUPP, EPERM, SyscallError
 from emu_x86.kernel.sigframe import SigInfo, send_signal, sigbit
 from emu_x86.kernel.timer import KernelTimer, cycles_to_ns, ns_to_cycles

@@ -41,8 +41,7 @@ still counts (it exists until reaped) but takes no signal.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EACCES, EINVAL, EPERM, ESRCH, SyscallError
 from emu_x86.kernel.sigframe import SI_USER, SigInfo, send_signal, sigbit
 

@@ -18,8 +18,8 @@ root's, is EPERM: ptrace attach would be refused).
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.kernel.errno import EFAULT, EINVAL, EPERM, ESRCH, SyscallError
 from emu_x86.kernel.mm.mm import TASK_SIZE

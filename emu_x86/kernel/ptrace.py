@@ -55,8 +55,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.emu.mmu.pagewalk import PHYS_ADDR_MASK, PTE_PRESENT
 from emu_x86.kernel import signals

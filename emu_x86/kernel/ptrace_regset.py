@@ -8,8 +8,8 @@ here, so its registers are in ``Task.registers`` and its xstate in its fpstate.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.isa import xstate
 from emu_x86.emu.isa.state import XFEATURE_MASK_SSE, XFEATURE_MASK_X87
 from emu_x86.emu.memory import PAGE_SIZE

@@ -15,8 +15,8 @@ with no reader fails -EPIPE and raises SIGPIPE (pipe_write's send_sig).
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel import signals
 from emu_x86.kernel.errno import EAGAIN, EBADF, EFAULT, EINVAL, EPIPE, ESPIPE, SyscallError
 from emu_x86.kernel.file import O_NONBLOCK, File, WouldBlock, as_fd, fdget

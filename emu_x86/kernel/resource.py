@@ -14,8 +14,8 @@ others are the subsystems' business).
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EINVAL, EPERM, ESRCH, SyscallError
 
 if TYPE_CHECKING:  # pragma: no cover

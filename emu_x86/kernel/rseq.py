@@ -26,8 +26,8 @@ aligned, any other length must have the struct's alignment (AT_RSEQ_ALIGN,
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EBUSY, EFAULT, EINVAL, EPERM, SyscallError
 from emu_x86.kernel.mm.mm import TASK_SIZE
 from emu_x86.kernel.task import Rseq

@@ -30,8 +30,8 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel import sched_explore
 from emu_x86.kernel.fpu import save_fpregs_to_fpstate
 from emu_x86.kernel.task import TASK_EXITED, TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING, TASK_STOPPED, TASK_TRACED, Task

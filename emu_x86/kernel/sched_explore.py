@@ -14,8 +14,8 @@ emu_x86/kernel/rseq.py), so the policy is asked there even with nobody waiting.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.mmu.pagewalk import ACCESS_READ
 from emu_x86.emu.traps import CpuException
 from emu_x86.kernel.errno import SyscallError

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EFAULT, EINVAL, EPERM, ESRCH, SyscallError
 
 if TYPE_CHECKING:  # pragma: no cover

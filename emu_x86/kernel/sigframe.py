@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.isa import xstate
 from emu_x86.emu.isa.state import XFEATURE_MASK_XTILE
 from emu_x86.emu.traps import CpuException

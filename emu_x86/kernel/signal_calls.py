@@ -3,8 +3,8 @@ pause(2) and rt_sigpending(2)."""
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EINTR, EINVAL, SyscallError
 from emu_x86.kernel.sigframe import UNBLOCKABLE, sigbit
 

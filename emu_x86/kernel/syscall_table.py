@@ -16,8 +16,9 @@ claimed by two modules is refused there and by the writer.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import ENOMEM, ENOSYS, SyscallError
 from emu_x86.kernel.mm.frames import OutOfMemory
 from emu_x86.kernel.sigframe import deliver_pending_signals

@@ -9,8 +9,9 @@ bad pointer is -EFAULT, never a host exception.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.kernel.errno import (
     EAGAIN, EEXIST, EINVAL, ENODEV, ENOMEM, EPERM, ESRCH, SyscallError,

@@ -11,7 +11,9 @@ matches ``expires_cycles``).
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+
+from emu_x86 import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from emu_x86.emu.vcpu import VCpu

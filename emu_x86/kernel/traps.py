@@ -8,8 +8,7 @@ send_sigtrap do. Page faults and #NM have their own paths in kernel.py
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.traps import (
     DR6_BS, DR6_TRAP_BITS, VECTOR_AC, VECTOR_BP, VECTOR_DB, VECTOR_DE, VECTOR_GP, VECTOR_MF, VECTOR_NP,
     VECTOR_OF, VECTOR_PF, VECTOR_SS, VECTOR_UD, VECTOR_XM, CpuException,

@@ -11,8 +11,8 @@ offset a SIGSEGV too.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.traps import PF_INSTR, PF_USER, PF_WRITE
 from emu_x86.kernel import signals
 from emu_x86.kernel.errno import EFAULT, SyscallError

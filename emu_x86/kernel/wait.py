@@ -17,8 +17,9 @@ stale entry.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EINTR, ENOMEM, SyscallError
 from emu_x86.kernel.mm.frames import OutOfMemory
 

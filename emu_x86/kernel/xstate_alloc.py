@@ -25,8 +25,7 @@ count of large buffers. emu_x86/kernel/fpu.py owns the fpstates themselves.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.isa import xstate
 from emu_x86.emu.isa.state import XFEATURE_MASK_XTILE
 from emu_x86.emu.memory import PAGE_SIZE

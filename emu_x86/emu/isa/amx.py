@@ -9,8 +9,7 @@ one numpy helper parameterised by element type, not four copies.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.isa.state import (
     TILE_COUNT, TILE_MAX_ROW_BYTES, TILE_MAX_ROWS, TILECFG_BYTES, XFEATURE_MASK_XTILE,
     XFEATURE_MASK_XTILEDATA, ExtendedState,

@@ -10,8 +10,9 @@ moves past the instruction and its cost is charged.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.isa import amx
 from emu_x86.emu.isa.prefixes import MAX_INSTRUCTION_BYTES
 from emu_x86.emu.isa.state import XFEATURE_MASK_XTILE

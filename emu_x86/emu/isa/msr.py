@@ -6,8 +6,7 @@ API), and a write of a reserved bit raises GP(0) exactly as WRMSR would.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.isa.state import (
     MSR_IA32_EFER, MSR_IA32_FS_BASE, MSR_IA32_GS_BASE, MSR_IA32_KERNEL_GS_BASE, MSR_IA32_PASID,
     MSR_IA32_TSC, MSR_IA32_TSC_AUX, MSR_IA32_XFD, MSR_IA32_XFD_ERR, MSR_IA32_XSS, XFEATURE_MASK_PASID,

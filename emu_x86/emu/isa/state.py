@@ -8,7 +8,7 @@ vCPU (``VCpu.xstate``), written only by the handlers in emu_x86/emu/isa/.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from emu_x86 import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np

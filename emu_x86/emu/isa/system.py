@@ -21,8 +21,7 @@ execute (VCpu: blocks holding one, see Machine.price_block).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.traps import DB, GP
 
 if TYPE_CHECKING:  # pragma: no cover

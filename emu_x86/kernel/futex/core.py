@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.kernel.errno import EAGAIN, EFAULT, EINTR, EINVAL, ENOSYS, ETIMEDOUT, SyscallError
 from emu_x86.kernel.mm.mm import MAP_SHARED, TASK_SIZE

@@ -9,8 +9,8 @@ index of the one that was woken.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EAGAIN, EINVAL, ETIMEDOUT, SyscallError
 from emu_x86.kernel.futex.core import (
     RESTART_SYS,

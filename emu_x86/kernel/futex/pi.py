@@ -11,8 +11,8 @@ errors). A waiter's own return value says whether it got the lock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EAGAIN, EDEADLK, EINVAL, EPERM, ESRCH, ETIMEDOUT, SyscallError
 from emu_x86.kernel.futex.core import (
     FUTEX_OWNER_DIED,

@@ -15,8 +15,8 @@ to their top waiters (pi.exit_pi_state_list).
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EFAULT, EINVAL, EPERM, ESRCH, SyscallError
 from emu_x86.kernel.futex.core import (
     FUTEX_OWNER_DIED,

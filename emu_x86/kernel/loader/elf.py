@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import io
 import struct
-from typing import BinaryIO
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE, LoadError, ProgramImage, Segment
 from emu_x86.kernel.mm.mm import TASK_SIZE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import BinaryIO
 
 ELF_MAGIC = b"\x7fELF"
 ADDRESS_MASK = (1 << 64) - 1

@@ -11,8 +11,7 @@ flushed from every CPU using the mm (wp_page_copy's ptep_clear_flush).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.emu.mmu.pagewalk import PHYS_ADDR_MASK, PTE_DIRTY, PTE_PRESENT, PTE_WRITABLE
 

@@ -7,7 +7,7 @@ the real permissions, as Linux does for user mappings.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.emu.mmu.pagewalk import (

@@ -32,9 +32,10 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.emu.mmu.pagewalk import PTE_PRESENT
 from emu_x86.kernel.mm.mm import MmStruct

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.emu.mmu.pagewalk import PTE_ACCESSED, PTE_DIRTY, PTE_GLOBAL, PTE_NX, PTE_PRESENT, PTE_WRITABLE
 from emu_x86.kernel.mm.frames import OutOfMemory

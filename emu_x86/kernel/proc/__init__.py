@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import stat as st
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.errno import EACCES, EINVAL, EISDIR, ELOOP, ENOENT, ENOTDIR, SyscallError
 from emu_x86.kernel.file import O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL, O_LARGEFILE, O_RDONLY, O_TRUNC, File, stat_struct
 

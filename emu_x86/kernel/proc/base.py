@@ -3,8 +3,8 @@ fs/proc/array.c proc_pid_status/do_task_stat, fs/proc/fd.c)."""
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.proc import Node
 from emu_x86.kernel.proc.task_mmu import mm_counters, show_maps, show_smaps, show_statm
 

@@ -3,8 +3,7 @@
 uptime.c, loadavg.c, version.c)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.kernel.proc import Node
 

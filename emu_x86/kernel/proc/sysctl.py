@@ -3,8 +3,9 @@ the kernel uses. Files are root's (0644), so the unprivileged guest may read
 them and gets -EACCES opening one for writing, as on Linux."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.kernel.proc import Node
 
 if TYPE_CHECKING:  # pragma: no cover

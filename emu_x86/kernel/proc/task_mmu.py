@@ -3,8 +3,8 @@ task_statm), generated from the mm's VMAs and page tables."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.emu.mmu.pagewalk import PHYS_ADDR_MASK, PTE_ACCESSED, PTE_DIRTY
 from emu_x86.kernel.loader.image import PROT_EXEC, PROT_READ, PROT_WRITE

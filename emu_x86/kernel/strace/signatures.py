@@ -10,8 +10,8 @@ hex (as strace does for calls it cannot decode), under its Linux name.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from emu_x86.kernel.strace import decode as d
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import TYPE_CHECKING
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.memory import PAGE_SIZE
 from emu_x86.kernel.loader.image import PROT_EXEC, PROT_READ
 from emu_x86.kernel.mm.mm import MAP_PRIVATE
