@@ -341,8 +341,9 @@ def _kept_probe_path(key: tuple):
         status = os.stat(library)
     except (AttributeError, TypeError, OSError):
         return None
-    digest = block_price_store.sha256(repr((key, library, status.st_size, status.st_mtime_ns)).encode())
-    return block_price_store.kept_file("unicorn-probes", digest.hexdigest()[:32])
+    digest = block_price_store.blake2b(repr((key, library, status.st_size, status.st_mtime_ns)).encode(),
+                                       digest_size=16)
+    return block_price_store.kept_file("unicorn-probes", digest.hexdigest())
 
 
 def find_tlb_view(uc, cpu: int, ranges: list[tuple[int, int]] | None = None) -> tuple[dict | None, str]:

@@ -86,7 +86,9 @@ def install() -> None:
         return
     try:
         with open(_path, "rb") as handle:
-            kept = marshal.load(handle)
+            # One read, then loads: marshal.load on a file reads it an object
+            # at a time through the file's methods (10x slower for this file).
+            kept = marshal.loads(handle.read())
         if type(kept) is dict:
             _codes.update(kept)
     except (OSError, EOFError, ValueError, TypeError):

@@ -100,19 +100,47 @@ def _directory(text: str) -> str:
     return text
 
 
-# The subcommands whose parsers need their own (heavier) modules: built only
-# when the command line names them, or when no run command is named (--help),
-# so `emu run` does not import emu compare's or emu test's machinery.
+# The subcommands whose parsers need their own (heavier) modules, never built
+# for a run command (build_parser), so `emu run` does not import emu
+# compare's or emu test's machinery.
 HELP_OF_LAZY_COMMANDS = {"test": "run guest test programs (expectations in their headers)",
                          "compare": "run workloads x --cmdline policies x CPU counts and tabulate statistics"}
 SERVER_HELP = "keep a process with the emulator loaded that `emu run` forks from (start, stop, status)"
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The `emu` parser; ``command`` (the first argument) lets a run command skip
-    building the lazy subcommands' full parsers (only their names and help)."""
+    """The `emu` parser. When ``command`` (the first argument) is a run command
+    only its own parser is built (with run's, its parent): no other is
+    consulted then, and each costs argparse a gettext lookup per message and a
+    help formatter per option (with `emu compare`'s and `emu test`'s imports,
+    a tenth of a glibc hello's start-up once)."""
     parser = _Parser(prog="emu", description="Cycle-approximate x86-64 emulator with a toy Linux kernel.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = _add_run_parser(commands)
+    if command in RUN_COMMANDS:
+        if command != "run":
+            add_trace_commands(commands, run, only=command)
+        return parser
+    commands.add_parser("profiles", help="list the cost profiles")
+    server = commands.add_parser("server", help=SERVER_HELP,
+                                 description="emu server start: a resident process with the emulator loaded; "
+                                             "`emu run` then forks its runs from it (emu_x86/emucli/runserver.py). "
+                                             "EMU_SERVER=off makes `emu run` ignore it.")
+    server.add_argument("action", choices=("start", "stop", "status"))
+    server.add_argument("--idle-timeout", type=_seconds, default=1800.0, metavar="SECONDS",
+                        help="stop after this long without a run (default 1800)")
+    server.add_argument("--foreground", action="store_true", help="serve in this process (start)")
+    server.add_argument("--json", action="store_true", help="status as JSON")
+    from emu_x86.emucli import testcmd
+    testcmd.add_arguments(commands.add_parser("test", help=HELP_OF_LAZY_COMMANDS["test"]))
+    from emu_x86.emucli.compare import add_parser as add_compare_parser
+    add_compare_parser(commands)
+    add_trace_commands(commands, run)     # emu trace, emu strace: emu run with --trace - / --strace
+    return parser
+
+
+def _add_run_parser(commands) -> argparse.ArgumentParser:
+    """``emu run`` and its options (the parent of ``emu trace``/``emu strace``)."""
     run = commands.add_parser("run", help="run a static x86-64 ELF or an assembly source")
     run.add_argument("--cpus", type=_positive_int, default=1, help="number of vCPUs (1-64)")
     run.add_argument("--stats", metavar="FILE",
@@ -152,29 +180,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--uid", type=_id_number, default=1000, metavar="UID",
                      help="the guest's user id (default 1000); files keep their host owners")
     run.add_argument("--gid", type=_id_number, default=1000, metavar="GID", help="the guest's group id (default 1000)")
-    commands.add_parser("profiles", help="list the cost profiles")
-    server = commands.add_parser("server", help=SERVER_HELP,
-                                 description="emu server start: a resident process with the emulator loaded; "
-                                             "`emu run` then forks its runs from it (emu_x86/emucli/runserver.py). "
-                                             "EMU_SERVER=off makes `emu run` ignore it.")
-    server.add_argument("action", choices=("start", "stop", "status"))
-    server.add_argument("--idle-timeout", type=_seconds, default=1800.0, metavar="SECONDS",
-                        help="stop after this long without a run (default 1800)")
-    server.add_argument("--foreground", action="store_true", help="serve in this process (start)")
-    server.add_argument("--json", action="store_true", help="status as JSON")
     add_debug_options(run)   # --trace/--timeline/--gdb and the trace filters (emucli/trace.py)
-    if command in RUN_COMMANDS:
-        for name, text in HELP_OF_LAZY_COMMANDS.items():
-            commands.add_parser(name, help=text)
-    else:
-        from emu_x86.emucli import testcmd
-        testcmd.add_arguments(commands.add_parser("test", help=HELP_OF_LAZY_COMMANDS["test"]))
-        from emu_x86.emucli.compare import add_parser as add_compare_parser
-        add_compare_parser(commands)
     run.add_argument("program", help="static ELF executable, or .s/.S/.asm source")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the guest")
-    add_trace_commands(commands, run)     # emu trace, emu strace: emu run with --trace - / --strace
-    return parser
+    return run
 
 
 def _id_number(text: str) -> int:

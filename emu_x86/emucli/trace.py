@@ -32,12 +32,15 @@ def add_debug_options(run: argparse.ArgumentParser) -> None:
     group.add_argument("--strace-output", metavar="FILE", help="write the --strace log to FILE instead")
 
 
-def add_trace_commands(commands, run: argparse.ArgumentParser) -> None:
+def add_trace_commands(commands, run: argparse.ArgumentParser, only: str | None = None) -> None:
     """``emu trace`` (= ``emu run --trace -``) and ``emu strace`` (= ``emu run --strace``):
-    subcommands of their own, listed in ``emu --help``, taking every ``emu run`` option."""
+    subcommands of their own, listed in ``emu --help``, taking every ``emu run`` option.
+    ``only``: just that one (the command being run)."""
     for name, defaults, text in (
             ("trace", {"trace": "-"}, "run a program and print its instruction/event trace on stdout"),
             ("strace", {"strace": True}, "run a program and log its system calls on stderr (like strace -f)")):
+        if only is not None and name != only:
+            continue
         parser = commands.add_parser(name, parents=[run], add_help=False, help=text, description=text + ".")
         # Not set_defaults(trace=...): the parent's actions are shared, and that would change `emu run` too.
         parser.set_defaults(implied_options=defaults)
