@@ -20,6 +20,8 @@ NOT_ON_THE_START_PATH = {
     "inspect": "dataclasses' only use is a docstring for a class without one (dataclass_code.py; 43 M)",
     "json": "--stats, --trace and --timeline load it",
     "typing": "TYPE_CHECKING comes from emu_x86/__init__.py, Callable from collections.abc (13 M)",
+    "threading": "only --timeout's kicker thread uses it (limits.py, Machine.kick_after)",
+    "shutil": "argparse's formatter asked it for the terminal width at every add_argument (main._help_width)",
     "pathlib": "the block price store, the profiles and the vDSO image use os.path (15 M, with urllib.parse)",
 }
 

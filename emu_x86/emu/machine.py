@@ -8,9 +8,9 @@ seed (DESIGN.md, determinism).
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 
+from emu_x86 import TYPE_CHECKING
 from emu_x86.emu import uclib
 from emu_x86.emu.uclib import x86
 from emu_x86.emu import block_price_store, firmware
@@ -23,6 +23,9 @@ from emu_x86.emu.timing.profile import DEFAULT_PROFILE, Profile, load_profile
 from emu_x86.emu.timing.schedule import ONE_CYCLE
 from emu_x86.emu.traps import TrapHandler
 from emu_x86.emu.vcpu import END_ADDRESS, STOP_PREEMPT, VCpu, ffi, hotpath
+
+if TYPE_CHECKING:  # pragma: no cover
+    import threading
 
 # IN, OUT, INS, OUTS: Unicorn runs them at CPL3 without the IOPL and I/O
 # permission bitmap checks (SDM Vol. 1 §19.5), so the machine stops before
@@ -231,6 +234,7 @@ class Machine:
             while not done.is_set():
                 self.kick()
                 done.wait(every)
+        import threading    # only with a wall-clock limit: not on every run's start-up path
         threading.Thread(target=kick_until_done, daemon=True).start()
 
     def close(self) -> None:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import resource
 import signal
 import sys
-import threading
 import time
 
 from emu_x86.emucli import interrupts
@@ -113,7 +112,7 @@ class RunLimits:
         # stay inside Unicorn (translated blocks, C hooks) for long: once the time
         # is up the machine is also kicked out of Unicorn (Machine.kick_after).
         self._machine = machine
-        self._done: threading.Event | None = None
+        self._done = None       # a threading.Event with --timeout (Machine.kick_after)
         self._previous_unraisable_hook = None
 
     @property
@@ -164,6 +163,7 @@ class RunLimits:
             first = min(first, self.timeout_seconds)
         signal.setitimer(signal.ITIMER_REAL, first, REPEAT_SECONDS)
         if self._machine is not None and self.timeout_seconds is not None:
+            import threading    # only with --timeout: not on every run's start-up path
             self._done = threading.Event()
             self._machine.kick_after(self.timeout_seconds, self._done, REPEAT_SECONDS)
         return self

@@ -12,6 +12,7 @@ when the guest ran out of memory (the OOM killer, or too little to load it);
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import sys
@@ -35,7 +36,35 @@ class UsageError(Exception):
     pass
 
 
+@functools.cache
+def _help_width() -> int:
+    """The width argparse formats help to: shutil.get_terminal_size's columns
+    (COLUMNS, else the terminal on stdout, else 80) less its margin of 2.
+    argparse's own formatter asks shutil at each of the ~30 add_argument
+    calls (a formatter checks every option's metavar), importing it (with
+    bz2 and lzma) on every start-up; the width is needed only for help."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        super().__init__(prog, indent_increment, max_help_position, _help_width() if width is None else width)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # one line, exit 2, as for every other bad input
         raise UsageError(message)
 
