@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml setup.py emu_x86/emu/timing/hotpath.c emu_x86/emu/timin
 	@# Bytecode for the editable sources now: with PYTHONDONTWRITEBYTECODE set,
 	@# every `emu run` would otherwise compile ~300 modules (~1 s of CPU) again.
 	$(BIN)/python -m compileall -q emu_x86 > /dev/null
+	@# The unicorn package's libunicorn linked again with -Bsymbolic: loading
+	@# the stock one was 5% of a hello's start-up (emu_x86/emu/unicorn_relink.py).
+	$(BIN)/python -m emu_x86.emu.unicorn_relink
 	@touch $(STAMP)
 
 run: $(STAMP)

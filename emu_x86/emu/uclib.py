@@ -23,13 +23,17 @@ where the emulator's code meets them:
 
 Where the package's files are not found (another layout), the binding is
 imported and its library and constants are used: slower, the same calls.
-LIBUNICORN_PATH, the binding's own override, is honoured first as it does.
+LIBUNICORN_PATH, the binding's own override, is honoured first as it does;
+then the package's library linked again with -Bsymbolic when `make` has made
+it (RELINKED_DIRECTORY, emu_x86/emu/unicorn_relink.py: 5% of a hello's
+start-up was the loader binding the stock library's references to itself).
 """
 from __future__ import annotations
 
 import ctypes
 import importlib.util
 import os
+import sys
 
 LIBRARY_NAME = "libunicorn.so.2"
 MASK64 = (1 << 64) - 1
@@ -47,12 +51,48 @@ def _load_file_module(name: str, path: str):
     return module
 
 
+# Where `make` puts the package's libunicorn linked again with -Bsymbolic
+# (emu_x86/emu/unicorn_relink.py), with a note naming the files it was linked
+# from; used only while the note matches the installed package.
+RELINKED_DIRECTORY = os.path.join(sys.prefix, "lib", "emu-x86-unicorn")
+
+
+def library_identity(package_library: str) -> str:
+    """What the relinked library stands in for: the package's shared library
+    and static archive (lib/libunicorn.a beside it), by real path, size and
+    modification time; "" when either is missing."""
+    parts = []
+    for path in (package_library, os.path.join(os.path.dirname(package_library), "libunicorn.a")):
+        try:
+            real = os.path.realpath(path)
+            status = os.stat(real)
+        except OSError:
+            return ""
+        parts.append(f"{real}:{status.st_size}:{status.st_mtime_ns}")
+    return "\n".join(parts)
+
+
+def relinked_library(package_library: str, directory: str = RELINKED_DIRECTORY) -> str | None:
+    """The relinked library if its note names ``package_library`` as it is now."""
+    relinked = os.path.join(directory, LIBRARY_NAME)
+    try:
+        with open(relinked + ".source", encoding="utf-8") as handle:
+            note = handle.read()
+    except OSError:
+        return None
+    identity = library_identity(package_library)
+    return relinked if identity and note == identity and os.path.isfile(relinked) else None
+
+
 def _load():
     """(library, unicorn_const module, x86_const module)."""
     directories = _package_directories()
     override = os.environ.get("LIBUNICORN_PATH")
-    candidates = ([os.path.join(override, LIBRARY_NAME)] if override else []) + [
-        os.path.join(directory, "lib", LIBRARY_NAME) for directory in directories]
+    packaged = [os.path.join(directory, "lib", LIBRARY_NAME) for directory in directories]
+    packaged = [path for path in packaged if os.path.isfile(path)]
+    relinked = relinked_library(packaged[0]) if packaged and not override else None
+    candidates = ([os.path.join(override, LIBRARY_NAME)] if override else []) + (
+        [relinked] if relinked else []) + packaged
     library_path = next((path for path in candidates if os.path.isfile(path)), None)
     constant_files = [(os.path.join(directory, "unicorn_const.py"), os.path.join(directory, "x86_const.py"))
                       for directory in directories]
