@@ -11,6 +11,7 @@ import io
 import marshal
 import os
 import sqlite3
+import shutil
 import time
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def test_decodes_stored_on_disk_give_the_same_runs(tmp_path, monkeypatch, empty_
     assert run(*RUNS[2]) == reference
     (store,) = block_price_store._stores.values()
     store.save()                               # what atexit does at the end of `emu run`
-    (path,) = tmp_path.iterdir()
+    (path,) = tmp_path.glob("*.sqlite")
     stored = store.count()
     assert str(path) == store.path and stored > 100
     forget_decodes(monkeypatch)
@@ -130,6 +131,12 @@ def test_decodes_stored_on_disk_give_the_same_runs(tmp_path, monkeypatch, empty_
     assert warm.added == {}                    # every block came from the file
     warm.save()
     assert warm.count() == stored
+
+
+def start_set_programs(store) -> list[str]:
+    """The programs whose start sets ``store`` keeps (files beside its database)."""
+    directory = Path(store._start_set_file("any")).parent
+    return sorted(marshal.loads(path.read_bytes())[0] for path in directory.glob("*.marshal"))
 
 
 def test_a_start_set_prices_the_next_run_without_python_and_changes_nothing(tmp_path, monkeypatch, empty_cache):
@@ -144,10 +151,8 @@ def test_a_start_set_prices_the_next_run_without_python_and_changes_nothing(tmp_
     assert run(*RUNS[2], start_set="prog", python_prices=first_calls) == reference
     (store,) = block_price_store._stores.values()
     store.save()
-    with sqlite3.connect(store.path) as db:
-        (blob,) = db.execute("SELECT decodes FROM start_sets WHERE program = 'prog'").fetchone()
-    recorded = marshal.loads(blob)
-    assert len(recorded) > 100 and all(block_price_store.valid(decoded) for _code, decoded in recorded)
+    program, recorded = marshal.loads(Path(store._start_set_file("prog")).read_bytes())
+    assert program == "prog" and len(recorded) > 100 and all(block_price_store.valid(decoded) for _code, decoded in recorded)
     forget_decodes(monkeypatch)
     assert run(*RUNS[2], start_set="prog", python_prices=second_calls) == reference
     assert second_calls[0] < first_calls[0] / 10, (first_calls, second_calls)
@@ -158,8 +163,7 @@ def test_a_start_set_prices_the_next_run_without_python_and_changes_nothing(tmp_
     assert run(*RUNS[2], start_set="other") == reference
     (store,) = block_price_store._stores.values()
     store.save()
-    with sqlite3.connect(store.path) as db:
-        assert db.execute("SELECT count(*) FROM start_sets").fetchone()[0] == 2
+    assert start_set_programs(store) == [machine_module.BOOT_START_SET, "other", "prog"]
 
 
 def test_a_damaged_store_is_ignored(tmp_path, monkeypatch, empty_cache):
@@ -171,6 +175,9 @@ def test_a_damaged_store_is_ignored(tmp_path, monkeypatch, empty_cache):
     stored = len(store.added)
     store.save()
     good = Path(store.path).read_bytes()
+    # The database alone is damaged: without the start sets beside it (the
+    # machines' boot blocks), every block is decoded again.
+    shutil.rmtree(Path(store._start_set_file("any")).parent)
     for damage in (good[:len(good) // 2], b"\x00" * 64, b"SQLite format 3\x00" + b"\xff" * 200, "wrong shapes"):
         if damage == "wrong shapes":
             # A readable database whose every value has the wrong shape (a float price).
@@ -198,7 +205,7 @@ def test_another_profile_has_another_store(tmp_path, monkeypatch, empty_cache):
     run(*RUNS[3])
     for store in block_price_store._stores.values():
         store.save()
-    assert len(list(tmp_path.iterdir())) == 2
+    assert len(list(tmp_path.glob("*.sqlite"))) == 2
 
 
 def test_a_new_store_prunes_stale_ones(tmp_path, monkeypatch, empty_cache):
@@ -219,7 +226,8 @@ def test_a_new_store_prunes_stale_ones(tmp_path, monkeypatch, empty_cache):
     store.save()
     names = sorted(path.name for path in tmp_path.iterdir())
     # (the store's own -wal and -shm files go when its last connection closes)
-    assert names == sorted([Path(store.path).name, "b.sqlite", "notes.txt"]), names
+    assert names == sorted([Path(store.path).name, Path(store.path).stem + block_price_store.START_SETS_SUFFIX,
+                            "b.sqlite", "notes.txt"]), names
 
 
 def test_a_new_store_keeps_only_the_most_recent_others(tmp_path, monkeypatch, empty_cache):
@@ -232,12 +240,33 @@ def test_a_new_store_keeps_only_the_most_recent_others(tmp_path, monkeypatch, em
         for suffix in (".sqlite", ".sqlite-wal"):
             (tmp_path / f"{stem}{suffix}").write_bytes(b"x")
             os.utime(tmp_path / f"{stem}{suffix}", (now - 60 * (age + 1),) * 2)
+        sets = tmp_path / f"{stem}{block_price_store.START_SETS_SUFFIX}"     # its start sets go with it
+        sets.mkdir()
+        (sets / "p.marshal").write_bytes(b"x")
+        os.utime(sets, (now - 60 * (age + 1),) * 2)
     monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path))
     run(*RUNS[2])
     (store,) = block_price_store._stores.values()
     store.save()
     stems = {path.name.partition(".")[0] for path in tmp_path.iterdir()}
     assert stems == {Path(store.path).stem, "s0", "s1"}, stems
+    assert (tmp_path / "s1.start-sets" / "p.marshal").exists() and not (tmp_path / "s2.start-sets").exists()
+
+
+def test_a_start_set_of_another_program_is_not_adopted(tmp_path, monkeypatch, empty_cache):
+    """A start set file holds its program's identity, checked on reading (not
+    only the digest that names the file); an unreadable one is no set."""
+    monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path))
+    run(*RUNS[2], start_set="prog")
+    (store,) = block_price_store._stores.values()
+    store.save()
+    path = Path(store._start_set_file("prog"))
+    program, pairs = marshal.loads(path.read_bytes())
+    assert len(store.start_set("prog")) == len(pairs) > 100
+    path.write_bytes(marshal.dumps(("someone else", pairs)))
+    assert store.start_set("prog") == []
+    path.write_bytes(b"\x00garbage")
+    assert store.start_set("prog") == []
 
 
 def test_saves_keep_the_log_small_and_the_start_sets_bounded(tmp_path, monkeypatch, empty_cache):
@@ -253,5 +282,7 @@ def test_saves_keep_the_log_small_and_the_start_sets_bounded(tmp_path, monkeypat
         store.close()
     wal = Path(store.path).with_name(Path(store.path).name + "-wal")
     assert not wal.exists() or wal.stat().st_size == 0
-    with sqlite3.connect(store.path) as db:
-        assert sorted(row[0] for row in db.execute("SELECT program FROM start_sets")) == ["b", "c"]
+    # Two sets are kept, the last program's among them (the machines' boot set
+    # is one more set, written again by the run after the one evicting it).
+    kept = start_set_programs(store)
+    assert len(kept) == 2 and "c" in kept and "a" not in kept, kept

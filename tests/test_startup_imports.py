@@ -22,6 +22,8 @@ NOT_ON_THE_START_PATH = {
     "typing": "TYPE_CHECKING comes from emu_x86/__init__.py, Callable from collections.abc (13 M)",
     "threading": "only --timeout's kicker thread uses it (limits.py, Machine.kick_after)",
     "shutil": "argparse's formatter asked it for the terminal width at every add_argument (main._help_width)",
+    "sqlite3": "a program's start set is a marshal file beside the store; SQLite is read only for new blocks",
+    "datetime": "sqlite3 imports it",
     "pathlib": "the block price store, the profiles and the vDSO image use os.path (15 M, with urllib.parse)",
 }
 

@@ -26,15 +26,17 @@ replaced at the next save; a value of the wrong shape is a miss. Creating a
 new database removes the stores of other file names (older code or
 profiles) not written for STALE_DAYS, so edits do not pile up files.
 
-Start sets: beside the blocks, each database keeps per program (`emu run`'s
-file, by path, size and modification time) the blocks its last run priced,
-as one value (table start_sets). A run of the same program adopts them all
-into the decode caches before it starts (Machine.use_start_set): one read
-and one unmarshal instead of ~1,000 lookups and calls into Python (8 ms of
-a glibc hello's ~95). A run that prices blocks its set lacked writes the
-set again at exit, with them added (at most START_SET_BLOCKS), when they
-are START_SET_NEW_BLOCKS or more; the START_SET_PROGRAMS sets written last
-are kept.
+Start sets: beside each database, a directory named after it
+(STORE_STEM.start-sets) keeps per program (`emu run`'s file, by path, size
+and modification time) the blocks its last run priced, as one marshal file.
+A run of the same program adopts them all into the decode caches before it
+starts (Machine.use_start_set): one read and one unmarshal instead of
+~1,000 lookups and calls into Python (8 ms of a glibc hello's ~95), and
+without SQLite: a run whose blocks are all in its set never imports sqlite3
+(with datetime, ~3% of a hello's start-up). A run that prices blocks its
+set lacked writes the set again at exit, with them added (at most
+START_SET_BLOCKS), when they are START_SET_NEW_BLOCKS or more; the
+START_SET_PROGRAMS sets written last are kept.
 
 Size. Every run reads inside one long transaction, so the write-ahead log
 cannot restart while other runs read, and under a test suite's parallel runs
@@ -71,6 +73,7 @@ START_SET_BLOCKS = 16384          # blocks kept per program
 START_SET_NEW_BLOCKS = 16         # fewer new blocks than this do not rewrite a program's set
 START_SET_PROGRAMS = 256          # sets kept per store, the last written
 STORES_KEPT = 8                   # other stores a new one leaves in place
+START_SETS_SUFFIX = ".start-sets"  # the directory of a store's start sets: STORE_STEM + this
 
 _stores: dict[tuple, "BlockPriceStore | None"] = {}
 
@@ -173,26 +176,23 @@ class BlockPriceStore:
             return None
         return value if valid(value) else None
 
+    def _start_set_file(self, program: str) -> str:
+        name = blake2b(program.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+        return os.path.join(self.path[:-len(SUFFIX)] + START_SETS_SUFFIX, name + ".marshal")
+
     def start_set(self, program: str) -> list:
         """The (code, decode) pairs the last run of ``program`` priced (empty
         when there is none or it cannot be read)."""
         pairs: list = []
-        if self._reader is None and not self._unreadable:
-            self._reader = self._connect_reader()
-        if self._reader is not None:
-            import sqlite3
-            try:
-                row = self._reader.execute("SELECT decodes FROM start_sets WHERE program = ?", (program,)).fetchone()
-            except sqlite3.Error:           # a database from before start sets: no such table
-                row = None
-            if row is not None:
-                try:
-                    value = marshal.loads(row[0])
-                except (EOFError, ValueError, TypeError):
-                    value = None
-                if type(value) is list:
-                    pairs = [pair for pair in value if type(pair) is tuple and len(pair) == 2
-                             and type(pair[0]) is bytes and valid(pair[1])]
+        try:
+            with open(self._start_set_file(program), "rb") as handle:
+                value = marshal.loads(handle.read())
+        except (OSError, EOFError, ValueError, TypeError):
+            value = None
+        # (program, pairs): the program's identity is checked, not only its digest.
+        if type(value) is tuple and len(value) == 2 and value[0] == program and type(value[1]) is list:
+            pairs = [pair for pair in value[1] if type(pair) is tuple and len(pair) == 2
+                     and type(pair[0]) is bytes and valid(pair[1])]
         self._start_sets[program] = pairs
         return pairs
 
@@ -245,19 +245,26 @@ class BlockPriceStore:
     def save(self) -> None:
         if not self.added and not self._start_set_additions:
             return
-        import sqlite3
         added, self.added = self.added, {}
-        start_sets = []
-        now = time.time()
+        wrote_start_set = False
         for program, additions in self._start_set_additions.items():
             known = self._start_sets.get(program, [])
             if known and len(additions) < START_SET_NEW_BLOCKS:
                 continue        # a few blocks more: priced in Python next time, not worth rewriting the set
             pairs = known + [pair for pair in additions.items() if valid(pair[1])]
-            start_sets.append((program, now, marshal.dumps(pairs[-START_SET_BLOCKS:])))
+            try:
+                data = marshal.dumps((program, pairs[-START_SET_BLOCKS:]))
+            except ValueError:
+                continue
+            wrote_start_set = write_whole(self._start_set_file(program), data) or wrote_start_set
         self._start_set_additions = {}
-        if not added and not start_sets:
-            return
+        if wrote_start_set:
+            _keep_recent_start_sets(self.path[:-len(SUFFIX)] + START_SETS_SUFFIX)
+        if added:
+            self._save_blocks(added)
+
+    def _save_blocks(self, added: dict[bytes, tuple]) -> None:
+        import sqlite3
         # This process's own read transaction would hold the log too (the next
         # lookup, if any, opens a new one).
         self.close()
@@ -277,12 +284,6 @@ class BlockPriceStore:
                                    " WITHOUT ROWID")
                     writer.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?)",
                                        [(code, marshal.dumps(value)) for code, value in added.items()])
-                    writer.execute("CREATE TABLE IF NOT EXISTS start_sets (program TEXT PRIMARY KEY,"
-                                   " written REAL NOT NULL, decodes BLOB NOT NULL)")
-                    if start_sets:
-                        writer.executemany("INSERT OR REPLACE INTO start_sets VALUES (?, ?, ?)", start_sets)
-                        writer.execute("DELETE FROM start_sets WHERE program NOT IN (SELECT program FROM start_sets"
-                                       " ORDER BY written DESC LIMIT ?)", (START_SET_PROGRAMS,))
                 # Move the log into the database and empty it, unless a reader
                 # still uses it: then give up at once (a later save succeeds).
                 writer.execute("PRAGMA busy_timeout = 0")
@@ -295,11 +296,35 @@ class BlockPriceStore:
             pass            # a read-only, full or locked store: it is only a cache
 
 
+def _keep_recent_start_sets(directory: str) -> None:
+    """Remove all but the START_SET_PROGRAMS most recently written start sets."""
+    try:
+        names = [name for name in os.listdir(directory) if name.endswith(".marshal")]
+    except OSError:
+        return
+    if len(names) <= START_SET_PROGRAMS:
+        return
+    def written(name: str) -> float:
+        try:
+            return os.stat(os.path.join(directory, name)).st_mtime
+        except OSError:
+            return 0.0
+    for name in sorted(names, key=written, reverse=True)[START_SET_PROGRAMS:]:
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
+
+
+# A store's files: the database, its log and index, and its start sets' directory.
+STORE_FILE_KINDS = ("sqlite", "sqlite-wal", "sqlite-shm", START_SETS_SUFFIX[1:])
+
+
 def _last_written(directory: str, stem: str) -> float:
-    """When a store was last written: its database's or its log's change time
-    (in WAL mode a commit writes only the log)."""
+    """When a store was last written: its database's, its log's or its start
+    sets' change time (in WAL mode a commit writes only the log)."""
     latest = 0.0
-    for suffix in (".sqlite", ".sqlite-wal"):
+    for suffix in (".sqlite", ".sqlite-wal", START_SETS_SUFFIX):
         try:
             latest = max(latest, os.stat(os.path.join(directory, f"{stem}{suffix}")).st_mtime)
         except OSError:
@@ -309,23 +334,27 @@ def _last_written(directory: str, stem: str) -> float:
 
 def prune_stale_stores(keep: str) -> None:
     """Remove the other stores of ``keep``'s directory (with their -wal and -shm
-    files) not written for STALE_DAYS or past the STORES_KEPT most recently
-    written, and the marshal files of the first format."""
+    files and start sets) not written for STALE_DAYS or past the STORES_KEPT
+    most recently written, and the marshal files of the first format."""
     directory, kept_name = os.path.split(keep)
     horizon = time.time() - STALE_DAYS * 86400
     names = os.listdir(directory)
     stems = {name.partition(".")[0] for name in names
-             if name.partition(".")[2] in ("sqlite", "sqlite-wal", "sqlite-shm")} - {os.path.splitext(kept_name)[0]}
+             if name.partition(".")[2] in STORE_FILE_KINDS} - {os.path.splitext(kept_name)[0]}
     newest_first = sorted(stems, key=lambda stem: _last_written(directory, stem), reverse=True)
     doomed = {stem for rank, stem in enumerate(newest_first)
               if rank >= STORES_KEPT or _last_written(directory, stem) < horizon}
     for name in names:
         stem, _, kind = name.partition(".")
-        if kind == "marshal" or (stem in doomed and kind in ("sqlite", "sqlite-wal", "sqlite-shm")):
-            try:
-                os.unlink(os.path.join(directory, name))
-            except OSError:
-                pass
+        path = os.path.join(directory, name)
+        try:
+            if kind == "marshal" or (stem in doomed and kind in STORE_FILE_KINDS[:3]):
+                os.unlink(path)
+            elif stem in doomed and kind == STORE_FILE_KINDS[3]:
+                import shutil
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def save_all() -> None:

@@ -34,6 +34,9 @@ if TYPE_CHECKING:  # pragma: no cover
 PORT_IO_MNEMONICS = frozenset(("in", "out", "insb", "insw", "insd", "outsb", "outsw", "outsd"))
 
 DEFAULT_MEMORY_BYTES = 512 << 20
+# The start set of every machine's boot (Machine.use_start_set): no program's
+# identity (path, size and mtime joined by NULs, emucli/main.program_identity) is this.
+BOOT_START_SET = "<machine boot>"
 # Exploring policies (Machine._run_single_task): retired instructions with a
 # single runnable task before a vCPU's preemption hook comes off, and the
 # budget of a run that must never stop for it.
@@ -149,7 +152,8 @@ class Machine:
         self._price_store: block_price_store.BlockPriceStore | None = None
         self._price_store_unopened = True
         self._start_set_program: str | None = None     # use_start_set
-        self._start_set_codes: set[bytes] = set()
+        # code -> decode of the start set's blocks and those the run adds to it
+        self._start_set_decodes: dict[bytes, tuple] = {}
         # (address, size) of each priced block holding a port I/O instruction
         # -> that instruction's address (the vCPU raises its #GP: VCpu.run).
         self.port_io_blocks: dict[tuple[int, int], int] = {}
@@ -174,6 +178,10 @@ class Machine:
         self._arm_counts = ffi.new("uint8_t[]", max(cpus, 1))
         self._arm_unknown = bytes([hotpath.SCHED_ARM_UNKNOWN]) * max(cpus, 1)
         self.c_run_loop = C_RUN_LOOP
+        # Each vCPU boots through the firmware's entry stubs (VCpu._boot), which
+        # are priced like any block: from a start set of their own, so a run
+        # never opens the store's database for them.
+        self.use_start_set(BOOT_START_SET)
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
         self._clocks = ffi.new("struct hotpath_vcpu *[]", [vcpu.clock for vcpu in self.vcpus])
         self._amx_fast = ffi.new("struct amx_fastpath *[]", [vcpu._amx_fast for vcpu in self.vcpus])
@@ -258,7 +266,7 @@ class Machine:
             return 0
         pairs = store.start_set(program)
         self._start_set_program = program
-        self._start_set_codes = {code for code, _ in pairs}
+        self._start_set_decodes.update(pairs)
         return adopt_decodes(self._price_key, pairs)
 
     def _open_price_store(self):
@@ -298,8 +306,8 @@ class Machine:
         price = self._block_prices.get(key)
         if price is None:
             decoded = self._decode_block(code, address)
-            if self._start_set_program is not None and code not in self._start_set_codes:
-                self._start_set_codes.add(code)
+            if self._start_set_program is not None and code not in self._start_set_decodes:
+                self._start_set_decodes[code] = decoded
                 self._price_store.add_to_start_set(self._start_set_program, code, decoded)
             count, cost, covered, port_io_offset = decoded
             # Unicorn's size for a block ending in an invalid opcode may stop
@@ -331,10 +339,15 @@ class Machine:
         cache when the same bytes were priced before."""
         key = (self._price_key, code)
         if SHARE_BLOCK_PRICES:
-            decoded = _decoded_blocks.get(key)
+            decoded = _decoded_blocks.get(key) or self._start_set_decodes.get(code)
             if decoded is not None:
                 return decoded
-            # Then the on-disk store of earlier runs (emu_x86/emu/block_price_store.py).
+            # The start set's blocks are in the C cache, but the hook prices from
+            # it only once the block's page is in the vCPU's TLB model: the first
+            # block of each new code page still comes here, and is answered from
+            # the set rather than the store (so a run whose blocks are all in its
+            # set never opens SQLite). Then the on-disk store of earlier runs
+            # (emu_x86/emu/block_price_store.py).
             store = self._open_price_store()
             if store is not None:
                 decoded = store.get(code)
