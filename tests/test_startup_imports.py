@@ -24,6 +24,9 @@ NOT_ON_THE_START_PATH = {
     "shutil": "argparse's formatter asked it for the terminal width at every add_argument (main._help_width)",
     "sqlite3": "a program's start set is a marshal file beside the store; SQLite is read only for new blocks",
     "datetime": "sqlite3 imports it",
+    "emu_x86.emu.timeline": "only --timeline draws one",
+    "emu_x86.kernel.ia32": "the 32-bit system call entries load it at their first use",
+    "emu_x86.kernel.vsyscall": "only a fault no mapping resolves can be a vsyscall call",
     "pathlib": "the block price store, the profiles and the vDSO image use os.path (15 M, with urllib.parse)",
 }
 

@@ -95,7 +95,6 @@ class Debugging:
     """What ``--trace``, ``--timeline`` and ``--gdb`` attach to a machine and kernel."""
 
     def __init__(self, options, machine, kernel, program_path: str):
-        from emu_x86.emu.timeline import Timeline
         from emu_x86.emu.trace import CycleOrderedSink, JsonLinesSink, TextSink, TraceFilter, Tracer
         for key, value in (getattr(options, "implied_options", None) or {}).items():
             if not getattr(options, key, None):
@@ -135,6 +134,7 @@ class Debugging:
                     setattr(trace_filter, f"{attribute}_{kind}", value)
             self.tracer = Tracer(machine, sinks, task_id_of, trace_filter)
         if options.timeline:
+            from emu_x86.emu.timeline import Timeline
             self.timeline = Timeline(machine.profile.frequency_hz, machine.cpu_count)
             if self.tracer is not None:
                 self.tracer.sinks.append(self.timeline)

@@ -16,7 +16,7 @@ from emu_x86 import TYPE_CHECKING
 from emu_x86.emu.machine import Machine
 from emu_x86.emu.traps import PF, PF_WRITE, VECTOR_NM, CpuException, SoftwareInterrupt, SysenterEntry
 from emu_x86.emu.vcpu import VCpu
-from emu_x86.kernel import cpu_opv, fpu, sched_explore, signals, vsyscall
+from emu_x86.kernel import cpu_opv, fpu, sched_explore, signals
 from emu_x86.kernel.cmdline import parse_kernel_cmdline
 from emu_x86.kernel.errno import SyscallError
 from emu_x86.kernel.exec import exec_image
@@ -24,7 +24,6 @@ from emu_x86.kernel.cred import Cred
 from emu_x86.kernel.fs import SandboxFs
 from emu_x86.kernel.tmpfs import make_tmp_mount
 from emu_x86.kernel.process_groups import INIT_SESSION_ID
-from emu_x86.kernel.ia32 import do_fast_syscall_32, do_int80_syscall_32
 from emu_x86.kernel.loader import load_program
 from emu_x86.kernel.mm.frames import FrameAllocator, OutOfMemory
 from emu_x86.kernel.mm.mm import ELF_ET_DYN_BASE, MmStruct
@@ -590,6 +589,7 @@ class Kernel:
             except OutOfMemory:
                 self.oom_kill(task, rip, exc.address)
                 return
+            from emu_x86.kernel import vsyscall     # a fault no mapping resolves: rare, off the start-up path
             if vsyscall.emulate_vsyscall(self, vcpu, task, exc.address, exc.error_code):
                 return
             record_page_fault(task, exc.address, exc.error_code)
@@ -612,11 +612,13 @@ class Kernel:
             force_sig_fault(self, vcpu, task, SigInfo(signals.SIGILL, signals.ILL_ILLOPC, rip))
             return
         if isinstance(exc, SysenterEntry):
+            from emu_x86.kernel.ia32 import do_fast_syscall_32     # 32-bit entry: loaded at its first use
             self.counters["syscalls"] += 1
             do_fast_syscall_32(self, vcpu, task)
             return
         if isinstance(exc, SoftwareInterrupt):
             if exc.vector == IA32_SYSCALL_VECTOR:
+                from emu_x86.kernel.ia32 import do_int80_syscall_32
                 self.counters["syscalls"] += 1
                 do_int80_syscall_32(self, vcpu, task)
             return
