@@ -765,6 +765,24 @@ def test_the_verified_unicorn_gets_page_flushes():
     assert vcpu.clock.uc_cpu != ffi.NULL
 
 
+def test_readable_memory_asks_the_kernel_and_falls_back_to_the_maps(monkeypatch):
+    """unicorn_internals.ReadableMemory: readable memory yes, the null page and
+    kernel space no, through process_vm_readv -- and the same answers from
+    /proc/self/maps where that call is refused (the vCPU's checks then pass too)."""
+    import ctypes
+    from emu_x86.emu import unicorn_internals
+    buffer = ctypes.create_string_buffer(4096)
+    probes = [(ctypes.addressof(buffer), 4096, True), (8, 8, False), (0xFFFF_8000_0000_0000, 8, False)]
+    for refused in (False, True):
+        if refused:
+            monkeypatch.setattr(unicorn_internals.ReadableMemory, "_ask_kernel", classmethod(lambda cls, a, s: None))
+        memory = unicorn_internals.readable_memory()
+        assert [memory.covers(address, size) for address, size, _ in probes] == [want for *_, want in probes]
+        assert (memory._ranges is not None) == refused
+    if unicorn_internals.library_version() == unicorn_internals.VERIFIED_VERSION:
+        assert Rig().machine.vcpus[0].unicorn_page_flush_unavailable == ""
+
+
 @pytest.mark.parametrize("constant, value, reason", [
     ("VERIFIED_VERSION", (2, 1, 3), "is not the verified"),
     ("TLB_FLUSH_PAGE_SYMBOL", "no_such_function_x86_64", "does not export"),
