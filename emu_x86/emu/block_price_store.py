@@ -320,8 +320,10 @@ def _keep_recent_start_sets(directory: str) -> None:
             pass
 
 
-# A store's files: the database, its log and index, and its start sets' directory.
-STORE_FILE_KINDS = ("sqlite", "sqlite-wal", "sqlite-shm", START_SETS_SUFFIX[1:])
+# A store's files (STORE_STEM.KIND): the database with its log and index, and
+# the directory of its start sets.
+DATABASE_KINDS = ("sqlite", "sqlite-wal", "sqlite-shm")
+START_SETS_KIND = START_SETS_SUFFIX[1:]
 
 
 def _last_written(directory: str, stem: str) -> float:
@@ -344,7 +346,7 @@ def prune_stale_stores(keep: str) -> None:
     horizon = time.time() - STALE_DAYS * 86400
     names = os.listdir(directory)
     stems = {name.partition(".")[0] for name in names
-             if name.partition(".")[2] in STORE_FILE_KINDS} - {os.path.splitext(kept_name)[0]}
+             if name.partition(".")[2] in (*DATABASE_KINDS, START_SETS_KIND)} - {os.path.splitext(kept_name)[0]}
     newest_first = sorted(stems, key=lambda stem: _last_written(directory, stem), reverse=True)
     doomed = {stem for rank, stem in enumerate(newest_first)
               if rank >= STORES_KEPT or _last_written(directory, stem) < horizon}
@@ -352,9 +354,9 @@ def prune_stale_stores(keep: str) -> None:
         stem, _, kind = name.partition(".")
         path = os.path.join(directory, name)
         try:
-            if kind == "marshal" or (stem in doomed and kind in STORE_FILE_KINDS[:3]):
+            if kind == "marshal" or (stem in doomed and kind in DATABASE_KINDS):
                 os.unlink(path)
-            elif stem in doomed and kind == STORE_FILE_KINDS[3]:
+            elif stem in doomed and kind == START_SETS_KIND:
                 import shutil
                 shutil.rmtree(path, ignore_errors=True)
         except OSError:

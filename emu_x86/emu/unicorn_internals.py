@@ -165,19 +165,15 @@ def readable_memory() -> ReadableMemory:
     return ReadableMemory()
 
 
-def _readable(ranges: ReadableMemory, address: int, size: int) -> bool:
-    return ranges.covers(address, size)
-
-
 def _read_qword(address: int) -> int:
     return struct.unpack("<Q", ctypes.string_at(address, 8))[0]
 
 
-def find_cpu_state(uc, ranges: ReadableMemory | None = None) -> tuple[int | None, str]:
+def find_cpu_state(uc, readable: ReadableMemory | None = None) -> tuple[int | None, str]:
     """(address of ``uc``'s CPUState, "") when every check passes, else
     (None, why not). ``uc`` is a ``uclib.Uc`` whose engine is initialised
     (any API call after creation, such as ``ctl_set_tlb_mode``, does it).
-    ``ranges``: a readable_memory() shared by a caller that checks more of
+    ``readable``: a readable_memory() shared by a caller that checks more of
     ``uc`` (its fallback, if needed, then reads /proc/self/maps once)."""
     version = library_version()
     if version != VERIFIED_VERSION:
@@ -185,16 +181,16 @@ def find_cpu_state(uc, ranges: ReadableMemory | None = None) -> tuple[int | None
     if not tlb_flush_page_address():
         return None, f"libunicorn does not export {TLB_FLUSH_PAGE_SYMBOL}"
     engine = uc._uch.value
-    ranges = readable_memory() if ranges is None else ranges
-    if not _readable(ranges, engine + UC_STRUCT_CPU_OFFSET, 8):
+    readable = readable_memory() if readable is None else readable
+    if not readable.covers(engine + UC_STRUCT_CPU_OFFSET, 8):
         return None, "uc_struct.cpu is not in readable memory"
     cpu = _read_qword(engine + UC_STRUCT_CPU_OFFSET)
-    if cpu % 8 or not _readable(ranges, cpu, CPU_STATE_UC_OFFSET + 8):
+    if cpu % 8 or not readable.covers(cpu, CPU_STATE_UC_OFFSET + 8):
         return None, "uc_struct.cpu does not point at readable memory"
     if _read_qword(cpu + CPU_STATE_UC_OFFSET) != engine:
         return None, "CPUState.uc does not point back at the engine"
     env = _read_qword(cpu + CPU_STATE_ENV_PTR_OFFSET)
-    if env != cpu + X86_CPU_ENV_OFFSET or not _readable(ranges, env, ENV_UC_OFFSET + 8):
+    if env != cpu + X86_CPU_ENV_OFFSET or not readable.covers(env, ENV_UC_OFFSET + 8):
         return None, "CPUState.env_ptr is not the X86CPU's env"
     if _read_qword(env + ENV_UC_OFFSET) != engine:
         return None, "CPUX86State.uc does not point back at the engine"
@@ -220,20 +216,20 @@ def _tlb_slots(env: int) -> tuple[list[int], list[int]]:
             [env + TLB_VICTIM_ENV_OFFSET + mode * TLB_DESC_STRIDE for mode in range(TLB_MMU_MODES)])
 
 
-def _tlb_readable(ranges, env: int) -> bool:
+def _tlb_readable(readable: ReadableMemory, env: int) -> bool:
     """Every part of the CPUTLB this module reads: tlb.c.dirty, each
     CPUTLBDescFast and each victim TLB."""
     fasts, victims = _tlb_slots(env)
-    return (_readable(ranges, env + TLB_DIRTY_ENV_OFFSET, 2)
-            and all(_readable(ranges, fast, TLB_FAST_STRIDE) for fast in fasts)
-            and all(_readable(ranges, victim, TLB_VICTIM_ENTRIES << TLB_ENTRY_SHIFT) for victim in victims))
+    return (readable.covers(env + TLB_DIRTY_ENV_OFFSET, 2)
+            and all(readable.covers(fast, TLB_FAST_STRIDE) for fast in fasts)
+            and all(readable.covers(victim, TLB_VICTIM_ENTRIES << TLB_ENTRY_SHIFT) for victim in victims))
 
 
 def _tlb_dirty(env: int) -> int:
     return struct.unpack("<H", ctypes.string_at(env + TLB_DIRTY_ENV_OFFSET, 2))[0]
 
 
-def _tlb_table(ranges, fast: int) -> tuple[int, int] | None:
+def _tlb_table(readable: ReadableMemory, fast: int) -> tuple[int, int] | None:
     """(table address, entries) of one MMU index if its mask and table look like
     QEMU's: (entries - 1) << CPU_TLB_ENTRY_BITS with entries a power of two in
     QEMU's bounds, and a readable table of that many entries."""
@@ -242,7 +238,7 @@ def _tlb_table(ranges, fast: int) -> tuple[int, int] | None:
     if mask & ((1 << TLB_ENTRY_SHIFT) - 1) or entries & (entries - 1) \
             or not TLB_MIN_ENTRIES <= entries <= TLB_MAX_ENTRIES:
         return None
-    if table % 8 or not _readable(ranges, table, entries << TLB_ENTRY_SHIFT):
+    if table % 8 or not readable.covers(table, entries << TLB_ENTRY_SHIFT):
         return None
     return table, entries
 
@@ -289,15 +285,15 @@ def _probe_tlb_layout() -> str:
     uc = uclib.Uc(uclib.UC_ARCH_X86, uclib.UC_MODE_64)
     uc.ctl_set_tlb_mode(uclib.UC_TLB_VIRTUAL)
     uc.mem_map_ptr(0, scratch_bytes, uclib.UC_PROT_ALL, host)
-    ranges = readable_memory()
-    cpu, why = find_cpu_state(uc, ranges)
+    readable = readable_memory()
+    cpu, why = find_cpu_state(uc, readable)
     if cpu is None:
         return why
     env = cpu + X86_CPU_ENV_OFFSET
-    if not _tlb_readable(ranges, env):
+    if not _tlb_readable(readable, env):
         return "the softmmu TLB is not in readable memory"
     fasts, victims = _tlb_slots(env)
-    tables = [_tlb_table(ranges, fast) for fast in fasts]
+    tables = [_tlb_table(readable, fast) for fast in fasts]
     if None in tables or len({entries for _, entries in tables}) != 1:
         return "a softmmu TLB mask or table does not look like QEMU's"
     entries = tables[0][1]
@@ -399,25 +395,25 @@ def _kept_probe_path(key: tuple):
     return block_price_store.kept_file("unicorn-probes", digest.hexdigest())
 
 
-def find_tlb_view(uc, cpu: int, ranges: ReadableMemory | None = None) -> tuple[dict | None, str]:
+def find_tlb_view(uc, cpu: int, readable: ReadableMemory | None = None) -> tuple[dict | None, str]:
     """(QEMU's softmmu TLB of ``uc`` as the fields of emu_x86/emu/timing/hotpath.h's
     struct unicorn_tlb_view, "") or (None, why not). ``cpu`` is what
     find_cpu_state returned for ``uc``, which must not have run yet: besides
     the layout probe (once per process, on a scratch instance), every mask and
     table of ``uc`` must look like QEMU's and every entry, in the tables and the
-    victim TLBs, must be QEMU's empty entry. ``ranges`` as for find_cpu_state."""
+    victim TLBs, must be QEMU's empty entry. ``readable`` as for find_cpu_state."""
     why = tlb_layout_reason()
     if why:
         return None, why
-    ranges = readable_memory() if ranges is None else ranges
+    readable = readable_memory() if readable is None else readable
     env = cpu + X86_CPU_ENV_OFFSET
-    if not _tlb_readable(ranges, env):
+    if not _tlb_readable(readable, env):
         return None, "the softmmu TLB is not in readable memory"
     fasts, victims = _tlb_slots(env)
     if _tlb_dirty(env):
         return None, "tlb.c.dirty of a new Unicorn is not 0"
     for fast, victim in zip(fasts, victims):
-        table = _tlb_table(ranges, fast)
+        table = _tlb_table(readable, fast)
         if table is None:
             return None, "a softmmu TLB mask or table does not look like QEMU's"
         address, entries = table

@@ -298,13 +298,13 @@ class VCpu:
         self._user_register_batch = self.register_file.batch(USER_REGISTER_NAMES)
         # A model eviction flushes just its page from Unicorn's TLB when the
         # CPUState checks out; otherwise (why in this string) the whole TLB.
-        maps = readable_memory()        # one for both checks (unicorn_internals.ReadableMemory)
-        cpu_state, self.unicorn_page_flush_unavailable = find_cpu_state(self.uc, maps)
+        readable = readable_memory()        # one for both checks (unicorn_internals.ReadableMemory)
+        cpu_state, self.unicorn_page_flush_unavailable = find_cpu_state(self.uc, readable)
         self.clock.uc_cpu = ffi.NULL if cpu_state is None else ffi.cast("void *", cpu_state)
         # With QEMU's TLB in view, an evicted data page it no longer holds
         # needs no flush at all (emu_x86/emu/mmu/tlb.c, unicorn_forget).
         view, self.unicorn_tlb_view_unavailable = (None, self.unicorn_page_flush_unavailable) \
-            if cpu_state is None else find_tlb_view(self.uc, cpu_state, maps)
+            if cpu_state is None else find_tlb_view(self.uc, cpu_state, readable)
         self.clock.uc_tlb = {"fast": ffi.NULL} if view is None else {
             **view, "fast": ffi.cast("const uint8_t *", view["fast"]),
             "victim": ffi.cast("const uint8_t *", view["victim"]),
