@@ -30,3 +30,18 @@ def install() -> None:
     ignored: `nohup`, a background job)."""
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, on_sigint)
+
+
+def caused_by_interrupt(error: BaseException | None) -> bool:
+    """Whether ``error`` is a KeyboardInterrupt or was raised because of one.
+    C code that calls back into Python can wrap the interrupt in an exception
+    of its own: a SIGINT while a class is created (type.__new__ calling a
+    dataclass field's __set_name__) arrives as RuntimeError("Error calling
+    __set_name__ ...") whose __cause__ is the KeyboardInterrupt."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False

@@ -22,6 +22,13 @@ def main() -> int:
     except KeyboardInterrupt:          # Ctrl-C before main.py's own handling is in place
         sys.stderr.write("emu: interrupted\n")
         return 130
+    except Exception as error:
+        # The same, wrapped by C code it interrupted (a class being created
+        # while main.py's imports run: interrupts.caused_by_interrupt).
+        if not interrupts.caused_by_interrupt(error):
+            raise
+        sys.stderr.write("emu: interrupted\n")
+        return 130
 
 
 def _main() -> int:

@@ -19,7 +19,7 @@ import sys
 
 from emu_x86.emu.sched_policy import PCT_DEFAULT_STEPS
 from emu_x86.emucli.trace import RUN_COMMANDS, Debugging, add_debug_options, add_trace_commands
-from emu_x86.emucli import dataclass_code
+from emu_x86.emucli import dataclass_code, interrupts
 from emu_x86.emucli.limits import HOST_MEMORY_HEADROOM_BYTES, HostMemoryExceeded, RunLimits, WallClockTimeout
 
 EXIT_USAGE = 2
@@ -464,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 128 + 13
     except Exception as error:  # an emulator bug: one line, the traceback on request
+        if interrupts.caused_by_interrupt(error):    # Ctrl-C, wrapped by C code it interrupted
+            print("emu: interrupted", file=sys.stderr)
+            return 130
         if os.environ.get("EMU_DEBUG"):
             raise
         print(f"emu: internal error: {type(error).__name__}: {error} (set EMU_DEBUG=1 for a traceback)",
