@@ -135,7 +135,7 @@ def test_decodes_stored_on_disk_give_the_same_runs(tmp_path, monkeypatch, empty_
 
 def start_set_programs(store) -> list[str]:
     """The programs whose start sets ``store`` keeps (files beside its database)."""
-    directory = Path(store._start_set_file("any")).parent
+    directory = Path(store.start_sets_directory)
     return sorted(marshal.loads(path.read_bytes())[0] for path in directory.glob("*.marshal"))
 
 
@@ -177,7 +177,7 @@ def test_a_damaged_store_is_ignored(tmp_path, monkeypatch, empty_cache):
     good = Path(store.path).read_bytes()
     # The database alone is damaged: without the start sets beside it (the
     # machines' boot blocks), every block is decoded again.
-    shutil.rmtree(Path(store._start_set_file("any")).parent)
+    shutil.rmtree(Path(store.start_sets_directory))
     for damage in (good[:len(good) // 2], b"\x00" * 64, b"SQLite format 3\x00" + b"\xff" * 200, "wrong shapes"):
         if damage == "wrong shapes":
             # A readable database whose every value has the wrong shape (a float price).
@@ -251,6 +251,19 @@ def test_a_new_store_keeps_only_the_most_recent_others(tmp_path, monkeypatch, em
     stems = {path.name.partition(".")[0] for path in tmp_path.iterdir()}
     assert stems == {Path(store.path).stem, "s0", "s1"}, stems
     assert (tmp_path / "s1.start-sets" / "p.marshal").exists() and not (tmp_path / "s2.start-sets").exists()
+
+
+def test_the_boot_set_holds_the_boot_blocks_alone(tmp_path, monkeypatch, empty_cache):
+    """Machine's boot start set records the firmware stubs the vCPUs boot
+    through, not the blocks of a program run without a set of its own (it
+    once grew to ~2,000 blocks from tests and bench runs)."""
+    monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path))
+    run(*RUNS[2])                                   # no start_set: a test's machine
+    (store,) = block_price_store._stores.values()
+    store.save()
+    boot = store.start_set(machine_module.BOOT_START_SET)
+    assert 1 <= len(boot) <= 4, len(boot)
+    assert start_set_programs(store) == [machine_module.BOOT_START_SET]
 
 
 def test_a_start_set_of_another_program_is_not_adopted(tmp_path, monkeypatch, empty_cache):

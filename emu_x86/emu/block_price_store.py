@@ -133,6 +133,7 @@ class BlockPriceStore:
 
     def __init__(self, path: str):
         self.path = path
+        self.start_sets_directory = path[:-len(SUFFIX)] + START_SETS_SUFFIX
         self.added: dict[bytes, tuple] = {}
         self._reader = None          # opened at the first lookup, read-only
         self._unreadable = False
@@ -182,7 +183,7 @@ class BlockPriceStore:
 
     def _start_set_file(self, program: str) -> str:
         name = blake2b(program.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
-        return os.path.join(self.path[:-len(SUFFIX)] + START_SETS_SUFFIX, name + ".marshal")
+        return os.path.join(self.start_sets_directory, name + ".marshal")
 
     def start_set(self, program: str) -> list:
         """The (code, decode) pairs the last run of ``program`` priced (empty
@@ -263,7 +264,7 @@ class BlockPriceStore:
             wrote_start_set = write_whole(self._start_set_file(program), data) or wrote_start_set
         self._start_set_additions = {}
         if wrote_start_set:
-            _keep_recent_start_sets(self.path[:-len(SUFFIX)] + START_SETS_SUFFIX)
+            _keep_recent_start_sets(self.start_sets_directory)
         if added:
             self._save_blocks(added)
 

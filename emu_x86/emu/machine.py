@@ -180,9 +180,12 @@ class Machine:
         self.c_run_loop = C_RUN_LOOP
         # Each vCPU boots through the firmware's entry stubs (VCpu._boot), which
         # are priced like any block: from a start set of their own, so a run
-        # never opens the store's database for them.
+        # never opens the store's database for them. That set records the
+        # boot's blocks alone: a machine whose program has no set of its own
+        # (tests, the guest-test runner) adds none of the program's to it.
         self.use_start_set(BOOT_START_SET)
         self.vcpus = [VCpu(self, index) for index in range(cpus)]
+        self._start_set_program = None
         self._clocks = ffi.new("struct hotpath_vcpu *[]", [vcpu.clock for vcpu in self.vcpus])
         self._amx_fast = ffi.new("struct amx_fastpath *[]", [vcpu._amx_fast for vcpu in self.vcpus])
         sched = self._sched = ffi.new("struct sched_machine *")
@@ -342,11 +345,11 @@ class Machine:
             decoded = _decoded_blocks.get(key) or self._start_set_decodes.get(code)
             if decoded is not None:
                 return decoded
-            # The start set's blocks are in the C cache, but the hook prices from
-            # it only once the block's page is in the vCPU's TLB model: the first
-            # block of each new code page still comes here, and is answered from
-            # the set rather than the store (so a run whose blocks are all in its
-            # set never opens SQLite). Then the on-disk store of earlier runs
+            # The start set's blocks went to the C price cache, which is direct
+            # mapped: a block whose slot another one took since (a few dozen of
+            # a hello's ~1,500) comes here, and is answered from the set rather
+            # than the store (so a run whose blocks are all in its set never
+            # opens SQLite). Then the on-disk store of earlier runs
             # (emu_x86/emu/block_price_store.py).
             store = self._open_price_store()
             if store is not None:
