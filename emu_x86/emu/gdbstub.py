@@ -621,8 +621,7 @@ class GdbStub:
         """Run the scheduler until a breakpoint, a watchpoint, gdb's Ctrl-C or the end."""
         self.stop = None
         self._last_ctrl_c_poll = 0.0
-        if self._interrupt_pending:
-            self._interrupt_pending = False
+        if self._take_buffered_ctrl_c():
             self.stop = _Stop(self.machine.vcpus[self.selected], "interrupt")
             return self._stop_reply()
         self.machine.stop_requested = self._ctrl_c_received
@@ -631,6 +630,22 @@ class GdbStub:
         finally:
             self.machine.stop_requested = None
         return self._after_run()
+
+    def _take_buffered_ctrl_c(self) -> bool:
+        """Whether a Ctrl-C already came in (and consume it): one read before
+        the resume packet (``_interrupt_pending``), or one that arrived in the
+        same read as the resume packet, after it -- gdb sends 0x03 as soon as
+        the user presses Ctrl-C, so a press just after `continue` shares the
+        packet's segment and is in the buffer, not the socket, when the run
+        starts."""
+        if self._interrupt_pending:
+            self._interrupt_pending = False
+            return True
+        start = self._buffer.find(b"$")
+        if CTRL_C in (self._buffer if start < 0 else self._buffer[:start]):   # not a byte of an X packet's data
+            self._buffer = self._buffer.replace(bytes([CTRL_C]), b"", 1)
+            return True
+        return False
 
     def _ctrl_c_received(self) -> bool:
         """While the guest runs, gdb's interrupt arrives as one raw 0x03 byte,
