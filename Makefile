@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+RELINKED := $(VENV)/.relinked-stamp
 DEMO   ?= guest/examples/hello.S
 
 .PHONY: run test guest-test bench calibrate lint clean fuzz compare toolchains conformance
@@ -20,25 +21,30 @@ $(STAMP): pyproject.toml setup.py emu_x86/emu/timing/hotpath.c emu_x86/emu/timin
 	@# Bytecode for the editable sources now: with PYTHONDONTWRITEBYTECODE set,
 	@# every `emu run` would otherwise compile ~300 modules (~1 s of CPU) again.
 	$(BIN)/python -m compileall -q emu_x86 > /dev/null
-	@# The unicorn package's libunicorn linked again with -Bsymbolic: loading
-	@# the stock one was 5% of a hello's start-up (emu_x86/emu/unicorn_relink.py).
-	$(BIN)/python -m emu_x86.emu.unicorn_relink
 	@touch $(STAMP)
 
-run: $(STAMP)
+# The unicorn package's libunicorn linked again with -Bsymbolic (loading the
+# stock one was 5% of a hello's start-up) and a TLB fill that does not
+# recover CPU state no hook reads (half of each TLB miss):
+# emu_x86/emu/unicorn_relink.py. Every target below depends on it.
+$(RELINKED): $(STAMP) emu_x86/emu/unicorn_relink.py emu_x86/emu/uclib.py
+	$(BIN)/python -m emu_x86.emu.unicorn_relink
+	@touch $(RELINKED)
+
+run: $(RELINKED)
 	$(BIN)/emu run $(DEMO) hello world
 
-test: $(STAMP) toolchains
+test: $(RELINKED) toolchains
 	$(BIN)/python -m pytest -n auto
 
-guest-test: $(STAMP) toolchains
+guest-test: $(RELINKED) toolchains
 	$(BIN)/emu test guest/tests guest/examples
 
 # rustc, go and a static busybox for the Rust/Go/shell guest tests
 # (emu_x86/emucli/toolchains.py): installs only what is missing, from Debian's
 # packages, one line per tool fetched. A tool it cannot get skips the tests
 # that need it, except under CI=true, where this fails.
-toolchains: $(STAMP)
+toolchains: $(RELINKED)
 	@$(BIN)/python -m emu_x86.emucli.toolchains
 
 # Linux's selftests natively and under emu -> docs/conformance.md (not part of
@@ -48,14 +54,14 @@ toolchains: $(STAMP)
 # under emu in seconds.
 TESTS ?=
 CONFORMANCE_TIMEOUT ?= 120
-conformance: $(STAMP)
+conformance: $(RELINKED)
 	$(BIN)/python -m conformance --timeout $(CONFORMANCE_TIMEOUT) $(if $(TESTS),--tests "$(TESTS)")
 
 # The long fuzz campaign (the CI part is tests/test_fuzz.py). Progress goes to stderr.
 FUZZ_SEED ?= 1
 FUZZ_JOBS ?= 2
 FUZZ = $(BIN)/python -m fuzz --seed $(FUZZ_SEED) --jobs $(FUZZ_JOBS)
-fuzz: $(STAMP)
+fuzz: $(RELINKED)
 	$(FUZZ) --kind code --cases 100000
 	$(FUZZ) --kind syscall --cases 20000
 	$(FUZZ) --kind extension --cases 20000
@@ -70,7 +76,7 @@ fuzz: $(STAMP)
 COMPARE_CPUS ?= 1,2,4,8
 COMPARE_JOBS ?= 2
 COMPARE = $(BIN)/emu compare --no-progress -j $(COMPARE_JOBS)
-compare: $(STAMP)
+compare: $(RELINKED)
 	@mkdir -p results
 	$(COMPARE) --workload "guest/workloads/munmap_threads.c 0 20" \
 	    --workload "guest/workloads/short_processes.c 24 4" \
@@ -86,7 +92,7 @@ compare: $(STAMP)
 	    --out results/xstate
 	$(BIN)/python -m emu_x86.emucli.compare_report results docs/compare.md
 
-bench: $(STAMP)
+bench: $(RELINKED)
 	$(BIN)/python -m bench
 
 # The cycle model against this host (docs/calibration.md): bench/calibrate's
@@ -94,10 +100,10 @@ bench: $(STAMP)
 # profile nearest this host's CPU, e.g. zen5 on an EPYC 9005, zen3 on a 7003),
 # a table with the geometric-mean error factor, and the working-set sweep PNG
 # in results/calibration/. Needs gcc; matplotlib for the PNG (pip install '.[docs]').
-calibrate: $(STAMP)
+calibrate: $(RELINKED)
 	$(BIN)/python -m bench.calibrate
 
-lint: $(STAMP)
+lint: $(RELINKED)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'ruff>=0.4'
 	$(BIN)/ruff check emu_x86 tests guest/tools conformance
 

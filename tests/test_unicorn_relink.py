@@ -34,6 +34,44 @@ int main(void) {
 }
 '''
 
+# Page faults in the middle of blocks, reads and writes, each reported with
+# the faulting RIP: the relinked TLB fill skips recovering the CPU state,
+# and a fill that faults must still recover it (cpu_loop_exit_restore).
+FAULTS = r'''
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#define PAGES 48
+static char *pages;
+static void on_segv(int sig, siginfo_t *info, void *context) {
+    ucontext_t *uc = context;
+    long offset = (char *)info->si_addr - pages;
+    printf("fault page %ld offset %ld rip %llx\n", offset / 4096, offset % 4096,
+           (unsigned long long)uc->uc_mcontext.gregs[REG_RIP]);
+    mprotect(pages + offset / 4096 * 4096, 4096, PROT_READ | PROT_WRITE);
+    (void)sig;
+}
+int main(void) {
+    pages = mmap(0, PAGES * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = on_segv;
+    action.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &action, 0);
+    volatile char *p = pages;
+    long sum = 0;
+    for (long i = 0; i < PAGES; i++) {
+        p[i * 4096 + (i * 64) % 4096] = (char)(i + 1);      /* a write fault on each page */
+        sum += p[((i * 7) % PAGES) * 4096 + (i * 64) % 4096]; /* a read, of a page not yet touched or not */
+    }
+    printf("sum %ld\n", sum);
+    return 0;
+}
+'''
+
 
 @pytest.fixture(scope="module")
 def relinked(tmp_path_factory):
@@ -85,12 +123,37 @@ def test_uclib_takes_it_only_while_the_note_matches(relinked):
     assert uclib.relinked_library(package, directory + "-absent") is None
 
 
-def test_a_run_under_it_is_the_run_under_the_package_library(relinked, tmp_path):
+def test_its_tlb_fill_does_not_recover_cpu_state(relinked):
+    """The one change to the package's code (unicorn_relink's docstring): the
+    fill calls the hidden stand-in where the package's recovers the state."""
+    package, library = relinked
+
+    def calls(path: str) -> str:
+        listing = subprocess.run(["objdump", "-d", f"--disassemble={unicorn_relink.FILL_FUNCTION}", path],
+                                 capture_output=True, text=True, check=True).stdout
+        return "\n".join(line for line in listing.splitlines() if "call" in line)
+    assert unicorn_relink.FILL_STATE_RECOVERY in calls(package)
+    relinked_calls = calls(library)
+    assert unicorn_relink.FILL_STAND_IN in relinked_calls
+    assert unicorn_relink.FILL_STATE_RECOVERY not in relinked_calls
+
+
+@pytest.mark.parametrize("source, cpus, expected", [
+    (THREADS, 2, "total 12000\n"),
+    (FAULTS, 1, None),           # None: what the program prints natively
+], ids=["threads", "faults"])
+def test_a_run_under_it_is_the_run_under_the_package_library(relinked, tmp_path, source, cpus, expected):
     """Chosen by LIBUNICORN_PATH, through directories of names of one length:
     the guest sees the emulator's environment, so the two runs' must be the
     same size."""
     package, library = relinked
-    program = build_c(THREADS)
+    program = build_c(source)
+    if expected is None:
+        expected = subprocess.run([str(program)], capture_output=True, text=True, timeout=60, check=True).stdout
+        # Each page faults once, at its first access: by the write, or by
+        # a read that runs ahead of it (two RIPs).
+        assert expected.count("fault page") == 48, expected
+        assert len({line.split(" rip ")[1] for line in expected.splitlines() if " rip " in line}) == 2, expected
     outcomes = []
     for name, source in (("lib-a", package), ("lib-b", library)):
         directory = tmp_path / name
@@ -101,10 +164,10 @@ def test_a_run_under_it_is_the_run_under_the_package_library(relinked, tmp_path)
         probe = ("import os, sys\nfrom emu_x86.emu import uclib\n"
                  "sys.stderr.write('LIB ' + os.path.realpath(uclib.lib._name) + '\\n')\n"
                  "from emu_x86.emucli.main import main\nsys.exit(main(sys.argv[1:]))\n")
-        result = subprocess.run([sys.executable, "-c", probe, "run", "--cpus", "2", "--stats", str(stats),
+        result = subprocess.run([sys.executable, "-c", probe, "run", "--cpus", str(cpus), "--stats", str(stats),
                                  str(program)], env=env, capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == 0, result.stderr
         assert f"LIB {os.path.realpath(source)}\n" in result.stderr
         outcomes.append((result.stdout, json.loads(stats.read_text())))
-    assert outcomes[0][0] == "total 12000\n"
+    assert outcomes[0][0] == expected
     assert outcomes[0] == outcomes[1]

@@ -55,13 +55,17 @@ def _load_file_module(name: str, path: str):
 # (emu_x86/emu/unicorn_relink.py), with a note naming the files it was linked
 # from; used only while the note matches the installed package.
 RELINKED_DIRECTORY = os.path.join(sys.prefix, "lib", "emu-x86-unicorn")
+# How unicorn_relink builds it, in its note: a library built another way
+# (1: -Bsymbolic alone; 2: and the TLB fill that keeps the CPU state) is not
+# used until `make` links it again.
+RELINK_RECIPE = 2
 
 
 def library_identity(package_library: str) -> str:
     """What the relinked library stands in for: the package's shared library
     and static archive (lib/libunicorn.a beside it), by real path, size and
-    modification time; "" when either is missing."""
-    parts = []
+    modification time, and RELINK_RECIPE; "" when either file is missing."""
+    parts = [f"recipe {RELINK_RECIPE}"]
     for path in (package_library, os.path.join(os.path.dirname(package_library), "libunicorn.a")):
         try:
             real = os.path.realpath(path)
