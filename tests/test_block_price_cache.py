@@ -299,3 +299,19 @@ def test_saves_keep_the_log_small_and_the_start_sets_bounded(tmp_path, monkeypat
     # is one more set, written again by the run after the one evicting it).
     kept = start_set_programs(store)
     assert len(kept) == 2 and "c" in kept and "a" not in kept, kept
+
+
+def test_keep_newest_bounds_a_kept_file_directory(tmp_path):
+    """block_price_store.keep_newest: the newest ``keep`` files of the prefix
+    and suffix stay; other names and another process's partial .tmp are not
+    touched (profile parses and libunicorn probe answers are bounded this way)."""
+    from emu_x86.emu import block_price_store
+    for age, name in enumerate(["a-5.marshal", "a-4.marshal", "a-3.marshal", "a-2.marshal", "a-1.marshal",
+                                "b-1.marshal", "a-0.marshal.99.tmp"]):
+        path = tmp_path / name
+        path.write_bytes(b"x")
+        os.utime(path, ns=(10**9 * (100 - age),) * 2)        # a-5 newest
+    block_price_store.keep_newest(str(tmp_path), 3, "a-", ".marshal")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "a-0.marshal.99.tmp", "a-3.marshal", "a-4.marshal", "a-5.marshal", "b-1.marshal"]
+    block_price_store.keep_newest(str(tmp_path / "absent"), 1)     # no directory: nothing to do

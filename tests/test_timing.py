@@ -269,8 +269,10 @@ def test_an_emulated_instruction_counts_once_wherever_it_sits_in_a_block(tmp_pat
 
 def test_a_profile_parse_is_kept_per_version_of_its_file(tmp_path, monkeypatch):
     """profile._parsed_toml: the parse is cached beside the block price store
-    by the file's size and modification time; an edited file is parsed again
-    and its older parse removed."""
+    by the file's size and modification time; an edited file is parsed again,
+    the older parse stays (another checkout's copy of the file is another
+    version: neither must delete the other's), and only the newest
+    KEPT_PROFILE_VERSIONS are kept."""
     from emu_x86.emu.timing import profile as profile_module
     profiles = tmp_path / "profiles-src"
     profiles.mkdir()
@@ -284,5 +286,18 @@ def test_a_profile_parse_is_kept_per_version_of_its_file(tmp_path, monkeypatch):
     (profiles / "zen5.toml").write_text(source.replace("frequency_hz = 4_200_000_000", "frequency_hz = 4_000_000_000"))
     os.utime(profiles / "zen5.toml", ns=(1, 1))
     assert profile_module.load_profile("zen5").frequency_hz == 4_000_000_000
-    (newer,) = (tmp_path / "cache" / "profiles").iterdir()
-    assert newer != cached
+    kept = tmp_path / "cache" / "profiles"
+    assert len(list(kept.iterdir())) == 2 and cached.exists()
+    # Back to the first version (a second checkout's copy): its parse is still there.
+    (profiles / "zen5.toml").write_text(source)
+    first_mtime = int(cached.stem.rsplit("-", 1)[1])          # zen5-SIZE-MTIME.marshal
+    os.utime(profiles / "zen5.toml", ns=(first_mtime, first_mtime))
+    assert profile_module.load_profile("zen5") == first
+    assert len(list(kept.iterdir())) == 2
+    for version in range(2, 2 + profile_module.KEPT_PROFILE_VERSIONS):
+        (profiles / "zen5.toml").write_text(source)
+        os.utime(profiles / "zen5.toml", ns=(version, version))
+        assert profile_module.load_profile("zen5") == first
+    names = sorted(path.name for path in kept.iterdir())
+    assert len(names) == profile_module.KEPT_PROFILE_VERSIONS, names
+    assert cached.name not in names              # the least recently written went first

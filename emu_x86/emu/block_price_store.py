@@ -117,6 +117,34 @@ def write_whole(path: str, data: bytes) -> bool:
         return False
 
 
+def keep_newest(directory: str, keep: int, prefix: str = "", suffix: str = "") -> None:
+    """Remove all but the ``keep`` most recently written files of a kept-file
+    directory whose names start with ``prefix`` and end with ``suffix`` (never
+    another process's partial ``.tmp``). Versions of a kept file coexist this
+    way -- two checkouts' profile files, several libunicorn builds -- instead
+    of each write deleting the others' and the next run of the other redoing
+    it; and the directory stays bounded."""
+    try:
+        names = [name for name in os.listdir(directory)
+                 if name.startswith(prefix) and name.endswith(suffix) and not name.endswith(".tmp")]
+    except OSError:
+        return
+    if len(names) <= keep:
+        return
+    dated = []
+    for name in names:
+        try:
+            dated.append((os.stat(os.path.join(directory, name)).st_mtime_ns, name))
+        except OSError:
+            continue
+    dated.sort(reverse=True)
+    for _, name in dated[keep:]:
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
+
+
 def valid(value) -> bool:
     """(count, (entry, repeat, flags), covered, port_io_offset or None), all ints."""
     if type(value) is not tuple or len(value) != 4:

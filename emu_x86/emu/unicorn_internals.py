@@ -376,8 +376,14 @@ def tlb_layout_reason() -> str:
     _tlb_layout_reasons[key] = reason
     if kept is not None:
         from emu_x86.emu import block_price_store
-        block_price_store.write_whole(kept, reason.encode("utf-8"))
+        if block_price_store.write_whole(kept, reason.encode("utf-8")):
+            block_price_store.keep_newest(os.path.dirname(kept), KEPT_PROBE_ANSWERS)
     return reason
+
+
+# Probe answers kept, newest first: one per libunicorn build, and the tests
+# link scratch builds (tests/test_unicorn_relink.py), so the directory is bounded.
+KEPT_PROBE_ANSWERS = 32
 
 
 def _kept_probe_path(key: tuple):

@@ -171,6 +171,11 @@ def available_profiles() -> list[str]:
     return sorted(name[:-len(".toml")] for name in os.listdir(PROFILES_DIR) if name.endswith(".toml"))
 
 
+# Parses kept per profile: one per version of its file, so that checkouts
+# with different copies (each its own modification time) keep theirs.
+KEPT_PROFILE_VERSIONS = 4
+
+
 def _parsed_toml(path: str) -> dict:
     """The profile file's TOML, parsed once per version of the file: the
     parse is kept (marshal) beside the block price store, named by the
@@ -201,13 +206,7 @@ def _parsed_toml(path: str) -> dict:
         except ValueError:          # a value marshal cannot hold: parsed every time
             kept = False
         if kept:
-            directory, kept_name = os.path.split(cached)
-            for older in os.listdir(directory):
-                if older != kept_name and older.startswith(f"{stem}-") and older.endswith(".marshal"):
-                    try:
-                        os.unlink(os.path.join(directory, older))     # an earlier version of the file
-                    except OSError:
-                        pass
+            block_price_store.keep_newest(os.path.dirname(cached), KEPT_PROFILE_VERSIONS, f"{stem}-", ".marshal")
     return data
 
 
