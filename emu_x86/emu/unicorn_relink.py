@@ -15,9 +15,10 @@ unicorn_fill_tlb) first recovers the guest state at the host PC of the
 access -- cpu_restore_state: a search of the tree of translated blocks, then
 a replay of the block's instruction-start table -- only so that a
 UC_HOOK_TLB_FILL hook could read RIP. The emulator's fill hook
-(mmu/tlb.c, mmu_on_tlb_fill) reads no register, and that recovery was half
-of each TLB miss: ~1,000 of ~2,000 host instructions (callgrind, the bench's
-64 MiB pointer chase). So in that object alone the call goes to a stand-in
+(mmu/tlb.c, mmu_on_tlb_fill) reads no register, and that recovery cost
+450-1,000 host instructions per fill (callgrind; it replays the block from
+its start): a quarter of a step of the bench's 64 MiB pointer chase (1,880
+host instructions, 1,430 without it). So in that object alone the call goes to a stand-in
 that recovers nothing, leaving the CPU state as a TLB hit leaves it. A fill
 that fails raises through cpu_loop_exit_restore, in another object, which
 still recovers the state for the fault. A fill hook that reads registers
