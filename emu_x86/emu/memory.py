@@ -15,12 +15,33 @@ PAGE_SIZE = 4096
 PAGE_SHIFT = 12
 
 
+def _ask_for_huge_pages(buffer: mmap.mmap) -> bool:
+    """Ask the host to back guest RAM with transparent huge pages (2 MiB):
+    whether it took the request. Hosts whose THP setting is "madvise" (the
+    default of Debian and others) give anonymous memory 4 KiB pages unless
+    asked, and then a guest that misses the modelled TLB also misses the
+    host's on every access to its data and its page tables: the bench's
+    64 MiB pointer chase took 451 ns a step on 4 KiB pages and 282 ns on huge
+    ones (this Zen 3 host, min of 3). A glibc hello is unchanged (its frames
+    are handed out from the bottom, a few MiB: 480 fewer host page faults,
+    0.7 MiB more resident). Nothing the guest sees depends on it."""
+    advice = getattr(mmap, "MADV_HUGEPAGE", None)
+    if advice is None:
+        return False
+    try:
+        buffer.madvise(advice)
+    except OSError:             # THP not built into the host kernel
+        return False
+    return True
+
+
 class PhysicalMemory:
     def __init__(self, size_bytes: int):
         if size_bytes % PAGE_SIZE:
             raise ValueError("physical memory size must be a multiple of 4 KiB")
         self.size_bytes = size_bytes
         self._buffer = mmap.mmap(-1, size_bytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self.huge_pages = _ask_for_huge_pages(self._buffer)
         self.host_address = ctypes.addressof(ctypes.c_char.from_buffer(self._buffer))
         self.view = memoryview(self._buffer)
         # 8-byte view for page-table entries: entry at physical address pa is qwords[pa >> 3].
