@@ -144,6 +144,28 @@ def test_without_a_server_socket_run_loads_no_client_modules(server_environment,
     assert "emu_x86.emucli.runserver_client" not in result.stderr
 
 
+def imported_modules(importtime_stderr: str) -> set[str]:
+    """The module names of ``python -X importtime``'s report."""
+    return {line.rsplit("|", 1)[1].strip() for line in importtime_stderr.splitlines()
+            if line.startswith("import time:") and line.count("|") == 2}
+
+
+def test_a_served_run_loads_only_the_lean_client(server_environment):
+    """A run the server serves: the client speaks through the C socket module
+    alone -- no socket.py, selectors or array (~5 ms of the served run's CPU)."""
+    start_server(server_environment)
+    program = build_c(ECHO_PROGRAM)
+    before = server_status(server_environment)["requests"]
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "emu_x86.emucli", "run", str(program), "x"],
+                            env=server_environment, cwd=REPO, capture_output=True, text=True, timeout=120,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 7 and result.stdout == "arg x\ncwd ok\n", result.stderr[-2000:]
+    assert server_status(server_environment)["requests"] == before + 1      # it was served
+    modules = imported_modules(result.stderr)
+    assert "emu_x86.emucli.runserver_client" in modules and "_socket" in modules
+    assert not modules & {"socket", "selectors", "array"}, sorted(modules & {"socket", "selectors", "array"})
+
+
 def _handle_one(server: runserver.Server, request: dict) -> dict:
     """Send ``request`` (with fds 0-2) to ``server._accept`` over a socket pair."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

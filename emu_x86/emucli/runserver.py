@@ -319,9 +319,11 @@ def _query(command: str) -> dict | None:
     connection = client_side.connect()
     if connection is None:
         return None
-    with connection:
+    try:
         client_side.send_request(connection, {"command": command})
         return next(client_side.read_replies(connection), None)
+    finally:
+        connection.close()
 
 
 def start(idle_timeout_seconds: float, foreground: bool) -> dict:
