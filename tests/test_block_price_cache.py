@@ -315,3 +315,35 @@ def test_keep_newest_bounds_a_kept_file_directory(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "a-0.marshal.99.tmp", "a-3.marshal", "a-4.marshal", "a-5.marshal", "b-1.marshal"]
     block_price_store.keep_newest(str(tmp_path / "absent"), 1)     # no directory: nothing to do
+
+
+def test_the_c_price_cache_keeps_every_block_up_to_its_bound(empty_cache):
+    """hotpath.c's price cache: open addressing, grown as it fills, so no
+    block is lost to another sharing its slot (direct-mapped, 4,096 inserts
+    into 4,096 slots kept ~2,600); past the bound inserts are dropped, and a
+    block inserted again updates its entry."""
+    hotpath.hotpath_price_cache_init(4096)
+    for number in range(4096 + 100):
+        code = number.to_bytes(4, "little") + b"\x90"
+        hotpath.hotpath_price_cache_insert(1, code, len(code), 2, 256, 256, 0)
+    assert hotpath.hotpath_price_cache_size() == 4096
+    hotpath.hotpath_price_cache_insert(1, bytes(4) + b"\x90", 5, 3, 512, 512, 0)
+    assert hotpath.hotpath_price_cache_size() == 4096
+
+
+def test_a_crowded_price_cache_still_prices_a_runs_blocks(monkeypatch, empty_cache):
+    """emu server adopts its whole store (up to BLOCK_PRICE_CACHE_ENTRIES
+    blocks) into the C cache: a program's own blocks among 20,000 others
+    are still found there, and the run is the run made without them."""
+    reference = run(*RUNS[2])
+    priced_alone, python_alone = [], []
+    run(*RUNS[2], priced_in_c=priced_alone, python_prices=python_alone)
+    forget_decodes(monkeypatch)
+    run(*RUNS[2])                                       # its blocks into the caches again
+    profile_number = max(machine_module._price_profiles.values())
+    for number in range(20_000):
+        code = number.to_bytes(4, "little") + b"\xc3"
+        hotpath.hotpath_price_cache_insert(profile_number, code, len(code), 2, 256, 256, 0)
+    priced_crowded, python_crowded = [], []
+    assert run(*RUNS[2], priced_in_c=priced_crowded, python_prices=python_crowded) == reference
+    assert priced_crowded == priced_alone and python_crowded == python_alone

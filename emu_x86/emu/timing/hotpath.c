@@ -105,12 +105,22 @@ struct price_entry {
     uint32_t size_bytes;
     uint32_t instructions;
     uint32_t entry_fixed, repeat_fixed, flags;
-    uint8_t *code;              /* malloc'ed copy of the block's bytes */
+    uint8_t *code;              /* malloc'ed copy of the block's bytes; 0: empty slot */
 };
 
+/* Open addressing with linear probing, at most half full: a block's entry is
+ * found however many others share its home slot. (Direct-mapped, as it was,
+ * emu server's whole-store preload of 65,536 blocks into 65,536 slots lost
+ * about a third of them to collisions, and a served hello's blocks went to
+ * Python: 36 M more host instructions in its worker, callgrind.) The table
+ * starts small and doubles, so a process that adopts a thousand blocks
+ * touches 80 KiB of it, not 2.6 MiB (a fresh hello's first-touch faults). */
+#define PRICE_CACHE_FIRST_SLOTS 2048u
+
 static struct price_entry *price_cache;
-static uint32_t price_cache_mask;
+static uint32_t price_cache_mask;       /* slots - 1 */
 static uint32_t price_cache_used;
+static uint32_t price_cache_limit;      /* entries at most (hotpath_price_cache_init) */
 
 static void price_cache_free(void)
 {
@@ -120,16 +130,22 @@ static void price_cache_free(void)
         free(price_cache[i].code);
     free(price_cache);
     price_cache = 0;
+    price_cache_mask = 0;
     price_cache_used = 0;
 }
 
 void hotpath_price_cache_init(uint32_t entries)
 {
     price_cache_free();
+    price_cache_limit = 0;
     if (!entries || (entries & (entries - 1)))
         return;
-    price_cache = calloc(entries, sizeof *price_cache);
-    price_cache_mask = price_cache ? entries - 1 : 0;
+    uint32_t slots = entries * 2 < PRICE_CACHE_FIRST_SLOTS ? entries * 2 : PRICE_CACHE_FIRST_SLOTS;
+    price_cache = calloc(slots, sizeof *price_cache);
+    if (!price_cache)
+        return;
+    price_cache_mask = slots - 1;
+    price_cache_limit = entries;
 }
 
 uint32_t hotpath_price_cache_size(void)
@@ -150,30 +166,77 @@ static uint64_t price_hash(uint32_t profile, const uint8_t *first, uint32_t firs
     return h * 0x9E3779B97F4A7C15ull;
 }
 
+/* The slot holding the block (hash, profile, bytes), or the empty slot that
+ * ends its probe sequence. The table is never full (at most half). */
+static struct price_entry *price_slot(uint64_t hash, uint32_t profile, const uint8_t *first,
+                                      uint32_t first_bytes, const uint8_t *second, uint32_t second_bytes)
+{
+    uint32_t size = first_bytes + second_bytes;
+    for (uint32_t i = (uint32_t)(hash >> 32) & price_cache_mask;; i = (i + 1) & price_cache_mask) {
+        struct price_entry *e = &price_cache[i];
+        if (!e->code)
+            return e;
+        if (e->hash == hash && e->profile == profile && e->size_bytes == size
+                && !memcmp(e->code, first, first_bytes)
+                && (!second_bytes || !memcmp(e->code + first_bytes, second, second_bytes)))
+            return e;
+    }
+}
+
+/* Twice the slots, every entry moved to its place in them; 0 when there is
+ * no memory for it (the table then stays as it is, and full inserts are
+ * dropped: a pure cache). */
+static int price_cache_grow(void)
+{
+    uint32_t slots = (price_cache_mask + 1) * 2;
+    struct price_entry *grown = calloc(slots, sizeof *grown);
+    if (!grown)
+        return 0;
+    for (uint32_t i = 0; i <= price_cache_mask; i++) {
+        struct price_entry *e = &price_cache[i];
+        if (!e->code)
+            continue;
+        uint32_t j = (uint32_t)(e->hash >> 32) & (slots - 1);
+        while (grown[j].code)
+            j = (j + 1) & (slots - 1);
+        grown[j] = *e;
+    }
+    free(price_cache);
+    price_cache = grown;
+    price_cache_mask = slots - 1;
+    return 1;
+}
+
 void hotpath_price_cache_insert(uint32_t profile, const char *code, uint32_t size_bytes,
                                 uint32_t instructions, uint32_t entry_fixed, uint32_t repeat_fixed,
                                 uint32_t flags)
 {
     if (!price_cache || !profile || !size_bytes)
         return;
-    uint8_t *copy = malloc(size_bytes);
-    if (!copy)
-        return;
-    memcpy(copy, code, size_bytes);
-    uint64_t hash = price_hash(profile, copy, size_bytes, 0, 0);
-    struct price_entry *e = &price_cache[(hash >> 32) & price_cache_mask];
-    if (e->code)
-        free(e->code);
-    else
+    uint64_t hash = price_hash(profile, (const uint8_t *)code, size_bytes, 0, 0);
+    struct price_entry *e = price_slot(hash, profile, (const uint8_t *)code, size_bytes, 0, 0);
+    if (!e->code) {
+        if (price_cache_used >= price_cache_limit)
+            return;                      /* at the bound: a pure cache, the block goes to Python */
+        if (2 * (price_cache_used + 1) > price_cache_mask + 1) {
+            if (!price_cache_grow())
+                return;
+            e = price_slot(hash, profile, (const uint8_t *)code, size_bytes, 0, 0);
+        }
+        uint8_t *copy = malloc(size_bytes);
+        if (!copy)
+            return;
+        memcpy(copy, code, size_bytes);
+        e->code = copy;
+        e->hash = hash;
+        e->profile = profile;
+        e->size_bytes = size_bytes;
         price_cache_used++;
-    e->hash = hash;
-    e->profile = profile;
-    e->size_bytes = size_bytes;
+    }
     e->instructions = instructions;
     e->entry_fixed = entry_fixed;
     e->repeat_fixed = repeat_fixed;
     e->flags = flags;
-    e->code = copy;
 }
 
 /* The bytes of [address, address + size) as Machine.read_virtual reads them
@@ -221,10 +284,9 @@ static int price_from_cache(struct hotpath_vcpu *vcpu, uint64_t address, uint32_
             || !block_bytes((struct mmu_vcpu *)vcpu->mmu, address, size_bytes, piece, piece_bytes))
         return 0;
     uint64_t hash = price_hash(vcpu->price_profile, piece[0], piece_bytes[0], piece[1], piece_bytes[1]);
-    struct price_entry *e = &price_cache[(hash >> 32) & price_cache_mask];
-    if (!e->code || e->hash != hash || e->profile != vcpu->price_profile || e->size_bytes != size_bytes
-            || memcmp(e->code, piece[0], piece_bytes[0])
-            || memcmp(e->code + piece_bytes[0], piece[1], piece_bytes[1]))
+    const struct price_entry *e = price_slot(hash, vcpu->price_profile, piece[0], piece_bytes[0], piece[1],
+                                             piece_bytes[1]);
+    if (!e->code)
         return 0;
     *found = e;
     return 1;

@@ -198,9 +198,10 @@ int hotpath_prepare_run(struct hotpath_vcpu *vcpu, uint64_t deadline_cycles, int
  * fetch walks at CPL3 and bounds check of VCpu.translate and
  * Machine.read_virtual, so the same Accessed bits are set -- and looks them
  * up here; anything else (a fault, a miss, a block over two pages) goes to
- * Python as before. A pure cache: an entry is replaced by a colliding
- * insert, never changes a price. */
-void hotpath_price_cache_init(uint32_t entries);     /* a power of two; drops every entry */
+ * Python as before. A pure cache: it never changes a price; an insert past
+ * its bound of entries is dropped (hotpath.c: open addressing, grown as it
+ * fills). */
+void hotpath_price_cache_init(uint32_t entries);     /* the bound, a power of two; drops every entry */
 void hotpath_price_cache_insert(uint32_t profile, const char *code, uint32_t size_bytes,
                                 uint32_t instructions, uint32_t entry_fixed, uint32_t repeat_fixed,
                                 uint32_t flags);
