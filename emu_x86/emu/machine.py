@@ -345,11 +345,12 @@ class Machine:
             decoded = _decoded_blocks.get(key) or self._start_set_decodes.get(code)
             if decoded is not None:
                 return decoded
-            # The start set's blocks went to the C price cache, which is direct
-            # mapped: a block whose slot another one took since (a few dozen of
-            # a hello's ~1,500) comes here, and is answered from the set rather
-            # than the store (so a run whose blocks are all in its set never
-            # opens SQLite). Then the on-disk store of earlier runs
+            # The start set's blocks went to the C price cache; one it does
+            # not answer (past its bound, or a block the C hook leaves to
+            # Python: over three pages, in the firmware window, with port
+            # I/O) comes here, and is answered from the set rather than the
+            # store (so a run whose blocks are all in its set never opens
+            # SQLite). Then the on-disk store of earlier runs
             # (emu_x86/emu/block_price_store.py).
             store = self._open_price_store()
             if store is not None:
