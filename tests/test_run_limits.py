@@ -75,6 +75,12 @@ def test_ctrl_c_early_in_a_run_stops_it():
             # Python itself may end a process interrupted while it imports by
             # dying of the signal (as a shell's Ctrl-C is reported): stopped all the same.
             continue
+        if delay_seconds in setup and process.returncode == 1 and stderr.startswith(b"Could not import runpy module"):
+            # Earlier still: `python -m` interrupted while the interpreter
+            # imports runpy, before any of emu's code (CPython's
+            # pymain_run_module ends with 1; the `emu` command does not use -m).
+            # A loaded CI host is that slow at 0.04 s: stopped all the same.
+            continue
         assert process.returncode == 130, (delay_seconds, stderr[-500:])
         assert stderr.decode().strip().endswith("emu: interrupted"), (delay_seconds, stderr[-500:])
 
