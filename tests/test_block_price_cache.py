@@ -166,6 +166,22 @@ def test_a_start_set_prices_the_next_run_without_python_and_changes_nothing(tmp_
     assert start_set_programs(store) == [machine_module.BOOT_START_SET, "other", "prog"]
 
 
+def test_a_start_set_takes_even_one_new_block(tmp_path, monkeypatch):
+    """A set that lacks a single block is written again with it: otherwise
+    every later run looks that block up in SQLite (importing sqlite3)."""
+    monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path))
+    monkeypatch.setattr(block_price_store, "_stores", {})
+    store = block_price_store.store_for(("a price key",), "capstone")
+    decoded = (1, (256, 256, 0), 1, None)
+    for code in (b"\x90", b"\xc3"):
+        store.add_to_start_set("prog", code, decoded)
+    store.save()
+    assert dict(store.start_set("prog")) == {b"\x90": decoded, b"\xc3": decoded}
+    store.add_to_start_set("prog", b"\xcc", decoded)          # one more, in a later run
+    store.save()
+    assert dict(store.start_set("prog")) == {b"\x90": decoded, b"\xc3": decoded, b"\xcc": decoded}
+
+
 def test_a_damaged_store_is_ignored(tmp_path, monkeypatch, empty_cache):
     reference = run(*RUNS[2])
     monkeypatch.setenv("EMU_BLOCK_CACHE", str(tmp_path))

@@ -35,8 +35,10 @@ starts (Machine.use_start_set): one read and one unmarshal instead of
 without SQLite: a run whose blocks are all in its set never imports sqlite3
 (with datetime, ~3% of a hello's start-up). A run that prices blocks its
 set lacked writes the set again at exit, with them added (at most
-START_SET_BLOCKS), when they are START_SET_NEW_BLOCKS or more; the
-START_SET_PROGRAMS sets written last are kept.
+START_SET_BLOCKS), however few: a block missing from the set sends every
+later run to SQLite for it (a hello's boot set once lacked one: sqlite3
+imported at every start, 8 M host instructions, against rewriting the
+set once); the START_SET_PROGRAMS sets written last are kept.
 
 Size. Every run reads inside one long transaction, so the write-ahead log
 cannot restart while other runs read, and under a test suite's parallel runs
@@ -70,7 +72,6 @@ BUSY_TIMEOUT_SECONDS = 5.0
 FORMAT = 3                        # 3: start sets
 SUFFIX = ".sqlite"
 START_SET_BLOCKS = 16384          # blocks kept per program
-START_SET_NEW_BLOCKS = 16         # fewer new blocks than this do not rewrite a program's set
 START_SET_PROGRAMS = 256          # sets kept per store, the last written
 STORES_KEPT = 8                   # other stores a new one leaves in place
 START_SETS_SUFFIX = ".start-sets"  # the directory of a store's start sets: STORE_STEM + this
@@ -282,8 +283,6 @@ class BlockPriceStore:
         wrote_start_set = False
         for program, additions in self._start_set_additions.items():
             known = self._start_sets.get(program, [])
-            if known and len(additions) < START_SET_NEW_BLOCKS:
-                continue        # a few blocks more: priced in Python next time, not worth rewriting the set
             pairs = known + [pair for pair in additions.items() if valid(pair[1])]
             try:
                 data = marshal.dumps((program, pairs[-START_SET_BLOCKS:]))
