@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml setup.py emu_x86/emu/timing/hotpath.c emu_x86/emu/timin
 
 # The unicorn package's libunicorn linked again with -Bsymbolic (loading the
 # stock one was 5% of a hello's start-up) and a TLB fill that does not
-# recover CPU state no hook reads (half of each TLB miss):
+# recover CPU state no hook reads (a quarter to a half of each TLB miss):
 # emu_x86/emu/unicorn_relink.py. Every target below depends on it.
 $(RELINKED): $(STAMP) emu_x86/emu/unicorn_relink.py emu_x86/emu/uclib.py
 	$(BIN)/python -m emu_x86.emu.unicorn_relink

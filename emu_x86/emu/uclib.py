@@ -56,8 +56,9 @@ def _load_file_module(name: str, path: str):
 # from; used only while the note matches the installed package.
 RELINKED_DIRECTORY = os.path.join(sys.prefix, "lib", "emu-x86-unicorn")
 # How unicorn_relink builds it, in its note: a library built another way
-# (1: -Bsymbolic alone; 2: and the TLB fill that keeps the CPU state) is not
-# used until `make` links it again.
+# (1: -Bsymbolic alone; 2: and the TLB fill's state recovery left out, where
+# the archive's fill object makes that call) is not used until `make` links
+# it again.
 RELINK_RECIPE = 2
 
 
