@@ -291,7 +291,7 @@ class BlockPriceStore:
             wrote_start_set = write_whole(self._start_set_file(program), data) or wrote_start_set
         self._start_set_additions = {}
         if wrote_start_set:
-            _keep_recent_start_sets(self.start_sets_directory)
+            keep_newest(self.start_sets_directory, START_SET_PROGRAMS, suffix=".marshal")
         if added:
             self._save_blocks(added)
 
@@ -326,26 +326,6 @@ class BlockPriceStore:
                 prune_stale_stores(self.path)
         except (OSError, sqlite3.Error):
             pass            # a read-only, full or locked store: it is only a cache
-
-
-def _keep_recent_start_sets(directory: str) -> None:
-    """Remove all but the START_SET_PROGRAMS most recently written start sets."""
-    try:
-        names = [name for name in os.listdir(directory) if name.endswith(".marshal")]
-    except OSError:
-        return
-    if len(names) <= START_SET_PROGRAMS:
-        return
-    def written(name: str) -> float:
-        try:
-            return os.stat(os.path.join(directory, name)).st_mtime
-        except OSError:
-            return 0.0
-    for name in sorted(names, key=written, reverse=True)[START_SET_PROGRAMS:]:
-        try:
-            os.unlink(os.path.join(directory, name))
-        except OSError:
-            pass
 
 
 # A store's files (STORE_STEM.KIND): the database with its log and index, and
