@@ -776,7 +776,7 @@ def test_readable_memory_asks_the_kernel_and_falls_back_to_the_maps(monkeypatch)
     for refused in (False, True):
         if refused:
             monkeypatch.setattr(unicorn_internals.ReadableMemory, "_ask_kernel", classmethod(lambda cls, a, s: None))
-        memory = unicorn_internals.readable_memory()
+        memory = unicorn_internals.ReadableMemory()
         assert [memory.covers(address, size) for address, size, _ in probes] == [want for *_, want in probes]
         assert (memory._ranges is not None) == refused
     if unicorn_internals.library_version() == unicorn_internals.VERIFIED_VERSION:

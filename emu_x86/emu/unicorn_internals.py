@@ -119,7 +119,7 @@ class ReadableMemory:
     _process_vm_readv = None
 
     def __init__(self) -> None:
-        self._ranges: ReadableMemory | None = None
+        self._ranges: list[tuple[int, int]] | None = None     # the maps' fallback, once needed
 
     def covers(self, address: int, size: int) -> bool:
         if address <= 0 or size <= 0:
@@ -161,10 +161,6 @@ class ReadableMemory:
         return ranges
 
 
-def readable_memory() -> ReadableMemory:
-    return ReadableMemory()
-
-
 def _read_qword(address: int) -> int:
     return struct.unpack("<Q", ctypes.string_at(address, 8))[0]
 
@@ -173,7 +169,7 @@ def find_cpu_state(uc, readable: ReadableMemory | None = None) -> tuple[int | No
     """(address of ``uc``'s CPUState, "") when every check passes, else
     (None, why not). ``uc`` is a ``uclib.Uc`` whose engine is initialised
     (any API call after creation, such as ``ctl_set_tlb_mode``, does it).
-    ``readable``: a readable_memory() shared by a caller that checks more of
+    ``readable``: a ReadableMemory shared by a caller that checks more of
     ``uc`` (its fallback, if needed, then reads /proc/self/maps once)."""
     version = library_version()
     if version != VERIFIED_VERSION:
@@ -181,7 +177,7 @@ def find_cpu_state(uc, readable: ReadableMemory | None = None) -> tuple[int | No
     if not tlb_flush_page_address():
         return None, f"libunicorn does not export {TLB_FLUSH_PAGE_SYMBOL}"
     engine = uc._uch.value
-    readable = readable_memory() if readable is None else readable
+    readable = ReadableMemory() if readable is None else readable
     if not readable.covers(engine + UC_STRUCT_CPU_OFFSET, 8):
         return None, "uc_struct.cpu is not in readable memory"
     cpu = _read_qword(engine + UC_STRUCT_CPU_OFFSET)
@@ -285,7 +281,7 @@ def _probe_tlb_layout() -> str:
     uc = uclib.Uc(uclib.UC_ARCH_X86, uclib.UC_MODE_64)
     uc.ctl_set_tlb_mode(uclib.UC_TLB_VIRTUAL)
     uc.mem_map_ptr(0, scratch_bytes, uclib.UC_PROT_ALL, host)
-    readable = readable_memory()
+    readable = ReadableMemory()
     cpu, why = find_cpu_state(uc, readable)
     if cpu is None:
         return why
@@ -411,7 +407,7 @@ def find_tlb_view(uc, cpu: int, readable: ReadableMemory | None = None) -> tuple
     why = tlb_layout_reason()
     if why:
         return None, why
-    readable = readable_memory() if readable is None else readable
+    readable = ReadableMemory() if readable is None else readable
     env = cpu + X86_CPU_ENV_OFFSET
     if not _tlb_readable(readable, env):
         return None, "the softmmu TLB is not in readable memory"

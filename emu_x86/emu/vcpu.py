@@ -45,7 +45,7 @@ from emu_x86.emu.timing.schedule import FRACTION_BITS
 from emu_x86.emu.trace import exception_fields
 from emu_x86.emu.translation_abort import aborts_unicorn_translator, find_untranslatable
 from emu_x86.emu.unicorn_internals import (
-    find_cpu_state, find_tlb_view, readable_memory, tlb_flush_page_address, tlb_layout_reason,
+    ReadableMemory, find_cpu_state, find_tlb_view, tlb_flush_page_address, tlb_layout_reason,
 )
 from emu_x86.emu.traps import (
     DB, GP, PF, PF_INSTR, UD, VECTOR_DB, VECTOR_BP, CpuException, SoftwareInterrupt, SysenterEntry,
@@ -298,7 +298,7 @@ class VCpu:
         self._user_register_batch = self.register_file.batch(USER_REGISTER_NAMES)
         # A model eviction flushes just its page from Unicorn's TLB when the
         # CPUState checks out; otherwise (why in this string) the whole TLB.
-        readable = readable_memory()        # one for both checks (unicorn_internals.ReadableMemory)
+        readable = ReadableMemory()        # one for both checks
         cpu_state, self.unicorn_page_flush_unavailable = find_cpu_state(self.uc, readable)
         self.clock.uc_cpu = ffi.NULL if cpu_state is None else ffi.cast("void *", cpu_state)
         # With QEMU's TLB in view, an evicted data page it no longer holds
