@@ -19,12 +19,10 @@ from emu_x86.emucli import interrupts, runserver_address
 def main() -> int:
     try:
         return _main()
-    except KeyboardInterrupt:          # Ctrl-C before main.py's own handling is in place
-        sys.stderr.write("emu: interrupted\n")
-        return 130
-    except Exception as error:
-        # The same, wrapped by C code it interrupted (a class being created
-        # while main.py's imports run: interrupts.caused_by_interrupt).
+    except (KeyboardInterrupt, Exception) as error:
+        # Ctrl-C before main.py's own handling is in place, itself or wrapped
+        # by C code it interrupted (a class being created while main.py's
+        # imports run: interrupts.caused_by_interrupt).
         if not interrupts.caused_by_interrupt(error):
             raise
         sys.stderr.write("emu: interrupted\n")
