@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from emu_x86.kernel.vdso import IMAGE_PATH, VVAR_PAGES
-from emu_x86.kernel.vdso import build
+from emu_x86.kernel.vdso import IMAGE_PATH, VVAR_PAGES, build
+from tests.guestbuild import IN_CI
 
 GLIBC_LOOKUPS = ("__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "__vdso_clock_getres",
                  "__vdso_getcpu")
 
 
-@pytest.mark.skipif(not build.tools_available(), reason="GNU as/ld not installed")
+# Skipped only outside CI, as the other binutils tests (tests/test_isa_encoding.py):
+# under CI=true a missing as/ld fails here instead of passing unseen.
+@pytest.mark.skipif(not build.tools_available() and not IN_CI, reason="GNU as/ld not installed")
 def test_committed_image_is_what_the_source_builds():
     assert build.build_image() == Path(IMAGE_PATH).read_bytes(), "run python -m emu_x86.kernel.vdso.build"
 
