@@ -70,6 +70,9 @@ int main(int argc, char **argv) {
 }
 """
 CHASE_STEPS = 4_000_000
+# The chase's figures swing most with the host's load (its 64 MiB outgrow
+# every cache a neighbour shares): two rounds more than the other figures.
+CHASE_RUNS = RUNS + 2
 
 HELLO_PROGRAM = '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }\n'
 
@@ -131,16 +134,21 @@ def qemu_user() -> str | None:
     return str(QEMU_BINARY) if QEMU_BINARY.exists() else None
 
 
-def marginal(argv_for, count: int) -> float:
-    """CPU seconds of ``count`` repetitions beyond none, each side best of RUNS,
-    the two sides interleaved so a slow spell of the host hits both."""
-    many = none = None
-    for _ in range(RUNS):
-        value = child_cpu_seconds(argv_for(count))
-        many = value if many is None else min(many, value)
-        value = child_cpu_seconds(argv_for(0))
-        none = value if none is None else min(none, value)
-    return max(many - none, 1e-9)
+def marginals(argv_fors: dict, count: int, runs: int = RUNS) -> dict:
+    """CPU seconds of ``count`` repetitions beyond none for each program of
+    ``argv_fors`` (name -> count -> argv), each side best of ``runs``. Every
+    round runs all of them in turn -- emu's and qemu's runs with and without
+    the repetitions -- so a slow spell of the shared host reaches both sides
+    of a ratio, not only the one measured while it lasted."""
+    many: dict = {}
+    none: dict = {}
+    for _ in range(runs):
+        for name, argv_for in argv_fors.items():
+            value = child_cpu_seconds(argv_for(count))
+            many[name] = min(many.get(name, value), value)
+            value = child_cpu_seconds(argv_for(0))
+            none[name] = min(none.get(name, value), value)
+    return {name: max(many[name] - none[name], 1e-9) for name in argv_fors}
 
 
 def emu_stats(directory: str, *args: str) -> dict:
@@ -151,20 +159,24 @@ def emu_stats(directory: str, *args: str) -> dict:
         return json.load(handle)
 
 
+def peer_marginals(binary: str, qemu: str | None, count: int, runs: int = RUNS) -> dict:
+    """marginals() of ``binary N`` under emu and, when there is one, qemu-user."""
+    argv_fors = {"emu": lambda n: emu_argv(binary, str(n))}
+    if qemu:
+        argv_fors["qemu"] = lambda n: [qemu, binary, str(n)]
+    return marginals(argv_fors, count, runs)
+
+
 def syscall_figures(directory: str, qemu: str | None) -> dict:
     binary = build(directory, "getppid", SYSCALL_PROGRAM)
-    out = {"emu_syscall_us": marginal(lambda n: emu_argv(binary, str(n)), SYSCALL_CALLS) / SYSCALL_CALLS * 1e6}
-    if qemu:
-        out["qemu_syscall_us"] = marginal(lambda n: [qemu, binary, str(n)], SYSCALL_CALLS) / SYSCALL_CALLS * 1e6
-    return out
+    seconds = peer_marginals(binary, qemu, SYSCALL_CALLS)
+    return {f"{name}_syscall_us": value / SYSCALL_CALLS * 1e6 for name, value in seconds.items()}
 
 
 def chase_figures(directory: str, qemu: str | None) -> dict:
     binary = build(directory, "chase", CHASE_PROGRAM)
-    out = {"emu_chase_ns_per_step": marginal(lambda n: emu_argv(binary, str(n)), CHASE_STEPS) / CHASE_STEPS * 1e9}
-    if qemu:
-        out["qemu_chase_ns_per_step"] = marginal(lambda n: [qemu, binary, str(n)], CHASE_STEPS) / CHASE_STEPS * 1e9
-    return out
+    seconds = peer_marginals(binary, qemu, CHASE_STEPS, CHASE_RUNS)
+    return {f"{name}_chase_ns_per_step": value / CHASE_STEPS * 1e9 for name, value in seconds.items()}
 
 
 def served_cpu_seconds(argv: list[str], env: dict, runs: int = RUNS) -> float:
@@ -227,7 +239,7 @@ def hello_figures(directory: str, qemu: str | None, qiling_python: str | None) -
 # Kernel events that must be the same in the two runs of scaling_figures for
 # their difference to be guest work alone.
 SCALING_EVENTS = ("ipis", "tlb_flush_ipis", "tlb_flushes", "page_faults")
-SCALING_RUNS = 5
+SCALING_RUNS = 7       # four runs a round, each about a second: the least of seven settles within ~5%
 
 
 def scaling_figures(directory: str) -> dict:
