@@ -123,19 +123,24 @@ def test_uclib_takes_it_only_while_the_note_matches(relinked):
     assert uclib.relinked_library(package, directory + "-absent") is None
 
 
-def test_its_tlb_fill_does_not_recover_cpu_state(relinked):
-    """The one change to the package's code (unicorn_relink's docstring): the
-    fill calls the hidden stand-in where the package's recovers the state."""
+@pytest.mark.parametrize("function, call, stand_in",
+                         [(function, call, stand_in) for _, function, call, stand_in, _ in unicorn_relink.PATCHES],
+                         ids=["tlb-fill-keeps-state", "code-buffer-without-huge-pages"])
+def test_its_changes_are_the_two_it_documents(relinked, function, call, stand_in):
+    """The changes to the package's code (unicorn_relink's docstring): the TLB
+    fill calls the hidden stand-in where the package's recovers the CPU state,
+    and tcg_exec_init calls the madvise stand-in (no MADV_HUGEPAGE) where the
+    package's calls qemu_madvise."""
     package, library = relinked
 
     def calls(path: str) -> str:
-        listing = subprocess.run(["objdump", "-d", f"--disassemble={unicorn_relink.FILL_FUNCTION}", path],
+        listing = subprocess.run(["objdump", "-d", f"--disassemble={function}", path],
                                  capture_output=True, text=True, check=True).stdout
         return "\n".join(line for line in listing.splitlines() if "call" in line)
-    assert unicorn_relink.FILL_STATE_RECOVERY in calls(package)
+    assert call in calls(package)
     relinked_calls = calls(library)
-    assert unicorn_relink.FILL_STAND_IN in relinked_calls
-    assert unicorn_relink.FILL_STATE_RECOVERY not in relinked_calls
+    assert stand_in in relinked_calls
+    assert f"<{call}" not in relinked_calls
 
 
 @pytest.mark.parametrize("source, cpus, expected", [

@@ -24,6 +24,18 @@ that fails raises through cpu_loop_exit_restore, in another object, which
 still recovers the state for the fault. A fill hook that reads registers
 would read a stale RIP under this library; the emulator adds none.
 
+The second change: QEMU's tcg_exec_init (accel/tcg/translate-all.c,
+alloc_code_gen_buffer) asks for transparent huge pages on each instance's
+code buffer (madvise MADV_HUGEPAGE). Writing the prologue then faults in a
+whole 2 MiB page, which the kernel zeroes, though a run translates a few
+hundred KiB: one such page per vCPU, and with 64 vCPUs 128 MiB zeroed at
+start-up -- half the CPU of a glibc hello on 64 vCPUs (perf, clear_page_erms
+under tcg_out_opc), and its slowest and most variable part on a VM whose
+host backs the memory on first touch. In the x86-64 translate-all object
+that advice is dropped (any other goes to qemu_madvise unchanged), so the
+buffer fills in 4 KiB pages as it is written. Guest memory keeps its huge
+pages (memory.py asks for them itself).
+
 ``python -m emu_x86.emu.unicorn_relink`` (run by `make` after installing)
 links it into emu_x86.emu.uclib.RELINKED_DIRECTORY with a note naming the
 files it came from (uclib.library_identity). uclib loads it only while the
@@ -58,6 +70,32 @@ __attribute__((visibility("hidden"))) bool {FILL_STAND_IN}(void *cpu, uintptr_t 
     return false;
 }}
 """
+
+# The code buffer's allocation (see above): the x86-64 translate-all object,
+# known by the function it defines, and its madvise wrapper.
+CODE_BUFFER_OBJECT = "translate-all.c.o"
+CODE_BUFFER_FUNCTION = "tcg_exec_init_x86_64"
+CODE_BUFFER_MADVISE = "qemu_madvise"
+CODE_BUFFER_STAND_IN = "emu_code_buffer_madvise"
+CODE_BUFFER_STAND_IN_SOURCE = f"""
+#include <stddef.h>
+#include <sys/mman.h>
+int {CODE_BUFFER_MADVISE}(void *addr, size_t len, int advice);
+/* qemu_madvise, without the huge pages QEMU asks for on the code buffer. */
+__attribute__((visibility("hidden"))) int {CODE_BUFFER_STAND_IN}(void *addr, size_t len, int advice)
+{{
+    if (advice == MADV_HUGEPAGE)
+        return 0;
+    return {CODE_BUFFER_MADVISE}(addr, len, advice);
+}}
+"""
+
+# (object, a function it defines, the call redirected, the stand-in and its source)
+PATCHES = (
+    (FILL_OBJECT, FILL_FUNCTION, FILL_STATE_RECOVERY, FILL_STAND_IN, FILL_STAND_IN_SOURCE),
+    (CODE_BUFFER_OBJECT, CODE_BUFFER_FUNCTION, CODE_BUFFER_MADVISE, CODE_BUFFER_STAND_IN,
+     CODE_BUFFER_STAND_IN_SOURCE),
+)
 
 # The library's entry points: the linker pulls in from the archive what they
 # reach, as the package's own shared build does (its dynamic symbols match,
@@ -111,31 +149,35 @@ def _symbols(object_bytes: bytes) -> tuple[set[str], set[str]]:
     return defined, undefined
 
 
-def _fill_without_state_recovery(archive: str, work: str) -> list[str]:
-    """The archive's x86-64 fill object with its call to FILL_STATE_RECOVERY
-    sent to the stand-in, and the stand-in: two object files to link before
-    the archive (which then contributes no fill object of its own). [] when
-    the archive's fill object makes no such call (another Unicorn)."""
+def _patched_objects(archive: str, work: str) -> list[str]:
+    """For each of PATCHES whose object is in the archive and makes the call:
+    that object with the call sent to the stand-in, and the stand-in -- object
+    files to link before the archive (which then contributes no copy of its
+    own). A patch whose object makes no such call (another Unicorn) adds
+    nothing."""
+    wanted = {patch[:2]: patch for patch in PATCHES}     # (object, function) -> patch
+    objects = []
     for name, body in _archive_members(archive):
-        if name != FILL_OBJECT:
+        if not any(name == object_name for object_name, _ in wanted):
             continue
         defined, undefined = _symbols(body)
-        if FILL_FUNCTION not in defined:
-            continue
-        if FILL_STATE_RECOVERY not in undefined:
-            return []
-        original, patched = os.path.join(work, "fill.o"), os.path.join(work, "fill-kept-state.o")
-        with open(original, "wb") as handle:
-            handle.write(body)
-        subprocess.run(["objcopy", f"--redefine-sym={FILL_STATE_RECOVERY}={FILL_STAND_IN}", original, patched],
-                       check=True, capture_output=True, text=True)
-        source, stand_in = os.path.join(work, "stand-in.c"), os.path.join(work, "stand-in.o")
-        with open(source, "w", encoding="utf-8") as handle:
-            handle.write(FILL_STAND_IN_SOURCE)
-        subprocess.run(["gcc", "-O2", "-fPIC", "-c", source, "-o", stand_in], check=True, capture_output=True,
-                       text=True)
-        return [patched, stand_in]
-    return []
+        for (object_name, function), (_, _, call, stand_in, source) in list(wanted.items()):
+            if name != object_name or function not in defined:
+                continue
+            del wanted[object_name, function]
+            if call not in undefined:
+                continue
+            stem = os.path.join(work, stand_in)
+            with open(stem + ".original.o", "wb") as handle:
+                handle.write(body)
+            subprocess.run(["objcopy", f"--redefine-sym={call}={stand_in}", stem + ".original.o",
+                            stem + ".patched.o"], check=True, capture_output=True, text=True)
+            with open(stem + ".c", "w", encoding="utf-8") as handle:
+                handle.write(source)
+            subprocess.run(["gcc", "-O2", "-fPIC", "-c", stem + ".c", "-o", stem + ".o"], check=True,
+                           capture_output=True, text=True)
+            objects += [stem + ".patched.o", stem + ".o"]
+    return objects
 
 
 def package_library() -> str | None:
@@ -164,7 +206,7 @@ def relink(package: str, directory: str = uclib.RELINKED_DIRECTORY) -> str:
             with open(arguments, "w", encoding="utf-8") as handle:
                 # The ~100 entry points as -u options, through a response file.
                 handle.write("\n".join(f"-Wl,-u,{name}" for name in _entry_points(package)))
-            objects = _fill_without_state_recovery(archive, work)
+            objects = _patched_objects(archive, work)
             subprocess.run(["gcc", "-shared", "-o", partial, f"@{arguments}", *objects, archive,
                             "-Wl,-Bsymbolic", f"-Wl,-soname,{uclib.LIBRARY_NAME}", "-Wl,-z,noexecstack",
                             "-lm", "-lpthread"], check=True, capture_output=True, text=True)
