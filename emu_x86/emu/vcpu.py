@@ -473,6 +473,7 @@ class VCpu:
         self._tlb_fifo_head = ffi.new("uint8_t[]", geometry.sets)
         self._tlb_fifo_count = ffi.new("uint8_t[]", geometry.sets)
         self._tlb_tags = ffi.new("uint64_t[]", [hotpath.TLB_TAG_INVALID] * (geometry.sets * geometry.ways))
+        self._tlb_tag_bytes = ffi.new("uint8_t[]", geometry.sets * geometry.ways + 15)    # tlb.h: + 15
         mmu = self._mmu = ffi.new("struct mmu_vcpu *")
         mmu.clock = self.clock
         self.clock.mmu = mmu
@@ -489,7 +490,7 @@ class VCpu:
         mmu.small = self._tlb_small
         mmu.large = self._tlb_large
         mmu.fifo, mmu.fifo_head, mmu.fifo_count = self._tlb_fifo, self._tlb_fifo_head, self._tlb_fifo_count
-        mmu.tags = self._tlb_tags
+        mmu.tags, mmu.tag_bytes = self._tlb_tags, self._tlb_tag_bytes
         mmu.sets = geometry.sets
         mmu.ways = geometry.ways
         mmu.large_entries = geometry.large_entries

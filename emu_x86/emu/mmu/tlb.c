@@ -1,5 +1,6 @@
 /* The per-vCPU TLB model and Unicorn's TLB-fill hook (see tlb.h). */
 #include <string.h>
+#include <emmintrin.h>      /* SSE2, part of the x86-64 baseline */
 #include "tlb.h"
 
 /* uc_tlb_entry and uc_prot from unicorn.h, restated so the module does not
@@ -190,19 +191,38 @@ static inline uint32_t set_of(const struct mmu_vcpu *mmu, uint64_t vpn)
     return (uint32_t)(vpn & (mmu->sets - 1));
 }
 
+/* mmu_vcpu.tag_bytes' hash of a page: the top byte of a multiplicative
+ * hash, since the pages of one set share their low bits (the set index) and
+ * a strided sweep would repeat any other fixed bits. */
+static inline uint8_t tlb_tag_byte(uint64_t vpn)
+{
+    return (uint8_t)((vpn * 0x9E3779B97F4A7C15ull) >> 56);
+}
+
 static struct tlb_entry *lookup(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid)
 {
     uint64_t vpn = vaddr >> 12;
     size_t first = (size_t)set_of(mmu, vpn) * mmu->ways;
     const uint64_t *tags = &mmu->tags[first];
+    const uint8_t *bytes = &mmu->tag_bytes[first];
     uint32_t ways = mmu->ways;
-    /* The tags first (8 bytes a way, against 40 for an entry): an entry is
-     * read only when its page matches. */
-    for (uint32_t way = 0; way < ways; way++) {
-        if (__builtin_expect(tags[way] == vpn, 0)) {
-            struct tlb_entry *e = &mmu->small[first + way];
-            if (entry_matches_context(e, pcid))
-                return e;
+    /* Sixteen ways' hash bytes at a time; only the ways whose byte matches
+     * have their tag (8 bytes) and then their entry (40) read. The ways are
+     * tried in order, so the first valid match wins as in a plain scan. */
+    const __m128i wanted = _mm_set1_epi8((char)tlb_tag_byte(vpn));
+    for (uint32_t base = 0; base < ways; base += 16) {
+        uint32_t candidates = (uint32_t)_mm_movemask_epi8(
+            _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(bytes + base)), wanted));
+        if (ways - base < 16)
+            candidates &= (1u << (ways - base)) - 1;
+        while (__builtin_expect(candidates != 0, 0)) {
+            uint32_t way = base + (uint32_t)__builtin_ctz(candidates);
+            candidates &= candidates - 1;
+            if (tags[way] == vpn) {
+                struct tlb_entry *e = &mmu->small[first + way];
+                if (entry_matches_context(e, pcid))
+                    return e;
+            }
         }
     }
     if (mmu->large_valid) {
@@ -269,9 +289,12 @@ int tlb_sets_consistent(struct mmu_vcpu *mmu)
         uint32_t head = mmu->fifo_head[set], count = mmu->fifo_count[set], valid = 0;
         uint64_t previous = 0;
         const uint64_t *tags = &mmu->tags[(size_t)set * mmu->ways];
+        const uint8_t *bytes = &mmu->tag_bytes[(size_t)set * mmu->ways];
         for (uint32_t way = 0; way < mmu->ways; way++) {
             valid += entries[way].last_use != 0;
             if (tags[way] != (entries[way].last_use ? entries[way].vpn : TLB_TAG_INVALID))
+                return 0;
+            if (entries[way].last_use && bytes[way] != tlb_tag_byte(entries[way].vpn))
                 return 0;
         }
         if (count != valid || head >= mmu->ways)
@@ -310,16 +333,17 @@ static inline void drop(struct mmu_vcpu *mmu, struct tlb_entry *e)
  * tlb_set_page_with_attrs (accel/tcg/cputlb.c) fills addr_read, addr_write
  * and addr_code from one vaddr_page, each with flags below the page bits or
  * -1 for an access it does not allow, and QEMU only ever copies or empties
- * (-1) whole entries; so the AND of the three is that page plus flags. The
- * flags are masked off whole: QEMU's tlb_hit_page also wants TLB_INVALID_MASK
- * clear, so this finds every entry tlb_flush_page would drop, and a few more. */
+ * (-1) whole entries. Every fill here allows reads (fill_from, and the
+ * firmware window in mmu_on_tlb_fill), so addr_read alone is the page plus
+ * flags -- what the AND of the three fields would give, for a third of the
+ * loads. The flags are masked off whole: QEMU's tlb_hit_page also wants
+ * TLB_INVALID_MASK clear, so this finds every entry tlb_flush_page would
+ * drop, and a few more. */
 static inline uint64_t qemu_tlb_entry_page(const uint8_t *entry)
 {
-    uint64_t read, write, code;
+    uint64_t read;
     memcpy(&read, entry + UNICORN_TLB_ENTRY_ADDR_READ, 8);
-    memcpy(&write, entry + UNICORN_TLB_ENTRY_ADDR_WRITE, 8);
-    memcpy(&code, entry + UNICORN_TLB_ENTRY_ADDR_CODE, 8);
-    return read & write & code & ~0xFFFull;
+    return read & ~0xFFFull;
 }
 
 /* Whether QEMU's softmmu TLB holds a translation of ``page``: the places
@@ -445,10 +469,12 @@ static struct tlb_entry *insert(struct mmu_vcpu *mmu, uint64_t vaddr, const stru
     slot->page_shift = w->page_shift;
     slot->fetched = 0;
     slot->last_use = ++mmu->stamp;
-    if (w->page_shift != 12)
+    if (w->page_shift != 12) {
         mmu->large_valid++;
-    else
+    } else {
         mmu->tags[slot - mmu->small] = slot->vpn;
+        mmu->tag_bytes[slot - mmu->small] = tlb_tag_byte(slot->vpn);
+    }
     return slot;
 }
 

@@ -79,6 +79,12 @@ struct mmu_vcpu {
      * fills it so at creation; zero would be page 0): lookup compares these,
      * 8 bytes a way, before touching an entry of 40. */
     uint64_t *tags;                 /* sets * ways */
+    /* A one-byte hash of each way's page (tlb_tag_byte), written when the
+     * way is filled and left stale when it is dropped: lookup compares 16
+     * ways' bytes in one SSE2 instruction and reads tags only where a byte
+     * matches (tags decide). sets * ways + 15 bytes: the last set's 16-byte
+     * load may read past it. */
+    uint8_t *tag_bytes;
     uint8_t *fifo_head;             /* sets */
     uint8_t *fifo_count;            /* sets */
     /* Architectural state (Python). */
@@ -135,8 +141,8 @@ int unicorn_tlb_holds(const struct unicorn_tlb_view *view, uint64_t page);
 
 /* Look up without side effects (for tests): 1 and *out filled when cached. */
 /* For tests: 1 when every set's fifo ring lists exactly its valid ways in
- * increasing last_use order and its tags are its valid entries' pages, 0
- * otherwise. */
+ * increasing last_use order and its tags (and tag bytes) are its valid
+ * entries' pages, 0 otherwise. */
 int tlb_sets_consistent(struct mmu_vcpu *mmu);
 int tlb_probe(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid, struct tlb_entry *out);
 
