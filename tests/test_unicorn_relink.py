@@ -125,12 +125,13 @@ def test_uclib_takes_it_only_while_the_note_matches(relinked):
 
 @pytest.mark.parametrize("function, call, stand_in",
                          [(function, call, stand_in) for _, function, call, stand_in, _ in unicorn_relink.PATCHES],
-                         ids=["tlb-fill-keeps-state", "code-buffer-without-huge-pages"])
-def test_its_changes_are_the_two_it_documents(relinked, function, call, stand_in):
+                         ids=["tlb-fill-keeps-state", "code-buffer-without-huge-pages", "smaller-first-tb-table"])
+def test_its_changes_are_the_three_it_documents(relinked, function, call, stand_in):
     """The changes to the package's code (unicorn_relink's docstring): the TLB
     fill calls the hidden stand-in where the package's recovers the CPU state,
     and tcg_exec_init calls the madvise stand-in (no MADV_HUGEPAGE) where the
-    package's calls qemu_madvise."""
+    package's calls qemu_madvise, and the qht_init stand-in (a smaller first
+    table) where the package's calls qht_init."""
     package, library = relinked
 
     def calls(path: str) -> str:

@@ -58,8 +58,9 @@ RELINKED_DIRECTORY = os.path.join(sys.prefix, "lib", "emu-x86-unicorn")
 # How unicorn_relink builds it, in its note: a library built another way
 # (1: -Bsymbolic alone; 2: and the TLB fill's state recovery left out, where
 # the archive's fill object makes that call; 3: and no huge pages asked for
-# on the code buffer) is not used until `make` links it again.
-RELINK_RECIPE = 3
+# on the code buffer; 4: and a smaller first TB hash table) is not used until
+# `make` links it again.
+RELINK_RECIPE = 4
 
 
 def library_identity(package_library: str) -> str:

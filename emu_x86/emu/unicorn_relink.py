@@ -36,6 +36,13 @@ that advice is dropped (any other goes to qemu_madvise unchanged), so the
 buffer fills in 4 KiB pages as it is written. Guest memory keeps its huge
 pages (memory.py asks for them itself).
 
+The third: the same function creates the hash table of translated blocks
+(tb_htable_init) for 32,768 of them -- 512 KiB of buckets, zeroed and
+faulted in for every vCPU, about half of a Unicorn instance's
+initialisation -- in QEMU's auto-resize mode, where the table doubles as
+blocks are added. It starts at TB_HASH_START_ELEMENTS instead (64 KiB),
+enough for a glibc hello's ~1,200 blocks without growing.
+
 ``python -m emu_x86.emu.unicorn_relink`` (run by `make` after installing)
 links it into emu_x86.emu.uclib.RELINKED_DIRECTORY with a note naming the
 files it came from (uclib.library_identity). uclib loads it only while the
@@ -90,11 +97,31 @@ __attribute__((visibility("hidden"))) int {CODE_BUFFER_STAND_IN}(void *addr, siz
 }}
 """
 
+# The TB hash table (see above), made by the same function of the same object.
+TB_HASH_INIT = "qht_init"
+TB_HASH_STAND_IN = "emu_tb_htable_init"
+TB_HASH_START_ELEMENTS = 1 << 12
+TB_HASH_STAND_IN_SOURCE = f"""
+#include <stddef.h>
+#define QHT_MODE_AUTO_RESIZE 0x1    /* include/qemu/qht.h */
+struct qht;
+void {TB_HASH_INIT}(struct qht *ht, void *cmp, size_t n_elems, unsigned int mode);
+/* qht_init, starting a growing table at {TB_HASH_START_ELEMENTS} elements. */
+__attribute__((visibility("hidden"))) void {TB_HASH_STAND_IN}(struct qht *ht, void *cmp, size_t n_elems,
+                                                                unsigned int mode)
+{{
+    if ((mode & QHT_MODE_AUTO_RESIZE) && n_elems > {TB_HASH_START_ELEMENTS})
+        n_elems = {TB_HASH_START_ELEMENTS};
+    {TB_HASH_INIT}(ht, cmp, n_elems, mode);
+}}
+"""
+
 # (object, a function it defines, the call redirected, the stand-in and its source)
 PATCHES = (
     (FILL_OBJECT, FILL_FUNCTION, FILL_STATE_RECOVERY, FILL_STAND_IN, FILL_STAND_IN_SOURCE),
     (CODE_BUFFER_OBJECT, CODE_BUFFER_FUNCTION, CODE_BUFFER_MADVISE, CODE_BUFFER_STAND_IN,
      CODE_BUFFER_STAND_IN_SOURCE),
+    (CODE_BUFFER_OBJECT, CODE_BUFFER_FUNCTION, TB_HASH_INIT, TB_HASH_STAND_IN, TB_HASH_STAND_IN_SOURCE),
 )
 
 # The library's entry points: the linker pulls in from the archive what they
@@ -150,33 +177,38 @@ def _symbols(object_bytes: bytes) -> tuple[set[str], set[str]]:
 
 
 def _patched_objects(archive: str, work: str) -> list[str]:
-    """For each of PATCHES whose object is in the archive and makes the call:
-    that object with the call sent to the stand-in, and the stand-in -- object
-    files to link before the archive (which then contributes no copy of its
-    own). A patch whose object makes no such call (another Unicorn) adds
-    nothing."""
-    wanted = {patch[:2]: patch for patch in PATCHES}     # (object, function) -> patch
+    """For each object of PATCHES in the archive (the member defining the
+    patch's function): that object with each patched call it makes sent to
+    its stand-in, and the stand-ins -- object files to link before the
+    archive (which then contributes no copy of its own). A call the object
+    does not make (another Unicorn) is left out."""
+    by_object: dict = {}
+    for object_name, function, call, stand_in, source in PATCHES:
+        by_object.setdefault((object_name, function), []).append((call, stand_in, source))
     objects = []
     for name, body in _archive_members(archive):
-        if not any(name == object_name for object_name, _ in wanted):
-            continue
-        defined, undefined = _symbols(body)
-        for (object_name, function), (_, _, call, stand_in, source) in list(wanted.items()):
-            if name != object_name or function not in defined:
+        for (object_name, function), patches in list(by_object.items()):
+            if name != object_name:
                 continue
-            del wanted[object_name, function]
-            if call not in undefined:
+            defined, undefined = _symbols(body)
+            if function not in defined:
                 continue
-            stem = os.path.join(work, stand_in)
+            del by_object[object_name, function]
+            patches = [patch for patch in patches if patch[0] in undefined]
+            if not patches:
+                continue
+            stem = os.path.join(work, function)
             with open(stem + ".original.o", "wb") as handle:
                 handle.write(body)
-            subprocess.run(["objcopy", f"--redefine-sym={call}={stand_in}", stem + ".original.o",
-                            stem + ".patched.o"], check=True, capture_output=True, text=True)
-            with open(stem + ".c", "w", encoding="utf-8") as handle:
-                handle.write(source)
-            subprocess.run(["gcc", "-O2", "-fPIC", "-c", stem + ".c", "-o", stem + ".o"], check=True,
-                           capture_output=True, text=True)
-            objects += [stem + ".patched.o", stem + ".o"]
+            subprocess.run(["objcopy", *(f"--redefine-sym={call}={stand_in}" for call, stand_in, _ in patches),
+                            stem + ".original.o", stem + ".patched.o"], check=True, capture_output=True, text=True)
+            objects.append(stem + ".patched.o")
+            for _, stand_in, source in patches:
+                with open(os.path.join(work, stand_in + ".c"), "w", encoding="utf-8") as handle:
+                    handle.write(source)
+                subprocess.run(["gcc", "-O2", "-fPIC", "-c", os.path.join(work, stand_in + ".c"),
+                                "-o", os.path.join(work, stand_in + ".o")], check=True, capture_output=True, text=True)
+                objects.append(os.path.join(work, stand_in + ".o"))
     return objects
 
 

@@ -472,7 +472,11 @@ class VCpu:
         self._tlb_fifo = ffi.new("uint8_t[]", geometry.sets * geometry.ways)
         self._tlb_fifo_head = ffi.new("uint8_t[]", geometry.sets)
         self._tlb_fifo_count = ffi.new("uint8_t[]", geometry.sets)
-        self._tlb_tags = ffi.new("uint64_t[]", [hotpath.TLB_TAG_INVALID] * (geometry.sets * geometry.ways))
+        # Every tag TLB_TAG_INVALID, written with one memmove: a list of that
+        # many ints was a tenth of a vCPU's creation.
+        slots = geometry.sets * geometry.ways
+        self._tlb_tags = ffi.new("uint64_t[]", slots)
+        ffi.memmove(self._tlb_tags, hotpath.TLB_TAG_INVALID.to_bytes(8, "little") * slots, 8 * slots)
         self._tlb_tag_bytes = ffi.new("uint8_t[]", geometry.sets * geometry.ways + 15)    # tlb.h: + 15
         mmu = self._mmu = ffi.new("struct mmu_vcpu *")
         mmu.clock = self.clock
