@@ -239,7 +239,7 @@ def hello_figures(directory: str, qemu: str | None, qiling_python: str | None) -
 # Kernel events that must be the same in the two runs of scaling_figures for
 # their difference to be guest work alone.
 SCALING_EVENTS = ("ipis", "tlb_flush_ipis", "tlb_flushes", "page_faults")
-SCALING_RUNS = 7       # four runs a round, each about a second: the least of seven settles within ~5%
+SCALING_RUNS = 7       # four runs a round (~3 s); with five the ratio ranged 1.21-2.07 over one session's runs
 
 
 def scaling_figures(directory: str) -> dict:
