@@ -8,9 +8,10 @@ load: 24 M host instructions, about 5% of a glibc hello's `emu run`
 linked with -Bsymbolic those references bind at link time, leaving the
 loader relative relocations only (1.1 M instructions), and calls inside the
 library go direct instead of through its PLT. The code is the package's
-own objects, with one change (below), so what it does is the same.
+own objects, with three changes (below), none of which changes what a guest
+computes.
 
-The change: Unicorn's TLB fill (qemu/softmmu/unicorn_vtlb.c,
+The first: Unicorn's TLB fill (qemu/softmmu/unicorn_vtlb.c,
 unicorn_fill_tlb) first recovers the guest state at the host PC of the
 access -- cpu_restore_state: a search of the tree of translated blocks, then
 a replay of the block's instruction-start table -- only so that a
@@ -40,8 +41,8 @@ The third: the same function creates the hash table of translated blocks
 (tb_htable_init) for 32,768 of them -- 512 KiB of buckets, zeroed and
 faulted in for every vCPU, about half of a Unicorn instance's
 initialisation -- in QEMU's auto-resize mode, where the table doubles as
-blocks are added. It starts at TB_HASH_START_ELEMENTS instead (64 KiB),
-enough for a glibc hello's ~1,200 blocks without growing.
+blocks are added. It starts at TB_HASH_START_ELEMENTS instead (64 KiB of
+buckets; a glibc hello translates ~1,200 blocks).
 
 ``python -m emu_x86.emu.unicorn_relink`` (run by `make` after installing)
 links it into emu_x86.emu.uclib.RELINKED_DIRECTORY with a note naming the

@@ -477,7 +477,7 @@ class VCpu:
         slots = geometry.sets * geometry.ways
         self._tlb_tags = ffi.new("uint64_t[]", slots)
         ffi.memmove(self._tlb_tags, hotpath.TLB_TAG_INVALID.to_bytes(8, "little") * slots, 8 * slots)
-        self._tlb_tag_bytes = ffi.new("uint8_t[]", geometry.sets * geometry.ways + 15)    # tlb.h: + 15
+        self._tlb_tag_bytes = ffi.new("uint8_t[]", slots + 15)    # tlb.h: + 15
         mmu = self._mmu = ffi.new("struct mmu_vcpu *")
         mmu.clock = self.clock
         self.clock.mmu = mmu

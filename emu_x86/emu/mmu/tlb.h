@@ -139,11 +139,11 @@ uintptr_t bench_identity_tlb_fill_address(void);   /* the benchmark's baseline f
  * 4 KiB page at ``page`` in any MMU index, main table or victim TLB. */
 int unicorn_tlb_holds(const struct unicorn_tlb_view *view, uint64_t page);
 
-/* Look up without side effects (for tests): 1 and *out filled when cached. */
 /* For tests: 1 when every set's fifo ring lists exactly its valid ways in
  * increasing last_use order and its tags (and tag bytes) are its valid
  * entries' pages, 0 otherwise. */
 int tlb_sets_consistent(struct mmu_vcpu *mmu);
+/* Look up without side effects (for tests): 1 and *out filled when cached. */
 int tlb_probe(struct mmu_vcpu *mmu, uint64_t vaddr, uint16_t pcid, struct tlb_entry *out);
 
 /* Drop entries. pcid < 0: every PCID. [va_start, va_end) page range, or every
