@@ -14,7 +14,9 @@ check and raises again, so the run ends however the first raise fared.
 """
 from __future__ import annotations
 
-import signal
+# The C module: signal.py's enums (enum, functools, collections) were a tenth
+# of a served run's client CPU, and this module needs none of them.
+import _signal
 
 received = False
 
@@ -28,8 +30,8 @@ def on_sigint(signum, frame):
 def install() -> None:
     """Take SIGINT when Python's default handler has it (not when it is
     ignored: `nohup`, a background job)."""
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, on_sigint)
+    if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+        _signal.signal(_signal.SIGINT, on_sigint)
 
 
 def caused_by_interrupt(error: BaseException | None) -> bool:

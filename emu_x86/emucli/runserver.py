@@ -296,9 +296,7 @@ def _receive_request(connection: socket.socket) -> tuple[dict, list[int]]:
             if not chunk:
                 raise ValueError("truncated request")
             payload += chunk
-        request = json.loads(payload)
-        if not isinstance(request, dict):
-            raise ValueError("not an object")
+        request = client_side.unframe(payload)
     except BaseException:
         for fd in fds:
             os.close(fd)
@@ -308,7 +306,7 @@ def _receive_request(connection: socket.socket) -> tuple[dict, list[int]]:
 
 def _reply(connection: socket.socket, message: dict) -> None:
     try:
-        connection.sendall(json.dumps(message).encode() + b"\n")
+        connection.sendall(client_side.frame(message))
     except OSError:
         pass
 
