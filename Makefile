@@ -9,7 +9,7 @@ DEMO   ?= guest/examples/hello.S
 
 .PHONY: run test guest-test bench calibrate lint clean fuzz compare toolchains conformance
 
-$(STAMP): pyproject.toml setup.py emu_x86/emu/timing/hotpath.c emu_x86/emu/timing/hotpath.h emu_x86/emu/timing/preempt.c emu_x86/emu/timing/preempt.h emu_x86/emu/timing/_build_hotpath.py emu_x86/emu/mmu/tlb.c emu_x86/emu/mmu/tlb.h \
+$(STAMP): pyproject.toml setup.py emu_x86/emucli/scripts/emu emu_x86/emu/timing/hotpath.c emu_x86/emu/timing/hotpath.h emu_x86/emu/timing/preempt.c emu_x86/emu/timing/preempt.h emu_x86/emu/timing/_build_hotpath.py emu_x86/emu/mmu/tlb.c emu_x86/emu/mmu/tlb.h \
 	 emu_x86/emu/timing/abort_guard.c emu_x86/emu/timing/cache.c emu_x86/emu/timing/cache.h emu_x86/emu/isa/amx_fast.c emu_x86/emu/isa/amx_fast.h \
 	 emu_x86/emu/isa/xstate_fast.c emu_x86/emu/isa/xstate_fast.h emu_x86/emu/registers_fast.c emu_x86/emu/registers_fast.h \
 	 emu_x86/emu/runqueue_scan.c emu_x86/emu/runqueue_scan.h
