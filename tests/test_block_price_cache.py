@@ -363,3 +363,18 @@ def test_a_crowded_price_cache_still_prices_a_runs_blocks(monkeypatch, empty_cac
     priced_crowded, python_crowded = [], []
     assert run(*RUNS[2], priced_in_c=priced_crowded, python_prices=python_crowded) == reference
     assert priced_crowded == priced_alone and python_crowded == python_alone
+
+
+def test_a_store_larger_than_the_caches_is_not_taken_whole(monkeypatch, empty_cache):
+    """emu server's preload adopts its whole store (adopt_decodes, whole_store);
+    a worker then skips its program's start set (Machine.use_start_set). A
+    store with more blocks than the caches take is only partly adopted, so it
+    must not count as whole: the worker's blocks left out would each cost a
+    store lookup and a call into Python."""
+    monkeypatch.setattr(machine_module, "_whole_store_adopted", set())
+    monkeypatch.setattr(machine_module, "BLOCK_PRICE_CACHE_ENTRIES", 8)
+    decode = (2, (256, 256, 0), 5, None)
+    blocks = [(number.to_bytes(4, "little") + b"\x90", decode) for number in range(9)]
+    assert machine_module.adopt_decodes(("fits",), blocks[:8], whole_store=True) == 8
+    assert machine_module.adopt_decodes(("too large",), blocks, whole_store=True) == 8
+    assert machine_module._whole_store_adopted == {("fits",)}

@@ -87,11 +87,14 @@ def adopt_decodes(price_key: tuple, decodes, whole_store: bool = False) -> int:
     if not SHARE_BLOCK_PRICES:
         return 0
     profile_number = _price_profiles.setdefault(price_key, len(_price_profiles) + 1)
-    if whole_store:
-        _whole_store_adopted.add(price_key)
     adopted = 0
     for code, decoded in decodes:
         if adopted >= BLOCK_PRICE_CACHE_ENTRIES or len(_decoded_blocks) >= BLOCK_PRICE_CACHE_ENTRIES:
+            # A store larger than the caches: some of its blocks are not
+            # here, so a run still adopts its program's start set
+            # (use_start_set), or the blocks left out would each cost a
+            # store lookup and a call into Python.
+            whole_store = False
             break
         count, cost, covered, port_io_offset = decoded
         # As price_block inserts: whole blocks without port I/O only. Those
@@ -105,6 +108,8 @@ def adopt_decodes(price_key: tuple, decodes, whole_store: bool = False) -> int:
         else:
             _decoded_blocks[(price_key, code)] = decoded
         adopted += 1
+    if whole_store:
+        _whole_store_adopted.add(price_key)
     return adopted
 
 

@@ -215,6 +215,9 @@ void hotpath_price_cache_insert(uint32_t profile, const char *code, uint32_t siz
         return;
     uint64_t hash = price_hash(profile, (const uint8_t *)code, size_bytes, 0, 0);
     struct price_entry *e = price_slot(hash, profile, (const uint8_t *)code, size_bytes, 0, 0);
+    if (e->code && e->instructions == instructions && e->entry_fixed == entry_fixed
+            && e->repeat_fixed == repeat_fixed && e->flags == flags)
+        return;     /* already so: leave its page unwritten (emu server's workers share it copy-on-write) */
     if (!e->code) {
         if (price_cache_used >= price_cache_limit)
             return;                      /* at the bound: a pure cache, the block goes to Python */
