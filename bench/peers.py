@@ -30,7 +30,7 @@ from pathlib import Path
 BENCH_DIR = Path(".bench")
 QEMU_DIR = BENCH_DIR / "qemu-user"
 QEMU_BINARY = QEMU_DIR / "usr" / "bin" / "qemu-x86_64-static"
-RUNS = 3            # each figure is the best (least CPU) of RUNS
+RUNS = 3            # each figure is the best (least CPU) of RUNS, or of CHASE_RUNS, HELLO_RUNS, SCALING_RUNS
 
 SYSCALL_PROGRAM = r"""
 #include <stdlib.h>
