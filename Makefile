@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml setup.py emu_x86/emucli/scripts/emu emu_x86/emu/timing/
 	@touch $(STAMP)
 
 # The unicorn package's libunicorn linked again with -Bsymbolic (loading the
-# stock one was 5% of a hello's start-up) and a TLB fill that does not
-# recover CPU state no hook reads (a quarter to a half of each TLB miss):
+# stock one was 5% of a hello's start-up), a TLB fill that does not recover
+# CPU state no hook reads (a quarter to a half of each TLB miss), code buffers
+# without huge pages and a TB hash table started small (each vCPU's start-up):
 # emu_x86/emu/unicorn_relink.py. Every target below depends on it.
 $(RELINKED): $(STAMP) emu_x86/emu/unicorn_relink.py emu_x86/emu/uclib.py
 	$(BIN)/python -m emu_x86.emu.unicorn_relink

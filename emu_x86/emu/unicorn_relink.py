@@ -25,7 +25,7 @@ that fails raises through cpu_loop_exit_restore, in another object, which
 still recovers the state for the fault. A fill hook that reads registers
 would read a stale RIP under this library; the emulator adds none.
 
-The second change: QEMU's tcg_exec_init (accel/tcg/translate-all.c,
+The second: QEMU's tcg_exec_init (accel/tcg/translate-all.c,
 alloc_code_gen_buffer) asks for transparent huge pages on each instance's
 code buffer (madvise MADV_HUGEPAGE). Writing the prologue then faults in a
 whole 2 MiB page, which the kernel zeroes, though a run translates a few
